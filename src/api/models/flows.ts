@@ -1,0 +1,90 @@
+import { t } from "elysia";
+import type { FlowView } from "../../services/flow-views";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** Job options a client may set; anything else is refused rather than silently passed to BullMQ. */
+export const JobOptsSchema = t.Object(
+  {
+    attempts: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
+    backoff: t.Optional(
+      t.Object(
+        { type: t.Union([t.Literal("fixed"), t.Literal("exponential")]), delay: t.Integer({ minimum: 0, maximum: DAY_MS }) },
+        { additionalProperties: false },
+      ),
+    ),
+    delay: t.Optional(t.Integer({ minimum: 0, maximum: 365 * DAY_MS })),
+    priority: t.Optional(t.Integer({ minimum: 0, maximum: 2_097_152 })),
+    failParentOnFailure: t.Optional(t.Literal(true, { description: "the default: a failed job fails its parent" })),
+    ignoreDependencyOnFailure: t.Optional(t.Boolean()),
+    continueParentOnFailure: t.Optional(t.Boolean()),
+    removeDependencyOnFailure: t.Optional(t.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const JobData = t.Record(t.String(), t.Unknown(), { description: "the handler's input; a JSON object" });
+
+export const FlowNodeSchema = t.Recursive(
+  (Self) =>
+    t.Object(
+      {
+        name: t.String({ minLength: 1, maxLength: 100, description: "handler: echo, sleep, http or fail" }),
+        queue: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "one of FLOWD_QUEUES (default: the first)" })),
+        data: t.Optional(JobData),
+        opts: t.Optional(JobOptsSchema),
+        children: t.Optional(t.Array(Self, { maxItems: 100_000 })),
+      },
+      { additionalProperties: false },
+    ),
+  { $id: "FlowNode" },
+);
+
+export const CreateFlowBody = t.Object(
+  { name: t.String({ minLength: 1, maxLength: 200 }), root: FlowNodeSchema },
+  { additionalProperties: false },
+);
+
+export const JobStatus = t.Union(
+  ["pending", "waiting", "waiting-children", "delayed", "active", "completed", "failed", "cancelled"].map((s) => t.Literal(s)),
+);
+export const FlowStatus = t.Union(["running", "completed", "failed", "cancelled"].map((s) => t.Literal(s)));
+
+const jobViewFields = {
+  id: t.String(),
+  jobId: t.String({ description: "the BullMQ job id (changes when a retry re-adds the job)" }),
+  name: t.String(),
+  queueName: t.String(),
+  status: t.String(),
+  data: t.Record(t.String(), t.Unknown()),
+  opts: t.Record(t.String(), t.Unknown()),
+  result: t.Unknown(),
+  error: t.Union([
+    t.Null(),
+    t.Object({ message: t.String(), stack: t.Optional(t.String()), attemptsMade: t.Number() }),
+  ]),
+  attemptsMade: t.Integer(),
+  createdAt: t.String({ format: "date-time" }),
+  updatedAt: t.String({ format: "date-time" }),
+};
+export const JobViewSchema = t.Object(jobViewFields);
+
+export const JobNodeSchema = t.Recursive((Self) => t.Object({ ...jobViewFields, children: t.Array(Self) }), {
+  $id: "JobNode",
+});
+
+const flowSummaryFields = {
+  id: t.String(),
+  name: t.String(),
+  status: t.String(),
+  jobCount: t.Integer(),
+  createdAt: t.String({ format: "date-time" }),
+  updatedAt: t.String({ format: "date-time" }),
+  finishedAt: t.Union([t.Null(), t.String({ format: "date-time" })]),
+};
+export const FlowSummarySchema = t.Object(flowSummaryFields);
+/** Typed as the service's view: Elysia cannot infer through the recursive job node. */
+export const FlowViewSchema = t.Unsafe<FlowView>(t.Object({ ...flowSummaryFields, root: t.Union([t.Null(), JobNodeSchema]) }));
+export const FlowPageSchema = t.Object({ items: t.Array(FlowSummarySchema), nextCursor: t.Union([t.Null(), t.String()]) });
+
+export const IdParams = t.Object({ id: t.String({ minLength: 1, maxLength: 64 }) });

@@ -1,0 +1,45 @@
+import { Elysia } from "elysia";
+import { AppError } from "../../errors";
+import type { Logger } from "../../log";
+
+const body = (code: string, message: string, details?: unknown) => ({
+  error: details === undefined ? { code, message } : { code, message, details },
+});
+
+/** True for errors meaning the database connection is gone, not that the query was wrong. */
+export function isPostgresDown(err: unknown): boolean {
+  const code = (err as { code?: string })?.code ?? "";
+  return ["ECONNREFUSED", "ECONNRESET", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT", "57P01", "57P03"].includes(code);
+}
+
+/** Renders every failure in SPEC's error shape; no stack trace ever reaches a client. */
+export const errorPlugin = (log: Logger) =>
+  new Elysia({ name: "errors" }).onError({ as: "global" }, ({ code, error, set, request }) => {
+    set.headers["content-type"] = "application/json";
+    if (error instanceof AppError) {
+      set.status = error.status;
+      return body(error.code, error.message, error.details);
+    }
+    switch (code) {
+      case "PARSE":
+        set.status = 400;
+        return body("invalid_json", "The request body is not valid JSON; send a JSON object with 'content-type: application/json'.");
+      case "VALIDATION": {
+        set.status = 400;
+        const all = (error as unknown as { all: { path: string; summary?: string; message: string }[] }).all ?? [];
+        const details = all.slice(0, 20).map((e) => ({ path: e.path || "/", message: e.summary ?? e.message }));
+        const first = details[0];
+        return body("invalid_input", first ? `Invalid input at ${first.path}: ${first.message}.` : "Invalid input.", details);
+      }
+      case "NOT_FOUND":
+        set.status = 404;
+        return body("route_not_found", `No route ${request.method} ${new URL(request.url).pathname}; see /docs for the API.`);
+    }
+    if (isPostgresDown(error)) {
+      set.status = 503;
+      return body("postgres_unavailable", "Postgres is unavailable; retry shortly.");
+    }
+    log.error("unhandled error", { err: error, path: new URL(request.url).pathname });
+    set.status = 500;
+    return body("internal_error", "Something went wrong on the server; the error was logged.");
+  });

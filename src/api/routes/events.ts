@@ -1,0 +1,41 @@
+import { Elysia, t } from "elysia";
+import type { Db } from "../../db/client";
+import { userEvents } from "../../db/queries/events";
+import { isEventsExpired } from "../../db/queries/event-log";
+import { AppError } from "../../errors";
+import type { Authenticate } from "../../services/tokens";
+import { authPlugin } from "../plugins/auth";
+import { ErrorSchema } from "../models/errors";
+
+const EventSchema = t.Object({
+  seq: t.Integer(),
+  type: t.String(),
+  flowId: t.Optional(t.String()),
+  jobId: t.Optional(t.String()),
+  status: t.Optional(t.String()),
+  at: t.String({ format: "date-time" }),
+  data: t.Optional(t.Unknown()),
+});
+
+export const eventRoutes = (deps: { db: Db; authenticate: Authenticate }) =>
+  new Elysia({ prefix: "/v1/events", detail: { tags: ["events"] } })
+    .use(authPlugin(deps.authenticate))
+    .get(
+      "/",
+      async ({ user, query }) => {
+        const after = query.after ?? 0;
+        if (query.after !== undefined && (await isEventsExpired(deps.db, after)))
+          throw new AppError(410, "events_expired", `Events after seq ${after} are no longer kept; reload the current state and continue from the newest seq.`);
+        const items = await userEvents(deps.db, { userId: user.userId, after, flowId: query.flowId, limit: query.limit ?? 100 });
+        return { items, nextAfter: items.length > 0 ? items[items.length - 1]!.seq : after };
+      },
+      {
+        query: t.Object({
+          after: t.Optional(t.Integer({ minimum: 0 })),
+          limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000 })),
+          flowId: t.Optional(t.String({ maxLength: 64 })),
+        }),
+        response: { 200: t.Object({ items: t.Array(EventSchema), nextAfter: t.Integer() }), 400: ErrorSchema, 401: ErrorSchema, 410: ErrorSchema },
+        detail: { summary: "The event log after a seq, ascending; 410 events_expired when retention removed what follows it" },
+      },
+    );

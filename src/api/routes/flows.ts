@@ -1,0 +1,62 @@
+import { Elysia, t } from "elysia";
+import type { FlowDeps } from "../../services/flows";
+import { cancelFlow, createFlow, deleteFlow, getFlow, listUserFlows, retryFlow } from "../../services/flows";
+import type { Authenticate } from "../../services/tokens";
+import type { NodeInput } from "../../services/flow-spec";
+import { authPlugin } from "../plugins/auth";
+import { ErrorSchema } from "../models/errors";
+import { CreateFlowBody, FlowPageSchema, FlowStatus, FlowViewSchema, IdParams } from "../models/flows";
+
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema };
+
+export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
+  new Elysia({ prefix: "/v1/flows", detail: { tags: ["flows"] } })
+    .use(authPlugin(deps.authenticate))
+    .post(
+      "/",
+      async ({ user, body, headers, set }) => {
+        const { flow, replayed } = await createFlow(deps, user, body as { name: string; root: NodeInput }, headers["idempotency-key"]);
+        set.status = 201;
+        if (replayed) set.headers["idempotent-replayed"] = "true";
+        return flow;
+      },
+      {
+        body: CreateFlowBody,
+        headers: t.Object({ "idempotency-key": t.Optional(t.String({ minLength: 1, maxLength: 255 })) }),
+        response: { 201: FlowViewSchema, ...errors },
+        detail: { summary: "Create a flow (a tree of jobs); Idempotency-Key makes a repeat return the first answer" },
+      },
+    )
+    .get("/", ({ user, query }) => listUserFlows(deps, user, query), {
+      query: t.Object({
+        status: t.Optional(FlowStatus),
+        limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
+        cursor: t.Optional(t.String({ maxLength: 200 })),
+      }),
+      response: { 200: FlowPageSchema, ...errors },
+      detail: { summary: "List flows, newest first (keyset pages: pass nextCursor as cursor)" },
+    })
+    .get("/:id", async ({ user, params, query }) => await getFlow(deps, user, params.id, query.wait ?? 0), {
+      params: IdParams,
+      query: t.Object({ wait: t.Optional(t.Number({ minimum: 0, maximum: 60 })) }),
+      response: { 200: FlowViewSchema, ...errors },
+      detail: { summary: "A flow with its job tree; ?wait=N answers as soon as it finishes or N seconds pass" },
+    })
+    .post("/:id/cancel", async ({ user, params }) => await cancelFlow(deps, user, params.id), {
+      params: IdParams,
+      response: { 200: FlowViewSchema, ...errors },
+      detail: { summary: "Cancel every unfinished job (409 if the flow already finished)" },
+    })
+    .post("/:id/retry", async ({ user, params }) => await retryFlow(deps, user, params.id), {
+      params: IdParams,
+      response: { 200: FlowViewSchema, ...errors },
+      detail: { summary: "Run the failed jobs and the ancestors they failed again; completed results are kept" },
+    })
+    .delete(
+      "/:id",
+      async ({ user, params, set }) => {
+        await deleteFlow(deps, user, params.id);
+        set.status = 204;
+      },
+      { params: IdParams, detail: { summary: "Delete a finished flow (409 while it runs)" } },
+    );

@@ -1,0 +1,62 @@
+import type { Config } from "../config";
+import type { Database } from "../db/client";
+import { startListener } from "../events/listener";
+import { createHub } from "../events/hub";
+import type { Logger } from "../log";
+import { cancelChannel, createProducer } from "../queues";
+import { createRedis } from "../redis";
+import { createFlowWaiters } from "../services/flow-waiters";
+import { createAuthenticator } from "../services/tokens";
+import { pruneEvents } from "../db/queries/event-log";
+import { createApp } from "./app";
+
+/** The api role: HTTP + WebSocket server, the event listener feeding the socket hub, and log retention. */
+export async function startApi(deps: { config: Config; database: Database; log: Logger }) {
+  const { config, database } = deps;
+  const log = deps.log.child({ component: "api" });
+  const redis = createRedis(config.redisUrl, "request", "flowd-api");
+  redis.on("error", () => {});
+  const producer = createProducer(redis, config);
+  const hub = createHub();
+  const waiters = createFlowWaiters();
+  hub.observe((e) => e.flowId && waiters.notify(e.flowId));
+  const listener = startListener({ db: database.db, sql: database.sql, log, onEvents: (events) => hub.publish(events) });
+  await listener.ready;
+  hub.stats.lastSeq = Math.max(hub.stats.lastSeq, listener.stats.lastSeq);
+
+  const app = createApp({
+    config,
+    database,
+    db: database.db,
+    redis,
+    producer,
+    log,
+    hub,
+    waiters,
+    authenticate: createAuthenticator(database.db),
+    broadcastCancel: async (jobIds) => {
+      if (jobIds.length > 0) await redis.publish(cancelChannel(config.prefix), jobIds.join(","));
+    },
+  });
+  app.listen({ port: config.port, hostname: config.host });
+  hub.attach(app.server!);
+  log.info("listening", { url: `http://${config.host}:${app.server!.port}` });
+
+  const prune = setInterval(() => {
+    pruneEvents(database.db, config.eventsRetentionHours).catch((err) => log.warn("event pruning failed", { err: String(err) }));
+  }, 10 * 60_000);
+
+  return {
+    app,
+    hub,
+    listener,
+    async stop() {
+      clearInterval(prune);
+      await app.stop(true);
+      waiters.releaseAll();
+      await listener.stop();
+      await producer.close();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env bun
+/**
+ * The only module that reads argv and the environment. It parses the command, loads the
+ * configuration and hands both to the code that wires what the command needs.
+ */
+import { ConfigError, loadConfig, type Config } from "./config";
+import { ConnectError } from "./db/client";
+import { createLogger } from "./log";
+import { VERSION } from "./version";
+
+export const USAGE = `flowd ${VERSION} — job flows on BullMQ, with Postgres as the source of truth
+
+Usage:
+  flowd [--role=all|api|worker]        run the service (default: all)
+  flowd migrate                        apply pending database migrations and exit
+  flowd token create --user NAME       create user NAME if missing and print a new API token
+  flowd --help | --version
+
+Roles:
+  all      API and workers in one process
+  api      REST, WebSocket, docs and the database event listener
+  worker   BullMQ workers only (health port with WORKER_HEALTH_PORT)
+
+Environment (defaults):
+  DATABASE_URL              postgres://postgres@127.0.0.1:5432/flowd (created if missing)
+  REDIS_URL                 redis://127.0.0.1:6379
+  PORT, HOST                3000, 127.0.0.1
+  FLOWD_PREFIX              flowd
+  FLOWD_QUEUES              flows
+  WORKER_CONCURRENCY        16
+  FLOWD_ALLOW_PRIVATE_URLS  false
+  LOG_LEVEL                 info (debug|info|warn|error|silent)
+  FLOWD_BODY_LIMIT, FLOWD_MAX_FLOW_JOBS, FLOWD_MAX_FLOW_DEPTH, FLOWD_SHUTDOWN_TIMEOUT_MS,
+  FLOWD_EVENTS_RETENTION_HOURS, WORKER_HEALTH_PORT: see the README
+`;
+
+export type Role = "all" | "api" | "worker";
+export type Command =
+  | { kind: "run"; role: Role }
+  | { kind: "migrate" }
+  | { kind: "token-create"; user: string }
+  | { kind: "help" }
+  | { kind: "version" };
+
+export class UsageError extends Error {}
+
+export function parseArgs(argv: string[]): Command {
+  const args = [...argv];
+  const first = args[0];
+  if (first === "--help" || first === "-h" || first === "help") return expectEnd({ kind: "help" }, args.slice(1));
+  if (first === "--version" || first === "-v") return expectEnd({ kind: "version" }, args.slice(1));
+  if (first === "migrate") return expectEnd({ kind: "migrate" }, args.slice(1));
+  if (first === "token") {
+    if (args[1] !== "create") throw new UsageError(`unknown token command '${args[1] ?? ""}' (expected: token create --user NAME)`);
+    const rest = args.slice(2);
+    let user: string | undefined;
+    while (rest.length > 0) {
+      const arg = rest.shift()!;
+      if (arg === "--user") user = rest.shift();
+      else if (arg.startsWith("--user=")) user = arg.slice("--user=".length);
+      else throw new UsageError(`unknown argument '${arg}'`);
+    }
+    if (!user || !/^[A-Za-z0-9_.@-]{1,100}$/.test(user))
+      throw new UsageError("token create needs --user NAME (letters, digits, _ . @ -, at most 100)");
+    return { kind: "token-create", user };
+  }
+  let role: Role = "all";
+  while (args.length > 0) {
+    const arg = args.shift()!;
+    let value: string | undefined;
+    if (arg === "--role") value = args.shift();
+    else if (arg.startsWith("--role=")) value = arg.slice("--role=".length);
+    else throw new UsageError(`unknown argument '${arg}'`);
+    if (value !== "all" && value !== "api" && value !== "worker")
+      throw new UsageError(`unknown role '${value ?? ""}' (expected all, api or worker)`);
+    role = value;
+  }
+  return { kind: "run", role };
+}
+
+function expectEnd(cmd: Command, rest: string[]): Command {
+  if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+  return cmd;
+}
+
+async function main(): Promise<number> {
+  let command: Command;
+  try {
+    command = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`flowd: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (command.kind === "help") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (command.kind === "version") {
+    process.stdout.write(`flowd ${VERSION}\n`);
+    return 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`flowd: invalid environment:\n${err.problems.map((p) => `  ${p}\n`).join("")}`);
+    return 1;
+  }
+  const log = createLogger(config.logLevel);
+  // Wiring is imported here, after parsing, so --help and --version stay instant.
+  const { runMigrate, runTokenCreate, runService } = await import("./main");
+  try {
+    if (command.kind === "migrate") return await runMigrate(config, log);
+    if (command.kind === "token-create") return await runTokenCreate(config, log, command.user);
+    return await runService(config, log, command.role);
+  } catch (err) {
+    if (err instanceof ConnectError) {
+      process.stderr.write(`flowd: ${err.message}\n`);
+      return 1;
+    }
+    log.error("fatal", { err });
+    process.stderr.write(`flowd: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main();
+  if (code !== -1) process.exit(code);
+}

@@ -1,0 +1,106 @@
+import { Type, type Static } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+
+/** Queues with a fixed meaning; a flow queue may not reuse their names. */
+export const RESERVED_QUEUES = ["jobs", "schedules", "webhooks"] as const;
+
+const QueueList = "^[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64})*$";
+
+/** The environment, one key per variable: the schema is the documentation of what is accepted. */
+export const EnvSchema = Type.Object({
+  DATABASE_URL: Type.String({ pattern: "^postgres(ql)?://", default: "postgres://postgres@127.0.0.1:5432/flowd" }),
+  REDIS_URL: Type.String({ pattern: "^rediss?://", default: "redis://127.0.0.1:6379" }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: "127.0.0.1" }),
+  FLOWD_PREFIX: Type.String({ pattern: "^[A-Za-z0-9_{}.-]{1,64}$", default: "flowd" }),
+  FLOWD_QUEUES: Type.String({ pattern: QueueList, default: "flows" }),
+  WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
+  FLOWD_ALLOW_PRIVATE_URLS: Type.Boolean({ default: false }),
+  LOG_LEVEL: Type.Union(
+    [Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error"), Type.Literal("silent")],
+    { default: "info" },
+  ),
+  FLOWD_BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+  FLOWD_MAX_FLOW_JOBS: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
+  FLOWD_MAX_FLOW_DEPTH: Type.Integer({ minimum: 1, maximum: 1000, default: 32 }),
+  FLOWD_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
+  FLOWD_EVENTS_RETENTION_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 365, default: 24 * 7 }),
+  WORKER_HEALTH_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+});
+export type Env = Static<typeof EnvSchema>;
+
+export type LogLevel = Env["LOG_LEVEL"];
+
+export interface Config {
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly port: number;
+  readonly host: string;
+  readonly prefix: string;
+  readonly flowQueues: readonly string[];
+  readonly workerConcurrency: number;
+  readonly allowPrivateUrls: boolean;
+  readonly logLevel: LogLevel;
+  readonly bodyLimit: number;
+  readonly maxFlowJobs: number;
+  readonly maxFlowDepth: number;
+  readonly shutdownTimeoutMs: number;
+  readonly eventsRetentionHours: number;
+  readonly workerHealthPort: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join("; ")}`);
+  }
+}
+
+/** Reads the variables flowd knows from `env`; reports every invalid one at once. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== "") raw[key] = value;
+  }
+  const withDefaults = Value.Default(EnvSchema, raw);
+  const converted = Value.Convert(EnvSchema, withDefaults);
+  const problems = new Map<string, string>();
+  for (const error of Value.Errors(EnvSchema, converted)) {
+    const name = error.path.replace(/^\//, "").split("/")[0] ?? error.path;
+    if (!problems.has(name)) problems.set(name, `${name}=${JSON.stringify(raw[name])} ${describe(error.schema)}`);
+  }
+  const e = converted as Env;
+  if (!problems.has("FLOWD_QUEUES")) {
+    const reserved = e.FLOWD_QUEUES.split(",").filter((q) => (RESERVED_QUEUES as readonly string[]).includes(q));
+    if (reserved.length > 0)
+      problems.set("FLOWD_QUEUES", `FLOWD_QUEUES may not name the built-in queues ${reserved.join(", ")}`);
+  }
+  if (problems.size > 0) throw new ConfigError([...problems.values()]);
+  return Object.freeze({
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    port: e.PORT,
+    host: e.HOST,
+    prefix: e.FLOWD_PREFIX,
+    flowQueues: Object.freeze([...new Set(e.FLOWD_QUEUES.split(","))]),
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    allowPrivateUrls: e.FLOWD_ALLOW_PRIVATE_URLS,
+    logLevel: e.LOG_LEVEL,
+    bodyLimit: e.FLOWD_BODY_LIMIT,
+    maxFlowJobs: e.FLOWD_MAX_FLOW_JOBS,
+    maxFlowDepth: e.FLOWD_MAX_FLOW_DEPTH,
+    shutdownTimeoutMs: e.FLOWD_SHUTDOWN_TIMEOUT_MS,
+    eventsRetentionHours: e.FLOWD_EVENTS_RETENTION_HOURS,
+    workerHealthPort: e.WORKER_HEALTH_PORT,
+  });
+}
+
+function describe(schema: Record<string, unknown>): string {
+  if (schema.type === "integer")
+    return `must be an integer between ${schema.minimum} and ${schema.maximum}`;
+  if (schema.type === "boolean") return "must be true or false";
+  if (Array.isArray(schema.anyOf))
+    return `must be one of ${schema.anyOf.map((s: { const?: unknown }) => s.const).join(", ")}`;
+  if (typeof schema.pattern === "string") return `must match ${schema.pattern}`;
+  return "is invalid";
+}

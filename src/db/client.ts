@@ -1,0 +1,72 @@
+import postgres, { type Sql } from "postgres";
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import * as schema from "./schema";
+
+export type Db = PostgresJsDatabase<typeof schema>;
+/** A Drizzle transaction: query functions accept either. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+export type DbOrTx = Db | Tx;
+
+export interface Database {
+  db: Db;
+  sql: Sql;
+  url: string;
+  close(): Promise<void>;
+}
+
+export function createDb(url: string, opts: { max?: number } = {}): Database {
+  const sql = postgres(url, {
+    max: opts.max ?? 10,
+    connect_timeout: 5,
+    idle_timeout: 60,
+    onnotice: () => {},
+    // Timestamps are read as ISO strings by the views; keep Date objects from Drizzle.
+  });
+  return { db: drizzle(sql, { schema }), sql, url, close: () => sql.end({ timeout: 5 }) };
+}
+
+/** The URL with its password replaced, safe to print. */
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
+  }
+}
+
+/** Thrown when a service cannot be reached at start; its message is the one line a person sees. */
+export class ConnectError extends Error {}
+
+const describeCause = (err: unknown) => {
+  const e = err as { code?: string; message?: string; errors?: { message?: string }[] };
+  return e?.code ?? e?.errors?.[0]?.message ?? e?.message ?? String(err);
+};
+
+/** Connects once; creates the database when it does not exist (the default URL names one that may not). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const probe = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    await probe`select 1`;
+    return;
+  } catch (err) {
+    if ((err as { code?: string }).code !== "3D000")
+      throw new ConnectError(`cannot reach Postgres at ${maskUrl(url)} (${describeCause(err)}); start it or set DATABASE_URL`);
+  } finally {
+    await probe.end({ timeout: 1 }).catch(() => {});
+  }
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ""));
+  target.pathname = "/postgres";
+  const admin = postgres(target.toString(), { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database "${name.replaceAll('"', '""')}"`);
+  } catch (err) {
+    // Another process starting at the same moment may have created it first.
+    if ((err as { code?: string }).code !== "42P04")
+      throw new ConnectError(`cannot create database "${name}" at ${maskUrl(url)} (${describeCause(err)})`);
+  } finally {
+    await admin.end({ timeout: 1 }).catch(() => {});
+  }
+}

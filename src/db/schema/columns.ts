@@ -1,0 +1,29 @@
+import { bigint, integer, jsonb, text, timestamp } from "drizzle-orm/pg-core";
+
+/**
+ * The columns every tracked job has, whether it belongs to a flow or stands alone: one shape,
+ * so one status recorder and one view serve both tables.
+ */
+export const jobColumns = () => ({
+  id: text("id").primaryKey(),
+  /** The BullMQ job id; changes when a retry re-adds the job, the row id never does. */
+  jobId: text("job_id").notNull().unique(),
+  userId: text("user_id").notNull(),
+  name: text("name").notNull(),
+  queueName: text("queue_name").notNull(),
+  data: jsonb("data").notNull().$type<Record<string, unknown>>(),
+  opts: jsonb("opts").notNull().$type<Record<string, unknown>>(),
+  status: text("status").notNull().default("waiting"),
+  result: jsonb("result"),
+  error: jsonb("error").$type<{ message: string; stack?: string; attemptsMade: number } | null>(),
+  attemptsMade: integer("attempts_made").notNull().default(0),
+  /** Attempts made by earlier runs (before a retry re-added the job): `fail`'s `times` counts across runs. */
+  attemptsBase: integer("attempts_base").notNull().default(0),
+  /**
+   * Position (ms * 1e6 + seq) of the last BullMQ stream event applied to this row: an event at or
+   * before it is stale or a duplicate and is ignored, so at-least-once delivery never moves a job back.
+   */
+  eventPos: bigint("event_pos", { mode: "number" }).notNull().default(0),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});

@@ -1,0 +1,48 @@
+import { sql } from "drizzle-orm";
+import { type AnyPgColumn, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { users } from "./users";
+import { jobColumns } from "./columns";
+
+export const flows = pgTable(
+  "flows",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** running | completed | failed | cancelled — kept equal to the root job's outcome by a trigger. */
+    status: text("status").notNull().default("running"),
+    rootId: text("root_id"),
+    jobCount: integer("job_count").notNull(),
+    /** Bumped on every retry; a retried job gets a new BullMQ id derived from it. */
+    generation: integer("generation").notNull().default(0),
+    idempotencyKey: text("idempotency_key"),
+    requestHash: text("request_hash"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [
+    // Newest-first keyset pages, with and without a status filter.
+    index("flows_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
+    index("flows_user_status_created_idx").on(t.userId, t.status, t.createdAt.desc(), t.id.desc()),
+    uniqueIndex("flows_user_idempotency_idx").on(t.userId, t.idempotencyKey).where(sql`${t.idempotencyKey} is not null`),
+  ],
+);
+
+export const flowJobs = pgTable(
+  "flow_jobs",
+  {
+    ...jobColumns(),
+    flowId: text("flow_id").notNull().references(() => flows.id, { onDelete: "cascade" }),
+    parentId: text("parent_id").references((): AnyPgColumn => flowJobs.id, { onDelete: "cascade" }),
+    /** Row ids of the direct children, in the order given (BullMQ ids change on retry; these do not). */
+    children: jsonb("children").$type<string[]>(),
+    depth: integer("depth").notNull().default(0),
+  },
+  (t) => [
+    index("flow_jobs_flow_idx").on(t.flowId),
+    index("flow_jobs_parent_idx").on(t.parentId),
+    // The enqueuer's scan for rows accepted but not yet in Redis.
+    index("flow_jobs_pending_idx").on(t.createdAt).where(sql`${t.status} = 'pending'`),
+  ],
+);

@@ -1,0 +1,4 @@
+export * from "./users";
+export * from "./flows";
+export * from "./jobs";
+export * from "./events";

@@ -1,0 +1,47 @@
+/** Domain errors: each has a fixed code and HTTP status; the error plugin renders them. */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export class InvalidInput extends AppError {
+  constructor(message: string, details?: unknown, code = "invalid_input") {
+    super(400, code, message, details);
+  }
+}
+
+export class Unauthorized extends AppError {
+  constructor(message = "Send a valid API token as 'Authorization: Bearer <token>' (create one with 'flowd token create --user NAME').") {
+    super(401, "unauthorized", message);
+  }
+}
+
+export class NotFound extends AppError {
+  constructor(what: string, id: string) {
+    super(404, "not_found", `No ${what} with id '${id}' exists for this user.`);
+  }
+}
+
+export class Conflict extends AppError {
+  constructor(code: string, message: string, details?: unknown) {
+    super(409, code, message, details);
+  }
+}
+
+export class TooLarge extends AppError {
+  constructor(message: string, details?: unknown) {
+    super(413, "payload_too_large", message, details);
+  }
+}
+
+export class Unavailable extends AppError {
+  constructor(what: "postgres" | "redis", message?: string) {
+    super(503, `${what}_unavailable`, message ?? `${what === "postgres" ? "Postgres" : "Redis"} is unavailable; retry shortly.`);
+  }
+}

@@ -1,0 +1,57 @@
+import type { FlowdEvent, LoggedEvent } from "./types";
+
+/** Anything that can publish to a topic: Bun's server. */
+export interface Publisher {
+  publish(topic: string, message: string): unknown;
+}
+
+export const userTopic = (userId: string) => `u:${userId}`;
+export const flowTopic = (flowId: string) => `f:${flowId}`;
+
+/**
+ * Fans events out to sockets through Bun's native pub/sub: a topic per user and one per flow.
+ * It knows topics and sockets, not SQL. `lastSeq` is the highest seq published, which lets a
+ * subscriber replaying from the log know exactly where live delivery takes over.
+ */
+export function createHub() {
+  let server: Publisher | null = null;
+  const listeners = new Set<(e: LoggedEvent) => void>();
+  const stats = { lastSeq: 0, published: 0 };
+  return {
+    stats,
+    get lastSeq() {
+      return stats.lastSeq;
+    },
+    attach(publisher: Publisher) {
+      server = publisher;
+    },
+    /** In-process observers (long-polls); called for every event before it goes out. */
+    observe(fn: (e: LoggedEvent) => void) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    publish(events: LoggedEvent[]) {
+      for (const e of events) {
+        if (e.seq <= stats.lastSeq) continue;
+        stats.lastSeq = e.seq;
+        for (const fn of listeners) fn(e);
+        if (!server) continue;
+        const message = toWireMessage(e);
+        server.publish(userTopic(e.userId), message);
+        if (e.flowId) server.publish(flowTopic(e.flowId), message);
+        stats.published++;
+      }
+    },
+  };
+}
+export type Hub = ReturnType<typeof createHub>;
+
+/**
+ * A socket message for an event: `type` is the message kind ("event", like "pong" or "error"), so the
+ * event's own type travels as `event`.
+ */
+export function toWireMessage(e: FlowdEvent | LoggedEvent): string {
+  const { type, ...rest } = e;
+  delete (rest as Partial<LoggedEvent>).userId;
+  return JSON.stringify({ type: "event", event: type, ...rest });
+}

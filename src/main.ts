@@ -1,0 +1,94 @@
+import type { Config } from "./config";
+import { createDb, ensureDatabase, type Database } from "./db/client";
+import { migrate } from "./db/migrate";
+import { createLifecycle } from "./lifecycle";
+import type { Logger } from "./log";
+import type { Role } from "./cli";
+import { checkRedis } from "./redis";
+import { createToken } from "./services/tokens";
+import { hasAnyToken } from "./db/queries/users";
+import { startApi } from "./api/start";
+import { startWorkers } from "./workers/start";
+
+/** Every command that touches the database goes through here: create it if missing, then migrate. */
+export async function openDatabase(config: Config, log: Logger, max?: number): Promise<Database> {
+  await ensureDatabase(config.databaseUrl);
+  const database = createDb(config.databaseUrl, { max });
+  await migrate(database.sql, log);
+  return database;
+}
+
+export async function runMigrate(config: Config, log: Logger): Promise<number> {
+  await ensureDatabase(config.databaseUrl);
+  const database = createDb(config.databaseUrl, { max: 1 });
+  try {
+    const applied = await migrate(database.sql, log);
+    log.info("migrations up to date", { applied });
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+export async function runTokenCreate(config: Config, log: Logger, user: string): Promise<number> {
+  const database = await openDatabase(config, log, 1);
+  try {
+    const { token, prefix } = await createToken(database.db, user);
+    process.stderr.write(`Created a token for user '${user}' (prefix ${prefix}). It is shown once; store it now.\n`);
+    process.stdout.write(`${token}\n`);
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+/** Runs a role until SIGTERM/SIGINT; the second signal or the shutdown timer forces the exit. */
+export async function runService(config: Config, rootLog: Logger, role: Role): Promise<number> {
+  const log = rootLog.child({ role });
+  const started = performance.now();
+  const redisInfo = await checkRedis(config.redisUrl);
+  if (redisInfo.maxmemoryPolicy && redisInfo.maxmemoryPolicy !== "noeviction")
+    log.warn("Redis maxmemory-policy is not noeviction: Redis may evict BullMQ keys under memory pressure and lose jobs", {
+      maxmemoryPolicy: redisInfo.maxmemoryPolicy,
+    });
+  const database = await openDatabase(config, log);
+  const lifecycle = createLifecycle(log);
+  lifecycle.add("postgres", () => database.close());
+  try {
+    if (role === "worker" || role === "all") {
+      const workers = await startWorkers({ config, database, log });
+      lifecycle.add("workers", workers.stop);
+    }
+    if (role === "api" || role === "all") {
+      const api = await startApi({ config, database, log });
+      lifecycle.add("api", api.stop);
+    }
+  } catch (err) {
+    await lifecycle.stopAll();
+    throw err;
+  }
+  log.info("flowd ready", { startupMs: Math.round(performance.now() - started), port: role === "worker" ? undefined : config.port });
+  if (role !== "worker" && !(await hasAnyToken(database.db)))
+    log.info("no API token exists yet; create one with: flowd token create --user NAME (from a checkout: bun run start -- token create --user NAME)");
+
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: string) => {
+      if (lifecycle.stopping) {
+        log.warn("second signal; exiting now", { signal });
+        process.exit(130);
+      }
+      log.info("shutting down", { signal });
+      const timer = setTimeout(() => {
+        log.error("shutdown took too long; exiting", { timeoutMs: config.shutdownTimeoutMs });
+        process.exit(1);
+      }, config.shutdownTimeoutMs);
+      timer.unref();
+      lifecycle.stopAll().then(() => {
+        log.info("stopped");
+        resolve(0);
+      });
+    };
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
+  });
+}

@@ -1,0 +1,43 @@
+import { FlowProducer, Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Config } from "./config";
+
+/** Kept in Redis this long after finishing; Postgres keeps the record for good. */
+export const REDIS_RETENTION = {
+  removeOnComplete: { age: 24 * 3600 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+} as const;
+
+/** Events each queue's stream keeps; the status recorder must not fall further behind than this. */
+export const EVENT_STREAM_MAX_LEN = 100_000;
+
+/** Producer-side BullMQ objects over one shared connection: adding, removing and inspecting jobs. */
+export function createProducer(redis: Redis, config: Pick<Config, "prefix">) {
+  const flowProducer = new FlowProducer({ connection: redis, prefix: config.prefix });
+  flowProducer.on("error", () => {});
+  const queues = new Map<string, Queue>();
+  return {
+    flowProducer,
+    queue(name: string): Queue {
+      let q = queues.get(name);
+      if (!q) {
+        q = new Queue(name, {
+          connection: redis,
+          prefix: config.prefix,
+          streams: { events: { maxLen: EVENT_STREAM_MAX_LEN } },
+          skipWaitingForReady: true,
+        });
+        q.on("error", () => {});
+        queues.set(name, q);
+      }
+      return q;
+    },
+    async close() {
+      await Promise.allSettled([flowProducer.close(), ...[...queues.values()].map((q) => q.close())]);
+    },
+  };
+}
+export type Producer = ReturnType<typeof createProducer>;
+
+/** Publishes job ids to cancel; every worker process listens and aborts those it is running. */
+export const cancelChannel = (prefix: string) => `${prefix}:flowd:cancel`;

@@ -1,0 +1,45 @@
+import IORedis, { type Redis, type RedisOptions } from "ioredis";
+import { ConnectError, maskUrl } from "./db/client";
+
+/**
+ * `blocking`: for BullMQ workers and stream readers, which must wait out outages (BullMQ requires
+ * `maxRetriesPerRequest: null`). `request`: for the API, which must fail fast while Redis is down
+ * so that a request answers 503 or leaves its flow `pending` instead of hanging.
+ */
+export function createRedis(url: string, purpose: "blocking" | "request", name = "flowd"): Redis {
+  const common: RedisOptions = {
+    connectionName: name,
+    connectTimeout: 3_000,
+    retryStrategy: (attempt) => Math.min(100 * attempt, 2_000),
+    lazyConnect: false,
+  };
+  return purpose === "blocking"
+    ? new IORedis(url, { ...common, maxRetriesPerRequest: null })
+    : new IORedis(url, { ...common, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+}
+
+/** One quick connection attempt, so a start-up against an unreachable Redis says so in one line. */
+export async function checkRedis(url: string): Promise<{ maxmemoryPolicy: string | null }> {
+  const probe = new IORedis(url, { lazyConnect: true, connectTimeout: 3_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on("error", () => {});
+  try {
+    await probe.connect();
+    await probe.ping();
+    return { maxmemoryPolicy: await readMaxmemoryPolicy(probe) };
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    throw new ConnectError(`cannot reach Redis at ${maskUrl(url)} (${e.code ?? e.message}); start it or set REDIS_URL`);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** BullMQ needs `noeviction`; managed Redis services sometimes forbid CONFIG, hence null. */
+export async function readMaxmemoryPolicy(redis: Redis): Promise<string | null> {
+  try {
+    const reply = (await redis.config("GET", "maxmemory-policy")) as string[];
+    return reply[1] ?? null;
+  } catch {
+    return null;
+  }
+}

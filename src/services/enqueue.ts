@@ -1,0 +1,56 @@
+import type { FlowJob } from "bullmq";
+import type { Db } from "../db/client";
+import { markEnqueued } from "../db/queries/flows";
+import type { Logger } from "../log";
+import type { Producer } from "../queues";
+import { buildRedisTrees, initialStatus, type EnqueueRow } from "./flow-redis";
+
+/** How long an add may wait for Redis before the caller answers and leaves the rows `pending`. */
+export const ADD_TIMEOUT_MS = 3_000;
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: Timer | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from Redis within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Adds a set of tracked rows' `pending` jobs to Redis and moves those rows to their first queued
+ * status. Safe to repeat: BullMQ ignores an add whose job id exists.
+ */
+export async function enqueueRows(deps: { db: Db; producer: Producer }, table: "flow_jobs" | "jobs", rows: EnqueueRow[]) {
+  const trees = buildRedisTrees(rows);
+  if (trees.length === 0) return;
+  await withTimeout(addTrees(deps.producer, trees), ADD_TIMEOUT_MS, "adding jobs");
+  const pending = rows.filter((r) => r.status === "pending");
+  const pendingIds = new Set(pending.map((r) => r.id));
+  const withPendingChildren = new Set(pending.filter((r) => r.parentId && pendingIds.has(r.parentId)).map((r) => r.parentId!));
+  await markEnqueued(deps.db, table, pending.map((r) => ({ id: r.id, status: initialStatus(r, withPendingChildren) })));
+}
+
+async function addTrees(producer: Producer, trees: FlowJob[]) {
+  const [first] = trees;
+  if (trees.length === 1 && first) await producer.flowProducer.add(first);
+  else await producer.flowProducer.addBulk(trees);
+}
+
+/**
+ * Removes jobs from Redis, parents before children: removing a child first would release its
+ * parent to run. Running (locked) jobs cannot be removed; they are aborted by the cancel broadcast.
+ */
+export async function removeFromRedis(
+  deps: { producer: Producer; log: Logger },
+  rows: { jobId: string; queueName: string; depth?: number }[],
+) {
+  const byDepth = new Map<number, typeof rows>();
+  for (const r of rows) byDepth.set(r.depth ?? 0, [...(byDepth.get(r.depth ?? 0) ?? []), r]);
+  for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
+    const results = await Promise.allSettled(
+      byDepth.get(depth)!.map((r) => withTimeout(deps.producer.queue(r.queueName).remove(r.jobId), ADD_TIMEOUT_MS, "removing a job")),
+    );
+    const failed = results.filter((r) => r.status === "rejected");
+    if (failed.length > 0) deps.log.warn("some jobs could not be removed from Redis", { count: failed.length, reason: String((failed[0] as PromiseRejectedResult).reason) });
+  }
+}

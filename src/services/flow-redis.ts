@@ -1,0 +1,71 @@
+import type { FlowJob, JobsOptions } from "bullmq";
+import { REDIS_RETENTION } from "../queues";
+import type { JobOpts } from "./flow-spec";
+import type { JobEnvelope } from "./job-envelope";
+
+/** The fields of a tracked job row needed to put it into Redis. */
+export interface EnqueueRow {
+  id: string;
+  jobId: string;
+  parentId: string | null;
+  name: string;
+  queueName: string;
+  data: Record<string, unknown>;
+  opts: JobOpts;
+  status: string;
+  result: unknown;
+  attemptsMade: number;
+}
+
+/** flowd's failure rule: a failed child fails its parent unless the child chose another policy. */
+export function bullOptions(opts: JobOpts, jobId: string, hasParent: boolean): JobsOptions {
+  const { failParentOnFailure, ignoreDependencyOnFailure, continueParentOnFailure, removeDependencyOnFailure, ...rest } = opts;
+  const otherPolicy = ignoreDependencyOnFailure || continueParentOnFailure || removeDependencyOnFailure;
+  return {
+    ...rest,
+    jobId,
+    ...REDIS_RETENTION,
+    ...(hasParent && !otherPolicy ? { failParentOnFailure: failParentOnFailure ?? true } : {}),
+    ...(ignoreDependencyOnFailure ? { ignoreDependencyOnFailure } : {}),
+    ...(continueParentOnFailure ? { continueParentOnFailure } : {}),
+    ...(removeDependencyOnFailure ? { removeDependencyOnFailure } : {}),
+  };
+}
+
+/**
+ * Builds the BullMQ trees for a flow's `pending` rows. Each tree is rooted at a pending row whose
+ * parent is not pending; a pending row's completed children are not re-run — their results ride
+ * along in the envelope's `kept`.
+ */
+export function buildRedisTrees(rows: EnqueueRow[]): FlowJob[] {
+  const byParent = new Map<string | null, EnqueueRow[]>();
+  for (const row of rows) {
+    const list = byParent.get(row.parentId) ?? [];
+    list.push(row);
+    byParent.set(row.parentId, list);
+  }
+  const pendingIds = new Set(rows.filter((r) => r.status === "pending").map((r) => r.id));
+  const node = (row: EnqueueRow): FlowJob => {
+    const children = byParent.get(row.id) ?? [];
+    const kept: Record<string, unknown> = {};
+    for (const c of children) if (c.status === "completed") kept[c.jobId] = c.result;
+    const data: JobEnvelope = { data: row.data };
+    if (Object.keys(kept).length > 0) data.kept = kept;
+    if (row.attemptsMade > 0) data.attemptsBefore = row.attemptsMade;
+    const pendingChildren = children.filter((c) => pendingIds.has(c.id));
+    return {
+      name: row.name,
+      queueName: row.queueName,
+      data,
+      opts: bullOptions(row.opts, row.jobId, row.parentId !== null),
+      ...(pendingChildren.length > 0 ? { children: pendingChildren.map(node) } : {}),
+    };
+  };
+  return rows.filter((r) => pendingIds.has(r.id) && (r.parentId === null || !pendingIds.has(r.parentId))).map(node);
+}
+
+/** The status a job takes once it is in Redis, before any worker touches it. */
+export function initialStatus(row: Pick<EnqueueRow, "id" | "opts">, pendingChildIds: Set<string>): string {
+  if (pendingChildIds.has(row.id)) return "waiting-children";
+  return (row.opts.delay ?? 0) > 0 ? "delayed" : "waiting";
+}

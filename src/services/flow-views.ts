@@ -1,0 +1,80 @@
+import type { FlowJobRow, FlowRow } from "../db/queries/flows";
+
+export interface JobError {
+  message: string;
+  stack?: string;
+  attemptsMade: number;
+}
+
+export interface JobView {
+  id: string;
+  jobId: string;
+  name: string;
+  queueName: string;
+  status: string;
+  data: Record<string, unknown>;
+  opts: Record<string, unknown>;
+  result: unknown;
+  error: JobError | null;
+  attemptsMade: number;
+  createdAt: string;
+  updatedAt: string;
+}
+export interface JobNodeView extends JobView {
+  children: JobNodeView[];
+}
+export interface FlowSummary {
+  id: string;
+  name: string;
+  status: string;
+  jobCount: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+export interface FlowView extends FlowSummary {
+  root: JobNodeView | null;
+}
+
+export function jobView(r: {
+  id: string; jobId: string; name: string; queueName: string; status: string; data: unknown; opts: unknown;
+  result: unknown; error: unknown; attemptsMade: number; createdAt: Date; updatedAt: Date;
+}): JobView {
+  return {
+    id: r.id,
+    jobId: r.jobId,
+    name: r.name,
+    queueName: r.queueName,
+    status: r.status,
+    data: r.data as Record<string, unknown>,
+    opts: r.opts as Record<string, unknown>,
+    result: r.result ?? null,
+    error: (r.error as JobError | null) ?? null,
+    attemptsMade: r.attemptsMade,
+    createdAt: r.createdAt.toISOString(),
+    updatedAt: r.updatedAt.toISOString(),
+  };
+}
+
+export const flowSummary = (f: FlowRow): FlowSummary => ({
+  id: f.id,
+  name: f.name,
+  status: f.status,
+  jobCount: f.jobCount,
+  createdAt: f.createdAt.toISOString(),
+  updatedAt: f.updatedAt.toISOString(),
+  finishedAt: f.finishedAt?.toISOString() ?? null,
+});
+
+/** The flow with its jobs nested under their parents; siblings keep the order given (each row lists its children). */
+export function flowView(f: FlowRow, rows: FlowJobRow[]): FlowView {
+  const nodes = new Map(rows.map((r) => [r.id, { ...jobView(r), children: [] as JobNodeView[] }]));
+  for (const r of rows) {
+    const node = nodes.get(r.id)!;
+    for (const childId of r.children ?? []) {
+      const child = nodes.get(childId);
+      if (child) node.children.push(child);
+    }
+  }
+  return { ...flowSummary(f), root: f.rootId ? (nodes.get(f.rootId) ?? null) : null };
+}

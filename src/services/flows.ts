@@ -1,0 +1,228 @@
+import { createHash } from "node:crypto";
+import type { Config } from "../config";
+import type { Db } from "../db/client";
+import {
+  bumpGeneration,
+  cancelUnfinished,
+  deleteFlowRow,
+  findFlow,
+  findFlowByIdempotencyKey,
+  flowJobsOf,
+  insertFlow,
+  listFlows,
+  lockFlow,
+  resetForRetry,
+  type FlowJobRow,
+  type FlowRow,
+} from "../db/queries/flows";
+import { Conflict, InvalidInput, NotFound } from "../errors";
+import { newId } from "../ids";
+import type { Logger } from "../log";
+import type { Producer } from "../queues";
+import { planFlow, type NodeInput } from "./flow-spec";
+import { flowView, flowSummary, type FlowView } from "./flow-views";
+import type { FlowWaiters } from "./flow-waiters";
+import { enqueueRows, removeFromRedis } from "./enqueue";
+import { decodeCursor, encodeCursor } from "./cursor";
+
+export interface FlowDeps {
+  config: Config;
+  db: Db;
+  producer: Producer;
+  log: Logger;
+  waiters: FlowWaiters;
+  /** Asks every worker process to abort these running jobs. */
+  broadcastCancel(jobIds: string[]): Promise<void>;
+}
+
+export interface User {
+  userId: string;
+}
+
+const requestHash = (body: unknown) => createHash("sha256").update(JSON.stringify(body)).digest("hex");
+
+/**
+ * Validates the tree, writes the flow and every job in one transaction (status `pending`), then adds
+ * the tree to Redis under the pre-assigned ids. If Redis refuses, the flow stays `pending` and the
+ * enqueuer adds it later: an accepted flow is never lost, and the ids make a second add a no-op.
+ */
+export async function createFlow(
+  deps: FlowDeps,
+  user: User,
+  body: { name: string; root: NodeInput },
+  idempotencyKey?: string,
+): Promise<{ flow: FlowView; replayed: boolean }> {
+  const hash = requestHash(body);
+  if (idempotencyKey) {
+    const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
+    if (existing) return { flow: await replay(deps, existing, hash), replayed: true };
+  }
+  const planned = planFlow(body.root, deps.config);
+  const flowId = newId();
+  const now = new Date();
+  const rows = planned.map((p) => ({
+    id: p.id,
+    jobId: p.jobId,
+    userId: user.userId,
+    flowId,
+    parentId: p.parentId,
+    name: p.name,
+    queueName: p.queueName,
+    data: p.data,
+    opts: p.opts as Record<string, unknown>,
+    status: "pending",
+    children: p.childIds,
+    depth: p.depth,
+    createdAt: now,
+    updatedAt: now,
+  }));
+  try {
+    await deps.db.transaction((tx) =>
+      insertFlow(
+        tx,
+        {
+          id: flowId,
+          userId: user.userId,
+          name: body.name,
+          rootId: planned[0]!.id,
+          jobCount: planned.length,
+          idempotencyKey: idempotencyKey ?? null,
+          requestHash: idempotencyKey ? hash : null,
+          createdAt: now,
+          updatedAt: now,
+        },
+        rows,
+      ),
+    );
+  } catch (err) {
+    // Two requests with one key raced; the loser answers with the winner's flow.
+    if (idempotencyKey && (err as { code?: string }).code === "23505") {
+      const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
+      if (existing) return { flow: await replay(deps, existing, hash), replayed: true };
+    }
+    throw err;
+  }
+  await enqueueRows(deps, "flow_jobs", await flowJobsOf(deps.db, flowId)).catch((err) =>
+    deps.log.warn("flow accepted but not yet in Redis; the enqueuer will add it", { flowId, err: String(err) }),
+  );
+  return { flow: await loadView(deps, user, flowId), replayed: false };
+}
+
+async function replay(deps: FlowDeps, existing: FlowRow, hash: string): Promise<FlowView> {
+  if (existing.requestHash !== hash)
+    throw new Conflict(
+      "idempotency_key_reused",
+      "This Idempotency-Key was already used with a different request body; use a new key for a new flow.",
+      { flowId: existing.id },
+    );
+  return flowView(existing, await flowJobsOf(deps.db, existing.id));
+}
+
+async function loadView(deps: FlowDeps, user: User, id: string): Promise<FlowView> {
+  const flow = await findFlow(deps.db, user.userId, id);
+  if (!flow) throw new NotFound("flow", id);
+  return flowView(flow, await flowJobsOf(deps.db, id));
+}
+
+/** The flow as Postgres has it; with `waitSeconds`, answers as soon as it finishes or the time passes. */
+export async function getFlow(deps: FlowDeps, user: User, id: string, waitSeconds = 0): Promise<FlowView> {
+  let flow = await findFlow(deps.db, user.userId, id);
+  if (!flow) throw new NotFound("flow", id);
+  const deadline = Date.now() + waitSeconds * 1000;
+  while (flow.status === "running" && Date.now() < deadline) {
+    await deps.waiters.wait(id, deadline - Date.now());
+    flow = (await findFlow(deps.db, user.userId, id)) ?? flow;
+  }
+  return flowView(flow, await flowJobsOf(deps.db, id));
+}
+
+export async function listUserFlows(deps: FlowDeps, user: User, q: { status?: string; limit?: number; cursor?: string }) {
+  const limit = q.limit ?? 20;
+  const before = q.cursor ? decodeCursor(q.cursor) : undefined;
+  const rows = await listFlows(deps.db, user.userId, { status: q.status, limit: limit + 1, before });
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map(flowSummary),
+    nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+  };
+}
+
+/** Unfinished jobs become `cancelled` in Postgres first (that decides), then leave Redis; running ones are aborted. */
+export async function cancelFlow(deps: FlowDeps, user: User, id: string): Promise<FlowView> {
+  const cancelled = await deps.db.transaction(async (tx) => {
+    const flow = await lockFlow(tx, user.userId, id);
+    if (!flow) throw new NotFound("flow", id);
+    if (flow.status !== "running")
+      throw new Conflict("flow_finished", `The flow already finished as '${flow.status}'; only a running flow can be cancelled.`);
+    return cancelUnfinished(tx, id);
+  });
+  const ordered = [...cancelled].sort((a, b) => a.depth - b.depth);
+  // Every unfinished job, not only those Postgres saw start: the recorder may not have caught up yet.
+  await deps.broadcastCancel(ordered.map((r) => r.jobId)).catch((err) =>
+    deps.log.warn("could not broadcast cancel", { flowId: id, err: String(err) }),
+  );
+  await removeFromRedis(deps, ordered);
+  return loadView(deps, user, id);
+}
+
+/**
+ * Runs the failed part of a flow again: every job not completed, from the root down, gets a new
+ * BullMQ id and goes back to `pending`; completed jobs keep their results, which reach their
+ * parents through the envelope. The flow is `running` again until the root finishes.
+ */
+export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise<FlowView> {
+  const previous = await deps.db.transaction(async (tx) => {
+    const flow = await lockFlow(tx, user.userId, id);
+    if (!flow) throw new NotFound("flow", id);
+    if (flow.status === "running")
+      throw new Conflict("flow_running", "The flow is still running; retry it once it has failed.");
+    if (flow.status !== "failed")
+      throw new Conflict("nothing_to_retry", `The flow finished as '${flow.status}'; only a failed flow can be retried.`);
+    const rows = await flowJobsOf(tx, id);
+    const rerun = unfinishedFromRoot(rows);
+    const generation = await bumpGeneration(tx, id);
+    await resetForRetry(tx, rerun.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
+    return rerun;
+  });
+  await removeFromRedis(deps, previous);
+  await enqueueRows(deps, "flow_jobs", await flowJobsOf(deps.db, id)).catch((err) =>
+    deps.log.warn("retry accepted but not yet in Redis; the enqueuer will add it", { flowId: id, err: String(err) }),
+  );
+  return loadView(deps, user, id);
+}
+
+/** Jobs not completed that are reachable from the root through jobs not completed, parents first. */
+function unfinishedFromRoot(rows: FlowJobRow[]): FlowJobRow[] {
+  const children = new Map<string, FlowJobRow[]>();
+  for (const r of rows) if (r.parentId) children.set(r.parentId, [...(children.get(r.parentId) ?? []), r]);
+  const out: FlowJobRow[] = [];
+  const walk = (r: FlowJobRow) => {
+    if (r.status === "completed") return;
+    out.push(r);
+    for (const c of children.get(r.id) ?? []) walk(c);
+  };
+  const root = rows.find((r) => r.parentId === null);
+  if (root) walk(root);
+  return out;
+}
+
+/** Deletes a finished flow: its rows (with its events kept in the log) and its jobs still in Redis. */
+export async function deleteFlow(deps: FlowDeps, user: User, id: string): Promise<void> {
+  const rows = await deps.db.transaction(async (tx) => {
+    const flow = await lockFlow(tx, user.userId, id);
+    if (!flow) throw new NotFound("flow", id);
+    if (flow.status === "running")
+      throw new Conflict("flow_running", "The flow is still running; cancel it or wait for it to finish before deleting it.");
+    const jobs = await flowJobsOf(tx, id);
+    await deleteFlowRow(tx, id);
+    return jobs;
+  });
+  await removeFromRedis(deps, rows);
+}
+
+export function parseWait(raw: number | undefined): number {
+  if (raw === undefined) return 0;
+  if (!Number.isFinite(raw) || raw < 0 || raw > 60) throw new InvalidInput("wait must be between 0 and 60 seconds.");
+  return raw;
+}

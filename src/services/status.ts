@@ -1,0 +1,72 @@
+/**
+ * The one rule for turning BullMQ's own events into job status changes. Every transition —
+ * including those made inside Redis alone (a parent released by its last child, a delayed job
+ * coming due, a retry started from another tool) — appears in the queue's event stream, so the
+ * recorder follows the stream instead of trusting whoever happened to run the job.
+ */
+export interface StreamEvent {
+  queue: string;
+  /** Redis stream entry id, `ms-seq`; increases within a queue's stream. */
+  id: string;
+  fields: Record<string, string>;
+}
+
+export interface StatusChange {
+  jobId: string;
+  status: string;
+  result?: unknown;
+  error?: { message: string; stack?: string; attemptsMade: number };
+  attemptsMade?: number;
+  /** Stream position as one number; a row only accepts changes with a larger one. */
+  pos: number;
+}
+
+const DIRECT: Record<string, string> = {
+  waiting: "waiting",
+  "waiting-children": "waiting-children",
+  delayed: "delayed",
+  active: "active",
+  completed: "completed",
+  failed: "failed",
+  // Removed by someone else (a cancel here already wrote `cancelled`): the job will not run.
+  removed: "cancelled",
+};
+
+/** ms-seq → ms * 1e6 + seq: exact in a double for the next few centuries at < 1e6 events per ms. */
+export const streamPos = (id: string) => {
+  const [ms, seq] = id.split("-");
+  return Number(ms) * 1_000_000 + Number(seq ?? 0);
+};
+
+export function toStatusChange(e: StreamEvent): StatusChange | null {
+  const status = DIRECT[e.fields.event ?? ""];
+  const jobId = e.fields.jobId;
+  if (!status || !jobId) return null;
+  const change: StatusChange = { jobId, status, pos: streamPos(e.id) };
+  if (status === "completed") change.result = parseJson(e.fields.returnvalue);
+  if (status === "failed") change.error = { message: e.fields.failedReason ?? "failed", attemptsMade: 0 };
+  return change;
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Keeps one change per job for a batch (the last), except that a removal never hides a
+ * completion or failure seen earlier in the same batch.
+ */
+export function collapse(changes: StatusChange[]): StatusChange[] {
+  const last = new Map<string, StatusChange>();
+  for (const c of changes) {
+    const prev = last.get(c.jobId);
+    if (prev && c.status === "cancelled" && (prev.status === "completed" || prev.status === "failed")) continue;
+    last.set(c.jobId, c);
+  }
+  return [...last.values()];
+}

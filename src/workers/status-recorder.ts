@@ -1,0 +1,151 @@
+import type { Redis } from "ioredis";
+import type { Db } from "../db/client";
+import { applyStatusChanges, loadStreamCursors, saveStreamCursors } from "../db/queries/status";
+import type { Logger } from "../log";
+import { collapse, toStatusChange, type StatusChange, type StreamEvent } from "../services/status";
+
+export interface RecorderStats {
+  batches: number;
+  events: number;
+  rowsChanged: number;
+  lastBatchSize: number;
+}
+
+const BATCH = 1000;
+
+/**
+ * Follows every queue's BullMQ event stream and writes the changes to Postgres, one transaction per
+ * batch together with the stream cursors — so a crash re-reads at most one batch, and the guard
+ * in the update makes re-reading harmless. A batch that cannot be written is retried, in order,
+ * until Postgres answers; nothing is skipped.
+ */
+export function startStatusRecorder(deps: {
+  db: Db;
+  redis: Redis;
+  prefix: string;
+  queues: { name: string; table: "flow_jobs" | "jobs" }[];
+  log: Logger;
+}) {
+  const log = deps.log.child({ component: "status-recorder" });
+  const keyOf = (queue: string) => `${deps.prefix}:${queue}:events`;
+  const tableOf = new Map(deps.queues.map((q) => [keyOf(q.name), q]));
+  const stats: RecorderStats = { batches: 0, events: 0, rowsChanged: 0, lastBatchSize: 0 };
+  let running = true;
+
+  const loop = (async () => {
+    const stored = await retry(() => loadStreamCursors(deps.db), () => running, log, "load stream cursors");
+    const ids = new Map(deps.queues.map((q) => [keyOf(q.name), stored?.get(q.name) ?? "0"]));
+    while (running) {
+      let reply: [string, [string, string[]][]][] | null;
+      try {
+        reply = (await deps.redis.xread("COUNT", BATCH, "BLOCK", 1000, "STREAMS", ...ids.keys(), ...ids.values())) as typeof reply;
+      } catch (err) {
+        if (!running) break;
+        log.warn("cannot read BullMQ events; retrying", { err: String(err) });
+        await Bun.sleep(500);
+        continue;
+      }
+      if (!reply) continue;
+      const events: StreamEvent[] = [];
+      const next = new Map<string, string>();
+      for (const [key, entries] of reply) {
+        const queue = tableOf.get(key)!.name;
+        for (const [id, flat] of entries) events.push({ queue, id, fields: pairs(flat) });
+        const last = entries[entries.length - 1];
+        if (last) next.set(key, last[0]);
+      }
+      const changes = await describe(deps.redis, deps.prefix, events);
+      const written = await retry(
+        () => write(deps.db, changes, new Map([...next].map(([k, v]) => [tableOf.get(k)!.name, v]))),
+        () => running,
+        log,
+        "write job statuses",
+      );
+      if (written === undefined) break;
+      for (const [k, v] of next) ids.set(k, v);
+      stats.batches++;
+      stats.events += events.length;
+      stats.rowsChanged += written;
+      stats.lastBatchSize = events.length;
+    }
+  })();
+
+  async function write(db: Db, changes: { table: "flow_jobs" | "jobs"; change: StatusChange }[], cursors: Map<string, string>) {
+    return db.transaction(async (tx) => {
+      let n = 0;
+      for (const table of ["flow_jobs", "jobs"] as const) {
+        n += await applyStatusChanges(tx, table, collapse(changes.filter((c) => c.table === table).map((c) => c.change)));
+      }
+      await saveStreamCursors(tx, cursors);
+      return n;
+    });
+  }
+
+  async function describe(redis: Redis, prefix: string, events: StreamEvent[]) {
+    const out: { table: "flow_jobs" | "jobs"; change: StatusChange }[] = [];
+    const finished: { change: StatusChange; key: string }[] = [];
+    for (const e of events) {
+      const change = toStatusChange(e);
+      if (!change) continue;
+      out.push({ table: tableOf.get(keyOf(e.queue))!.table, change });
+      if (change.status === "failed" || change.status === "completed")
+        finished.push({ change, key: `${prefix}:${e.queue}:${change.jobId}` });
+    }
+    if (finished.length > 0) {
+      // The stream names the outcome only; the attempt count and the stack live on the job's hash
+      // (gone if the job was removed meanwhile: then the row keeps what it had).
+      const details = await redis
+        .pipeline(finished.map((f) => (f.change.status === "failed" ? ["hmget", f.key, "atm", "stacktrace"] : ["hmget", f.key, "atm"])))
+        .exec()
+        .catch(() => null);
+      finished.forEach((f, i) => {
+        const [atm, stacktrace] = ((details?.[i]?.[1] as (string | null)[] | undefined) ?? []) as (string | null)[];
+        if (atm !== null && atm !== undefined) f.change.attemptsMade = Number(atm);
+        if (f.change.status !== "failed") return;
+        const stacks = safeParse(stacktrace) as string[] | null;
+        f.change.error = {
+          message: f.change.error!.message,
+          ...(stacks && stacks.length > 0 ? { stack: stacks[stacks.length - 1] } : {}),
+          attemptsMade: f.change.attemptsMade ?? 0,
+        };
+      });
+    }
+    return out;
+  }
+
+  return {
+    stats,
+    async stop() {
+      running = false;
+      await loop.catch(() => {});
+    },
+  };
+}
+
+function pairs(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
+function safeParse(text: string | null | undefined): unknown {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** Retries until it succeeds or `alive()` turns false (then undefined): a lost write is not an option. */
+async function retry<T>(fn: () => Promise<T>, alive: () => boolean, log: Logger, what: string): Promise<T | undefined> {
+  for (let delay = 100; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!alive()) return undefined;
+      log.warn(`cannot ${what}; retrying`, { err: String(err), retryInMs: delay });
+      await Bun.sleep(delay);
+    }
+  }
+}

@@ -1,0 +1,222 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startStack, type Stack } from "../helpers/stack";
+import { waitFor } from "../helpers/wait";
+
+// API in this process, one worker in a process of its own: the path users run.
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({ workers: 1, tag: "flows" });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const finished = async (id: string, token?: string) => {
+  const res = await stack.http("GET", `/v1/flows/${id}?wait=20`, undefined, { token });
+  expect(res.status).toBe(200);
+  return res.body;
+};
+
+describe("flows end to end", () => {
+  test("a 3-level flow completes with each child's result in its parent's", async () => {
+    const res = await stack.http("POST", "/v1/flows", {
+      name: "three levels",
+      root: {
+        name: "echo",
+        data: { level: 1 },
+        children: [
+          { name: "echo", data: { level: 2 }, children: [{ name: "echo", data: { level: 3 } }, { name: "sleep", data: { ms: 50 } }] },
+          { name: "echo", data: { level: 2, b: true } },
+        ],
+      },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.status).toBe("running");
+    expect(res.body.jobCount).toBe(5);
+    const flow = await finished(res.body.id);
+    expect(flow.status).toBe("completed");
+    expect(flow.finishedAt).not.toBeNull();
+    const [mid, side] = flow.root.children;
+    const [leaf, sleeper] = mid.children;
+    expect(leaf.result).toEqual({ data: { level: 3 }, children: {} });
+    expect(sleeper.result).toEqual({ slept: 50 });
+    expect(mid.result).toEqual({ data: { level: 2 }, children: { [leaf.jobId]: leaf.result, [sleeper.jobId]: { slept: 50 } } });
+    expect(flow.root.result).toEqual({
+      data: { level: 1 },
+      children: { [mid.jobId]: mid.result, [side.jobId]: side.result },
+    });
+    for (const job of [flow.root, mid, side, leaf, sleeper]) {
+      expect(job.status).toBe("completed");
+      expect(Object.keys(job).sort()).toEqual(
+        ["attemptsMade", "children", "createdAt", "data", "error", "id", "jobId", "name", "opts", "queueName", "result", "status", "updatedAt"].sort(),
+      );
+    }
+  });
+
+  test("a failing child fails the flow, and retry runs only what failed", async () => {
+    const res = await stack.http("POST", "/v1/flows", {
+      name: "fails once",
+      root: {
+        name: "echo",
+        children: [{ name: "fail", data: { message: "boom", times: 1 } }, { name: "echo", data: { ok: 1 } }],
+      },
+    });
+    expect(res.status).toBe(201);
+    const failed = await finished(res.body.id);
+    expect(failed.status).toBe("failed");
+    const [bad, good] = failed.root.children;
+    expect(bad.status).toBe("failed");
+    expect(bad.error.message).toBe("boom");
+    expect(bad.error.attemptsMade).toBe(1);
+    expect(typeof bad.error.stack).toBe("string");
+    expect(failed.root.status).toBe("failed");
+    expect(good.status).toBe("completed");
+
+    const retried = await stack.http("POST", `/v1/flows/${res.body.id}/retry`);
+    expect(retried.status).toBe(200);
+    expect(retried.body.status).toBe("running");
+    const done = await finished(res.body.id);
+    expect(done.status).toBe("completed");
+    const [bad2, good2] = done.root.children;
+    expect(bad2.status).toBe("completed");
+    expect(bad2.jobId).not.toBe(bad.jobId);
+    expect(bad2.attemptsMade).toBe(2);
+    // The completed child was not run again: same BullMQ id, same result, and the root saw it.
+    expect(good2.jobId).toBe(good.jobId);
+    expect(good2.updatedAt).toBe(good.updatedAt);
+    expect(done.root.result.children).toEqual({ [bad2.jobId]: { failedTimes: 1 }, [good2.jobId]: { data: { ok: 1 }, children: {} } });
+
+    const again = await stack.http("POST", `/v1/flows/${res.body.id}/retry`);
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe("nothing_to_retry");
+  });
+
+  test("a child with ignoreDependencyOnFailure does not fail its parent", async () => {
+    const res = await stack.http("POST", "/v1/flows", {
+      name: "tolerant",
+      root: { name: "echo", children: [{ name: "fail", opts: { ignoreDependencyOnFailure: true } }, { name: "echo" }] },
+    });
+    const flow = await finished(res.body.id);
+    expect(flow.status).toBe("completed");
+    expect(flow.root.children[0].status).toBe("failed");
+  });
+
+  test("cancel stops a 30 s sleep within a second and marks every unfinished job", async () => {
+    const res = await stack.http("POST", "/v1/flows", {
+      name: "long",
+      root: { name: "echo", children: [{ name: "sleep", data: { ms: 30_000 } }, { name: "sleep", data: { ms: 30_000 }, opts: { delay: 60_000 } }] },
+    });
+    const id = res.body.id;
+    await waitFor(async () => (await stack.http("GET", `/v1/flows/${id}`)).body.root.children[0].status === "active", 10_000, "sleep active");
+    const started = Date.now();
+    const cancelled = await stack.http("POST", `/v1/flows/${id}/cancel`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.status).toBe("cancelled");
+    expect(cancelled.body.root.status).toBe("cancelled");
+    expect(cancelled.body.root.children.map((c: { status: string }) => c.status)).toEqual(["cancelled", "cancelled"]);
+    // The worker let go of the sleep: the job left BullMQ's active list.
+    const activeJobId = cancelled.body.root.children[0].jobId;
+    const { Queue } = await import("bullmq");
+    const IORedis = (await import("ioredis")).default;
+    const conn = new IORedis(stack.env.REDIS_URL!, { maxRetriesPerRequest: null });
+    const q = new Queue("flows", { connection: conn, prefix: stack.config.prefix });
+    try {
+      await waitFor(async () => {
+        const state = await q.getJobState(activeJobId);
+        return state !== "active";
+      }, 1_000, "sleep to stop");
+      expect(Date.now() - started).toBeLessThan(1_500);
+    } finally {
+      await q.close();
+      conn.disconnect();
+    }
+    const again = await stack.http("POST", `/v1/flows/${id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe("flow_finished");
+    // A cancelled job stays cancelled even though its worker reported a failure afterwards.
+    const after = await stack.http("GET", `/v1/flows/${id}`);
+    expect(after.body.root.children[0].status).toBe("cancelled");
+  });
+
+  test("delete removes a finished flow and refuses a running one", async () => {
+    const running = await stack.http("POST", "/v1/flows", { name: "busy", root: { name: "sleep", data: { ms: 20_000 } } });
+    const refused = await stack.http("DELETE", `/v1/flows/${running.body.id}`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("flow_running");
+    await stack.http("POST", `/v1/flows/${running.body.id}/cancel`);
+
+    const res = await stack.http("POST", "/v1/flows", { name: "short", root: { name: "echo" } });
+    await finished(res.body.id);
+    const del = await stack.http("DELETE", `/v1/flows/${res.body.id}`);
+    expect(del.status).toBe(204);
+    expect((await stack.http("GET", `/v1/flows/${res.body.id}`)).status).toBe(404);
+    const [{ count }] = await stack.database.sql`select count(*)::int as count from flow_jobs where flow_id = ${res.body.id}`;
+    expect(count).toBe(0);
+  });
+
+  test("Idempotency-Key returns the first answer and creates nothing more", async () => {
+    const body = { name: "once", root: { name: "echo", data: { n: 1 } } };
+    const headers = { "idempotency-key": "key-123" };
+    const first = await stack.http("POST", "/v1/flows", body, { headers });
+    const second = await stack.http("POST", "/v1/flows", body, { headers });
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.body.id).toBe(first.body.id);
+    expect(second.headers.get("idempotent-replayed")).toBe("true");
+    const [{ count }] = await stack.database.sql`select count(*)::int as count from flows where idempotency_key = 'key-123'`;
+    expect(count).toBe(1);
+    const reused = await stack.http("POST", "/v1/flows", { ...body, name: "other" }, { headers });
+    expect(reused.status).toBe(409);
+    expect(reused.body.error.code).toBe("idempotency_key_reused");
+    // Another user's identical key is another flow.
+    const bob = await stack.newUser("bob-idem");
+    const theirs = await stack.http("POST", "/v1/flows", body, { headers, token: bob });
+    expect(theirs.status).toBe(201);
+    expect(theirs.body.id).not.toBe(first.body.id);
+  });
+
+  test("pages of flows, newest first, with a status filter", async () => {
+    const token = await stack.newUser("pager");
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await stack.http("POST", "/v1/flows", { name: `p${i}`, root: { name: "echo" } }, { token });
+      ids.push(r.body.id);
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const q: string = cursor ? `&cursor=${cursor}` : "";
+      const page = await stack.http("GET", `/v1/flows?limit=2${q}`, undefined, { token });
+      expect(page.status).toBe(200);
+      expect(page.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.body.items.map((f: { id: string }) => f.id));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual([...ids].reverse());
+    for (const id of ids) await finished(id, token);
+    const completed = await stack.http("GET", "/v1/flows?status=completed&limit=100", undefined, { token });
+    expect(completed.body.items.map((f: { id: string }) => f.id).sort()).toEqual([...ids].sort());
+    const running = await stack.http("GET", "/v1/flows?status=running", undefined, { token });
+    expect(running.body.items).toEqual([]);
+    const bad = await stack.http("GET", "/v1/flows?cursor=nonsense", undefined, { token });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe("invalid_cursor");
+  });
+
+  test("another user's flow is 404 on every route and absent from lists", async () => {
+    const mine = await stack.http("POST", "/v1/flows", { name: "private", root: { name: "echo" } });
+    const eve = await stack.newUser("eve");
+    for (const [method, path] of [
+      ["GET", `/v1/flows/${mine.body.id}`],
+      ["POST", `/v1/flows/${mine.body.id}/cancel`],
+      ["POST", `/v1/flows/${mine.body.id}/retry`],
+      ["DELETE", `/v1/flows/${mine.body.id}`],
+    ] as const) {
+      const res = await stack.http(method, path, undefined, { token: eve });
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).toBe("not_found");
+    }
+    const list = await stack.http("GET", "/v1/flows?limit=100", undefined, { token: eve });
+    expect(list.body.items).toEqual([]);
+  });
+});
