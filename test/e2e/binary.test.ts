@@ -79,7 +79,7 @@ describe("the compiled binary", () => {
     expect(docs.status).toBe(200);
     expect(Object.keys((await docs.json()).paths)).toContain("/v1/flows/");
 
-    const flow = await (
+    const flow: any = await (
       await fetch(`${base}/v1/flows`, {
         method: "POST",
         headers: auth,
@@ -87,7 +87,7 @@ describe("the compiled binary", () => {
       })
     ).json();
     const done = await waitFor(async () => {
-      const res = await (await fetch(`${base}/v1/flows/${flow.id}?wait=5`, { headers: auth })).json();
+      const res: any = await (await fetch(`${base}/v1/flows/${flow.id}?wait=5`, { headers: auth })).json();
       return res.status === "completed" && res;
     }, 20_000, "flow completed");
     expect(done.root.result.data).toEqual({ hi: 1 });
