@@ -150,7 +150,7 @@ describe("flows end to end", () => {
     const del = await stack.http("DELETE", `/v1/flows/${res.body.id}`);
     expect(del.status).toBe(204);
     expect((await stack.http("GET", `/v1/flows/${res.body.id}`)).status).toBe(404);
-    const [{ count }] = await stack.database.sql`select count(*)::int as count from flow_jobs where flow_id = ${res.body.id}`;
+    const [{ count }] = await stack.database.sql<{ count: number }[]>`select count(*)::int as count from flow_jobs where flow_id = ${res.body.id}`;
     expect(count).toBe(0);
   });
 
@@ -163,7 +163,7 @@ describe("flows end to end", () => {
     expect(second.status).toBe(201);
     expect(second.body.id).toBe(first.body.id);
     expect(second.headers.get("idempotent-replayed")).toBe("true");
-    const [{ count }] = await stack.database.sql`select count(*)::int as count from flows where idempotency_key = 'key-123'`;
+    const [{ count }] = await stack.database.sql<{ count: number }[]>`select count(*)::int as count from flows where idempotency_key = 'key-123'`;
     expect(count).toBe(1);
     const reused = await stack.http("POST", "/v1/flows", { ...body, name: "other" }, { headers });
     expect(reused.status).toBe(409);
