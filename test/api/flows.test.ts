@@ -150,8 +150,8 @@ describe("flows end to end", () => {
     const del = await stack.http("DELETE", `/v1/flows/${res.body.id}`);
     expect(del.status).toBe(204);
     expect((await stack.http("GET", `/v1/flows/${res.body.id}`)).status).toBe(404);
-    const [{ count }] = await stack.database.sql<{ count: number }[]>`select count(*)::int as count from flow_jobs where flow_id = ${res.body.id}`;
-    expect(count).toBe(0);
+    const [counted] = await stack.database.sql<{ count: number }[]>`select count(*)::int as count from flow_jobs where flow_id = ${res.body.id}`;
+    expect(counted?.count).toBe(0);
   });
 
   test("Idempotency-Key returns the first answer and creates nothing more", async () => {
@@ -163,8 +163,8 @@ describe("flows end to end", () => {
     expect(second.status).toBe(201);
     expect(second.body.id).toBe(first.body.id);
     expect(second.headers.get("idempotent-replayed")).toBe("true");
-    const [{ count }] = await stack.database.sql<{ count: number }[]>`select count(*)::int as count from flows where idempotency_key = 'key-123'`;
-    expect(count).toBe(1);
+    const [counted] = await stack.database.sql<{ count: number }[]>`select count(*)::int as count from flows where idempotency_key = 'key-123'`;
+    expect(counted?.count).toBe(1);
     const reused = await stack.http("POST", "/v1/flows", { ...body, name: "other" }, { headers });
     expect(reused.status).toBe(409);
     expect(reused.body.error.code).toBe("idempotency_key_reused");
