@@ -6,6 +6,7 @@ import { createTestDatabase } from "./db";
 import { deletePrefix, uniquePrefix } from "./redis";
 import { spawnFlowd, type FlowdProcess } from "./process";
 import { REDIS_URL } from "./services";
+import { httpClient } from "./http";
 
 export interface Stack {
   config: Config;
@@ -16,7 +17,7 @@ export interface Stack {
   token: string;
   workers: FlowdProcess[];
   /** Calls the API as the stack's user (or with `token`). */
-  http<T = any>(method: string, path: string, body?: unknown, opts?: { token?: string | null; headers?: Record<string, string>; raw?: string }): Promise<{ status: number; body: T; headers: Headers }>;
+  http: ReturnType<typeof httpClient>;
   newUser(name: string): Promise<string>;
   startWorker(extraEnv?: Record<string, string>): Promise<FlowdProcess>;
   stop(): Promise<void>;
@@ -52,21 +53,7 @@ export async function startStack(opts: { workers?: number; env?: Record<string, 
     baseUrl,
     token,
     workers,
-    async http(method, path, body, o = {}) {
-      const headers: Record<string, string> = { ...o.headers };
-      const tok = o.token === undefined ? token : o.token;
-      if (tok) headers.authorization = `Bearer ${tok}`;
-      if (body !== undefined || o.raw !== undefined) headers["content-type"] ??= "application/json";
-      const res = await fetch(baseUrl + path, { method, headers, body: o.raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text ? JSON.parse(text) : null;
-      } catch {
-        // keep text
-      }
-      return { status: res.status, body: parsed as any, headers: res.headers };
-    },
+    http: httpClient(baseUrl, token),
     async newUser(name) {
       return (await createToken(db.database.db, name)).token;
     },

@@ -1,0 +1,69 @@
+import { createToken } from "../../src/services/tokens";
+import { createTestDatabase } from "./db";
+import { httpClient } from "./http";
+import { spawnFlowd, type FlowdProcess } from "./process";
+import { deletePrefix, uniquePrefix } from "./redis";
+import { REDIS_URL } from "./services";
+
+export interface ApiProcess {
+  proc: FlowdProcess;
+  url: string;
+  wsUrl: string;
+  http: ReturnType<typeof httpClient>;
+}
+
+/**
+ * Real flowd processes sharing one database and prefix: `apis` API processes and `workers`
+ * worker processes — the deployment SPEC describes, in miniature.
+ */
+export async function startCluster(opts: { apis?: number; workers?: number; env?: Record<string, string>; tag?: string } = {}) {
+  const db = await createTestDatabase();
+  const prefix = uniquePrefix(opts.tag ?? "c");
+  const env: Record<string, string> = {
+    DATABASE_URL: db.url,
+    REDIS_URL,
+    FLOWD_PREFIX: prefix,
+    PORT: "0",
+    LOG_LEVEL: "info",
+    FLOWD_ALLOW_PRIVATE_URLS: "true",
+    ...opts.env,
+  };
+  const { token } = await createToken(db.database.db, "alice");
+  const apis: ApiProcess[] = [];
+  const workers: FlowdProcess[] = [];
+  const cluster = {
+    env,
+    prefix,
+    database: db.database,
+    token,
+    apis,
+    workers,
+    newUser: async (name: string) => (await createToken(db.database.db, name)).token,
+    async startApi(): Promise<ApiProcess> {
+      const proc = spawnFlowd(["--role=api"], env);
+      const line = await proc.waitForLine(/"listening"/);
+      const url = (JSON.parse(line) as { url: string }).url;
+      await proc.waitForLine(/"flowd ready"/);
+      const api = { proc, url, wsUrl: url.replace(/^http/, "ws") + "/v1/ws", http: httpClient(url, token) };
+      apis.push(api);
+      return api;
+    },
+    async startWorker(): Promise<FlowdProcess> {
+      const proc = spawnFlowd(["--role=worker"], env);
+      await proc.waitForLine(/"flowd ready"/);
+      workers.push(proc);
+      return proc;
+    },
+    async stop() {
+      await Promise.all([...apis.map((a) => a.proc.stop("SIGTERM")), ...workers.map((w) => w.stop("SIGTERM"))]);
+      await deletePrefix(prefix);
+      await db.drop();
+    },
+  };
+  await Promise.all([
+    ...Array.from({ length: opts.apis ?? 1 }, () => cluster.startApi()),
+    ...Array.from({ length: opts.workers ?? 1 }, () => cluster.startWorker()),
+  ]);
+  return cluster;
+}
+export type Cluster = Awaited<ReturnType<typeof startCluster>>;
