@@ -24,7 +24,8 @@ export class Unauthorized extends AppError {
 
 export class NotFound extends AppError {
   constructor(what: string, id: string) {
-    super(404, "not_found", `No ${what} with id '${id}' exists for this user.`);
+    const shown = JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}…` : id);
+    super(404, "not_found", `No ${what} with id ${shown} exists for this user.`);
   }
 }
 

@@ -19,7 +19,10 @@ export async function startApi(deps: { config: Config; database: Database; log: 
   const producer = createProducer(redis, config);
   const hub = createHub();
   const waiters = createFlowWaiters();
-  hub.observe((e) => e.flowId && waiters.notify(e.flowId));
+  // Long-polls wait for a flow to finish: only the flow's own events can end the wait.
+  hub.observe((e) => {
+    if (e.flowId && e.type.startsWith("flow.")) waiters.notify(e.flowId);
+  });
   const listener = startListener({ db: database.db, sql: database.sql, log, onEvents: (events) => hub.publish(events) });
   await listener.ready;
   hub.stats.lastSeq = Math.max(hub.stats.lastSeq, listener.stats.lastSeq);

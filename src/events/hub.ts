@@ -3,6 +3,7 @@ import type { FlowdEvent, LoggedEvent } from "./types";
 /** Anything that can publish to a topic: Bun's server. */
 export interface Publisher {
   publish(topic: string, message: string): unknown;
+  subscriberCount(topic: string): number;
 }
 
 export const userTopic = (userId: string) => `u:${userId}`;
@@ -36,9 +37,10 @@ export function createHub() {
         stats.lastSeq = e.seq;
         for (const fn of listeners) fn(e);
         if (!server) continue;
+        const topics = [userTopic(e.userId), ...(e.flowId ? [flowTopic(e.flowId)] : [])].filter((t) => server!.subscriberCount(t) > 0);
+        if (topics.length === 0) continue; // nobody listens: skip the serialisation
         const message = toWireMessage(e);
-        server.publish(userTopic(e.userId), message);
-        if (e.flowId) server.publish(flowTopic(e.flowId), message);
+        for (const topic of topics) server.publish(topic, message);
         stats.published++;
       }
     },

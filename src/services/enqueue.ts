@@ -1,9 +1,7 @@
 import type { FlowJob } from "bullmq";
-import type { Db } from "../db/client";
-import { markEnqueued } from "../db/queries/flows";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
-import { buildRedisTrees, initialStatus, type EnqueueRow } from "./flow-redis";
+import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
 
 /** How long an add may wait for Redis before the caller answers and leaves the rows `pending`. */
 export const ADD_TIMEOUT_MS = 3_000;
@@ -17,17 +15,16 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 }
 
 /**
- * Adds a set of tracked rows' `pending` jobs to Redis and moves those rows to their first queued
- * status. Safe to repeat: BullMQ ignores an add whose job id exists.
+ * Adds a set of tracked rows' `pending` jobs to Redis. The rows leave `pending` when the status
+ * recorder reads BullMQ's own events for them — one writer for statuses, no race with a worker
+ * that already started the job. Safe to repeat: BullMQ ignores an add whose job id exists.
+ * Returns false when there was nothing to add.
  */
-export async function enqueueRows(deps: { db: Db; producer: Producer }, table: "flow_jobs" | "jobs", rows: EnqueueRow[]) {
+export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow[]): Promise<boolean> {
   const trees = buildRedisTrees(rows);
-  if (trees.length === 0) return;
+  if (trees.length === 0) return false;
   await withTimeout(addTrees(deps.producer, trees), ADD_TIMEOUT_MS, "adding jobs");
-  const pending = rows.filter((r) => r.status === "pending");
-  const pendingIds = new Set(pending.map((r) => r.id));
-  const withPendingChildren = new Set(pending.filter((r) => r.parentId && pendingIds.has(r.parentId)).map((r) => r.parentId!));
-  await markEnqueued(deps.db, table, pending.map((r) => ({ id: r.id, status: initialStatus(r, withPendingChildren) })));
+  return true;
 }
 
 async function addTrees(producer: Producer, trees: FlowJob[]) {

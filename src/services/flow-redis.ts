@@ -52,6 +52,7 @@ export function buildRedisTrees(rows: EnqueueRow[]): FlowJob[] {
     const data: JobEnvelope = { data: row.data };
     if (Object.keys(kept).length > 0) data.kept = kept;
     if (row.attemptsMade > 0) data.attemptsBefore = row.attemptsMade;
+    if (children.length > 0) data.parent = true;
     const pendingChildren = children.filter((c) => pendingIds.has(c.id));
     return {
       name: row.name,
@@ -64,8 +65,8 @@ export function buildRedisTrees(rows: EnqueueRow[]): FlowJob[] {
   return rows.filter((r) => pendingIds.has(r.id) && (r.parentId === null || !pendingIds.has(r.parentId))).map(node);
 }
 
-/** The status a job takes once it is in Redis, before any worker touches it. */
-export function initialStatus(row: Pick<EnqueueRow, "id" | "opts">, pendingChildIds: Set<string>): string {
-  if (pendingChildIds.has(row.id)) return "waiting-children";
+/** The status a job has in Redis right after it was added, before any worker touches it. */
+export function initialStatus(row: { opts: JobOpts }, hasChildren: boolean): string {
+  if (hasChildren) return "waiting-children";
   return (row.opts.delay ?? 0) > 0 ? "delayed" : "waiting";
 }

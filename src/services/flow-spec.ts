@@ -1,7 +1,8 @@
-import { Value } from "@sinclair/typebox/value";
+import type { TSchema } from "@sinclair/typebox";
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { Config } from "../config";
 import { InvalidInput } from "../errors";
-import { handlers, isHandlerName, HANDLER_NAMES } from "../handlers/catalog";
+import { handlers, isHandlerName, HANDLER_NAMES, type HandlerName } from "../handlers/catalog";
 import { newId } from "../ids";
 
 /** What a client sends for one job of a flow (the route's schema has already checked shapes). */
@@ -38,25 +39,33 @@ export interface PlannedJob {
   childIds: string[];
 }
 
+/** Handler data schemas compiled once: a 1,000-job flow checks 1,000 payloads per request. */
+const compiled = new Map<HandlerName, TypeCheck<TSchema>>();
+function dataCheck(name: HandlerName): TypeCheck<TSchema> {
+  let check = compiled.get(name);
+  if (!check) compiled.set(name, (check = TypeCompiler.Compile(handlers[name].data)));
+  return check;
+}
+
+/** A 400 whose details have the same shape as schema validation's: a list of { path, message }. */
+const refusal = (code: string, path: string, message: string) => new InvalidInput(message, [{ path, message }], code);
+
 const POLICY_KEYS = ["failParentOnFailure", "ignoreDependencyOnFailure", "continueParentOnFailure", "removeDependencyOnFailure"] as const;
 
 /** Checks a job's name, data and opts against the handler catalog; shared by flows and single jobs. */
 export function checkJob(node: { name: string; data?: unknown; opts?: JobOpts }, path: string) {
   if (!isHandlerName(node.name))
-    throw new InvalidInput(`Unknown handler '${node.name}' at ${path}; known handlers: ${HANDLER_NAMES.join(", ")}.`, { path }, "unknown_handler");
+    throw refusal("unknown_handler", `${path}/name`, `Unknown handler '${node.name}' at ${path}; known handlers: ${HANDLER_NAMES.join(", ")}.`);
   const data = node.data ?? {};
-  const schema = handlers[node.name].data;
-  if (!Value.Check(schema, data)) {
-    const first = Value.Errors(schema, data).First();
-    throw new InvalidInput(
-      `Invalid data for handler '${node.name}' at ${path}/data${first?.path ?? ""}: ${first?.message ?? "does not match"}.`,
-      { path: `${path}/data${first?.path ?? ""}` },
-      "invalid_job_data",
-    );
+  const check = dataCheck(node.name);
+  if (!check.Check(data)) {
+    const first = check.Errors(data).First();
+    const at = `${path}/data${first?.path ?? ""}`;
+    throw refusal("invalid_job_data", at, `Invalid data for handler '${node.name}' at ${at}: ${first?.message ?? "does not match"}.`);
   }
   const policies = POLICY_KEYS.filter((k) => node.opts?.[k] === true);
   if (policies.length > 1)
-    throw new InvalidInput(`At ${path}/opts choose at most one failure policy; got ${policies.join(" and ")}.`, { path: `${path}/opts` });
+    throw refusal("invalid_input", `${path}/opts`, `At ${path}/opts choose at most one failure policy; got ${policies.join(" and ")}.`);
 }
 
 /**
@@ -72,7 +81,7 @@ export function planFlow(root: NodeInput, config: Pick<Config, "flowQueues" | "m
       throw new InvalidInput(`The flow has more than ${config.maxFlowJobs} jobs (FLOWD_MAX_FLOW_JOBS).`, { limit: config.maxFlowJobs }, "too_many_jobs");
     const queueName = node.queue ?? config.flowQueues[0]!;
     if (!config.flowQueues.includes(queueName))
-      throw new InvalidInput(`Unknown queue '${queueName}' at ${path}/queue; this deployment accepts ${config.flowQueues.join(", ")} (FLOWD_QUEUES).`, { path: `${path}/queue` }, "unknown_queue");
+      throw refusal("unknown_queue", `${path}/queue`, `Unknown queue '${queueName}' at ${path}/queue; this deployment accepts ${config.flowQueues.join(", ")} (FLOWD_QUEUES).`);
     checkJob(node, path);
     const id = newId();
     const job: PlannedJob = {

@@ -23,6 +23,7 @@ import { planFlow, type NodeInput } from "./flow-spec";
 import { flowView, flowSummary, type FlowView } from "./flow-views";
 import type { FlowWaiters } from "./flow-waiters";
 import { enqueueRows, removeFromRedis } from "./enqueue";
+import { initialStatus, type EnqueueRow } from "./flow-redis";
 import { decodeCursor, encodeCursor } from "./cursor";
 
 export interface FlowDeps {
@@ -60,7 +61,7 @@ export async function createFlow(
   const planned = planFlow(body.root, deps.config);
   const flowId = newId();
   const now = new Date();
-  const rows = planned.map((p) => ({
+  const rows: FlowJobRow[] = planned.map((p) => ({
     id: p.id,
     jobId: p.jobId,
     userId: user.userId,
@@ -71,29 +72,32 @@ export async function createFlow(
     data: p.data,
     opts: p.opts as Record<string, unknown>,
     status: "pending",
+    result: null,
+    error: null,
+    attemptsMade: 0,
+    attemptsBase: 0,
+    eventPos: 0,
     children: p.childIds,
     depth: p.depth,
     createdAt: now,
     updatedAt: now,
   }));
+  const flow: FlowRow = {
+    id: flowId,
+    userId: user.userId,
+    name: body.name,
+    status: "running",
+    rootId: planned[0]!.id,
+    jobCount: planned.length,
+    generation: 0,
+    idempotencyKey: idempotencyKey ?? null,
+    requestHash: idempotencyKey ? hash : null,
+    createdAt: now,
+    updatedAt: now,
+    finishedAt: null,
+  };
   try {
-    await deps.db.transaction((tx) =>
-      insertFlow(
-        tx,
-        {
-          id: flowId,
-          userId: user.userId,
-          name: body.name,
-          rootId: planned[0]!.id,
-          jobCount: planned.length,
-          idempotencyKey: idempotencyKey ?? null,
-          requestHash: idempotencyKey ? hash : null,
-          createdAt: now,
-          updatedAt: now,
-        },
-        rows,
-      ),
-    );
+    await insertFlow(deps.db, flow, rows);
   } catch (err) {
     // Two requests with one key raced; the loser answers with the winner's flow.
     if (idempotencyKey && (err as { code?: string }).code === "23505") {
@@ -102,10 +106,17 @@ export async function createFlow(
     }
     throw err;
   }
-  await enqueueRows(deps, "flow_jobs", await flowJobsOf(deps.db, flowId)).catch((err) =>
-    deps.log.warn("flow accepted but not yet in Redis; the enqueuer will add it", { flowId, err: String(err) }),
-  );
-  return { flow: await loadView(deps, user, flowId), replayed: false };
+  const queued = await enqueueRows(deps, rows as EnqueueRow[]).catch((err) => {
+    deps.log.warn("flow accepted but not yet in Redis; the enqueuer will add it", { flowId, err: String(err) });
+    return false;
+  });
+  // Answered from what was just written, so the hot path reads nothing back. Once the jobs are in
+  // Redis, say where they are; Postgres shows the same as soon as the recorder reads BullMQ's events.
+  if (queued) {
+    const parents = new Set(rows.map((r) => r.parentId));
+    for (const r of rows) r.status = initialStatus(r as EnqueueRow, parents.has(r.id));
+  }
+  return { flow: flowView(flow, rows), replayed: false };
 }
 
 async function replay(deps: FlowDeps, existing: FlowRow, hash: string): Promise<FlowView> {
@@ -186,7 +197,7 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
     return rerun;
   });
   await removeFromRedis(deps, previous);
-  await enqueueRows(deps, "flow_jobs", await flowJobsOf(deps.db, id)).catch((err) =>
+  await enqueueRows(deps, (await flowJobsOf(deps.db, id)) as EnqueueRow[]).catch((err) =>
     deps.log.warn("retry accepted but not yet in Redis; the enqueuer will add it", { flowId: id, err: String(err) }),
   );
   return loadView(deps, user, id);

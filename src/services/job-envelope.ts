@@ -8,11 +8,13 @@ export interface JobEnvelope {
   kept?: Record<string, unknown>;
   /** Attempts made by earlier runs of a retried job, so handlers count attempts across runs. */
   attemptsBefore?: number;
+  /** Set on jobs with children: only they ask Redis for their children's results. */
+  parent?: boolean;
 }
 
 export function readEnvelope(raw: unknown): JobEnvelope {
   const env = raw as Partial<JobEnvelope> | null;
   if (env && typeof env === "object" && env.data && typeof env.data === "object") return env as JobEnvelope;
-  // A job added by another tool: its whole data is the input.
-  return { data: (raw ?? {}) as Record<string, unknown> };
+  // A job added by another tool: its whole data is the input, and it may have children.
+  return { data: (raw ?? {}) as Record<string, unknown>, parent: true };
 }

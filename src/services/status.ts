@@ -16,7 +16,10 @@ export interface StatusChange {
   status: string;
   result?: unknown;
   error?: { message: string; stack?: string; attemptsMade: number };
+  /** Failed: attempts made in this run (BullMQ's count, read from the job). */
   attemptsMade?: number;
+  /** How many times the job started (went active) in the changes folded into this one. */
+  starts: number;
   /** Stream position as one number; a row only accepts changes with a larger one. */
   pos: number;
 }
@@ -42,7 +45,7 @@ export function toStatusChange(e: StreamEvent): StatusChange | null {
   const status = DIRECT[e.fields.event ?? ""];
   const jobId = e.fields.jobId;
   if (!status || !jobId) return null;
-  const change: StatusChange = { jobId, status, pos: streamPos(e.id) };
+  const change: StatusChange = { jobId, status, pos: streamPos(e.id), starts: status === "active" ? 1 : 0 };
   if (status === "completed") change.result = parseJson(e.fields.returnvalue);
   if (status === "failed") change.error = { message: e.fields.failedReason ?? "failed", attemptsMade: 0 };
   return change;
@@ -58,15 +61,17 @@ function parseJson(text: string | undefined): unknown {
 }
 
 /**
- * Keeps one change per job for a batch (the last), except that a removal never hides a
- * completion or failure seen earlier in the same batch.
+ * Folds a batch into one change per job — the last, carrying the count of starts before it — so a
+ * batch costs one row update per job. A removal never hides a completion or failure seen earlier.
+ * Under load a job may therefore go from `waiting` to `completed` in one step; its final state
+ * and its attempt count are always exact.
  */
 export function collapse(changes: StatusChange[]): StatusChange[] {
   const last = new Map<string, StatusChange>();
   for (const c of changes) {
     const prev = last.get(c.jobId);
     if (prev && c.status === "cancelled" && (prev.status === "completed" || prev.status === "failed")) continue;
-    last.set(c.jobId, c);
+    last.set(c.jobId, prev ? { ...c, starts: prev.starts + c.starts } : c);
   }
   return [...last.values()];
 }

@@ -18,8 +18,12 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
       try {
         const flowIds = await flowsWithPendingJobs(deps.db, opts.graceMs, 50);
         for (const flowId of flowIds) {
-          await enqueueRows(deps, "flow_jobs", (await flowJobsOf(deps.db, flowId)) as EnqueueRow[]);
-          log.info("enqueued pending flow", { flowId });
+          const rows = (await flowJobsOf(deps.db, flowId)) as EnqueueRow[];
+          // Rows stay `pending` until the recorder reads their events: if the top job is in Redis
+          // already, the recorder is only behind and there is nothing to add.
+          const top = rows.find((r) => r.status === "pending" && !rows.some((p) => p.id === r.parentId && p.status === "pending"));
+          if (!top || (await deps.producer.queue(top.queueName).getJobState(top.jobId)) !== "unknown") continue;
+          if (await enqueueRows(deps, rows)) log.info("enqueued pending flow", { flowId });
         }
       } catch (err) {
         log.debug("enqueue pass failed; will retry", { err: String(err) });

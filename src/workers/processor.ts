@@ -17,8 +17,10 @@ export function createProcessor(config: Pick<Config, "prefix" | "allowPrivateUrl
     if (!isHandlerName(job.name)) throw new UnrecoverableError(`no handler named '${job.name}'`);
     const envelope = readEnvelope(job.data);
     const children: Record<string, unknown> = { ...envelope.kept };
-    const values = await job.getChildrenValues();
-    for (const [key, value] of Object.entries(values)) children[childJobId(key, config.prefix)] = value;
+    if (envelope.parent) {
+      const values = await job.getChildrenValues();
+      for (const [key, value] of Object.entries(values)) children[childJobId(key, config.prefix)] = value;
+    }
     const abort = signal ?? new AbortController().signal;
     try {
       return await handlers[job.name].run({

@@ -83,25 +83,23 @@ export function startStatusRecorder(deps: {
 
   async function describe(redis: Redis, prefix: string, events: StreamEvent[]) {
     const out: { table: "flow_jobs" | "jobs"; change: StatusChange }[] = [];
-    const finished: { change: StatusChange; key: string }[] = [];
+    const failures: { change: StatusChange; key: string }[] = [];
     for (const e of events) {
       const change = toStatusChange(e);
       if (!change) continue;
       out.push({ table: tableOf.get(keyOf(e.queue))!.table, change });
-      if (change.status === "failed" || change.status === "completed")
-        finished.push({ change, key: `${prefix}:${e.queue}:${change.jobId}` });
+      if (change.status === "failed") failures.push({ change, key: `${prefix}:${e.queue}:${change.jobId}` });
     }
-    if (finished.length > 0) {
-      // The stream names the outcome only; the attempt count and the stack live on the job's hash
+    if (failures.length > 0) {
+      // The stream names the reason only; the attempt count and the stack live on the job's hash
       // (gone if the job was removed meanwhile: then the row keeps what it had).
       const details = await redis
-        .pipeline(finished.map((f) => (f.change.status === "failed" ? ["hmget", f.key, "atm", "stacktrace"] : ["hmget", f.key, "atm"])))
+        .pipeline(failures.map((f) => ["hmget", f.key, "atm", "stacktrace"]))
         .exec()
         .catch(() => null);
-      finished.forEach((f, i) => {
+      failures.forEach((f, i) => {
         const [atm, stacktrace] = ((details?.[i]?.[1] as (string | null)[] | undefined) ?? []) as (string | null)[];
         if (atm !== null && atm !== undefined) f.change.attemptsMade = Number(atm);
-        if (f.change.status !== "failed") return;
         const stacks = safeParse(stacktrace) as string[] | null;
         f.change.error = {
           message: f.change.error!.message,

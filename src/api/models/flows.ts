@@ -87,4 +87,5 @@ export const FlowSummarySchema = t.Object(flowSummaryFields);
 export const FlowViewSchema = t.Unsafe<FlowView>(t.Object({ ...flowSummaryFields, root: t.Union([t.Null(), JobNodeSchema]) }));
 export const FlowPageSchema = t.Object({ items: t.Array(FlowSummarySchema), nextCursor: t.Union([t.Null(), t.String()]) });
 
-export const IdParams = t.Object({ id: t.String({ minLength: 1, maxLength: 64 }) });
+/** Any string: one that is not an id is simply a flow that does not exist (404). */
+export const IdParams = t.Object({ id: t.String() });

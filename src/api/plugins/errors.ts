@@ -16,9 +16,11 @@ export function isPostgresDown(err: unknown): boolean {
 export const errorPlugin = (log: Logger) =>
   new Elysia({ name: "errors" }).onError({ as: "global" }, ({ code, error, set, request }) => {
     set.headers["content-type"] = "application/json";
-    if (error instanceof AppError) {
-      set.status = error.status;
-      return body(error.code, error.message, error.details);
+    // Elysia wraps whatever a parse hook throws; the body plugin's refusals are inside.
+    const domain = error instanceof AppError ? error : (error as { cause?: unknown })?.cause;
+    if (domain instanceof AppError) {
+      set.status = domain.status;
+      return body(domain.code, domain.message, domain.details);
     }
     switch (code) {
       case "PARSE":

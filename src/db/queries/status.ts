@@ -15,6 +15,7 @@ export async function applyStatusChanges(db: DbOrTx, table: "flow_jobs" | "jobs"
     result: c.status === "completed" ? (c.result ?? null) : null,
     error: c.error ?? null,
     attempts: c.attemptsMade ?? null,
+    starts: c.starts,
     pos: c.pos,
   }));
   const rows = await db.execute(sql`
@@ -24,11 +25,12 @@ export async function applyStatusChanges(db: DbOrTx, table: "flow_jobs" | "jobs"
       error = case when v.status = 'failed'
                    then v.error || jsonb_build_object('attemptsMade', j.attempts_base + coalesce(v.attempts, 0))
                    when v.status = 'completed' then null else j.error end,
-      attempts_made = coalesce(j.attempts_base + v.attempts, j.attempts_made),
+      -- A failure reports BullMQ's exact count for this run; otherwise every start is an attempt.
+      attempts_made = coalesce(j.attempts_base + v.attempts, j.attempts_made + v.starts),
       event_pos = v.pos,
       updated_at = now()
     from jsonb_to_recordset(${JSON.stringify(payload)}::jsonb)
-      as v(job_id text, status text, result jsonb, error jsonb, attempts int, pos bigint)
+      as v(job_id text, status text, result jsonb, error jsonb, attempts int, starts int, pos bigint)
     where j.job_id = v.job_id and v.pos > j.event_pos and j.status <> 'cancelled'
       and not (v.status = 'cancelled' and j.status in ('completed', 'failed'))
     returning j.id`);

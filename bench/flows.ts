@@ -1,0 +1,134 @@
+/**
+ * Flows through flowd (api and worker as separate processes) against the same trees through plain
+ * BullMQ (FlowProducer + Worker), on the same Redis, with the same concurrency, in one run.
+ */
+import { FlowProducer, Worker, type FlowJob } from "bullmq";
+import IORedis from "ioredis";
+import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/services";
+import { startCluster } from "../test/helpers/cluster";
+import { deletePrefix, uniquePrefix } from "../test/helpers/redis";
+import { median, percentile, printConditions, ratio } from "./stats";
+
+const CONCURRENCY = 16;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+const flowdTree = (n: number) => ({
+  name: "bench",
+  root: { name: "echo", data: { root: true }, children: Array.from({ length: n - 1 }, (_, i) => ({ name: "echo", data: { i } })) },
+});
+
+let bullIds = 0;
+const bullTree = (n: number): FlowJob => {
+  const id = `b${bullIds++}`;
+  return {
+    name: "echo",
+    queueName: "flows",
+    data: { root: true },
+    opts: { jobId: id },
+    children: Array.from({ length: n - 1 }, (_, i) => ({ name: "echo", queueName: "flows", data: { i }, opts: { jobId: `${id}-${i}` } })),
+  };
+};
+
+/** Plain BullMQ: the baseline. The worker returns what flowd's echo returns. */
+async function bullmqRun(jobs: number, rounds: number) {
+  const prefix = uniquePrefix("bench");
+  const conn = new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
+  const producer = new FlowProducer({ connection: conn, prefix });
+  const creation: Record<number, number[]> = { 1: [], 10: [], 1000: [] };
+  for (const size of [1, 10, 1000]) {
+    for (let i = 0; i < (size === 1000 ? 10 : 50); i++) {
+      const t = performance.now();
+      await producer.add(bullTree(size));
+      creation[size]!.push(performance.now() - t);
+    }
+  }
+  await deletePrefix(prefix);
+  const rates: number[] = [];
+  const worker = new Worker(
+    "flows",
+    async (job) => ({ data: job.data, children: await job.getChildrenValues() }),
+    { connection: new IORedis(REDIS_URL, { maxRetriesPerRequest: null }), prefix, concurrency: CONCURRENCY },
+  );
+  for (let r = 0; r < rounds; r++) {
+    const tree = bullTree(jobs);
+    const done = new Promise<void>((resolve) => {
+      const onDone = (job: { id?: string }) => {
+        if (job.id === tree.opts!.jobId) {
+          worker.off("completed", onDone);
+          resolve();
+        }
+      };
+      worker.on("completed", onDone);
+    });
+    const t = performance.now();
+    await producer.add(tree);
+    await done;
+    rates.push(jobs / ((performance.now() - t) / 1000));
+  }
+  await worker.close();
+  await producer.close();
+  conn.disconnect();
+  await deletePrefix(prefix);
+  return { rates, creation };
+}
+
+async function flowdRun(jobs: number, rounds: number) {
+  // Creation latency with no worker, so both sides measure the add alone.
+  const cluster = await startCluster({ apis: 1, workers: 0, tag: "bench", env: { WORKER_CONCURRENCY: String(CONCURRENCY) } });
+  const api = cluster.apis[0]!;
+  const creation: Record<number, number[]> = { 1: [], 10: [], 1000: [] };
+  for (const size of [1, 10, 1000]) {
+    for (let i = 0; i < (size === 1000 ? 10 : 50); i++) {
+      const t = performance.now();
+      const res = await api.http("POST", "/v1/flows", flowdTree(size));
+      creation[size]!.push(performance.now() - t);
+      if (res.status !== 201) throw new Error(`POST /v1/flows answered ${res.status}: ${JSON.stringify(res.body)}`);
+    }
+  }
+  // Those flows are not run: drop their jobs so the throughput rounds start from an empty queue.
+  await deletePrefix(cluster.prefix);
+  await cluster.database.sql`delete from flows`;
+  await cluster.startWorker();
+  const rates: number[] = [];
+  const commitsPerJob: number[] = [];
+  const commits = async () =>
+    Number((await cluster.database.sql<{ n: string }[]>`select xact_commit::text as n from pg_stat_database where datname = current_database()`)[0]!.n);
+  for (let r = 0; r < rounds; r++) {
+    const before = await commits();
+    const t = performance.now();
+    const created = await api.http("POST", "/v1/flows", flowdTree(jobs));
+    let status = created.body.status;
+    while (status === "running") status = (await api.http("GET", `/v1/flows/${created.body.id}?wait=60`)).body.status;
+    const seconds = (performance.now() - t) / 1000;
+    if (status !== "completed") throw new Error(`flow ended ${status}`);
+    rates.push(jobs / seconds);
+    // pg_stat counters are flushed lazily; give them a moment, then read.
+    await Bun.sleep(600);
+    commitsPerJob.push(((await commits()) - before) / jobs);
+  }
+  await cluster.stop();
+  return { rates, creation, commitsPerJob };
+}
+
+export async function benchFlows() {
+  await checkServices();
+  await ensureTemplate();
+  const jobs = 1000;
+  printConditions("flows: 1,000-job flow (echo root + 999 echo children) and POST latency", { jobs, concurrency: CONCURRENCY, rounds: ROUNDS });
+  const bull = await bullmqRun(jobs, ROUNDS);
+  const flowd = await flowdRun(jobs, ROUNDS);
+  const bullRate = median(bull.rates);
+  const flowdRate = median(flowd.rates);
+  console.log(`throughput  plain BullMQ ${bullRate.toFixed(0)} jobs/s | flowd ${flowdRate.toFixed(0)} jobs/s | ratio ${ratio(flowdRate, bullRate)} (goal >= 0.8)`);
+  console.log(`postgres commits per job (flowd, whole run incl. API): ${median(flowd.commitsPerJob).toFixed(3)}`);
+  for (const size of [1, 10, 1000]) {
+    const f = flowd.creation[size]!;
+    const b = bull.creation[size]!;
+    console.log(
+      `create ${String(size).padStart(4)} jobs  flowd p50 ${percentile(f, 50).toFixed(1)} ms p99 ${percentile(f, 99).toFixed(1)} ms | ` +
+        `FlowProducer.add p50 ${percentile(b, 50).toFixed(1)} ms p99 ${percentile(b, 99).toFixed(1)} ms | ratio p50 ${ratio(percentile(f, 50), percentile(b, 50))} (goal <= 1.5)`,
+    );
+  }
+}
+
+if (import.meta.main) await benchFlows();

@@ -1,0 +1,8 @@
+/** `bun run bench`: every benchmark, each printing its conditions and its ratio to a baseline run alongside. */
+import { benchFlows } from "./flows";
+import { benchEvents } from "./events";
+
+const only = process.argv[2];
+if (!only || only === "flows") await benchFlows();
+if (!only || only === "events") await benchEvents();
+process.exit(0);
