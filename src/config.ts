@@ -62,9 +62,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const value = env[key];
     if (value !== undefined && value !== "") raw[key] = value;
   }
+  const problems = new Map<string, string>();
+  // Convert would quietly turn "80.5" into 80 and "1e3" into 1: integers must be written as such.
+  for (const [key, schema] of Object.entries(EnvSchema.properties) as [string, { type?: string }][]) {
+    if (schema.type === "integer" && raw[key] !== undefined && !/^\d+$/.test(String(raw[key]))) {
+      problems.set(key, `${key}=${JSON.stringify(raw[key])} ${describe(schema as Record<string, unknown>)}`);
+      delete raw[key];
+    }
+  }
   const withDefaults = Value.Default(EnvSchema, raw);
   const converted = Value.Convert(EnvSchema, withDefaults);
-  const problems = new Map<string, string>();
   for (const error of Value.Errors(EnvSchema, converted)) {
     const name = error.path.replace(/^\//, "").split("/")[0] ?? error.path;
     if (!problems.has(name)) problems.set(name, `${name}=${JSON.stringify(raw[name])} ${describe(error.schema)}`);

@@ -21,13 +21,15 @@ export function createRedis(url: string, purpose: "blocking" | "request", name =
 /** One quick connection attempt, so a start-up against an unreachable Redis says so in one line. */
 export async function checkRedis(url: string): Promise<{ maxmemoryPolicy: string | null }> {
   const probe = new IORedis(url, { lazyConnect: true, connectTimeout: 3_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on("error", () => {});
+  // The socket error (ECONNREFUSED, ENOTFOUND…) says more than the "Connection is closed" that follows it.
+  let cause: { code?: string; message?: string } | undefined;
+  probe.on("error", (err: { code?: string; message?: string }) => (cause ??= err));
   try {
     await probe.connect();
     await probe.ping();
     return { maxmemoryPolicy: await readMaxmemoryPolicy(probe) };
   } catch (err) {
-    const e = err as { code?: string; message?: string };
+    const e = cause ?? (err as { code?: string; message?: string });
     throw new ConnectError(`cannot reach Redis at ${maskUrl(url)} (${e.code ?? e.message}); start it or set REDIS_URL`);
   } finally {
     probe.disconnect();

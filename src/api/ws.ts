@@ -100,8 +100,8 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate })
   }
 
   return new Elysia({ name: "ws" })
-    .resolve(async ({ request, status }) => {
-      const token = bearerToken(request);
+    .derive(async ({ request, status }) => {
+      const token = bearerToken(request, true);
       const user = token ? await deps.authenticate(token) : null;
       if (!user)
         return status(401, {

@@ -63,8 +63,10 @@ export async function ensureDatabase(url: string): Promise<void> {
   try {
     await admin.unsafe(`create database "${name.replaceAll('"', '""')}"`);
   } catch (err) {
-    // Another process starting at the same moment may have created it first.
-    if ((err as { code?: string }).code !== "42P04")
+    // Another process starting at the same moment may have created it first: Postgres says so
+    // with 42P04, or with 23505 when both reached the catalog at once.
+    const code = (err as { code?: string }).code;
+    if (code !== "42P04" && code !== "23505")
       throw new ConnectError(`cannot create database "${name}" at ${maskUrl(url)} (${describeCause(err)})`);
   } finally {
     await admin.end({ timeout: 1 }).catch(() => {});
