@@ -33,7 +33,7 @@ export interface FlowSummary {
   finishedAt: string | null;
 }
 export interface FlowView extends FlowSummary {
-  root: JobNodeView | null;
+  root: JobNodeView;
 }
 
 export function jobView(r: {
@@ -76,5 +76,7 @@ export function flowView(f: FlowRow, rows: FlowJobRow[]): FlowView {
       if (child) node.children.push(child);
     }
   }
-  return { ...flowSummary(f), root: f.rootId ? (nodes.get(f.rootId) ?? null) : null };
+  const root = nodes.get(f.rootId ?? "") ?? [...nodes.values()][0];
+  if (!root) throw new Error(`flow ${f.id} has no jobs`);
+  return { ...flowSummary(f), root };
 }

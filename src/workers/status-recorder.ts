@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Db } from "../db/client";
-import { applyStatusChanges, loadStreamCursors, saveStreamCursors } from "../db/queries/status";
+import { applyStatusBatch, loadStreamCursors } from "../db/queries/status";
 import type { Logger } from "../log";
 import { collapse, toStatusChange, type StatusChange, type StreamEvent } from "../services/status";
 
@@ -71,14 +71,10 @@ export function startStatusRecorder(deps: {
   })();
 
   async function write(db: Db, changes: { table: "flow_jobs" | "jobs"; change: StatusChange }[], cursors: Map<string, string>) {
-    return db.transaction(async (tx) => {
-      let n = 0;
-      for (const table of ["flow_jobs", "jobs"] as const) {
-        n += await applyStatusChanges(tx, table, collapse(changes.filter((c) => c.table === table).map((c) => c.change)));
-      }
-      await saveStreamCursors(tx, cursors);
-      return n;
-    });
+    const folded = (["flow_jobs", "jobs"] as const).flatMap((table) =>
+      collapse(changes.filter((c) => c.table === table).map((c) => c.change)).map((change) => ({ table, change })),
+    );
+    return applyStatusBatch(db, folded, cursors);
   }
 
   async function describe(redis: Redis, prefix: string, events: StreamEvent[]) {

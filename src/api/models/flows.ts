@@ -84,7 +84,7 @@ const flowSummaryFields = {
 };
 export const FlowSummarySchema = t.Object(flowSummaryFields);
 /** Typed as the service's view: Elysia cannot infer through the recursive job node. */
-export const FlowViewSchema = t.Unsafe<FlowView>(t.Object({ ...flowSummaryFields, root: t.Union([t.Null(), JobNodeSchema]) }));
+export const FlowViewSchema = t.Unsafe<FlowView>(t.Object({ ...flowSummaryFields, root: JobNodeSchema }));
 export const FlowPageSchema = t.Object({ items: t.Array(FlowSummarySchema), nextCursor: t.Union([t.Null(), t.String()]) });
 
 /** Any string: one that is not an id is simply a flow that does not exist (404). */

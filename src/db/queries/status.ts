@@ -1,24 +1,15 @@
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import type { StatusChange } from "../../services/status";
 
+export type TrackedTable = "flow_jobs" | "jobs";
+
 /**
- * Applies a batch of changes in one statement. The guard: a change applies only when it is newer
- * than the last one applied (stream position), never revives a cancelled job, and a removal never
- * overwrites a finished job — so duplicates and late arrivals are harmless.
+ * The guarded update of one table, as a CTE over the batch `v`: a change applies only when it is
+ * newer than the last one applied (stream position), never revives a cancelled job, and a removal
+ * never overwrites a finished job — so duplicates and late arrivals are harmless.
  */
-export async function applyStatusChanges(db: DbOrTx, table: "flow_jobs" | "jobs", changes: StatusChange[]) {
-  if (changes.length === 0) return 0;
-  const payload = changes.map((c) => ({
-    job_id: c.jobId,
-    status: c.status,
-    result: c.status === "completed" ? (c.result ?? null) : null,
-    error: c.error ?? null,
-    attempts: c.attemptsMade ?? null,
-    starts: c.starts,
-    pos: c.pos,
-  }));
-  const rows = await db.execute(sql`
+const guardedUpdate = (table: TrackedTable): SQL => sql`
     update ${sql.identifier(table)} as j set
       status = v.status,
       result = case when v.status = 'completed' then v.result else j.result end,
@@ -29,27 +20,52 @@ export async function applyStatusChanges(db: DbOrTx, table: "flow_jobs" | "jobs"
       attempts_made = coalesce(j.attempts_base + v.attempts, j.attempts_made + v.starts),
       event_pos = v.pos,
       updated_at = now()
-    from jsonb_to_recordset(${JSON.stringify(payload)}::jsonb)
-      as v(job_id text, status text, result jsonb, error jsonb, attempts int, starts int, pos bigint)
-    where j.job_id = v.job_id and v.pos > j.event_pos and j.status <> 'cancelled'
+    from v
+    where v.tbl = ${table} and j.job_id = v.job_id and v.pos > j.event_pos and j.status <> 'cancelled'
       and not (v.status = 'cancelled' and j.status in ('completed', 'failed'))
-    returning j.id`);
-  return rows.length;
+    returning 1`;
+
+/**
+ * Applies a batch of status changes to both tables and moves the stream cursors, all in one
+ * statement: one round trip and one commit per batch, and the cursors never run ahead of the rows.
+ */
+export async function applyStatusBatch(
+  db: DbOrTx,
+  changes: { table: TrackedTable; change: StatusChange }[],
+  cursors: Map<string, string>,
+): Promise<number> {
+  const batch = changes.map(({ table, change: c }) => ({
+    tbl: table,
+    job_id: c.jobId,
+    status: c.status,
+    result: c.status === "completed" ? (c.result ?? null) : null,
+    error: c.error ?? null,
+    attempts: c.attemptsMade ?? null,
+    starts: c.starts,
+    pos: c.pos,
+  }));
+  const cursorRows = [...cursors].map(([queue, last_id]) => ({ queue, last_id }));
+  const [row] = await db.execute<{ changed: number }>(sql`
+    with v as (
+      select * from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
+        as v(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, pos bigint)
+    ),
+    fj as (${guardedUpdate("flow_jobs")}),
+    jb as (${guardedUpdate("jobs")}),
+    cur as (
+      insert into stream_cursors (queue, last_id, updated_at)
+      select queue, last_id, now() from jsonb_to_recordset(${JSON.stringify(cursorRows)}::jsonb) as c(queue text, last_id text)
+      on conflict (queue) do update set last_id = excluded.last_id, updated_at = now()
+      -- Several recorders may run; a slower one must not move a cursor back.
+      where (split_part(excluded.last_id, '-', 1)::bigint, split_part(excluded.last_id, '-', 2)::bigint)
+          > (split_part(stream_cursors.last_id, '-', 1)::bigint, split_part(stream_cursors.last_id, '-', 2)::bigint)
+      returning 1
+    )
+    select ((select count(*) from fj) + (select count(*) from jb) + 0 * (select count(*) from cur))::int as changed`);
+  return row?.changed ?? 0;
 }
 
 export async function loadStreamCursors(db: DbOrTx): Promise<Map<string, string>> {
   const rows = await db.execute<{ queue: string; last_id: string }>(sql`select queue, last_id from stream_cursors`);
   return new Map(rows.map((r) => [r.queue, r.last_id]));
-}
-
-export async function saveStreamCursors(db: DbOrTx, cursors: Map<string, string>) {
-  if (cursors.size === 0) return;
-  const payload = [...cursors].map(([queue, last_id]) => ({ queue, last_id }));
-  await db.execute(sql`
-    insert into stream_cursors (queue, last_id, updated_at)
-    select queue, last_id, now() from jsonb_to_recordset(${JSON.stringify(payload)}::jsonb) as v(queue text, last_id text)
-    on conflict (queue) do update set last_id = excluded.last_id, updated_at = now()
-    -- Several recorders may run; a slower one must not move a cursor back.
-    where (split_part(excluded.last_id, '-', 1)::bigint, split_part(excluded.last_id, '-', 2)::bigint)
-        > (split_part(stream_cursors.last_id, '-', 1)::bigint, split_part(stream_cursors.last_id, '-', 2)::bigint)`);
 }

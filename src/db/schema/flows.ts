@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { type AnyPgColumn, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./users";
 import { jobColumns } from "./columns";
 
@@ -34,7 +34,8 @@ export const flowJobs = pgTable(
   {
     ...jobColumns(),
     flowId: text("flow_id").notNull().references(() => flows.id, { onDelete: "cascade" }),
-    parentId: text("parent_id").references((): AnyPgColumn => flowJobs.id, { onDelete: "cascade" }),
+    /** No foreign key: rows go and come with their flow, and checking 1,000 self-references per insert costs. */
+    parentId: text("parent_id"),
     /** Row ids of the direct children, in the order given (BullMQ ids change on retry; these do not). */
     children: jsonb("children").$type<string[]>(),
     depth: integer("depth").notNull().default(0),
