@@ -26,6 +26,7 @@ export const EnvSchema = Type.Object({
   FLOWD_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   FLOWD_EVENTS_RETENTION_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 365, default: 24 * 7 }),
   WORKER_HEALTH_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+  FLOWD_SOCKET_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -47,6 +48,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly eventsRetentionHours: number;
   readonly workerHealthPort: number;
+  /** Bytes queued for one slow socket before it is closed (it resumes with `after`). */
+  readonly socketBufferLimit: number;
 }
 
 export class ConfigError extends Error {
@@ -99,6 +102,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownTimeoutMs: e.FLOWD_SHUTDOWN_TIMEOUT_MS,
     eventsRetentionHours: e.FLOWD_EVENTS_RETENTION_HOURS,
     workerHealthPort: e.WORKER_HEALTH_PORT,
+    socketBufferLimit: e.FLOWD_SOCKET_BUFFER_LIMIT,
   });
 }
 

@@ -11,7 +11,7 @@ import { jsonBodyPlugin } from "./plugins/body";
 import { healthRoutes } from "./routes/health";
 import { flowRoutes } from "./routes/flows";
 import { eventRoutes } from "./routes/events";
-import { SOCKET_BACKPRESSURE_LIMIT, SOCKET_MAX_FRAME, wsRoutes } from "./ws";
+import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
 
 export interface ApiDeps extends FlowDeps {
   database: Database;
@@ -32,7 +32,7 @@ export function createApp(deps: ApiDeps) {
       idleTimeout: 120,
       sendPings: true,
       maxPayloadLength: SOCKET_MAX_FRAME,
-      backpressureLimit: SOCKET_BACKPRESSURE_LIMIT,
+      backpressureLimit: config.socketBufferLimit,
       closeOnBackpressureLimit: true,
     },
   })

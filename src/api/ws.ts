@@ -7,8 +7,7 @@ import { flowTopic, toWireMessage, userTopic, type Hub } from "../events/hub";
 import type { Authenticate, AuthUser } from "../services/tokens";
 import { bearerToken } from "./plugins/auth";
 
-/** Past this many bytes queued for one socket, it is closed (code 1013) and must resume with `after`. */
-export const SOCKET_BACKPRESSURE_LIMIT = 4 * 1024 * 1024;
+/** Client frames above this close the socket (1009): the protocol's messages are tiny. */
 export const SOCKET_MAX_FRAME = 64 * 1024;
 
 interface SocketState {
