@@ -71,9 +71,27 @@ CREATE TABLE "jobs" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"schedule_id" text,
+	"generation" integer DEFAULT 0 NOT NULL,
 	"idempotency_key" text,
 	"request_hash" text,
 	CONSTRAINT "jobs_job_id_unique" UNIQUE("job_id")
+);
+--> statement-breakpoint
+CREATE TABLE "schedules" (
+	"id" text PRIMARY KEY NOT NULL,
+	"user_id" text NOT NULL,
+	"name" text NOT NULL,
+	"pattern" text,
+	"every" integer,
+	"tz" text,
+	"job_name" text NOT NULL,
+	"job_data" jsonb NOT NULL,
+	"job_opts" jsonb NOT NULL,
+	"paused" boolean DEFAULT false NOT NULL,
+	"last_run_at" timestamp with time zone,
+	"next_run_at" timestamp with time zone,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
 CREATE TABLE "event_log_state" (
@@ -101,6 +119,7 @@ CREATE TABLE "stream_cursors" (
 ALTER TABLE "api_tokens" ADD CONSTRAINT "api_tokens_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "flow_jobs" ADD CONSTRAINT "flow_jobs_flow_id_flows_id_fk" FOREIGN KEY ("flow_id") REFERENCES "public"."flows"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "flows" ADD CONSTRAINT "flows_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "schedules" ADD CONSTRAINT "schedules_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "api_tokens_user_idx" ON "api_tokens" USING btree ("user_id");--> statement-breakpoint
 CREATE INDEX "flow_jobs_flow_idx" ON "flow_jobs" USING btree ("flow_id");--> statement-breakpoint
 CREATE INDEX "flow_jobs_parent_idx" ON "flow_jobs" USING btree ("parent_id");--> statement-breakpoint
@@ -113,6 +132,7 @@ CREATE INDEX "jobs_user_status_created_idx" ON "jobs" USING btree ("user_id","st
 CREATE INDEX "jobs_schedule_idx" ON "jobs" USING btree ("schedule_id") WHERE "jobs"."schedule_id" is not null;--> statement-breakpoint
 CREATE INDEX "jobs_pending_idx" ON "jobs" USING btree ("created_at") WHERE "jobs"."status" = 'pending';--> statement-breakpoint
 CREATE UNIQUE INDEX "jobs_user_idempotency_idx" ON "jobs" USING btree ("user_id","idempotency_key") WHERE "jobs"."idempotency_key" is not null;--> statement-breakpoint
+CREATE INDEX "schedules_user_created_idx" ON "schedules" USING btree ("user_id","created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
 CREATE INDEX "events_user_seq_idx" ON "events" USING btree ("user_id","seq");--> statement-breakpoint
 CREATE INDEX "events_flow_seq_idx" ON "events" USING btree ("flow_id","seq");--> statement-breakpoint
 CREATE INDEX "events_at_idx" ON "events" USING btree ("at");

@@ -11,6 +11,8 @@ import { jsonBodyPlugin } from "./plugins/body";
 import { healthRoutes } from "./routes/health";
 import { flowRoutes } from "./routes/flows";
 import { eventRoutes } from "./routes/events";
+import { jobRoutes } from "./routes/jobs";
+import { scheduleRoutes } from "./routes/schedules";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
 
 export interface ApiDeps extends FlowDeps {
@@ -51,6 +53,8 @@ export function createApp(deps: ApiDeps) {
     )
     .use(healthRoutes({ sql: deps.database.sql, redis: deps.redis }))
     .use(flowRoutes(deps))
+    .use(jobRoutes(deps))
+    .use(scheduleRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(wsRoutes({ db: deps.db, hub: deps.hub, authenticate: deps.authenticate }));
 }

@@ -5,7 +5,7 @@ import { createHub } from "../events/hub";
 import type { Logger } from "../log";
 import { cancelChannel, createProducer } from "../queues";
 import { createRedis } from "../redis";
-import { createFlowWaiters } from "../services/flow-waiters";
+import { createWaiters } from "../services/waiters";
 import { createAuthenticator } from "../services/tokens";
 import { pruneEvents } from "../db/queries/event-log";
 import { createApp } from "./app";
@@ -18,10 +18,11 @@ export async function startApi(deps: { config: Config; database: Database; log: 
   redis.on("error", () => {});
   const producer = createProducer(redis, config);
   const hub = createHub();
-  const waiters = createFlowWaiters();
-  // Long-polls wait for a flow to finish: only the flow's own events can end the wait.
+  const waiters = createWaiters();
+  // Long-polls wait for a flow or a single job to finish: only their own events can end a wait.
   hub.observe((e) => {
     if (e.flowId && e.type.startsWith("flow.")) waiters.notify(e.flowId);
+    else if (!e.flowId && e.jobId) waiters.notify(e.jobId);
   });
   const listener = startListener({ db: database.db, sql: database.sql, log, onEvents: (events) => hub.publish(events) });
   await listener.ready;

@@ -1,6 +1,3 @@
-import { createHash } from "node:crypto";
-import type { Config } from "../config";
-import type { Db } from "../db/client";
 import {
   bumpGeneration,
   cancelUnfinished,
@@ -17,30 +14,16 @@ import {
 } from "../db/queries/flows";
 import { Conflict, InvalidInput, NotFound } from "../errors";
 import { newId } from "../ids";
-import type { Logger } from "../log";
-import type { Producer } from "../queues";
+import type { ServiceDeps, User } from "./deps";
 import { planFlow, type NodeInput } from "./flow-spec";
+import { assertSameRequest, isUniqueViolation, requestHash } from "./idempotency";
 import { flowView, flowSummary, type FlowView } from "./flow-views";
-import type { FlowWaiters } from "./flow-waiters";
+
 import { enqueueRows, removeFromRedis } from "./enqueue";
 import { initialStatus, type EnqueueRow } from "./flow-redis";
 import { decodeCursor, encodeCursor } from "./cursor";
 
-export interface FlowDeps {
-  config: Config;
-  db: Db;
-  producer: Producer;
-  log: Logger;
-  waiters: FlowWaiters;
-  /** Asks every worker process to abort these running jobs. */
-  broadcastCancel(jobIds: string[]): Promise<void>;
-}
-
-export interface User {
-  userId: string;
-}
-
-const requestHash = (body: unknown) => createHash("sha256").update(JSON.stringify(body)).digest("hex");
+export type FlowDeps = ServiceDeps;
 
 /**
  * Validates the tree, writes the flow and every job in one transaction (status `pending`), then adds
@@ -100,7 +83,7 @@ export async function createFlow(
     await insertFlow(deps.db, flow, rows);
   } catch (err) {
     // Two requests with one key raced; the loser answers with the winner's flow.
-    if (idempotencyKey && (err as { code?: string }).code === "23505") {
+    if (idempotencyKey && isUniqueViolation(err)) {
       const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
       if (existing) return { flow: await replay(deps, existing, hash), replayed: true };
     }
@@ -120,12 +103,7 @@ export async function createFlow(
 }
 
 async function replay(deps: FlowDeps, existing: FlowRow, hash: string): Promise<FlowView> {
-  if (existing.requestHash !== hash)
-    throw new Conflict(
-      "idempotency_key_reused",
-      "This Idempotency-Key was already used with a different request body; use a new key for a new flow.",
-      { flowId: existing.id },
-    );
+  assertSameRequest(existing.requestHash, hash, existing.id);
   return flowView(existing, await flowJobsOf(deps.db, existing.id));
 }
 

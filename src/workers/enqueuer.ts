@@ -1,44 +1,39 @@
 import type { Db } from "../db/client";
 import { flowJobsOf, flowsWithPendingJobs } from "../db/queries/flows";
+import { pendingJobs } from "../db/queries/jobs";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
 import type { EnqueueRow } from "../services/flow-redis";
+import { enqueueJob } from "../services/jobs";
+import { startLoop } from "./loop";
 
 /**
  * Adds to Redis what Postgres accepted but Redis did not get (Redis was down, or the API stopped
  * between commit and add). Rows are left alone for `graceMs` so the API's own add goes first.
+ * Rows stay `pending` until the recorder reads their events, so a job already in Redis is skipped:
+ * the recorder is only behind.
  */
 export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger }, opts = { intervalMs: 1_000, graceMs: 3_000 }) {
   const log = deps.log.child({ component: "enqueuer" });
-  let running = true;
-  let wake: () => void = () => {};
-  const loop = (async () => {
-    while (running) {
-      try {
-        const flowIds = await flowsWithPendingJobs(deps.db, opts.graceMs, 50);
-        for (const flowId of flowIds) {
-          const rows = (await flowJobsOf(deps.db, flowId)) as EnqueueRow[];
-          // Rows stay `pending` until the recorder reads their events: if the top job is in Redis
-          // already, the recorder is only behind and there is nothing to add.
-          const top = rows.find((r) => r.status === "pending" && !rows.some((p) => p.id === r.parentId && p.status === "pending"));
-          if (!top || (await deps.producer.queue(top.queueName).getJobState(top.jobId)) !== "unknown") continue;
-          if (await enqueueRows(deps, rows)) log.info("enqueued pending flow", { flowId });
-        }
-      } catch (err) {
-        log.debug("enqueue pass failed; will retry", { err: String(err) });
+  const inRedis = async (row: { queueName: string; jobId: string }) =>
+    (await deps.producer.queue(row.queueName).getJobState(row.jobId)) !== "unknown";
+
+  return startLoop(
+    opts.intervalMs,
+    async () => {
+      for (const flowId of await flowsWithPendingJobs(deps.db, opts.graceMs, 50)) {
+        const rows = (await flowJobsOf(deps.db, flowId)) as EnqueueRow[];
+        const pendingIds = new Set(rows.filter((r) => r.status === "pending").map((r) => r.id));
+        const top = rows.find((r) => pendingIds.has(r.id) && !pendingIds.has(r.parentId ?? ""));
+        if (!top || (await inRedis(top))) continue;
+        if (await enqueueRows(deps, rows)) log.info("enqueued pending flow", { flowId });
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, opts.intervalMs);
-      });
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      wake();
-      await loop;
+      for (const job of await pendingJobs(deps.db, opts.graceMs, 200)) {
+        if (await inRedis(job)) continue;
+        if (await enqueueJob({ ...deps, log }, job)) log.info("enqueued pending job", { jobId: job.id });
+      }
     },
-  };
+    (err) => log.debug("enqueue pass failed; will retry", { err: String(err) }),
+  );
 }

@@ -1,30 +1,40 @@
-import { Worker } from "bullmq";
+import { Worker, type Processor } from "bullmq";
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
 import { cancelChannel, createProducer } from "../queues";
 import { createRedis } from "../redis";
+import { JOBS_QUEUE } from "../services/jobs";
+import { runTick, SCHEDULES_QUEUE } from "../services/schedules";
 import { createProcessor } from "./processor";
 import { startStatusRecorder } from "./status-recorder";
 import { startEnqueuer } from "./enqueuer";
+import { startScheduleKeeper } from "./schedule-keeper";
 import { startHealthServer } from "./health-server";
 
 /**
- * The worker role: one BullMQ Worker per queue (each on its own connection), the status recorder
- * that mirrors Redis's events into Postgres, the enqueuer for accepted-but-not-queued work, and a
- * subscription that aborts jobs cancelled through the API.
+ * The worker role: one BullMQ Worker per queue (each on its own connection) — the flow queues,
+ * `jobs` and `schedules` — the status recorder that mirrors Redis's events into Postgres, the
+ * enqueuer for accepted-but-not-queued work, the schedule keeper, and a subscription that aborts
+ * jobs cancelled through the API.
  */
 export async function startWorkers(deps: { config: Config; database: Database; log: Logger }) {
   const { config, database } = deps;
   const log = deps.log.child({ role: "worker" });
-  const processor = createProcessor(config);
-  const queueNames = [...config.flowQueues];
-  const workers = queueNames.map((name) => {
+
+  const producerRedis = createRedis(config.redisUrl, "request", "flowd-producer");
+  producerRedis.on("error", () => {});
+  const producer = createProducer(producerRedis, config);
+  const services = { db: database.db, producer, log };
+
+  const runJob = createProcessor(config);
+  const runSchedule: Processor = (tick) => runTick(services, tick);
+  const queues: [string, Processor][] = [...config.flowQueues.map((q): [string, Processor] => [q, runJob]), [JOBS_QUEUE, runJob], [SCHEDULES_QUEUE, runSchedule]];
+  const workers = queues.map(([name, processor]) => {
     const worker = new Worker(name, processor, {
       connection: createRedis(config.redisUrl, "blocking", `flowd-worker-${name}`),
       prefix: config.prefix,
-      concurrency: config.workerConcurrency,
-      autorun: true,
+      concurrency: name === SCHEDULES_QUEUE ? 1 : config.workerConcurrency,
     });
     worker.on("error", (err) => log.warn("worker error", { queue: name, err: String(err) }));
     return worker;
@@ -43,25 +53,23 @@ export async function startWorkers(deps: { config: Config; database: Database; l
     db: database.db,
     redis: recorderRedis,
     prefix: config.prefix,
-    queues: queueNames.map((name) => ({ name, table: "flow_jobs" as const })),
+    queues: [...config.flowQueues.map((name) => ({ name, table: "flow_jobs" as const })), { name: JOBS_QUEUE, table: "jobs" as const }],
     log,
   });
-
-  const producerRedis = createRedis(config.redisUrl, "request", "flowd-enqueuer");
-  producerRedis.on("error", () => {});
-  const producer = createProducer(producerRedis, config);
-  const enqueuer = startEnqueuer({ db: database.db, producer, log });
+  const enqueuer = startEnqueuer(services);
+  const keeper = startScheduleKeeper(services);
 
   const health =
     config.workerHealthPort > 0
       ? startHealthServer({ port: config.workerHealthPort, host: config.host, sql: database.sql, redis: producerRedis })
       : null;
 
-  log.info("workers started", { queues: queueNames, concurrency: config.workerConcurrency, healthPort: health?.port });
+  log.info("workers started", { queues: queues.map(([q]) => q), concurrency: config.workerConcurrency, healthPort: health?.port });
   return {
     recorder,
     async stop() {
       await health?.stop();
+      await keeper.stop();
       await enqueuer.stop();
       // Let running jobs finish (bounded by the caller's shutdown timer), then stop reading events.
       await Promise.allSettled(workers.map((w) => w.close()));

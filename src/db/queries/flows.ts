@@ -1,4 +1,5 @@
-import { and, asc, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { olderThan } from "./pagination";
 import type { DbOrTx } from "../client";
 import { flowJobs, flows } from "../schema";
 import { isId } from "../../ids";
@@ -73,10 +74,7 @@ export async function listFlows(
 ) {
   const conditions = [eq(flows.userId, userId)];
   if (q.status) conditions.push(eq(flows.status, q.status));
-  if (q.before)
-    conditions.push(
-      or(lt(flows.createdAt, q.before.createdAt), and(eq(flows.createdAt, q.before.createdAt), lt(flows.id, q.before.id)))!,
-    );
+  if (q.before) conditions.push(olderThan(flows.createdAt, flows.id, q.before));
   return db
     .select()
     .from(flows)

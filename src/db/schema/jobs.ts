@@ -1,13 +1,17 @@
 import { sql } from "drizzle-orm";
-import { index, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
+import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { users } from "./users";
 import { jobColumns } from "./columns";
 
-/** Single jobs (and, later, schedule ticks): the same shape as a flow job without the flow. */
+/** Single jobs and schedule ticks: the same shape as a flow job without the flow. */
 export const jobs = pgTable(
   "jobs",
   {
     ...jobColumns(),
+    /** The schedule whose tick created it; no foreign key, since deleting a schedule keeps its jobs. */
     scheduleId: text("schedule_id"),
+    /** Bumped on every retry; the retried job gets the BullMQ id `<id>-<generation>`. */
+    generation: integer("generation").notNull().default(0),
     idempotencyKey: text("idempotency_key"),
     requestHash: text("request_hash"),
   },
@@ -18,4 +22,29 @@ export const jobs = pgTable(
     index("jobs_pending_idx").on(t.createdAt).where(sql`${t.status} = 'pending'`),
     uniqueIndex("jobs_user_idempotency_idx").on(t.userId, t.idempotencyKey).where(sql`${t.idempotencyKey} is not null`),
   ],
+);
+
+/**
+ * Schedules are kept here, not only in Redis: Redis holds the BullMQ job scheduler that ticks, and
+ * flowd registers it again from this row whenever Redis has lost it.
+ */
+export const schedules = pgTable(
+  "schedules",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    pattern: text("pattern"),
+    every: integer("every"),
+    tz: text("tz"),
+    jobName: text("job_name").notNull(),
+    jobData: jsonb("job_data").notNull().$type<Record<string, unknown>>(),
+    jobOpts: jsonb("job_opts").notNull().$type<Record<string, unknown>>(),
+    paused: boolean("paused").notNull().default(false),
+    lastRunAt: timestamp("last_run_at", { withTimezone: true }),
+    nextRunAt: timestamp("next_run_at", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("schedules_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc())],
 );

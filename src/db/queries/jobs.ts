@@ -1,0 +1,85 @@
+import { and, desc, eq, sql } from "drizzle-orm";
+import type { DbOrTx } from "../client";
+import { jobs } from "../schema";
+import { isId } from "../../ids";
+import { olderThan } from "./pagination";
+
+export type JobRow = typeof jobs.$inferSelect;
+export type NewJobRow = typeof jobs.$inferInsert;
+
+export async function insertJob(db: DbOrTx, row: NewJobRow) {
+  await db.insert(jobs).values(row);
+}
+
+/** A schedule tick's job: its id is derived from the tick, so a second insert of the same tick does nothing. */
+export async function insertJobOnce(db: DbOrTx, row: NewJobRow): Promise<boolean> {
+  const inserted = await db.insert(jobs).values(row).onConflictDoNothing({ target: jobs.id }).returning({ id: jobs.id });
+  return inserted.length > 0;
+}
+
+export async function findJob(db: DbOrTx, userId: string, id: string): Promise<JobRow | undefined> {
+  if (!isId(id)) return undefined;
+  const [row] = await db.select().from(jobs).where(and(eq(jobs.id, id), eq(jobs.userId, userId))).limit(1);
+  return row;
+}
+
+export async function findJobById(db: DbOrTx, id: string): Promise<JobRow | undefined> {
+  const [row] = await db.select().from(jobs).where(eq(jobs.id, id)).limit(1);
+  return row;
+}
+
+export async function lockJob(db: DbOrTx, userId: string, id: string): Promise<JobRow | undefined> {
+  if (!isId(id)) return undefined;
+  const [row] = await db.select().from(jobs).where(and(eq(jobs.id, id), eq(jobs.userId, userId))).for("update").limit(1);
+  return row;
+}
+
+export async function findJobByIdempotencyKey(db: DbOrTx, userId: string, key: string) {
+  const [row] = await db.select().from(jobs).where(and(eq(jobs.userId, userId), eq(jobs.idempotencyKey, key))).limit(1);
+  return row;
+}
+
+export async function listJobs(
+  db: DbOrTx,
+  userId: string,
+  q: { status?: string; name?: string; scheduleId?: string; limit: number; before?: { createdAt: Date; id: string } },
+) {
+  const conditions = [eq(jobs.userId, userId)];
+  if (q.status) conditions.push(eq(jobs.status, q.status));
+  if (q.name) conditions.push(eq(jobs.name, q.name));
+  if (q.scheduleId) conditions.push(eq(jobs.scheduleId, q.scheduleId));
+  if (q.before) conditions.push(olderThan(jobs.createdAt, jobs.id, q.before));
+  return db.select().from(jobs).where(and(...conditions)).orderBy(desc(jobs.createdAt), desc(jobs.id)).limit(q.limit);
+}
+
+export async function setJobStatus(db: DbOrTx, id: string, status: string) {
+  await db.update(jobs).set({ status, updatedAt: sql`now()` }).where(eq(jobs.id, id));
+}
+
+/** Puts a failed job back to `pending` under a new BullMQ id; attempts so far become the base. */
+export async function resetJobForRetry(db: DbOrTx, id: string): Promise<JobRow> {
+  const [row] = await db
+    .update(jobs)
+    .set({
+      generation: sql`${jobs.generation} + 1`,
+      jobId: sql`${jobs.id} || '-' || (${jobs.generation} + 1)`,
+      status: "pending",
+      result: null,
+      error: null,
+      attemptsBase: sql`${jobs.attemptsMade}`,
+      eventPos: 0,
+      updatedAt: sql`now()`,
+    })
+    .where(eq(jobs.id, id))
+    .returning();
+  return row!;
+}
+
+/** Jobs accepted but not yet in Redis for `olderThanMs`. */
+export async function pendingJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<JobRow[]> {
+  return db
+    .select()
+    .from(jobs)
+    .where(and(eq(jobs.status, "pending"), sql`${jobs.updatedAt} < now() - make_interval(secs => ${olderThanMs / 1000})`))
+    .limit(limit);
+}

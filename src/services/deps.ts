@@ -1,0 +1,20 @@
+import type { Config } from "../config";
+import type { Db } from "../db/client";
+import type { Logger } from "../log";
+import type { Producer } from "../queues";
+import type { Waiters } from "./waiters";
+
+/** What the use-cases need, whoever calls them (routes, workers). */
+export interface ServiceDeps {
+  config: Config;
+  db: Db;
+  producer: Producer;
+  log: Logger;
+  waiters: Waiters;
+  /** Asks every worker process to abort these running jobs. */
+  broadcastCancel(jobIds: string[]): Promise<void>;
+}
+
+export interface User {
+  userId: string;
+}

@@ -1,0 +1,152 @@
+import {
+  findJob,
+  findJobByIdempotencyKey,
+  insertJob,
+  listJobs,
+  lockJob,
+  resetJobForRetry,
+  setJobStatus,
+  type JobRow,
+} from "../db/queries/jobs";
+import { Conflict, NotFound } from "../errors";
+import { newId } from "../ids";
+import type { ServiceDeps, User } from "./deps";
+import { decodeCursor, encodeCursor } from "./cursor";
+import { enqueueRows, removeFromRedis } from "./enqueue";
+import { checkJob, type JobOpts } from "./flow-spec";
+import { initialStatus, type EnqueueRow } from "./flow-redis";
+import { assertSameRequest, isUniqueViolation, requestHash } from "./idempotency";
+import { jobView, type JobView } from "./flow-views";
+
+/** The queue single jobs and schedule ticks run in. */
+export const JOBS_QUEUE = "jobs";
+
+export const FINISHED = new Set(["completed", "failed", "cancelled"]);
+
+export interface SingleJobView extends JobView {
+  scheduleId: string | null;
+}
+
+export const singleJobView = (r: JobRow): SingleJobView => ({ ...jobView(r), scheduleId: r.scheduleId });
+
+export interface JobInput {
+  name: string;
+  data?: Record<string, unknown>;
+  opts?: JobOpts;
+}
+
+/** A new single-job row, `pending` until its job is in Redis. */
+export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow> = {}): JobRow {
+  const id = extra.id ?? newId();
+  const now = new Date();
+  return {
+    id,
+    jobId: id,
+    userId,
+    name: input.name,
+    queueName: JOBS_QUEUE,
+    data: input.data ?? {},
+    opts: (input.opts ?? {}) as Record<string, unknown>,
+    status: "pending",
+    result: null,
+    error: null,
+    attemptsMade: 0,
+    attemptsBase: 0,
+    eventPos: 0,
+    createdAt: now,
+    updatedAt: now,
+    scheduleId: null,
+    generation: 0,
+    idempotencyKey: null,
+    requestHash: null,
+    ...extra,
+  };
+}
+
+/** Adds a job row's job to Redis; false (and the row stays `pending` for the enqueuer) if Redis refused. */
+export async function enqueueJob(deps: Pick<ServiceDeps, "producer" | "log">, row: JobRow): Promise<boolean> {
+  return enqueueRows(deps, [{ ...row, parentId: null, opts: row.opts as JobOpts }]).catch((err) => {
+    deps.log.warn("job accepted but not yet in Redis; the enqueuer will add it", { jobId: row.id, err: String(err) });
+    return false;
+  });
+}
+
+/** The same path as a flow of one: row first, then Redis under the row's id; Idempotency-Key replays. */
+export async function createJob(deps: ServiceDeps, user: User, body: JobInput, idempotencyKey?: string) {
+  const hash = requestHash(body);
+  const replay = async () => {
+    const existing = idempotencyKey ? await findJobByIdempotencyKey(deps.db, user.userId, idempotencyKey) : undefined;
+    if (!existing) return undefined;
+    assertSameRequest(existing.requestHash, hash, existing.id);
+    return { job: singleJobView(existing), replayed: true };
+  };
+  const first = await replay();
+  if (first) return first;
+  checkJob(body, "");
+  const row = newJobRow(user.userId, body, idempotencyKey ? { idempotencyKey, requestHash: hash } : {});
+  try {
+    await insertJob(deps.db, row);
+  } catch (err) {
+    const raced = isUniqueViolation(err) ? await replay() : undefined;
+    if (raced) return raced;
+    throw err;
+  }
+  if (await enqueueJob(deps, row)) row.status = initialStatus(row as unknown as EnqueueRow, false);
+  return { job: singleJobView(row), replayed: false };
+}
+
+export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeconds = 0): Promise<SingleJobView> {
+  let row = await findJob(deps.db, user.userId, id);
+  if (!row) throw new NotFound("job", id);
+  const deadline = Date.now() + waitSeconds * 1000;
+  while (!FINISHED.has(row.status) && Date.now() < deadline) {
+    await deps.waiters.wait(id, deadline - Date.now());
+    row = (await findJob(deps.db, user.userId, id)) ?? row;
+  }
+  return singleJobView(row);
+}
+
+export async function listUserJobs(
+  deps: ServiceDeps,
+  user: User,
+  q: { status?: string; name?: string; scheduleId?: string; limit?: number; cursor?: string },
+) {
+  const limit = q.limit ?? 20;
+  const before = q.cursor ? decodeCursor(q.cursor) : undefined;
+  const rows = await listJobs(deps.db, user.userId, { ...q, limit: limit + 1, before });
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map(singleJobView),
+    nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+  };
+}
+
+export async function cancelJob(deps: ServiceDeps, user: User, id: string): Promise<SingleJobView> {
+  const row = await deps.db.transaction(async (tx) => {
+    const job = await lockJob(tx, user.userId, id);
+    if (!job) throw new NotFound("job", id);
+    if (FINISHED.has(job.status))
+      throw new Conflict("job_finished", `The job already finished as '${job.status}'; only an unfinished job can be cancelled.`);
+    await setJobStatus(tx, id, "cancelled");
+    return job;
+  });
+  await deps.broadcastCancel([row.jobId]).catch((err) => deps.log.warn("could not broadcast cancel", { jobId: id, err: String(err) }));
+  await removeFromRedis(deps, [row]);
+  return getJob(deps, user, id);
+}
+
+/** A failed job runs again under a new BullMQ id; `fail`'s `times` keeps counting across runs. */
+export async function retryJob(deps: ServiceDeps, user: User, id: string): Promise<SingleJobView> {
+  const { previous, row } = await deps.db.transaction(async (tx) => {
+    const job = await lockJob(tx, user.userId, id);
+    if (!job) throw new NotFound("job", id);
+    if (!FINISHED.has(job.status)) throw new Conflict("job_running", "The job has not finished; retry it once it has failed.");
+    if (job.status !== "failed")
+      throw new Conflict("nothing_to_retry", `The job finished as '${job.status}'; only a failed job can be retried.`);
+    return { previous: job, row: await resetJobForRetry(tx, id) };
+  });
+  await removeFromRedis(deps, [previous]);
+  await enqueueJob(deps, row);
+  return getJob(deps, user, id);
+}

@@ -1,0 +1,202 @@
+import { createHash } from "node:crypto";
+import { CronExpressionParser } from "cron-parser";
+import type { Job } from "bullmq";
+import { findJobById, insertJobOnce } from "../db/queries/jobs";
+import {
+  allActiveSchedules,
+  deleteSchedule as deleteScheduleRow,
+  findSchedule,
+  findScheduleById,
+  insertSchedule,
+  listSchedules,
+  recordTick,
+  type ScheduleRow,
+} from "../db/queries/schedules";
+import { InvalidInput, NotFound } from "../errors";
+import { newId } from "../ids";
+import type { Producer } from "../queues";
+import type { ServiceDeps, User } from "./deps";
+import { decodeCursor, encodeCursor } from "./cursor";
+import { ADD_TIMEOUT_MS, withTimeout } from "./enqueue";
+import { checkJob } from "./flow-spec";
+import { enqueueJob, newJobRow, type JobInput } from "./jobs";
+
+/** The queue holding BullMQ's job schedulers; each tick there becomes a tracked job in `jobs`. */
+export const SCHEDULES_QUEUE = "schedules";
+
+export interface ScheduleInput {
+  name: string;
+  pattern?: string;
+  every?: number;
+  tz?: string;
+  job: JobInput;
+}
+
+export interface ScheduleView {
+  id: string;
+  name: string;
+  pattern: string | null;
+  every: number | null;
+  tz: string | null;
+  job: { name: string; data: Record<string, unknown>; opts: Record<string, unknown> };
+  paused: boolean;
+  lastRunAt: string | null;
+  nextRunAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+export const scheduleView = (r: ScheduleRow, next?: Date | null): ScheduleView => ({
+  id: r.id,
+  name: r.name,
+  pattern: r.pattern,
+  every: r.every,
+  tz: r.tz,
+  job: { name: r.jobName, data: r.jobData, opts: r.jobOpts },
+  paused: r.paused,
+  lastRunAt: iso(r.lastRunAt),
+  nextRunAt: iso(next === undefined ? r.nextRunAt : next),
+  createdAt: r.createdAt.toISOString(),
+  updatedAt: r.updatedAt.toISOString(),
+});
+
+/** Refuses what BullMQ would accept and then never run: a bad cron, an unknown zone, both or neither timing. */
+export function checkTiming(input: Pick<ScheduleInput, "pattern" | "every" | "tz">): Date {
+  const refuse = (path: string, message: string) => new InvalidInput(message, [{ path, message }], "invalid_schedule");
+  if ((input.pattern === undefined) === (input.every === undefined))
+    throw refuse("/", "A schedule takes exactly one of 'pattern' (a cron expression) or 'every' (milliseconds).");
+  if (input.tz !== undefined) {
+    try {
+      new Intl.DateTimeFormat("en", { timeZone: input.tz });
+    } catch {
+      throw refuse("/tz", `Unknown time zone '${input.tz}'; use an IANA name such as 'Europe/Paris' or 'UTC'.`);
+    }
+  }
+  if (input.every !== undefined) {
+    if (input.tz !== undefined) throw refuse("/tz", "'tz' applies to 'pattern' only.");
+    return new Date(Date.now() + input.every);
+  }
+  try {
+    return CronExpressionParser.parse(input.pattern!, { tz: input.tz, strict: false }).next().toDate();
+  } catch (err) {
+    throw refuse("/pattern", `Invalid cron expression '${input.pattern}': ${(err as Error).message}.`);
+  }
+}
+
+/** Puts the schedule's BullMQ job scheduler into Redis (idempotent); returns its next run. */
+export async function registerSchedule(producer: Producer, row: ScheduleRow): Promise<Date | null> {
+  const queue = producer.queue(SCHEDULES_QUEUE);
+  const repeat = row.every !== null ? { every: row.every } : { pattern: row.pattern!, ...(row.tz ? { tz: row.tz } : {}) };
+  const job = await withTimeout(
+    queue.upsertJobScheduler(row.id, repeat, {
+      name: "tick",
+      data: { scheduleId: row.id },
+      opts: { removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } },
+    }),
+    ADD_TIMEOUT_MS,
+    "registering a schedule",
+  );
+  const next = job ? (job.timestamp ?? 0) + (job.opts.delay ?? 0) : 0;
+  return next > 0 ? new Date(next) : null;
+}
+
+export async function createSchedule(deps: ServiceDeps, user: User, body: ScheduleInput): Promise<ScheduleView> {
+  const nextByParser = checkTiming(body);
+  checkJob(body.job, "/job");
+  const now = new Date();
+  const row: ScheduleRow = {
+    id: newId(),
+    userId: user.userId,
+    name: body.name,
+    pattern: body.pattern ?? null,
+    every: body.every ?? null,
+    tz: body.tz ?? null,
+    jobName: body.job.name,
+    jobData: body.job.data ?? {},
+    jobOpts: (body.job.opts ?? {}) as Record<string, unknown>,
+    paused: false,
+    lastRunAt: null,
+    nextRunAt: nextByParser,
+    createdAt: now,
+    updatedAt: now,
+  };
+  await insertSchedule(deps.db, row);
+  // If Redis refuses, the row is the promise: the worker's schedule check registers it later.
+  const next = await registerSchedule(deps.producer, row).catch((err) => {
+    deps.log.warn("schedule stored but not yet registered in Redis", { scheduleId: row.id, err: String(err) });
+    return undefined;
+  });
+  return scheduleView(row, next);
+}
+
+/** The schedule with its next run as Redis has it (the stored estimate when Redis cannot say). */
+export async function getSchedule(deps: ServiceDeps, user: User, id: string): Promise<ScheduleView> {
+  const row = await findSchedule(deps.db, user.userId, id);
+  if (!row) throw new NotFound("schedule", id);
+  const live = await withTimeout(deps.producer.queue(SCHEDULES_QUEUE).getJobScheduler(id), 1_000, "reading a schedule").catch(
+    () => undefined,
+  );
+  return scheduleView(row, live?.next ? new Date(live.next) : undefined);
+}
+
+export async function listUserSchedules(deps: ServiceDeps, user: User, q: { limit?: number; cursor?: string }) {
+  const limit = q.limit ?? 20;
+  const rows = await listSchedules(deps.db, user.userId, { limit: limit + 1, before: q.cursor ? decodeCursor(q.cursor) : undefined });
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { items: page.map((r) => scheduleView(r)), nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+}
+
+/** Stops new ticks; the jobs earlier ticks created stay. A tick already due finds no row and stops itself. */
+export async function deleteSchedule(deps: ServiceDeps, user: User, id: string): Promise<void> {
+  if (!(await deleteScheduleRow(deps.db, user.userId, id))) throw new NotFound("schedule", id);
+  await withTimeout(deps.producer.queue(SCHEDULES_QUEUE).removeJobScheduler(id), ADD_TIMEOUT_MS, "removing a schedule").catch((err) =>
+    deps.log.warn("schedule deleted; its Redis scheduler will stop at its next tick", { scheduleId: id, err: String(err) }),
+  );
+}
+
+/** A row id derived from the tick's BullMQ id: the same tick, seen twice, is the same job. */
+export const tickJobId = (tickBullId: string) =>
+  "c" + BigInt("0x" + createHash("sha256").update(tickBullId).digest("hex")).toString(36).padStart(24, "0").slice(0, 24);
+
+/**
+ * One tick of a schedule: a tracked job in `jobs`, then into Redis. Two workers, a retry or a
+ * restart seeing the same tick create one row (its id comes from the tick) and one BullMQ job.
+ */
+export async function runTick(deps: Pick<ServiceDeps, "db" | "producer" | "log">, tick: Job): Promise<{ jobId: string } | { stopped: string }> {
+  const scheduleId = String((tick.data as { scheduleId?: string })?.scheduleId ?? "");
+  const schedule = await findScheduleById(deps.db, scheduleId);
+  if (!schedule) {
+    await deps.producer.queue(SCHEDULES_QUEUE).removeJobScheduler(scheduleId);
+    return { stopped: scheduleId };
+  }
+  const id = tickJobId(tick.id ?? `${scheduleId}:${tick.timestamp}`);
+  const row = newJobRow(
+    schedule.userId,
+    { name: schedule.jobName, data: schedule.jobData, opts: schedule.jobOpts },
+    { id, jobId: id, scheduleId },
+  );
+  if (!(await insertJobOnce(deps.db, row))) {
+    const existing = await findJobById(deps.db, id);
+    if (existing?.status !== "pending") return { jobId: id };
+  }
+  await enqueueJob(deps, row);
+  const live = await deps.producer.queue(SCHEDULES_QUEUE).getJobScheduler(scheduleId).catch(() => undefined);
+  await recordTick(deps.db, scheduleId, new Date(tick.timestamp), live?.next ? new Date(live.next) : null);
+  return { jobId: id };
+}
+
+/** Registers again every schedule Redis has lost (a flush, a new Redis, a failed registration). */
+export async function reconcileSchedules(deps: Pick<ServiceDeps, "db" | "producer" | "log">): Promise<number> {
+  const queue = deps.producer.queue(SCHEDULES_QUEUE);
+  let repaired = 0;
+  for (const row of await allActiveSchedules(deps.db)) {
+    if (await queue.getJobScheduler(row.id)) continue;
+    await registerSchedule(deps.producer, row);
+    repaired++;
+  }
+  if (repaired > 0) deps.log.info("re-registered schedules missing from Redis", { count: repaired });
+  return repaired;
+}

@@ -1,0 +1,32 @@
+/**
+ * Lets a long-poll wait for a flow or a job to finish without polling Postgres: whoever learns of
+ * a change (the event listener) calls notify with its id; the waiter then re-reads it.
+ * `fallbackMs` bounds each wait when no listener runs in this process.
+ */
+export function createWaiters(fallbackMs = 1_000) {
+  const waiting = new Map<string, Set<() => void>>();
+  return {
+    wait(id: string, ms: number): Promise<void> {
+      return new Promise((resolve) => {
+        const set = waiting.get(id) ?? new Set();
+        waiting.set(id, set);
+        const done = () => {
+          clearTimeout(timer);
+          set.delete(done);
+          if (set.size === 0) waiting.delete(id);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, Math.min(ms, fallbackMs)));
+        set.add(done);
+      });
+    },
+    notify(id: string) {
+      for (const done of [...(waiting.get(id) ?? [])]) done();
+    },
+    /** Wakes every waiter, for shutdown. */
+    releaseAll() {
+      for (const set of [...waiting.values()]) for (const done of [...set]) done();
+    },
+  };
+}
+export type Waiters = ReturnType<typeof createWaiters>;
