@@ -1,8 +1,10 @@
 /** `bun run bench`: every benchmark, each printing its conditions and its ratio to a baseline run alongside. */
 import { benchFlows } from "./flows";
 import { benchEvents } from "./events";
+import { benchJobs } from "./jobs";
 
 const only = process.argv[2];
 if (!only || only === "flows") await benchFlows();
 if (!only || only === "events") await benchEvents();
+if (!only || only === "jobs") await benchJobs();
 process.exit(0);

@@ -20,8 +20,11 @@ export interface StatusChange {
   attemptsMade?: number;
   /** How many times the job started (went active) in the changes folded into this one. */
   starts: number;
-  /** Stream position as one number; a row only accepts changes with a larger one. */
-  pos: number;
+  /**
+   * The stream entry id (`ms-seq`): a row only accepts a change with a later one. Kept as text:
+   * ms * 1e6 + seq needs 61 bits, more than a double holds exactly, so Postgres does the arithmetic.
+   */
+  streamId: string;
 }
 
 const DIRECT: Record<string, string> = {
@@ -35,17 +38,11 @@ const DIRECT: Record<string, string> = {
   removed: "cancelled",
 };
 
-/** ms-seq → ms * 1e6 + seq: exact in a double for the next few centuries at < 1e6 events per ms. */
-export const streamPos = (id: string) => {
-  const [ms, seq] = id.split("-");
-  return Number(ms) * 1_000_000 + Number(seq ?? 0);
-};
-
 export function toStatusChange(e: StreamEvent): StatusChange | null {
   const status = DIRECT[e.fields.event ?? ""];
   const jobId = e.fields.jobId;
   if (!status || !jobId) return null;
-  const change: StatusChange = { jobId, status, pos: streamPos(e.id), starts: status === "active" ? 1 : 0 };
+  const change: StatusChange = { jobId, status, streamId: e.id, starts: status === "active" ? 1 : 0 };
   if (status === "completed") change.result = parseJson(e.fields.returnvalue);
   if (status === "failed") change.error = { message: e.fields.failedReason ?? "failed", attemptsMade: 0 };
   return change;

@@ -42,13 +42,14 @@ export async function applyStatusBatch(
     error: c.error ?? null,
     attempts: c.attemptsMade ?? null,
     starts: c.starts,
-    pos: c.pos,
+    stream_id: c.streamId,
   }));
   const cursorRows = [...cursors].map(([queue, last_id]) => ({ queue, last_id }));
   const [row] = await db.execute<{ changed: number }>(sql`
     with v as (
-      select * from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
-        as v(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, pos bigint)
+      select r.*, split_part(r.stream_id, '-', 1)::bigint * 1000000 + split_part(r.stream_id, '-', 2)::bigint as pos
+      from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
+        as r(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, stream_id text)
     ),
     fj as (${guardedUpdate("flow_jobs")}),
     jb as (${guardedUpdate("jobs")}),

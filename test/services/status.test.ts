@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { applyStatusBatch } from "../../src/db/queries/status";
+import { collapse, toStatusChange, type StatusChange } from "../../src/services/status";
+import { createToken } from "../../src/services/tokens";
+import { newJobRow } from "../../src/services/jobs";
+import { insertJob } from "../../src/db/queries/jobs";
+import { createTestDatabase } from "../helpers/db";
+
+// The guard that makes at-least-once delivery of BullMQ's events harmless, against real Postgres.
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let userId: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  userId = (await createToken(db.database.db, "status")).userId;
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+const change = (jobId: string, event: string, streamId: string, extra: Record<string, string> = {}) =>
+  toStatusChange({ queue: "jobs", id: streamId, fields: { event, jobId, ...extra } })!;
+
+async function freshJob() {
+  const row = newJobRow(userId, { name: "echo" });
+  await insertJob(db.database.db, row);
+  return row.id;
+}
+
+const apply = (changes: StatusChange[], cursor = "0-0") =>
+  applyStatusBatch(db.database.db, collapse(changes).map((c) => ({ table: "jobs" as const, change: c })), new Map([["jobs", cursor]]));
+
+const statusOf = async (id: string) =>
+  (await db.database.sql<{ status: string; attempts_made: number }[]>`select status, attempts_made from jobs where id = ${id}`)[0];
+
+describe("status changes from BullMQ's event stream", () => {
+  test("events in the same millisecond apply in stream order (ids beyond a double's precision)", async () => {
+    const id = await freshJob();
+    // Same ms, consecutive sequence numbers: as numbers they would collide.
+    expect(await apply([change(id, "active", "1795917342759-5")])).toBe(1);
+    expect(await apply([change(id, "completed", "1795917342759-6", { returnvalue: '{"ok":true}' })])).toBe(1);
+    expect(await statusOf(id)).toEqual({ status: "completed", attempts_made: 1 });
+  });
+
+  test("a stale or repeated event changes nothing", async () => {
+    const id = await freshJob();
+    await apply([change(id, "active", "1795917342760-1"), change(id, "completed", "1795917342760-2", { returnvalue: "1" })]);
+    expect(await apply([change(id, "active", "1795917342760-1")])).toBe(0);
+    expect(await apply([change(id, "completed", "1795917342760-2", { returnvalue: "1" })])).toBe(0);
+    expect(await statusOf(id)).toEqual({ status: "completed", attempts_made: 1 });
+  });
+
+  test("a removal never overwrites a finished job, and cancelled is final", async () => {
+    const done = await freshJob();
+    await apply([change(done, "completed", "1795917342761-1", { returnvalue: "1" })]);
+    await apply([change(done, "removed", "1795917342761-2")]);
+    expect((await statusOf(done))?.status).toBe("completed");
+
+    const cancelled = await freshJob();
+    await db.database.sql`update jobs set status = 'cancelled' where id = ${cancelled}`;
+    await apply([change(cancelled, "completed", "1795917342762-1", { returnvalue: "1" })]);
+    expect((await statusOf(cancelled))?.status).toBe("cancelled");
+  });
+
+  test("a batch folds to one change per job and counts every start", async () => {
+    const id = await freshJob();
+    const folded = collapse([
+      change(id, "waiting", "1795917342763-1"),
+      change(id, "active", "1795917342763-2"),
+      change(id, "delayed", "1795917342763-3"),
+      change(id, "active", "1795917342763-4"),
+      change(id, "completed", "1795917342763-5", { returnvalue: "2" }),
+    ]);
+    expect(folded).toHaveLength(1);
+    expect(folded[0]).toMatchObject({ status: "completed", starts: 2, streamId: "1795917342763-5" });
+    await apply(folded);
+    expect(await statusOf(id)).toEqual({ status: "completed", attempts_made: 2 });
+  });
+});
