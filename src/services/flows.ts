@@ -21,7 +21,7 @@ import { flowView, flowSummary, type FlowView } from "./flow-views";
 
 import { enqueueRows, removeFromRedis } from "./enqueue";
 import { initialStatus, type EnqueueRow } from "./flow-redis";
-import { decodeCursor, encodeCursor } from "./cursor";
+import { keysetPage } from "./cursor";
 
 export type FlowDeps = ServiceDeps;
 
@@ -125,16 +125,8 @@ export async function getFlow(deps: FlowDeps, user: User, id: string, waitSecond
   return flowView(flow, await flowJobsOf(deps.db, id));
 }
 
-export async function listUserFlows(deps: FlowDeps, user: User, q: { status?: string; limit?: number; cursor?: string }) {
-  const limit = q.limit ?? 20;
-  const before = q.cursor ? decodeCursor(q.cursor) : undefined;
-  const rows = await listFlows(deps.db, user.userId, { status: q.status, limit: limit + 1, before });
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  return {
-    items: page.map(flowSummary),
-    nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
-  };
+export function listUserFlows(deps: FlowDeps, user: User, q: { status?: string; limit?: number; cursor?: string }) {
+  return keysetPage(q, (limit, before) => listFlows(deps.db, user.userId, { status: q.status, limit, before }), flowSummary);
 }
 
 /** Unfinished jobs become `cancelled` in Postgres first (that decides), then leave Redis; running ones are aborted. */

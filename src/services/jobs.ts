@@ -11,7 +11,7 @@ import {
 import { Conflict, NotFound } from "../errors";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
-import { decodeCursor, encodeCursor } from "./cursor";
+import { keysetPage } from "./cursor";
 import { enqueueRows, removeFromRedis } from "./enqueue";
 import { checkJob, type JobOpts } from "./flow-spec";
 import { initialStatus, type EnqueueRow } from "./flow-redis";
@@ -106,20 +106,12 @@ export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeco
   return singleJobView(row);
 }
 
-export async function listUserJobs(
+export function listUserJobs(
   deps: ServiceDeps,
   user: User,
   q: { status?: string; name?: string; scheduleId?: string; limit?: number; cursor?: string },
 ) {
-  const limit = q.limit ?? 20;
-  const before = q.cursor ? decodeCursor(q.cursor) : undefined;
-  const rows = await listJobs(deps.db, user.userId, { ...q, limit: limit + 1, before });
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  return {
-    items: page.map(singleJobView),
-    nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
-  };
+  return keysetPage(q, (limit, before) => listJobs(deps.db, user.userId, { ...q, limit, before }), singleJobView);
 }
 
 export async function cancelJob(deps: ServiceDeps, user: User, id: string): Promise<SingleJobView> {

@@ -16,7 +16,7 @@ import { InvalidInput, NotFound } from "../errors";
 import { newId } from "../ids";
 import type { Producer } from "../queues";
 import type { ServiceDeps, User } from "./deps";
-import { decodeCursor, encodeCursor } from "./cursor";
+import { keysetPage } from "./cursor";
 import { ADD_TIMEOUT_MS, withTimeout } from "./enqueue";
 import { checkJob } from "./flow-spec";
 import { enqueueJob, newJobRow, type JobInput } from "./jobs";
@@ -141,12 +141,8 @@ export async function getSchedule(deps: ServiceDeps, user: User, id: string): Pr
   return scheduleView(row, live?.next ? new Date(live.next) : undefined);
 }
 
-export async function listUserSchedules(deps: ServiceDeps, user: User, q: { limit?: number; cursor?: string }) {
-  const limit = q.limit ?? 20;
-  const rows = await listSchedules(deps.db, user.userId, { limit: limit + 1, before: q.cursor ? decodeCursor(q.cursor) : undefined });
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  return { items: page.map((r) => scheduleView(r)), nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+export function listUserSchedules(deps: ServiceDeps, user: User, q: { limit?: number; cursor?: string }) {
+  return keysetPage(q, (limit, before) => listSchedules(deps.db, user.userId, { limit, before }), (r) => scheduleView(r));
 }
 
 /** Stops new ticks; the jobs earlier ticks created stay. A tick already due finds no row and stops itself. */

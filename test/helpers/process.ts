@@ -17,14 +17,19 @@ export function flowdCommand(args: string[], bin = process.env.FLOWD_BIN): strin
   return bin ? [bin, ...args] : [process.execPath, join(REPO, "src/cli.ts"), ...args];
 }
 
-export function spawnFlowd(args: string[], env: Record<string, string>, opts: { bin?: string; cwd?: string } = {}): FlowdProcess {
-  const proc = Bun.spawn(flowdCommand(args, opts.bin), {
+/** flowd with only the given environment (and PATH, HOME): what the machine has set must not leak in. */
+function start(args: string[], env: Record<string, string>, opts: { bin?: string; cwd?: string }) {
+  return Bun.spawn(flowdCommand(args, opts.bin), {
     cwd: opts.cwd ?? REPO,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
   });
+}
+
+export function spawnFlowd(args: string[], env: Record<string, string>, opts: { bin?: string; cwd?: string } = {}): FlowdProcess {
+  const proc = start(args, env, opts);
   const lines: string[] = [];
   let err = "";
   const waiters = new Set<() => void>();
@@ -87,13 +92,7 @@ export function spawnFlowd(args: string[], env: Record<string, string>, opts: { 
 
 /** Runs flowd to completion and returns what it printed. */
 export async function runFlowd(args: string[], env: Record<string, string>, opts: { bin?: string; cwd?: string } = {}) {
-  const proc = Bun.spawn(flowdCommand(args, opts.bin), {
-    cwd: opts.cwd ?? REPO,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const proc = start(args, env, opts);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, stdout, stderr };
 }

@@ -3,18 +3,23 @@ import type { FlowView } from "../../services/flow-views";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** Job options a client may set; anything else is refused rather than silently passed to BullMQ. */
+/** Job options a client may set for any job; anything else is refused rather than passed to BullMQ. */
+export const jobOptsFields = {
+  attempts: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
+  backoff: t.Optional(
+    t.Object(
+      { type: t.Union([t.Literal("fixed"), t.Literal("exponential")]), delay: t.Integer({ minimum: 0, maximum: DAY_MS }) },
+      { additionalProperties: false },
+    ),
+  ),
+  delay: t.Optional(t.Integer({ minimum: 0, maximum: 365 * DAY_MS })),
+  priority: t.Optional(t.Integer({ minimum: 0, maximum: 2_097_152 })),
+};
+
+/** A flow job's options add the failure policy towards its parent. */
 export const JobOptsSchema = t.Object(
   {
-    attempts: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
-    backoff: t.Optional(
-      t.Object(
-        { type: t.Union([t.Literal("fixed"), t.Literal("exponential")]), delay: t.Integer({ minimum: 0, maximum: DAY_MS }) },
-        { additionalProperties: false },
-      ),
-    ),
-    delay: t.Optional(t.Integer({ minimum: 0, maximum: 365 * DAY_MS })),
-    priority: t.Optional(t.Integer({ minimum: 0, maximum: 2_097_152 })),
+    ...jobOptsFields,
     failParentOnFailure: t.Optional(t.Literal(true, { description: "the default: a failed job fails its parent" })),
     ignoreDependencyOnFailure: t.Optional(t.Boolean()),
     continueParentOnFailure: t.Optional(t.Boolean()),

@@ -1,25 +1,10 @@
 import { t } from "elysia";
 import type { SingleJobView } from "../../services/jobs";
 import type { ScheduleView } from "../../services/schedules";
-import { JobData, JobStatus } from "./flows";
-
-const DAY_MS = 24 * 60 * 60 * 1000;
+import { JobData, JobStatus, jobOptsFields } from "./flows";
 
 /** A single job has no parent, so the failure policies of flow jobs do not apply. */
-export const SingleJobOptsSchema = t.Object(
-  {
-    attempts: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
-    backoff: t.Optional(
-      t.Object(
-        { type: t.Union([t.Literal("fixed"), t.Literal("exponential")]), delay: t.Integer({ minimum: 0, maximum: DAY_MS }) },
-        { additionalProperties: false },
-      ),
-    ),
-    delay: t.Optional(t.Integer({ minimum: 0, maximum: 365 * DAY_MS })),
-    priority: t.Optional(t.Integer({ minimum: 0, maximum: 2_097_152 })),
-  },
-  { additionalProperties: false },
-);
+export const SingleJobOptsSchema = t.Object(jobOptsFields, { additionalProperties: false });
 
 export const JobInputSchema = t.Object(
   {
@@ -62,7 +47,7 @@ export const CreateScheduleBody = t.Object(
   {
     name: t.String({ minLength: 1, maxLength: 200 }),
     pattern: t.Optional(t.String({ minLength: 1, maxLength: 200, description: "cron expression (5 or 6 fields)" })),
-    every: t.Optional(t.Integer({ minimum: 100, maximum: 366 * DAY_MS, description: "milliseconds between runs (>= 100)" })),
+    every: t.Optional(t.Integer({ minimum: 100, maximum: 366 * 24 * 3600 * 1000, description: "milliseconds between runs (>= 100)" })),
     tz: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "IANA time zone for pattern" })),
     job: JobInputSchema,
   },
