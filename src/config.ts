@@ -26,6 +26,8 @@ export const EnvSchema = Type.Object({
   FLOWD_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   FLOWD_EVENTS_RETENTION_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 365, default: 24 * 7 }),
   WORKER_HEALTH_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+  FLOWD_LOCK_DURATION_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 15_000 }),
+  FLOWD_STALLED_INTERVAL_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 15_000 }),
   FLOWD_SOCKET_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
 });
 export type Env = Static<typeof EnvSchema>;
@@ -48,6 +50,10 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly eventsRetentionHours: number;
   readonly workerHealthPort: number;
+  /** How long a worker's hold on a running job lasts without renewal; a dead worker's jobs are free after it. */
+  readonly lockDurationMs: number;
+  /** How often workers look for jobs whose holder died (stalled), to run them again. */
+  readonly stalledIntervalMs: number;
   /** Bytes queued for one slow socket before it is closed (it resumes with `after`). */
   readonly socketBufferLimit: number;
 }
@@ -103,6 +109,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     eventsRetentionHours: e.FLOWD_EVENTS_RETENTION_HOURS,
     workerHealthPort: e.WORKER_HEALTH_PORT,
     socketBufferLimit: e.FLOWD_SOCKET_BUFFER_LIMIT,
+    lockDurationMs: e.FLOWD_LOCK_DURATION_MS,
+    stalledIntervalMs: e.FLOWD_STALLED_INTERVAL_MS,
   });
 }
 

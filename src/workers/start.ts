@@ -35,6 +35,9 @@ export async function startWorkers(deps: { config: Config; database: Database; l
       connection: createRedis(config.redisUrl, "blocking", `flowd-worker-${name}`),
       prefix: config.prefix,
       concurrency: name === SCHEDULES_QUEUE ? 1 : config.workerConcurrency,
+      // A killed worker's jobs run again within about lock + interval (30 s by default).
+      lockDuration: config.lockDurationMs,
+      stalledInterval: config.stalledIntervalMs,
     });
     worker.on("error", (err) => log.warn("worker error", { queue: name, err: String(err) }));
     return worker;

@@ -31,6 +31,9 @@ export function startStatusRecorder(deps: {
   const tableOf = new Map(deps.queues.map((q) => [keyOf(q.name), q]));
   const stats: RecorderStats = { batches: 0, events: 0, rowsChanged: 0, lastBatchSize: 0 };
   let running = true;
+  // On stop, read on without blocking until the streams are empty: what this process's workers
+  // did last is in Postgres before it exits.
+  let draining = false;
 
   const loop = (async () => {
     const stored = await retry(() => loadStreamCursors(deps.db), () => running, log, "load stream cursors");
@@ -38,14 +41,20 @@ export function startStatusRecorder(deps: {
     while (running) {
       let reply: [string, [string, string[]][]][] | null;
       try {
-        reply = (await deps.redis.xread("COUNT", BATCH, "BLOCK", 1000, "STREAMS", ...ids.keys(), ...ids.values())) as typeof reply;
+        const streams = [...ids.keys(), ...ids.values()];
+        reply = (draining
+          ? await deps.redis.xread("COUNT", BATCH, "STREAMS", ...streams)
+          : await deps.redis.xread("COUNT", BATCH, "BLOCK", 1000, "STREAMS", ...streams)) as typeof reply;
       } catch (err) {
         if (!running) break;
         log.warn("cannot read BullMQ events; retrying", { err: String(err) });
         await Bun.sleep(500);
         continue;
       }
-      if (!reply) continue;
+      if (!reply) {
+        if (draining) break;
+        continue;
+      }
       const events: StreamEvent[] = [];
       const next = new Map<string, string>();
       for (const [key, entries] of reply) {
@@ -109,9 +118,13 @@ export function startStatusRecorder(deps: {
 
   return {
     stats,
-    async stop() {
-      running = false;
+    /** Drains what is left in the streams (bounded by `ms`), then stops. */
+    async stop(ms = 3_000) {
+      draining = true;
+      const timer = setTimeout(() => (running = false), ms);
       await loop.catch(() => {});
+      clearTimeout(timer);
+      running = false;
     },
   };
 }
