@@ -9,6 +9,8 @@ import { VERSION } from "../version";
 import { errorPlugin } from "./plugins/errors";
 import { jsonBodyPlugin } from "./plugins/body";
 import { healthRoutes } from "./routes/health";
+import { metricsRoutes } from "./routes/metrics";
+import type { Listener } from "../events/listener";
 import { flowRoutes } from "./routes/flows";
 import { eventRoutes } from "./routes/events";
 import { jobRoutes } from "./routes/jobs";
@@ -20,11 +22,13 @@ export interface ApiDeps extends FlowDeps {
   redis: Redis;
   authenticate: Authenticate;
   hub: Hub;
+  listener?: Listener;
 }
 
 /** The whole HTTP surface; `listen` is the caller's business, so tests can use `app.handle`. */
 export function createApp(deps: ApiDeps) {
   const { config } = deps;
+  const sockets = new Map<string, unknown>();
   return new Elysia({
     normalize: false,
     // Bun's own cap answers without a body, so it sits far above the limit that the body plugin
@@ -56,6 +60,7 @@ export function createApp(deps: ApiDeps) {
     .use(jobRoutes(deps))
     .use(scheduleRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
-    .use(wsRoutes({ db: deps.db, hub: deps.hub, authenticate: deps.authenticate }));
+    .use(metricsRoutes({ ...deps, socketCount: () => sockets.size }))
+    .use(wsRoutes({ db: deps.db, hub: deps.hub, authenticate: deps.authenticate, sockets }));
 }
 export type App = ReturnType<typeof createApp>;

@@ -36,6 +36,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     producer,
     log,
     hub,
+    listener,
     waiters,
     authenticate: createAuthenticator(database.db),
     broadcastCancel: async (jobIds) => {

@@ -40,8 +40,8 @@ const REPLAY_PAGE = 500;
  * pages up to the hub's last published seq, then joins the live topic in the same tick — every
  * later event is published after the join — so events arrive in seq order, none missing, none twice.
  */
-export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate }) {
-  const sockets = new Map<string, SocketState>();
+export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; sockets?: Map<string, unknown> }) {
+  const sockets = (deps.sockets ?? new Map()) as Map<string, SocketState>;
   const send = (ws: Socket, msg: unknown) => ws.send(JSON.stringify(msg));
   const error = (ws: Socket, code: string, message: string) => send(ws, { type: "error", code, message });
 

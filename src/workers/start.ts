@@ -11,6 +11,16 @@ import { startStatusRecorder } from "./status-recorder";
 import { startEnqueuer } from "./enqueuer";
 import { startScheduleKeeper } from "./schedule-keeper";
 import { startHealthServer } from "./health-server";
+import type { Metric } from "../metrics";
+import type { RecorderStats } from "./status-recorder";
+
+/** The status recorder's counters, for the worker's /metrics. */
+const recorderMetrics = (s: RecorderStats): Metric[] => [
+  { name: "flowd_recorder_batches_total", help: "Status batches written to Postgres.", type: "counter", samples: [{ value: s.batches }] },
+  { name: "flowd_recorder_events_total", help: "BullMQ events read.", type: "counter", samples: [{ value: s.events }] },
+  { name: "flowd_recorder_rows_changed_total", help: "Job rows changed by status batches.", type: "counter", samples: [{ value: s.rowsChanged }] },
+  { name: "flowd_recorder_last_batch_size", help: "Events in the last batch.", type: "gauge", samples: [{ value: s.lastBatchSize }] },
+];
 
 /**
  * The worker role: one BullMQ Worker per queue (each on its own connection) — the flow queues,
@@ -64,7 +74,13 @@ export async function startWorkers(deps: { config: Config; database: Database; l
 
   const health =
     config.workerHealthPort > 0
-      ? startHealthServer({ port: config.workerHealthPort, host: config.host, sql: database.sql, redis: producerRedis })
+      ? startHealthServer({
+          port: config.workerHealthPort,
+          host: config.host,
+          sql: database.sql,
+          redis: producerRedis,
+          metrics: () => recorderMetrics(recorder.stats),
+        })
       : null;
 
   log.info("workers started", { queues: queues.map(([q]) => q), concurrency: config.workerConcurrency, healthPort: health?.port });

@@ -220,3 +220,17 @@ describe("flows end to end", () => {
     expect(list.body.items).toEqual([]);
   });
 });
+
+describe("metrics", () => {
+  test("GET /metrics reports jobs by status from Postgres and queue depths from Redis, in Prometheus text", async () => {
+    const res = await fetch(`${stack.baseUrl}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/plain");
+    const text = await res.text();
+    expect(text).toContain("# TYPE flowd_jobs gauge");
+    expect(text).toMatch(/flowd_jobs\{table="flow_jobs",queue="flows",status="completed"\} [1-9]\d*/);
+    expect(text).toMatch(/flowd_queue_jobs\{queue="flows",state="completed"\} \d+/);
+    expect(text).toMatch(/flowd_listener_last_seq [1-9]\d*/);
+    expect(text).toContain("flowd_socket_clients 0");
+  });
+});

@@ -1,0 +1,59 @@
+import { Elysia } from "elysia";
+import type { Config } from "../../config";
+import type { Db } from "../../db/client";
+import { jobCounts } from "../../db/queries/metrics";
+import type { Hub } from "../../events/hub";
+import type { Listener } from "../../events/listener";
+import { renderMetrics, type Metric } from "../../metrics";
+import type { Producer } from "../../queues";
+import { JOBS_QUEUE } from "../../services/jobs";
+import { SCHEDULES_QUEUE } from "../../services/schedules";
+
+/** GET /metrics (Prometheus text): what the API process knows — jobs in Postgres, queues in Redis, its listener and sockets. */
+export const metricsRoutes = (deps: {
+  config: Config;
+  db: Db;
+  producer: Producer;
+  hub: Hub;
+  listener?: Listener;
+  socketCount: () => number;
+}) =>
+  new Elysia({ name: "metrics" }).get(
+    "/metrics",
+    async ({ set }) => {
+      const queues = [...deps.config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE];
+      const [rows, depths] = await Promise.all([
+        jobCounts(deps.db),
+        Promise.all(queues.map(async (q) => [q, await deps.producer.queue(q).getJobCounts().catch(() => ({}))] as const)),
+      ]);
+      const listener = deps.listener?.stats;
+      const metrics: Metric[] = [
+        {
+          name: "flowd_jobs",
+          help: "Tracked jobs in Postgres by table, queue and status.",
+          type: "gauge",
+          samples: rows.map((r) => ({ labels: { table: r.tbl, queue: r.queue, status: r.status }, value: r.n })),
+        },
+        {
+          name: "flowd_queue_jobs",
+          help: "Jobs in Redis by queue and BullMQ state.",
+          type: "gauge",
+          samples: depths.flatMap(([queue, counts]) =>
+            Object.entries(counts as Record<string, number>).map(([state, n]) => ({ labels: { queue, state }, value: n })),
+          ),
+        },
+        { name: "flowd_socket_clients", help: "Open WebSocket clients on this process.", type: "gauge", samples: [{ value: deps.socketCount() }] },
+        { name: "flowd_events_published_total", help: "Events this process sent to subscribed sockets.", type: "counter", samples: [{ value: deps.hub.stats.published }] },
+      ];
+      if (listener)
+        metrics.push(
+          { name: "flowd_listener_last_seq", help: "Highest event seq this process has read.", type: "gauge", samples: [{ value: listener.lastSeq }] },
+          { name: "flowd_listener_lag_ms", help: "Age of the newest event when it was read.", type: "gauge", samples: [{ value: listener.lagMs }] },
+          { name: "flowd_listener_notifications_total", help: "NOTIFY doorbells received.", type: "counter", samples: [{ value: listener.notifications }] },
+          { name: "flowd_listener_reconnects_total", help: "Reconnects of the LISTEN connection.", type: "counter", samples: [{ value: listener.reconnects }] },
+        );
+      set.headers["content-type"] = "text/plain; version=0.0.4";
+      return renderMetrics(metrics);
+    },
+    { detail: { summary: "Prometheus metrics of this API process", tags: ["health"] } },
+  );

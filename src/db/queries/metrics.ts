@@ -1,0 +1,10 @@
+import { sql } from "drizzle-orm";
+import type { DbOrTx } from "../client";
+
+/** Jobs per table, queue and status. A full count: meant for scrapes every few seconds, not per request. */
+export async function jobCounts(db: DbOrTx) {
+  return db.execute<{ tbl: string; queue: string; status: string; n: number }>(sql`
+    select 'flow_jobs' as tbl, queue_name as queue, status, count(*)::int as n from flow_jobs group by 2, 3
+    union all
+    select 'jobs', queue_name, status, count(*)::int from jobs group by 2, 3`);
+}
