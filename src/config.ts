@@ -28,6 +28,7 @@ export const EnvSchema = Type.Object({
   WORKER_HEALTH_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
   FLOWD_LOCK_DURATION_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 15_000 }),
   FLOWD_STALLED_INTERVAL_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 15_000 }),
+  FLOWD_RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 200, maximum: 3_600_000, default: 10_000 }),
   FLOWD_SOCKET_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
 });
 export type Env = Static<typeof EnvSchema>;
@@ -54,6 +55,8 @@ export interface Config {
   readonly lockDurationMs: number;
   /** How often workers look for jobs whose holder died (stalled), to run them again. */
   readonly stalledIntervalMs: number;
+  /** How often one worker checks that what Postgres expects in Redis is still there. */
+  readonly reconcileIntervalMs: number;
   /** Bytes queued for one slow socket before it is closed (it resumes with `after`). */
   readonly socketBufferLimit: number;
 }
@@ -110,6 +113,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workerHealthPort: e.WORKER_HEALTH_PORT,
     socketBufferLimit: e.FLOWD_SOCKET_BUFFER_LIMIT,
     lockDurationMs: e.FLOWD_LOCK_DURATION_MS,
+    reconcileIntervalMs: e.FLOWD_RECONCILE_INTERVAL_MS,
     stalledIntervalMs: e.FLOWD_STALLED_INTERVAL_MS,
   });
 }

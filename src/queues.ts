@@ -18,6 +18,8 @@ export function createProducer(redis: Redis, config: Pick<Config, "prefix">) {
   const queues = new Map<string, Queue>();
   return {
     flowProducer,
+    /** The shared connection, for the few reads BullMQ has no method for. */
+    redis,
     queue(name: string): Queue {
       let q = queues.get(name);
       if (!q) {

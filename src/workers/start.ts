@@ -11,6 +11,7 @@ import { startStatusRecorder } from "./status-recorder";
 import { startEnqueuer } from "./enqueuer";
 import { startScheduleKeeper } from "./schedule-keeper";
 import { startHealthServer } from "./health-server";
+import { startReconciler } from "./reconciler";
 import type { Metric } from "../metrics";
 import type { RecorderStats } from "./status-recorder";
 
@@ -71,6 +72,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
   });
   const enqueuer = startEnqueuer(services);
   const keeper = startScheduleKeeper(services);
+  const reconciler = startReconciler({ ...services, sql: database.sql, config });
 
   const health =
     config.workerHealthPort > 0
@@ -79,7 +81,15 @@ export async function startWorkers(deps: { config: Config; database: Database; l
           host: config.host,
           sql: database.sql,
           redis: producerRedis,
-          metrics: () => recorderMetrics(recorder.stats),
+          metrics: () => [
+            ...recorderMetrics(recorder.stats),
+            {
+              name: "flowd_reconciler_repairs_total",
+              help: "Jobs and flows re-added after Redis lost them, and flows that lost only part of their jobs.",
+              type: "counter",
+              samples: Object.entries(reconciler.totals).map(([kind, n]) => ({ labels: { kind }, value: n })),
+            },
+          ],
         })
       : null;
 
@@ -88,6 +98,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
     recorder,
     async stop() {
       await health?.stop();
+      await reconciler.stop();
       await keeper.stop();
       await enqueuer.stop();
       // Let running jobs finish (bounded by the caller's shutdown timer), then stop reading events.

@@ -128,3 +128,13 @@ export async function flowsWithPendingJobs(db: DbOrTx, olderThanMs: number, limi
     limit ${limit}`);
   return rows.map((r) => r.flow_id);
 }
+
+/** Flows with jobs Postgres believes are in Redis (queued or running), untouched for `olderThanMs`. */
+export async function flowsWithQueuedJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<string[]> {
+  const rows = await db.execute<{ flow_id: string }>(sql`
+    select distinct flow_id from flow_jobs
+    where status in ('waiting', 'waiting-children', 'delayed', 'active')
+      and updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
+    limit ${limit}`);
+  return rows.map((r) => r.flow_id);
+}

@@ -83,3 +83,17 @@ export async function pendingJobs(db: DbOrTx, olderThanMs: number, limit: number
     .where(and(eq(jobs.status, "pending"), sql`${jobs.updatedAt} < now() - make_interval(secs => ${olderThanMs / 1000})`))
     .limit(limit);
 }
+
+/** Single jobs Postgres believes are in Redis (queued or running), untouched for `olderThanMs`. */
+export async function queuedJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<JobRow[]> {
+  return db
+    .select()
+    .from(jobs)
+    .where(
+      and(
+        sql`${jobs.status} in ('waiting', 'delayed', 'active')`,
+        sql`${jobs.updatedAt} < now() - make_interval(secs => ${olderThanMs / 1000})`,
+      ),
+    )
+    .limit(limit);
+}
