@@ -68,39 +68,28 @@ CREATE TRIGGER flow_jobs_events AFTER UPDATE ON flow_jobs
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION flowd_flow_jobs_updated();
 --> statement-breakpoint
+-- Single jobs log their status changes, not their creation: the first change (pending -> waiting,
+-- written by the status recorder) follows within milliseconds, and keeping the advisory lock and
+-- NOTIFY off the insert lets many clients create jobs at once.
 CREATE OR REPLACE FUNCTION flowd_jobs_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   top bigint;
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    IF NOT EXISTS (SELECT 1 FROM new_rows) THEN RETURN NULL; END IF;
-    PERFORM flowd_lock_events();
-    WITH ins AS (
-      INSERT INTO events (user_id, job_id, type, status, data)
-      SELECT n.user_id, n.id, 'job.updated', n.status, flowd_job_event_data(n.id, n.job_id, n.name, n.queue_name, n.attempts_made, n.result, n.error) FROM new_rows n ORDER BY n.id
-      RETURNING seq
-    ) SELECT max(seq) INTO top FROM ins;
-  ELSE
-    IF NOT EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.status IS DISTINCT FROM o.status) THEN
-      RETURN NULL;
-    END IF;
-    PERFORM flowd_lock_events();
-    WITH ins AS (
-      INSERT INTO events (user_id, job_id, type, status, data)
-      SELECT n.user_id, n.id, 'job.updated', n.status, flowd_job_event_data(n.id, n.job_id, n.name, n.queue_name, n.attempts_made, n.result, n.error)
-      FROM new_rows n JOIN old_rows o ON o.id = n.id
-      WHERE n.status IS DISTINCT FROM o.status
-      ORDER BY n.updated_at, n.id
-      RETURNING seq
-    ) SELECT max(seq) INTO top FROM ins;
+  IF NOT EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.status IS DISTINCT FROM o.status) THEN
+    RETURN NULL;
   END IF;
+  PERFORM flowd_lock_events();
+  WITH ins AS (
+    INSERT INTO events (user_id, job_id, type, status, data)
+    SELECT n.user_id, n.id, 'job.updated', n.status, flowd_job_event_data(n.id, n.job_id, n.name, n.queue_name, n.attempts_made, n.result, n.error)
+    FROM new_rows n JOIN old_rows o ON o.id = n.id
+    WHERE n.status IS DISTINCT FROM o.status
+    ORDER BY n.updated_at, n.id
+    RETURNING seq
+  ) SELECT max(seq) INTO top FROM ins;
   PERFORM flowd_notify_events(top);
   RETURN NULL;
 END $$;
---> statement-breakpoint
-CREATE TRIGGER jobs_events_insert AFTER INSERT ON jobs
-  REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION flowd_jobs_changed();
 --> statement-breakpoint
 CREATE TRIGGER jobs_events_update AFTER UPDATE ON jobs
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows

@@ -36,7 +36,7 @@ export async function createFlow(
   body: { name: string; root: NodeInput },
   idempotencyKey?: string,
 ): Promise<{ flow: FlowView; replayed: boolean }> {
-  const hash = requestHash(body);
+  const hash = idempotencyKey ? requestHash(body) : "";
   if (idempotencyKey) {
     const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
     if (existing) return { flow: await replay(deps, existing, hash), replayed: true };

@@ -12,9 +12,10 @@ import { Conflict, NotFound } from "../errors";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
-import { enqueueRows, removeFromRedis } from "./enqueue";
+import { ADD_TIMEOUT_MS, removeFromRedis, withTimeout } from "./enqueue";
 import { checkJob, type JobOpts } from "./flow-spec";
-import { initialStatus, type EnqueueRow } from "./flow-redis";
+import { bullOptions, initialStatus, type EnqueueRow } from "./flow-redis";
+import type { JobEnvelope } from "./job-envelope";
 import { assertSameRequest, isUniqueViolation, requestHash } from "./idempotency";
 import { jobView, type JobView } from "./flow-views";
 
@@ -65,15 +66,22 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
 
 /** Adds a job row's job to Redis; false (and the row stays `pending` for the enqueuer) if Redis refused. */
 export async function enqueueJob(deps: Pick<ServiceDeps, "producer" | "log">, row: JobRow): Promise<boolean> {
-  return enqueueRows(deps, [{ ...row, parentId: null, opts: row.opts as JobOpts }]).catch((err) => {
-    deps.log.warn("job accepted but not yet in Redis; the enqueuer will add it", { jobId: row.id, err: String(err) });
-    return false;
-  });
+  // A plain add: a job without parent or children needs none of the flow machinery.
+  const data: JobEnvelope = { data: row.data };
+  if (row.attemptsMade > 0) data.attemptsBefore = row.attemptsMade;
+  const add = deps.producer.queue(row.queueName).add(row.name, data, bullOptions(row.opts as JobOpts, row.jobId, false));
+  return withTimeout(add, ADD_TIMEOUT_MS, "adding a job").then(
+    () => true,
+    (err) => {
+      deps.log.warn("job accepted but not yet in Redis; the enqueuer will add it", { jobId: row.id, err: String(err) });
+      return false;
+    },
+  );
 }
 
 /** The same path as a flow of one: row first, then Redis under the row's id; Idempotency-Key replays. */
 export async function createJob(deps: ServiceDeps, user: User, body: JobInput, idempotencyKey?: string) {
-  const hash = requestHash(body);
+  const hash = idempotencyKey ? requestHash(body) : "";
   const replay = async () => {
     const existing = idempotencyKey ? await findJobByIdempotencyKey(deps.db, user.userId, idempotencyKey) : undefined;
     if (!existing) return undefined;
