@@ -2,19 +2,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster, type Cluster } from "../helpers/cluster";
 import { deletePrefix } from "../helpers/redis";
 import { waitFor } from "../helpers/wait";
+import { startCountingReceiver } from "../helpers/receiver";
 
 // Every Redis key of the deployment deleted in the middle of a flow and of a single job.
 let cluster: Cluster;
-const hits = new Map<string, number>();
-const receiver = Bun.serve({
-  port: 0,
-  hostname: "127.0.0.1",
-  fetch(req) {
-    const path = new URL(req.url).pathname;
-    hits.set(path, (hits.get(path) ?? 0) + 1);
-    return Response.json({ path });
-  },
-});
+const receiver = startCountingReceiver();
+const hits = receiver.hits;
 beforeAll(async () => {
   cluster = await startCluster({
     apis: 1,
@@ -25,7 +18,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await cluster?.stop();
-  receiver.stop(true);
+  receiver.stop();
 });
 
 const call = (path: string) => ({ name: "http", data: { url: `http://127.0.0.1:${receiver.port}${path}`, method: "POST" } });

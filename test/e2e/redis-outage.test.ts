@@ -2,21 +2,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster, type Cluster } from "../helpers/cluster";
 import { startRedisServer } from "../helpers/redis-server";
 import { waitFor } from "../helpers/wait";
+import { startCountingReceiver } from "../helpers/receiver";
 
 // A Redis of the test's own, so it can go away and come back; an API and a worker process on it.
 let redis: Awaited<ReturnType<typeof startRedisServer>>;
 let cluster: Cluster;
-// Counts how often each job's handler really ran.
-const hits = new Map<string, number>();
-const receiver = Bun.serve({
-  port: 0,
-  hostname: "127.0.0.1",
-  fetch(req) {
-    const path = new URL(req.url).pathname;
-    hits.set(path, (hits.get(path) ?? 0) + 1);
-    return Response.json({ path });
-  },
-});
+const receiver = startCountingReceiver();
+const hits = receiver.hits;
 beforeAll(async () => {
   redis = await startRedisServer();
   cluster = await startCluster({ apis: 1, workers: 1, tag: "outage", env: { REDIS_URL: redis.url } });
@@ -24,7 +16,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
   await redis?.dispose();
-  receiver.stop(true);
+  receiver.stop();
 });
 
 describe("Redis outage", () => {

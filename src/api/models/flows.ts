@@ -55,7 +55,8 @@ export const JobStatus = t.Union(
 );
 export const FlowStatus = t.Union(["running", "completed", "failed", "cancelled"].map((s) => t.Literal(s)));
 
-const jobViewFields = {
+/** Every job view's fields, flow job or single job. */
+export const jobViewFields = {
   id: t.String(),
   jobId: t.String({ description: "the BullMQ job id (changes when a retry re-adds the job)" }),
   name: t.String(),

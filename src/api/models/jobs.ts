@@ -1,7 +1,7 @@
 import { t } from "elysia";
 import type { SingleJobView } from "../../services/jobs";
 import type { ScheduleView } from "../../services/schedules";
-import { JobData, JobStatus, jobOptsFields } from "./flows";
+import { JobData, JobStatus, jobOptsFields, jobViewFields } from "./flows";
 
 /** A single job has no parent, so the failure policies of flow jobs do not apply. */
 export const SingleJobOptsSchema = t.Object(jobOptsFields, { additionalProperties: false });
@@ -16,21 +16,7 @@ export const JobInputSchema = t.Object(
 );
 
 export const SingleJobViewSchema = t.Unsafe<SingleJobView>(
-  t.Object({
-    id: t.String(),
-    jobId: t.String(),
-    name: t.String(),
-    queueName: t.String(),
-    status: t.String(),
-    data: t.Record(t.String(), t.Unknown()),
-    opts: t.Record(t.String(), t.Unknown()),
-    result: t.Unknown(),
-    error: t.Unknown(),
-    attemptsMade: t.Integer(),
-    scheduleId: t.Union([t.Null(), t.String()]),
-    createdAt: t.String(),
-    updatedAt: t.String(),
-  }),
+  t.Object({ ...jobViewFields, scheduleId: t.Union([t.Null(), t.String({ description: "the schedule whose run created it" })]) }),
 );
 
 export const JobPageSchema = t.Object({ items: t.Array(SingleJobViewSchema), nextCursor: t.Union([t.Null(), t.String()]) });
