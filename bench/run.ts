@@ -1,3 +1,4 @@
+import "../src/runtime-shims";
 /** `bun run bench`: every benchmark, each printing its conditions and its ratio to a baseline run alongside. */
 import { benchFlows } from "./flows";
 import { benchEvents } from "./events";

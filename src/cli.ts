@@ -3,6 +3,7 @@
  * The only module that reads argv and the environment. It parses the command, loads the
  * configuration and hands both to the code that wires what the command needs.
  */
+import "./runtime-shims";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { ConnectError } from "./db/client";
 import { createLogger } from "./log";

@@ -1,3 +1,4 @@
+import "../src/runtime-shims";
 import { checkServices, ensureTemplate } from "./helpers/services";
 
 // Runs once before any test file: refuse to start without the real services, and build the
