@@ -17,9 +17,24 @@ export function toClientEvent(r: Pick<EventRow, "seq" | "type" | "flowId" | "job
   };
 }
 
-/** Every user's events after `after`, oldest first: what the listener hands to the hub. */
+const preparedEventsAfter = new WeakMap<object, ReturnType<typeof prepareEventsAfter>>();
+const prepareEventsAfter = (db: DbOrTx) =>
+  db
+    .select()
+    .from(events)
+    .where(gt(events.seq, sql.placeholder("after")))
+    .orderBy(asc(events.seq))
+    .limit(sql.placeholder("limit"))
+    .prepare("flowd_events_after");
+
+/**
+ * Every user's events after `after`, oldest first: what the listener hands to the hub. Prepared
+ * once per database handle: it runs on every doorbell, and building the SQL each time showed up.
+ */
 export async function eventsAfter(db: DbOrTx, after: number, limit: number): Promise<LoggedEvent[]> {
-  const rows = await db.select().from(events).where(gt(events.seq, after)).orderBy(asc(events.seq)).limit(limit);
+  let query = preparedEventsAfter.get(db);
+  if (!query) preparedEventsAfter.set(db, (query = prepareEventsAfter(db)));
+  const rows = await query.execute({ after, limit });
   return rows.map((r) => ({ ...toClientEvent(r), userId: r.userId }));
 }
 
