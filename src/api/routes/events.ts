@@ -21,7 +21,7 @@ export const eventRoutes = (deps: { db: Db; authenticate: Authenticate }) =>
   new Elysia({ prefix: "/v1/events", detail: { tags: ["events"] } })
     .use(authPlugin(deps.authenticate))
     .get(
-      "/",
+      "",
       async ({ user, query }) => {
         const after = query.after ?? 0;
         if (query.after !== undefined && (await isEventsExpired(deps.db, after)))

@@ -13,7 +13,7 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
   new Elysia({ prefix: "/v1/flows", detail: { tags: ["flows"] } })
     .use(authPlugin(deps.authenticate))
     .post(
-      "/",
+      "",
       async ({ user, body, headers, set }) => {
         const { flow, replayed } = await createFlow(deps, user, body as { name: string; root: NodeInput }, headers["idempotency-key"]);
         set.status = 201;
@@ -27,7 +27,7 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
         detail: { summary: "Create a flow (a tree of jobs); Idempotency-Key makes a repeat return the first answer" },
       },
     )
-    .get("/", ({ user, query }) => listUserFlows(deps, user, query), {
+    .get("", ({ user, query }) => listUserFlows(deps, user, query), {
       query: t.Object({
         status: t.Optional(FlowStatus),
         limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),

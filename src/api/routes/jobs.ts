@@ -13,7 +13,7 @@ export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
   new Elysia({ prefix: "/v1/jobs", detail: { tags: ["jobs"] } })
     .use(authPlugin(deps.authenticate))
     .post(
-      "/",
+      "",
       async ({ user, body, headers, set }) => {
         const { job, replayed } = await createJob(deps, user, body, headers["idempotency-key"]);
         set.status = 201;
@@ -27,7 +27,7 @@ export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
         detail: { summary: "Create a single job; Idempotency-Key makes a repeat return the first answer" },
       },
     )
-    .get("/", async ({ user, query }) => await listUserJobs(deps, user, query), {
+    .get("", async ({ user, query }) => await listUserJobs(deps, user, query), {
       query: JobListQuery,
       response: { 200: JobPageSchema, ...errors },
       detail: { summary: "List single jobs, newest first (filters: status, name, scheduleId)" },

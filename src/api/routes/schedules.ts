@@ -13,7 +13,7 @@ export const scheduleRoutes = (deps: ServiceDeps & { authenticate: Authenticate 
   new Elysia({ prefix: "/v1/schedules", detail: { tags: ["schedules"] } })
     .use(authPlugin(deps.authenticate))
     .post(
-      "/",
+      "",
       async ({ user, body, set }) => {
         const schedule = await createSchedule(deps, user, body as ScheduleInput);
         set.status = 201;
@@ -25,7 +25,7 @@ export const scheduleRoutes = (deps: ServiceDeps & { authenticate: Authenticate 
         detail: { summary: "Create a schedule: a cron pattern (with tz) or every N ms, and the job each run creates" },
       },
     )
-    .get("/", async ({ user, query }) => await listUserSchedules(deps, user, query), {
+    .get("", async ({ user, query }) => await listUserSchedules(deps, user, query), {
       query: t.Object({ limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })), cursor: t.Optional(t.String({ maxLength: 200 })) }),
       response: { 200: SchedulePageSchema, ...errors },
       detail: { summary: "List schedules, newest first" },
