@@ -29,6 +29,8 @@ export const EnvSchema = Type.Object({
   FLOWD_LOCK_DURATION_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 15_000 }),
   FLOWD_STALLED_INTERVAL_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 15_000 }),
   FLOWD_RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 200, maximum: 3_600_000, default: 10_000 }),
+  FLOWD_WEBHOOK_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 50, default: 8 }),
+  FLOWD_WEBHOOK_RETRY_BASE_MS: Type.Integer({ minimum: 10, maximum: 86_400_000, default: 680_000 }),
   FLOWD_SOCKET_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
 });
 export type Env = Static<typeof EnvSchema>;
@@ -57,6 +59,9 @@ export interface Config {
   readonly stalledIntervalMs: number;
   /** How often one worker checks that what Postgres expects in Redis is still there. */
   readonly reconcileIntervalMs: number;
+  /** Attempts per webhook delivery, and the first retry's delay (doubling after; 8 from 680 s span about a day). */
+  readonly webhookAttempts: number;
+  readonly webhookRetryBaseMs: number;
   /** Bytes queued for one slow socket before it is closed (it resumes with `after`). */
   readonly socketBufferLimit: number;
 }
@@ -114,6 +119,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     socketBufferLimit: e.FLOWD_SOCKET_BUFFER_LIMIT,
     lockDurationMs: e.FLOWD_LOCK_DURATION_MS,
     reconcileIntervalMs: e.FLOWD_RECONCILE_INTERVAL_MS,
+    webhookAttempts: e.FLOWD_WEBHOOK_ATTEMPTS,
+    webhookRetryBaseMs: e.FLOWD_WEBHOOK_RETRY_BASE_MS,
     stalledIntervalMs: e.FLOWD_STALLED_INTERVAL_MS,
   });
 }

@@ -15,6 +15,7 @@ import { flowRoutes } from "./routes/flows";
 import { eventRoutes } from "./routes/events";
 import { jobRoutes } from "./routes/jobs";
 import { scheduleRoutes } from "./routes/schedules";
+import { webhookRoutes } from "./routes/webhooks";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
 
 export interface ApiDeps extends FlowDeps {
@@ -59,6 +60,7 @@ export function createApp(deps: ApiDeps) {
     .use(flowRoutes(deps))
     .use(jobRoutes(deps))
     .use(scheduleRoutes(deps))
+    .use(webhookRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(metricsRoutes({ ...deps, socketCount: () => sockets.size }))
     .use(wsRoutes({ db: deps.db, hub: deps.hub, authenticate: deps.authenticate, sockets }));

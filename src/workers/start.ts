@@ -12,6 +12,8 @@ import { startEnqueuer } from "./enqueuer";
 import { startScheduleKeeper } from "./schedule-keeper";
 import { startHealthServer } from "./health-server";
 import { startReconciler } from "./reconciler";
+import { startWebhookDispatcher } from "./webhook-dispatcher";
+import { deliver, WEBHOOKS_QUEUE } from "../services/webhooks";
 import type { Metric } from "../metrics";
 import type { RecorderStats } from "./status-recorder";
 
@@ -40,7 +42,13 @@ export async function startWorkers(deps: { config: Config; database: Database; l
 
   const runJob = createProcessor(config);
   const runSchedule: Processor = (tick) => runTick(services, tick);
-  const queues: [string, Processor][] = [...config.flowQueues.map((q): [string, Processor] => [q, runJob]), [JOBS_QUEUE, runJob], [SCHEDULES_QUEUE, runSchedule]];
+  const runDelivery: Processor = (delivery) => deliver({ db: database.db, config }, delivery);
+  const queues: [string, Processor][] = [
+    ...config.flowQueues.map((q): [string, Processor] => [q, runJob]),
+    [JOBS_QUEUE, runJob],
+    [SCHEDULES_QUEUE, runSchedule],
+    [WEBHOOKS_QUEUE, runDelivery],
+  ];
   const workers = queues.map(([name, processor]) => {
     const worker = new Worker(name, processor, {
       connection: createRedis(config.redisUrl, "blocking", `flowd-worker-${name}`),
@@ -73,6 +81,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
   const enqueuer = startEnqueuer(services);
   const keeper = startScheduleKeeper(services);
   const reconciler = startReconciler({ ...services, sql: database.sql, config });
+  const dispatcher = startWebhookDispatcher({ ...services, config });
 
   const health =
     config.workerHealthPort > 0
@@ -98,6 +107,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
     recorder,
     async stop() {
       await health?.stop();
+      await dispatcher.stop();
       await reconciler.stop();
       await keeper.stop();
       await enqueuer.stop();

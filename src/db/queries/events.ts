@@ -54,3 +54,8 @@ export async function maxEventSeq(db: DbOrTx): Promise<number> {
   const [row] = await db.select({ max: sql<string | null>`max(${events.seq})` }).from(events);
   return Number(row?.max ?? 0);
 }
+
+export async function eventBySeq(db: DbOrTx, seq: number): Promise<FlowdEvent | undefined> {
+  const [row] = await db.select().from(events).where(eq(events.seq, seq)).limit(1);
+  return row ? toClientEvent(row) : undefined;
+}

@@ -1,0 +1,82 @@
+import { and, desc, eq, sql } from "drizzle-orm";
+import type { DbOrTx } from "../client";
+import { webhookDeliveries, webhooks } from "../schema";
+import { isId } from "../../ids";
+import { olderThan } from "./pagination";
+
+export type WebhookRow = typeof webhooks.$inferSelect;
+export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+
+export async function insertWebhook(db: DbOrTx, row: typeof webhooks.$inferInsert) {
+  await db.insert(webhooks).values(row);
+}
+
+export async function findWebhook(db: DbOrTx, userId: string, id: string): Promise<WebhookRow | undefined> {
+  if (!isId(id)) return undefined;
+  const [row] = await db.select().from(webhooks).where(and(eq(webhooks.id, id), eq(webhooks.userId, userId))).limit(1);
+  return row;
+}
+
+export async function findWebhookById(db: DbOrTx, id: string): Promise<WebhookRow | undefined> {
+  const [row] = await db.select().from(webhooks).where(eq(webhooks.id, id)).limit(1);
+  return row;
+}
+
+export async function listWebhooks(db: DbOrTx, userId: string, q: { limit: number; before?: { createdAt: Date; id: string } }) {
+  const conditions = [eq(webhooks.userId, userId)];
+  if (q.before) conditions.push(olderThan(webhooks.createdAt, webhooks.id, q.before));
+  return db.select().from(webhooks).where(and(...conditions)).orderBy(desc(webhooks.createdAt), desc(webhooks.id)).limit(q.limit);
+}
+
+export async function deleteWebhook(db: DbOrTx, userId: string, id: string): Promise<boolean> {
+  if (!isId(id)) return false;
+  const gone = await db.delete(webhooks).where(and(eq(webhooks.id, id), eq(webhooks.userId, userId))).returning({ id: webhooks.id });
+  return gone.length > 0;
+}
+
+export async function disableWebhook(db: DbOrTx, id: string, reason: string) {
+  await db.update(webhooks).set({ disabledAt: sql`now()`, disabledReason: reason }).where(eq(webhooks.id, id));
+}
+
+export async function recordDelivery(db: DbOrTx, row: typeof webhookDeliveries.$inferInsert) {
+  await db.insert(webhookDeliveries).values(row);
+}
+
+export async function listDeliveries(db: DbOrTx, webhookId: string, q: { limit: number; before?: number }) {
+  const conditions = [eq(webhookDeliveries.webhookId, webhookId)];
+  if (q.before !== undefined) conditions.push(sql`${webhookDeliveries.id} < ${q.before}`);
+  return db.select().from(webhookDeliveries).where(and(...conditions)).orderBy(desc(webhookDeliveries.id)).limit(q.limit);
+}
+
+export interface DueDelivery {
+  seq: number;
+  webhook_id: string;
+}
+
+/**
+ * One dispatch step, in the caller's transaction: locks the cursor row (one dispatcher at a time),
+ * returns the deliveries due for the next `limit` events and the seq to move the cursor to.
+ * A webhook gets the events that happened after it was registered, of the types it asked for.
+ */
+export async function claimDispatch(db: DbOrTx, limit: number): Promise<{ from: number; to: number; due: DueDelivery[] }> {
+  await db.execute(sql`
+    insert into dispatch_cursors (name, seq) select 'webhooks', coalesce(max(seq), 0) from events
+    on conflict (name) do nothing`);
+  const [cursor] = await db.execute<{ seq: string }>(sql`select seq::text from dispatch_cursors where name = 'webhooks' for update`);
+  const from = Number(cursor!.seq);
+  const [top] = await db.execute<{ to: string | null }>(sql`
+    select max(seq)::text as "to" from (select seq from events where seq > ${from} order by seq limit ${limit}) s`);
+  const to = top?.to === null || top?.to === undefined ? from : Number(top.to);
+  if (to === from) return { from, to, due: [] };
+  const due = await db.execute<{ seq: string; webhook_id: string }>(sql`
+    select e.seq::text as seq, w.id as webhook_id
+    from events e join webhooks w on w.user_id = e.user_id
+    where e.seq > ${from} and e.seq <= ${to} and w.disabled_at is null and e.at >= w.created_at
+      and (w.events ? e.type or w.events ? '*')
+    order by e.seq`);
+  return { from, to, due: due.map((d) => ({ seq: Number(d.seq), webhook_id: d.webhook_id })) };
+}
+
+export async function moveDispatchCursor(db: DbOrTx, to: number) {
+  await db.execute(sql`update dispatch_cursors set seq = ${to} where name = 'webhooks'`);
+}

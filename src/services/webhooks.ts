@@ -1,0 +1,197 @@
+import { createHmac, randomBytes } from "node:crypto";
+import { UnrecoverableError, type Job } from "bullmq";
+import type { Config } from "../config";
+import type { Db } from "../db/client";
+import { eventBySeq } from "../db/queries/events";
+import {
+  claimDispatch,
+  deleteWebhook as deleteWebhookRow,
+  disableWebhook,
+  findWebhook,
+  findWebhookById,
+  insertWebhook,
+  listDeliveries,
+  listWebhooks,
+  moveDispatchCursor,
+  recordDelivery,
+  type WebhookRow,
+} from "../db/queries/webhooks";
+import { InvalidInput, NotFound } from "../errors";
+import { EVENT_TYPES, type FlowdEvent } from "../events/types";
+import { newId } from "../ids";
+import { assertPublicUrl, safeFetch, SafeFetchError } from "../net/safe-fetch";
+import type { Producer } from "../queues";
+import type { ServiceDeps, User } from "./deps";
+import { keysetPage } from "./cursor";
+
+/** The queue of deliveries: one job per event and endpoint. */
+export const WEBHOOKS_QUEUE = "webhooks";
+
+export interface WebhookView {
+  id: string;
+  url: string;
+  events: string[];
+  description: string | null;
+  disabled: boolean;
+  disabledReason: string | null;
+  createdAt: string;
+}
+
+export const webhookView = (w: WebhookRow): WebhookView => ({
+  id: w.id,
+  url: w.url,
+  events: w.events,
+  description: w.description,
+  disabled: w.disabledAt !== null,
+  disabledReason: w.disabledReason,
+  createdAt: w.createdAt.toISOString(),
+});
+
+export async function createWebhook(
+  deps: Pick<ServiceDeps, "db" | "config">,
+  user: User,
+  body: { url: string; events: string[]; description?: string },
+): Promise<WebhookView & { secret: string }> {
+  const unknown = body.events.filter((e) => e !== "*" && !(EVENT_TYPES as readonly string[]).includes(e));
+  if (unknown.length > 0 || body.events.length === 0)
+    throw new InvalidInput(
+      `Unknown event type${unknown.length > 1 ? "s" : ""} ${unknown.join(", ") || "(none given)"}; use ${EVENT_TYPES.join(", ")} or "*".`,
+      [{ path: "/events", message: "unknown event type" }],
+      "invalid_events",
+    );
+  try {
+    await assertPublicUrl(body.url, deps.config.allowPrivateUrls);
+  } catch (err) {
+    if (err instanceof SafeFetchError) throw new InvalidInput(err.message, [{ path: "/url", message: err.message }], "invalid_url");
+    throw err;
+  }
+  const row: WebhookRow = {
+    id: newId(),
+    userId: user.userId,
+    url: body.url,
+    events: [...new Set(body.events)],
+    description: body.description ?? null,
+    secret: `whsec_${randomBytes(32).toString("base64")}`,
+    disabledAt: null,
+    disabledReason: null,
+    createdAt: new Date(),
+  };
+  await insertWebhook(deps.db, row);
+  return { ...webhookView(row), secret: row.secret };
+}
+
+export const listUserWebhooks = (deps: Pick<ServiceDeps, "db">, user: User, q: { limit?: number; cursor?: string }) =>
+  keysetPage(q, (limit, before) => listWebhooks(deps.db, user.userId, { limit, before }), webhookView);
+
+export async function deleteWebhook(deps: Pick<ServiceDeps, "db">, user: User, id: string) {
+  if (!(await deleteWebhookRow(deps.db, user.userId, id))) throw new NotFound("webhook", id);
+}
+
+export async function webhookDeliveries(deps: Pick<ServiceDeps, "db">, user: User, id: string, q: { limit?: number; before?: number }) {
+  if (!(await findWebhook(deps.db, user.userId, id))) throw new NotFound("webhook", id);
+  const limit = q.limit ?? 50;
+  const rows = await listDeliveries(deps.db, id, { limit: limit + 1, before: q.before });
+  const page = rows.slice(0, limit);
+  return {
+    items: page.map((d) => ({
+      id: d.id,
+      eventSeq: d.eventSeq,
+      attempt: d.attempt,
+      statusCode: d.statusCode,
+      durationMs: d.durationMs,
+      error: d.error,
+      at: d.createdAt.toISOString(),
+    })),
+    nextBefore: rows.length > limit ? (page[page.length - 1]?.id ?? null) : null,
+  };
+}
+
+/**
+ * Moves the dispatcher over the next events: in one transaction holding the cursor's row lock,
+ * enqueues one delivery per matching endpoint (job id `<seq>-<webhook>`, so a crash before the
+ * commit re-enqueues nothing new) and advances the cursor. Returns how many were enqueued.
+ */
+export async function dispatchWebhooks(deps: { db: Db; producer: Producer; config: Config }, batch = 500): Promise<number> {
+  return deps.db.transaction(async (tx) => {
+    const { to, from, due } = await claimDispatch(tx, batch);
+    if (to === from) return 0;
+    if (due.length > 0)
+      await deps.producer.queue(WEBHOOKS_QUEUE).addBulk(
+        due.map((d) => ({
+          name: "deliver",
+          data: { seq: d.seq, webhookId: d.webhook_id },
+          opts: {
+            jobId: `${d.seq}-${d.webhook_id}`,
+            attempts: deps.config.webhookAttempts,
+            backoff: { type: "exponential", delay: deps.config.webhookRetryBaseMs, jitter: 0.2 },
+            removeOnComplete: { age: 24 * 3600 },
+            removeOnFail: { age: 7 * 24 * 3600 },
+          },
+        })),
+      );
+    await moveDispatchCursor(tx, to);
+    return due.length;
+  });
+}
+
+/** The body every endpoint receives; `data` is what the event carries (the job view, the root's result, the errors). */
+const payload = (e: FlowdEvent) =>
+  JSON.stringify({ type: e.type, seq: e.seq, at: e.at, data: { ...(e.flowId ? { flowId: e.flowId } : {}), ...(e.status ? { status: e.status } : {}), ...(e.data as object) } });
+
+/** Standard Webhooks signature: base64 HMAC-SHA256 of "id.timestamp.body" with the secret's bytes. */
+export function sign(secret: string, id: string, timestamp: number, body: string): string {
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  return `v1,${createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest("base64")}`;
+}
+
+/**
+ * One delivery attempt, recorded whatever happens. 2xx succeeds; 410 disables the endpoint; any
+ * other answer (3xx included: redirects are never followed) or a network error is retried by BullMQ
+ * with exponential backoff until the attempts run out.
+ */
+export async function deliver(deps: { db: Db; config: Config }, job: Job<{ seq: number; webhookId: string }>) {
+  const webhook = await findWebhookById(deps.db, job.data.webhookId);
+  if (!webhook || webhook.disabledAt) return { skipped: webhook ? "disabled" : "deleted" };
+  const event = await eventBySeq(deps.db, job.data.seq);
+  if (!event) return { skipped: "event no longer kept" };
+  const body = payload(event);
+  const id = `msg_${job.data.seq}_${webhook.id}`;
+  const timestamp = Math.floor(Date.now() / 1000);
+  const started = performance.now();
+  let statusCode: number | null = null;
+  let error: string | null = null;
+  try {
+    const res = await safeFetch(
+      webhook.url,
+      {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": id,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": sign(webhook.secret, id, timestamp, body),
+        },
+        body,
+      },
+      { allowPrivate: deps.config.allowPrivateUrls, timeoutMs: 15_000, maxResponseBytes: 64 * 1024 },
+    );
+    statusCode = res.status;
+    if (res.status < 200 || res.status >= 300) error = `answered ${res.status}`;
+  } catch (err) {
+    error = (err as Error).message;
+  }
+  await recordDelivery(deps.db, {
+    webhookId: webhook.id,
+    eventSeq: job.data.seq,
+    attempt: job.attemptsMade + 1,
+    statusCode,
+    durationMs: Math.round(performance.now() - started),
+    error,
+  });
+  if (statusCode === 410) {
+    await disableWebhook(deps.db, webhook.id, "the endpoint answered 410 Gone");
+    throw new UnrecoverableError("endpoint gone (410); webhook disabled");
+  }
+  if (error) throw new Error(error);
+  return { statusCode };
+}
