@@ -3,9 +3,11 @@ import "../src/runtime-shims";
 import { benchFlows } from "./flows";
 import { benchEvents } from "./events";
 import { benchJobs } from "./jobs";
+import { benchWebhooks } from "./webhooks";
 
 const only = process.argv[2];
 if (!only || only === "flows") await benchFlows();
 if (!only || only === "events") await benchEvents();
 if (!only || only === "jobs") await benchJobs();
+if (!only || only === "webhooks") await benchWebhooks();
 process.exit(0);
