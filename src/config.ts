@@ -31,6 +31,7 @@ export const EnvSchema = Type.Object({
   FLOWD_RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 200, maximum: 3_600_000, default: 10_000 }),
   FLOWD_WEBHOOK_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 50, default: 8 }),
   FLOWD_WEBHOOK_RETRY_BASE_MS: Type.Integer({ minimum: 10, maximum: 86_400_000, default: 680_000 }),
+  FLOWD_WEBHOOK_DISABLE_AFTER_MS: Type.Integer({ minimum: 100, maximum: 365 * 86_400_000, default: 3 * 86_400_000 }),
   FLOWD_SOCKET_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
 });
 export type Env = Static<typeof EnvSchema>;
@@ -62,6 +63,8 @@ export interface Config {
   /** Attempts per webhook delivery, and the first retry's delay (doubling after; 8 from 680 s span about a day). */
   readonly webhookAttempts: number;
   readonly webhookRetryBaseMs: number;
+  /** An endpoint whose every delivery failed for this long is disabled. */
+  readonly webhookDisableAfterMs: number;
   /** Bytes queued for one slow socket before it is closed (it resumes with `after`). */
   readonly socketBufferLimit: number;
 }
@@ -121,6 +124,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     reconcileIntervalMs: e.FLOWD_RECONCILE_INTERVAL_MS,
     webhookAttempts: e.FLOWD_WEBHOOK_ATTEMPTS,
     webhookRetryBaseMs: e.FLOWD_WEBHOOK_RETRY_BASE_MS,
+    webhookDisableAfterMs: e.FLOWD_WEBHOOK_DISABLE_AFTER_MS,
     stalledIntervalMs: e.FLOWD_STALLED_INTERVAL_MS,
   });
 }

@@ -7,6 +7,7 @@ import {
   claimDispatch,
   deleteWebhook as deleteWebhookRow,
   disableWebhook,
+  failingSince,
   findWebhook,
   findWebhookById,
   insertWebhook,
@@ -192,6 +193,13 @@ export async function deliver(deps: { db: Db; config: Config }, job: Job<{ seq: 
     await disableWebhook(deps.db, webhook.id, "the endpoint answered 410 Gone");
     throw new UnrecoverableError("endpoint gone (410); webhook disabled");
   }
-  if (error) throw new Error(error);
+  if (error) {
+    const since = await failingSince(deps.db, webhook.id);
+    if (since && Date.now() - since.getTime() >= deps.config.webhookDisableAfterMs) {
+      await disableWebhook(deps.db, webhook.id, `every delivery failed since ${since.toISOString()}`);
+      throw new UnrecoverableError(`${error}; webhook disabled after failing since ${since.toISOString()}`);
+    }
+    throw new Error(error);
+  }
   return { statusCode };
 }

@@ -20,6 +20,13 @@ const receiver = Bun.serve({
     const path = new URL(req.url).pathname;
     received.push({ path, headers: Object.fromEntries(req.headers), body: await req.text() });
     if (path === "/gone") return new Response("gone", { status: 410 });
+    if (path === "/down") return new Response("down", { status: 503 });
+    if (path === "/huge") {
+      // 100 MB, streamed: the delivery must stop reading long before that.
+      const chunk = new Uint8Array(1024 * 1024);
+      let sent = 0;
+      return new Response(new ReadableStream({ pull(c) { if (sent++ >= 100) c.close(); else c.enqueue(chunk); } }));
+    }
     if (path === "/redirect") return new Response(null, { status: 302, headers: { location: "/target" } });
     if (path === "/flaky") {
       const n = (flaky.get(path) ?? 0) + 1;
@@ -39,7 +46,7 @@ beforeAll(async () => {
     apis: 1,
     workers: 1,
     tag: "hooks",
-    env: { FLOWD_WEBHOOK_RETRY_BASE_MS: "100", FLOWD_WEBHOOK_ATTEMPTS: "3" },
+    env: { FLOWD_WEBHOOK_RETRY_BASE_MS: "100", FLOWD_WEBHOOK_ATTEMPTS: "3", FLOWD_WEBHOOK_DISABLE_AFTER_MS: "5000" },
   });
   strict = await startStack({ workers: 0, tag: "hooksstrict", env: { FLOWD_ALLOW_PRIVATE_URLS: "false" } });
 }, 60_000);
@@ -115,6 +122,49 @@ describe("webhooks", () => {
     await waitFor(async () => (await deliveries(redirect.id)).length === 6, 15_000, "the next event's attempts");
     expect(hitsOf("/gone").length).toBe(before);
   });
+
+  test("a receiver streaming 100 MB is cut off and the attempt recorded as failed", async () => {
+    const hook = await register("/huge");
+    await runFlow();
+    await waitFor(async () => (await deliveries(hook.id)).length === 3, 20_000, "three capped attempts");
+    for (const a of await deliveries(hook.id)) expect(a.error).toContain("exceeded 65536 bytes");
+  });
+
+  test("an event enqueued again after a crash before the cursor moved is not delivered twice", async () => {
+    const hook = await register("/once");
+    const flow = await runFlow();
+    await waitFor(() => hitsOf("/once").some((r) => JSON.parse(r.body).data.flowId === flow.id), 15_000, "the delivery");
+    const sql = cluster.database.sql;
+    const [{ seq } = { seq: "0" }] = await sql<{ seq: string }[]>`select min(seq)::text as seq from events where flow_id = ${flow.id}`;
+    const delivered = hitsOf("/once").length;
+    // The state a dispatcher leaves when it dies after enqueueing and before committing the cursor.
+    await sql`update dispatch_cursors set seq = ${Number(seq) - 1} where name = 'webhooks'`;
+    await waitFor(async () => {
+      const [row] = await sql<{ behind: boolean }[]>`select (select seq from dispatch_cursors where name = 'webhooks') >= (select max(seq) from events) as behind`;
+      return row?.behind;
+    }, 10_000, "the dispatcher to pass the events again");
+    expect(hitsOf("/once").length).toBe(delivered);
+    expect((await deliveries(hook.id)).length).toBe(1);
+  });
+
+  test("an endpoint failing every delivery for FLOWD_WEBHOOK_DISABLE_AFTER_MS is disabled", async () => {
+    const hook = await register("/down");
+    await runFlow();
+    await waitFor(async () => (await deliveries(hook.id)).length === 3, 15_000, "three failed attempts");
+    // Failing since its first attempt; once 5 s have passed, the next failure disables it.
+    await waitFor(async () => {
+      const [row] = await cluster.database.sql<{ old: boolean }[]>`
+        select min(created_at) < now() - interval '5 seconds' as old from webhook_deliveries where webhook_id = ${hook.id}`;
+      return row?.old;
+    }, 15_000, "5 s of failures");
+    await runFlow();
+    await waitFor(async () => {
+      const list = (await cluster.apis[0]!.http("GET", "/v1/webhooks?limit=100")).body.items as any[];
+      return list.find((w) => w.id === hook.id)?.disabled;
+    }, 15_000, "the endpoint disabled");
+    const list = (await cluster.apis[0]!.http("GET", "/v1/webhooks?limit=100")).body.items as any[];
+    expect(list.find((w) => w.id === hook.id).disabledReason).toContain("every delivery failed since");
+  }, 40_000);
 
   test("another user's webhook is 404", async () => {
     const hook = await register("/ok", ["*"]);

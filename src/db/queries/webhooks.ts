@@ -80,3 +80,13 @@ export async function claimDispatch(db: DbOrTx, limit: number): Promise<{ from: 
 export async function moveDispatchCursor(db: DbOrTx, to: number) {
   await db.execute(sql`update dispatch_cursors set seq = ${to} where name = 'webhooks'`);
 }
+
+/** Since when every attempt at this endpoint has failed (null when the last attempt succeeded). */
+export async function failingSince(db: DbOrTx, webhookId: string): Promise<Date | null> {
+  const [row] = await db.execute<{ since: string | null }>(sql`
+    select min(d.created_at)::text as since from webhook_deliveries d
+    where d.webhook_id = ${webhookId}
+      and d.created_at > coalesce((select max(s.created_at) from webhook_deliveries s
+                                   where s.webhook_id = ${webhookId} and s.status_code between 200 and 299), '-infinity')`);
+  return row?.since ? new Date(row.since) : null;
+}
