@@ -23,6 +23,7 @@ const recorderMetrics = (s: RecorderStats): Metric[] => [
   { name: "flowd_recorder_events_total", help: "BullMQ events read.", type: "counter", samples: [{ value: s.events }] },
   { name: "flowd_recorder_rows_changed_total", help: "Job rows changed by status batches.", type: "counter", samples: [{ value: s.rowsChanged }] },
   { name: "flowd_recorder_last_batch_size", help: "Events in the last batch.", type: "gauge", samples: [{ value: s.lastBatchSize }] },
+  { name: "flowd_recorder_lag_ms", help: "From the last batch's newest event in Redis to its commit in Postgres.", type: "gauge", samples: [{ value: s.lastLagMs }] },
 ];
 
 /**

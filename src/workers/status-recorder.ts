@@ -9,6 +9,8 @@ export interface RecorderStats {
   events: number;
   rowsChanged: number;
   lastBatchSize: number;
+  /** From the newest event of the last batch entering Redis to its batch committed in Postgres. */
+  lastLagMs: number;
 }
 
 const BATCH = 1000;
@@ -29,7 +31,7 @@ export function startStatusRecorder(deps: {
   const log = deps.log.child({ component: "status-recorder" });
   const keyOf = (queue: string) => `${deps.prefix}:${queue}:events`;
   const tableOf = new Map(deps.queues.map((q) => [keyOf(q.name), q]));
-  const stats: RecorderStats = { batches: 0, events: 0, rowsChanged: 0, lastBatchSize: 0 };
+  const stats: RecorderStats = { batches: 0, events: 0, rowsChanged: 0, lastBatchSize: 0, lastLagMs: 0 };
   let running = true;
   // On stop, read on without blocking until the streams are empty: what this process's workers
   // did last is in Postgres before it exits.
@@ -76,6 +78,8 @@ export function startStatusRecorder(deps: {
       stats.events += events.length;
       stats.rowsChanged += written;
       stats.lastBatchSize = events.length;
+      const newest = events[events.length - 1];
+      if (newest) stats.lastLagMs = Math.max(0, Date.now() - Number(newest.id.split("-")[0]));
     }
   })();
 

@@ -232,5 +232,7 @@ describe("metrics", () => {
     expect(text).toMatch(/flowd_queue_jobs\{queue="flows",state="completed"\} \d+/);
     expect(text).toMatch(/flowd_listener_last_seq [1-9]\d*/);
     expect(text).toContain("flowd_socket_clients 0");
+    expect(text).toContain("# TYPE flowd_webhook_attempts gauge");
+    expect(text).toMatch(/flowd_queue_jobs\{queue="webhooks",state="waiting"\} \d+/);
   });
 });

@@ -1,13 +1,14 @@
 import { Elysia } from "elysia";
 import type { Config } from "../../config";
 import type { Db } from "../../db/client";
-import { jobCounts } from "../../db/queries/metrics";
+import { deliveryCounts, jobCounts } from "../../db/queries/metrics";
 import type { Hub } from "../../events/hub";
 import type { Listener } from "../../events/listener";
 import { renderMetrics, type Metric } from "../../metrics";
 import type { Producer } from "../../queues";
 import { JOBS_QUEUE } from "../../services/jobs";
 import { SCHEDULES_QUEUE } from "../../services/schedules";
+import { WEBHOOKS_QUEUE } from "../../services/webhooks";
 
 /** GET /metrics (Prometheus text): what the API process knows — jobs in Postgres, queues in Redis, its listener and sockets. */
 export const metricsRoutes = (deps: {
@@ -21,9 +22,10 @@ export const metricsRoutes = (deps: {
   new Elysia({ name: "metrics" }).get(
     "/metrics",
     async ({ set }) => {
-      const queues = [...deps.config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE];
-      const [rows, depths] = await Promise.all([
+      const queues = [...deps.config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE];
+      const [rows, deliveries, depths] = await Promise.all([
         jobCounts(deps.db),
+        deliveryCounts(deps.db),
         Promise.all(queues.map(async (q) => [q, await deps.producer.queue(q).getJobCounts().catch(() => ({}))] as const)),
       ]);
       const listener = deps.listener?.stats;
@@ -41,6 +43,12 @@ export const metricsRoutes = (deps: {
           samples: depths.flatMap(([queue, counts]) =>
             Object.entries(counts as Record<string, number>).map(([state, n]) => ({ labels: { queue, state }, value: n })),
           ),
+        },
+        {
+          name: "flowd_webhook_attempts",
+          help: "Webhook delivery attempts on record by outcome.",
+          type: "gauge",
+          samples: deliveries.map((d) => ({ labels: { outcome: d.outcome }, value: d.n })),
         },
         { name: "flowd_socket_clients", help: "Open WebSocket clients on this process.", type: "gauge", samples: [{ value: deps.socketCount() }] },
         { name: "flowd_events_published_total", help: "Events this process sent to subscribed sockets.", type: "counter", samples: [{ value: deps.hub.stats.published }] },

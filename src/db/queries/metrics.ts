@@ -8,3 +8,11 @@ export async function jobCounts(db: DbOrTx) {
     union all
     select 'jobs', queue_name, status, count(*)::int from jobs group by 2, 3`);
 }
+
+/** Webhook delivery attempts by outcome. */
+export async function deliveryCounts(db: DbOrTx) {
+  return db.execute<{ outcome: string; n: number }>(sql`
+    select case when status_code between 200 and 299 then 'delivered' when status_code is null then 'network_error' else 'rejected' end as outcome,
+           count(*)::int as n
+    from webhook_deliveries group by 1`);
+}
