@@ -40,9 +40,3 @@ export class TooLarge extends AppError {
     super(413, "payload_too_large", message, details);
   }
 }
-
-export class Unavailable extends AppError {
-  constructor(what: "postgres" | "redis", message?: string) {
-    super(503, `${what}_unavailable`, message ?? `${what === "postgres" ? "Postgres" : "Redis"} is unavailable; retry shortly.`);
-  }
-}

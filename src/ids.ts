@@ -14,5 +14,4 @@ export function newId(): string {
   return `c${time}${count}${rand}`;
 }
 
-export const ID_PATTERN = "^c[0-9a-z]{24}$";
 export const isId = (s: string) => /^c[0-9a-z]{24}$/.test(s);

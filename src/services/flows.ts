@@ -12,7 +12,7 @@ import {
   type FlowJobRow,
   type FlowRow,
 } from "../db/queries/flows";
-import { Conflict, InvalidInput, NotFound } from "../errors";
+import { Conflict, NotFound } from "../errors";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import { planFlow, type NodeInput } from "./flow-spec";
@@ -200,10 +200,4 @@ export async function deleteFlow(deps: FlowDeps, user: User, id: string): Promis
     return jobs;
   });
   await removeFromRedis(deps, rows);
-}
-
-export function parseWait(raw: number | undefined): number {
-  if (raw === undefined) return 0;
-  if (!Number.isFinite(raw) || raw < 0 || raw > 60) throw new InvalidInput("wait must be between 0 and 60 seconds.");
-  return raw;
 }

@@ -73,7 +73,6 @@ export const jobViewFields = {
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
 };
-export const JobViewSchema = t.Object(jobViewFields);
 
 export const JobNodeSchema = t.Recursive((Self) => t.Object({ ...jobViewFields, children: t.Array(Self) }), {
   $id: "JobNode",

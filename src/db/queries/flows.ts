@@ -8,8 +8,6 @@ export type FlowRow = typeof flows.$inferSelect;
 export type FlowJobRow = typeof flowJobs.$inferSelect;
 export type NewFlowJobRow = typeof flowJobs.$inferInsert;
 
-export const FINISHED_JOB = ["completed", "failed", "cancelled"] as const;
-
 /**
  * Writes a flow and all its jobs in one statement (one round trip, one implicit transaction): the
  * jobs travel as a single JSON parameter, which Postgres unpacks far faster than thousands of binds.
