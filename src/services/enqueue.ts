@@ -1,18 +1,12 @@
 import type { FlowJob } from "bullmq";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
+import { withTimeout } from "../timeout";
 import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
 
 /** How long an add may wait for Redis before the caller answers and leaves the rows `pending`. */
 export const ADD_TIMEOUT_MS = 3_000;
 
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: Timer | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer from Redis within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Adds a set of tracked rows' `pending` jobs to Redis. The rows leave `pending` when the status
@@ -42,7 +36,11 @@ export async function removeFromRedis(
   rows: { jobId: string; queueName: string; depth?: number }[],
 ) {
   const byDepth = new Map<number, typeof rows>();
-  for (const r of rows) byDepth.set(r.depth ?? 0, [...(byDepth.get(r.depth ?? 0) ?? []), r]);
+  for (const r of rows) {
+    const level = byDepth.get(r.depth ?? 0) ?? [];
+    level.push(r);
+    byDepth.set(r.depth ?? 0, level);
+  }
   for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
     const results = await Promise.allSettled(
       byDepth.get(depth)!.map((r) => withTimeout(deps.producer.queue(r.queueName).remove(r.jobId), ADD_TIMEOUT_MS, "removing a job")),

@@ -13,6 +13,7 @@ import {
   type FlowRow,
 } from "../db/queries/flows";
 import { Conflict, NotFound } from "../errors";
+import { freshJobState } from "../db/schema/columns";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import { planFlow, type NodeInput } from "./flow-spec";
@@ -54,16 +55,9 @@ export async function createFlow(
     queueName: p.queueName,
     data: p.data,
     opts: p.opts as Record<string, unknown>,
-    status: "pending",
-    result: null,
-    error: null,
-    attemptsMade: 0,
-    attemptsBase: 0,
-    eventPos: 0,
+    ...freshJobState(now),
     children: p.childIds,
     depth: p.depth,
-    createdAt: now,
-    updatedAt: now,
   }));
   const flow: FlowRow = {
     id: flowId,
@@ -176,7 +170,12 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
 /** Jobs not completed that are reachable from the root through jobs not completed, parents first. */
 function unfinishedFromRoot(rows: FlowJobRow[]): FlowJobRow[] {
   const children = new Map<string, FlowJobRow[]>();
-  for (const r of rows) if (r.parentId) children.set(r.parentId, [...(children.get(r.parentId) ?? []), r]);
+  for (const r of rows) {
+    if (!r.parentId) continue;
+    const siblings = children.get(r.parentId) ?? [];
+    siblings.push(r);
+    children.set(r.parentId, siblings);
+  }
   const out: FlowJobRow[] = [];
   const walk = (r: FlowJobRow) => {
     if (r.status === "completed") return;

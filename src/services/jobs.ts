@@ -9,10 +9,12 @@ import {
   type JobRow,
 } from "../db/queries/jobs";
 import { Conflict, NotFound } from "../errors";
+import { freshJobState } from "../db/schema/columns";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
-import { ADD_TIMEOUT_MS, removeFromRedis, withTimeout } from "./enqueue";
+import { ADD_TIMEOUT_MS, removeFromRedis } from "./enqueue";
+import { withTimeout } from "../timeout";
 import { checkJob, type JobOpts } from "./flow-spec";
 import { bullOptions, initialStatus, type EnqueueRow } from "./flow-redis";
 import type { JobEnvelope } from "./job-envelope";
@@ -48,14 +50,7 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     queueName: JOBS_QUEUE,
     data: input.data ?? {},
     opts: (input.opts ?? {}) as Record<string, unknown>,
-    status: "pending",
-    result: null,
-    error: null,
-    attemptsMade: 0,
-    attemptsBase: 0,
-    eventPos: 0,
-    createdAt: now,
-    updatedAt: now,
+    ...freshJobState(now),
     scheduleId: null,
     generation: 0,
     idempotencyKey: null,

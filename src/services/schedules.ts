@@ -17,7 +17,8 @@ import { newId } from "../ids";
 import type { Producer } from "../queues";
 import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
-import { ADD_TIMEOUT_MS, withTimeout } from "./enqueue";
+import { ADD_TIMEOUT_MS } from "./enqueue";
+import { withTimeout } from "../timeout";
 import { checkJob } from "./flow-spec";
 import { enqueueJob, newJobRow, type JobInput } from "./jobs";
 

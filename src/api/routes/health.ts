@@ -1,20 +1,7 @@
 import { Elysia, t } from "elysia";
 import type { Redis } from "ioredis";
 import type { Sql } from "postgres";
-import { readMaxmemoryPolicy } from "../../redis";
-
-const withTimeout = <T>(p: Promise<T>, ms: number) =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms))]);
-
-async function check(fn: () => Promise<unknown>): Promise<string> {
-  try {
-    await withTimeout(fn(), 2_000);
-    return "ok";
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    return `down: ${e.message || e.code || String(err)}`;
-  }
-}
+import { readiness } from "../../readiness";
 
 export const healthRoutes = (deps: { sql: Sql; redis: Redis }) =>
   new Elysia({ name: "health", detail: { tags: ["health"] } })
@@ -25,13 +12,9 @@ export const healthRoutes = (deps: { sql: Sql; redis: Redis }) =>
     .get(
       "/readyz",
       async ({ set }) => {
-        const [postgres, redis] = await Promise.all([check(() => deps.sql`select 1`), check(() => deps.redis.ping())]);
-        const maxmemoryPolicy = redis === "ok" ? await readMaxmemoryPolicy(deps.redis) : null;
-        const details = { postgres, redis, redisMaxmemoryPolicy: maxmemoryPolicy };
-        if (postgres === "ok" && redis === "ok") return { status: "ready" as const, ...details };
-        set.status = 503;
-        const down = [postgres !== "ok" && "Postgres", redis !== "ok" && "Redis"].filter(Boolean).join(" and ");
-        return { error: { code: "not_ready", message: `${down} unreachable; flowd cannot serve requests until it answers.`, details } };
+        const { status, body } = await readiness(deps);
+        set.status = status;
+        return body;
       },
       { detail: { summary: "Readiness: Postgres and Redis reachable (503 with the reason otherwise)" } },
     );

@@ -27,3 +27,15 @@ export const jobColumns = () => ({
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
+
+/** A tracked job as it is first written: accepted, not yet in Redis, nothing run. */
+export const freshJobState = (now: Date) => ({
+  status: "pending",
+  result: null,
+  error: null,
+  attemptsMade: 0,
+  attemptsBase: 0,
+  eventPos: 0,
+  createdAt: now,
+  updatedAt: now,
+});
