@@ -17,14 +17,15 @@ export const ADD_TIMEOUT_MS = 3_000;
 export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow[]): Promise<boolean> {
   const trees = buildRedisTrees(rows);
   if (trees.length === 0) return false;
-  await withTimeout(addTrees(deps.producer, trees), ADD_TIMEOUT_MS, "adding jobs");
+  await addTrees(deps.producer, trees);
   return true;
 }
 
-async function addTrees(producer: Producer, trees: FlowJob[]) {
+/** Adds whole BullMQ trees in one call (one MULTI for the lot). */
+export async function addTrees(producer: Producer, trees: FlowJob[]) {
   const [first] = trees;
-  if (trees.length === 1 && first) await producer.flowProducer.add(first);
-  else await producer.flowProducer.addBulk(trees);
+  const adding: Promise<unknown> = trees.length === 1 && first ? producer.flowProducer.add(first) : producer.flowProducer.addBulk(trees);
+  await withTimeout(adding, ADD_TIMEOUT_MS, "adding jobs");
 }
 
 /**

@@ -33,18 +33,20 @@ export function bullOptions(opts: JobOpts, jobId: string, hasParent: boolean): J
 }
 
 /**
- * Builds the BullMQ trees for a flow's `pending` rows. Each tree is rooted at a pending row whose
- * parent is not pending; a pending row's completed children are not re-run — their results ride
- * along in the envelope's `kept`.
+ * Builds the BullMQ trees for the rows named in `adding` (by default the flow's `pending` rows).
+ * Each tree is rooted at an added row whose parent is not added; an added row's completed
+ * children are not re-run — their results ride along in the envelope's `kept`.
  */
-export function buildRedisTrees(rows: EnqueueRow[]): FlowJob[] {
+export function buildRedisTrees(
+  rows: EnqueueRow[],
+  adding: ReadonlySet<string> = new Set(rows.filter((r) => r.status === "pending").map((r) => r.id)),
+): FlowJob[] {
   const byParent = new Map<string | null, EnqueueRow[]>();
   for (const row of rows) {
     const list = byParent.get(row.parentId) ?? [];
     list.push(row);
     byParent.set(row.parentId, list);
   }
-  const pendingIds = new Set(rows.filter((r) => r.status === "pending").map((r) => r.id));
   const node = (row: EnqueueRow): FlowJob => {
     const children = byParent.get(row.id) ?? [];
     const kept: Record<string, unknown> = {};
@@ -53,16 +55,16 @@ export function buildRedisTrees(rows: EnqueueRow[]): FlowJob[] {
     if (Object.keys(kept).length > 0) data.kept = kept;
     if (row.attemptsMade > 0) data.attemptsBefore = row.attemptsMade;
     if (children.length > 0) data.parent = true;
-    const pendingChildren = children.filter((c) => pendingIds.has(c.id));
+    const addedChildren = children.filter((c) => adding.has(c.id));
     return {
       name: row.name,
       queueName: row.queueName,
       data,
       opts: bullOptions(row.opts, row.jobId, row.parentId !== null),
-      ...(pendingChildren.length > 0 ? { children: pendingChildren.map(node) } : {}),
+      ...(addedChildren.length > 0 ? { children: addedChildren.map(node) } : {}),
     };
   };
-  return rows.filter((r) => pendingIds.has(r.id) && (r.parentId === null || !pendingIds.has(r.parentId))).map(node);
+  return rows.filter((r) => adding.has(r.id) && (r.parentId === null || !adding.has(r.parentId))).map(node);
 }
 
 /** The status a job has in Redis right after it was added, before any worker touches it. */

@@ -1,17 +1,24 @@
 import { bumpGeneration, flowJobsOf, flowsWithQueuedJobs, resetForRetry, type FlowJobRow } from "../db/queries/flows";
 import { queuedJobs, resetJobForRetry } from "../db/queries/jobs";
 import type { ServiceDeps } from "./deps";
-import { enqueueRows } from "./enqueue";
-import type { EnqueueRow } from "./flow-redis";
+import { addTrees, enqueueRows } from "./enqueue";
+import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
 import { enqueueJob } from "./jobs";
 
 const QUEUED = new Set(["waiting", "waiting-children", "delayed", "active"]);
 
 export interface Repairs {
+  /** Flows whose queued jobs were all gone: their unfinished part was added again under new ids. */
   flowsRebuilt: number;
+  /** Flow jobs re-added under their own ids, under parents still waiting for them. */
+  subtreesRestored: number;
+  /** Single jobs queued again. */
   jobsRequeued: number;
-  partialLosses: number;
+  /** Lost flow jobs no living parent waits for any more (it ran or was released without them). */
+  stranded: number;
 }
+
+export const noRepairs = (): Repairs => ({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0 });
 
 type Deps = Pick<ServiceDeps, "db" | "producer" | "log" | "config">;
 
@@ -25,20 +32,26 @@ async function presentInRedis(deps: Deps, rows: { queueName: string; jobId: stri
 }
 
 /**
- * Repairs what Redis lost while Postgres still expects it (keys deleted, a Redis without its data):
- * a flow whose queued jobs are all gone has its unfinished part added again under new ids —
- * completed jobs are never run again, their results reach their parents through the envelope —
- * and a single job that is gone is queued again. A flow that lost only some of its jobs is
- * reported, not touched: re-adding part of a tree under living parents is not safe.
+ * Repairs what Redis lost while Postgres still expects it (keys deleted or evicted, one queue
+ * obliterated, a Redis without its data). Completed jobs are never run again: their results reach
+ * their parents through the envelope.
+ * - A flow whose queued jobs are all gone has its unfinished part added again under new ids.
+ * - A flow that lost some of its jobs gets each lost subtree added again under the same ids, tied
+ *   to the parent that still waits for it; its jobs Redis still has are re-linked, not re-run.
+ * - A single job that is gone is queued again.
  */
 export async function reconcileLostJobs(deps: Deps, graceMs: number): Promise<Repairs> {
-  const repairs: Repairs = { flowsRebuilt: 0, jobsRequeued: 0, partialLosses: 0 };
+  const repairs = noRepairs();
   for (const flowId of await flowsWithQueuedJobs(deps.db, graceMs, 100)) {
     const rows = await flowJobsOf(deps.db, flowId);
     const queued = rows.filter((r) => QUEUED.has(r.status));
     const present = await presentInRedis(deps, queued);
+    if (present.every(Boolean)) continue;
     if (present.some(Boolean)) {
-      if (!present.every(Boolean)) repairs.partialLosses++;
+      const lost = new Set(queued.filter((_, i) => !present[i]).map((r) => r.id));
+      const { restored, stranded } = await restoreLostSubtrees(deps, rows, lost);
+      repairs.subtreesRestored += restored;
+      repairs.stranded += stranded;
       continue;
     }
     await rebuildFlow(deps, flowId, queued);
@@ -51,7 +64,7 @@ export async function reconcileLostJobs(deps: Deps, graceMs: number): Promise<Re
     await enqueueJob(deps, await resetJobForRetry(deps.db, job.id));
     repairs.jobsRequeued++;
   }
-  if (repairs.flowsRebuilt + repairs.jobsRequeued + repairs.partialLosses > 0) deps.log.warn("repaired jobs Redis had lost", { ...repairs });
+  if (Object.values(repairs).some((n) => n > 0)) deps.log.warn("repaired jobs Redis had lost", { ...repairs });
   return repairs;
 }
 
@@ -61,4 +74,56 @@ async function rebuildFlow(deps: Deps, flowId: string, queued: FlowJobRow[]) {
     await resetForRetry(tx, queued.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
   });
   await enqueueRows(deps, (await flowJobsOf(deps.db, flowId)) as EnqueueRow[]);
+}
+
+/**
+ * Adds each lost subtree of a flow again under its own ids. The top of a subtree is a lost job
+ * whose parent is not lost; its unfinished descendants ride along, and those Redis still has are
+ * only re-linked (BullMQ treats an existing id as a duplicate and ties it to the new parent). A top
+ * with a parent is added only if that parent still lists it as a dependency: otherwise the parent
+ * already ran, or was released, without it, and re-running the job would feed nobody.
+ */
+async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<string>) {
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const unfinished = new Set(rows.filter((r) => QUEUED.has(r.status)).map((r) => r.id));
+  const tops = rows.filter((r) => lost.has(r.id) && !(r.parentId && lost.has(r.parentId)));
+  const awaited = await awaitedByParent(deps, tops, byId);
+  let restored = 0;
+  let stranded = 0;
+  for (const top of tops) {
+    const parent = top.parentId ? byId.get(top.parentId) : undefined;
+    if (top.parentId && !(parent && awaited.has(top.id))) {
+      deps.log.warn("a lost job's parent no longer waits for it; leaving it", { flowId: top.flowId, jobId: top.jobId });
+      stranded++;
+      continue;
+    }
+    const subtree = new Set<string>();
+    const visit = (row: FlowJobRow) => {
+      subtree.add(row.id);
+      for (const childId of row.children ?? []) {
+        const child = byId.get(childId);
+        if (child && unfinished.has(child.id)) visit(child);
+      }
+    };
+    visit(top);
+    const [tree] = buildRedisTrees(rows as EnqueueRow[], subtree);
+    if (!tree) continue;
+    if (parent) tree.opts = { ...tree.opts, parent: { id: parent.jobId, queue: `${deps.config.prefix}:${parent.queueName}` } };
+    await addTrees(deps.producer, [tree]);
+    restored++;
+  }
+  return { restored, stranded };
+}
+
+/** The rows whose parent's BullMQ dependencies still list them: the parent waits for them. */
+async function awaitedByParent(deps: Deps, rows: FlowJobRow[], byId: Map<string, FlowJobRow>): Promise<Set<string>> {
+  const key = (r: FlowJobRow) => `${deps.config.prefix}:${r.queueName}:${r.jobId}`;
+  const links = rows.flatMap((row) => {
+    const parent = row.parentId ? byId.get(row.parentId) : undefined;
+    return parent ? [{ row, parent }] : [];
+  });
+  if (links.length === 0) return new Set();
+  const replies = await deps.producer.redis.pipeline(links.map(({ row, parent }) => ["sismember", `${key(parent)}:dependencies`, key(row)])).exec();
+  if (!replies) throw new Error("Redis gave no answer to the dependency check");
+  return new Set(links.filter((_, i) => !replies[i]?.[0] && Number(replies[i]?.[1]) === 1).map(({ row }) => row.id));
 }

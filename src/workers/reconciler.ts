@@ -3,7 +3,7 @@ import type { Config } from "../config";
 import type { Db } from "../db/client";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
-import { reconcileLostJobs, type Repairs } from "../services/reconcile";
+import { noRepairs, reconcileLostJobs, type Repairs } from "../services/reconcile";
 import { startLoop } from "./loop";
 
 /** Any constant: the same for every flowd process on a database. */
@@ -15,7 +15,7 @@ const RECONCILER_LOCK = 7244119002;
  */
 export function startReconciler(deps: { db: Db; sql: Sql; producer: Producer; log: Logger; config: Config }) {
   const log = deps.log.child({ component: "reconciler" });
-  const totals: Repairs = { flowsRebuilt: 0, jobsRequeued: 0, partialLosses: 0 };
+  const totals: Repairs = noRepairs();
   const graceMs = Math.min(deps.config.reconcileIntervalMs, 5_000);
   const loop = startLoop(
     deps.config.reconcileIntervalMs,
@@ -25,10 +25,8 @@ export function startReconciler(deps: { db: Db; sql: Sql; producer: Producer; lo
         const [got] = await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(${RECONCILER_LOCK}) as ok`;
         if (!got?.ok) return;
         try {
-          const r = await reconcileLostJobs({ ...deps, log }, graceMs);
-          totals.flowsRebuilt += r.flowsRebuilt;
-          totals.jobsRequeued += r.jobsRequeued;
-          totals.partialLosses += r.partialLosses;
+          const repairs = await reconcileLostJobs({ ...deps, log }, graceMs);
+          for (const kind of Object.keys(totals) as (keyof Repairs)[]) totals[kind] += repairs[kind];
         } finally {
           await conn`select pg_advisory_unlock(${RECONCILER_LOCK})`;
         }

@@ -95,7 +95,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
             ...recorderMetrics(recorder.stats),
             {
               name: "flowd_reconciler_repairs_total",
-              help: "Jobs and flows re-added after Redis lost them, and flows that lost only part of their jobs.",
+              help: "What the reconciler re-added after Redis lost it, by kind; `stranded` counts lost jobs no parent waited for any more.",
               type: "counter",
               samples: Object.entries(reconciler.totals).map(([kind, n]) => ({ labels: { kind }, value: n })),
             },

@@ -13,7 +13,12 @@ beforeAll(async () => {
     apis: 1,
     workers: 1,
     tag: "lost",
-    env: { FLOWD_RECONCILE_INTERVAL_MS: "1000", FLOWD_LOCK_DURATION_MS: "2000", FLOWD_STALLED_INTERVAL_MS: "1000" },
+    env: {
+      FLOWD_QUEUES: "flows,side",
+      FLOWD_RECONCILE_INTERVAL_MS: "1000",
+      FLOWD_LOCK_DURATION_MS: "2000",
+      FLOWD_STALLED_INTERVAL_MS: "1000",
+    },
   });
 }, 60_000);
 afterAll(async () => {
@@ -21,7 +26,13 @@ afterAll(async () => {
   receiver.stop();
 });
 
-const call = (path: string) => ({ name: "http", data: { url: `http://127.0.0.1:${receiver.port}${path}`, method: "POST" } });
+const call = (path: string, queue?: string) => ({
+  name: "http",
+  ...(queue ? { queue } : {}),
+  data: { url: `http://127.0.0.1:${receiver.port}${path}`, method: "POST" },
+});
+type View = { jobId: string; status: string; result: any; attemptsMade: number; children: View[] };
+const getFlow = async (id: string, wait = 0) => (await cluster.apis[0]!.http("GET", `/v1/flows/${id}${wait ? `?wait=${wait}` : ""}`)).body;
 
 describe("Redis loses every key of the deployment", () => {
   test("mid-flow: the flow completes with every result, and no completed job runs again", async () => {
@@ -69,4 +80,84 @@ describe("Redis loses every key of the deployment", () => {
     expect(done.body.status).toBe("completed");
     expect(done.body.result).toEqual({ data: { n: 1 }, children: {} });
   }, 60_000);
+});
+
+describe("Redis loses one queue's keys while the flow's other jobs live on", () => {
+  test("lost children are added again under their own ids, tied to the root that still waits for them", async () => {
+    const api = cluster.apis[0]!;
+    const created = await api.http("POST", "/v1/flows", {
+      name: "partial",
+      root: {
+        name: "echo",
+        data: { root: true },
+        children: [
+          call("/side-done", "side"),
+          { name: "echo", queue: "side", data: { late: true }, opts: { delay: 3000 } },
+          { name: "sleep", data: { ms: 4000 } },
+        ],
+      },
+    });
+    expect(created.status).toBe(201);
+    const [done, late, sleeper] = created.body.root.children as View[];
+    await waitFor(async () => {
+      const [x, y, z] = (await getFlow(created.body.id)).root.children as View[];
+      return x!.status === "completed" && y!.status === "delayed" && z!.status === "active";
+    }, 15_000, "the side call done, the late echo delayed and the sleep running");
+
+    await deletePrefix(`${cluster.prefix}:side`);
+    const lostAt = Date.now();
+    const flow = await waitFor(async () => {
+      const f = await getFlow(created.body.id, 5);
+      return f.status === "completed" && f;
+    }, 45_000, "the flow to complete after losing the side queue");
+    console.log(`flow with a lost queue recovered ${Date.now() - lostAt} ms after the deletion`);
+
+    expect(hits.get("/side-done")).toBe(1);
+    const [x, y, z] = flow.root.children as View[];
+    // Same ids: the root's dependency list in the surviving queue named them.
+    expect([x!.jobId, y!.jobId, z!.jobId]).toEqual([done!.jobId, late!.jobId, sleeper!.jobId]);
+    expect(flow.root.result.children).toEqual({
+      [done!.jobId]: { status: 200, body: { path: "/side-done" } },
+      [late!.jobId]: { data: { late: true }, children: {} },
+      [sleeper!.jobId]: { slept: 4000 },
+    });
+    await cluster.workers[0]!.waitForLine(/repaired jobs Redis had lost.*"subtreesRestored":1/, 5_000);
+  }, 90_000);
+
+  test("a lost parent is added again and its living children are re-linked, not re-run", async () => {
+    const api = cluster.apis[0]!;
+    const created = await api.http("POST", "/v1/flows", {
+      name: "lost-middle",
+      root: {
+        name: "echo",
+        data: { root: true },
+        children: [{ name: "echo", queue: "side", data: { middle: true }, children: [call("/under"), { name: "sleep", data: { ms: 4000 } }] }],
+      },
+    });
+    expect(created.status).toBe(201);
+    const middle = created.body.root.children[0] as View;
+    const [under, sleeper] = middle.children;
+    await waitFor(async () => {
+      const [m] = (await getFlow(created.body.id)).root.children as View[];
+      const [u, s] = m!.children;
+      return m!.status === "waiting-children" && u!.status === "completed" && s!.status === "active";
+    }, 15_000, "the middle job waiting for a done call and a running sleep");
+
+    await deletePrefix(`${cluster.prefix}:side`);
+    const flow = await waitFor(async () => {
+      const f = await getFlow(created.body.id, 5);
+      return f.status === "completed" && f;
+    }, 45_000, "the flow to complete after losing its middle job");
+
+    expect(hits.get("/under")).toBe(1);
+    const m = flow.root.children[0] as View;
+    expect(m.jobId).toBe(middle.jobId);
+    expect(m.result).toEqual({
+      data: { middle: true },
+      children: { [under!.jobId]: { status: 200, body: { path: "/under" } }, [sleeper!.jobId]: { slept: 4000 } },
+    });
+    expect(flow.root.result.children).toEqual({ [middle.jobId]: m.result });
+    // The sleep ran once: one start recorded.
+    expect(m.children[1]!.attemptsMade).toBe(1);
+  }, 90_000);
 });

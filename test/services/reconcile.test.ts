@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createLogger } from "../../src/log";
+import { createProducer } from "../../src/queues";
+import { createRedis } from "../../src/redis";
+import { reconcileLostJobs } from "../../src/services/reconcile";
+import { startStatusRecorder } from "../../src/workers/status-recorder";
+import { startStack, type Stack } from "../helpers/stack";
+import { waitFor } from "../helpers/wait";
+
+// The reconciler's decisions for a flow that lost some of its jobs, with no worker running: the
+// jobs sit in Redis exactly where the test puts them, and the real recorder mirrors them.
+let stack: Stack;
+let recorder: ReturnType<typeof startStatusRecorder>;
+const redis = createRedis(process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379", "request", "test-reconcile");
+const recorderRedis = createRedis(process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379", "blocking", "test-recorder");
+const log = createLogger("silent");
+let producer: ReturnType<typeof createProducer>;
+
+beforeAll(async () => {
+  stack = await startStack({ workers: 0, tag: "rec" });
+  producer = createProducer(redis, stack.config);
+  recorder = startStatusRecorder({ db: stack.database.db, redis: recorderRedis, prefix: stack.config.prefix, queues: [{ name: "flows", table: "flow_jobs" }], log });
+});
+afterAll(async () => {
+  await recorder.stop();
+  await producer.close();
+  redis.disconnect();
+  recorderRedis.disconnect();
+  await stack.stop();
+});
+
+const reconcile = () => reconcileLostJobs({ db: stack.database.db, producer, log, config: stack.config }, 0);
+const key = (jobId: string) => `${stack.config.prefix}:flows:${jobId}`;
+
+/** A root waiting for two children, both waiting in Redis and recorded as such. */
+async function waitingFlow() {
+  const created = await stack.http("POST", "/v1/flows", {
+    name: "two",
+    root: { name: "echo", data: {}, children: [{ name: "echo", data: { n: 1 } }, { name: "echo", data: { n: 2 } }] },
+  });
+  expect(created.status).toBe(201);
+  await waitFor(async () => {
+    const flow = (await stack.http("GET", `/v1/flows/${created.body.id}`)).body;
+    return flow.root.status === "waiting-children" && flow.root.children.every((c: { status: string }) => c.status === "waiting");
+  }, 10_000, "the flow recorded as queued");
+  const root = created.body.root.jobId as string;
+  const [one, two] = (created.body.root.children as { jobId: string }[]).map((c) => c.jobId);
+  return { root, one: one!, two: two! };
+}
+
+describe("a flow that lost some of its jobs", () => {
+  test("a lost child its parent still waits for is added again once, under its own id", async () => {
+    const { root, one } = await waitingFlow();
+    await redis.del(key(one));
+    await redis.lrem(`${stack.config.prefix}:flows:wait`, 0, one);
+
+    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 1, jobsRequeued: 0, stranded: 0 });
+    expect(await redis.hget(key(one), "parentKey")).toBe(key(root));
+    expect(await redis.sismember(`${key(root)}:dependencies`, key(one))).toBe(1);
+    const waiting = await redis.lrange(`${stack.config.prefix}:flows:wait`, 0, -1);
+    expect(waiting.filter((id) => id === one)).toHaveLength(1);
+    // Nothing is lost any more: a second pass has nothing to do.
+    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0 });
+  });
+
+  test("a lost child its parent no longer waits for is left alone and counted as stranded", async () => {
+    const { root, two } = await waitingFlow();
+    await redis.del(key(two));
+    await redis.srem(`${key(root)}:dependencies`, key(two));
+
+    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 1 });
+    expect(await redis.exists(key(two))).toBe(0);
+  });
+});
