@@ -29,6 +29,7 @@ export const EnvSchema = Type.Object({
   FLOWD_LOCK_DURATION_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 15_000 }),
   FLOWD_STALLED_INTERVAL_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 15_000 }),
   FLOWD_RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 200, maximum: 3_600_000, default: 10_000 }),
+  FLOWD_WORKER_STUCK_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 30_000 }),
   FLOWD_WEBHOOK_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 50, default: 8 }),
   FLOWD_WEBHOOK_RETRY_BASE_MS: Type.Integer({ minimum: 10, maximum: 86_400_000, default: 680_000 }),
   FLOWD_WEBHOOK_DISABLE_AFTER_MS: Type.Integer({ minimum: 100, maximum: 365 * 86_400_000, default: 3 * 86_400_000 }),
@@ -58,6 +59,8 @@ export interface Config {
   readonly lockDurationMs: number;
   /** How often workers look for jobs whose holder died (stalled), to run them again. */
   readonly stalledIntervalMs: number;
+  /** How long a queue's next job may wait while this process's idle worker takes nothing, before the worker is replaced. */
+  readonly workerStuckMs: number;
   /** How often one worker checks that what Postgres expects in Redis is still there. */
   readonly reconcileIntervalMs: number;
   /** Attempts per webhook delivery, and the first retry's delay (doubling after; 8 from 680 s span about a day). */
@@ -126,6 +129,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webhookRetryBaseMs: e.FLOWD_WEBHOOK_RETRY_BASE_MS,
     webhookDisableAfterMs: e.FLOWD_WEBHOOK_DISABLE_AFTER_MS,
     stalledIntervalMs: e.FLOWD_STALLED_INTERVAL_MS,
+    workerStuckMs: e.FLOWD_WORKER_STUCK_MS,
   });
 }
 

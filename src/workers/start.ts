@@ -1,4 +1,4 @@
-import { Worker, type Processor } from "bullmq";
+import type { Processor } from "bullmq";
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
@@ -16,6 +16,7 @@ import { startWebhookDispatcher } from "./webhook-dispatcher";
 import { deliver, WEBHOOKS_QUEUE } from "../services/webhooks";
 import type { Metric } from "../metrics";
 import type { RecorderStats } from "./status-recorder";
+import { startWorkerProbe, supervisedWorker } from "./supervised-worker";
 
 /** The status recorder's counters, for the worker's /metrics. */
 const recorderMetrics = (s: RecorderStats): Metric[] => [
@@ -50,24 +51,28 @@ export async function startWorkers(deps: { config: Config; database: Database; l
     [SCHEDULES_QUEUE, runSchedule],
     [WEBHOOKS_QUEUE, runDelivery],
   ];
-  const workers = queues.map(([name, processor]) => {
-    const worker = new Worker(name, processor, {
-      connection: createRedis(config.redisUrl, "blocking", `flowd-worker-${name}`),
-      prefix: config.prefix,
-      concurrency: name === SCHEDULES_QUEUE ? 1 : config.workerConcurrency,
-      // A killed worker's jobs run again within about lock + interval (30 s by default).
-      lockDuration: config.lockDurationMs,
-      stalledInterval: config.stalledIntervalMs,
-    });
-    worker.on("error", (err) => log.warn("worker error", { queue: name, err: String(err) }));
-    return worker;
-  });
+  const workers = queues.map(([name, processor]) =>
+    supervisedWorker(
+      name,
+      processor,
+      {
+        prefix: config.prefix,
+        concurrency: name === SCHEDULES_QUEUE ? 1 : config.workerConcurrency,
+        // A killed worker's jobs run again within about lock + interval (30 s by default).
+        lockDuration: config.lockDurationMs,
+        stalledInterval: config.stalledIntervalMs,
+      },
+      () => createRedis(config.redisUrl, "blocking", `flowd-worker-${name}`),
+      log,
+    ),
+  );
+  const probe = startWorkerProbe({ redis: producerRedis, prefix: config.prefix, workers, stuckMs: config.workerStuckMs, log });
 
   const subscriber = createRedis(config.redisUrl, "blocking", "flowd-cancel");
   subscriber.on("error", () => {});
   await subscriber.subscribe(cancelChannel(config.prefix));
   subscriber.on("message", (_channel, message) => {
-    for (const jobId of message.split(",")) for (const w of workers) w.cancelJob(jobId, "cancelled through the API");
+    for (const jobId of message.split(",")) for (const w of workers) w.worker.cancelJob(jobId, "cancelled through the API");
   });
 
   const recorderRedis = createRedis(config.redisUrl, "blocking", "flowd-recorder");
@@ -99,6 +104,12 @@ export async function startWorkers(deps: { config: Config; database: Database; l
               type: "counter",
               samples: Object.entries(reconciler.totals).map(([kind, n]) => ({ labels: { kind }, value: n })),
             },
+            {
+              name: "flowd_worker_replacements_total",
+              help: "Workers replaced because they took no job while one was waiting.",
+              type: "counter",
+              samples: workers.map((w) => ({ labels: { queue: w.name }, value: w.replacements })),
+            },
           ],
         })
       : null;
@@ -108,6 +119,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
     recorder,
     async stop() {
       await health?.stop();
+      await probe.stop();
       await dispatcher.stop();
       await reconciler.stop();
       await keeper.stop();

@@ -1,0 +1,123 @@
+import { Worker, type Processor, type WorkerOptions } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "../log";
+import { withTimeout } from "../timeout";
+import { startLoop } from "./loop";
+
+/**
+ * One queue's BullMQ Worker that can be swapped for a fresh one on new connections. It counts the
+ * jobs it runs, so the probe can tell an idle worker from a busy one.
+ */
+export function supervisedWorker(
+  name: string,
+  processor: Processor,
+  options: Omit<WorkerOptions, "connection">,
+  connect: () => Redis,
+  log: Logger,
+) {
+  let running = 0;
+  let lastStartAt = Date.now();
+  const counted: Processor = async (job, token, signal) => {
+    running++;
+    lastStartAt = Date.now();
+    try {
+      return await processor(job, token, signal);
+    } finally {
+      running--;
+    }
+  };
+  const create = () => {
+    const connection = connect();
+    const worker = new Worker(name, counted, { ...options, connection });
+    worker.on("error", (err) => log.warn("worker error", { queue: name, err: String(err) }));
+    return { worker, connection };
+  };
+  let current = create();
+  let replacements = 0;
+  return {
+    name,
+    get worker() {
+      return current.worker;
+    },
+    get running() {
+      return running;
+    },
+    get lastStartAt() {
+      return lastStartAt;
+    },
+    get replacements() {
+      return replacements;
+    },
+    /** Starts a new worker first, then drops the old one and its connections without waiting on them. */
+    async replace() {
+      const old = current;
+      current = create();
+      lastStartAt = Date.now();
+      replacements++;
+      await withTimeout(old.worker.close(true), 5_000, "closing a stuck worker").catch(() => {});
+      old.connection.disconnect();
+    },
+    async close() {
+      await current.worker.close();
+      current.connection.disconnect();
+    },
+  };
+}
+export type SupervisedWorker = ReturnType<typeof supervisedWorker>;
+
+/**
+ * A worker is stuck when the job at the head of its queue has waited `stuckMs` while this worker
+ * ran nothing and started nothing: a healthy idle worker would have taken it.
+ */
+export function isStuck(s: { headSince: number; lastStartAt: number; running: number; now: number; stuckMs: number }): boolean {
+  return s.running === 0 && s.now - s.headSince >= s.stuckMs && s.now - s.lastStartAt >= s.stuckMs;
+}
+
+/**
+ * Guards against workers that stop taking jobs without any error — BullMQ's known failure after a
+ * reconnect, or a connection the network silently dropped: it watches the head of each queue and
+ * replaces this process's worker when the same job sits there while the worker idles.
+ */
+export function startWorkerProbe(deps: { redis: Redis; prefix: string; workers: SupervisedWorker[]; stuckMs: number; log: Logger }) {
+  const { redis, prefix, workers, stuckMs, log } = deps;
+  const heads = new Map<string, { head: string; since: number }>();
+  const key = (queue: string, part: string) => `${prefix}:${queue}:${part}`;
+  return startLoop(
+    Math.max(250, Math.floor(stuckMs / 4)),
+    async () => {
+      const replies = await withTimeout(
+        redis
+          .pipeline(
+            workers.flatMap((w) => [
+              ["lindex", key(w.name, "wait"), "-1"],
+              ["zrange", key(w.name, "prioritized"), "0", "0"],
+              ["hget", key(w.name, "meta"), "paused"],
+            ]),
+          )
+          .exec(),
+        stuckMs,
+        "probing the queues",
+      );
+      if (!replies) return;
+      const now = Date.now();
+      for (const [i, w] of workers.entries()) {
+        const [waiting, prioritized, paused] = replies.slice(i * 3, i * 3 + 3).map(([err, value]) => (err ? null : value));
+        const head = (waiting as string | null) ?? (prioritized as string[] | null)?.[0] ?? null;
+        if (!head || paused) {
+          heads.delete(w.name);
+          continue;
+        }
+        const seen = heads.get(w.name);
+        if (seen?.head !== head) {
+          heads.set(w.name, { head, since: now });
+          continue;
+        }
+        if (!isStuck({ headSince: seen.since, lastStartAt: w.lastStartAt, running: w.running, now, stuckMs })) continue;
+        log.warn("worker took no job while one was waiting; replacing it", { queue: w.name, jobId: head, waitedMs: now - seen.since });
+        heads.delete(w.name);
+        await w.replace();
+      }
+    },
+    (err) => log.debug("worker probe failed; will retry", { err: String(err) }),
+  );
+}
