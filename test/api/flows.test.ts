@@ -232,7 +232,30 @@ describe("metrics", () => {
     expect(text).toMatch(/flowd_queue_jobs\{queue="flows",state="completed"\} \d+/);
     expect(text).toMatch(/flowd_listener_last_seq [1-9]\d*/);
     expect(text).toContain("flowd_socket_clients 0");
-    expect(text).toContain("# TYPE flowd_webhook_attempts gauge");
+    expect(text).toContain("# TYPE flowd_webhook_attempts_total counter");
     expect(text).toMatch(/flowd_queue_jobs\{queue="webhooks",state="waiting"\} \d+/);
+  });
+
+  test("the job counts in /metrics, kept by triggers, equal a full count of the tables", async () => {
+    const scraped = async () => {
+      const text = await (await fetch(`${stack.baseUrl}/metrics`)).text();
+      return [...text.matchAll(/^flowd_jobs\{table="(\w+)",queue="([\w-]+)",status="([\w-]+)"\} (\d+)$/gm)]
+        .map((m) => `${m[1]} ${m[2]} ${m[3]} ${m[4]}`)
+        .sort();
+    };
+    const counted = async () =>
+      (
+        await stack.database.sql<{ line: string }[]>`
+          select tbl || ' ' || queue_name || ' ' || status || ' ' || n as line from (
+            select 'flow_jobs' as tbl, queue_name, status, count(*) as n from flow_jobs group by 2, 3
+            union all select 'jobs', queue_name, status, count(*) from jobs group by 2, 3) c`
+      )
+        .map((r) => r.line)
+        .sort();
+    // Flows were created, run, cancelled and deleted above; workers may still be writing, so compare until both agree.
+    await waitFor(async () => {
+      const [a, b] = await Promise.all([scraped(), counted()]);
+      return a.length > 0 && JSON.stringify(a) === JSON.stringify(b);
+    }, 10_000, "the scraped counts to equal a full count");
   });
 });

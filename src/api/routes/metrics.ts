@@ -45,9 +45,9 @@ export const metricsRoutes = (deps: {
           ),
         },
         {
-          name: "flowd_webhook_attempts",
-          help: "Webhook delivery attempts on record by outcome.",
-          type: "gauge",
+          name: "flowd_webhook_attempts_total",
+          help: "Webhook delivery attempts made, by outcome.",
+          type: "counter",
           samples: deliveries.map((d) => ({ labels: { outcome: d.outcome }, value: d.n })),
         },
         { name: "flowd_socket_clients", help: "Open WebSocket clients on this process.", type: "gauge", samples: [{ value: deps.socketCount() }] },

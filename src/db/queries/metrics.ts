@@ -1,18 +1,14 @@
 import { sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 
-/** Jobs per table, queue and status. A full count: meant for scrapes every few seconds, not per request. */
+/** Jobs per table, queue and status, from the trigger-kept tallies: a scrape costs the same at any table size. */
 export async function jobCounts(db: DbOrTx) {
-  return db.execute<{ tbl: string; queue: string; status: string; n: number }>(sql`
-    select 'flow_jobs' as tbl, queue_name as queue, status, count(*)::int as n from flow_jobs group by 2, 3
-    union all
-    select 'jobs', queue_name, status, count(*)::int from jobs group by 2, 3`);
+  return db.execute<{ tbl: string; queue: string; status: string; n: number }>(
+    sql`select tbl, queue, status, n::int as n from flowd_job_tallies() order by 1, 2, 3`,
+  );
 }
 
-/** Webhook delivery attempts by outcome. */
+/** Webhook delivery attempts ever made, by outcome (kept the same way). */
 export async function deliveryCounts(db: DbOrTx) {
-  return db.execute<{ outcome: string; n: number }>(sql`
-    select case when status_code between 200 and 299 then 'delivered' when status_code is null then 'network_error' else 'rejected' end as outcome,
-           count(*)::int as n
-    from webhook_deliveries group by 1`);
+  return db.execute<{ outcome: string; n: number }>(sql`select outcome, n::int as n from flowd_delivery_tallies() order by 1`);
 }

@@ -3,3 +3,4 @@ export * from "./flows";
 export * from "./jobs";
 export * from "./events";
 export * from "./webhooks";
+export * from "./tallies";
