@@ -8,6 +8,7 @@ import { createRedis } from "../redis";
 import { createWaiters } from "../services/waiters";
 import { createAuthenticator } from "../services/tokens";
 import { pruneEvents } from "../db/queries/event-log";
+import { foldTallies } from "../db/queries/metrics";
 import { createApp } from "./app";
 
 /** The api role: HTTP + WebSocket server, the event listener feeding the socket hub, and log retention. */
@@ -49,6 +50,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
 
   const prune = setInterval(() => {
     pruneEvents(database.db, config.eventsRetentionHours).catch((err) => log.warn("event pruning failed", { err: String(err) }));
+    foldTallies(database.db).catch((err) => log.warn("folding the metric tallies failed", { err: String(err) }));
   }, 10 * 60_000);
 
   return {
