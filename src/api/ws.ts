@@ -42,10 +42,13 @@ const REPLAY_PAGE = 500;
  */
 export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; sockets?: Map<string, unknown> }) {
   const sockets = (deps.sockets ?? new Map()) as Map<string, SocketState>;
-  const send = (ws: Socket, msg: unknown) => ws.send(JSON.stringify(msg));
-  const error = (ws: Socket, code: string, message: string) => send(ws, { type: "error", code, message });
+  // Returns nothing on purpose: Elysia sends whatever a message handler returns as one more frame.
+  const send = (ws: Socket, msg: unknown): void => {
+    ws.send(JSON.stringify(msg));
+  };
+  const error = (ws: Socket, code: string, message: string): void => send(ws, { type: "error", code, message });
 
-  async function subscribe(ws: Socket, state: SocketState, req: Subscription) {
+  async function subscribe(ws: Socket, state: SocketState, req: Subscription): Promise<void> {
     const target = req.all ? "all" : req.flowId!;
     if (!req.all) {
       const flow = await findFlow(deps.db, state.user.userId, req.flowId!);
@@ -116,18 +119,18 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; s
       close(ws) {
         sockets.delete(ws.id);
       },
-      async message(ws, raw) {
+      async message(ws, raw): Promise<void> {
         const socket = ws as unknown as Socket;
         const state = sockets.get(ws.id);
         if (!state) return;
         const req = parseRequest(raw);
         if (typeof req === "string") return error(socket, "invalid_message", req);
         try {
-          if (req.op === "ping") return send(socket, { type: "pong" });
-          if (req.op === "subscribe") return await subscribe(socket, state, req);
-          return unsubscribe(socket, state, req);
+          if (req.op === "ping") send(socket, { type: "pong" });
+          else if (req.op === "subscribe") await subscribe(socket, state, req);
+          else unsubscribe(socket, state, req);
         } catch {
-          return error(socket, "unavailable", "The event log could not be read; retry the subscription shortly.");
+          error(socket, "unavailable", "The event log could not be read; retry the subscription shortly.");
         }
       },
     });

@@ -150,6 +150,11 @@ describe("events on sockets", () => {
       expect(reply.code).toBe(code);
       expect(reply.message.length).toBeGreaterThan(10);
     }
+    // Each frame got exactly one reply, and every reply is a typed message (nothing else rides along).
+    c.send({ op: "ping" });
+    await c.next((m) => m.type === "pong");
+    expect(c.messages).toHaveLength(cases.length + 1);
+    for (const m of c.messages) expect(typeof m?.type).toBe("string");
     c.sendRaw("x".repeat(200 * 1024));
     const closed = await c.closed;
     expect(closed.code).toBe(1009);
