@@ -78,9 +78,11 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
         process.exit(130);
       }
       log.info("shutting down", { signal });
+      // The bound is part of the contract, not a failure: jobs still running are released by their
+      // lock and run again on another worker, so the exit is still 0.
       const timer = setTimeout(() => {
-        log.error("shutdown took too long; exiting", { timeoutMs: config.shutdownTimeoutMs });
-        process.exit(1);
+        log.warn("shutdown bound reached; exiting with jobs still running (they will run again elsewhere)", { timeoutMs: config.shutdownTimeoutMs });
+        process.exit(0);
       }, config.shutdownTimeoutMs);
       timer.unref();
       lifecycle.stopAll().then(() => {

@@ -55,7 +55,7 @@ const POLICY_KEYS = ["failParentOnFailure", "ignoreDependencyOnFailure", "contin
 /** Checks a job's name, data and opts against the handler catalog; shared by flows and single jobs. */
 export function checkJob(node: { name: string; data?: unknown; opts?: JobOpts }, path: string) {
   if (!isHandlerName(node.name))
-    throw refusal("unknown_handler", `${path}/name`, `Unknown handler '${node.name}' at ${path}; known handlers: ${HANDLER_NAMES.join(", ")}.`);
+    throw refusal("unknown_handler", `${path}/name`, `Unknown handler '${node.name}'${path ? ` at ${path}` : ""}; known handlers: ${HANDLER_NAMES.join(", ")}.`);
   const data = node.data ?? {};
   const check = dataCheck(node.name);
   if (!check.Check(data)) {

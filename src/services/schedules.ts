@@ -79,6 +79,9 @@ export function checkTiming(input: Pick<ScheduleInput, "pattern" | "every" | "tz
     if (input.tz !== undefined) throw refuse("/tz", "'tz' applies to 'pattern' only.");
     return new Date(Date.now() + input.every);
   }
+  const fields = input.pattern!.trim().split(/\s+/).length;
+  if (fields !== 5 && fields !== 6)
+    throw refuse("/pattern", `A cron expression has 5 fields (minute to weekday) or 6 (seconds first); '${input.pattern}' has ${fields}.`);
   try {
     return CronExpressionParser.parse(input.pattern!, { tz: input.tz, strict: false }).next().toDate();
   } catch (err) {

@@ -148,6 +148,9 @@ describe("schedules", () => {
     const job = { name: "echo" };
     const cases: { body: unknown; status: number; code: string }[] = [
       { body: { name: "x", pattern: "not a cron", job }, status: 400, code: "invalid_schedule" },
+      { body: { name: "x", pattern: "* * *", job }, status: 400, code: "invalid_schedule" },
+      { body: { name: "x", pattern: "0 0 * * * * 2030", job }, status: 400, code: "invalid_schedule" },
+      { body: { name: "x", pattern: "61 * * * *", job }, status: 400, code: "invalid_schedule" },
       { body: { name: "x", pattern: "* * * * *", tz: "Mars/Olympus", job }, status: 400, code: "invalid_schedule" },
       { body: { name: "x", pattern: "* * * * *", every: 1000, job }, status: 400, code: "invalid_schedule" },
       { body: { name: "x", job }, status: 400, code: "invalid_schedule" },

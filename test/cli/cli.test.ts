@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parseArgs, UsageError, USAGE } from "../../src/cli";
+import { EnvSchema } from "../../src/config";
 import { createTestDatabase } from "../helpers/db";
 import { runFlowd } from "../helpers/process";
 import { REDIS_URL } from "../helpers/services";
@@ -60,6 +61,10 @@ describe("flowd process: arguments", () => {
     expect(r.stdout).toContain("Usage");
     expect(r.stdout).toBe(USAGE);
     expect(r.stderr).toBe("");
+  });
+
+  test("--help names every environment variable flowd reads", () => {
+    for (const name of Object.keys(EnvSchema.properties)) expect(USAGE).toContain(name);
   });
 
   test("--version prints the version and exits 0", async () => {

@@ -130,6 +130,18 @@ describe("events on sockets", () => {
     }
   });
 
+  test("?token= still works when a proxy adds an Authorization header of its own", async () => {
+    const url = `${cluster.apis[0]!.wsUrl}?token=${encodeURIComponent(cluster.token)}`;
+    const ws = new WebSocket(url, { headers: { authorization: "Basic cHJveHk6cGFzcw==" } } as any);
+    const reply = await new Promise<string>((resolve, reject) => {
+      ws.onopen = () => ws.send(JSON.stringify({ op: "ping" }));
+      ws.onmessage = (e) => resolve(String(e.data));
+      ws.onerror = () => reject(new Error("refused"));
+    });
+    ws.close();
+    expect(JSON.parse(reply)).toEqual({ type: "pong" });
+  });
+
   test("bad frames get an error message, and a huge frame closes only that socket", async () => {
     const c = await open(0);
     const cases: [unknown, string][] = [

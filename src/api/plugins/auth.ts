@@ -8,11 +8,11 @@ import type { Authenticate, AuthUser } from "../../services/tokens";
  */
 export function bearerToken(request: Request, allowQuery = false): string | null {
   const header = request.headers.get("authorization");
-  if (header) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    return match?.[1] ?? null;
-  }
-  return allowQuery ? new URL(request.url).searchParams.get("token") : null;
+  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (match) return match[1] ?? null;
+  // A proxy may add an Authorization header of its own (Basic…); the socket's ?token= still counts.
+  if (allowQuery) return new URL(request.url).searchParams.get("token");
+  return null;
 }
 
 /**
