@@ -12,12 +12,13 @@ import {
   type FlowJobRow,
   type FlowRow,
 } from "../db/queries/flows";
+import { deleteReply } from "../db/queries/replies";
 import { Conflict, NotFound } from "../errors";
 import { freshJobState } from "../db/schema/columns";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import { planFlow, type NodeInput } from "./flow-spec";
-import { assertSameRequest, isUniqueViolation, requestHash } from "./idempotency";
+import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { flowView, flowSummary, type FlowView } from "./flow-views";
 
 import { enqueueRows, removeFromRedis } from "./enqueue";
@@ -93,12 +94,14 @@ export async function createFlow(
     const parents = new Set(rows.map((r) => r.parentId));
     for (const r of rows) r.status = initialStatus(r as EnqueueRow, parents.has(r.id));
   }
-  return { flow: flowView(flow, rows), replayed: false };
+  const view = flowView(flow, rows);
+  if (idempotencyKey) await rememberReply(deps, flowId, view);
+  return { flow: view, replayed: false };
 }
 
 async function replay(deps: FlowDeps, existing: FlowRow, hash: string): Promise<FlowView> {
   assertSameRequest(existing.requestHash, hash, existing.id);
-  return flowView(existing, await flowJobsOf(deps.db, existing.id));
+  return firstReply(deps.db, existing.id, async () => flowView(existing, await flowJobsOf(deps.db, existing.id)));
 }
 
 async function loadView(deps: FlowDeps, user: User, id: string): Promise<FlowView> {
@@ -196,6 +199,7 @@ export async function deleteFlow(deps: FlowDeps, user: User, id: string): Promis
       throw new Conflict("flow_running", "The flow is still running; cancel it or wait for it to finish before deleting it.");
     const jobs = await flowJobsOf(tx, id);
     await deleteFlowRow(tx, id);
+    await deleteReply(tx, id);
     return jobs;
   });
   await removeFromRedis(deps, rows);

@@ -18,7 +18,7 @@ import { withTimeout } from "../timeout";
 import { checkJob, type JobOpts } from "./flow-spec";
 import { bullOptions, initialStatus, type EnqueueRow } from "./flow-redis";
 import type { JobEnvelope } from "./job-envelope";
-import { assertSameRequest, isUniqueViolation, requestHash } from "./idempotency";
+import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { jobView, type JobView } from "./flow-views";
 
 /** The queue single jobs and schedule ticks run in. */
@@ -81,7 +81,7 @@ export async function createJob(deps: ServiceDeps, user: User, body: JobInput, i
     const existing = idempotencyKey ? await findJobByIdempotencyKey(deps.db, user.userId, idempotencyKey) : undefined;
     if (!existing) return undefined;
     assertSameRequest(existing.requestHash, hash, existing.id);
-    return { job: singleJobView(existing), replayed: true };
+    return { job: await firstReply(deps.db, existing.id, () => singleJobView(existing)), replayed: true };
   };
   const first = await replay();
   if (first) return first;
@@ -95,7 +95,9 @@ export async function createJob(deps: ServiceDeps, user: User, body: JobInput, i
     throw err;
   }
   if (await enqueueJob(deps, row)) row.status = initialStatus(row as unknown as EnqueueRow, false);
-  return { job: singleJobView(row), replayed: false };
+  const view = singleJobView(row);
+  if (idempotencyKey) await rememberReply(deps, row.id, view);
+  return { job: view, replayed: false };
 }
 
 export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeconds = 0): Promise<SingleJobView> {

@@ -166,6 +166,11 @@ describe("flows end to end", () => {
     expect(second.headers.get("idempotent-replayed")).toBe("true");
     const [counted] = await stack.database.sql<{ count: number }[]>`select count(*)::int as count from flows where idempotency_key = 'key-123'`;
     expect(counted?.count).toBe(1);
+    // Even after the flow finished, a repeat gets the first answer, not the flow as it is now.
+    expect((await stack.http("GET", `/v1/flows/${first.body.id}?wait=20`)).body.status).toBe("completed");
+    const later = await stack.http("POST", "/v1/flows", body, { headers });
+    expect(later.status).toBe(201);
+    expect(later.body).toEqual(first.body);
     const reused = await stack.http("POST", "/v1/flows", { ...body, name: "other" }, { headers });
     expect(reused.status).toBe(409);
     expect(reused.body.error.code).toBe("idempotency_key_reused");

@@ -162,6 +162,10 @@ describe("single jobs", () => {
     expectError(other, 409, "idempotency_key_reused");
     expect(await jobRows()).toBe(before);
     await finished(first.body.id);
+    // After the job finished, a repeat still gets the first answer, not the job as it is now.
+    const later = await create(body, undefined, { "idempotency-key": key });
+    expect(later.status).toBe(201);
+    expect(later.body).toEqual(first.body);
   });
 
   test("listing pages newest first and filters by status and name", async () => {

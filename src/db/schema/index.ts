@@ -4,3 +4,4 @@ export * from "./jobs";
 export * from "./events";
 export * from "./webhooks";
 export * from "./tallies";
+export * from "./replies";
