@@ -28,25 +28,53 @@ export async function addTrees(producer: Producer, trees: FlowJob[]) {
   await withTimeout(adding, ADD_TIMEOUT_MS, "adding jobs");
 }
 
+type Removal = { jobId: string; queueName: string; depth?: number };
+
+/** Waits between background attempts at jobs a worker still held: about a minute in all. */
+const REMOVAL_RETRIES_MS = [250, 500, 1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
+
 /**
  * Removes jobs from Redis, parents before children: removing a child first would release its
- * parent to run. Running (locked) jobs cannot be removed; they are aborted by the cancel broadcast.
+ * parent to run. A job that is running, or whose child is, cannot be removed yet (cancel aborts it
+ * through the broadcast); those are tried again in the background until the worker lets go, so a
+ * cancelled flow leaves nothing behind in Redis to run or to count.
  */
-export async function removeFromRedis(
-  deps: { producer: Producer; log: Logger },
-  rows: { jobId: string; queueName: string; depth?: number }[],
-) {
-  const byDepth = new Map<number, typeof rows>();
+export async function removeFromRedis(deps: { producer: Producer; log: Logger }, rows: Removal[]) {
+  const left = await removalPass(deps, rows);
+  if (left.length > 0) void removeLater(deps, left);
+}
+
+async function removeLater(deps: { producer: Producer; log: Logger }, rows: Removal[]) {
+  let left = rows;
+  for (const ms of REMOVAL_RETRIES_MS) {
+    await Bun.sleep(ms);
+    left = await removalPass(deps, left).catch(() => left);
+    if (left.length === 0) return;
+  }
+  deps.log.warn("jobs still held by a worker after a minute; they stay in Redis until it lets go", {
+    count: left.length,
+    jobIds: left.slice(0, 10).map((r) => r.jobId),
+  });
+}
+
+/** One pass, parents first; returns the jobs not removed (held by a worker, or Redis refused). */
+async function removalPass(deps: { producer: Producer }, rows: Removal[]): Promise<Removal[]> {
+  const byDepth = new Map<number, Removal[]>();
   for (const r of rows) {
     const level = byDepth.get(r.depth ?? 0) ?? [];
     level.push(r);
     byDepth.set(r.depth ?? 0, level);
   }
+  const left: Removal[] = [];
   for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
+    const level = byDepth.get(depth)!;
     const results = await Promise.allSettled(
-      byDepth.get(depth)!.map((r) => withTimeout(deps.producer.queue(r.queueName).remove(r.jobId), ADD_TIMEOUT_MS, "removing a job")),
+      level.map((r) => withTimeout(deps.producer.queue(r.queueName).remove(r.jobId), ADD_TIMEOUT_MS, "removing a job")),
     );
-    const failed = results.filter((r) => r.status === "rejected");
-    if (failed.length > 0) deps.log.warn("some jobs could not be removed from Redis", { count: failed.length, reason: String((failed[0] as PromiseRejectedResult).reason) });
+    // BullMQ answers 0 for a job it may not remove because it, or a child, is locked.
+    results.forEach((res, i) => {
+      if (res.status === "rejected" || res.value === 0) left.push(level[i]!);
+    });
   }
+  return left;
 }

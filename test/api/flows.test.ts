@@ -131,6 +131,15 @@ describe("flows end to end", () => {
       await q.close();
       conn.disconnect();
     }
+    // Once the worker let go, nothing of the flow is left in Redis: not the root, which the
+    // aborted child would otherwise fail there, nor the delayed child.
+    const keys = [cancelled.body.root, ...cancelled.body.root.children].map((j: { jobId: string }) => `${stack.config.prefix}:flows:${j.jobId}`);
+    const redis = new IORedis(stack.env.REDIS_URL!);
+    try {
+      await waitFor(async () => (await redis.exists(...keys)) === 0, 10_000, "the cancelled flow's jobs to leave Redis");
+    } finally {
+      redis.disconnect();
+    }
     const again = await stack.http("POST", `/v1/flows/${id}/cancel`);
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe("flow_finished");
