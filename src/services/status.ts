@@ -44,8 +44,17 @@ export function toStatusChange(e: StreamEvent): StatusChange | null {
   if (!status || !jobId) return null;
   const change: StatusChange = { jobId, status, streamId: e.id, starts: status === "active" ? 1 : 0 };
   if (status === "completed") change.result = parseJson(e.fields.returnvalue);
-  if (status === "failed") change.error = { message: e.fields.failedReason ?? "failed", attemptsMade: 0 };
+  if (status === "failed") change.error = { message: userFacingReason(e.fields.failedReason ?? "failed"), attemptsMade: 0 };
   return change;
+}
+
+/**
+ * BullMQ fails a parent with "child <prefix>:<queue>:<id> failed", naming a Redis key; users know
+ * job ids (prefixes and queue names carry no colon, so the id is what follows the second one).
+ */
+export function userFacingReason(reason: string): string {
+  const child = /^child (\S+?):(\S+?):(\S+) failed$/.exec(reason);
+  return child ? `child job ${child[3]} (queue ${child[2]}) failed` : reason;
 }
 
 function parseJson(text: string | undefined): unknown {

@@ -71,6 +71,8 @@ describe("flows end to end", () => {
     expect(bad.error.attemptsMade).toBe(1);
     expect(typeof bad.error.stack).toBe("string");
     expect(failed.root.status).toBe("failed");
+    // The parent's reason names the child by its job id, not by a Redis key.
+    expect(failed.root.error.message).toBe(`child job ${bad.jobId} (queue flows) failed`);
     expect(good.status).toBe("completed");
 
     const retried = await stack.http("POST", `/v1/flows/${res.body.id}/retry`);

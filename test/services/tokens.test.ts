@@ -149,9 +149,10 @@ describe("authentication over HTTP", () => {
     expect(bearerToken(req("http://x/v1/flows", "bearer  abc "))).toBe("abc");
     expect(bearerToken(req("http://x/v1/ws?token=q"), true)).toBe("q");
     expect(bearerToken(req("http://x/v1/flows?token=q"))).toBeNull();
-    // A header, even a malformed one, wins over the query.
+    // A Bearer header wins over the query; another scheme (a proxy's own) leaves the query to count.
     expect(bearerToken(req("http://x/v1/ws?token=q", "Bearer h"), true)).toBe("h");
-    expect(bearerToken(req("http://x/v1/ws?token=q", "Basic h"), true)).toBeNull();
+    expect(bearerToken(req("http://x/v1/ws?token=q", "Basic h"), true)).toBe("q");
+    expect(bearerToken(req("http://x/v1/flows?token=q", "Basic h"))).toBeNull();
     expect(bearerToken(req("http://x/v1/flows", "Bearer a b"))).toBeNull();
     expect(bearerToken(req("http://x/v1/flows"))).toBeNull();
   });
