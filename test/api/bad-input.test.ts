@@ -224,9 +224,11 @@ describe("bad input to POST /v1/flows", () => {
       });
   });
 
-  test("content-type text/plain with a JSON-looking body is 400 or 415", async () => {
-    await refused({ raw: JSON.stringify(flow({ name: "echo" })), headers: { "content-type": "text/plain" } }, [400, 415]);
-  });
+  for (const type of ["text/plain", "application/x-www-form-urlencoded"])
+    test(`a JSON body labelled ${type} is 400 unsupported_content_type, saying what to send`, async () => {
+      const res = await refused({ raw: JSON.stringify(flow({ name: "echo" })), headers: { "content-type": type } }, 400, "unsupported_content_type");
+      expect(res.body.error.message).toContain("application/json");
+    });
 });
 
 describe("bad ids and queries", () => {

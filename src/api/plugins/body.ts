@@ -13,9 +13,15 @@ export const jsonBodyPlugin = (limit: number) =>
       if (length > limit) throw tooLarge(length, limit);
     })
     .onParse({ as: "global" }, async ({ request, contentType }) => {
-      if (!contentType?.startsWith("application/json")) return;
       const text = await readCapped(request, limit);
       if (text.trim() === "") return undefined;
+      // Otherwise the schema would complain about a form field named after the whole body.
+      if (!contentType?.startsWith("application/json"))
+        throw new InvalidInput(
+          `Send the body as JSON with 'content-type: application/json' (this request said '${contentType || "nothing"}').`,
+          undefined,
+          "unsupported_content_type",
+        );
       let value: unknown;
       try {
         value = JSON.parse(text);
