@@ -53,6 +53,17 @@ export function createApp(deps: ApiDeps) {
           info: { title: "flowd", version: VERSION, description: "Job flows on BullMQ, with Postgres as the source of truth." },
           components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
           security: [{ bearer: [] }],
+          // The socket as a plain GET that upgrades: OpenAPI has no WebSocket operation.
+          paths: {
+            "/v1/ws": {
+              get: {
+                tags: ["events"],
+                summary: "Live events over a WebSocket (upgrade); see the README for the protocol",
+                parameters: [{ name: "token", in: "query", required: false, schema: { type: "string" }, description: "The API token, for clients that cannot set headers" }],
+                responses: { "101": { description: "Switching to the WebSocket protocol" }, "401": { description: "No or bad token" } },
+              },
+            },
+          },
         },
       }),
     )

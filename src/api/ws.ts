@@ -112,7 +112,8 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; s
       return { wsUser: user };
     })
     .ws("/v1/ws", {
-      detail: { summary: "Live events (WebSocket); see the README for the protocol", tags: ["events"] },
+      // A WebSocket is no OpenAPI operation (its method key would be 'ws'); the README documents it.
+      detail: { hide: true },
       open(ws) {
         sockets.set(ws.id, { user: (ws.data as { wsUser: AuthUser }).wsUser, all: false, flows: new Set() });
       },

@@ -77,9 +77,14 @@ describe("the compiled binary", () => {
     expect((await fetch(`${base}/v1/flows`, { headers: auth })).status).toBe(200);
     const docs = await fetch(`${base}/docs/json`);
     expect(docs.status).toBe(200);
-    const paths = Object.keys(((await docs.json()) as any).paths);
+    const document = (await docs.json()) as any;
+    const paths = Object.keys(document.paths);
     for (const path of ["/v1/flows", "/v1/flows/{id}", "/v1/jobs", "/v1/schedules", "/v1/events", "/v1/ws", "/readyz", "/metrics"])
       expect(paths).toContain(path);
+    // Only OpenAPI's operations: the socket is documented as the GET that upgrades.
+    const operations = new Set(["get", "put", "post", "delete", "options", "head", "patch", "trace", "parameters", "summary", "description", "servers"]);
+    for (const path of paths) for (const key of Object.keys(document.paths[path])) expect(operations.has(key)).toBe(true);
+    expect(Object.keys(document.paths["/v1/ws"])).toEqual(["get"]);
 
     const flow: any = await (
       await fetch(`${base}/v1/flows`, {
