@@ -29,6 +29,7 @@ export const EnvSchema = Type.Object({
   FLOWD_LOCK_DURATION_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 15_000 }),
   FLOWD_STALLED_INTERVAL_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 15_000 }),
   FLOWD_RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 200, maximum: 3_600_000, default: 10_000 }),
+  FLOWD_RATE_LIMIT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
   FLOWD_WORKER_STUCK_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 30_000 }),
   FLOWD_WEBHOOK_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 50, default: 8 }),
   FLOWD_WEBHOOK_RETRY_BASE_MS: Type.Integer({ minimum: 10, maximum: 86_400_000, default: 680_000 }),
@@ -59,6 +60,8 @@ export interface Config {
   readonly lockDurationMs: number;
   /** How often workers look for jobs whose holder died (stalled), to run them again. */
   readonly stalledIntervalMs: number;
+  /** Requests per second per user on each API process (bursts of twice that); 0: no limit. */
+  readonly rateLimit: number;
   /** How long a queue's next job may wait while this process's idle worker takes nothing, before the worker is replaced. */
   readonly workerStuckMs: number;
   /** How often one worker checks that what Postgres expects in Redis is still there. */
@@ -130,6 +133,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webhookDisableAfterMs: e.FLOWD_WEBHOOK_DISABLE_AFTER_MS,
     stalledIntervalMs: e.FLOWD_STALLED_INTERVAL_MS,
     workerStuckMs: e.FLOWD_WORKER_STUCK_MS,
+    rateLimit: e.FLOWD_RATE_LIMIT,
   });
 }
 

@@ -9,6 +9,7 @@ import { createWaiters } from "../services/waiters";
 import { createAuthenticator } from "../services/tokens";
 import { pruneEvents } from "../db/queries/event-log";
 import { foldTallies } from "../db/queries/metrics";
+import { rateLimited } from "./rate-limit";
 import { createApp } from "./app";
 
 /** The api role: HTTP + WebSocket server, the event listener feeding the socket hub, and log retention. */
@@ -39,7 +40,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     hub,
     listener,
     waiters,
-    authenticate: createAuthenticator(database.db),
+    authenticate: rateLimited(createAuthenticator(database.db), config.rateLimit),
     broadcastCancel: async (jobIds) => {
       if (jobIds.length > 0) await redis.publish(cancelChannel(config.prefix), jobIds.join(","));
     },

@@ -20,6 +20,7 @@ export const errorPlugin = (log: Logger) =>
     const domain = error instanceof AppError ? error : (error as { cause?: unknown })?.cause;
     if (domain instanceof AppError) {
       set.status = domain.status;
+      if ("headers" in domain) Object.assign(set.headers, domain.headers);
       return body(domain.code, domain.message, domain.details);
     }
     switch (code) {
