@@ -254,9 +254,16 @@ describe("bad ids and queries", () => {
     });
   }
 
-  for (const query of ["limit=0", "limit=101", "limit=abc", "status=bogus"])
-    test(`GET /v1/flows?${query} is 400`, async () => {
-      await refused({ method: "GET", path: `/v1/flows?${query}` }, 400, "invalid_input");
+  const saying: Record<string, string> = {
+    "limit=0": "must be an integer from 1 to 100",
+    "limit=101": "must be an integer from 1 to 100",
+    "limit=abc": "must be an integer from 1 to 100",
+    "status=bogus": "must be one of running, completed, failed, cancelled",
+  };
+  for (const [query, says] of Object.entries(saying))
+    test(`GET /v1/flows?${query} is 400, saying what the value must be`, async () => {
+      const res = await refused({ method: "GET", path: `/v1/flows?${query}` }, 400, "invalid_input");
+      expect(res.body.error.message).toContain(says);
     });
 
   for (const wait of ["61", "-1"])

@@ -12,6 +12,28 @@ export function isPostgresDown(err: unknown): boolean {
   return ["ECONNREFUSED", "ECONNRESET", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT", "57P01", "57P03"].includes(code);
 }
 
+interface Schema {
+  anyOf?: Schema[];
+  const?: unknown;
+  type?: string;
+  minimum?: number;
+  maximum?: number;
+}
+type SchemaError = { path: string; summary?: string; message: string; schema?: Schema };
+
+/**
+ * Says what a value must be, from the schema, where TypeBox's own words are vague: a query's
+ * enum or number arrives as a union ("should be one of: 'string', 'string'").
+ */
+function explain(e: SchemaError): string {
+  const options = e.schema?.anyOf ?? [];
+  const allowed = options.filter((o) => o.const !== undefined).map((o) => String(o.const));
+  if (allowed.length > 0 && allowed.length === options.length) return `must be one of ${allowed.join(", ")}`;
+  const bounds = [e.schema, ...options].find((s) => s?.type === "integer" && (s.minimum !== undefined || s.maximum !== undefined));
+  if (bounds) return `must be an integer from ${bounds.minimum ?? "any"} to ${bounds.maximum ?? "any"}`;
+  return e.summary ?? e.message;
+}
+
 /** Renders every failure in SPEC's error shape; no stack trace ever reaches a client. */
 export const errorPlugin = (log: Logger) =>
   new Elysia({ name: "errors" }).onError({ as: "global" }, ({ code, error, set, request }) => {
@@ -29,8 +51,8 @@ export const errorPlugin = (log: Logger) =>
         return body("invalid_json", "The request body is not valid JSON; send a JSON object with 'content-type: application/json'.");
       case "VALIDATION": {
         set.status = 400;
-        const all = (error as unknown as { all: { path: string; summary?: string; message: string }[] }).all ?? [];
-        const details = all.slice(0, 20).map((e) => ({ path: e.path || "/", message: e.summary ?? e.message }));
+        const all = (error as unknown as { all: SchemaError[] }).all ?? [];
+        const details = all.slice(0, 20).map((e) => ({ path: e.path || "/", message: explain(e) }));
         const first = details[0];
         return body("invalid_input", first ? `Invalid input at ${first.path}: ${first.message}.` : "Invalid input.", details);
       }
