@@ -2,7 +2,8 @@ import postgres, { type Sql } from "postgres";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import * as schema from "./schema";
 
-export type Db = PostgresJsDatabase<typeof schema>;
+/** `$client` is the postgres.js pool underneath, for the few statements drizzle cannot prepare. */
+export type Db = PostgresJsDatabase<typeof schema> & { $client: Sql };
 /** A Drizzle transaction: query functions accept either. */
 export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 export type DbOrTx = Db | Tx;
