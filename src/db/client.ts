@@ -37,6 +37,15 @@ export function maskUrl(url: string): string {
   }
 }
 
+/**
+ * Postgres' error code, whether postgres.js threw the error itself or drizzle wrapped it (its
+ * DrizzleQueryError keeps the driver's error as `cause`): callers check codes either way.
+ */
+export function postgresCode(err: unknown): string | undefined {
+  const e = err as { code?: string; cause?: { code?: string } } | null | undefined;
+  return e?.code ?? e?.cause?.code;
+}
+
 /** Thrown when a service cannot be reached at start; its message is the one line a person sees. */
 export class ConnectError extends Error {}
 

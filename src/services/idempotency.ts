@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { Conflict } from "../errors";
+import { postgresCode } from "../db/client";
 
 /** What a repeat must match to count as the same request. */
 export const requestHash = (body: unknown) => createHash("sha256").update(JSON.stringify(body)).digest("hex");
@@ -15,4 +16,4 @@ export function assertSameRequest(storedHash: string | null, hash: string, exist
 }
 
 /** Postgres' unique violation: two requests with one key raced, and this one lost. */
-export const isUniqueViolation = (err: unknown) => (err as { code?: string })?.code === "23505";
+export const isUniqueViolation = (err: unknown) => postgresCode(err) === "23505";
