@@ -2,7 +2,8 @@ import postgres, { type Sql } from "postgres";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import * as schema from "./schema";
 
-export type Db = PostgresJsDatabase<typeof schema>;
+/** `$client` is the postgres.js pool underneath, for the few statements drizzle cannot prepare. */
+export type Db = PostgresJsDatabase<typeof schema> & { $client: Sql };
 /** A Drizzle transaction: query functions accept either. */
 export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 export type DbOrTx = Db | Tx;
@@ -34,6 +35,15 @@ export function maskUrl(url: string): string {
   } catch {
     return url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
   }
+}
+
+/**
+ * Postgres' error code, whether postgres.js threw the error itself or drizzle wrapped it (its
+ * DrizzleQueryError keeps the driver's error as `cause`): callers check codes either way.
+ */
+export function postgresCode(err: unknown): string | undefined {
+  const e = err as { code?: string; cause?: { code?: string } } | null | undefined;
+  return e?.code ?? e?.cause?.code;
 }
 
 /** Thrown when a service cannot be reached at start; its message is the one line a person sees. */

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { DbOrTx } from "../db/client";
+import { postgresCode, type DbOrTx } from "../db/client";
 import { findReply, saveReply } from "../db/queries/replies";
 import { Conflict } from "../errors";
 import type { Logger } from "../log";
@@ -18,7 +18,7 @@ export function assertSameRequest(storedHash: string | null, hash: string, exist
 }
 
 /** Postgres' unique violation: two requests with one key raced, and this one lost. */
-export const isUniqueViolation = (err: unknown) => (err as { code?: string })?.code === "23505";
+export const isUniqueViolation = (err: unknown) => postgresCode(err) === "23505";
 
 /**
  * Keeps the first answer to a keyed create for its repeats. The resource already exists, so a

@@ -37,6 +37,16 @@ export function startStatusRecorder(deps: {
   // did last is in Postgres before it exits.
   let draining = false;
 
+  // Stream positions read but not yet stored. A batch without a status change (BullMQ's `drained`
+  // follows nearly every completion) costs no commit: its position is stored with the next write,
+  // and re-reading such events after a crash changes nothing.
+  const unsaved = new Map<string, string>();
+  const save = async (changes: { table: "flow_jobs" | "jobs"; change: StatusChange }[]) => {
+    const written = await retry(() => write(deps.db, changes, new Map(unsaved)), () => running, log, "write job statuses");
+    if (written !== undefined) unsaved.clear();
+    return written;
+  };
+
   const loop = (async () => {
     const stored = await retry(() => loadStreamCursors(deps.db), () => running, log, "load stream cursors");
     const ids = new Map(deps.queues.map((q) => [keyOf(q.name), stored?.get(q.name) ?? "0"]));
@@ -54,28 +64,26 @@ export function startStatusRecorder(deps: {
         continue;
       }
       if (!reply) {
-        if (draining) break;
-        continue;
+        if (!draining) continue;
+        if (unsaved.size > 0) await save([]);
+        break;
       }
       const events: StreamEvent[] = [];
-      const next = new Map<string, string>();
       for (const [key, entries] of reply) {
         const queue = tableOf.get(key)!.name;
         for (const [id, flat] of entries) events.push({ queue, id, fields: pairs(flat) });
         const last = entries[entries.length - 1];
-        if (last) next.set(key, last[0]);
+        if (last) {
+          ids.set(key, last[0]);
+          unsaved.set(queue, last[0]);
+        }
       }
-      const changes = await describe(deps.redis, deps.prefix, events);
-      const written = await retry(
-        () => write(deps.db, changes, new Map([...next].map(([k, v]) => [tableOf.get(k)!.name, v]))),
-        () => running,
-        log,
-        "write job statuses",
-      );
-      if (written === undefined) break;
-      for (const [k, v] of next) ids.set(k, v);
-      stats.batches++;
       stats.events += events.length;
+      const changes = await describe(deps.redis, deps.prefix, events);
+      if (changes.length === 0) continue;
+      const written = await save(changes);
+      if (written === undefined) break;
+      stats.batches++;
       stats.rowsChanged += written;
       stats.lastBatchSize = events.length;
       const newest = events[events.length - 1];

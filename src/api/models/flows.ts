@@ -1,4 +1,5 @@
 import { t } from "elysia";
+import { Type } from "@sinclair/typebox";
 import type { FlowView } from "../../services/flow-views";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -55,6 +56,14 @@ export const JobStatus = t.Union(
 );
 export const FlowStatus = t.Union(["running", "completed", "failed", "cancelled"].map((s) => t.Literal(s)));
 
+/**
+ * An integer in a response. Elysia's t.Integer is a transform (so that query strings like "3"
+ * decode), and one transform anywhere in a response schema makes Elysia encode every response
+ * by walking it with TypeBox's uncompiled Value.Encode: about a tenth of the CPU of answering a
+ * 1,000-job flow. A plain integer is checked by compiled code, with the same verdict.
+ */
+export const ResponseInteger = Type.Integer;
+
 /** Every job view's fields, flow job or single job. */
 export const jobViewFields = {
   id: t.String(),
@@ -69,7 +78,7 @@ export const jobViewFields = {
     t.Null(),
     t.Object({ message: t.String(), stack: t.Optional(t.String()), attemptsMade: t.Number() }),
   ]),
-  attemptsMade: t.Integer(),
+  attemptsMade: ResponseInteger(),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
 };
@@ -82,7 +91,7 @@ const flowSummaryFields = {
   id: t.String(),
   name: t.String(),
   status: t.String(),
-  jobCount: t.Integer(),
+  jobCount: ResponseInteger(),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
   finishedAt: t.Union([t.Null(), t.String({ format: "date-time" })]),

@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import { AppError } from "../../errors";
 import type { Logger } from "../../log";
+import { postgresCode } from "../../db/client";
 
 const body = (code: string, message: string, details?: unknown) => ({
   error: details === undefined ? { code, message } : { code, message, details },
@@ -8,7 +9,7 @@ const body = (code: string, message: string, details?: unknown) => ({
 
 /** True for errors meaning the database connection is gone, not that the query was wrong. */
 export function isPostgresDown(err: unknown): boolean {
-  const code = (err as { code?: string })?.code ?? "";
+  const code = postgresCode(err) ?? "";
   return ["ECONNREFUSED", "ECONNRESET", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT", "57P01", "57P03"].includes(code);
 }
 

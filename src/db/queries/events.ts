@@ -1,6 +1,7 @@
 import { and, asc, eq, gt, lte, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { events } from "../schema";
+import { preparedPerDb } from "./prepared";
 import type { FlowdEvent, LoggedEvent } from "../../events/types";
 
 type EventRow = typeof events.$inferSelect;
@@ -17,24 +18,22 @@ export function toClientEvent(r: Pick<EventRow, "seq" | "type" | "flowId" | "job
   };
 }
 
-const preparedEventsAfter = new WeakMap<object, ReturnType<typeof prepareEventsAfter>>();
-const prepareEventsAfter = (db: DbOrTx) =>
+const eventsAfterQuery = preparedPerDb((db) =>
   db
     .select()
     .from(events)
     .where(gt(events.seq, sql.placeholder("after")))
     .orderBy(asc(events.seq))
     .limit(sql.placeholder("limit"))
-    .prepare("flowd_events_after");
+    .prepare("flowd_events_after"),
+);
 
 /**
- * Every user's events after `after`, oldest first: what the listener hands to the hub. Prepared
- * once per database handle: it runs on every doorbell, and building the SQL each time showed up.
+ * Every user's events after `after`, oldest first: what the listener hands to the hub. Prepared:
+ * it runs on every doorbell.
  */
 export async function eventsAfter(db: DbOrTx, after: number, limit: number): Promise<LoggedEvent[]> {
-  let query = preparedEventsAfter.get(db);
-  if (!query) preparedEventsAfter.set(db, (query = prepareEventsAfter(db)));
-  const rows = await query.execute({ after, limit });
+  const rows = await eventsAfterQuery(db).execute({ after, limit });
   return rows.map((r) => ({ ...toClientEvent(r), userId: r.userId }));
 }
 

@@ -1,8 +1,9 @@
 import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { olderThan } from "./pagination";
-import type { DbOrTx } from "../client";
+import type { Db, DbOrTx } from "../client";
 import { flowJobs, flows } from "../schema";
 import { isId } from "../../ids";
+import { preparedPerDb } from "./prepared";
 
 export type FlowRow = typeof flows.$inferSelect;
 export type FlowJobRow = typeof flowJobs.$inferSelect;
@@ -11,8 +12,20 @@ export type NewFlowJobRow = typeof flowJobs.$inferInsert;
 /**
  * Writes a flow and all its jobs in one statement (one round trip, one implicit transaction): the
  * jobs travel as a single JSON parameter, which Postgres unpacks far faster than thousands of binds.
+ * Fixed text sent through postgres.js: drizzle would rebuild it on every call, and cannot prepare it.
  */
-export async function insertFlow(db: DbOrTx, flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
+const INSERT_FLOW = `
+  with f as (
+    insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at)
+    values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8)
+    returning id, user_id
+  )
+  insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, data, opts, status, children, depth, created_at, updated_at)
+  select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, r.data, r.opts, 'pending', r.children, r.depth, $8, $8
+  from f, jsonb_to_recordset($9::jsonb)
+    as r(id text, job_id text, parent_id text, name text, queue_name text, data jsonb, opts jsonb, children jsonb, depth int)`;
+
+export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
   const payload = jobs.map((j) => ({
     id: j.id,
     job_id: j.jobId,
@@ -25,23 +38,51 @@ export async function insertFlow(db: DbOrTx, flow: typeof flows.$inferInsert, jo
     depth: j.depth ?? 0,
   }));
   const at = (flow.createdAt ?? new Date()).toISOString();
-  await db.execute(sql`
-    with f as (
-      insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at)
-      values (${flow.id}, ${flow.userId}, ${flow.name}, 'running', ${flow.rootId ?? null}, ${flow.jobCount},
-              ${flow.idempotencyKey ?? null}, ${flow.requestHash ?? null}, ${at}, ${at})
-      returning id, user_id
-    )
-    insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, data, opts, status, children, depth, created_at, updated_at)
-    select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, r.data, r.opts, 'pending', r.children, r.depth, ${at}, ${at}
-    from f, jsonb_to_recordset(${JSON.stringify(payload)}::jsonb)
-      as r(id text, job_id text, parent_id text, name text, queue_name text, data jsonb, opts jsonb, children jsonb, depth int)`);
+  await db.$client.unsafe(INSERT_FLOW, [
+    flow.id,
+    flow.userId,
+    flow.name,
+    flow.rootId ?? null,
+    flow.jobCount,
+    flow.idempotencyKey ?? null,
+    flow.requestHash ?? null,
+    at,
+    JSON.stringify(payload),
+  ]);
 }
+
+// The reads on every flow request (and every long-poll wake) are prepared: see prepared.ts.
+const flowById = preparedPerDb((db) =>
+  db
+    .select()
+    .from(flows)
+    .where(and(eq(flows.id, sql.placeholder("id")), eq(flows.userId, sql.placeholder("userId"))))
+    .limit(1)
+    .prepare("flowd_flow_by_id"),
+);
+
+const flowByIdempotencyKey = preparedPerDb((db) =>
+  db
+    .select()
+    .from(flows)
+    .where(and(eq(flows.userId, sql.placeholder("userId")), eq(flows.idempotencyKey, sql.placeholder("key"))))
+    .limit(1)
+    .prepare("flowd_flow_by_idempotency_key"),
+);
+
+const jobsOfFlow = preparedPerDb((db) =>
+  db
+    .select()
+    .from(flowJobs)
+    .where(eq(flowJobs.flowId, sql.placeholder("flowId")))
+    .orderBy(asc(flowJobs.depth), asc(flowJobs.id))
+    .prepare("flowd_jobs_of_flow"),
+);
 
 export async function findFlow(db: DbOrTx, userId: string, id: string): Promise<FlowRow | undefined> {
   // Anything that is not an id cannot name a flow: answer "not found" without asking Postgres.
   if (!isId(id)) return undefined;
-  const [row] = await db.select().from(flows).where(and(eq(flows.id, id), eq(flows.userId, userId))).limit(1);
+  const [row] = await flowById(db).execute({ id, userId });
   return row;
 }
 
@@ -52,16 +93,12 @@ export async function lockFlow(db: DbOrTx, userId: string, id: string): Promise<
 }
 
 export async function findFlowByIdempotencyKey(db: DbOrTx, userId: string, key: string) {
-  const [row] = await db
-    .select()
-    .from(flows)
-    .where(and(eq(flows.userId, userId), eq(flows.idempotencyKey, key)))
-    .limit(1);
+  const [row] = await flowByIdempotencyKey(db).execute({ userId, key });
   return row;
 }
 
 export async function flowJobsOf(db: DbOrTx, flowId: string): Promise<FlowJobRow[]> {
-  return db.select().from(flowJobs).where(eq(flowJobs.flowId, flowId)).orderBy(asc(flowJobs.depth), asc(flowJobs.id));
+  return jobsOfFlow(db).execute({ flowId });
 }
 
 /** Newest first, by (created_at, id) so that pages never skip or repeat a flow. */

@@ -3,12 +3,26 @@ import type { DbOrTx } from "../client";
 import { jobs } from "../schema";
 import { isId } from "../../ids";
 import { olderThan } from "./pagination";
+import { preparedPerDb } from "./prepared";
 
 export type JobRow = typeof jobs.$inferSelect;
 export type NewJobRow = typeof jobs.$inferInsert;
 
-export async function insertJob(db: DbOrTx, row: NewJobRow) {
-  await db.insert(jobs).values(row);
+// Every column a new row carries, as placeholders: the insert is prepared once (see prepared.ts).
+const JOB_COLUMNS = [
+  "id", "jobId", "userId", "name", "queueName", "data", "opts", "status", "result", "error", "attemptsMade",
+  "attemptsBase", "eventPos", "createdAt", "updatedAt", "scheduleId", "generation", "idempotencyKey", "requestHash",
+] as const satisfies readonly (keyof JobRow)[];
+
+const insertJobQuery = preparedPerDb((db) =>
+  db
+    .insert(jobs)
+    .values(Object.fromEntries(JOB_COLUMNS.map((c) => [c, sql.placeholder(c)])) as unknown as NewJobRow)
+    .prepare("flowd_insert_job"),
+);
+
+export async function insertJob(db: DbOrTx, row: JobRow) {
+  await insertJobQuery(db).execute(row);
 }
 
 /** A schedule tick's job: its id is derived from the tick, so a second insert of the same tick does nothing. */
@@ -17,9 +31,27 @@ export async function insertJobOnce(db: DbOrTx, row: NewJobRow): Promise<boolean
   return inserted.length > 0;
 }
 
+const jobById = preparedPerDb((db) =>
+  db
+    .select()
+    .from(jobs)
+    .where(and(eq(jobs.id, sql.placeholder("id")), eq(jobs.userId, sql.placeholder("userId"))))
+    .limit(1)
+    .prepare("flowd_job_by_id"),
+);
+
+const jobByIdempotencyKey = preparedPerDb((db) =>
+  db
+    .select()
+    .from(jobs)
+    .where(and(eq(jobs.userId, sql.placeholder("userId")), eq(jobs.idempotencyKey, sql.placeholder("key"))))
+    .limit(1)
+    .prepare("flowd_job_by_idempotency_key"),
+);
+
 export async function findJob(db: DbOrTx, userId: string, id: string): Promise<JobRow | undefined> {
   if (!isId(id)) return undefined;
-  const [row] = await db.select().from(jobs).where(and(eq(jobs.id, id), eq(jobs.userId, userId))).limit(1);
+  const [row] = await jobById(db).execute({ id, userId });
   return row;
 }
 
@@ -35,7 +67,7 @@ export async function lockJob(db: DbOrTx, userId: string, id: string): Promise<J
 }
 
 export async function findJobByIdempotencyKey(db: DbOrTx, userId: string, key: string) {
-  const [row] = await db.select().from(jobs).where(and(eq(jobs.userId, userId), eq(jobs.idempotencyKey, key))).limit(1);
+  const [row] = await jobByIdempotencyKey(db).execute({ userId, key });
   return row;
 }
 

@@ -1,5 +1,5 @@
-import { sql, type SQL } from "drizzle-orm";
-import type { DbOrTx } from "../client";
+import { sql } from "drizzle-orm";
+import type { Db, DbOrTx } from "../client";
 import type { StatusChange } from "../../services/status";
 
 export type TrackedTable = "flow_jobs" | "jobs";
@@ -9,8 +9,8 @@ export type TrackedTable = "flow_jobs" | "jobs";
  * newer than the last one applied (stream position), never revives a cancelled job, and a removal
  * never overwrites a finished job — so duplicates and late arrivals are harmless.
  */
-const guardedUpdate = (table: TrackedTable): SQL => sql`
-    update ${sql.identifier(table)} as j set
+const guardedUpdate = (table: TrackedTable) => `
+    update ${table} as j set
       status = v.status,
       result = case when v.status = 'completed' then v.result else j.result end,
       error = case when v.status = 'failed'
@@ -21,16 +21,39 @@ const guardedUpdate = (table: TrackedTable): SQL => sql`
       event_pos = v.pos,
       updated_at = now()
     from v
-    where v.tbl = ${table} and j.job_id = v.job_id and v.pos > j.event_pos and j.status <> 'cancelled'
+    where v.tbl = '${table}' and j.job_id = v.job_id and v.pos > j.event_pos and j.status <> 'cancelled'
       and not (v.status = 'cancelled' and j.status in ('completed', 'failed'))
     returning 1`;
+
+/**
+ * The recorder's one statement per batch ($1: the changes, $2: the cursors, both JSON). Fixed text
+ * sent through postgres.js, which prepares it once per connection; drizzle would rebuild it per batch.
+ */
+const APPLY_STATUS_BATCH = `
+    with v as (
+      select r.*, split_part(r.stream_id, '-', 1)::bigint * 1000000 + split_part(r.stream_id, '-', 2)::bigint as pos
+      from jsonb_to_recordset($1::jsonb)
+        as r(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, stream_id text)
+    ),
+    fj as (${guardedUpdate("flow_jobs")}),
+    jb as (${guardedUpdate("jobs")}),
+    cur as (
+      insert into stream_cursors (queue, last_id, updated_at)
+      select queue, last_id, now() from jsonb_to_recordset($2::jsonb) as c(queue text, last_id text)
+      on conflict (queue) do update set last_id = excluded.last_id, updated_at = now()
+      -- Several recorders may run; a slower one must not move a cursor back.
+      where (split_part(excluded.last_id, '-', 1)::bigint, split_part(excluded.last_id, '-', 2)::bigint)
+          > (split_part(stream_cursors.last_id, '-', 1)::bigint, split_part(stream_cursors.last_id, '-', 2)::bigint)
+      returning 1
+    )
+    select ((select count(*) from fj) + (select count(*) from jb) + 0 * (select count(*) from cur))::int as changed`;
 
 /**
  * Applies a batch of status changes to both tables and moves the stream cursors, all in one
  * statement: one round trip and one commit per batch, and the cursors never run ahead of the rows.
  */
 export async function applyStatusBatch(
-  db: DbOrTx,
+  db: Db,
   changes: { table: TrackedTable; change: StatusChange }[],
   cursors: Map<string, string>,
 ): Promise<number> {
@@ -45,24 +68,7 @@ export async function applyStatusBatch(
     stream_id: c.streamId,
   }));
   const cursorRows = [...cursors].map(([queue, last_id]) => ({ queue, last_id }));
-  const [row] = await db.execute<{ changed: number }>(sql`
-    with v as (
-      select r.*, split_part(r.stream_id, '-', 1)::bigint * 1000000 + split_part(r.stream_id, '-', 2)::bigint as pos
-      from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
-        as r(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, stream_id text)
-    ),
-    fj as (${guardedUpdate("flow_jobs")}),
-    jb as (${guardedUpdate("jobs")}),
-    cur as (
-      insert into stream_cursors (queue, last_id, updated_at)
-      select queue, last_id, now() from jsonb_to_recordset(${JSON.stringify(cursorRows)}::jsonb) as c(queue text, last_id text)
-      on conflict (queue) do update set last_id = excluded.last_id, updated_at = now()
-      -- Several recorders may run; a slower one must not move a cursor back.
-      where (split_part(excluded.last_id, '-', 1)::bigint, split_part(excluded.last_id, '-', 2)::bigint)
-          > (split_part(stream_cursors.last_id, '-', 1)::bigint, split_part(stream_cursors.last_id, '-', 2)::bigint)
-      returning 1
-    )
-    select ((select count(*) from fj) + (select count(*) from jb) + 0 * (select count(*) from cur))::int as changed`);
+  const [row] = await db.$client.unsafe<{ changed: number }[]>(APPLY_STATUS_BATCH, [JSON.stringify(batch), JSON.stringify(cursorRows)]);
   return row?.changed ?? 0;
 }
 

@@ -2,6 +2,7 @@ import { and, eq, isNull, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { apiTokens, users } from "../schema";
 import { newId } from "../../ids";
+import { preparedPerDb } from "./prepared";
 
 /** Returns the user's id, creating the user when the name is new. */
 export async function upsertUser(db: DbOrTx, name: string): Promise<string> {
@@ -17,13 +18,19 @@ export async function insertToken(db: DbOrTx, t: { userId: string; tokenHash: st
   await db.insert(apiTokens).values({ id: newId(), ...t });
 }
 
-export async function findUserByTokenHash(db: DbOrTx, tokenHash: string) {
-  const [row] = await db
+const userByTokenHash = preparedPerDb((db) =>
+  db
     .select({ tokenId: apiTokens.id, userId: apiTokens.userId, userName: users.name })
     .from(apiTokens)
     .innerJoin(users, eq(users.id, apiTokens.userId))
-    .where(and(eq(apiTokens.tokenHash, tokenHash), isNull(apiTokens.revokedAt)))
-    .limit(1);
+    .where(and(eq(apiTokens.tokenHash, sql.placeholder("tokenHash")), isNull(apiTokens.revokedAt)))
+    .limit(1)
+    .prepare("flowd_user_by_token_hash"),
+);
+
+/** Every request without a cached token comes through here, so the statement is prepared. */
+export async function findUserByTokenHash(db: DbOrTx, tokenHash: string) {
+  const [row] = await userByTokenHash(db).execute({ tokenHash });
   return row;
 }
 
