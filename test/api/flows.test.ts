@@ -166,6 +166,16 @@ describe("flows end to end", () => {
     expect(counted?.count).toBe(0);
   });
 
+  test("concurrent requests with one Idempotency-Key create one flow and all answer with it", async () => {
+    const body = { name: "raced", root: { name: "echo", data: { n: 1 } } };
+    const headers = { "idempotency-key": `race-${Date.now()}` };
+    const replies = await Promise.all(Array.from({ length: 8 }, () => stack.http("POST", "/v1/flows", body, { headers })));
+    expect(replies.map((r) => r.status)).toEqual(Array(8).fill(201));
+    expect(new Set(replies.map((r) => r.body.id)).size).toBe(1);
+    const [counted] = await stack.database.sql<{ n: number }[]>`select count(*)::int as n from flows where idempotency_key = ${headers["idempotency-key"]}`;
+    expect(counted!.n).toBe(1);
+  });
+
   test("Idempotency-Key returns the first answer and creates nothing more", async () => {
     const body = { name: "once", root: { name: "echo", data: { n: 1 } } };
     const headers = { "idempotency-key": "key-123" };

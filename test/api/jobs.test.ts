@@ -144,6 +144,16 @@ describe("single jobs", () => {
     expect(row?.status).toBe("cancelled");
   });
 
+  test("concurrent requests with one Idempotency-Key create one job and all answer with it", async () => {
+    const key = `race-${Date.now()}`;
+    const replies = await Promise.all(Array.from({ length: 8 }, () => create({ name: "echo", data: { raced: true } }, undefined, { "idempotency-key": key })));
+    expect(replies.map((r) => r.status)).toEqual(Array(8).fill(201));
+    expect(new Set(replies.map((r) => r.body.id)).size).toBe(1);
+    const [row] = await cluster.database.sql<{ n: number }[]>`select count(*)::int as n from jobs where idempotency_key = ${key}`;
+    expect(row!.n).toBe(1);
+    await finished(replies[0]!.body.id);
+  });
+
   test("Idempotency-Key replays the first answer and refuses a different body", async () => {
     const key = `key-${Date.now()}`;
     const body = { name: "echo", data: { idem: 1 } };
