@@ -26,7 +26,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     if (e.flowId && e.type.startsWith("flow.")) waiters.notify(e.flowId);
     else if (!e.flowId && e.jobId) waiters.notify(e.jobId);
   });
-  const listener = startListener({ db: database.db, sql: database.sql, log, onEvents: (events) => hub.publish(events) });
+  const listener = startListener({ db: database.db, sql: database.sql, log, hub });
   await listener.ready;
   hub.stats.lastSeq = Math.max(hub.stats.lastSeq, listener.stats.lastSeq);
 

@@ -81,6 +81,7 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; s
     }
     if (req.all) {
       for (const f of state.flows) ws.unsubscribe(flowTopic(f));
+      deps.hub.left(state.flows.size);
       state.flows.clear();
       state.all = true;
       ws.subscribe(userTopic(state.user.userId));
@@ -88,14 +89,16 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; s
       state.flows.add(target);
       ws.subscribe(flowTopic(target));
     }
+    deps.hub.joined();
   }
 
   function unsubscribe(ws: Socket, state: SocketState, req: Subscription) {
     if (req.all) {
+      if (state.all) deps.hub.left();
       state.all = false;
       ws.unsubscribe(userTopic(state.user.userId));
     } else {
-      state.flows.delete(req.flowId!);
+      if (state.flows.delete(req.flowId!)) deps.hub.left();
       ws.unsubscribe(flowTopic(req.flowId!));
     }
     send(ws, { type: "unsubscribed", ...(req.all ? { all: true } : { flowId: req.flowId }) });
@@ -118,6 +121,8 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; s
         sockets.set(ws.id, { user: (ws.data as { wsUser: AuthUser }).wsUser, all: false, flows: new Set() });
       },
       close(ws) {
+        const state = sockets.get(ws.id);
+        if (state) deps.hub.left(state.flows.size + (state.all ? 1 : 0));
         sockets.delete(ws.id);
       },
       async message(ws, raw): Promise<void> {

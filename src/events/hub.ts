@@ -18,10 +18,28 @@ export function createHub() {
   let server: Publisher | null = null;
   const listeners = new Set<(e: LoggedEvent) => void>();
   const stats = { lastSeq: 0, published: 0 };
+  // Socket subscriptions on this process, and a count of joins: the listener reads job events only
+  // while someone may want them, and re-reads if a socket joined during a read that skipped them.
+  let subscriptions = 0;
+  let joins = 0;
   return {
     stats,
     get lastSeq() {
       return stats.lastSeq;
+    },
+    get hasSubscribers() {
+      return subscriptions > 0;
+    },
+    get joins() {
+      return joins;
+    },
+    /** A socket joined a topic (call in the same tick as its `subscribe`). */
+    joined() {
+      subscriptions++;
+      joins++;
+    },
+    left(count = 1) {
+      subscriptions = Math.max(0, subscriptions - count);
     },
     attach(publisher: Publisher) {
       server = publisher;
@@ -31,7 +49,11 @@ export function createHub() {
       listeners.add(fn);
       return () => listeners.delete(fn);
     },
-    publish(events: LoggedEvent[]) {
+    /**
+     * Publishes events in seq order; `upTo` says the log was read through that seq (it may be past
+     * the last event when the reader skipped events nobody here subscribes to).
+     */
+    publish(events: LoggedEvent[], upTo = 0) {
       for (const e of events) {
         if (e.seq <= stats.lastSeq) continue;
         stats.lastSeq = e.seq;
@@ -43,6 +65,7 @@ export function createHub() {
         for (const topic of topics) server.publish(topic, message);
         stats.published++;
       }
+      stats.lastSeq = Math.max(stats.lastSeq, upTo);
     },
   };
 }

@@ -1,8 +1,9 @@
 import type { Sql } from "postgres";
 import type { Db } from "../db/client";
-import { eventsAfter, maxEventSeq } from "../db/queries/events";
+import { eventsAfter, flowLevelEventsAfter, maxEventSeq } from "../db/queries/events";
 import type { Logger } from "../log";
-import { EVENTS_CHANNEL, type LoggedEvent } from "./types";
+import type { Hub } from "./hub";
+import { EVENTS_CHANNEL } from "./types";
 
 const PAGE = 1000;
 
@@ -10,12 +11,14 @@ const PAGE = 1000;
  * Turns the event log into a live, ordered feed for this process. NOTIFY is only a doorbell: on
  * every ring, on every (re)connect of the LISTEN connection, and on a slow safety poll, it reads
  * the table after the last seq it handled. A lost notification costs latency, never an event.
+ * While no socket here is subscribed it reads only flow-level events (what long-polls need); a
+ * socket joining during such a read makes it read the same range again, in full.
  */
 export function startListener(deps: {
   db: Db;
   sql: Sql;
   log: Logger;
-  onEvents(events: LoggedEvent[]): void;
+  hub: Pick<Hub, "publish" | "hasSubscribers" | "joins">;
   pollMs?: number;
 }) {
   const log = deps.log.child({ component: "listener" });
@@ -34,13 +37,17 @@ export function startListener(deps: {
       do {
         again = false;
         for (;;) {
-          const batch = await eventsAfter(deps.db, stats.lastSeq, PAGE);
+          const everything = deps.hub.hasSubscribers;
+          const joins = deps.hub.joins;
+          const { events, upTo } = everything ? await fullPage(stats.lastSeq) : await flowLevelEventsAfter(deps.db, stats.lastSeq, PAGE);
           stats.reads++;
-          if (batch.length === 0) break;
-          stats.lastSeq = batch[batch.length - 1]!.seq;
-          stats.lagMs = Date.now() - Date.parse(batch[batch.length - 1]!.at);
-          deps.onEvents(batch);
-          if (batch.length < PAGE) break;
+          if (!everything && deps.hub.joins !== joins) continue; // a socket joined meanwhile: read it all
+          const last = events[events.length - 1];
+          if (last) stats.lagMs = Date.now() - Date.parse(last.at);
+          if (upTo <= stats.lastSeq) break;
+          stats.lastSeq = upTo;
+          deps.hub.publish(events, upTo);
+          if (events.length < PAGE) break;
         }
       } while (again && running);
     })()
@@ -49,6 +56,11 @@ export function startListener(deps: {
         reading = null;
       });
     return reading;
+  };
+
+  const fullPage = async (after: number) => {
+    const events = await eventsAfter(deps.db, after, PAGE);
+    return { events, upTo: events[events.length - 1]?.seq ?? after };
   };
 
   let subscription: { unlisten(): Promise<void> } | undefined;

@@ -61,6 +61,44 @@ describe("events on sockets", () => {
     expect(seqs).toEqual([...new Set(seqs)].sort((x, y) => x - y));
   }, 30_000);
 
+  test("an API with no socket reads only flow-level events, and a socket joining later or mid-flow misses nothing", async () => {
+    // A process of its own, so no earlier socket is subscribed there.
+    const quiet = await cluster.startApi();
+    const metric = async (name: string) => {
+      const text = await (await fetch(`${quiet.url}/metrics`)).text();
+      return Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+    };
+    const ran = (await quiet.http("POST", "/v1/flows", { name: "unwatched", root: { name: "echo", children: [{ name: "echo" }, { name: "echo" }] } })).body.id;
+    expect((await quiet.http("GET", `/v1/flows/${ran}?wait=20`)).body.status).toBe("completed");
+    const ranLog = await logged(ran);
+    // The long-poll ended through the listener, which moved past the job updates it skipped.
+    await waitFor(async () => (await metric("flowd_listener_last_seq")) >= ranLog[ranLog.length - 1]!.seq, 5_000, "the listener to pass the flow");
+    expect(await metric("flowd_events_published_total")).toBe(0);
+    const late = await connectWs(quiet.wsUrl, cluster.token);
+    clients.push(late);
+    late.send({ op: "subscribe", flowId: ran, after: 0 });
+    await late.next(flowCompleted(ran), 10_000);
+    expect(late.messages.filter((m) => m.type === "event").map((m) => m.seq)).toEqual(ranLog.map((e) => e.seq));
+
+    // Joining while a flow runs, as the listener may be mid-read without job events.
+    for (let round = 0; round < 5; round++) {
+      const running = (
+        await quiet.http("POST", "/v1/flows", {
+          name: "joined mid-flow",
+          root: { name: "echo", children: Array.from({ length: 8 }, (_, i) => ({ name: "sleep", data: { ms: 20 * i } })) },
+        })
+      ).body.id;
+      const mid = await connectWs(quiet.wsUrl, cluster.token);
+      clients.push(mid);
+      await Bun.sleep(round * 15);
+      mid.send({ op: "subscribe", flowId: running, after: 0 });
+      await mid.next(flowCompleted(running), 20_000);
+      const seen = mid.messages.filter((m) => m.type === "event").map((m) => m.seq);
+      expect(seen).toEqual((await logged(running)).map((e) => e.seq));
+      mid.close();
+    }
+  }, 90_000);
+
   test("a flow subscription with after replays exactly the missing events, then goes live", async () => {
     const flowId = await createFlow(0);
     const watcher = await open(0);

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, lte, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, lte, ne, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { events } from "../schema";
 import { preparedPerDb } from "./prepared";
@@ -37,6 +37,38 @@ export async function eventsAfter(db: DbOrTx, after: number, limit: number): Pro
   return rows.map((r) => ({ ...toClientEvent(r), userId: r.userId }));
 }
 
+const maxSeqQuery = preparedPerDb((db) => db.select({ max: sql<string | null>`max(${events.seq})` }).from(events).prepare("flowd_events_max"));
+
+const flowLevelQuery = preparedPerDb((db) =>
+  db
+    .select()
+    .from(events)
+    .where(
+      and(
+        gt(events.seq, sql.placeholder("after")),
+        lte(events.seq, sql.placeholder("upTo")),
+        or(ne(events.type, "job.updated"), isNull(events.flowId)),
+      ),
+    )
+    .orderBy(asc(events.seq))
+    .limit(sql.placeholder("limit"))
+    .prepare("flowd_flow_level_events_after"),
+);
+
+/**
+ * The events after `after` except flow jobs' updates — the flow events and single jobs' events
+ * that long-polls wait for — with how far the log was read (`upTo`): what the listener reads while
+ * no socket is subscribed, so a busy flow's thousands of job updates are not shipped for nothing.
+ */
+export async function flowLevelEventsAfter(db: DbOrTx, after: number, limit: number): Promise<{ events: LoggedEvent[]; upTo: number }> {
+  const [top] = await maxSeqQuery(db).execute();
+  const max = Number(top?.max ?? 0);
+  if (max <= after) return { events: [], upTo: after };
+  const rows = await flowLevelQuery(db).execute({ after, upTo: max, limit });
+  const events = rows.map((r) => ({ ...toClientEvent(r), userId: r.userId }));
+  return { events, upTo: rows.length === limit ? rows[rows.length - 1]!.seq : max };
+}
+
 /** One user's events in (after, upTo], optionally of one flow: replay for a socket or a page of GET /v1/events. */
 export async function userEvents(
   db: DbOrTx,
@@ -50,7 +82,7 @@ export async function userEvents(
 }
 
 export async function maxEventSeq(db: DbOrTx): Promise<number> {
-  const [row] = await db.select({ max: sql<string | null>`max(${events.seq})` }).from(events);
+  const [row] = await maxSeqQuery(db).execute();
   return Number(row?.max ?? 0);
 }
 
