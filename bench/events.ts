@@ -8,7 +8,8 @@ import postgres from "postgres";
 import { startCluster, type Cluster } from "../test/helpers/cluster";
 import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/services";
 import { connectWs, type WsClient } from "../test/helpers/ws-client";
-import { median, percentile, printConditions, ratio } from "./stats";
+import { frameCountingSocket } from "./raw-ws";
+import { cpuSeconds, cpuSpent, median, percentile, pidsNamed, printConditions, ratio } from "./stats";
 
 const JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 300);
 
@@ -64,9 +65,9 @@ function stampArrivals(c: WsClient) {
 
 async function fanOut(cluster: Cluster, extraSockets: number) {
   const api = cluster.apis[0]!;
-  // The other sockets only count and look for the last flow's completion: parsing a million JSON
-  // messages here would measure this process, not the server.
-  const others = await Promise.all(Array.from({ length: extraSockets }, () => countingSocket(api.wsUrl, cluster.token)));
+  // The other sockets count frames on raw TCP and parse only completions: dispatching a million
+  // messages through a WebSocket client here would measure this process, not the server.
+  const others = await Promise.all(Array.from({ length: extraSockets }, () => frameCountingSocket(api.wsUrl, cluster.token)));
   const observer = await connectWs(api.wsUrl, cluster.token);
   observer.send({ op: "subscribe", all: true });
   await observer.next((m) => m.type === "subscribed");
@@ -79,6 +80,14 @@ async function fanOut(cluster: Cluster, extraSockets: number) {
              (select coalesce(max(seq), 0) from events)::text as seq`;
     return { commits: Number(r!.commits), seq: Number(r!.seq) };
   };
+  const groups = {
+    clients: [process.pid],
+    api: [api.proc.proc.pid],
+    worker: cluster.workers.map((w) => w.proc.pid),
+    postgres: await pidsNamed("postgres"),
+    redis: await pidsNamed("redis-server"),
+  };
+  const cpuBefore = await cpuSeconds(groups);
   const before = await stat();
   const t = performance.now();
   const flows: string[] = [];
@@ -86,46 +95,25 @@ async function fanOut(cluster: Cluster, extraSockets: number) {
     const res = await api.http("POST", "/v1/flows", { name: "fan", root: { name: "echo", children: Array.from({ length: 49 }, (_, j) => ({ name: "echo", data: { j } })) } });
     flows.push(res.body.id);
   }
-  const last = flows[flows.length - 1]!;
   for (const id of flows) await observer.next((m) => m.type === "event" && m.event === "flow.completed" && m.flowId === id, 60_000);
-  // Every other socket got the same last event too.
-  await Promise.all(others.map((c) => c.sawCompletion(last)));
+  // Every other socket saw every flow complete too.
+  await Promise.all(
+    others.map(async (c) => {
+      for (const id of flows) await c.sawCompletion(id);
+    }),
+  );
   const seconds = (performance.now() - t) / 1000;
+  const cpu = cpuSpent(cpuBefore, await cpuSeconds(groups));
   await Bun.sleep(600); // pg_stat counters are flushed lazily
   const after = await stat();
   const events = observer.messages.filter((m) => m.type === "event").length;
+  // Each socket got every message the observer got (its `subscribed` reply and every event).
+  const short = others.filter((c) => c.frames < observer.messages.length).length;
+  if (short > 0) throw new Error(`${short} of ${others.length} sockets received fewer frames than the observer`);
   observer.close();
   for (const c of others) c.close();
   await sql.end();
-  return { eventsPerSecond: events / seconds, events, notifications, commits: after.commits - before.commits, seqs: after.seq - before.seq };
-}
-
-async function countingSocket(url: string, token: string) {
-  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } } as any);
-  const completed = new Set<string>();
-  let waiting: { flowId: string; resolve: () => void } | null = null;
-  ws.onmessage = (e) => {
-    const data = String(e.data);
-    if (!data.includes('"event":"flow.completed"')) return;
-    const flowId = /"flowId":"([^"]+)"/.exec(data)?.[1];
-    if (!flowId) return;
-    completed.add(flowId);
-    if (waiting?.flowId === flowId) waiting.resolve();
-  };
-  await new Promise<void>((resolve, reject) => {
-    ws.onopen = () => resolve();
-    ws.onerror = () => reject(new Error("socket failed"));
-  });
-  ws.send(JSON.stringify({ op: "subscribe", all: true }));
-  return {
-    sawCompletion: (flowId: string) =>
-      new Promise<void>((resolve, reject) => {
-        if (completed.has(flowId)) return resolve();
-        const timer = setTimeout(() => reject(new Error(`a socket never saw ${flowId} complete`)), 60_000);
-        waiting = { flowId, resolve: () => (clearTimeout(timer), resolve()) };
-      }),
-    close: () => ws.close(),
-  };
+  return { eventsPerSecond: events / seconds, events, notifications, commits: after.commits - before.commits, seqs: after.seq - before.seq, seconds, cpu };
 }
 
 export async function benchEvents() {
@@ -149,6 +137,7 @@ export async function benchEvents() {
         `fan-out ${String(n).padStart(4)} sockets: ${r.eventsPerSecond.toFixed(0)} events/s per socket (${r.events} events) | ` +
           `NOTIFY per event-writing statement <= 1 (notifications ${r.notifications} for ${r.seqs} events) | commits per event ${(r.commits / r.seqs).toFixed(3)}`,
       );
+      console.log(`  cpu over ${r.seconds.toFixed(2)} s: ${r.cpu}`);
     }
     console.log(`fan-out ratio 1000 vs 0 sockets: ${ratio(rates[1000]!, rates[0]!)} (goal >= 0.9)`);
   } finally {

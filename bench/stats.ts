@@ -20,3 +20,35 @@ export function printConditions(title: string, params: Record<string, unknown>) 
       Object.entries(params).map(([k, v]) => `${k}=${v}`).join(", "),
   );
 }
+
+/** CPU seconds (user + system) used so far by each named group of processes, read from /proc. */
+export async function cpuSeconds(groups: Record<string, number[]>): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, pids] of Object.entries(groups)) {
+    let ticks = 0;
+    for (const pid of pids) {
+      const stat = await Bun.file(`/proc/${pid}/stat`).text().catch(() => "");
+      // Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+    }
+    out[name] = ticks / 100;
+  }
+  return out;
+}
+
+/** The pids of every process whose command name is `name` (postgres backends, redis-server). */
+export async function pidsNamed(name: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await Array.fromAsync(new Bun.Glob("[0-9]*").scan({ cwd: "/proc", onlyFiles: false }))) {
+    const comm = await Bun.file(`/proc/${entry}/comm`).text().catch(() => "");
+    if (comm.trim() === name) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** "name 1.23 s" pairs for the difference between two cpuSeconds readings. */
+export const cpuSpent = (before: Record<string, number>, after: Record<string, number>) =>
+  Object.keys(after)
+    .map((k) => `${k} ${(after[k]! - (before[k] ?? 0)).toFixed(2)} s`)
+    .join(", ");
