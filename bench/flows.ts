@@ -7,7 +7,7 @@ import IORedis from "ioredis";
 import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/services";
 import { startCluster } from "../test/helpers/cluster";
 import { deletePrefix, uniquePrefix } from "../test/helpers/redis";
-import { median, percentile, printConditions, ratio } from "./stats";
+import { cpuSeconds, cpuSpent, median, percentile, pidsNamed, printConditions, ratio } from "./stats";
 
 const CONCURRENCY = 16;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -49,6 +49,8 @@ async function bullmqRun(jobs: number, rounds: number) {
     async (job) => ({ data: job.data, children: await job.getChildrenValues() }),
     { connection: new IORedis(REDIS_URL, { maxRetriesPerRequest: null }), prefix, concurrency: CONCURRENCY },
   );
+  const groups = { bench: [process.pid], redis: await pidsNamed("redis-server") };
+  const cpuBefore = await cpuSeconds(groups);
   for (let r = 0; r < rounds; r++) {
     const tree = bullTree(jobs);
     const done = new Promise<void>((resolve) => {
@@ -65,11 +67,12 @@ async function bullmqRun(jobs: number, rounds: number) {
     await done;
     rates.push(jobs / ((performance.now() - t) / 1000));
   }
+  const cpu = cpuSpent(cpuBefore, await cpuSeconds(groups));
   await worker.close();
   await producer.close();
   conn.disconnect();
   await deletePrefix(prefix);
-  return { rates, creation };
+  return { rates, creation, cpu };
 }
 
 async function flowdRun(jobs: number, rounds: number) {
@@ -93,6 +96,14 @@ async function flowdRun(jobs: number, rounds: number) {
   const commitsPerJob: number[] = [];
   const commits = async () =>
     Number((await cluster.database.sql<{ n: string }[]>`select xact_commit::text as n from pg_stat_database where datname = current_database()`)[0]!.n);
+  const groups = {
+    bench: [process.pid],
+    api: [api.proc.proc.pid],
+    worker: cluster.workers.map((w) => w.proc.pid),
+    postgres: await pidsNamed("postgres"),
+    redis: await pidsNamed("redis-server"),
+  };
+  const cpuBefore = await cpuSeconds(groups);
   for (let r = 0; r < rounds; r++) {
     const before = await commits();
     const t = performance.now();
@@ -106,8 +117,9 @@ async function flowdRun(jobs: number, rounds: number) {
     await Bun.sleep(600);
     commitsPerJob.push(((await commits()) - before) / jobs);
   }
+  const cpu = cpuSpent(cpuBefore, await cpuSeconds(groups));
   await cluster.stop();
-  return { rates, creation, commitsPerJob };
+  return { rates, creation, commitsPerJob, cpu };
 }
 
 export async function benchFlows() {
@@ -121,6 +133,7 @@ export async function benchFlows() {
   const flowdRate = median(flowd.rates);
   console.log(`throughput  plain BullMQ ${bullRate.toFixed(0)} jobs/s | flowd ${flowdRate.toFixed(0)} jobs/s | ratio ${ratio(flowdRate, bullRate)} (goal >= 0.8)`);
   console.log(`postgres commits per job (flowd, whole run incl. API): ${median(flowd.commitsPerJob).toFixed(3)}`);
+  console.log(`cpu for the ${ROUNDS} throughput rounds: plain BullMQ ${bull.cpu} | flowd ${flowd.cpu}`);
   for (const size of [1, 10, 1000]) {
     const f = flowd.creation[size]!;
     const b = bull.creation[size]!;
