@@ -17,6 +17,10 @@ import { deliver, WEBHOOKS_QUEUE } from "../services/webhooks";
 import type { Metric } from "../metrics";
 import type { RecorderStats } from "./status-recorder";
 import { startWorkerProbe, supervisedWorker } from "./supervised-worker";
+import { startLease } from "./lease";
+
+/** Any constant: the same for every flowd process on a database. */
+const RECORDER_LEASE = 7244119004;
 
 /** The status recorder's counters, for the worker's /metrics. */
 const recorderMetrics = (s: RecorderStats): Metric[] => [
@@ -77,7 +81,10 @@ export async function startWorkers(deps: { config: Config; database: Database; l
 
   const recorderRedis = createRedis(config.redisUrl, "blocking", "flowd-recorder");
   recorderRedis.on("error", () => {});
+  // One recorder per database does the writing; the others stand by to take over.
+  const recorderLease = startLease({ sql: database.sql, key: RECORDER_LEASE, name: "status-recorder", log });
   const recorder = startStatusRecorder({
+    lease: recorderLease,
     db: database.db,
     redis: recorderRedis,
     prefix: config.prefix,
@@ -98,6 +105,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
           redis: producerRedis,
           metrics: () => [
             ...recorderMetrics(recorder.stats),
+            { name: "flowd_recorder_leader", help: "1 if this process records statuses (holds the lease), 0 on standby.", type: "gauge", samples: [{ value: recorderLease.held ? 1 : 0 }] },
             {
               name: "flowd_reconciler_repairs_total",
               help: "What the reconciler re-added after Redis lost it, by kind; `stranded` counts lost jobs no parent waited for any more.",
@@ -127,6 +135,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
       // Let running jobs finish (bounded by the caller's shutdown timer), then stop reading events.
       await Promise.allSettled(workers.map((w) => w.close()));
       await recorder.stop();
+      await recorderLease.stop();
       await producer.close();
       for (const r of [subscriber, recorderRedis, producerRedis]) r.disconnect();
     },

@@ -3,6 +3,7 @@ import type { Db } from "../db/client";
 import { applyStatusBatch, loadStreamCursors } from "../db/queries/status";
 import type { Logger } from "../log";
 import { collapse, toStatusChange, type StatusChange, type StreamEvent } from "../services/status";
+import type { Lease } from "./lease";
 
 export interface RecorderStats {
   batches: number;
@@ -19,7 +20,8 @@ const BATCH = 1000;
  * Follows every queue's BullMQ event stream and writes the changes to Postgres, one transaction per
  * batch together with the stream cursors — so a crash re-reads at most one batch, and the guard
  * in the update makes re-reading harmless. A batch that cannot be written is retried, in order,
- * until Postgres answers; nothing is skipped.
+ * until Postgres answers; nothing is skipped. With a `lease`, only the process holding it records
+ * (the others stand by): the streams are the same for every process, so one reader is enough.
  */
 export function startStatusRecorder(deps: {
   db: Db;
@@ -27,6 +29,7 @@ export function startStatusRecorder(deps: {
   prefix: string;
   queues: { name: string; table: "flow_jobs" | "jobs" }[];
   log: Logger;
+  lease?: Lease;
 }) {
   const log = deps.log.child({ component: "status-recorder" });
   const keyOf = (queue: string) => `${deps.prefix}:${queue}:events`;
@@ -47,10 +50,25 @@ export function startStatusRecorder(deps: {
     return written;
   };
 
+  const leading = () => deps.lease?.held ?? true;
   const loop = (async () => {
-    const stored = await retry(() => loadStreamCursors(deps.db), () => running, log, "load stream cursors");
-    const ids = new Map(deps.queues.map((q) => [keyOf(q.name), stored?.get(q.name) ?? "0"]));
     while (running) {
+      if (!leading()) {
+        if (draining) break; // a standby has nothing of its own to drain
+        await deps.lease!.whenHeld(1_000);
+        continue;
+      }
+      // On taking over, start where the last leader stored its cursors.
+      const stored = await retry(() => loadStreamCursors(deps.db), () => running, log, "load stream cursors");
+      unsaved.clear();
+      await follow(new Map(deps.queues.map((q) => [keyOf(q.name), stored?.get(q.name) ?? "0"])));
+      if (draining) break;
+    }
+  })();
+
+  /** Reads and records the streams while this process leads. */
+  async function follow(ids: Map<string, string>) {
+    while (running && leading()) {
       let reply: [string, [string, string[]][]][] | null;
       try {
         const streams = [...ids.keys(), ...ids.values()];
@@ -89,7 +107,7 @@ export function startStatusRecorder(deps: {
       const newest = events[events.length - 1];
       if (newest) stats.lastLagMs = Math.max(0, Date.now() - Number(newest.id.split("-")[0]));
     }
-  })();
+  }
 
   async function write(db: Db, changes: { table: "flow_jobs" | "jobs"; change: StatusChange }[], cursors: Map<string, string>) {
     const folded = (["flow_jobs", "jobs"] as const).flatMap((table) =>

@@ -1,0 +1,80 @@
+import type { ReservedSql, Sql } from "postgres";
+import type { Logger } from "../log";
+
+/**
+ * Leadership among worker processes through a Postgres session advisory lock on a connection of
+ * its own: held while that session lives, and freed by Postgres the moment the process or the
+ * connection dies, so another process takes over without any timeout to tune.
+ */
+export function startLease(deps: { sql: Sql; key: number; name: string; log: Logger; retryMs?: number; checkMs?: number }) {
+  const log = deps.log.child({ lease: deps.name });
+  let conn: ReservedSql | null = null;
+  let pid = 0;
+  let held = false;
+  let running = true;
+  let wake = () => {};
+  const waiting = new Set<() => void>();
+  const setHeld = (value: boolean) => {
+    held = value;
+    if (value) for (const resolve of [...waiting]) resolve();
+  };
+
+  const loop = (async () => {
+    while (running) {
+      try {
+        conn ??= await deps.sql.reserve();
+        if (!held) {
+          const [row] = await conn<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${deps.key}) as ok, pg_backend_pid() as pid`;
+          if (row?.ok) {
+            pid = row.pid;
+            setHeld(true);
+            log.info("took the lease");
+          }
+        } else {
+          // The driver reconnects silently: the same backend pid is the proof the lock is still ours.
+          const [row] = await conn<{ pid: number }[]>`select pg_backend_pid() as pid`;
+          if (row?.pid !== pid) throw new Error("the lease's session was replaced");
+        }
+      } catch (err) {
+        if (held) log.warn("lost the lease; will try to take it again", { err: String(err) });
+        setHeld(false);
+        conn?.release();
+        conn = null;
+      }
+      if (!running) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, held ? (deps.checkMs ?? 2_000) : (deps.retryMs ?? 1_000));
+      });
+    }
+  })();
+
+  return {
+    get held() {
+      return held;
+    },
+    /** Resolves once the lease is held, or after `ms` (the caller looks again). */
+    whenHeld(ms: number): Promise<void> {
+      if (held) return Promise.resolve();
+      return new Promise((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiting.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        waiting.add(done);
+      });
+    },
+    async stop() {
+      running = false;
+      wake();
+      await loop;
+      if (held && conn) await conn`select pg_advisory_unlock(${deps.key})`.catch(() => {});
+      setHeld(false);
+      conn?.release();
+      conn = null;
+    },
+  };
+}
+export type Lease = ReturnType<typeof startLease>;
