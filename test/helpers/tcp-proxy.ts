@@ -4,10 +4,13 @@ import net from "node:net";
  * A TCP proxy in front of a server, with one fault: `freeze(match)` makes the open connections whose
  * client sent `match` (e.g. a Redis connection name) go silent both ways without closing — what a
  * dropped NAT entry or a half-open socket does to a long-lived connection. New connections work.
+ * `cut()` resets every connection and refuses new ones until `restore()`: the server is down.
  */
 export async function startFreezableProxy(target: { host: string; port: number }) {
   const links: { sent: string; frozen: boolean; client: net.Socket; upstream: net.Socket }[] = [];
+  let down = false;
   const server = net.createServer((client) => {
+    if (down) return client.resetAndDestroy();
     const upstream = net.connect(target.port, target.host);
     const link = { sent: "", frozen: false, client, upstream };
     links.push(link);
@@ -34,6 +37,17 @@ export async function startFreezableProxy(target: { host: string; port: number }
       const hit = links.filter((l) => !l.frozen && !l.client.destroyed && l.sent.includes(match));
       for (const l of hit) l.frozen = true;
       return hit.length;
+    },
+    cut() {
+      down = true;
+      for (const l of links) {
+        l.client.resetAndDestroy();
+        l.upstream.destroy();
+      }
+      links.length = 0;
+    },
+    restore() {
+      down = false;
     },
     async stop() {
       for (const l of links) {
