@@ -224,6 +224,25 @@ describe("bad input to POST /v1/flows", () => {
       });
   });
 
+  test("JSON media types are matched as HTTP says: any case, and +json suffixes", async () => {
+    for (const type of ["Application/JSON", "application/json; charset=utf-8", "application/vnd.api+json"]) {
+      const res = await stack.http("POST", "/v1/flows", undefined, { raw: JSON.stringify(flow({ name: "echo" })), headers: { "content-type": type } });
+      expect(res.status).toBe(201);
+    }
+  });
+
+  test("a route without a body ignores one sent as text/plain (fetch's default for a string)", async () => {
+    const created = await stack.http("POST", "/v1/flows", flow({ name: "sleep", data: { ms: 60_000 } }));
+    const res = await stack.http("POST", `/v1/flows/${created.body.id}/cancel`, undefined, { raw: "{}", headers: { "content-type": "text/plain;charset=UTF-8" } });
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe("cancelled");
+  });
+
+  test("without a token, a body in another media type is still 401 first", async () => {
+    const res = await fetch(`${stack.baseUrl}/v1/flows`, { method: "POST", headers: { "content-type": "text/plain" }, body: "{}" });
+    expect(res.status).toBe(401);
+  });
+
   for (const type of ["text/plain", "application/x-www-form-urlencoded"])
     test(`a JSON body labelled ${type} is 400 unsupported_content_type, saying what to send`, async () => {
       const res = await refused({ raw: JSON.stringify(flow({ name: "echo" })), headers: { "content-type": type } }, 400, "unsupported_content_type");

@@ -1,6 +1,18 @@
 import { Elysia } from "elysia";
 import { InvalidInput, TooLarge } from "../../errors";
 
+/** JSON media types, compared as HTTP says: case-insensitively, `+json` suffixes included. */
+const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
+
+/** Requests that carried a body in another media type, and which one, for the error plugin. */
+const nonJsonBodies = new WeakMap<Request, string>();
+
+/**
+ * The media type of a non-JSON body this request carried, if any. Routes without a body ignore
+ * it; a route whose body fails validation says what to send instead of listing form fields.
+ */
+export const nonJsonBodyType = (request: Request) => nonJsonBodies.get(request);
+
 /**
  * Reads JSON bodies itself so that every refusal has SPEC's shape: a declared or streamed body
  * over the limit is 413 before it is parsed, malformed JSON is 400, and strings holding NUL
@@ -15,13 +27,10 @@ export const jsonBodyPlugin = (limit: number) =>
     .onParse({ as: "global" }, async ({ request, contentType }) => {
       const text = await readCapped(request, limit);
       if (text.trim() === "") return undefined;
-      // Otherwise the schema would complain about a form field named after the whole body.
-      if (!contentType?.startsWith("application/json"))
-        throw new InvalidInput(
-          `Send the body as JSON with 'content-type: application/json' (this request said '${contentType || "nothing"}').`,
-          undefined,
-          "unsupported_content_type",
-        );
+      if (!JSON_TYPE.test(contentType ?? "")) {
+        nonJsonBodies.set(request, contentType || "nothing");
+        return {};
+      }
       let value: unknown;
       try {
         value = JSON.parse(text);

@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import { AppError } from "../../errors";
 import type { Logger } from "../../log";
+import { nonJsonBodyType } from "./body";
 import { postgresCode } from "../../db/client";
 
 const body = (code: string, message: string, details?: unknown) => ({
@@ -52,6 +53,12 @@ export const errorPlugin = (log: Logger) =>
         return body("invalid_json", "The request body is not valid JSON; send a JSON object with 'content-type: application/json'.");
       case "VALIDATION": {
         set.status = 400;
+        const sent = nonJsonBodyType(request);
+        if (sent)
+          return body(
+            "unsupported_content_type",
+            `Send the body as JSON with 'content-type: application/json' (this request said '${sent}').`,
+          );
         const all = (error as unknown as { all: SchemaError[] }).all ?? [];
         const details = all.slice(0, 20).map((e) => ({ path: e.path || "/", message: explain(e) }));
         const first = details[0];
