@@ -54,15 +54,17 @@ CREATE TRIGGER webhook_deliveries_tally AFTER INSERT ON webhook_deliveries
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION flowd_tally_deliveries();
 --> statement-breakpoint
 -- Reads the tallies, first folding the deltas into one row per key. The lock makes concurrent
--- scrapes take turns; each statement of a plpgsql function sees what the one before committed.
+-- folds take turns. The read sums again: deltas committed between the fold and the read (each
+-- statement here takes a new snapshot) must not show up as a second row for a key. A key whose
+-- count falls to 0 keeps its row, so its series reads 0 instead of vanishing.
 CREATE OR REPLACE FUNCTION flowd_job_tallies() RETURNS TABLE (tbl text, queue text, status text, n bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM pg_advisory_xact_lock(7244119003);
   WITH gone AS (DELETE FROM job_tallies RETURNING *)
   INSERT INTO job_tallies (tbl, queue, status, n)
-  SELECT g.tbl, g.queue, g.status, sum(g.n) FROM gone g GROUP BY 1, 2, 3 HAVING sum(g.n) <> 0;
-  RETURN QUERY SELECT t.tbl, t.queue, t.status, t.n FROM job_tallies t;
+  SELECT g.tbl, g.queue, g.status, sum(g.n) FROM gone g GROUP BY 1, 2, 3;
+  RETURN QUERY SELECT t.tbl, t.queue, t.status, sum(t.n)::bigint FROM job_tallies t GROUP BY 1, 2, 3;
 END $$;
 --> statement-breakpoint
 CREATE OR REPLACE FUNCTION flowd_delivery_tallies() RETURNS TABLE (outcome text, n bigint)
@@ -71,8 +73,8 @@ BEGIN
   PERFORM pg_advisory_xact_lock(7244119003);
   WITH gone AS (DELETE FROM delivery_tallies RETURNING *)
   INSERT INTO delivery_tallies (outcome, n)
-  SELECT g.outcome, sum(g.n) FROM gone g GROUP BY 1 HAVING sum(g.n) <> 0;
-  RETURN QUERY SELECT d.outcome, d.n FROM delivery_tallies d;
+  SELECT g.outcome, sum(g.n) FROM gone g GROUP BY 1;
+  RETURN QUERY SELECT d.outcome, sum(d.n)::bigint FROM delivery_tallies d GROUP BY 1;
 END $$;
 --> statement-breakpoint
 -- Rows written before these triggers existed.
