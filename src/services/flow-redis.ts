@@ -18,9 +18,11 @@ export interface EnqueueRow {
 }
 
 /** flowd's failure rule: a failed child fails its parent unless the child chose another policy. */
+export const failsParent = (opts: JobOpts) => !(opts.ignoreDependencyOnFailure || opts.continueParentOnFailure || opts.removeDependencyOnFailure);
+
 export function bullOptions(opts: JobOpts, jobId: string, hasParent: boolean): JobsOptions {
   const { failParentOnFailure, ignoreDependencyOnFailure, continueParentOnFailure, removeDependencyOnFailure, ...rest } = opts;
-  const otherPolicy = ignoreDependencyOnFailure || continueParentOnFailure || removeDependencyOnFailure;
+  const otherPolicy = !failsParent(opts);
   return {
     ...rest,
     jobId,
@@ -53,6 +55,10 @@ export function buildRedisTrees(
     for (const c of children) if (c.status === "completed") kept[c.jobId] = c.result;
     const data: JobEnvelope = { data: row.data };
     if (Object.keys(kept).length > 0) data.kept = kept;
+    // A child that failed (under the default policy) while this job was out of Redis never told it:
+    // the job must fail as BullMQ would have failed it, not run as if nothing happened.
+    const failed = children.find((c) => c.status === "failed" && failsParent(c.opts));
+    if (failed) data.failedChild = failed.jobId;
     if (row.attemptsMade > 0) data.attemptsBefore = row.attemptsMade;
     if (children.length > 0) data.parent = true;
     const addedChildren = children.filter((c) => adding.has(c.id));

@@ -10,6 +10,8 @@ export interface JobEnvelope {
   attemptsBefore?: number;
   /** Set on jobs with children: only they ask Redis for their children's results. */
   parent?: boolean;
+  /** A child's job id whose failure (while this job was lost from Redis) means this job fails. */
+  failedChild?: string;
 }
 
 export function readEnvelope(raw: unknown): JobEnvelope {

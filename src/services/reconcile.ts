@@ -1,4 +1,4 @@
-import { bumpGeneration, flowJobsOf, flowsWithQueuedJobs, resetForRetry, type FlowJobRow } from "../db/queries/flows";
+import { bumpGeneration, failLostJobs, flowJobsOf, flowsWithQueuedJobs, resetForRetry, type FlowJobRow } from "../db/queries/flows";
 import { queuedJobs, resetJobForRetry } from "../db/queries/jobs";
 import type { ServiceDeps } from "./deps";
 import { addTrees, enqueueRows } from "./enqueue";
@@ -6,6 +6,8 @@ import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
 import { enqueueJob } from "./jobs";
 
 const QUEUED = new Set(["waiting", "waiting-children", "delayed", "active"]);
+const FLOWS_PER_PASS = 100;
+const STRANDED_REASON = "Redis lost this job after its parent stopped waiting for it, so it never ran; retry the flow to run it.";
 
 export interface Repairs {
   /** Flows whose queued jobs were all gone: their unfinished part was added again under new ids. */
@@ -14,7 +16,7 @@ export interface Repairs {
   subtreesRestored: number;
   /** Single jobs queued again. */
   jobsRequeued: number;
-  /** Lost flow jobs no living parent waits for any more (it ran or was released without them). */
+  /** Lost flow jobs no parent waits for any more (it ran or was released without them): ended as failed. */
   stranded: number;
 }
 
@@ -40,9 +42,12 @@ async function presentInRedis(deps: Deps, rows: { queueName: string; jobId: stri
  *   to the parent that still waits for it; its jobs Redis still has are re-linked, not re-run.
  * - A single job that is gone is queued again.
  */
-export async function reconcileLostJobs(deps: Deps, graceMs: number): Promise<Repairs> {
+export async function reconcileLostJobs(deps: Deps, graceMs: number, page: { after: string } = { after: "" }): Promise<Repairs> {
   const repairs = noRepairs();
-  for (const flowId of await flowsWithQueuedJobs(deps.db, graceMs, 100)) {
+  const flowIds = await flowsWithQueuedJobs(deps.db, graceMs, FLOWS_PER_PASS, page.after);
+  // The next pass goes on after this page, and starts over once it reaches the end.
+  page.after = flowIds.length === FLOWS_PER_PASS ? flowIds[flowIds.length - 1]! : "";
+  for (const flowId of flowIds) {
     const rows = await flowJobsOf(deps.db, flowId);
     const queued = rows.filter((r) => QUEUED.has(r.status));
     const present = await presentInRedis(deps, queued);
@@ -81,7 +86,9 @@ async function rebuildFlow(deps: Deps, flowId: string, queued: FlowJobRow[]) {
  * whose parent is not lost; its unfinished descendants ride along, and those Redis still has are
  * only re-linked (BullMQ treats an existing id as a duplicate and ties it to the new parent). A top
  * with a parent is added only if that parent still lists it as a dependency: otherwise the parent
- * already ran, or was released, without it, and re-running the job would feed nobody.
+ * already ran, or was released, without it; re-running the job would feed nobody, so it and its
+ * lost descendants end as `failed` with a reason. A lost job still locked by a worker, or already
+ * finished in Redis (the recorder has yet to say so), is left to the next pass.
  */
 async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<string>) {
   const byId = new Map(rows.map((r) => [r.id, r]));
@@ -92,11 +99,6 @@ async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<str
   let stranded = 0;
   for (const top of tops) {
     const parent = top.parentId ? byId.get(top.parentId) : undefined;
-    if (top.parentId && !(parent && awaited.has(top.id))) {
-      deps.log.warn("a lost job's parent no longer waits for it; leaving it", { flowId: top.flowId, jobId: top.jobId });
-      stranded++;
-      continue;
-    }
     const subtree = new Set<string>();
     const visit = (row: FlowJobRow) => {
       subtree.add(row.id);
@@ -106,6 +108,14 @@ async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<str
       }
     };
     visit(top);
+    const lostHere = rows.filter((r) => subtree.has(r.id) && lost.has(r.id));
+    if (top.parentId && !(parent && awaited.has(top.id))) {
+      deps.log.warn("a lost job's parent no longer waits for it; ending it as failed", { flowId: top.flowId, jobId: top.jobId });
+      await failLostJobs(deps.db, lostHere.map((r) => r.id), STRANDED_REASON);
+      stranded += lostHere.length;
+      continue;
+    }
+    if (!(await clearedForRestore(deps, lostHere))) continue;
     const [tree] = buildRedisTrees(rows as EnqueueRow[], subtree);
     if (!tree) continue;
     if (parent) tree.opts = { ...tree.opts, parent: { id: parent.jobId, queue: `${deps.config.prefix}:${parent.queueName}` } };
@@ -113,6 +123,34 @@ async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<str
     restored++;
   }
   return { restored, stranded };
+}
+
+/**
+ * Makes lost jobs safe to add again under their ids: none may still be locked by a worker or
+ * finished in Redis (then they are left alone this pass), and no stale copy of an id may linger in
+ * a BullMQ list, where a worker would pop it and run the job a second time.
+ */
+async function clearedForRestore(deps: Deps, rows: FlowJobRow[]): Promise<boolean> {
+  const key = (r: FlowJobRow, part?: string) => `${deps.config.prefix}:${r.queueName}${part ? `:${part}` : ""}`;
+  const checks = await deps.producer.redis
+    .pipeline(
+      rows.flatMap((r) => [
+        ["exists", `${key(r)}:${r.jobId}:lock`],
+        ["zscore", key(r, "completed"), r.jobId],
+        ["zscore", key(r, "failed"), r.jobId],
+      ]),
+    )
+    .exec();
+  if (!checks) throw new Error("Redis gave no answer to the restore check");
+  const busy = checks.some(([err, value], i) => err || (i % 3 === 0 ? Number(value) === 1 : value !== null));
+  if (busy) return false;
+  const stale = deps.producer.redis.multi();
+  for (const r of rows) {
+    for (const list of ["wait", "paused", "active"]) stale.lrem(key(r, list), 0, r.jobId);
+    for (const set of ["delayed", "prioritized", "waiting-children"]) stale.zrem(key(r, set), r.jobId);
+  }
+  await stale.exec();
+  return true;
 }
 
 /** The rows whose parent's BullMQ dependencies still list them: the parent waits for them. */

@@ -16,6 +16,7 @@ export function createProcessor(config: Pick<Config, "prefix" | "allowPrivateUrl
   return async (job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> => {
     if (!isHandlerName(job.name)) throw new UnrecoverableError(`no handler named '${job.name}'`);
     const envelope = readEnvelope(job.data);
+    if (envelope.failedChild) throw new UnrecoverableError(`child job ${envelope.failedChild} failed`);
     const children: Record<string, unknown> = { ...envelope.kept };
     if (envelope.parent) {
       const values = await job.getChildrenValues();

@@ -17,6 +17,7 @@ export function startReconciler(deps: { db: Db; sql: Sql; producer: Producer; lo
   const log = deps.log.child({ component: "reconciler" });
   const totals: Repairs = noRepairs();
   const graceMs = Math.min(deps.config.reconcileIntervalMs, 5_000);
+  const page = { after: "" };
   const loop = startLoop(
     deps.config.reconcileIntervalMs,
     async () => {
@@ -25,7 +26,7 @@ export function startReconciler(deps: { db: Db; sql: Sql; producer: Producer; lo
         const [got] = await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(${RECONCILER_LOCK}) as ok`;
         if (!got?.ok) return;
         try {
-          const repairs = await reconcileLostJobs({ ...deps, log }, graceMs);
+          const repairs = await reconcileLostJobs({ ...deps, log }, graceMs, page);
           for (const kind of Object.keys(totals) as (keyof Repairs)[]) totals[kind] += repairs[kind];
         } finally {
           await conn`select pg_advisory_unlock(${RECONCILER_LOCK})`;

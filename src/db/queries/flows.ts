@@ -164,12 +164,30 @@ export async function flowsWithPendingJobs(db: DbOrTx, olderThanMs: number, limi
   return rows.map((r) => r.flow_id);
 }
 
-/** Flows with jobs Postgres believes are in Redis (queued or running), untouched for `olderThanMs`. */
-export async function flowsWithQueuedJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<string[]> {
+/**
+ * Flows with jobs Postgres believes are in Redis (queued or running), untouched for `olderThanMs`,
+ * in flow id order after `afterFlowId`: a caller walks them all in pages, so the same hundred
+ * long-running flows cannot hide the others.
+ */
+export async function flowsWithQueuedJobs(db: DbOrTx, olderThanMs: number, limit: number, afterFlowId = ""): Promise<string[]> {
   const rows = await db.execute<{ flow_id: string }>(sql`
     select distinct flow_id from flow_jobs
     where status in ('waiting', 'waiting-children', 'delayed', 'active')
       and updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
+      and flow_id > ${afterFlowId}
+    order by flow_id
     limit ${limit}`);
   return rows.map((r) => r.flow_id);
+}
+
+/**
+ * Ends jobs Redis lost for good (no parent waits for them any more) as `failed`, with a reason a
+ * user can act on; only while they are still queued, so a late real outcome is never overwritten.
+ */
+export async function failLostJobs(db: DbOrTx, ids: string[], message: string) {
+  if (ids.length === 0) return;
+  await db
+    .update(flowJobs)
+    .set({ status: "failed", error: sql`jsonb_build_object('message', ${message}::text, 'attemptsMade', ${flowJobs.attemptsMade})`, updatedAt: sql`now()` })
+    .where(and(inArray(flowJobs.id, ids), inArray(flowJobs.status, ["waiting", "waiting-children", "delayed", "active"])));
 }
