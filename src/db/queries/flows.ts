@@ -12,7 +12,7 @@ export type NewFlowJobRow = typeof flowJobs.$inferInsert;
 /**
  * Writes a flow and all its jobs in one statement (one round trip, one implicit transaction): the
  * jobs travel as a single JSON parameter, which Postgres unpacks far faster than thousands of binds.
- * Fixed text sent through postgres.js: drizzle would rebuild it on every call, and cannot prepare it.
+ * Fixed text sent through postgres.js as a prepared statement: drizzle would rebuild it on every call, and cannot prepare it.
  */
 const INSERT_FLOW = `
   with f as (
@@ -48,7 +48,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     flow.requestHash ?? null,
     at,
     JSON.stringify(payload),
-  ]);
+  ], { prepare: true });
 }
 
 // The reads on every flow request (and every long-poll wake) are prepared: see prepared.ts.

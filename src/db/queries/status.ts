@@ -27,7 +27,7 @@ const guardedUpdate = (table: TrackedTable) => `
 
 /**
  * The recorder's one statement per batch ($1: the changes, $2: the cursors, both JSON). Fixed text
- * sent through postgres.js, which prepares it once per connection; drizzle would rebuild it per batch.
+ * sent through postgres.js as a prepared statement (parsed once per connection); drizzle would rebuild it per batch.
  */
 const APPLY_STATUS_BATCH = `
     with v as (
@@ -68,7 +68,7 @@ export async function applyStatusBatch(
     stream_id: c.streamId,
   }));
   const cursorRows = [...cursors].map(([queue, last_id]) => ({ queue, last_id }));
-  const [row] = await db.$client.unsafe<{ changed: number }[]>(APPLY_STATUS_BATCH, [JSON.stringify(batch), JSON.stringify(cursorRows)]);
+  const [row] = await db.$client.unsafe<{ changed: number }[]>(APPLY_STATUS_BATCH, [JSON.stringify(batch), JSON.stringify(cursorRows)], { prepare: true });
   return row?.changed ?? 0;
 }
 
