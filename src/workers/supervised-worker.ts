@@ -54,7 +54,9 @@ export function supervisedWorker(
       current = create();
       lastStartAt = Date.now();
       replacements++;
+      // A stuck close may never settle: then force BullMQ's own connections shut too.
       await withTimeout(old.worker.close(true), 5_000, "closing a stuck worker").catch(() => {});
+      await withTimeout(old.worker.disconnect(), 1_000, "disconnecting a stuck worker").catch(() => {});
       old.connection.disconnect();
     },
     async close() {
@@ -78,6 +80,14 @@ export function isStuck(s: { headSince: number; lastStartAt: number; running: nu
  * reconnect, or a connection the network silently dropped: it watches the head of each queue and
  * replaces this process's worker when the same job sits there while the worker idles.
  */
+/** A queue's head may wait on purpose: a rate limit in force, or a global concurrency cap reached. */
+export function heldOnPurpose(q: { limiterTtlMs: number; concurrency: number | null; active: number }): boolean {
+  return q.limiterTtlMs > 0 || (q.concurrency !== null && q.active >= q.concurrency);
+}
+
+/** Redis replies read per queue on each probe. */
+const PROBES = 6;
+
 export function startWorkerProbe(deps: { redis: Redis; prefix: string; workers: SupervisedWorker[]; stuckMs: number; log: Logger }) {
   const { redis, prefix, workers, stuckMs, log } = deps;
   const heads = new Map<string, { head: string; since: number }>();
@@ -92,6 +102,10 @@ export function startWorkerProbe(deps: { redis: Redis; prefix: string; workers: 
               ["lindex", key(w.name, "wait"), "-1"],
               ["zrange", key(w.name, "prioritized"), "0", "0"],
               ["hget", key(w.name, "meta"), "paused"],
+              // A rate limit or a global concurrency cap (set by an operator) holds the head on purpose.
+              ["pttl", key(w.name, "limiter")],
+              ["hget", key(w.name, "meta"), "concurrency"],
+              ["llen", key(w.name, "active")],
             ]),
           )
           .exec(),
@@ -101,9 +115,12 @@ export function startWorkerProbe(deps: { redis: Redis; prefix: string; workers: 
       if (!replies) return;
       const now = Date.now();
       for (const [i, w] of workers.entries()) {
-        const [waiting, prioritized, paused] = replies.slice(i * 3, i * 3 + 3).map(([err, value]) => (err ? null : value));
+        const [waiting, prioritized, paused, limiterTtl, cap, active] = replies
+          .slice(i * PROBES, (i + 1) * PROBES)
+          .map(([err, value]) => (err ? null : value));
         const head = (waiting as string | null) ?? (prioritized as string[] | null)?.[0] ?? null;
-        if (!head || paused) {
+        const held = heldOnPurpose({ limiterTtlMs: Number(limiterTtl), concurrency: cap === null ? null : Number(cap), active: Number(active) });
+        if (!head || paused || held) {
           heads.delete(w.name);
           continue;
         }
