@@ -16,8 +16,13 @@ export function createProducer(redis: Redis, config: Pick<Config, "prefix">) {
   const flowProducer = new FlowProducer({ connection: redis, prefix: config.prefix });
   flowProducer.on("error", () => {});
   const queues = new Map<string, Queue>();
+  let closed = false;
   return {
     flowProducer,
+    /** True once closed: background work on Redis should stop rather than fail. */
+    get closed() {
+      return closed;
+    },
     /** The shared connection, for the few reads BullMQ has no method for. */
     redis,
     queue(name: string): Queue {
@@ -35,6 +40,7 @@ export function createProducer(redis: Redis, config: Pick<Config, "prefix">) {
       return q;
     },
     async close() {
+      closed = true;
       await Promise.allSettled([flowProducer.close(), ...[...queues.values()].map((q) => q.close())]);
     },
   };

@@ -48,6 +48,7 @@ async function removeLater(deps: { producer: Producer; log: Logger }, rows: Remo
   let left = rows;
   for (const ms of REMOVAL_RETRIES_MS) {
     await Bun.sleep(ms);
+    if (deps.producer.closed) return; // shutting down: the next cancel or the retention cleans up
     left = await removalPass(deps, left).catch(() => left);
     if (left.length === 0) return;
   }
