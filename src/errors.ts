@@ -40,3 +40,14 @@ export class TooLarge extends AppError {
     super(413, "payload_too_large", message, details);
   }
 }
+
+/** Carries `Retry-After`, which the error plugin sends along. */
+export class RateLimited extends AppError {
+  readonly headers: Record<string, string>;
+  constructor(retryAfterSeconds: number, perSecond: number) {
+    super(429, "rate_limited", `Too many requests for this user (the limit is ${perSecond} per second); retry after ${retryAfterSeconds} s.`, {
+      retryAfterSeconds,
+    });
+    this.headers = { "retry-after": String(retryAfterSeconds) };
+  }
+}

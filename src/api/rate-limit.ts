@@ -1,15 +1,5 @@
-import { AppError } from "../errors";
+import { RateLimited } from "../errors";
 import type { Authenticate } from "../services/tokens";
-
-export class RateLimited extends AppError {
-  readonly headers: Record<string, string>;
-  constructor(retryAfterSeconds: number, perSecond: number) {
-    super(429, "rate_limited", `Too many requests for this user (the limit is ${perSecond} per second); retry after ${retryAfterSeconds} s.`, {
-      retryAfterSeconds,
-    });
-    this.headers = { "retry-after": String(retryAfterSeconds) };
-  }
-}
 
 /**
  * A token bucket per user: `perSecond` requests a second on average, bursts of twice that. Kept per
