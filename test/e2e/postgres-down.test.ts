@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster, type ApiProcess, type Cluster } from "../helpers/cluster";
-import { httpClient } from "../helpers/http";
-import { spawnFlowd } from "../helpers/process";
 import { startFreezableProxy } from "../helpers/tcp-proxy";
 import { waitFor } from "../helpers/wait";
 
@@ -14,12 +12,7 @@ beforeAll(async () => {
   cluster = await startCluster({ apis: 0, workers: 1, tag: "pgdown" });
   const url = new URL(cluster.env.DATABASE_URL!);
   url.port = String(proxy.port);
-  const proc = spawnFlowd(["--role=api"], { ...cluster.env, DATABASE_URL: url.toString() });
-  const line = await proc.waitForLine(/"listening"/);
-  await proc.waitForLine(/"flowd ready"/);
-  const base = (JSON.parse(line) as { url: string }).url;
-  api = { proc, url: base, wsUrl: base.replace(/^http/, "ws") + "/v1/ws", http: httpClient(base, cluster.token) };
-  cluster.apis.push(api);
+  api = await cluster.startApi({ DATABASE_URL: url.toString() });
 }, 60_000);
 afterAll(async () => {
   proxy?.restore();

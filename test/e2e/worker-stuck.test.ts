@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster, type Cluster } from "../helpers/cluster";
-import { spawnFlowd, type FlowdProcess } from "../helpers/process";
+import type { FlowdProcess } from "../helpers/process";
 import { startFreezableProxy } from "../helpers/tcp-proxy";
 import { REDIS_URL } from "../helpers/services";
 
@@ -13,9 +13,7 @@ beforeAll(async () => {
   const target = new URL(REDIS_URL);
   proxy = await startFreezableProxy({ host: target.hostname, port: Number(target.port || 6379) });
   cluster = await startCluster({ apis: 1, workers: 0, tag: "stuck" });
-  worker = spawnFlowd(["--role=worker"], { ...cluster.env, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, FLOWD_WORKER_STUCK_MS: "2000" });
-  cluster.workers.push(worker);
-  await worker.waitForLine(/"flowd ready"/);
+  worker = await cluster.startWorker({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, FLOWD_WORKER_STUCK_MS: "2000" });
 }, 60_000);
 afterAll(async () => {
   await cluster?.stop();

@@ -39,8 +39,9 @@ export async function startCluster(opts: { apis?: number; workers?: number; env?
     apis,
     workers,
     newUser: async (name: string) => (await createToken(db.database.db, name)).token,
-    async startApi(): Promise<ApiProcess> {
-      const proc = spawnFlowd(["--role=api"], env);
+    /** An API process on the cluster's environment, with `extraEnv` on top (e.g. a Postgres behind a proxy). */
+    async startApi(extraEnv: Record<string, string> = {}): Promise<ApiProcess> {
+      const proc = spawnFlowd(["--role=api"], { ...env, ...extraEnv });
       const line = await proc.waitForLine(/"listening"/);
       const url = (JSON.parse(line) as { url: string }).url;
       await proc.waitForLine(/"flowd ready"/);
@@ -48,8 +49,8 @@ export async function startCluster(opts: { apis?: number; workers?: number; env?
       apis.push(api);
       return api;
     },
-    async startWorker(): Promise<FlowdProcess> {
-      const proc = spawnFlowd(["--role=worker"], env);
+    async startWorker(extraEnv: Record<string, string> = {}): Promise<FlowdProcess> {
+      const proc = spawnFlowd(["--role=worker"], { ...env, ...extraEnv });
       await proc.waitForLine(/"flowd ready"/);
       workers.push(proc);
       return proc;
