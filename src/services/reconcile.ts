@@ -1,11 +1,12 @@
 import { bumpGeneration, failLostJobs, flowJobsOf, flowsWithQueuedJobs, resetForRetry, type FlowJobRow } from "../db/queries/flows";
 import { queuedJobs, resetJobForRetry } from "../db/queries/jobs";
+import { QUEUED_STATUSES } from "../db/schema/columns";
 import type { ServiceDeps } from "./deps";
 import { addTrees, enqueueRows } from "./enqueue";
 import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
 import { enqueueJob } from "./jobs";
 
-const QUEUED = new Set(["waiting", "waiting-children", "delayed", "active"]);
+const QUEUED = new Set<string>(QUEUED_STATUSES);
 const FLOWS_PER_PASS = 100;
 const STRANDED_REASON = "Redis lost this job after its parent stopped waiting for it, so it never ran; retry the flow to run it.";
 

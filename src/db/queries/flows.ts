@@ -2,6 +2,7 @@ import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { olderThan } from "./pagination";
 import type { Db, DbOrTx } from "../client";
 import { flowJobs, flows } from "../schema";
+import { QUEUED_STATUSES } from "../schema/columns";
 import { isId } from "../../ids";
 import { preparedPerDb } from "./prepared";
 
@@ -172,7 +173,7 @@ export async function flowsWithPendingJobs(db: DbOrTx, olderThanMs: number, limi
 export async function flowsWithQueuedJobs(db: DbOrTx, olderThanMs: number, limit: number, afterFlowId = ""): Promise<string[]> {
   const rows = await db.execute<{ flow_id: string }>(sql`
     select distinct flow_id from flow_jobs
-    where status in ('waiting', 'waiting-children', 'delayed', 'active')
+    where ${inArray(flowJobs.status, [...QUEUED_STATUSES])}
       and updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
       and flow_id > ${afterFlowId}
     order by flow_id
@@ -189,5 +190,5 @@ export async function failLostJobs(db: DbOrTx, ids: string[], message: string) {
   await db
     .update(flowJobs)
     .set({ status: "failed", error: sql`jsonb_build_object('message', ${message}::text, 'attemptsMade', ${flowJobs.attemptsMade})`, updatedAt: sql`now()` })
-    .where(and(inArray(flowJobs.id, ids), inArray(flowJobs.status, ["waiting", "waiting-children", "delayed", "active"])));
+    .where(and(inArray(flowJobs.id, ids), inArray(flowJobs.status, [...QUEUED_STATUSES])));
 }

@@ -28,6 +28,9 @@ export const jobColumns = () => ({
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
+/** The statuses of a job Postgres believes is in Redis, queued or running. */
+export const QUEUED_STATUSES = ["waiting", "waiting-children", "delayed", "active"] as const;
+
 /** A tracked job as it is first written: accepted, not yet in Redis, nothing run. */
 export const freshJobState = (now: Date) => ({
   status: "pending",
