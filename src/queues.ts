@@ -47,5 +47,12 @@ export function createProducer(redis: Redis, config: Pick<Config, "prefix">) {
 }
 export type Producer = ReturnType<typeof createProducer>;
 
+/**
+ * A key of BullMQ's layout in Redis: `prefix:queue` then a job id or a queue structure (`wait`,
+ * `meta`, `events`…), e.g. `bullKey(prefix, "flows", jobId, "lock")`. The few reads BullMQ has no
+ * method for build their keys here.
+ */
+export const bullKey = (prefix: string, queue: string, ...parts: string[]) => [prefix, queue, ...parts].join(":");
+
 /** Publishes job ids to cancel; every worker process listens and aborts those it is running. */
 export const cancelChannel = (prefix: string) => `${prefix}:flowd:cancel`;

@@ -1,6 +1,7 @@
 import { bumpGeneration, failLostJobs, flowJobsOf, flowsWithQueuedJobs, resetForRetry, type FlowJobRow } from "../db/queries/flows";
 import { queuedJobs, resetJobForRetry } from "../db/queries/jobs";
 import { QUEUED_STATUSES } from "../db/schema/columns";
+import { bullKey } from "../queues";
 import type { ServiceDeps } from "./deps";
 import { addTrees, enqueueRows } from "./enqueue";
 import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
@@ -25,12 +26,19 @@ export const noRepairs = (): Repairs => ({ flowsRebuilt: 0, subtreesRestored: 0,
 
 type Deps = Pick<ServiceDeps, "db" | "producer" | "log" | "config">;
 
+/** Sends the commands in one round trip; each reply is `[error, value]`. */
+async function ask(deps: Deps, commands: string[][], what: string): Promise<[Error | null, unknown][]> {
+  const replies = await deps.producer.redis.pipeline(commands).exec();
+  if (!replies) throw new Error(`Redis gave no answer to the ${what}`);
+  return replies;
+}
+
+const jobKey = (deps: Deps, row: { queueName: string; jobId: string }, ...parts: string[]) =>
+  bullKey(deps.config.prefix, row.queueName, row.jobId, ...parts);
+
 /** Which of these jobs Redis still has (one round trip). */
 async function presentInRedis(deps: Deps, rows: { queueName: string; jobId: string }[]): Promise<boolean[]> {
-  const replies = await deps.producer.redis
-    .pipeline(rows.map((r) => ["exists", `${deps.config.prefix}:${r.queueName}:${r.jobId}`]))
-    .exec();
-  if (!replies) throw new Error("Redis gave no answer to the existence check");
+  const replies = await ask(deps, rows.map((r) => ["exists", jobKey(deps, r)]), "existence check");
   return replies.map(([err, n]) => !err && Number(n) === 1);
 }
 
@@ -119,7 +127,7 @@ async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<str
     if (!(await clearedForRestore(deps, lostHere))) continue;
     const [tree] = buildRedisTrees(rows as EnqueueRow[], subtree);
     if (!tree) continue;
-    if (parent) tree.opts = { ...tree.opts, parent: { id: parent.jobId, queue: `${deps.config.prefix}:${parent.queueName}` } };
+    if (parent) tree.opts = { ...tree.opts, parent: { id: parent.jobId, queue: bullKey(deps.config.prefix, parent.queueName) } };
     await addTrees(deps.producer, [tree]);
     restored++;
   }
@@ -132,23 +140,22 @@ async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<str
  * a BullMQ list, where a worker would pop it and run the job a second time.
  */
 async function clearedForRestore(deps: Deps, rows: FlowJobRow[]): Promise<boolean> {
-  const key = (r: FlowJobRow, part?: string) => `${deps.config.prefix}:${r.queueName}${part ? `:${part}` : ""}`;
-  const checks = await deps.producer.redis
-    .pipeline(
-      rows.flatMap((r) => [
-        ["exists", `${key(r)}:${r.jobId}:lock`],
-        ["zscore", key(r, "completed"), r.jobId],
-        ["zscore", key(r, "failed"), r.jobId],
-      ]),
-    )
-    .exec();
-  if (!checks) throw new Error("Redis gave no answer to the restore check");
+  const queueKey = (r: FlowJobRow, part: string) => bullKey(deps.config.prefix, r.queueName, part);
+  const checks = await ask(
+    deps,
+    rows.flatMap((r) => [
+      ["exists", jobKey(deps, r, "lock")],
+      ["zscore", queueKey(r, "completed"), r.jobId],
+      ["zscore", queueKey(r, "failed"), r.jobId],
+    ]),
+    "restore check",
+  );
   const busy = checks.some(([err, value], i) => err || (i % 3 === 0 ? Number(value) === 1 : value !== null));
   if (busy) return false;
   const stale = deps.producer.redis.multi();
   for (const r of rows) {
-    for (const list of ["wait", "paused", "active"]) stale.lrem(key(r, list), 0, r.jobId);
-    for (const set of ["delayed", "prioritized", "waiting-children"]) stale.zrem(key(r, set), r.jobId);
+    for (const list of ["wait", "paused", "active"]) stale.lrem(queueKey(r, list), 0, r.jobId);
+    for (const set of ["delayed", "prioritized", "waiting-children"]) stale.zrem(queueKey(r, set), r.jobId);
   }
   await stale.exec();
   return true;
@@ -156,13 +163,11 @@ async function clearedForRestore(deps: Deps, rows: FlowJobRow[]): Promise<boolea
 
 /** The rows whose parent's BullMQ dependencies still list them: the parent waits for them. */
 async function awaitedByParent(deps: Deps, rows: FlowJobRow[], byId: Map<string, FlowJobRow>): Promise<Set<string>> {
-  const key = (r: FlowJobRow) => `${deps.config.prefix}:${r.queueName}:${r.jobId}`;
   const links = rows.flatMap((row) => {
     const parent = row.parentId ? byId.get(row.parentId) : undefined;
     return parent ? [{ row, parent }] : [];
   });
   if (links.length === 0) return new Set();
-  const replies = await deps.producer.redis.pipeline(links.map(({ row, parent }) => ["sismember", `${key(parent)}:dependencies`, key(row)])).exec();
-  if (!replies) throw new Error("Redis gave no answer to the dependency check");
+  const replies = await ask(deps, links.map(({ row, parent }) => ["sismember", jobKey(deps, parent, "dependencies"), jobKey(deps, row)]), "dependency check");
   return new Set(links.filter((_, i) => !replies[i]?.[0] && Number(replies[i]?.[1]) === 1).map(({ row }) => row.id));
 }

@@ -4,6 +4,7 @@ import { applyStatusBatch, loadStreamCursors } from "../db/queries/status";
 import type { Logger } from "../log";
 import { collapse, toStatusChange, type StatusChange, type StreamEvent } from "../services/status";
 import type { Lease } from "./lease";
+import { bullKey } from "../queues";
 
 export interface RecorderStats {
   batches: number;
@@ -32,7 +33,7 @@ export function startStatusRecorder(deps: {
   lease?: Lease;
 }) {
   const log = deps.log.child({ component: "status-recorder" });
-  const keyOf = (queue: string) => `${deps.prefix}:${queue}:events`;
+  const keyOf = (queue: string) => bullKey(deps.prefix, queue, "events");
   const tableOf = new Map(deps.queues.map((q) => [keyOf(q.name), q]));
   const stats: RecorderStats = { batches: 0, events: 0, rowsChanged: 0, lastBatchSize: 0, lastLagMs: 0 };
   let running = true;
@@ -123,7 +124,7 @@ export function startStatusRecorder(deps: {
       const change = toStatusChange(e);
       if (!change) continue;
       out.push({ table: tableOf.get(keyOf(e.queue))!.table, change });
-      if (change.status === "failed") failures.push({ change, key: `${prefix}:${e.queue}:${change.jobId}` });
+      if (change.status === "failed") failures.push({ change, key: bullKey(prefix, e.queue, change.jobId) });
     }
     if (failures.length > 0) {
       // The stream names the reason only; the attempt count and the stack live on the job's hash

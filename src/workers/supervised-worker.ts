@@ -1,6 +1,7 @@
 import { Worker, type Processor, type WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "../log";
+import { bullKey } from "../queues";
 import { withTimeout } from "../timeout";
 import { startLoop } from "./loop";
 
@@ -91,7 +92,7 @@ const PROBES = 6;
 export function startWorkerProbe(deps: { redis: Redis; prefix: string; workers: SupervisedWorker[]; stuckMs: number; log: Logger }) {
   const { redis, prefix, workers, stuckMs, log } = deps;
   const heads = new Map<string, { head: string; since: number }>();
-  const key = (queue: string, part: string) => `${prefix}:${queue}:${part}`;
+  const key = (queue: string, part: string) => bullKey(prefix, queue, part);
   return startLoop(
     Math.max(250, Math.floor(stuckMs / 4)),
     async () => {
