@@ -9,7 +9,7 @@ import { startCluster, type Cluster } from "../test/helpers/cluster";
 import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/services";
 import { connectWs, type WsClient } from "../test/helpers/ws-client";
 import { frameCountingSocket } from "./raw-ws";
-import { cpuSeconds, cpuSpent, median, percentile, pidsNamed, printConditions, ratio } from "./stats";
+import { clusterProcesses, cpuSeconds, cpuSpent, median, percentile, printConditions, ratio } from "./stats";
 
 const JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 300);
 
@@ -80,13 +80,7 @@ async function fanOut(cluster: Cluster, extraSockets: number) {
              (select coalesce(max(seq), 0) from events)::text as seq`;
     return { commits: Number(r!.commits), seq: Number(r!.seq) };
   };
-  const groups = {
-    clients: [process.pid],
-    api: [api.proc.proc.pid],
-    worker: cluster.workers.map((w) => w.proc.pid),
-    postgres: await pidsNamed("postgres"),
-    redis: await pidsNamed("redis-server"),
-  };
+  const groups = await clusterProcesses(cluster, "clients");
   const cpuBefore = await cpuSeconds(groups);
   const before = await stat();
   const t = performance.now();

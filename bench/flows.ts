@@ -7,7 +7,7 @@ import IORedis from "ioredis";
 import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/services";
 import { startCluster } from "../test/helpers/cluster";
 import { deletePrefix, uniquePrefix } from "../test/helpers/redis";
-import { cpuSeconds, cpuSpent, median, percentile, pidsNamed, printConditions, ratio } from "./stats";
+import { clusterProcesses, cpuSeconds, cpuSpent, median, percentile, pidsNamed, printConditions, ratio } from "./stats";
 
 const CONCURRENCY = 16;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -96,13 +96,7 @@ async function flowdRun(jobs: number, rounds: number) {
   const commitsPerJob: number[] = [];
   const commits = async () =>
     Number((await cluster.database.sql<{ n: string }[]>`select xact_commit::text as n from pg_stat_database where datname = current_database()`)[0]!.n);
-  const groups = {
-    bench: [process.pid],
-    api: [api.proc.proc.pid],
-    worker: cluster.workers.map((w) => w.proc.pid),
-    postgres: await pidsNamed("postgres"),
-    redis: await pidsNamed("redis-server"),
-  };
+  const groups = await clusterProcesses(cluster, "bench");
   const cpuBefore = await cpuSeconds(groups);
   for (let r = 0; r < rounds; r++) {
     const before = await commits();

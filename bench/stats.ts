@@ -1,4 +1,5 @@
 import { cpus } from "node:os";
+import type { Cluster } from "../test/helpers/cluster";
 
 export const median = (xs: number[]) => percentile(xs, 50);
 
@@ -52,3 +53,14 @@ export const cpuSpent = (before: Record<string, number>, after: Record<string, n
   Object.keys(after)
     .map((k) => `${k} ${(after[k]! - (before[k] ?? 0)).toFixed(2)} s`)
     .join(", ");
+
+/** The process groups of a flowd run: this process (named `self`), the API and workers, Postgres, Redis. */
+export async function clusterProcesses(cluster: Cluster, self: string): Promise<Record<string, number[]>> {
+  return {
+    [self]: [process.pid],
+    api: cluster.apis.map((a) => a.proc.proc.pid),
+    worker: cluster.workers.map((w) => w.proc.pid),
+    postgres: await pidsNamed("postgres"),
+    redis: await pidsNamed("redis-server"),
+  };
+}
