@@ -42,6 +42,10 @@ const REPLAY_PAGE = 500;
  */
 export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; sockets?: Map<string, unknown> }) {
   const sockets = (deps.sockets ?? new Map()) as Map<string, SocketState>;
+  deps.hub.watchSubscriptions(() => {
+    for (const s of sockets.values()) if (s.all || s.flows.size > 0) return true;
+    return false;
+  });
   // Returns nothing on purpose: Elysia sends whatever a message handler returns as one more frame.
   const send = (ws: Socket, msg: unknown): void => {
     ws.send(JSON.stringify(msg));
@@ -81,7 +85,6 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; s
     }
     if (req.all) {
       for (const f of state.flows) ws.unsubscribe(flowTopic(f));
-      deps.hub.left(state.flows.size);
       state.flows.clear();
       state.all = true;
       ws.subscribe(userTopic(state.user.userId));
@@ -94,11 +97,10 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; s
 
   function unsubscribe(ws: Socket, state: SocketState, req: Subscription) {
     if (req.all) {
-      if (state.all) deps.hub.left();
       state.all = false;
       ws.unsubscribe(userTopic(state.user.userId));
     } else {
-      if (state.flows.delete(req.flowId!)) deps.hub.left();
+      state.flows.delete(req.flowId!);
       ws.unsubscribe(flowTopic(req.flowId!));
     }
     send(ws, { type: "unsubscribed", ...(req.all ? { all: true } : { flowId: req.flowId }) });
@@ -121,8 +123,6 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; s
         sockets.set(ws.id, { user: (ws.data as { wsUser: AuthUser }).wsUser, all: false, flows: new Set() });
       },
       close(ws) {
-        const state = sockets.get(ws.id);
-        if (state) deps.hub.left(state.flows.size + (state.all ? 1 : 0));
         sockets.delete(ws.id);
       },
       async message(ws, raw): Promise<void> {

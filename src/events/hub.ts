@@ -18,9 +18,10 @@ export function createHub() {
   let server: Publisher | null = null;
   const listeners = new Set<(e: LoggedEvent) => void>();
   const stats = { lastSeq: 0, published: 0 };
-  // Socket subscriptions on this process, and a count of joins: the listener reads job events only
-  // while someone may want them, and re-reads if a socket joined during a read that skipped them.
-  let subscriptions = 0;
+  // Whether any socket here is subscribed (asked of the socket routes, which own that state), and a
+  // count of joins: the listener reads job events only while someone may want them, and re-reads if
+  // a socket joined during a read that skipped them.
+  let anySubscribed: () => boolean = () => false;
   let joins = 0;
   return {
     stats,
@@ -28,18 +29,18 @@ export function createHub() {
       return stats.lastSeq;
     },
     get hasSubscribers() {
-      return subscriptions > 0;
+      return anySubscribed();
     },
     get joins() {
       return joins;
     },
+    /** Where to ask whether any socket is subscribed. */
+    watchSubscriptions(fn: () => boolean) {
+      anySubscribed = fn;
+    },
     /** A socket joined a topic (call in the same tick as its `subscribe`). */
     joined() {
-      subscriptions++;
       joins++;
-    },
-    left(count = 1) {
-      subscriptions = Math.max(0, subscriptions - count);
     },
     attach(publisher: Publisher) {
       server = publisher;
