@@ -54,5 +54,16 @@ export type Producer = ReturnType<typeof createProducer>;
  */
 export const bullKey = (prefix: string, queue: string, ...parts: string[]) => [prefix, queue, ...parts].join(":");
 
+/**
+ * The queue and job id in a job's key (`prefix:queue:id`), which BullMQ uses to name children;
+ * users know job ids. Prefixes and queue names hold no colon, so the id is what follows the second.
+ */
+export function parseJobKey(key: string): { queue: string; jobId: string } | null {
+  const first = key.indexOf(":");
+  const second = key.indexOf(":", first + 1);
+  if (first < 0 || second < 0 || second === key.length - 1) return null;
+  return { queue: key.slice(first + 1, second), jobId: key.slice(second + 1) };
+}
+
 /** Publishes job ids to cancel; every worker process listens and aborts those it is running. */
 export const cancelChannel = (prefix: string) => `${prefix}:flowd:cancel`;

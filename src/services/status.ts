@@ -4,6 +4,8 @@
  * coming due, a retry started from another tool) — appears in the queue's event stream, so the
  * recorder follows the stream instead of trusting whoever happened to run the job.
  */
+import { parseJobKey } from "../queues";
+
 export interface StreamEvent {
   queue: string;
   /** Redis stream entry id, `ms-seq`; increases within a queue's stream. */
@@ -48,13 +50,11 @@ export function toStatusChange(e: StreamEvent): StatusChange | null {
   return change;
 }
 
-/**
- * BullMQ fails a parent with "child <prefix>:<queue>:<id> failed", naming a Redis key; users know
- * job ids (prefixes and queue names carry no colon, so the id is what follows the second one).
- */
+/** BullMQ fails a parent with "child <prefix>:<queue>:<id> failed", naming a Redis key, not a job id. */
 export function userFacingReason(reason: string): string {
-  const child = /^child (\S+?):(\S+?):(\S+) failed$/.exec(reason);
-  return child ? `child job ${child[3]} (queue ${child[2]}) failed` : reason;
+  const key = /^child (\S+) failed$/.exec(reason)?.[1];
+  const child = key ? parseJobKey(key) : null;
+  return child ? `child job ${child.jobId} (queue ${child.queue}) failed` : reason;
 }
 
 function parseJson(text: string | undefined): unknown {

@@ -2,14 +2,9 @@ import { UnrecoverableError, type Job } from "bullmq";
 import type { Config } from "../config";
 import { handlers, isHandlerName } from "../handlers/catalog";
 import { PermanentFailure } from "../handlers/types";
+import { parseJobKey } from "../queues";
 import { readEnvelope } from "../services/job-envelope";
 
-/** BullMQ keys children's results by their full Redis key (`prefix:queue:id`); users know only the id. */
-export function childJobId(key: string, prefix: string): string {
-  const rest = key.startsWith(prefix + ":") ? key.slice(prefix.length + 1) : key;
-  const colon = rest.indexOf(":");
-  return colon >= 0 ? rest.slice(colon + 1) : rest;
-}
 
 /** Runs one job with its handler from the catalog; a cancelled job fails without further attempts. */
 export function createProcessor(config: Pick<Config, "prefix" | "allowPrivateUrls">) {
@@ -20,7 +15,7 @@ export function createProcessor(config: Pick<Config, "prefix" | "allowPrivateUrl
     const children: Record<string, unknown> = { ...envelope.kept };
     if (envelope.parent) {
       const values = await job.getChildrenValues();
-      for (const [key, value] of Object.entries(values)) children[childJobId(key, config.prefix)] = value;
+      for (const [key, value] of Object.entries(values)) children[parseJobKey(key)?.jobId ?? key] = value;
     }
     const abort = signal ?? new AbortController().signal;
     try {
