@@ -213,6 +213,33 @@ describe("events on sockets", () => {
     await other.next((m) => m.type === "pong");
   });
 
+  test("job events carry the result exactly as GET shows it, nulls inside included; a large one is truncated", async () => {
+    const api = cluster.apis[0]!;
+    const run = async (root: unknown) => {
+      const created = await api.http("POST", "/v1/flows", { name: "payloads", root });
+      expect(created.status).toBe(201);
+      let flow = created.body;
+      while (flow.status === "running") flow = (await api.http("GET", `/v1/flows/${flow.id}?wait=20`)).body;
+      expect(flow.status).toBe("completed");
+      const events = (await logged(flow.id)) as unknown as { type: string; status: string; jobId: string; data: any }[];
+      const eventOf = (status: string) => events.find((e) => e.type === "job.updated" && e.status === status && e.jobId === flow.root.id)!;
+      return { flow, eventOf };
+    };
+
+    const nulls = await run({ name: "echo", data: { a: null, nested: { b: null, c: [null] } }, children: [{ name: "echo", data: { d: null } }] });
+    expect(nulls.eventOf("completed").data.result).toEqual(nulls.flow.root.result);
+    expect(nulls.eventOf("completed").data.result.data).toEqual({ a: null, nested: { b: null, c: [null] } });
+    // Before completion there is no result to carry, and the key is left out.
+    expect("result" in nulls.eventOf("active").data).toBe(false);
+    expect("error" in nulls.eventOf("active").data).toBe(false);
+
+    const big = await run({ name: "echo", data: { big: "x".repeat(5_000) } });
+    const truncated = big.eventOf("completed").data.result;
+    expect(Object.keys(truncated).sort()).toEqual(["bytes", "truncated"]);
+    expect(truncated.truncated).toBe(true);
+    expect(truncated.bytes).toBeGreaterThan(5_000);
+  });
+
   test("GET /v1/events pages the log in seq order and refuses an expired cursor", async () => {
     const first = await cluster.apis[1]!.http("GET", "/v1/events?limit=3");
     expect(first.status).toBe(200);
