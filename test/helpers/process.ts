@@ -14,7 +14,9 @@ export interface FlowdProcess {
 
 /** The command that runs flowd: the compiled binary when FLOWD_BIN is set, the sources otherwise. */
 export function flowdCommand(args: string[], bin = process.env.FLOWD_BIN): string[] {
-  return bin ? [bin, ...args] : [process.execPath, join(REPO, "src/cli.ts"), ...args];
+  // FLOWD_CPU_PROF=dir: each flowd process from sources writes a CPU profile there on exit.
+  const profile = process.env.FLOWD_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.FLOWD_CPU_PROF}`] : [];
+  return bin ? [bin, ...args] : [process.execPath, ...profile, join(REPO, "src/cli.ts"), ...args];
 }
 
 /** flowd with only the given environment (and PATH, HOME): what the machine has set must not leak in. */
