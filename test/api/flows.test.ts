@@ -166,6 +166,22 @@ describe("flows end to end", () => {
     expect(counted?.count).toBe(0);
   });
 
+  test("deleting a user in SQL takes their flows and every job of them along, and nobody else's", async () => {
+    const token = await stack.newUser("leaving");
+    const theirs = await stack.http("POST", "/v1/flows", { name: "theirs", root: { name: "echo", children: [{ name: "echo" }] } }, { token });
+    const mine = await stack.http("POST", "/v1/flows", { name: "mine", root: { name: "echo", children: [{ name: "echo" }] } });
+    await finished(theirs.body.id, token);
+    await finished(mine.body.id);
+    const jobsOf = async (flowId: string) =>
+      (await stack.database.sql<{ n: number }[]>`select count(*)::int as n from flow_jobs where flow_id = ${flowId}`)[0]!.n;
+    expect(await jobsOf(theirs.body.id)).toBe(2);
+
+    await stack.database.sql`delete from users where name = 'leaving'`;
+    expect(await jobsOf(theirs.body.id)).toBe(0);
+    expect(await jobsOf(mine.body.id)).toBe(2);
+    expect((await stack.http("GET", `/v1/flows/${mine.body.id}`)).status).toBe(200);
+  });
+
   test("concurrent requests with one Idempotency-Key create one flow and all answer with it", async () => {
     const body = { name: "raced", root: { name: "echo", data: { n: 1 } } };
     const headers = { "idempotency-key": `race-${Date.now()}` };
