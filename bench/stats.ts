@@ -22,7 +22,7 @@ export function printConditions(title: string, params: Record<string, unknown>) 
   );
 }
 
-/** CPU seconds (user + system) used so far by each named group of processes, read from /proc. */
+/** CPU seconds (user + system) used so far by each named group of processes, and by the whole machine, read from /proc. */
 export async function cpuSeconds(groups: Record<string, number[]>): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const [name, pids] of Object.entries(groups)) {
@@ -35,6 +35,10 @@ export async function cpuSeconds(groups: Record<string, number[]>): Promise<Reco
     }
     out[name] = ticks / 100;
   }
+  // The whole machine too: Postgres starts processes of its own (autovacuum, new backends) that a
+  // list of pids taken beforehand misses.
+  const [, user, nice, system, , , irq, softirq, steal] = (await Bun.file("/proc/stat").text()).split("\n")[0]!.split(/\s+/).map(Number);
+  out.machine = (user! + nice! + system! + irq! + softirq! + steal!) / 100;
   return out;
 }
 
