@@ -226,12 +226,13 @@ describe("events on sockets", () => {
       return { flow, eventOf };
     };
 
-    const nulls = await run({ name: "echo", data: { a: null, nested: { b: null, c: [null] } }, children: [{ name: "echo", data: { d: null } }] });
+    // The sleeping child keeps the root in waiting-children long enough to be recorded on its own.
+    const nulls = await run({ name: "echo", data: { a: null, nested: { b: null, c: [null] } }, children: [{ name: "sleep", data: { ms: 300 } }] });
     expect(nulls.eventOf("completed").data.result).toEqual(nulls.flow.root.result);
     expect(nulls.eventOf("completed").data.result.data).toEqual({ a: null, nested: { b: null, c: [null] } });
     // Before completion there is no result to carry, and the key is left out.
-    expect("result" in nulls.eventOf("active").data).toBe(false);
-    expect("error" in nulls.eventOf("active").data).toBe(false);
+    expect("result" in nulls.eventOf("waiting-children").data).toBe(false);
+    expect("error" in nulls.eventOf("waiting-children").data).toBe(false);
 
     const big = await run({ name: "echo", data: { big: "x".repeat(5_000) } });
     const truncated = big.eventOf("completed").data.result;
