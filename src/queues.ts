@@ -1,5 +1,6 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { FlowProducer, Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Redis } from "ioredis";
 import type { Config } from "./config";
 
 /** Kept in Redis this long after finishing; Postgres keeps the record for good. */
@@ -11,8 +12,35 @@ export const REDIS_RETENTION = {
 /** Events each queue's stream keeps; the status recorder must not fall further behind than this. */
 export const EVENT_STREAM_MAX_LEN = 100_000;
 
+/** The Postgres write an add must wait for, for adds run through `addAfter`. */
+const sendGates = new AsyncLocalStorage<Promise<unknown>>();
+
+/**
+ * Runs `add` so that BullMQ builds its MULTI at once but sends it only after `gate` resolves, and
+ * never if `gate` rejects. A large add's CPU work (a third of a 1,000-job create) then overlaps
+ * the Postgres commit that must come first, and nothing reaches Redis before the rows exist.
+ */
+export function addAfter<T>(gate: Promise<unknown>, add: () => Promise<T>): Promise<T> {
+  return sendGates.run(gate, add);
+}
+
+/** Makes the connection's MULTIs honour `addAfter`'s gate; others are sent as usual. */
+function gateTransactions(redis: Redis) {
+  const multi = redis.multi.bind(redis) as (...args: unknown[]) => ChainableCommander;
+  redis.multi = ((...args: unknown[]) => {
+    const transaction = multi(...args);
+    const gate = sendGates.getStore();
+    if (gate) {
+      const exec = transaction.exec.bind(transaction);
+      transaction.exec = (() => gate.then(() => exec())) as typeof transaction.exec;
+    }
+    return transaction;
+  }) as typeof redis.multi;
+}
+
 /** Producer-side BullMQ objects over one shared connection: adding, removing and inspecting jobs. */
 export function createProducer(redis: Redis, config: Pick<Config, "prefix">) {
+  gateTransactions(redis);
   const flowProducer = new FlowProducer({ connection: redis, prefix: config.prefix });
   flowProducer.on("error", () => {});
   const queues = new Map<string, Queue>();

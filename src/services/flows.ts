@@ -22,6 +22,7 @@ import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, reques
 import { flowView, flowSummary, type FlowView } from "./flow-views";
 
 import { enqueueRows, removeFromRedis } from "./enqueue";
+import { addAfter } from "../queues";
 import { initialStatus, type EnqueueRow } from "./flow-redis";
 import { keysetPage } from "./cursor";
 
@@ -74,9 +75,13 @@ export async function createFlow(
     updatedAt: now,
     finishedAt: null,
   };
+  // The add is prepared while Postgres writes the rows, and sent only once they are committed.
+  const inserted = insertFlow(deps.db, flow, rows);
+  const adding = addAfter(inserted, () => enqueueRows(deps, rows as EnqueueRow[]));
   try {
-    await insertFlow(deps.db, flow, rows);
+    await inserted;
   } catch (err) {
+    adding.catch(() => {}); // never sent: it fails with the same error
     // Two requests with one key raced; the loser answers with the winner's flow.
     if (idempotencyKey && isUniqueViolation(err)) {
       const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
@@ -84,7 +89,7 @@ export async function createFlow(
     }
     throw err;
   }
-  const queued = await enqueueRows(deps, rows as EnqueueRow[]).catch((err) => {
+  const queued = await adding.catch((err) => {
     deps.log.warn("flow accepted but not yet in Redis; the enqueuer will add it", { flowId, err: String(err) });
     return false;
   });
