@@ -1,7 +1,7 @@
 import { t } from "elysia";
 import type { SingleJobView } from "../../services/jobs";
 import type { ScheduleView } from "../../services/schedules";
-import { JobData, JobStatus, ResponseInteger, jobOptsFields, jobViewFields } from "./flows";
+import { JobData, JobStatus, JsonInteger, ResponseInteger, jobOptsFields, jobViewFields } from "./flows";
 
 /** A single job has no parent, so the failure policies of flow jobs do not apply. */
 export const SingleJobOptsSchema = t.Object(jobOptsFields, { additionalProperties: false });
@@ -33,7 +33,7 @@ export const CreateScheduleBody = t.Object(
   {
     name: t.String({ minLength: 1, maxLength: 200 }),
     pattern: t.Optional(t.String({ minLength: 1, maxLength: 200, description: "cron expression (5 or 6 fields)" })),
-    every: t.Optional(t.Integer({ minimum: 100, maximum: 366 * 24 * 3600 * 1000, description: "milliseconds between runs (>= 100)" })),
+    every: t.Optional(JsonInteger({ minimum: 100, maximum: 366 * 24 * 3600 * 1000, description: "milliseconds between runs (>= 100)" })),
     tz: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "IANA time zone for pattern" })),
     job: JobInputSchema,
   },
