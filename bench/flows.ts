@@ -11,6 +11,9 @@ import { clusterProcesses, cpuSeconds, cpuSpent, median, percentile, pidsNamed, 
 
 const CONCURRENCY = 16;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Creations timed per flow size, after WARMUP untimed ones on each side (a fresh process runs cold code). */
+const samples = (size: number) => (size === 1000 ? 20 : 100);
+const WARMUP = 3;
 
 const flowdTree = (n: number) => ({
   name: "bench",
@@ -36,10 +39,10 @@ async function bullmqRun(jobs: number, rounds: number) {
   const producer = new FlowProducer({ connection: conn, prefix });
   const creation: Record<number, number[]> = { 1: [], 10: [], 1000: [] };
   for (const size of [1, 10, 1000]) {
-    for (let i = 0; i < (size === 1000 ? 10 : 50); i++) {
+    for (let i = -WARMUP; i < samples(size); i++) {
       const t = performance.now();
       await producer.add(bullTree(size));
-      creation[size]!.push(performance.now() - t);
+      if (i >= 0) creation[size]!.push(performance.now() - t);
     }
   }
   await deletePrefix(prefix);
@@ -81,10 +84,10 @@ async function flowdRun(jobs: number, rounds: number) {
   const api = cluster.apis[0]!;
   const creation: Record<number, number[]> = { 1: [], 10: [], 1000: [] };
   for (const size of [1, 10, 1000]) {
-    for (let i = 0; i < (size === 1000 ? 10 : 50); i++) {
+    for (let i = -WARMUP; i < samples(size); i++) {
       const t = performance.now();
       const res = await api.http("POST", "/v1/flows", flowdTree(size));
-      creation[size]!.push(performance.now() - t);
+      if (i >= 0) creation[size]!.push(performance.now() - t);
       if (res.status !== 201) throw new Error(`POST /v1/flows answered ${res.status}: ${JSON.stringify(res.body)}`);
     }
   }
@@ -120,7 +123,7 @@ export async function benchFlows() {
   await checkServices();
   await ensureTemplate();
   const jobs = 1000;
-  printConditions("flows: 1,000-job flow (echo root + 999 echo children) and POST latency", { jobs, concurrency: CONCURRENCY, rounds: ROUNDS });
+  printConditions("flows: 1,000-job flow (echo root + 999 echo children) and POST latency", { jobs, concurrency: CONCURRENCY, rounds: ROUNDS, creations: "100 (1, 10 jobs), 20 (1,000 jobs)", warmup: WARMUP });
   const bull = await bullmqRun(jobs, ROUNDS);
   const flowd = await flowdRun(jobs, ROUNDS);
   const bullRate = median(bull.rates);
