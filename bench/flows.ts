@@ -7,9 +7,18 @@ import IORedis from "ioredis";
 import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/services";
 import { startCluster } from "../test/helpers/cluster";
 import { deletePrefix, uniquePrefix } from "../test/helpers/redis";
+import { bullKey } from "../src/queues";
 import { clusterProcesses, cpuSeconds, cpuSpent, median, percentile, pidsNamed, printConditions, ratio } from "./stats";
 
 const CONCURRENCY = 16;
+
+/** Where a throughput round's time went, in ms: creating the flow, running it, and (flowd) until GET showed it. */
+interface Phases {
+  create: number;
+  run: number;
+  shown?: number;
+}
+const medianOf = (phases: Phases[], key: keyof Phases) => median(phases.map((p) => p[key] ?? 0)).toFixed(0);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Creations timed per flow size, after WARMUP untimed ones on each side (a fresh process runs cold code). */
 const samples = (size: number) => (size === 1000 ? 20 : 100);
@@ -32,6 +41,16 @@ const bullTree = (n: number): FlowJob => {
   };
 };
 
+/**
+ * When a round's work ran, from BullMQ's own job hashes: the earliest start among the first
+ * children (they are taken first) and the root's finish. Wall-clock milliseconds, as BullMQ stores them.
+ */
+async function ranBetween(redis: IORedis, prefix: string, rootId: string, childIds: string[]) {
+  const starts = await Promise.all(childIds.slice(0, 32).map((id) => redis.hget(bullKey(prefix, "flows", id), "processedOn")));
+  const finished = Number(await redis.hget(bullKey(prefix, "flows", rootId), "finishedOn"));
+  return { firstStart: Math.min(...starts.map(Number)), rootFinished: finished };
+}
+
 /** Plain BullMQ: the baseline. The worker returns what flowd's echo returns. */
 async function bullmqRun(jobs: number, rounds: number) {
   const prefix = uniquePrefix("bench");
@@ -47,6 +66,7 @@ async function bullmqRun(jobs: number, rounds: number) {
   }
   await deletePrefix(prefix);
   const rates: number[] = [];
+  const phases: Phases[] = [];
   const worker = new Worker(
     "flows",
     async (job) => ({ data: job.data, children: await job.getChildrenValues() }),
@@ -66,16 +86,20 @@ async function bullmqRun(jobs: number, rounds: number) {
       worker.on("completed", onDone);
     });
     const t = performance.now();
+    const t0 = Date.now();
     await producer.add(tree);
+    const added = Date.now();
     await done;
     rates.push(jobs / ((performance.now() - t) / 1000));
+    const ran = await ranBetween(conn, prefix, tree.opts!.jobId!, tree.children!.map((c) => c.opts!.jobId!));
+    phases.push({ create: added - t0, run: ran.rootFinished - ran.firstStart });
   }
   const cpu = cpuSpent(cpuBefore, await cpuSeconds(groups));
   await worker.close();
   await producer.close();
   conn.disconnect();
   await deletePrefix(prefix);
-  return { rates, creation, cpu };
+  return { rates, creation, cpu, phases };
 }
 
 async function flowdRun(jobs: number, rounds: number) {
@@ -96,6 +120,8 @@ async function flowdRun(jobs: number, rounds: number) {
   await cluster.database.sql`delete from flows`;
   await cluster.startWorker();
   const rates: number[] = [];
+  const phases: Phases[] = [];
+  const redis = new IORedis(REDIS_URL);
   const commitsPerJob: number[] = [];
   const commits = async () =>
     Number((await cluster.database.sql<{ n: string }[]>`select xact_commit::text as n from pg_stat_database where datname = current_database()`)[0]!.n);
@@ -104,19 +130,26 @@ async function flowdRun(jobs: number, rounds: number) {
   for (let r = 0; r < rounds; r++) {
     const before = await commits();
     const t = performance.now();
+    const t0 = Date.now();
     const created = await api.http("POST", "/v1/flows", flowdTree(jobs));
+    const posted = Date.now();
     let status = created.body.status;
     while (status === "running") status = (await api.http("GET", `/v1/flows/${created.body.id}?wait=60`)).body.status;
     const seconds = (performance.now() - t) / 1000;
+    const shown = Date.now();
     if (status !== "completed") throw new Error(`flow ended ${status}`);
     rates.push(jobs / seconds);
+    const root = created.body.root as { jobId: string; children: { jobId: string }[] };
+    const ran = await ranBetween(redis, cluster.prefix, root.jobId, root.children.map((c) => c.jobId));
+    phases.push({ create: posted - t0, run: ran.rootFinished - ran.firstStart, shown: shown - ran.rootFinished });
     // pg_stat counters are flushed lazily; give them a moment, then read.
     await Bun.sleep(600);
     commitsPerJob.push(((await commits()) - before) / jobs);
   }
   const cpu = cpuSpent(cpuBefore, await cpuSeconds(groups));
+  redis.disconnect();
   await cluster.stop();
-  return { rates, creation, commitsPerJob, cpu };
+  return { rates, creation, commitsPerJob, cpu, phases };
 }
 
 export async function benchFlows() {
@@ -129,6 +162,10 @@ export async function benchFlows() {
   const bullRate = median(bull.rates);
   const flowdRate = median(flowd.rates);
   console.log(`throughput  plain BullMQ ${bullRate.toFixed(0)} jobs/s | flowd ${flowdRate.toFixed(0)} jobs/s | ratio ${ratio(flowdRate, bullRate)} (goal >= 0.8)`);
+  console.log(
+    `phases (median ms)  plain BullMQ: add ${medianOf(bull.phases, "create")}, run ${medianOf(bull.phases, "run")} | ` +
+      `flowd: POST ${medianOf(flowd.phases, "create")}, run ${medianOf(flowd.phases, "run")}, root finished to GET completed ${medianOf(flowd.phases, "shown")}`,
+  );
   console.log(`postgres commits per job (flowd, whole run incl. API): ${median(flowd.commitsPerJob).toFixed(3)}`);
   console.log(`cpu for the ${ROUNDS} throughput rounds: plain BullMQ ${bull.cpu} | flowd ${flowd.cpu}`);
   for (const size of [1, 10, 1000]) {
