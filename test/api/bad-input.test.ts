@@ -186,6 +186,8 @@ describe("bad input to POST /v1/flows", () => {
     const cases: [title: string, opts: unknown][] = [
       ["attempts 0", { attempts: 0 }],
       ["attempts 10000", { attempts: 10_000 }],
+      ["attempts as a string", { attempts: "3" }],
+      ["attempts 2.5", { attempts: 2.5 }],
       ["delay -1", { delay: -1 }],
       ["priority -1", { priority: -1 }],
       ["a linear backoff", { backoff: { type: "linear", delay: 10 } }],
