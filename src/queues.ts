@@ -24,15 +24,18 @@ export function addAfter<T>(gate: Promise<unknown>, add: () => Promise<T>): Prom
   return sendGates.run(gate, add);
 }
 
-/** Makes the connection's MULTIs honour `addAfter`'s gate; others are sent as usual. */
+/**
+ * Makes the connection's MULTIs honour `addAfter`'s gate; others are sent as usual. Only a queued
+ * MULTI (ioredis's default, BullMQ's choice) can wait: its commands stay in the client until exec.
+ */
 function gateTransactions(redis: Redis) {
   const multi = redis.multi.bind(redis) as (...args: unknown[]) => ChainableCommander;
   redis.multi = ((...args: unknown[]) => {
     const transaction = multi(...args);
     const gate = sendGates.getStore();
-    if (gate) {
-      const exec = transaction.exec.bind(transaction);
-      transaction.exec = (() => gate.then(() => exec())) as typeof transaction.exec;
+    if (gate && typeof transaction?.exec === "function") {
+      const exec = transaction.exec.bind(transaction) as (...a: unknown[]) => ReturnType<ChainableCommander["exec"]>;
+      transaction.exec = ((...a: unknown[]) => gate.then(() => exec(...a))) as typeof transaction.exec;
     }
     return transaction;
   }) as typeof redis.multi;

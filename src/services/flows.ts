@@ -21,7 +21,8 @@ import { planFlow, type NodeInput } from "./flow-spec";
 import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { flowView, flowSummary, type FlowView } from "./flow-views";
 
-import { enqueueRows, removeFromRedis } from "./enqueue";
+import { ADD_TIMEOUT_MS, enqueueRows, removeFromRedis } from "./enqueue";
+import { withTimeout } from "../timeout";
 import { addAfter } from "../queues";
 import { initialStatus, type EnqueueRow } from "./flow-redis";
 import { keysetPage } from "./cursor";
@@ -75,13 +76,14 @@ export async function createFlow(
     updatedAt: now,
     finishedAt: null,
   };
-  // The add is prepared while Postgres writes the rows, and sent only once they are committed.
+  // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
+  // if the write fails), and its time limit runs from then on, however long the write took.
   const inserted = insertFlow(deps.db, flow, rows);
-  const adding = addAfter(inserted, () => enqueueRows(deps, rows as EnqueueRow[]));
+  const adding = addAfter(inserted, () => enqueueRows(deps, rows as EnqueueRow[], null));
+  adding.catch(() => {}); // a failed write fails it unsent; otherwise it is awaited below
   try {
     await inserted;
   } catch (err) {
-    adding.catch(() => {}); // never sent: it fails with the same error
     // Two requests with one key raced; the loser answers with the winner's flow.
     if (idempotencyKey && isUniqueViolation(err)) {
       const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
@@ -89,7 +91,7 @@ export async function createFlow(
     }
     throw err;
   }
-  const queued = await adding.catch((err) => {
+  const queued = await withTimeout(adding, ADD_TIMEOUT_MS, "adding jobs").catch((err) => {
     deps.log.warn("flow accepted but not yet in Redis; the enqueuer will add it", { flowId, err: String(err) });
     return false;
   });

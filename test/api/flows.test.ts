@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startStack, type Stack } from "../helpers/stack";
 import { waitFor } from "../helpers/wait";
 import { foldTallies } from "../../src/db/queries/metrics";
+import { ADD_TIMEOUT_MS } from "../../src/services/enqueue";
 
 // API in this process, one worker in a process of its own: the path users run.
 let stack: Stack;
@@ -164,6 +165,25 @@ describe("flows end to end", () => {
     expect((await stack.http("GET", `/v1/flows/${res.body.id}`)).status).toBe(404);
     const [counted] = await stack.database.sql<{ count: number }[]>`select count(*)::int as count from flow_jobs where flow_id = ${res.body.id}`;
     expect(counted?.count).toBe(0);
+  });
+
+  test("a create whose write waits on a lock longer than the add's time limit still queues its jobs at once", async () => {
+    // The Redis add is built during the write and timed from the commit, not from the request.
+    const locker = await stack.database.sql.reserve();
+    await locker.unsafe("begin");
+    await locker.unsafe("lock table flow_jobs in exclusive mode");
+    const started = Date.now();
+    const creating = stack.http("POST", "/v1/flows", { name: "held up", root: { name: "echo", children: [{ name: "echo" }] } });
+    await Bun.sleep(ADD_TIMEOUT_MS + 500);
+    await locker.unsafe("commit");
+    locker.release();
+    const res = await creating;
+    expect(res.status).toBe(201);
+    expect(Date.now() - started).toBeGreaterThan(ADD_TIMEOUT_MS);
+    // In Redis already: the answer says where the jobs are, not `pending`.
+    expect(res.body.root.status).toBe("waiting-children");
+    expect(res.body.root.children[0].status).toBe("waiting");
+    expect((await finished(res.body.id)).status).toBe("completed");
   });
 
   test("deleting a user in SQL takes their flows and every job of them along, and nobody else's", async () => {
