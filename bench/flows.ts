@@ -19,7 +19,7 @@ interface Phases {
   shown?: number;
 }
 const medianOf = (phases: Phases[], key: keyof Phases) => median(phases.map((p) => p[key] ?? 0)).toFixed(0);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** Creations timed per flow size, after WARMUP untimed ones on each side (a fresh process runs cold code). */
 const samples = (size: number) => (size === 1000 ? 20 : 100);
 const WARMUP = 3;
