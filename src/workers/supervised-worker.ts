@@ -69,17 +69,19 @@ export function supervisedWorker(
 export type SupervisedWorker = ReturnType<typeof supervisedWorker>;
 
 /**
- * A worker is stuck when the job at the head of its queue has waited `stuckMs` while this worker
- * ran nothing and started nothing: a healthy idle worker would have taken it.
+ * A worker is stuck when its queue has had jobs waiting for `stuckMs` while this worker ran nothing
+ * and started nothing: a healthy idle worker would have taken one.
  */
-export function isStuck(s: { headSince: number; lastStartAt: number; running: number; now: number; stuckMs: number }): boolean {
-  return s.running === 0 && s.now - s.headSince >= s.stuckMs && s.now - s.lastStartAt >= s.stuckMs;
+export function isStuck(s: { waitingSince: number; lastStartAt: number; running: number; now: number; stuckMs: number }): boolean {
+  return s.running === 0 && s.now - s.waitingSince >= s.stuckMs && s.now - s.lastStartAt >= s.stuckMs;
 }
 
 /**
  * Guards against workers that stop taking jobs without any error — BullMQ's known failure after a
  * reconnect, or a connection the network silently dropped: it watches the head of each queue and
- * replaces this process's worker when the same job sits there while the worker idles.
+ * replaces this process's worker when jobs have waited at every look for `stuckMs` while the
+ * worker started none. Jobs, not one job: another process may keep taking them one by one, and
+ * a healthy idle worker here would have taken some.
  */
 /** A queue's head may wait on purpose: a rate limit in force, or a global concurrency cap reached. */
 export function heldOnPurpose(q: { limiterTtlMs: number; concurrency: number | null; active: number }): boolean {
@@ -91,7 +93,8 @@ const PROBES = 6;
 
 export function startWorkerProbe(deps: { redis: Redis; prefix: string; workers: SupervisedWorker[]; stuckMs: number; log: Logger }) {
   const { redis, prefix, workers, stuckMs, log } = deps;
-  const heads = new Map<string, { head: string; since: number }>();
+  // Per queue: since when a job has been waiting at every look.
+  const waitingSince = new Map<string, number>();
   const key = (queue: string, part: string) => bullKey(prefix, queue, part);
   return startLoop(
     Math.max(250, Math.floor(stuckMs / 4)),
@@ -122,17 +125,14 @@ export function startWorkerProbe(deps: { redis: Redis; prefix: string; workers: 
         const head = (waiting as string | null) ?? (prioritized as string[] | null)?.[0] ?? null;
         const held = heldOnPurpose({ limiterTtlMs: Number(limiterTtl), concurrency: cap === null ? null : Number(cap), active: Number(active) });
         if (!head || paused || held) {
-          heads.delete(w.name);
+          waitingSince.delete(w.name);
           continue;
         }
-        const seen = heads.get(w.name);
-        if (seen?.head !== head) {
-          heads.set(w.name, { head, since: now });
-          continue;
-        }
-        if (!isStuck({ headSince: seen.since, lastStartAt: w.lastStartAt, running: w.running, now, stuckMs })) continue;
-        log.warn("worker took no job while one was waiting; replacing it", { queue: w.name, jobId: head, waitedMs: now - seen.since });
-        heads.delete(w.name);
+        const since = waitingSince.get(w.name) ?? now;
+        waitingSince.set(w.name, since);
+        if (!isStuck({ waitingSince: since, lastStartAt: w.lastStartAt, running: w.running, now, stuckMs })) continue;
+        log.warn("worker took no job while one was waiting; replacing it", { queue: w.name, jobId: head, waitedMs: now - since });
+        waitingSince.delete(w.name);
         await w.replace();
       }
     },

@@ -3,6 +3,7 @@ import { startCluster, type Cluster } from "../helpers/cluster";
 import type { FlowdProcess } from "../helpers/process";
 import { startFreezableProxy } from "../helpers/tcp-proxy";
 import { REDIS_URL } from "../helpers/services";
+import { waitFor } from "../helpers/wait";
 
 // A worker whose Redis connections go silent without closing (what a dropped NAT entry does): the
 // worker raises no error and would wait forever. Its probe must notice and replace it.
@@ -38,5 +39,24 @@ describe("a worker whose connections went silent", () => {
     console.log(`flow completed ${Date.now() - frozenAt} ms after the worker's connections went silent`);
     const line = await worker.waitForLine(/worker took no job while one was waiting; replacing it/, 1_000);
     expect(JSON.parse(line)).toMatchObject({ queue: "flows", jobId: during.body.root.jobId });
+  }, 60_000);
+
+  test("is replaced even while another process keeps taking the waiting jobs one by one", async () => {
+    const api = cluster.apis[0]!;
+    // A healthy worker that takes one job at a time: the head of the queue changes every 400 ms.
+    await cluster.startWorker({ WORKER_CONCURRENCY: "1" });
+    const replaced = () => worker.lines.filter((l) => l.includes("worker took no job while one was waiting")).length;
+    const before = replaced();
+    expect(proxy.freeze("flowd-worker-flows")).toBeGreaterThanOrEqual(1);
+    const frozenAt = Date.now();
+    const ids: string[] = [];
+    for (let i = 0; i < 15; i++) {
+      const res = await api.http("POST", "/v1/flows", { name: `backlog ${i}`, root: { name: "sleep", data: { ms: 400 } } });
+      expect(res.status).toBe(201);
+      ids.push(res.body.id);
+    }
+    await waitFor(async () => replaced() > before, 15_000, "the silent worker to be replaced");
+    console.log(`replaced ${Date.now() - frozenAt} ms after its connections went silent, beside a busy healthy worker`);
+    for (const id of ids) expect((await api.http("GET", `/v1/flows/${id}?wait=30`)).body.status).toBe("completed");
   }, 60_000);
 });

@@ -2,10 +2,10 @@ import { describe, expect, test } from "bun:test";
 import { heldOnPurpose, isStuck } from "../../src/workers/supervised-worker";
 
 describe("when a worker counts as stuck", () => {
-  const base = { headSince: 0, lastStartAt: 0, running: 0, now: 30_000, stuckMs: 30_000 };
-  test("idle while the same job waited the whole time", () => expect(isStuck(base)).toBe(true));
+  const base = { waitingSince: 0, lastStartAt: 0, running: 0, now: 30_000, stuckMs: 30_000 };
+  test("idle while jobs waited the whole time", () => expect(isStuck(base)).toBe(true));
   test("not while it runs a job: a long job is not a stuck worker", () => expect(isStuck({ ...base, running: 1 })).toBe(false));
-  test("not when the head job has waited less than the limit", () => expect(isStuck({ ...base, headSince: 1 })).toBe(false));
+  test("not when jobs have waited less than the limit", () => expect(isStuck({ ...base, waitingSince: 1 })).toBe(false));
   test("not when it started a job within the limit (the head is another worker's to take)", () =>
     expect(isStuck({ ...base, lastStartAt: 1 })).toBe(false));
 });
