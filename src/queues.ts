@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { FlowProducer, Queue } from "bullmq";
 import type { ChainableCommander, Redis } from "ioredis";
 import type { Config } from "./config";
+import { withTimeout } from "./timeout";
 
 /** Kept in Redis this long after finishing; Postgres keeps the record for good. */
 export const REDIS_RETENTION = {
@@ -22,6 +23,17 @@ const sendGates = new AsyncLocalStorage<Promise<unknown>>();
  */
 export function addAfter<T>(gate: Promise<unknown>, add: () => Promise<T>): Promise<T> {
   return sendGates.run(gate, add);
+}
+
+/**
+ * `withTimeout` for an add: one run through `addAfter` is timed from its gate on, however long the
+ * write before it took; a failed gate fails it with the gate's own error, unsent.
+ */
+export function timeAdd<T>(adding: Promise<T>, ms: number, what: string): Promise<T> {
+  const gate = sendGates.getStore();
+  if (!gate) return withTimeout(adding, ms, what);
+  adding.catch(() => {}); // settled through the gate below, or never sent
+  return gate.then(() => withTimeout(adding, ms, what));
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { FlowJob } from "bullmq";
 import type { Logger } from "../log";
-import type { Producer } from "../queues";
+import { timeAdd, type Producer } from "../queues";
 import { withTimeout } from "../timeout";
 import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
 
@@ -14,21 +14,18 @@ export const ADD_TIMEOUT_MS = 3_000;
  * that already started the job. Safe to repeat: BullMQ ignores an add whose job id exists.
  * Returns false when there was nothing to add.
  */
-export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow[], timeoutMs: number | null = ADD_TIMEOUT_MS): Promise<boolean> {
+export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow[]): Promise<boolean> {
   const trees = buildRedisTrees(rows);
   if (trees.length === 0) return false;
-  await addTrees(deps.producer, trees, timeoutMs);
+  await addTrees(deps.producer, trees);
   return true;
 }
 
-/**
- * Adds whole BullMQ trees in one call (one MULTI for the lot), giving up after `timeoutMs`; null
- * leaves the limit to the caller (an add gated on a commit is timed from the commit on).
- */
-export async function addTrees(producer: Producer, trees: FlowJob[], timeoutMs: number | null = ADD_TIMEOUT_MS) {
+/** Adds whole BullMQ trees in one call (one MULTI for the lot), giving up after ADD_TIMEOUT_MS. */
+export async function addTrees(producer: Producer, trees: FlowJob[]) {
   const [first] = trees;
   const adding: Promise<unknown> = trees.length === 1 && first ? producer.flowProducer.add(first) : producer.flowProducer.addBulk(trees);
-  await (timeoutMs === null ? adding : withTimeout(adding, timeoutMs, "adding jobs"));
+  await timeAdd(adding, ADD_TIMEOUT_MS, "adding jobs");
 }
 
 type Removal = { jobId: string; queueName: string; depth?: number };

@@ -21,8 +21,7 @@ import { planFlow, type NodeInput } from "./flow-spec";
 import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { flowView, flowSummary, type FlowView } from "./flow-views";
 
-import { ADD_TIMEOUT_MS, enqueueRows, removeFromRedis } from "./enqueue";
-import { withTimeout } from "../timeout";
+import { enqueueRows, removeFromRedis } from "./enqueue";
 import { addAfter } from "../queues";
 import { initialStatus, type EnqueueRow } from "./flow-redis";
 import { keysetPage } from "./cursor";
@@ -79,7 +78,7 @@ export async function createFlow(
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
   const inserted = insertFlow(deps.db, flow, rows);
-  const adding = addAfter(inserted, () => enqueueRows(deps, rows as EnqueueRow[], null));
+  const adding = addAfter(inserted, () => enqueueRows(deps, rows as EnqueueRow[]));
   adding.catch(() => {}); // a failed write fails it unsent; otherwise it is awaited below
   try {
     await inserted;
@@ -91,7 +90,7 @@ export async function createFlow(
     }
     throw err;
   }
-  const queued = await withTimeout(adding, ADD_TIMEOUT_MS, "adding jobs").catch((err) => {
+  const queued = await adding.catch((err) => {
     deps.log.warn("flow accepted but not yet in Redis; the enqueuer will add it", { flowId, err: String(err) });
     return false;
   });
