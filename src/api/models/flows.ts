@@ -11,7 +11,6 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * flow. JSON has numbers of its own; a plain integer is checked by compiled code, with the same verdict.
  */
 export const JsonInteger = Type.Integer;
-export const ResponseInteger = JsonInteger;
 
 /** Job options a client may set for any job; anything else is refused rather than passed to BullMQ. */
 export const jobOptsFields = {
@@ -80,7 +79,7 @@ export const jobViewFields = {
     t.Null(),
     t.Object({ message: t.String(), stack: t.Optional(t.String()), attemptsMade: t.Number() }),
   ]),
-  attemptsMade: ResponseInteger(),
+  attemptsMade: JsonInteger(),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
 };
@@ -93,7 +92,7 @@ const flowSummaryFields = {
   id: t.String(),
   name: t.String(),
   status: t.String(),
-  jobCount: ResponseInteger(),
+  jobCount: JsonInteger(),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
   finishedAt: t.Union([t.Null(), t.String({ format: "date-time" })]),

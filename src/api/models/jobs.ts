@@ -1,7 +1,7 @@
 import { t } from "elysia";
 import type { SingleJobView } from "../../services/jobs";
 import type { ScheduleView } from "../../services/schedules";
-import { JobData, JobStatus, JsonInteger, ResponseInteger, jobOptsFields, jobViewFields } from "./flows";
+import { JobData, JobStatus, JsonInteger, jobOptsFields, jobViewFields } from "./flows";
 
 /** A single job has no parent, so the failure policies of flow jobs do not apply. */
 export const SingleJobOptsSchema = t.Object(jobOptsFields, { additionalProperties: false });
@@ -45,7 +45,7 @@ export const ScheduleViewSchema = t.Unsafe<ScheduleView>(
     id: t.String(),
     name: t.String(),
     pattern: t.Union([t.Null(), t.String()]),
-    every: t.Union([t.Null(), ResponseInteger()]),
+    every: t.Union([t.Null(), JsonInteger()]),
     tz: t.Union([t.Null(), t.String()]),
     job: t.Object({ name: t.String(), data: t.Record(t.String(), t.Unknown()), opts: t.Record(t.String(), t.Unknown()) }),
     paused: t.Boolean(),

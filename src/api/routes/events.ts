@@ -6,10 +6,10 @@ import { AppError } from "../../errors";
 import type { Authenticate } from "../../services/tokens";
 import { authPlugin } from "../plugins/auth";
 import { ErrorSchema } from "../models/errors";
-import { ResponseInteger } from "../models/flows";
+import { JsonInteger } from "../models/flows";
 
 const EventSchema = t.Object({
-  seq: ResponseInteger(),
+  seq: JsonInteger(),
   type: t.String(),
   flowId: t.Optional(t.String()),
   jobId: t.Optional(t.String()),
@@ -36,7 +36,7 @@ export const eventRoutes = (deps: { db: Db; authenticate: Authenticate }) =>
           limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000 })),
           flowId: t.Optional(t.String({ maxLength: 64 })),
         }),
-        response: { 200: t.Object({ items: t.Array(EventSchema), nextAfter: ResponseInteger() }), 400: ErrorSchema, 401: ErrorSchema, 410: ErrorSchema },
+        response: { 200: t.Object({ items: t.Array(EventSchema), nextAfter: JsonInteger() }), 400: ErrorSchema, 401: ErrorSchema, 410: ErrorSchema },
         detail: { summary: "The event log after a seq, ascending; 410 events_expired when retention removed what follows it" },
       },
     );
