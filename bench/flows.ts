@@ -11,6 +11,10 @@ import { bullKey } from "../src/queues";
 import { clusterProcesses, cpuSeconds, cpuSpent, median, percentile, pidsNamed, printConditions, ratio } from "./stats";
 
 const CONCURRENCY = 16;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** Creations timed per flow size, after WARMUP untimed ones on each side (a fresh process runs cold code). */
+const samples = (size: number) => (size === 1000 ? 20 : 100);
+const WARMUP = 3;
 
 /** Where a throughput round's time went, in ms: creating the flow, running it, and (flowd) until GET showed it. */
 interface Phases {
@@ -19,10 +23,6 @@ interface Phases {
   shown?: number;
 }
 const medianOf = (phases: Phases[], key: keyof Phases) => median(phases.map((p) => p[key] ?? 0)).toFixed(0);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-/** Creations timed per flow size, after WARMUP untimed ones on each side (a fresh process runs cold code). */
-const samples = (size: number) => (size === 1000 ? 20 : 100);
-const WARMUP = 3;
 
 const flowdTree = (n: number) => ({
   name: "bench",

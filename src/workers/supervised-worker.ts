@@ -76,13 +76,6 @@ export function isStuck(s: { waitingSince: number; lastStartAt: number; running:
   return s.running === 0 && s.now - s.waitingSince >= s.stuckMs && s.now - s.lastStartAt >= s.stuckMs;
 }
 
-/**
- * Guards against workers that stop taking jobs without any error — BullMQ's known failure after a
- * reconnect, or a connection the network silently dropped: it watches the head of each queue and
- * replaces this process's worker when jobs have waited at every look for `stuckMs` while the
- * worker started none. Jobs, not one job: another process may keep taking them one by one, and
- * a healthy idle worker here would have taken some.
- */
 /** A queue's head may wait on purpose: a rate limit in force, or a global concurrency cap reached. */
 export function heldOnPurpose(q: { limiterTtlMs: number; concurrency: number | null; active: number }): boolean {
   return q.limiterTtlMs > 0 || (q.concurrency !== null && q.active >= q.concurrency);
@@ -91,6 +84,13 @@ export function heldOnPurpose(q: { limiterTtlMs: number; concurrency: number | n
 /** Redis replies read per queue on each probe. */
 const PROBES = 6;
 
+/**
+ * Guards against workers that stop taking jobs without any error — BullMQ's known failure after a
+ * reconnect, or a connection the network silently dropped: it watches the head of each queue and
+ * replaces this process's worker when jobs have waited at every look for `stuckMs` while the
+ * worker started none. Jobs, not one job: another process may keep taking them one by one, and
+ * a healthy idle worker here would have taken some.
+ */
 export function startWorkerProbe(deps: { redis: Redis; prefix: string; workers: SupervisedWorker[]; stuckMs: number; log: Logger }) {
   const { redis, prefix, workers, stuckMs, log } = deps;
   // Per queue: since when a job has been waiting at every look.
