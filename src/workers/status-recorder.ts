@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Db } from "../db/client";
-import { applyStatusBatch, loadStreamCursors } from "../db/queries/status";
+import { applyStatusBatch, loadStreamCursors, type TableChange, type TrackedTable } from "../db/queries/status";
 import type { Logger } from "../log";
 import { collapse, toStatusChange, type StatusChange, type StreamEvent } from "../services/status";
 import type { Lease } from "./lease";
@@ -28,7 +28,7 @@ export function startStatusRecorder(deps: {
   db: Db;
   redis: Redis;
   prefix: string;
-  queues: { name: string; table: "flow_jobs" | "jobs" }[];
+  queues: { name: string; table: TrackedTable }[];
   log: Logger;
   lease?: Lease;
 }) {
@@ -45,7 +45,7 @@ export function startStatusRecorder(deps: {
   // follows nearly every completion) costs no commit: its position is stored with the next write,
   // and re-reading such events after a crash changes nothing.
   const unsaved = new Map<string, string>();
-  const save = async (changes: { table: "flow_jobs" | "jobs"; change: StatusChange }[]) => {
+  const save = async (changes: TableChange[]) => {
     const written = await retry(() => write(deps.db, changes, new Map(unsaved)), () => running, log, "write job statuses");
     if (written !== undefined) unsaved.clear();
     return written;
@@ -110,7 +110,7 @@ export function startStatusRecorder(deps: {
     }
   }
 
-  async function write(db: Db, changes: { table: "flow_jobs" | "jobs"; change: StatusChange }[], cursors: Map<string, string>) {
+  async function write(db: Db, changes: TableChange[], cursors: Map<string, string>) {
     const folded = (["flow_jobs", "jobs"] as const).flatMap((table) =>
       collapse(changes.filter((c) => c.table === table).map((c) => c.change)).map((change) => ({ table, change })),
     );
@@ -118,7 +118,7 @@ export function startStatusRecorder(deps: {
   }
 
   async function describe(redis: Redis, prefix: string, events: StreamEvent[]) {
-    const out: { table: "flow_jobs" | "jobs"; change: StatusChange }[] = [];
+    const out: TableChange[] = [];
     const failures: { change: StatusChange; key: string }[] = [];
     for (const e of events) {
       const change = toStatusChange(e);

@@ -3,6 +3,8 @@ import type { Db, DbOrTx } from "../client";
 import type { StatusChange } from "../../services/status";
 
 export type TrackedTable = "flow_jobs" | "jobs";
+/** A status change and the table of the row it is for. */
+export type TableChange = { table: TrackedTable; change: StatusChange };
 
 /**
  * The guarded update of one table, as a CTE over the batch `v`: a change applies only when it is
@@ -54,7 +56,7 @@ const APPLY_STATUS_BATCH = `
  */
 export async function applyStatusBatch(
   db: Db,
-  changes: { table: TrackedTable; change: StatusChange }[],
+  changes: TableChange[],
   cursors: Map<string, string>,
 ): Promise<number> {
   const batch = changes.map(({ table, change: c }) => ({
