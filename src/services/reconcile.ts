@@ -6,6 +6,10 @@ import type { ServiceDeps } from "./deps";
 import { addTrees, enqueueRows } from "./enqueue";
 import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
 import { enqueueJob } from "./jobs";
+import type { TrackedTable } from "../db/queries/status";
+import { writeStates } from "./converge";
+import { eventStreamKey, parseStreamInfo } from "./event-streams";
+import { isFinishedInRedis, readJobStates, type JobRef } from "./redis-job-state";
 
 const QUEUED = new Set<string>(QUEUED_STATUSES);
 const FLOWS_PER_PASS = 100;
@@ -20,9 +24,11 @@ export interface Repairs {
   jobsRequeued: number;
   /** Lost flow jobs no parent waits for any more (it ran or was released without them): ended as failed. */
   stranded: number;
+  /** Jobs finished in Redis that Postgres still held as unfinished (their events never recorded): given Redis's outcome. */
+  finishedRecorded: number;
 }
 
-export const noRepairs = (): Repairs => ({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0 });
+export const noRepairs = (): Repairs => ({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0, finishedRecorded: 0 });
 
 type Deps = Pick<ServiceDeps, "db" | "producer" | "log" | "config">;
 
@@ -36,10 +42,22 @@ async function ask(deps: Deps, commands: string[][], what: string): Promise<[Err
 const jobKey = (deps: Deps, row: { queueName: string; jobId: string }, ...parts: string[]) =>
   bullKey(deps.config.prefix, row.queueName, row.jobId, ...parts);
 
-/** Which of these jobs Redis still has (one round trip). */
-async function presentInRedis(deps: Deps, rows: { queueName: string; jobId: string }[]): Promise<boolean[]> {
-  const replies = await ask(deps, rows.map((r) => ["exists", jobKey(deps, r)]), "existence check");
-  return replies.map(([err, n]) => !err && Number(n) === 1);
+/**
+ * Redis's state of each job (null: Redis no longer has it). Jobs Redis finished while Postgres still
+ * has them unfinished (their events were trimmed or lost) get Redis's outcome written, positioned
+ * at their stream's newest entry read before the states, so any later event still applies.
+ */
+async function statesInRedis(deps: Deps, table: TrackedTable, rows: JobRef[], repairs: Repairs): Promise<boolean[]> {
+  const queues = [...new Set(rows.map((r) => r.queueName))];
+  const infos = await ask(deps, queues.map((q) => ["xinfo", "STREAM", eventStreamKey(deps.config.prefix, q)]), "stream check");
+  const states = await readJobStates(deps.producer.redis, deps.config.prefix, rows);
+  for (const [i, queue] of queues.entries()) {
+    const finished = rows.flatMap((r, j) => (r.queueName === queue && isFinishedInRedis(states[j]!) ? [j] : []));
+    if (finished.length === 0) continue;
+    const at = parseStreamInfo(infos[i]?.[1])?.lastGeneratedId ?? "0-0";
+    repairs.finishedRecorded += await writeStates(deps, table, finished.map((j) => rows[j]!), finished.map((j) => states[j]!), at);
+  }
+  return states.map((state) => state !== null);
 }
 
 /**
@@ -59,7 +77,7 @@ export async function reconcileLostJobs(deps: Deps, graceMs: number, page: { aft
   for (const flowId of flowIds) {
     const rows = await flowJobsOf(deps.db, flowId);
     const queued = rows.filter((r) => QUEUED.has(r.status));
-    const present = await presentInRedis(deps, queued);
+    const present = await statesInRedis(deps, "flow_jobs", queued, repairs);
     if (present.every(Boolean)) continue;
     if (present.some(Boolean)) {
       const lost = new Set(queued.filter((_, i) => !present[i]).map((r) => r.id));
@@ -72,7 +90,7 @@ export async function reconcileLostJobs(deps: Deps, graceMs: number, page: { aft
     repairs.flowsRebuilt++;
   }
   const jobs = await queuedJobs(deps.db, graceMs, 500);
-  const present = jobs.length > 0 ? await presentInRedis(deps, jobs) : [];
+  const present = jobs.length > 0 ? await statesInRedis(deps, "jobs", jobs, repairs) : [];
   for (const [i, job] of jobs.entries()) {
     if (present[i]) continue;
     await enqueueJob(deps, await resetJobForRetry(deps.db, job.id));

@@ -57,8 +57,9 @@ export function userFacingReason(reason: string): string {
   return child ? `child job ${child.jobId} (queue ${child.queue}) failed` : reason;
 }
 
-function parseJson(text: string | undefined): unknown {
-  if (text === undefined) return null;
+/** A JSON value BullMQ stored as text; text that is not JSON is kept as it is. */
+export function parseJson(text: string | null | undefined): unknown {
+  if (text === undefined || text === null) return null;
   try {
     return JSON.parse(text);
   } catch {

@@ -1,5 +1,9 @@
 import type { ReservedSql, Sql } from "postgres";
 import type { Logger } from "../log";
+import { withTimeout } from "../timeout";
+
+/** A lease query that never answers (a connection half-dead after its backend was killed) counts as lost. */
+const bounded = <T>(query: Promise<T>) => withTimeout(query, 10_000, "lease query");
 
 /**
  * Leadership among worker processes through a Postgres session advisory lock on a connection of
@@ -24,7 +28,7 @@ export function startLease(deps: { sql: Sql; key: number; name: string; log: Log
       try {
         conn ??= await deps.sql.reserve();
         if (!held) {
-          const [row] = await conn<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${deps.key}) as ok, pg_backend_pid() as pid`;
+          const [row] = await bounded(conn<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${deps.key}) as ok, pg_backend_pid() as pid`);
           if (row?.ok) {
             pid = row.pid;
             setHeld(true);
@@ -32,12 +36,15 @@ export function startLease(deps: { sql: Sql; key: number; name: string; log: Log
           }
         } else {
           // The driver reconnects silently: the same backend pid is the proof the lock is still ours.
-          const [row] = await conn<{ pid: number }[]>`select pg_backend_pid() as pid`;
+          const [row] = await bounded(conn<{ pid: number }[]>`select pg_backend_pid() as pid`);
           if (row?.pid !== pid) throw new Error("the lease's session was replaced");
         }
       } catch (err) {
         if (held) log.warn("lost the lease; will try to take it again", { err: String(err) });
         setHeld(false);
+        // A session that is only slow still holds the lock: give it up before the connection
+        // goes back to the pool, where it would keep the lock with nobody recording.
+        if (conn) await bounded(conn`select pg_advisory_unlock_all()`).catch(() => {});
         conn?.release();
         conn = null;
       }

@@ -28,6 +28,8 @@ const recorderMetrics = (s: RecorderStats): Metric[] => [
   { name: "flowd_recorder_events_total", help: "BullMQ events read.", type: "counter", samples: [{ value: s.events }] },
   { name: "flowd_recorder_rows_changed_total", help: "Job rows changed by status batches.", type: "counter", samples: [{ value: s.rowsChanged }] },
   { name: "flowd_recorder_last_batch_size", help: "Events in the last batch.", type: "gauge", samples: [{ value: s.lastBatchSize }] },
+  { name: "flowd_recorder_gaps_total", help: "Times BullMQ events were trimmed or lost before they were recorded (rows then converged from Redis).", type: "counter", samples: [{ value: s.gaps }] },
+  { name: "flowd_recorder_rows_converged_total", help: "Job rows changed by converging from Redis's job state after a gap.", type: "counter", samples: [{ value: s.rowsConverged }] },
   { name: "flowd_recorder_lag_ms", help: "From the last batch's newest event in Redis to its commit in Postgres.", type: "gauge", samples: [{ value: s.lastLagMs }] },
 ];
 

@@ -5,6 +5,9 @@ import type { Logger } from "../log";
 import { collapse, toStatusChange, type StatusChange, type StreamEvent } from "../services/status";
 import type { Lease } from "./lease";
 import { bullKey } from "../queues";
+import { convergeQueue } from "../services/converge";
+import { createGapCheck, eventStreamKey, parseStreamInfo, type StreamInfo } from "../services/event-streams";
+import { withTimeout } from "../timeout";
 
 export interface RecorderStats {
   batches: number;
@@ -13,9 +16,27 @@ export interface RecorderStats {
   lastBatchSize: number;
   /** From the newest event of the last batch entering Redis to its batch committed in Postgres. */
   lastLagMs: number;
+  /** Times a stream was found trimmed (or lost) past the recorder's position. */
+  gaps: number;
+  /** Rows changed by converging from Redis's job states after a gap. */
+  rowsConverged: number;
+}
+
+interface Gap {
+  key: string;
+  cursor: string;
+  upTo: string;
+  /** The stream's snapshot; null when the stream is gone. */
+  info: StreamInfo | null;
 }
 
 const BATCH = 1000;
+/**
+ * Every Postgres and Redis call of the recorder is bounded: a driver call that never settles (seen
+ * after a backend was terminated mid-query) would otherwise hold the lease with no progress.
+ */
+const DB_TIMEOUT_MS = 30_000;
+const REDIS_TIMEOUT_MS = 10_000;
 
 /**
  * Follows every queue's BullMQ event stream and writes the changes to Postgres, one transaction per
@@ -33,13 +54,16 @@ export function startStatusRecorder(deps: {
   lease?: Lease;
 }) {
   const log = deps.log.child({ component: "status-recorder" });
-  const keyOf = (queue: string) => bullKey(deps.prefix, queue, "events");
+  const keyOf = (queue: string) => eventStreamKey(deps.prefix, queue);
   const tableOf = new Map(deps.queues.map((q) => [keyOf(q.name), q]));
-  const stats: RecorderStats = { batches: 0, events: 0, rowsChanged: 0, lastBatchSize: 0, lastLagMs: 0 };
+  const stats: RecorderStats = { batches: 0, events: 0, rowsChanged: 0, lastBatchSize: 0, lastLagMs: 0, gaps: 0, rowsConverged: 0 };
   let running = true;
   // On stop, read on without blocking until the streams are empty: what this process's workers
   // did last is in Postgres before it exits.
   let draining = false;
+  // Streams found missing and converged already: converging again finds nothing new until one exists.
+  const convergedWhileMissing = new Set<string>();
+  const gapCheck = createGapCheck();
 
   // Stream positions read but not yet stored. A batch without a status change (BullMQ's `drained`
   // follows nearly every completion) costs no commit: its position is stored with the next write,
@@ -62,6 +86,7 @@ export function startStatusRecorder(deps: {
       // On taking over, start where the last leader stored its cursors.
       const stored = await retry(() => loadStreamCursors(deps.db), () => running, log, "load stream cursors");
       unsaved.clear();
+      gapCheck.forget();
       await follow(new Map(deps.queues.map((q) => [keyOf(q.name), stored?.get(q.name) ?? "0"])));
       if (draining) break;
     }
@@ -70,22 +95,31 @@ export function startStatusRecorder(deps: {
   /** Reads and records the streams while this process leads. */
   async function follow(ids: Map<string, string>) {
     while (running && leading()) {
-      let reply: [string, [string, string[]][]][] | null;
+      let read: Awaited<ReturnType<typeof readAfter>>;
       try {
-        const streams = [...ids.keys(), ...ids.values()];
-        reply = (draining
-          ? await deps.redis.xread("COUNT", BATCH, "STREAMS", ...streams)
-          : await deps.redis.xread("COUNT", BATCH, "BLOCK", 1000, "STREAMS", ...streams)) as typeof reply;
+        read = await withTimeout(readAfter(ids), REDIS_TIMEOUT_MS, "read BullMQ events");
       } catch (err) {
         if (!running) break;
         log.warn("cannot read BullMQ events; retrying", { err: String(err) });
         await Bun.sleep(500);
         continue;
       }
+      if (read.gaps.length > 0) {
+        // Entries were trimmed before this recorder read them: what they said is lost, so every
+        // unfinished row of those queues takes Redis's own state instead, then reading goes on.
+        for (const gap of read.gaps) if (!(await closeGap(gap, ids))) return;
+        continue;
+      }
+      const reply = read.entries;
       if (!reply) {
-        if (!draining) continue;
-        if (unsaved.size > 0) await save([]);
-        break;
+        if (draining) {
+          if (unsaved.size > 0) await save([]);
+          break;
+        }
+        // Nothing new: wait for the next entry, then read it with the gap check above.
+        const wake = deps.redis.xread("COUNT", 1, "BLOCK", 1000, "STREAMS", ...ids.keys(), ...ids.values());
+        await withTimeout(wake, REDIS_TIMEOUT_MS, "wait for BullMQ events").catch(() => Bun.sleep(500));
+        continue;
       }
       const events: StreamEvent[] = [];
       for (const [key, entries] of reply) {
@@ -108,6 +142,61 @@ export function startStatusRecorder(deps: {
       const newest = events[events.length - 1];
       if (newest) stats.lastLagMs = Math.max(0, Date.now() - Number(newest.id.split("-")[0]));
     }
+  }
+
+  /**
+   * The entries after each cursor and, in the same MULTI (so nothing is trimmed in between), each
+   * stream's info and whether the cursor's entry is still there: the gap check's snapshot.
+   */
+  async function readAfter(ids: Map<string, string>) {
+    const keys = [...ids.keys()];
+    const tx = deps.redis.multi();
+    for (const key of keys) tx.xinfo("STREAM", key).xrange(key, ids.get(key)!, ids.get(key)!);
+    tx.xread("COUNT", BATCH, "STREAMS", ...keys, ...keys.map((k) => ids.get(k)!));
+    const replies = await tx.exec();
+    if (!replies) throw new Error("Redis gave no answer to the events read");
+    const [readErr, read] = replies[2 * keys.length]!;
+    if (readErr) throw readErr;
+    const entries = (read ?? null) as [string, [string, string[]][]][] | null;
+    const gaps: Gap[] = [];
+    const snapshots = keys.map((key, i) => {
+      const [infoErr, infoReply] = replies[2 * i]!;
+      const cursor = ids.get(key)!;
+      const info = infoErr ? null : parseStreamInfo(infoReply);
+      const cursorExists = Array.isArray(replies[2 * i + 1]![1]) && (replies[2 * i + 1]![1] as unknown[]).length > 0;
+      if (info) {
+        convergedWhileMissing.delete(key);
+        if (gapCheck.lost(key, cursor, info, cursorExists)) gaps.push({ key, cursor, upTo: info.lastGeneratedId, info });
+      } else if (cursor !== "0" && !convergedWhileMissing.has(key)) {
+        // The whole stream is gone (Redis lost its data, or someone deleted the key).
+        gaps.push({ key, cursor, upTo: cursor, info: null });
+      }
+      return { key, info };
+    });
+    if (gaps.length === 0)
+      for (const { key, info } of snapshots) {
+        if (!info) continue;
+        const n = entries?.find(([k]) => k === key)?.[1].length ?? 0;
+        gapCheck.read(key, n, info, n < BATCH);
+      }
+    return { gaps, entries };
+  }
+
+  async function closeGap(gap: Gap, ids: Map<string, string>): Promise<boolean> {
+    const { name: queue, table } = tableOf.get(gap.key)!;
+    log.warn("BullMQ events were trimmed before they were recorded; taking job states from Redis", { queue, cursor: gap.cursor, upTo: gap.upTo });
+    const started = performance.now();
+    const step = <T>(what: string, fn: () => Promise<T>) => retry(fn, () => running && leading(), log, what);
+    const changed = await convergeQueue({ db: deps.db, redis: deps.redis, prefix: deps.prefix }, table, queue, gap.upTo, step);
+    if (changed === undefined) return false;
+    stats.gaps++;
+    stats.rowsConverged += changed;
+    if (!gap.info) convergedWhileMissing.add(gap.key);
+    gapCheck.converged(gap.key, gap.info);
+    ids.set(gap.key, gap.upTo);
+    unsaved.delete(queue);
+    log.info("converged job states from Redis", { queue, rowsChanged: changed, ms: Math.round(performance.now() - started) });
+    return true;
   }
 
   async function write(db: Db, changes: TableChange[], cursors: Map<string, string>) {
@@ -179,7 +268,7 @@ function safeParse(text: string | null | undefined): unknown {
 async function retry<T>(fn: () => Promise<T>, alive: () => boolean, log: Logger, what: string): Promise<T | undefined> {
   for (let delay = 100; ; delay = Math.min(delay * 2, 5_000)) {
     try {
-      return await fn();
+      return await withTimeout(fn(), DB_TIMEOUT_MS, what);
     } catch (err) {
       if (!alive()) return undefined;
       log.warn(`cannot ${what}; retrying`, { err: String(err), retryInMs: delay });

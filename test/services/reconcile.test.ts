@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createLogger } from "../../src/log";
+import { Worker } from "bullmq";
 import { createProducer } from "../../src/queues";
 import { createRedis } from "../../src/redis";
 import { reconcileLostJobs } from "../../src/services/reconcile";
@@ -54,13 +55,13 @@ describe("a flow that lost some of its jobs", () => {
     // Only the job's hash goes: its id stays in the wait list, where a second copy would run twice.
     await redis.del(key(one));
 
-    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 1, jobsRequeued: 0, stranded: 0 });
+    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 1, jobsRequeued: 0, stranded: 0, finishedRecorded: 0 });
     expect(await redis.hget(key(one), "parentKey")).toBe(key(root));
     expect(await redis.sismember(`${key(root)}:dependencies`, key(one))).toBe(1);
     const waiting = await redis.lrange(`${stack.config.prefix}:flows:wait`, 0, -1);
     expect(waiting.filter((id) => id === one)).toHaveLength(1);
     // Nothing is lost any more: a second pass has nothing to do.
-    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0 });
+    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0, finishedRecorded: 0 });
   });
 
   test("a lost child its parent no longer waits for ends as failed, saying why, once", async () => {
@@ -68,22 +69,52 @@ describe("a flow that lost some of its jobs", () => {
     await redis.del(key(two));
     await redis.srem(`${key(root)}:dependencies`, key(two));
 
-    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 1 });
+    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 1, finishedRecorded: 0 });
     expect(await redis.exists(key(two))).toBe(0);
     const [row] = await stack.database.sql<{ status: string; error: { message: string } }[]>`select status, error from flow_jobs where job_id = ${two}`;
     expect(row!.status).toBe("failed");
     expect(row!.error.message).toContain("retry the flow");
-    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0 });
+    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0, finishedRecorded: 0 });
   });
 
   test("a lost job a worker still holds the lock of is left for a later pass", async () => {
     const { one } = await waitingFlow();
     await redis.del(key(one));
     await redis.set(`${key(one)}:lock`, "some-worker", "PX", 60_000);
-    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0 });
+    expect(await reconcile()).toEqual({ flowsRebuilt: 0, subtreesRestored: 0, jobsRequeued: 0, stranded: 0, finishedRecorded: 0 });
     expect(await redis.exists(key(one))).toBe(0);
     await redis.del(`${key(one)}:lock`);
     expect((await reconcile()).subtreesRestored).toBe(1);
     expect(await redis.exists(key(one))).toBe(1);
+  });
+});
+
+describe("a job Redis finished whose events were never recorded", () => {
+  test("the reconciler writes Redis's outcome to the row, with its result, once", async () => {
+    const { one } = await waitingFlow();
+    // No recorder from here on: the completion below reaches the stream and nobody reads it.
+    await recorder.stop();
+    const worker = new Worker("flows", null, { connection: recorderRedis.duplicate(), prefix: stack.config.prefix });
+    try {
+      let job = await worker.getNextJob("tok");
+      while (job && job.id !== one) {
+        await job.moveToDelayed(Date.now() + 60_000, "tok");
+        job = await worker.getNextJob("tok");
+      }
+      expect(job?.id).toBe(one);
+      await job!.moveToCompleted({ done: 1 }, "tok", false);
+    } finally {
+      await worker.close();
+    }
+    const before = await stack.database.sql<{ status: string }[]>`select status from flow_jobs where job_id = ${one}`;
+    expect(before[0]!.status).toBe("waiting");
+
+    const repairs = await reconcile();
+    expect(repairs.finishedRecorded).toBe(1);
+    expect(repairs.subtreesRestored + repairs.flowsRebuilt + repairs.stranded).toBe(0);
+    const [row] = await stack.database.sql<{ status: string; result: unknown; attempts_made: number }[]>`
+      select status, result, attempts_made from flow_jobs where job_id = ${one}`;
+    expect(row).toEqual({ status: "completed", result: { done: 1 }, attempts_made: 1 });
+    expect((await reconcile()).finishedRecorded).toBe(0);
   });
 });

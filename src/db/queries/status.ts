@@ -78,3 +78,18 @@ export async function loadStreamCursors(db: DbOrTx): Promise<Map<string, string>
   const rows = await db.execute<{ queue: string; last_id: string }>(sql`select queue, last_id from stream_cursors`);
   return new Map(rows.map((r) => [r.queue, r.last_id]));
 }
+
+/**
+ * One page of the BullMQ ids of a queue's jobs that Postgres does not yet hold as finished, in id
+ * order after `afterJobId`: what the recorder converges from Redis when stream entries were lost.
+ */
+export async function unfinishedJobIds(db: Db, table: TrackedTable, queue: string, afterJobId: string, limit: number): Promise<string[]> {
+  const rows = await db.$client.unsafe<{ job_id: string }[]>(
+    `select job_id from ${table}
+      where queue_name = $1 and job_id > $2 and status not in ('completed', 'failed', 'cancelled')
+      order by job_id limit $3`,
+    [queue, afterJobId, limit],
+    { prepare: true },
+  );
+  return rows.map((r) => r.job_id);
+}
