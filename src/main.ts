@@ -51,6 +51,7 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
     log.warn("Redis maxmemory-policy is not noeviction: Redis may evict BullMQ keys under memory pressure and lose jobs", {
       maxmemoryPolicy: redisInfo.maxmemoryPolicy,
     });
+  catchStrayErrors(log);
   const database = await openDatabase(config, log);
   const lifecycle = createLifecycle(log);
   lifecycle.add("postgres", () => database.close());
@@ -93,4 +94,16 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     process.on("SIGINT", () => shutdown("SIGINT"));
   });
+}
+
+/**
+ * Errors thrown from a driver's socket callbacks after its connection died (postgres.js writing to
+ * a socket a terminated backend closed) reach no caller. Every flowd loop bounds and retries its
+ * own calls, and Postgres holds the truth, so the process logs them as JSON and carries on rather
+ * than printing a raw stack or dying.
+ */
+function catchStrayErrors(log: Logger) {
+  const stray = log.child({ component: "process" });
+  process.on("uncaughtException", (err) => stray.error("an error escaped its caller; carrying on", { err }));
+  process.on("unhandledRejection", (err) => stray.error("a rejected promise had no handler; carrying on", { err }));
 }
