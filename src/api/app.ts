@@ -17,6 +17,7 @@ import { jobRoutes } from "./routes/jobs";
 import { scheduleRoutes } from "./routes/schedules";
 import { webhookRoutes } from "./routes/webhooks";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
+import { LONG_POLL_MAX_S } from "../services/waiters";
 
 export interface ApiDeps extends FlowDeps {
   database: Database;
@@ -34,7 +35,11 @@ export function createApp(deps: ApiDeps) {
     normalize: false,
     // Bun's own cap answers without a body, so it sits far above the limit that the body plugin
     // enforces (with a proper 413) for declared and streamed bodies alike.
-    serve: { maxRequestBodySize: Math.max(64 * 1024 * 1024, config.bodyLimit * 4) },
+    serve: {
+      maxRequestBodySize: Math.max(64 * 1024 * 1024, config.bodyLimit * 4),
+      // Above the longest long-poll (`wait` ≤ 60 s), so a waiting request is never cut off idle.
+      idleTimeout: LONG_POLL_MAX_S + 15,
+    },
     websocket: {
       idleTimeout: 120,
       sendPings: true,
@@ -74,6 +79,6 @@ export function createApp(deps: ApiDeps) {
     .use(webhookRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(metricsRoutes({ ...deps, socketCount: () => sockets.size }))
-    .use(wsRoutes({ db: deps.db, hub: deps.hub, authenticate: deps.authenticate, sockets }));
+    .use(wsRoutes({ db: deps.db, hub: deps.hub, authenticate: deps.authenticate, config, sockets }));
 }
 export type App = ReturnType<typeof createApp>;

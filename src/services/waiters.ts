@@ -1,3 +1,6 @@
+/** The longest a long-poll (`?wait=`) may wait, in seconds: SPEC's bound. */
+export const LONG_POLL_MAX_S = 60;
+
 /**
  * Lets a long-poll wait for a flow or a job to finish without polling Postgres: whoever learns of
  * a change (the event listener) calls notify with its id; the waiter then re-reads it.

@@ -1,4 +1,5 @@
 import { Elysia, t } from "elysia";
+import { LONG_POLL_MAX_S } from "../../services/waiters";
 import type { FlowDeps } from "../../services/flows";
 import { cancelFlow, createFlow, deleteFlow, getFlow, listUserFlows, retryFlow } from "../../services/flows";
 import type { Authenticate } from "../../services/tokens";
@@ -38,7 +39,7 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
     })
     .get("/:id", async ({ user, params, query }) => await getFlow(deps, user, params.id, query.wait ?? 0), {
       params: IdParams,
-      query: t.Object({ wait: t.Optional(t.Number({ minimum: 0, maximum: 60 })) }),
+      query: t.Object({ wait: t.Optional(t.Number({ minimum: 0, maximum: LONG_POLL_MAX_S })) }),
       response: { 200: FlowViewSchema, ...errors },
       detail: { summary: "A flow with its job tree; ?wait=N answers as soon as it finishes or N seconds pass" },
     })

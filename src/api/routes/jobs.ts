@@ -1,4 +1,5 @@
 import { Elysia, t } from "elysia";
+import { LONG_POLL_MAX_S } from "../../services/waiters";
 import type { ServiceDeps } from "../../services/deps";
 import { cancelJob, createJob, getJob, listUserJobs, retryJob } from "../../services/jobs";
 import type { Authenticate } from "../../services/tokens";
@@ -34,7 +35,7 @@ export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
     })
     .get("/:id", async ({ user, params, query }) => await getJob(deps, user, params.id, query.wait ?? 0), {
       params: IdParams,
-      query: t.Object({ wait: t.Optional(t.Number({ minimum: 0, maximum: 60 })) }),
+      query: t.Object({ wait: t.Optional(t.Number({ minimum: 0, maximum: LONG_POLL_MAX_S })) }),
       response: { 200: SingleJobViewSchema, ...errors },
       detail: { summary: "A single job; ?wait=N answers as soon as it finishes or N seconds pass" },
     })
