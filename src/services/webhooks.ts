@@ -14,13 +14,16 @@ import {
   listDeliveries,
   listWebhooks,
   moveDispatchCursor,
+  plaintextSecrets,
   recordDelivery,
+  replaceSecrets,
   type WebhookRow,
 } from "../db/queries/webhooks";
 import { InvalidInput, NotFound } from "../errors";
 import { EVENT_TYPES, type FlowdEvent } from "../events/types";
 import { newId } from "../ids";
 import { assertPublicUrl, safeFetch, SafeFetchError } from "../net/safe-fetch";
+import { createSecretBox, SEALED_PATTERN, SecretBoxError } from "../secret-box";
 import type { Producer } from "../queues";
 import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
@@ -66,19 +69,43 @@ export async function createWebhook(
     if (err instanceof SafeFetchError) throw new InvalidInput(err.message, [{ path: "/url", message: err.message }], "invalid_url");
     throw err;
   }
+  const secret = `whsec_${randomBytes(32).toString("base64")}`;
   const row: WebhookRow = {
     id: newId(),
     userId: user.userId,
     url: body.url,
     events: [...new Set(body.events)],
     description: body.description ?? null,
-    secret: `whsec_${randomBytes(32).toString("base64")}`,
+    secret: secretBox(deps.config).seal(secret),
     disabledAt: null,
     disabledReason: null,
     createdAt: new Date(),
   };
   await insertWebhook(deps.db, row);
-  return { ...webhookView(row), secret: row.secret };
+  return { ...webhookView(row), secret };
+}
+
+/**
+ * The key is configuration, and config already reaches every service and worker: the box is a pure
+ * function of it, so it is made where it is used rather than carried as one more dependency.
+ */
+const secretBox = (config: Config) => createSecretBox(config.secretKey);
+
+/**
+ * With a key, seals the secrets still stored in clear (rows from before the key was set), in pages
+ * by id. Safe with several processes at once: each row changes only while it still holds its plaintext.
+ */
+export async function sealPlaintextSecrets(deps: Pick<ServiceDeps, "db" | "config">, page = 500): Promise<number> {
+  const box = secretBox(deps.config);
+  if (!box.keyed) return 0;
+  let sealed = 0;
+  let after = "";
+  for (;;) {
+    const rows = await plaintextSecrets(deps.db, SEALED_PATTERN, after, page);
+    if (rows.length === 0) return sealed;
+    sealed += await replaceSecrets(deps.db, rows.map((r) => ({ id: r.id, from: r.secret, to: box.seal(r.secret) })));
+    after = rows[rows.length - 1]!.id;
+  }
 }
 
 export const listUserWebhooks = (deps: Pick<ServiceDeps, "db">, user: User, q: { limit?: number; cursor?: string }) =>
@@ -146,6 +173,22 @@ export function sign(secret: string, id: string, timestamp: number, body: string
 }
 
 /**
+ * The endpoint's secret in clear. When it cannot be opened the operator's key, not the endpoint, is
+ * at fault: the attempt is recorded and retried (a restart with the right key lets a later attempt
+ * through), but by itself it never disables the endpoint.
+ */
+async function openSecret(deps: { db: Db; config: Config }, webhook: WebhookRow, job: Job<{ seq: number }>): Promise<string> {
+  try {
+    return secretBox(deps.config).open(webhook.secret);
+  } catch (err) {
+    if (!(err instanceof SecretBoxError)) throw err;
+    const error = `not sent: ${err.message}`;
+    await recordDelivery(deps.db, { webhookId: webhook.id, eventSeq: job.data.seq, attempt: job.attemptsMade + 1, statusCode: null, durationMs: 0, error });
+    throw new Error(error);
+  }
+}
+
+/**
  * One delivery attempt, recorded whatever happens. 2xx succeeds; 410 disables the endpoint; any
  * other answer (3xx included: redirects are never followed) or a network error is retried by BullMQ
  * with exponential backoff until the attempts run out.
@@ -155,6 +198,7 @@ export async function deliver(deps: { db: Db; config: Config }, job: Job<{ seq: 
   if (!webhook || webhook.disabledAt) return { skipped: webhook ? "disabled" : "deleted" };
   const event = await eventBySeq(deps.db, job.data.seq);
   if (!event) return { skipped: "event no longer kept" };
+  const secret = await openSecret(deps, webhook, job);
   const body = payload(event);
   const id = `msg_${job.data.seq}_${webhook.id}`;
   const timestamp = Math.floor(Date.now() / 1000);
@@ -170,7 +214,7 @@ export async function deliver(deps: { db: Db; config: Config }, job: Job<{ seq: 
           "content-type": "application/json",
           "webhook-id": id,
           "webhook-timestamp": String(timestamp),
-          "webhook-signature": sign(webhook.secret, id, timestamp, body),
+          "webhook-signature": sign(secret, id, timestamp, body),
         },
         body,
       },

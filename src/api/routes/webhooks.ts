@@ -5,6 +5,7 @@ import { createWebhook, deleteWebhook, listUserWebhooks, webhookDeliveries } fro
 import { authPlugin } from "../plugins/auth";
 import { ErrorSchema } from "../models/errors";
 import { IdParams } from "../models/flows";
+import { MAX_SAFE, QueryInteger } from "../models/query";
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema };
 
@@ -42,7 +43,7 @@ export const webhookRoutes = (deps: ServiceDeps & { authenticate: Authenticate }
       },
     )
     .get("", async ({ user, query }) => await listUserWebhooks(deps, user, query), {
-      query: t.Object({ limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })), cursor: t.Optional(t.String({ maxLength: 200 })) }),
+      query: t.Object({ limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })), cursor: t.Optional(t.String({ maxLength: 200 })) }),
       response: { 200: t.Object({ items: t.Array(t.Object(WebhookFields)), nextCursor: t.Union([t.Null(), t.String()]) }), ...errors },
       detail: { summary: "List endpoints (secrets are never shown again)" },
     })
@@ -56,6 +57,6 @@ export const webhookRoutes = (deps: ServiceDeps & { authenticate: Authenticate }
     )
     .get("/:id/deliveries", async ({ user, params, query }) => await webhookDeliveries(deps, user, params.id, query), {
       params: IdParams,
-      query: t.Object({ limit: t.Optional(t.Integer({ minimum: 1, maximum: 200 })), before: t.Optional(t.Integer({ minimum: 1 })) }),
+      query: t.Object({ limit: t.Optional(QueryInteger({ minimum: 1, maximum: 200 })), before: t.Optional(QueryInteger({ minimum: 1, maximum: MAX_SAFE })) }),
       detail: { summary: "Delivery attempts, newest first (pass nextBefore as before for the next page)" },
     });

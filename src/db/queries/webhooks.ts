@@ -1,4 +1,4 @@
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, desc, eq, gt, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { webhookDeliveries, webhooks } from "../schema";
 import { isId } from "../../ids";
@@ -32,6 +32,30 @@ export async function deleteWebhook(db: DbOrTx, userId: string, id: string): Pro
   if (!isId(id)) return false;
   const gone = await db.delete(webhooks).where(and(eq(webhooks.id, id), eq(webhooks.userId, userId))).returning({ id: webhooks.id });
   return gone.length > 0;
+}
+
+/** The next `limit` webhooks after `afterId` (by id) whose secret does not match `sealedPattern`: plaintext from before a key was set. */
+export async function plaintextSecrets(db: DbOrTx, sealedPattern: string, afterId: string, limit: number) {
+  return db
+    .select({ id: webhooks.id, secret: webhooks.secret })
+    .from(webhooks)
+    .where(and(sql`${webhooks.secret} !~ ${sealedPattern}`, gt(webhooks.id, afterId)))
+    .orderBy(webhooks.id)
+    .limit(limit);
+}
+
+/**
+ * Replaces secrets in one statement, each only while it still holds `from` (compare-and-set): two
+ * processes sealing at once, or a webhook deleted meanwhile, change nothing twice. Returns how many changed.
+ */
+export async function replaceSecrets(db: DbOrTx, changes: { id: string; from: string; to: string }[]): Promise<number> {
+  if (changes.length === 0) return 0;
+  const values = sql.join(changes.map((c) => sql`(${c.id}, ${c.from}, ${c.to})`), sql`, `);
+  const changed = await db.execute<{ id: string }>(sql`
+    update webhooks w set secret = v.sealed from (values ${values}) as v(id, plain, sealed)
+    where w.id = v.id and w.secret = v.plain
+    returning w.id`);
+  return changed.length;
 }
 
 export async function disableWebhook(db: DbOrTx, id: string, reason: string) {

@@ -1,7 +1,10 @@
 import { bigint, bigserial, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 import { users } from "./users";
 
-/** A user's webhook endpoint. The secret signs deliveries, so it is kept (and shown once, at creation). */
+/**
+ * A user's webhook endpoint. The secret signs deliveries, so it is kept (and shown once, at creation):
+ * sealed with FLOWD_SECRET_KEY (`v1:…`, src/secret-box.ts) when a key is set, in clear otherwise.
+ */
 export const webhooks = pgTable(
   "webhooks",
   {
