@@ -17,7 +17,9 @@ export const flowTopic = (flowId: string) => `f:${flowId}`;
 export function createHub() {
   let server: Publisher | null = null;
   const listeners = new Set<(e: LoggedEvent) => void>();
-  const stats = { lastSeq: 0, published: 0 };
+  // The socket routes count here too: client messages, log pages read by replays, sockets working
+  // on a subscribe (lookups or replay), and replays waiting for their socket to drain, right now.
+  const stats = { lastSeq: 0, published: 0, socketMessages: 0, replayPages: 0, subscribing: 0, replaysWaiting: 0 };
   // Whether any socket here is subscribed (asked of the socket routes, which own that state), and a
   // count of joins: the listener reads job events only while someone may want them, and re-reads if
   // a socket joined during a read that skipped them.
