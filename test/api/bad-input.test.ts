@@ -91,8 +91,11 @@ const withOpts = (opts: unknown) => flow({ name: "echo", opts });
 const withData = (data: unknown) => flow({ name: "echo", data });
 
 describe("bad input to POST /v1/flows", () => {
-  test("the stack starts with nothing in Postgres or Redis", async () => {
-    expect(await snapshot()).toEqual({ flows: 0, flowJobs: 0, events: 0, redisKeys: 0 });
+  test("the stack starts with nothing in Postgres, and only the queues' declarations in Redis", async () => {
+    // Each queue's meta hash (its event stream's cap), written when the API starts: the flow
+    // queues and flowd's own jobs, schedules and webhooks queues.
+    const queues = stack.config.flowQueues.length + 3;
+    expect(await snapshot()).toEqual({ flows: 0, flowJobs: 0, events: 0, redisKeys: queues });
   });
 
   describe("bodies that are not a flow", () => {

@@ -2,6 +2,7 @@ import { t } from "elysia";
 import type { SingleJobView } from "../../services/jobs";
 import type { ScheduleView } from "../../services/schedules";
 import { JobData, JobStatus, JsonInteger, jobOptsFields, jobViewFields } from "./flows";
+import { QueryInteger } from "./query";
 
 /** A single job has no parent, so the failure policies of flow jobs do not apply. */
 export const SingleJobOptsSchema = t.Object(jobOptsFields, { additionalProperties: false });
@@ -25,7 +26,7 @@ export const JobListQuery = t.Object({
   status: t.Optional(JobStatus),
   name: t.Optional(t.String({ maxLength: 100 })),
   scheduleId: t.Optional(t.String({ maxLength: 64 })),
-  limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
+  limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })),
   cursor: t.Optional(t.String({ maxLength: 200 })),
 });
 

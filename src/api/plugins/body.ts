@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
-import { InvalidInput, TooLarge } from "../../errors";
+import { AppError, InvalidInput, TooLarge } from "../../errors";
+import { UNSTORABLE, describeUnstorable, findUnstorable } from "../unstorable";
 
 /** JSON media types, compared as HTTP says: case-insensitively, `+json` suffixes included. */
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
@@ -14,15 +15,51 @@ const nonJsonBodies = new WeakMap<Request, string>();
 export const nonJsonBodyType = (request: Request) => nonJsonBodies.get(request);
 
 /**
+ * The request head flowd accepts: Bun's own default cap. Bun refuses a larger head itself, with an
+ * empty 431, before any of this code runs; started with `--max-http-header-size` above this (the
+ * build passes it through `--compile-exec-argv`; `BUN_OPTIONS` works too), the refusal is this
+ * plugin's, in SPEC's shape, for heads up to Bun's raised cap.
+ */
+export const HEAD_LIMIT = 16 * 1024;
+
+/** Roughly the bytes of the request line and header lines, as Bun counts them for its cap. */
+function headBytes(request: Request): number {
+  const url = request.url;
+  const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+  let bytes = request.method.length + (pathStart < 0 ? 1 : url.length - pathStart) + " HTTP/1.1\r\n\r\n".length + 1;
+  request.headers.forEach((value, name) => {
+    bytes += name.length + value.length + 4;
+  });
+  return bytes;
+}
+
+/**
+ * A query string is percent-decoded before a route sees it, and `%00` becomes a NUL that Postgres
+ * refuses in any text parameter. (Unpaired surrogates cannot arrive this way: Elysia's decoder
+ * keeps an invalid UTF-8 sequence as its raw `%XX` text.)
+ */
+function checkQuery(url: string) {
+  const start = url.indexOf("?");
+  if (start >= 0 && /%00/i.test(url.slice(start)))
+    throw new InvalidInput("Query parameters may not contain the NUL character (%00).");
+}
+
+/**
  * Reads JSON bodies itself so that every refusal has SPEC's shape: a declared or streamed body
- * over the limit is 413 before it is parsed, malformed JSON is 400, and strings holding NUL
- * (which Postgres cannot store) are 400 instead of failing deep in a query.
+ * over the limit is 413 before it is parsed, malformed JSON is 400, and strings or numbers that
+ * Postgres cannot keep (NUL, unpaired surrogates, numbers beyond ±1.8e308) are 400 naming where,
+ * instead of failing deep in a query. It also refuses, before routing, what the other parts of a
+ * request carry that flowd cannot keep: an oversized head (431) and a NUL in the query (400).
  */
 export const jsonBodyPlugin = (limit: number) =>
   new Elysia({ name: "json-body" })
     .onRequest(({ request }) => {
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > limit) throw tooLarge(length, limit);
+      const head = headBytes(request);
+      if (head > HEAD_LIMIT)
+        throw new AppError(431, "headers_too_large", `The request line and headers are ${head} bytes; the limit is ${HEAD_LIMIT} bytes.`, { limit: HEAD_LIMIT });
+      checkQuery(request.url);
     })
     .onParse({ as: "global" }, async ({ request, contentType }) => {
       const text = await readCapped(request, limit);
@@ -41,7 +78,8 @@ export const jsonBodyPlugin = (limit: number) =>
           "invalid_json",
         );
       }
-      if (text.includes("\\u0000")) throw new InvalidInput("Strings may not contain the NUL character (\\u0000).");
+      const unstorable = findUnstorable(value);
+      if (unstorable) throw new InvalidInput(describeUnstorable(unstorable), [{ path: unstorable.path, message: UNSTORABLE[unstorable.problem] }]);
       return value;
     });
 

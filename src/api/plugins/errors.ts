@@ -18,6 +18,7 @@ interface Schema {
   anyOf?: Schema[];
   const?: unknown;
   type?: string;
+  format?: string;
   minimum?: number;
   maximum?: number;
 }
@@ -31,10 +32,26 @@ function explain(e: SchemaError): string {
   const options = e.schema?.anyOf ?? [];
   const allowed = options.filter((o) => o.const !== undefined).map((o) => String(o.const));
   if (allowed.length > 0 && allowed.length === options.length) return `must be one of ${allowed.join(", ")}`;
-  const bounds = [e.schema, ...options].find((s) => s?.type === "integer" && (s.minimum !== undefined || s.maximum !== undefined));
-  if (bounds) return `must be an integer from ${bounds.minimum ?? "any"} to ${bounds.maximum ?? "any"}`;
+  // A query number (models/query.ts) is a string whose format holds the bounds, stated beside it.
+  const bounds = [e.schema, ...options].find(
+    (s) => (s?.type === "integer" || s?.type === "number" || s?.format?.startsWith("flowd-")) && (s.minimum !== undefined || s.maximum !== undefined),
+  );
+  if (bounds) {
+    const integer = bounds.type === "integer" || bounds.format?.startsWith("flowd-integer") || options.some((o) => o.type === "integer");
+    return `must be ${integer ? "an integer" : "a number"} ${range(bounds.minimum, bounds.maximum)}`;
+  }
   return e.summary ?? e.message;
 }
+
+const range = (min?: number, max?: number) =>
+  min !== undefined && max !== undefined ? `from ${min} to ${max}` : min !== undefined ? `of at least ${min}` : `of at most ${max}`;
+
+/**
+ * Postgres refused a value the request carried (SQLSTATE class 22: bad text encoding, bad JSON,
+ * number out of range, string too long). Input checks should catch these first; this keeps a
+ * missed one a 400 instead of a 500.
+ */
+const isDataException = (err: unknown) => /^22[0-9A-Z]{3}$/.test(postgresCode(err) ?? "");
 
 /** Renders every failure in SPEC's error shape; no stack trace ever reaches a client. */
 export const errorPlugin = (log: Logger) =>
@@ -72,7 +89,14 @@ export const errorPlugin = (log: Logger) =>
       set.status = 503;
       return body("postgres_unavailable", "Postgres is unavailable; retry shortly.");
     }
-    log.error("unhandled error", { err: error, path: new URL(request.url).pathname });
+    const path = new URL(request.url).pathname;
+    if (isDataException(error)) {
+      // The logger drops the query's parameters: they are the user's data.
+      log.warn("a value reached Postgres unchecked and was refused", { err: error, path });
+      set.status = 400;
+      return body("invalid_input", "A value in the request cannot be stored (Postgres refused it); check strings and numbers for unusual characters or sizes.");
+    }
+    log.error("unhandled error", { err: error, path });
     set.status = 500;
     return body("internal_error", "Something went wrong on the server; the error was logged.");
   });

@@ -7,6 +7,7 @@ import type { NodeInput } from "../../services/flow-spec";
 import { authPlugin } from "../plugins/auth";
 import { ErrorSchema } from "../models/errors";
 import { CreateFlowBody, FlowPageSchema, FlowStatus, FlowViewSchema, IdParams } from "../models/flows";
+import { QueryInteger, QueryNumber } from "../models/query";
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema };
 
@@ -31,7 +32,7 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
     .get("", ({ user, query }) => listUserFlows(deps, user, query), {
       query: t.Object({
         status: t.Optional(FlowStatus),
-        limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
+        limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })),
         cursor: t.Optional(t.String({ maxLength: 200 })),
       }),
       response: { 200: FlowPageSchema, ...errors },
@@ -39,7 +40,7 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
     })
     .get("/:id", async ({ user, params, query }) => await getFlow(deps, user, params.id, query.wait ?? 0), {
       params: IdParams,
-      query: t.Object({ wait: t.Optional(t.Number({ minimum: 0, maximum: LONG_POLL_MAX_S })) }),
+      query: t.Object({ wait: t.Optional(QueryNumber({ minimum: 0, maximum: LONG_POLL_MAX_S })) }),
       response: { 200: FlowViewSchema, ...errors },
       detail: { summary: "A flow with its job tree; ?wait=N answers as soon as it finishes or N seconds pass" },
     })

@@ -7,6 +7,7 @@ import { authPlugin } from "../plugins/auth";
 import { ErrorSchema } from "../models/errors";
 import { IdParams } from "../models/flows";
 import { JobInputSchema, JobListQuery, JobPageSchema, SingleJobViewSchema } from "../models/jobs";
+import { QueryNumber } from "../models/query";
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema };
 
@@ -35,7 +36,7 @@ export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
     })
     .get("/:id", async ({ user, params, query }) => await getJob(deps, user, params.id, query.wait ?? 0), {
       params: IdParams,
-      query: t.Object({ wait: t.Optional(t.Number({ minimum: 0, maximum: LONG_POLL_MAX_S })) }),
+      query: t.Object({ wait: t.Optional(QueryNumber({ minimum: 0, maximum: LONG_POLL_MAX_S })) }),
       response: { 200: SingleJobViewSchema, ...errors },
       detail: { summary: "A single job; ?wait=N answers as soon as it finishes or N seconds pass" },
     })

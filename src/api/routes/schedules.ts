@@ -6,6 +6,7 @@ import { authPlugin } from "../plugins/auth";
 import { ErrorSchema } from "../models/errors";
 import { IdParams } from "../models/flows";
 import { CreateScheduleBody, SchedulePageSchema, ScheduleViewSchema } from "../models/jobs";
+import { QueryInteger } from "../models/query";
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema };
 
@@ -26,7 +27,7 @@ export const scheduleRoutes = (deps: ServiceDeps & { authenticate: Authenticate 
       },
     )
     .get("", async ({ user, query }) => await listUserSchedules(deps, user, query), {
-      query: t.Object({ limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })), cursor: t.Optional(t.String({ maxLength: 200 })) }),
+      query: t.Object({ limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })), cursor: t.Optional(t.String({ maxLength: 200 })) }),
       response: { 200: SchedulePageSchema, ...errors },
       detail: { summary: "List schedules, newest first" },
     })
