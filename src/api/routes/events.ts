@@ -7,6 +7,8 @@ import type { Authenticate } from "../../services/tokens";
 import { authPlugin } from "../plugins/auth";
 import { ErrorSchema } from "../models/errors";
 import { JsonInteger } from "../models/flows";
+import { MAX_SAFE, QueryInteger } from "../models/query";
+import { itemsWithinBytes } from "../../services/cursor";
 
 const EventSchema = t.Object({
   seq: JsonInteger(),
@@ -27,13 +29,14 @@ export const eventRoutes = (deps: { db: Db; authenticate: Authenticate }) =>
         const after = query.after ?? 0;
         if (query.after !== undefined && (await isEventsExpired(deps.db, after)))
           throw new AppError(410, "events_expired", `Events after seq ${after} are no longer kept; reload the current state and continue from the newest seq.`);
-        const items = await userEvents(deps.db, { userId: user.userId, after, flowId: query.flowId, limit: query.limit ?? 100 });
+        const page = await userEvents(deps.db, { userId: user.userId, after, flowId: query.flowId, limit: query.limit ?? 100 });
+        const items = page.slice(0, itemsWithinBytes(page));
         return { items, nextAfter: items.length > 0 ? items[items.length - 1]!.seq : after };
       },
       {
         query: t.Object({
-          after: t.Optional(t.Integer({ minimum: 0 })),
-          limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000 })),
+          after: t.Optional(QueryInteger({ minimum: 0, maximum: MAX_SAFE, description: "a seq: events with a larger one" })),
+          limit: t.Optional(QueryInteger({ minimum: 1, maximum: 1000 })),
           flowId: t.Optional(t.String({ maxLength: 64 })),
         }),
         response: { 200: t.Object({ items: t.Array(EventSchema), nextAfter: JsonInteger() }), 400: ErrorSchema, 401: ErrorSchema, 410: ErrorSchema },
