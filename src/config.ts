@@ -1,10 +1,14 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { parseSecretKey, SECRET_KEY_PATTERN } from "./secret-box";
 
 /** Queues with a fixed meaning; a flow queue may not reuse their names. */
 export const RESERVED_QUEUES = ["jobs", "schedules", "webhooks"] as const;
 
 const QueueList = "^[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64})*$";
+// Origins as a browser sends them in `Origin`: compared as strings, so lower case, no path, no trailing slash.
+const Origin = "https?://(\\[[0-9a-f:.]+\\]|[a-z0-9.-]+)(:[1-9][0-9]{0,4})?";
+const OriginList = `^${Origin}(,${Origin})*$`;
 
 /** The environment, one key per variable: the schema is the documentation of what is accepted. */
 export const EnvSchema = Type.Object({
@@ -16,6 +20,9 @@ export const EnvSchema = Type.Object({
   FLOWD_QUEUES: Type.String({ pattern: QueueList, default: "flows" }),
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
   FLOWD_ALLOW_PRIVATE_URLS: Type.Boolean({ default: false }),
+  FLOWD_CORS_ORIGINS: Type.Optional(
+    Type.String({ pattern: OriginList, hint: "must be comma-separated origins such as https://app.example.com,http://localhost:5173 (lower case, no path, no trailing slash)" }),
+  ),
   LOG_LEVEL: Type.Union(
     [Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error"), Type.Literal("silent")],
     { default: "info" },
@@ -29,12 +36,23 @@ export const EnvSchema = Type.Object({
   FLOWD_LOCK_DURATION_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 15_000 }),
   FLOWD_STALLED_INTERVAL_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 15_000 }),
   FLOWD_RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 200, maximum: 3_600_000, default: 10_000 }),
+  FLOWD_EVENT_STREAM_MAX_LEN: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 100_000 }),
+  FLOWD_RECORDER_MAX_LAG_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 60_000 }),
   FLOWD_RATE_LIMIT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
+  FLOWD_MAX_CREATES_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 100_000, default: 16 }),
+  FLOWD_MAX_CREATE_BYTES_IN_FLIGHT: Type.Integer({ minimum: 1024, maximum: 4 * 1024 * 1024 * 1024, default: 8 * 1024 * 1024 }),
   FLOWD_WORKER_STUCK_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 30_000 }),
   FLOWD_WEBHOOK_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 50, default: 8 }),
   FLOWD_WEBHOOK_RETRY_BASE_MS: Type.Integer({ minimum: 10, maximum: 86_400_000, default: 680_000 }),
   FLOWD_WEBHOOK_DISABLE_AFTER_MS: Type.Integer({ minimum: 100, maximum: 365 * 86_400_000, default: 3 * 86_400_000 }),
   FLOWD_SOCKET_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
+  FLOWD_SOCKETS_PER_USER: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 64 }),
+  FLOWD_SOCKET_SUBSCRIPTIONS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000 }),
+  FLOWD_SOCKET_MESSAGE_RATE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 100 }),
+  // `secret`: the value is never repeated in an error message (it would land in logs).
+  FLOWD_SECRET_KEY: Type.Optional(
+    Type.String({ pattern: SECRET_KEY_PATTERN, secret: true, hint: "must be 32 bytes as base64 (44 characters, e.g. from `openssl rand -base64 32`) or as 64 hex characters" }),
+  ),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -49,6 +67,8 @@ export interface Config {
   readonly flowQueues: readonly string[];
   readonly workerConcurrency: number;
   readonly allowPrivateUrls: boolean;
+  /** FLOWD_CORS_ORIGINS: the browser origins answered with CORS headers; empty: CORS off. */
+  readonly corsOrigins: readonly string[];
   readonly logLevel: LogLevel;
   readonly bodyLimit: number;
   readonly maxFlowJobs: number;
@@ -62,10 +82,17 @@ export interface Config {
   readonly stalledIntervalMs: number;
   /** Requests per second per user on each API process (bursts of twice that); 0: no limit. */
   readonly rateLimit: number;
+  /** Creates (POST of flows, jobs, schedules) one API process runs at once, and the bytes of their bodies; past either, 503 `overloaded`. */
+  readonly maxCreatesInFlight: number;
+  readonly maxCreateBytesInFlight: number;
   /** How long a queue's next job may wait while this process's idle worker takes nothing, before the worker is replaced. */
   readonly workerStuckMs: number;
   /** How often one worker checks that what Postgres expects in Redis is still there. */
   readonly reconcileIntervalMs: number;
+  /** Entries each queue's BullMQ event stream keeps (approximately); a recorder further behind converges from Redis's job states. */
+  readonly eventStreamMaxLen: number;
+  /** Past this, the oldest unrecorded event makes /readyz say `degraded` and creates are refused as overloaded. */
+  readonly recorderMaxLagMs: number;
   /** Attempts per webhook delivery, and the first retry's delay (doubling after; 8 from 680 s span about a day). */
   readonly webhookAttempts: number;
   readonly webhookRetryBaseMs: number;
@@ -73,6 +100,14 @@ export interface Config {
   readonly webhookDisableAfterMs: number;
   /** Bytes queued for one slow socket before it is closed (it resumes with `after`). */
   readonly socketBufferLimit: number;
+  /** Open sockets per user on each API process; the upgrade beyond it is refused (429). */
+  readonly socketsPerUser: number;
+  /** Flow subscriptions one socket may hold or have waiting (`all` is one more, always allowed). */
+  readonly socketSubscriptions: number;
+  /** Client messages per second per socket, in bursts of twice that; beyond it the socket is closed (1008). 0: no limit. */
+  readonly socketMessageRate: number;
+  /** FLOWD_SECRET_KEY decoded: seals webhook secrets at rest (src/secret-box.ts); undefined: stored in clear. */
+  readonly secretKey: Uint8Array | undefined;
 }
 
 export class ConfigError extends Error {
@@ -100,7 +135,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const converted = Value.Convert(EnvSchema, withDefaults);
   for (const error of Value.Errors(EnvSchema, converted)) {
     const name = error.path.replace(/^\//, "").split("/")[0] ?? error.path;
-    if (!problems.has(name)) problems.set(name, `${name}=${JSON.stringify(raw[name])} ${describe(error.schema)}`);
+    if (!problems.has(name))
+      problems.set(name, `${error.schema.secret ? name : `${name}=${JSON.stringify(raw[name])}`} ${describe(error.schema)}`);
   }
   const e = converted as Env;
   if (!problems.has("FLOWD_QUEUES")) {
@@ -108,6 +144,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if (reserved.length > 0)
       problems.set("FLOWD_QUEUES", `FLOWD_QUEUES may not name the built-in queues ${reserved.join(", ")}`);
   }
+  // The pattern admits only 32-byte spellings; decoding again here keeps a bad key from ever meaning "no key".
+  const secretKey = e.FLOWD_SECRET_KEY === undefined || problems.has("FLOWD_SECRET_KEY") ? undefined : parseSecretKey(e.FLOWD_SECRET_KEY);
+  if (secretKey === null) problems.set("FLOWD_SECRET_KEY", "FLOWD_SECRET_KEY does not decode to 32 bytes");
   if (problems.size > 0) throw new ConfigError([...problems.values()]);
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
@@ -118,6 +157,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     flowQueues: Object.freeze([...new Set(e.FLOWD_QUEUES.split(","))]),
     workerConcurrency: e.WORKER_CONCURRENCY,
     allowPrivateUrls: e.FLOWD_ALLOW_PRIVATE_URLS,
+    corsOrigins: Object.freeze(e.FLOWD_CORS_ORIGINS?.split(",") ?? []),
     logLevel: e.LOG_LEVEL,
     bodyLimit: e.FLOWD_BODY_LIMIT,
     maxFlowJobs: e.FLOWD_MAX_FLOW_JOBS,
@@ -126,18 +166,27 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     eventsRetentionHours: e.FLOWD_EVENTS_RETENTION_HOURS,
     workerHealthPort: e.WORKER_HEALTH_PORT,
     socketBufferLimit: e.FLOWD_SOCKET_BUFFER_LIMIT,
+    socketsPerUser: e.FLOWD_SOCKETS_PER_USER,
+    socketSubscriptions: e.FLOWD_SOCKET_SUBSCRIPTIONS,
+    socketMessageRate: e.FLOWD_SOCKET_MESSAGE_RATE,
+    secretKey: secretKey ?? undefined,
     lockDurationMs: e.FLOWD_LOCK_DURATION_MS,
     reconcileIntervalMs: e.FLOWD_RECONCILE_INTERVAL_MS,
+    eventStreamMaxLen: e.FLOWD_EVENT_STREAM_MAX_LEN,
+    recorderMaxLagMs: e.FLOWD_RECORDER_MAX_LAG_MS,
     webhookAttempts: e.FLOWD_WEBHOOK_ATTEMPTS,
     webhookRetryBaseMs: e.FLOWD_WEBHOOK_RETRY_BASE_MS,
     webhookDisableAfterMs: e.FLOWD_WEBHOOK_DISABLE_AFTER_MS,
     stalledIntervalMs: e.FLOWD_STALLED_INTERVAL_MS,
     workerStuckMs: e.FLOWD_WORKER_STUCK_MS,
     rateLimit: e.FLOWD_RATE_LIMIT,
+    maxCreatesInFlight: e.FLOWD_MAX_CREATES_IN_FLIGHT,
+    maxCreateBytesInFlight: e.FLOWD_MAX_CREATE_BYTES_IN_FLIGHT,
   });
 }
 
 function describe(schema: Record<string, unknown>): string {
+  if (typeof schema.hint === "string") return schema.hint;
   if (schema.type === "integer")
     return `must be an integer between ${schema.minimum} and ${schema.maximum}`;
   if (schema.type === "boolean") return "must be true or false";

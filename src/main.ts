@@ -9,6 +9,7 @@ import { createToken } from "./services/tokens";
 import { hasAnyToken } from "./db/queries/users";
 import { startApi } from "./api/start";
 import { startWorkers } from "./workers/start";
+import { sealPlaintextSecrets } from "./services/webhooks";
 
 /** Every command that touches the database goes through here: create it if missing, then migrate. */
 export async function openDatabase(config: Config, log: Logger, max?: number): Promise<Database> {
@@ -56,6 +57,7 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
   const lifecycle = createLifecycle(log);
   lifecycle.add("postgres", () => database.close());
   try {
+    await guardSecrets(config, database, log, role);
     if (role === "worker" || role === "all") {
       const workers = await startWorkers({ config, database, log });
       lifecycle.add("workers", workers.stop);
@@ -94,6 +96,17 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     process.on("SIGINT", () => shutdown("SIGINT"));
   });
+}
+
+/** Every role reads or writes webhook secrets: without a key it says so once; with one, workers seal what is still in clear. */
+async function guardSecrets(config: Config, database: Database, log: Logger, role: Role) {
+  if (!config.secretKey) {
+    log.warn("FLOWD_SECRET_KEY is not set: webhook secrets are stored unencrypted; set it to a 32-byte base64 key");
+    return;
+  }
+  if (role === "api") return;
+  const sealed = await sealPlaintextSecrets({ db: database.db, config });
+  if (sealed > 0) log.info("sealed webhook secrets stored in clear with FLOWD_SECRET_KEY", { sealed });
 }
 
 /**

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { once } from "node:events";
 import { FlowProducer, Queue } from "bullmq";
 import type { ChainableCommander, Redis } from "ioredis";
 import type { Config } from "./config";
@@ -9,9 +10,6 @@ export const REDIS_RETENTION = {
   removeOnComplete: { age: 24 * 3600 },
   removeOnFail: { age: 7 * 24 * 3600 },
 } as const;
-
-/** Events each queue's stream keeps; the status recorder must not fall further behind than this. */
-export const EVENT_STREAM_MAX_LEN = 100_000;
 
 /** The Postgres write an add must wait for, for adds run through `addAfter`. */
 const sendGates = new AsyncLocalStorage<Promise<unknown>>();
@@ -54,7 +52,7 @@ function gateTransactions(redis: Redis) {
 }
 
 /** Producer-side BullMQ objects over one shared connection: adding, removing and inspecting jobs. */
-export function createProducer(redis: Redis, config: Pick<Config, "prefix">) {
+export function createProducer(redis: Redis, config: Pick<Config, "prefix" | "eventStreamMaxLen">) {
   gateTransactions(redis);
   const flowProducer = new FlowProducer({ connection: redis, prefix: config.prefix });
   flowProducer.on("error", () => {});
@@ -74,13 +72,23 @@ export function createProducer(redis: Redis, config: Pick<Config, "prefix">) {
         q = new Queue(name, {
           connection: redis,
           prefix: config.prefix,
-          streams: { events: { maxLen: EVENT_STREAM_MAX_LEN } },
+          // Stored in the queue's meta hash, where every BullMQ script that adds an event reads it.
+          streams: { events: { maxLen: config.eventStreamMaxLen } },
           skipWaitingForReady: true,
         });
         q.on("error", () => {});
         queues.set(name, q);
       }
       return q;
+    },
+    /**
+     * Opens these queues and waits for their meta hash: until a Queue writes it, BullMQ's scripts
+     * cap the event stream at their own default (10,000), not `eventStreamMaxLen`.
+     */
+    async declare(names: readonly string[]) {
+      // A fail-fast connection refuses commands until it is ready, and BullMQ sends one at once.
+      if (redis.status !== "ready") await withTimeout(once(redis, "ready"), 10_000, "Redis connection");
+      await Promise.all(names.map((name) => this.queue(name).getVersion()));
     },
     async close() {
       closed = true;

@@ -13,14 +13,24 @@ async function probe(what: string, fn: () => Promise<unknown>): Promise<string> 
   }
 }
 
+/** What a role adds to readiness: reasons it works but not as it should, and figures to show. */
+export type DegradedCheck = () => Promise<{ degraded: string[]; details: Record<string, unknown> }>;
+
 /**
  * The one readiness rule, for the API's /readyz and a worker's health port: Postgres and Redis
- * answer within 2 s. The reply is SPEC's success or error body, with the status it goes with.
+ * answer within 2 s. The reply is SPEC's success or error body, with the status it goes with. A
+ * process that serves but falls short (`degraded`, e.g. nobody records statuses) stays 200: taking
+ * it out of a load balancer would not help, so the reasons are in the body for monitors to alert on.
  */
-export async function readiness(deps: { sql: Sql; redis: Redis }) {
+export async function readiness(deps: { sql: Sql; redis: Redis; degraded?: DegradedCheck }) {
   const [postgres, redis] = await Promise.all([probe("postgres", () => deps.sql`select 1`), probe("redis", () => deps.redis.ping())]);
   const details = { postgres, redis, redisMaxmemoryPolicy: redis === "ok" ? await readMaxmemoryPolicy(deps.redis) : null };
-  if (postgres === "ok" && redis === "ok") return { status: 200, body: { status: "ready" as const, ...details } };
+  if (postgres === "ok" && redis === "ok") {
+    const extra = deps.degraded ? await withTimeout(deps.degraded(), 2_000, "readiness checks").catch(() => null) : null;
+    if (extra && extra.degraded.length > 0)
+      return { status: 200, body: { status: "degraded" as const, ...details, ...extra.details, degraded: extra.degraded } };
+    return { status: 200, body: { status: "ready" as const, ...details, ...extra?.details } };
+  }
   const down = [postgres !== "ok" && "Postgres", redis !== "ok" && "Redis"].filter(Boolean).join(" and ");
   return {
     status: 503,

@@ -7,8 +7,13 @@ import type { FlowDeps } from "../services/flows";
 import type { Authenticate } from "../services/tokens";
 import { VERSION } from "../version";
 import { errorPlugin } from "./plugins/errors";
+import { securityHeadersPlugin } from "./plugins/security-headers";
 import { jsonBodyPlugin } from "./plugins/body";
+import { admissionPlugin } from "./plugins/admission";
+import { createAdmission } from "./admission";
 import { healthRoutes } from "./routes/health";
+import { recorderShortfalls, type RecorderWatch } from "../services/recorder-health";
+import type { DegradedCheck } from "../readiness";
 import { metricsRoutes } from "./routes/metrics";
 import type { Listener } from "../events/listener";
 import { flowRoutes } from "./routes/flows";
@@ -25,18 +30,30 @@ export interface ApiDeps extends FlowDeps {
   authenticate: Authenticate;
   hub: Hub;
   listener?: Listener;
+  /** The status recorder's backlog, as this process last read it (absent in tests that build an app alone). */
+  recorder?: RecorderWatch;
 }
 
 /** The whole HTTP surface; `listen` is the caller's business, so tests can use `app.handle`. */
 export function createApp(deps: ApiDeps) {
   const { config } = deps;
   const sockets = new Map<string, unknown>();
+  const admission = createAdmission({
+    maxCreates: config.maxCreatesInFlight,
+    maxBytes: config.maxCreateBytesInFlight,
+    bodyLimit: config.bodyLimit,
+    // Only a live recorder that falls behind refuses: with none running, the work waits in Redis
+    // and /readyz says so, and refusing would not make it record sooner.
+    recorderLagMs: () => (deps.recorder?.current?.alive ? deps.recorder.current.lagMs : 0),
+    maxRecorderLagMs: config.recorderMaxLagMs,
+  });
   return new Elysia({
     normalize: false,
-    // Bun's own cap answers without a body, so it sits far above the limit that the body plugin
-    // enforces (with a proper 413) for declared and streamed bodies alike.
+    // Bun's own cap answers with an empty 413 before any hook runs, so it is out of the way: the
+    // body plugin enforces the limit (in SPEC's shape) on the declared length before reading and
+    // on streamed bodies while reading; a body nobody reads is discarded by Bun, not buffered.
     serve: {
-      maxRequestBodySize: Math.max(64 * 1024 * 1024, config.bodyLimit * 4),
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       // Above the longest long-poll (`wait` ≤ 60 s), so a waiting request is never cut off idle.
       idleTimeout: LONG_POLL_MAX_S + 15,
     },
@@ -48,8 +65,11 @@ export function createApp(deps: ApiDeps) {
       closeOnBackpressureLimit: true,
     },
   })
+    .use(securityHeadersPlugin(config.corsOrigins))
     .use(errorPlugin(deps.log))
     .use(jsonBodyPlugin(config.bodyLimit))
+    // After the body plugin: a body declared over the limit is 413 without taking a slot.
+    .use(admissionPlugin(admission))
     .use(
       openapi({
         path: "/docs",
@@ -72,13 +92,21 @@ export function createApp(deps: ApiDeps) {
         },
       }),
     )
-    .use(healthRoutes({ sql: deps.database.sql, redis: deps.redis }))
+    .use(healthRoutes({ sql: deps.database.sql, redis: deps.redis, degraded: recorderCheck(deps.recorder, config.recorderMaxLagMs) }))
     .use(flowRoutes(deps))
     .use(jobRoutes(deps))
     .use(scheduleRoutes(deps))
     .use(webhookRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
-    .use(metricsRoutes({ ...deps, socketCount: () => sockets.size }))
+    .use(metricsRoutes({ ...deps, socketCount: () => sockets.size, admission: admission.stats }))
     .use(wsRoutes({ db: deps.db, hub: deps.hub, authenticate: deps.authenticate, config, sockets }));
 }
 export type App = ReturnType<typeof createApp>;
+
+/** /readyz reads the recorder afresh: a monitor asking wants the present, not the last poll. */
+const recorderCheck = (watch: RecorderWatch | undefined, maxLagMs: number): DegradedCheck | undefined =>
+  watch &&
+  (async () => {
+    const health = await watch.read();
+    return { degraded: recorderShortfalls(health, maxLagMs), details: { recorder: health } };
+  });

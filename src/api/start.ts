@@ -11,6 +11,10 @@ import { pruneEvents } from "../db/queries/event-log";
 import { foldTallies } from "../db/queries/metrics";
 import { rateLimited } from "./rate-limit";
 import { createApp } from "./app";
+import { watchRecorder } from "../services/recorder-health";
+import { JOBS_QUEUE } from "../services/jobs";
+import { SCHEDULES_QUEUE } from "../services/schedules";
+import { WEBHOOKS_QUEUE } from "../services/webhooks";
 
 /** The api role: HTTP + WebSocket server, the event listener feeding the socket hub, and log retention. */
 export async function startApi(deps: { config: Config; database: Database; log: Logger }) {
@@ -19,6 +23,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
   const redis = createRedis(config.redisUrl, "request", "flowd-api");
   redis.on("error", () => {});
   const producer = createProducer(redis, config);
+  await producer.declare([...config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE]);
   const hub = createHub();
   const waiters = createWaiters();
   // Long-polls wait for a flow or a single job to finish: only their own events can end a wait.
@@ -26,6 +31,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     if (e.flowId && e.type.startsWith("flow.")) waiters.notify(e.flowId);
     else if (!e.flowId && e.jobId) waiters.notify(e.jobId);
   });
+  const recorder = watchRecorder({ db: database.db, redis, prefix: config.prefix, queues: [...config.flowQueues, JOBS_QUEUE] });
   const listener = startListener({ db: database.db, sql: database.sql, log, hub });
   await listener.ready;
   hub.stats.lastSeq = Math.max(hub.stats.lastSeq, listener.stats.lastSeq);
@@ -40,6 +46,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     hub,
     listener,
     waiters,
+    recorder,
     authenticate: rateLimited(createAuthenticator(database.db), config.rateLimit),
     broadcastCancel: async (jobIds) => {
       if (jobIds.length > 0) await redis.publish(cancelChannel(config.prefix), jobIds.join(","));
@@ -60,6 +67,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     listener,
     async stop() {
       clearInterval(prune);
+      recorder.stop();
       await app.stop(true);
       waiters.releaseAll();
       await listener.stop();

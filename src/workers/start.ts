@@ -18,9 +18,8 @@ import type { Metric } from "../metrics";
 import type { RecorderStats } from "./status-recorder";
 import { startWorkerProbe, supervisedWorker } from "./supervised-worker";
 import { startLease } from "./lease";
+import { RECORDER_LEASE } from "../services/recorder-health";
 
-/** Any constant: the same for every flowd process on a database. */
-const RECORDER_LEASE = 7244119004;
 
 /** The status recorder's counters, for the worker's /metrics. */
 const recorderMetrics = (s: RecorderStats): Metric[] => [
@@ -72,6 +71,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
       log,
     ),
   );
+  await producer.declare(queues.map(([name]) => name));
   const probe = startWorkerProbe({ redis: producerRedis, prefix: config.prefix, workers, stuckMs: config.workerStuckMs, log });
 
   const subscriber = createRedis(config.redisUrl, "blocking", "flowd-cancel");

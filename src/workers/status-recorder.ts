@@ -37,6 +37,8 @@ const BATCH = 1000;
  */
 const DB_TIMEOUT_MS = 30_000;
 const REDIS_TIMEOUT_MS = 10_000;
+/** Longest a read position goes unstored while events need no write (a steady stream of `drained`). */
+const SAVE_POSITION_MS = 5_000;
 
 /**
  * Follows every queue's BullMQ event stream and writes the changes to Postgres, one transaction per
@@ -69,9 +71,13 @@ export function startStatusRecorder(deps: {
   // follows nearly every completion) costs no commit: its position is stored with the next write,
   // and re-reading such events after a crash changes nothing.
   const unsaved = new Map<string, string>();
+  let savedAt = 0;
   const save = async (changes: TableChange[]) => {
     const written = await retry(() => write(deps.db, changes, new Map(unsaved)), () => running, log, "write job statuses");
-    if (written !== undefined) unsaved.clear();
+    if (written !== undefined) {
+      unsaved.clear();
+      savedAt = Date.now();
+    }
     return written;
   };
 
@@ -112,10 +118,9 @@ export function startStatusRecorder(deps: {
       }
       const reply = read.entries;
       if (!reply) {
-        if (draining) {
-          if (unsaved.size > 0) await save([]);
-          break;
-        }
+        // Caught up: store the position of what needed no write, so the backlog others read is 0.
+        if (unsaved.size > 0 && (await save([])) === undefined) break;
+        if (draining) break;
         // Nothing new: wait for the next entry, then read it with the gap check above.
         const wake = deps.redis.xread("COUNT", 1, "BLOCK", 1000, "STREAMS", ...ids.keys(), ...ids.values());
         await withTimeout(wake, REDIS_TIMEOUT_MS, "wait for BullMQ events").catch(() => Bun.sleep(500));
@@ -133,7 +138,7 @@ export function startStatusRecorder(deps: {
       }
       stats.events += events.length;
       const changes = await describe(deps.redis, deps.prefix, events);
-      if (changes.length === 0) continue;
+      if (changes.length === 0 && Date.now() - savedAt < SAVE_POSITION_MS) continue;
       const written = await save(changes);
       if (written === undefined) break;
       stats.batches++;

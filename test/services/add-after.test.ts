@@ -12,7 +12,7 @@ let redis: Redis;
 let producer: Producer;
 beforeAll(() => {
   redis = createRedis(REDIS_URL, "request", "gate-test");
-  producer = createProducer(redis, { prefix });
+  producer = createProducer(redis, { prefix, eventStreamMaxLen: 100_000 });
 });
 afterAll(async () => {
   await producer.close();

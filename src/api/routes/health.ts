@@ -1,9 +1,9 @@
 import { Elysia, t } from "elysia";
 import type { Redis } from "ioredis";
 import type { Sql } from "postgres";
-import { readiness } from "../../readiness";
+import { readiness, type DegradedCheck } from "../../readiness";
 
-export const healthRoutes = (deps: { sql: Sql; redis: Redis }) =>
+export const healthRoutes = (deps: { sql: Sql; redis: Redis; degraded?: DegradedCheck }) =>
   new Elysia({ name: "health", detail: { tags: ["health"] } })
     .get("/healthz", () => ({ status: "ok" as const }), {
       response: t.Object({ status: t.Literal("ok") }),
@@ -16,5 +16,9 @@ export const healthRoutes = (deps: { sql: Sql; redis: Redis }) =>
         set.status = status;
         return body;
       },
-      { detail: { summary: "Readiness: Postgres and Redis reachable (503 with the reason otherwise)" } },
+      {
+        detail: {
+          summary: "Readiness: Postgres and Redis reachable (503 with the reason otherwise); `status: degraded` lists what falls short (no status recorder, recorder behind)",
+        },
+      },
     );

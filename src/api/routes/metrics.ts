@@ -5,6 +5,8 @@ import { deliveryCounts, jobCounts } from "../../db/queries/metrics";
 import type { Hub } from "../../events/hub";
 import type { Listener } from "../../events/listener";
 import { renderMetrics, type Metric } from "../../metrics";
+import type { AdmissionStats } from "../admission";
+import type { RecorderWatch } from "../../services/recorder-health";
 import type { Producer } from "../../queues";
 import { JOBS_QUEUE } from "../../services/jobs";
 import { SCHEDULES_QUEUE } from "../../services/schedules";
@@ -18,6 +20,8 @@ export const metricsRoutes = (deps: {
   hub: Hub;
   listener?: Listener;
   socketCount: () => number;
+  admission?: AdmissionStats;
+  recorder?: RecorderWatch;
 }) =>
   new Elysia({ name: "metrics" }).get(
     "/metrics",
@@ -53,6 +57,41 @@ export const metricsRoutes = (deps: {
         { name: "flowd_socket_clients", help: "Open WebSocket clients on this process.", type: "gauge", samples: [{ value: deps.socketCount() }] },
         { name: "flowd_events_published_total", help: "Events this process sent to subscribed sockets.", type: "counter", samples: [{ value: deps.hub.stats.published }] },
       ];
+      const recorder = deps.recorder?.current;
+      if (recorder)
+        metrics.push(
+          { name: "flowd_recorder_alive", help: "1 if a process holds the status recorder's lease.", type: "gauge", samples: [{ value: recorder.alive ? 1 : 0 }] },
+          {
+            name: "flowd_recorder_backlog_seconds",
+            help: "Age of the oldest BullMQ event the status recorder has not recorded yet, by queue (0: caught up).",
+            type: "gauge",
+            samples: recorder.streams.map((st) => ({ labels: { queue: st.queue }, value: st.lagMs / 1000 })),
+          },
+          {
+            name: "flowd_event_stream_length",
+            help: "Entries in each queue's BullMQ event stream.",
+            type: "gauge",
+            samples: recorder.streams.map((st) => ({ labels: { queue: st.queue }, value: st.length })),
+          },
+          { name: "flowd_event_stream_max_length", help: "The streams' cap (FLOWD_EVENT_STREAM_MAX_LEN).", type: "gauge", samples: [{ value: deps.config.eventStreamMaxLen }] },
+        );
+      const admission = deps.admission;
+      if (admission)
+        metrics.push(
+          { name: "flowd_creates_in_flight", help: "Creates (POST flows, jobs, schedules) running on this process.", type: "gauge", samples: [{ value: admission.inFlight }] },
+          { name: "flowd_create_bytes_in_flight", help: "Body bytes of the creates running on this process.", type: "gauge", samples: [{ value: admission.bytesInFlight }] },
+          { name: "flowd_creates_admitted_total", help: "Creates let in by admission control.", type: "counter", samples: [{ value: admission.admitted }] },
+          {
+            name: "flowd_creates_refused_total",
+            help: "Creates refused with 503 overloaded, by the bound they met.",
+            type: "counter",
+            samples: [
+              { labels: { limit: "creates" }, value: admission.refused.creates },
+              { labels: { limit: "bytes" }, value: admission.refused.bytes },
+              { labels: { limit: "recorder_lag" }, value: admission.refused.recorderLag },
+            ],
+          },
+        );
       if (listener)
         metrics.push(
           { name: "flowd_listener_last_seq", help: "Highest event seq this process has read.", type: "gauge", samples: [{ value: listener.lastSeq }] },

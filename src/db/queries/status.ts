@@ -93,3 +93,15 @@ export async function unfinishedJobIds(db: Db, table: TrackedTable, queue: strin
   );
   return rows.map((r) => r.job_id);
 }
+
+/** Whether any session holds the advisory lock `key` (a lease): pg_locks splits a bigint key in two oids. */
+export async function isAdvisoryLockHeld(db: Db, key: number): Promise<boolean> {
+  const [row] = await db.$client<{ held: boolean }[]>`
+    select exists (
+      select 1 from pg_locks
+      where locktype = 'advisory' and granted and objsubid = 1
+        and database = (select oid from pg_database where datname = current_database())
+        and classid = ${String(Math.floor(key / 2 ** 32))}::oid and objid = ${String(key % 2 ** 32)}::oid
+    ) as held`;
+  return row?.held ?? false;
+}
