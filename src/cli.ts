@@ -4,8 +4,8 @@
  * configuration and hands both to the code that wires what the command needs.
  */
 import "./runtime-shims";
-import { ConfigError, loadConfig, type Config } from "./config";
-import { ConnectError } from "./db/client";
+import { ConfigError, loadConfig, type Config, type Role } from "./config";
+import { ConnectError } from "./errors";
 import { createLogger } from "./log";
 import { VERSION } from "./version";
 
@@ -43,7 +43,6 @@ Environment (defaults):
   see the README
 `;
 
-export type Role = "all" | "api" | "worker";
 export type Command =
   | { kind: "run"; role: Role }
   | { kind: "migrate" }

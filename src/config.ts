@@ -195,3 +195,6 @@ function describe(schema: Record<string, unknown>): string {
   if (typeof schema.pattern === "string") return `must match ${schema.pattern}`;
   return "is invalid";
 }
+
+/** What one flowd process runs: `--role=`. */
+export type Role = "all" | "api" | "worker";

@@ -51,3 +51,17 @@ export class RateLimited extends AppError {
     this.headers = { "retry-after": String(retryAfterSeconds) };
   }
 }
+
+/** Thrown when a service cannot be reached at start; its message is the one line a person sees. */
+export class ConnectError extends Error {}
+
+/** The URL with its password replaced, safe to print. */
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
+  }
+}

@@ -3,7 +3,7 @@ import { createDb, ensureDatabase, type Database } from "./db/client";
 import { migrate } from "./db/migrate";
 import { createLifecycle } from "./lifecycle";
 import type { Logger } from "./log";
-import type { Role } from "./cli";
+import type { Role } from "./config";
 import { checkRedis } from "./redis";
 import { createToken } from "./services/tokens";
 import { hasAnyToken } from "./db/queries/users";

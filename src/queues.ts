@@ -4,6 +4,7 @@ import { FlowProducer, Queue } from "bullmq";
 import type { ChainableCommander, Redis } from "ioredis";
 import type { Config } from "./config";
 import { withTimeout } from "./timeout";
+import { loggedByConnection } from "./redis";
 
 /** Kept in Redis this long after finishing; Postgres keeps the record for good. */
 export const REDIS_RETENTION = {
@@ -55,7 +56,7 @@ function gateTransactions(redis: Redis) {
 export function createProducer(redis: Redis, config: Pick<Config, "prefix" | "eventStreamMaxLen">) {
   gateTransactions(redis);
   const flowProducer = new FlowProducer({ connection: redis, prefix: config.prefix });
-  flowProducer.on("error", () => {});
+  flowProducer.on("error", loggedByConnection);
   const queues = new Map<string, Queue>();
   let closed = false;
   return {
@@ -76,7 +77,7 @@ export function createProducer(redis: Redis, config: Pick<Config, "prefix" | "ev
           streams: { events: { maxLen: config.eventStreamMaxLen } },
           skipWaitingForReady: true,
         });
-        q.on("error", () => {});
+        q.on("error", loggedByConnection);
         queues.set(name, q);
       }
       return q;

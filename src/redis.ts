@@ -1,22 +1,47 @@
 import IORedis, { type Redis, type RedisOptions } from "ioredis";
-import { ConnectError, maskUrl } from "./db/client";
+import { ConnectError, maskUrl } from "./errors";
+import type { Logger } from "./log";
+
+/** A connection's errors are logged at most this often: ioredis reports every failed reconnect (several a second). */
+export const REDIS_ERROR_LOG_EVERY_MS = 30_000;
 
 /**
  * `blocking`: for BullMQ workers and stream readers, which must wait out outages (BullMQ requires
  * `maxRetriesPerRequest: null`). `request`: for the API, which must fail fast while Redis is down
  * so that a request answers 503 or leaves its flow `pending` instead of hanging.
+ *
+ * The connection's errors are handled here, once: ioredis keeps reconnecting by itself, so an error
+ * is news, not a failure of the caller's; without a listener it would be printed raw as an
+ * unhandled 'error' event. What an outage means is said elsewhere (readiness, 503s, the recorder).
  */
-export function createRedis(url: string, purpose: "blocking" | "request", name = "flowd"): Redis {
+export function createRedis(url: string, purpose: "blocking" | "request", name = "flowd", log?: Logger): Redis {
   const common: RedisOptions = {
     connectionName: name,
     connectTimeout: 3_000,
     retryStrategy: (attempt) => Math.min(100 * attempt, 2_000),
     lazyConnect: false,
   };
-  return purpose === "blocking"
-    ? new IORedis(url, { ...common, maxRetriesPerRequest: null })
-    : new IORedis(url, { ...common, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const redis =
+    purpose === "blocking"
+      ? new IORedis(url, { ...common, maxRetriesPerRequest: null })
+      : new IORedis(url, { ...common, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  let lastLogged = 0;
+  let unlogged = 0;
+  redis.on("error", (err: { code?: string; message?: string }) => {
+    const now = Date.now();
+    if (now - lastLogged < REDIS_ERROR_LOG_EVERY_MS) return void unlogged++;
+    log?.warn("Redis connection error; reconnecting", { connection: name, err: err.code ?? err.message, since: unlogged });
+    lastLogged = now;
+    unlogged = 0;
+  });
+  return redis;
 }
+
+/**
+ * For BullMQ objects over a connection from createRedis: they re-emit its errors, which it has
+ * already logged, and an EventEmitter with no listener would throw them.
+ */
+export const loggedByConnection = (): void => {};
 
 /** One quick connection attempt, so a start-up against an unreachable Redis says so in one line. */
 export async function checkRedis(url: string): Promise<{ maxmemoryPolicy: string | null }> {

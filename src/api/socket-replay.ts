@@ -1,5 +1,5 @@
 import type { Db } from "../db/client";
-import { userEvents } from "../db/queries/events";
+import { eventsPage } from "../services/event-log";
 import { toWireMessage } from "../events/hub";
 
 /** Events per page read from the log: about 150 KB on the wire for ordinary job events. */
@@ -54,12 +54,12 @@ export async function replayEvents(r: ReplayRequest): Promise<ReplayOutcome> {
     if (!drained) return { kind: "stalled", cursor };
     const upTo = r.lastSeq();
     r.onPage?.();
-    const page = await userEvents(r.db, { userId: r.userId, after: cursor, upTo, flowId: r.flowId, limit: REPLAY_PAGE });
+    const { events: page, more } = await eventsPage(r.db, { userId: r.userId, after: cursor, upTo, flowId: r.flowId, limit: REPLAY_PAGE });
     if (r.signal.aborted) return { kind: "cancelled", cursor };
     for (const e of page) r.send(toWireMessage(e));
     // A send past the buffer limit closes the socket, which aborts the signal.
     if (r.signal.aborted) return { kind: "cancelled", cursor: page[page.length - 1]?.seq ?? cursor };
-    if (page.length === REPLAY_PAGE) cursor = page[page.length - 1]!.seq;
+    if (more) cursor = page[page.length - 1]!.seq;
     else {
       cursor = upTo;
       if (r.lastSeq() === upTo) {

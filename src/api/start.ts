@@ -15,21 +15,21 @@ import { watchRecorder } from "../services/recorder-health";
 import { JOBS_QUEUE } from "../services/jobs";
 import { SCHEDULES_QUEUE } from "../services/schedules";
 import { WEBHOOKS_QUEUE } from "../services/webhooks";
+import { longPollTarget } from "../event-types";
 
 /** The api role: HTTP + WebSocket server, the event listener feeding the socket hub, and log retention. */
 export async function startApi(deps: { config: Config; database: Database; log: Logger }) {
   const { config, database } = deps;
   const log = deps.log.child({ component: "api" });
-  const redis = createRedis(config.redisUrl, "request", "flowd-api");
-  redis.on("error", () => {});
+  const redis = createRedis(config.redisUrl, "request", "flowd-api", log);
   const producer = createProducer(redis, config);
   await producer.declare([...config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE]);
   const hub = createHub();
   const waiters = createWaiters();
   // Long-polls wait for a flow or a single job to finish: only their own events can end a wait.
   hub.observe((e) => {
-    if (e.flowId && e.type.startsWith("flow.")) waiters.notify(e.flowId);
-    else if (!e.flowId && e.jobId) waiters.notify(e.jobId);
+    const target = longPollTarget(e);
+    if (target) waiters.notify(target);
   });
   const recorder = watchRecorder({ db: database.db, redis, prefix: config.prefix, queues: [...config.flowQueues, JOBS_QUEUE] });
   const listener = startListener({ db: database.db, sql: database.sql, log, hub });

@@ -2,7 +2,7 @@ import { Elysia } from "elysia";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { findFlow } from "../db/queries/flows";
-import { isEventsExpired } from "../db/queries/event-log";
+import { assertEventsKept, EventsExpired } from "../services/event-log";
 import { flowTopic, userTopic, type Hub } from "../events/hub";
 import type { Authenticate, AuthUser } from "../services/tokens";
 import { bearerToken } from "./plugins/auth";
@@ -147,10 +147,12 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; c
       return send(ws, { type: "subscribed", all: true, seq: hub.lastSeq, note: "already subscribed" });
     }
     if (req.after !== undefined) {
-      const expired = await isEventsExpired(deps.db, req.after);
+      const expired = await assertEventsKept(deps.db, req.after).then(
+        () => null,
+        (err: unknown) => (err instanceof EventsExpired ? err : Promise.reject(err)),
+      );
       if (signal.aborted) return;
-      if (expired)
-        return error(ws, "events_expired", `Events after seq ${req.after} are no longer kept; reload the current state with GET and subscribe without 'after'.`, target(req));
+      if (expired) return error(ws, expired.code, expired.message, target(req));
     }
     send(ws, { type: "subscribed", ...target(req), ...(req.after !== undefined ? { after: req.after } : {}) });
     const join = () => {

@@ -1,6 +1,7 @@
 import postgres, { type Sql } from "postgres";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import * as schema from "./schema";
+import { ConnectError, maskUrl } from "../errors";
 
 /** `$client` is the postgres.js pool underneath, for the few statements drizzle cannot prepare. */
 export type Db = PostgresJsDatabase<typeof schema> & { $client: Sql };
@@ -21,20 +22,8 @@ export function createDb(url: string, opts: { max?: number } = {}): Database {
     connect_timeout: 5,
     idle_timeout: 60,
     onnotice: () => {},
-    // Timestamps are read as ISO strings by the views; keep Date objects from Drizzle.
   });
   return { db: drizzle(sql, { schema }), sql, url, close: () => sql.end({ timeout: 5 }) };
-}
-
-/** The URL with its password replaced, safe to print. */
-export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
-  }
 }
 
 /**
@@ -46,8 +35,6 @@ export function postgresCode(err: unknown): string | undefined {
   return e?.code ?? e?.cause?.code;
 }
 
-/** Thrown when a service cannot be reached at start; its message is the one line a person sees. */
-export class ConnectError extends Error {}
 
 const describeCause = (err: unknown) => {
   const e = err as { code?: string; message?: string; errors?: { message?: string }[] };

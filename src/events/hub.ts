@@ -1,4 +1,4 @@
-import type { FlowdEvent, LoggedEvent } from "./types";
+import type { FlowdEvent, LoggedEvent } from "../event-types";
 
 /** Anything that can publish to a topic: Bun's server. */
 export interface Publisher {

@@ -3,7 +3,7 @@ import type { Db } from "../db/client";
 import { eventsAfter, flowLevelEventsAfter, maxEventSeq } from "../db/queries/events";
 import type { Logger } from "../log";
 import type { Hub } from "./hub";
-import { EVENTS_CHANNEL } from "./types";
+import { EVENTS_CHANNEL } from "../event-types";
 
 const PAGE = 1000;
 

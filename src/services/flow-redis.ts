@@ -1,21 +1,11 @@
 import type { FlowJob, JobsOptions } from "bullmq";
 import { REDIS_RETENTION } from "../queues";
-import type { JobOpts } from "./flow-spec";
+import type { JobOpts } from "../job-opts";
+import type { FlowJobRow } from "../db/queries/flows";
 import type { JobEnvelope } from "./job-envelope";
 
-/** The fields of a tracked job row needed to put it into Redis. */
-export interface EnqueueRow {
-  id: string;
-  jobId: string;
-  parentId: string | null;
-  name: string;
-  queueName: string;
-  data: Record<string, unknown>;
-  opts: JobOpts;
-  status: string;
-  result: unknown;
-  attemptsMade: number;
-}
+/** The fields of a flow's job row needed to put it into Redis. */
+export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "data" | "opts" | "status" | "result" | "attemptsMade">;
 
 /** flowd's failure rule: a failed child fails its parent unless the child chose another policy. */
 export const failsParent = (opts: JobOpts) => !(opts.ignoreDependencyOnFailure || opts.continueParentOnFailure || opts.removeDependencyOnFailure);

@@ -4,6 +4,8 @@ import type { Config } from "../config";
 import { InvalidInput } from "../errors";
 import { handlers, isHandlerName, HANDLER_NAMES, type HandlerName } from "../handlers/catalog";
 import { newId } from "../ids";
+import type { JobOpts } from "../job-opts";
+import type { FlowJobRow } from "../db/queries/flows";
 
 /** What a client sends for one job of a flow (the route's schema has already checked shapes). */
 export interface NodeInput {
@@ -14,30 +16,11 @@ export interface NodeInput {
   children?: NodeInput[];
 }
 
-export interface JobOpts {
-  attempts?: number;
-  backoff?: { type: "fixed" | "exponential"; delay: number };
-  delay?: number;
-  priority?: number;
-  failParentOnFailure?: boolean;
-  ignoreDependencyOnFailure?: boolean;
-  continueParentOnFailure?: boolean;
-  removeDependencyOnFailure?: boolean;
-}
-
-/** One validated job of a flow, with its ids assigned before anything is written. */
-export interface PlannedJob {
-  id: string;
-  jobId: string;
-  parentId: string | null;
-  name: string;
-  queueName: string;
-  data: Record<string, unknown>;
-  opts: JobOpts;
-  depth: number;
-  /** Row ids of the direct children, in the order given. */
-  childIds: string[];
-}
+/**
+ * One validated job of a flow, with its ids assigned before anything is written: the part of its
+ * row the request decides (`children`: row ids of the direct children, in the order given).
+ */
+export type PlannedJob = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "data" | "opts" | "depth"> & { children: string[] };
 
 /** Handler data schemas compiled once: a 1,000-job flow checks 1,000 payloads per request. */
 const compiled = new Map<HandlerName, TypeCheck<TSchema>>();
@@ -93,9 +76,9 @@ export function planFlow(root: NodeInput, config: Pick<Config, "flowQueues" | "m
       data: node.data ?? {},
       opts: node.opts ?? {},
       depth,
-      childIds: [],
+      children: [],
     };
-    parent?.childIds.push(job.id);
+    parent?.children.push(job.id);
     planned.push(job);
     (node.children ?? []).forEach((child, i) => visit(child, job, depth + 1, `${path}/children/${i}`));
   };

@@ -23,7 +23,7 @@ import { flowView, flowSummary, type FlowView } from "./flow-views";
 
 import { enqueueRows, removeFromRedis } from "./enqueue";
 import { addAfter } from "../queues";
-import { initialStatus, type EnqueueRow } from "./flow-redis";
+import { initialStatus } from "./flow-redis";
 import { keysetPage } from "./cursor";
 
 export type FlowDeps = ServiceDeps;
@@ -56,9 +56,9 @@ export async function createFlow(
     name: p.name,
     queueName: p.queueName,
     data: p.data,
-    opts: p.opts as Record<string, unknown>,
+    opts: p.opts,
     ...freshJobState(now),
-    children: p.childIds,
+    children: p.children,
     depth: p.depth,
   }));
   const flow: FlowRow = {
@@ -78,7 +78,7 @@ export async function createFlow(
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
   const inserted = insertFlow(deps.db, flow, rows);
-  const adding = addAfter(inserted, () => enqueueRows(deps, rows as EnqueueRow[]));
+  const adding = addAfter(inserted, () => enqueueRows(deps, rows));
   adding.catch(() => {}); // a failed write fails it unsent; otherwise it is awaited below
   try {
     await inserted;
@@ -98,7 +98,7 @@ export async function createFlow(
   // Redis, say where they are; Postgres shows the same as soon as the recorder reads BullMQ's events.
   if (queued) {
     const parents = new Set(rows.map((r) => r.parentId));
-    for (const r of rows) r.status = initialStatus(r as EnqueueRow, parents.has(r.id));
+    for (const r of rows) r.status = initialStatus(r, parents.has(r.id));
   }
   const view = flowView(flow, rows);
   if (idempotencyKey) await rememberReply(deps, flowId, view);
@@ -170,7 +170,7 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
     return rerun;
   });
   await removeFromRedis(deps, previous);
-  await enqueueRows(deps, (await flowJobsOf(deps.db, id)) as EnqueueRow[]).catch((err) =>
+  await enqueueRows(deps, await flowJobsOf(deps.db, id)).catch((err) =>
     deps.log.warn("retry accepted but not yet in Redis; the enqueuer will add it", { flowId: id, err: String(err) }),
   );
   return loadView(deps, user, id);

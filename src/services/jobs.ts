@@ -15,16 +15,17 @@ import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
 import { ADD_TIMEOUT_MS, removeFromRedis } from "./enqueue";
 import { withTimeout } from "../timeout";
-import { checkJob, type JobOpts } from "./flow-spec";
-import { bullOptions, initialStatus, type EnqueueRow } from "./flow-redis";
+import { checkJob } from "./flow-spec";
+import type { JobOpts } from "../job-opts";
+import { bullOptions, initialStatus } from "./flow-redis";
 import type { JobEnvelope } from "./job-envelope";
 import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { jobView, type JobView } from "./flow-views";
+import { isFinished } from "../statuses";
 
 /** The queue single jobs and schedule ticks run in. */
 export const JOBS_QUEUE = "jobs";
 
-export const FINISHED = new Set(["completed", "failed", "cancelled"]);
 
 export interface SingleJobView extends JobView {
   scheduleId: string | null;
@@ -94,7 +95,7 @@ export async function createJob(deps: ServiceDeps, user: User, body: JobInput, i
     if (raced) return raced;
     throw err;
   }
-  if (await enqueueJob(deps, row)) row.status = initialStatus(row as unknown as EnqueueRow, false);
+  if (await enqueueJob(deps, row)) row.status = initialStatus(row, false);
   const view = singleJobView(row);
   if (idempotencyKey) await rememberReply(deps, row.id, view);
   return { job: view, replayed: false };
@@ -104,7 +105,7 @@ export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeco
   let row = await findJob(deps.db, user.userId, id);
   if (!row) throw new NotFound("job", id);
   const deadline = Date.now() + waitSeconds * 1000;
-  while (!FINISHED.has(row.status) && Date.now() < deadline) {
+  while (!isFinished(row.status) && Date.now() < deadline) {
     await deps.waiters.wait(id, deadline - Date.now());
     row = (await findJob(deps.db, user.userId, id)) ?? row;
   }
@@ -123,7 +124,7 @@ export async function cancelJob(deps: ServiceDeps, user: User, id: string): Prom
   const row = await deps.db.transaction(async (tx) => {
     const job = await lockJob(tx, user.userId, id);
     if (!job) throw new NotFound("job", id);
-    if (FINISHED.has(job.status))
+    if (isFinished(job.status))
       throw new Conflict("job_finished", `The job already finished as '${job.status}'; only an unfinished job can be cancelled.`);
     await setJobStatus(tx, id, "cancelled");
     return job;
@@ -138,7 +139,7 @@ export async function retryJob(deps: ServiceDeps, user: User, id: string): Promi
   const { previous, row } = await deps.db.transaction(async (tx) => {
     const job = await lockJob(tx, user.userId, id);
     if (!job) throw new NotFound("job", id);
-    if (!FINISHED.has(job.status)) throw new Conflict("job_running", "The job has not finished; retry it once it has failed.");
+    if (!isFinished(job.status)) throw new Conflict("job_running", "The job has not finished; retry it once it has failed.");
     if (job.status !== "failed")
       throw new Conflict("nothing_to_retry", `The job finished as '${job.status}'; only a failed job can be retried.`);
     return { previous: job, row: await resetJobForRetry(tx, id) };

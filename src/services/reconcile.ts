@@ -1,10 +1,10 @@
 import { bumpGeneration, failLostJobs, flowJobsOf, flowsWithQueuedJobs, resetForRetry, type FlowJobRow } from "../db/queries/flows";
 import { queuedJobs, resetJobForRetry } from "../db/queries/jobs";
-import { QUEUED_STATUSES } from "../db/schema/columns";
+import { QUEUED_STATUSES } from "../statuses";
 import { bullKey } from "../queues";
 import type { ServiceDeps } from "./deps";
 import { addTrees, enqueueRows } from "./enqueue";
-import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
+import { buildRedisTrees } from "./flow-redis";
 import { enqueueJob } from "./jobs";
 import type { TrackedTable } from "../db/queries/status";
 import { writeStates } from "./converge";
@@ -105,7 +105,7 @@ async function rebuildFlow(deps: Deps, flowId: string, queued: FlowJobRow[]) {
     const generation = await bumpGeneration(tx, flowId);
     await resetForRetry(tx, queued.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
   });
-  await enqueueRows(deps, (await flowJobsOf(deps.db, flowId)) as EnqueueRow[]);
+  await enqueueRows(deps, await flowJobsOf(deps.db, flowId));
 }
 
 /**
@@ -143,7 +143,7 @@ async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<str
       continue;
     }
     if (!(await clearedForRestore(deps, lostHere))) continue;
-    const [tree] = buildRedisTrees(rows as EnqueueRow[], subtree);
+    const [tree] = buildRedisTrees(rows, subtree);
     if (!tree) continue;
     if (parent) tree.opts = { ...tree.opts, parent: { id: parent.jobId, queue: bullKey(deps.config.prefix, parent.queueName) } };
     await addTrees(deps.producer, [tree]);

@@ -5,8 +5,9 @@
  */
 import type { Redis } from "ioredis";
 import { bullKey } from "../queues";
-import type { StatusChange } from "./status";
+import type { StatusChange } from "../db/queries/status";
 import { parseJson, userFacingReason } from "./status";
+import { BULLMQ_FINISHED_STATUSES } from "../statuses";
 
 export interface JobRef {
   queueName: string;
@@ -23,7 +24,7 @@ export type RedisJobState = {
 } | null;
 
 const PER_JOB = 6;
-const FINISHED = new Set(["completed", "failed"]);
+const FINISHED: ReadonlySet<string> = new Set(BULLMQ_FINISHED_STATUSES);
 
 export async function readJobStates(redis: Redis, prefix: string, jobs: JobRef[]): Promise<RedisJobState[]> {
   if (jobs.length === 0) return [];

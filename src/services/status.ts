@@ -5,6 +5,8 @@
  * recorder follows the stream instead of trusting whoever happened to run the job.
  */
 import { parseJobKey } from "../queues";
+import type { StatusChange } from "../db/queries/status";
+import { BULLMQ_FINISHED_STATUSES } from "../statuses";
 
 export interface StreamEvent {
   queue: string;
@@ -13,21 +15,6 @@ export interface StreamEvent {
   fields: Record<string, string>;
 }
 
-export interface StatusChange {
-  jobId: string;
-  status: string;
-  result?: unknown;
-  error?: { message: string; stack?: string; attemptsMade: number };
-  /** Failed: attempts made in this run (BullMQ's count, read from the job). */
-  attemptsMade?: number;
-  /** How many times the job started (went active) in the changes folded into this one. */
-  starts: number;
-  /**
-   * The stream entry id (`ms-seq`): a row only accepts a change with a later one. Kept as text:
-   * ms * 1e6 + seq needs 61 bits, more than a double holds exactly, so Postgres does the arithmetic.
-   */
-  streamId: string;
-}
 
 const DIRECT: Record<string, string> = {
   waiting: "waiting",
@@ -73,11 +60,13 @@ export function parseJson(text: string | null | undefined): unknown {
  * Under load a job may therefore go from `waiting` to `completed` in one step; its final state
  * and its attempt count are always exact.
  */
+const finishedByBullmq: ReadonlySet<string> = new Set(BULLMQ_FINISHED_STATUSES);
+
 export function collapse(changes: StatusChange[]): StatusChange[] {
   const last = new Map<string, StatusChange>();
   for (const c of changes) {
     const prev = last.get(c.jobId);
-    if (prev && c.status === "cancelled" && (prev.status === "completed" || prev.status === "failed")) continue;
+    if (prev && c.status === "cancelled" && finishedByBullmq.has(prev.status)) continue;
     last.set(c.jobId, prev ? { ...c, starts: prev.starts + c.starts } : c);
   }
   return [...last.values()];

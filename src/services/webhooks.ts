@@ -20,7 +20,7 @@ import {
   type WebhookRow,
 } from "../db/queries/webhooks";
 import { InvalidInput, NotFound } from "../errors";
-import { EVENT_TYPES, type FlowdEvent } from "../events/types";
+import { EVENT_TYPE_NAMES, isEventType, type FlowdEvent } from "../event-types";
 import { newId } from "../ids";
 import { assertPublicUrl, safeFetch, SafeFetchError } from "../net/safe-fetch";
 import { createSecretBox, SEALED_PATTERN, SecretBoxError } from "../secret-box";
@@ -56,10 +56,10 @@ export async function createWebhook(
   user: User,
   body: { url: string; events: string[]; description?: string },
 ): Promise<WebhookView & { secret: string }> {
-  const unknown = body.events.filter((e) => e !== "*" && !(EVENT_TYPES as readonly string[]).includes(e));
+  const unknown = body.events.filter((e) => e !== "*" && !isEventType(e));
   if (unknown.length > 0 || body.events.length === 0)
     throw new InvalidInput(
-      `Unknown event type${unknown.length > 1 ? "s" : ""} ${unknown.join(", ") || "(none given)"}; use ${EVENT_TYPES.join(", ")} or "*".`,
+      `Unknown event type${unknown.length > 1 ? "s" : ""} ${unknown.join(", ") || "(none given)"}; use ${EVENT_TYPE_NAMES.join(", ")} or "*".`,
       [{ path: "/events", message: "unknown event type" }],
       "invalid_events",
     );

@@ -4,7 +4,6 @@ import { pendingJobs } from "../db/queries/jobs";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
-import type { EnqueueRow } from "../services/flow-redis";
 import { enqueueJob } from "../services/jobs";
 import { startLoop } from "./loop";
 
@@ -23,7 +22,7 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
     opts.intervalMs,
     async () => {
       for (const flowId of await flowsWithPendingJobs(deps.db, opts.graceMs, 50)) {
-        const rows = (await flowJobsOf(deps.db, flowId)) as EnqueueRow[];
+        const rows = await flowJobsOf(deps.db, flowId);
         const pendingIds = new Set(rows.filter((r) => r.status === "pending").map((r) => r.id));
         const top = rows.find((r) => pendingIds.has(r.id) && !pendingIds.has(r.parentId ?? ""));
         if (!top || (await inRedis(top))) continue;

@@ -42,8 +42,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
   const { config, database } = deps;
   const log = deps.log.child({ role: "worker" });
 
-  const producerRedis = createRedis(config.redisUrl, "request", "flowd-producer");
-  producerRedis.on("error", () => {});
+  const producerRedis = createRedis(config.redisUrl, "request", "flowd-producer", log);
   const producer = createProducer(producerRedis, config);
   const services = { db: database.db, producer, log };
 
@@ -67,22 +66,20 @@ export async function startWorkers(deps: { config: Config; database: Database; l
         lockDuration: config.lockDurationMs,
         stalledInterval: config.stalledIntervalMs,
       },
-      () => createRedis(config.redisUrl, "blocking", `flowd-worker-${name}`),
+      () => createRedis(config.redisUrl, "blocking", `flowd-worker-${name}`, log),
       log,
     ),
   );
   await producer.declare(queues.map(([name]) => name));
   const probe = startWorkerProbe({ redis: producerRedis, prefix: config.prefix, workers, stuckMs: config.workerStuckMs, log });
 
-  const subscriber = createRedis(config.redisUrl, "blocking", "flowd-cancel");
-  subscriber.on("error", () => {});
+  const subscriber = createRedis(config.redisUrl, "blocking", "flowd-cancel", log);
   await subscriber.subscribe(cancelChannel(config.prefix));
   subscriber.on("message", (_channel, message) => {
     for (const jobId of message.split(",")) for (const w of workers) w.worker.cancelJob(jobId, "cancelled through the API");
   });
 
-  const recorderRedis = createRedis(config.redisUrl, "blocking", "flowd-recorder");
-  recorderRedis.on("error", () => {});
+  const recorderRedis = createRedis(config.redisUrl, "blocking", "flowd-recorder", log);
   // One recorder per database does the writing; the others stand by to take over.
   const recorderLease = startLease({ sql: database.sql, key: RECORDER_LEASE, name: "status-recorder", log });
   const recorder = startStatusRecorder({

@@ -1,8 +1,8 @@
 import type { Redis } from "ioredis";
 import type { Db } from "../db/client";
-import { applyStatusBatch, loadStreamCursors, type TableChange, type TrackedTable } from "../db/queries/status";
+import { applyStatusBatch, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
 import type { Logger } from "../log";
-import { collapse, toStatusChange, type StatusChange, type StreamEvent } from "../services/status";
+import { collapse, toStatusChange, type StreamEvent } from "../services/status";
 import type { Lease } from "./lease";
 import { bullKey } from "../queues";
 import { convergeQueue } from "../services/converge";

@@ -29,7 +29,7 @@ describe("a crash between the Postgres commit and the Redis add", () => {
     await insertFlow(
       cluster.database.db,
       { id: flowId, userId, name: "orphaned", rootId: planned[0]!.id, jobCount: planned.length, createdAt: now, updatedAt: now },
-      planned.map((p) => ({ ...p, userId, flowId, status: "pending", children: p.childIds }) as unknown as FlowJobRow),
+      planned.map((p) => ({ ...p, userId, flowId, status: "pending", children: p.children }) as unknown as FlowJobRow),
     );
     const done = await cluster.apis[0]!.http("GET", `/v1/flows/${flowId}?wait=30`);
     expect(done.body.status).toBe("completed");

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { applyStatusBatch } from "../../src/db/queries/status";
-import { collapse, toStatusChange, type StatusChange } from "../../src/services/status";
+import { collapse, toStatusChange } from "../../src/services/status";
+import type { StatusChange } from "../../src/db/queries/status";
 import { createToken } from "../../src/services/tokens";
 import { newJobRow } from "../../src/services/jobs";
 import { insertJob } from "../../src/db/queries/jobs";

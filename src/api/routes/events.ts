@@ -1,14 +1,11 @@
 import { Elysia, t } from "elysia";
 import type { Db } from "../../db/client";
-import { userEvents } from "../../db/queries/events";
-import { isEventsExpired } from "../../db/queries/event-log";
-import { AppError } from "../../errors";
+import { assertEventsKept, eventsPage } from "../../services/event-log";
 import type { Authenticate } from "../../services/tokens";
 import { authPlugin } from "../plugins/auth";
 import { ErrorSchema } from "../models/errors";
 import { JsonInteger } from "../models/flows";
 import { MAX_SAFE, QueryInteger } from "../models/query";
-import { itemsWithinBytes } from "../../services/cursor";
 
 const EventSchema = t.Object({
   seq: JsonInteger(),
@@ -27,10 +24,8 @@ export const eventRoutes = (deps: { db: Db; authenticate: Authenticate }) =>
       "",
       async ({ user, query }) => {
         const after = query.after ?? 0;
-        if (query.after !== undefined && (await isEventsExpired(deps.db, after)))
-          throw new AppError(410, "events_expired", `Events after seq ${after} are no longer kept; reload the current state and continue from the newest seq.`);
-        const page = await userEvents(deps.db, { userId: user.userId, after, flowId: query.flowId, limit: query.limit ?? 100 });
-        const items = page.slice(0, itemsWithinBytes(page));
+        if (query.after !== undefined) await assertEventsKept(deps.db, after);
+        const { events: items } = await eventsPage(deps.db, { userId: user.userId, after, flowId: query.flowId, limit: query.limit ?? 100 });
         return { items, nextAfter: items.length > 0 ? items[items.length - 1]!.seq : after };
       },
       {

@@ -1,8 +1,8 @@
-import { and, asc, eq, gt, isNull, lte, ne, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, lte, notInArray, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { events } from "../schema";
 import { preparedPerDb } from "./prepared";
-import type { FlowdEvent, LoggedEvent } from "../../events/types";
+import { JOB_EVENT_TYPES, type FlowdEvent, type LoggedEvent } from "../../event-types";
 
 type EventRow = typeof events.$inferSelect;
 
@@ -47,7 +47,7 @@ const flowLevelQuery = preparedPerDb((db) =>
       and(
         gt(events.seq, sql.placeholder("after")),
         lte(events.seq, sql.placeholder("upTo")),
-        or(ne(events.type, "job.updated"), isNull(events.flowId)),
+        or(notInArray(events.type, JOB_EVENT_TYPES), isNull(events.flowId)),
       ),
     )
     .orderBy(asc(events.seq))

@@ -6,6 +6,7 @@ import { isPending, isQueued } from "../schema/columns";
 import { untouchedFor } from "./conditions";
 import { isId } from "../../ids";
 import { preparedPerDb } from "./prepared";
+import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 
 export type FlowRow = typeof flows.$inferSelect;
 export type FlowJobRow = typeof flowJobs.$inferSelect;
@@ -125,7 +126,7 @@ export async function cancelUnfinished(db: DbOrTx, flowId: string) {
   const rows = await db
     .select({ id: flowJobs.id, jobId: flowJobs.jobId, queueName: flowJobs.queueName, status: flowJobs.status, depth: flowJobs.depth })
     .from(flowJobs)
-    .where(and(eq(flowJobs.flowId, flowId), sql`${flowJobs.status} not in ('completed', 'failed', 'cancelled')`))
+    .where(and(eq(flowJobs.flowId, flowId), sql`${flowJobs.status} not in (${sql.raw(sqlLiterals(FINISHED_STATUSES))})`))
     .for("update");
   if (rows.length > 0)
     await db

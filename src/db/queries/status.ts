@@ -1,6 +1,23 @@
 import { sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
-import type { StatusChange } from "../../services/status";
+import { BULLMQ_FINISHED_STATUSES, FINISHED_STATUSES, sqlLiterals } from "../../statuses";
+
+/** One job's new status as the recorder writes it, from BullMQ's events or from Redis's job state. */
+export interface StatusChange {
+  jobId: string;
+  status: string;
+  result?: unknown;
+  error?: { message: string; stack?: string; attemptsMade: number };
+  /** Failed: attempts made in this run (BullMQ's count, read from the job). */
+  attemptsMade?: number;
+  /** How many times the job started (went active) in the changes folded into this one. */
+  starts: number;
+  /**
+   * The stream entry id (`ms-seq`): a row only accepts a change with a later one. Kept as text:
+   * ms * 1e6 + seq needs 61 bits, more than a double holds exactly, so Postgres does the arithmetic.
+   */
+  streamId: string;
+}
 
 export type TrackedTable = "flow_jobs" | "jobs";
 /** A status change and the table of the row it is for. */
@@ -24,7 +41,7 @@ const guardedUpdate = (table: TrackedTable) => `
       updated_at = now()
     from v
     where v.tbl = '${table}' and j.job_id = v.job_id and v.pos > j.event_pos and j.status <> 'cancelled'
-      and not (v.status = 'cancelled' and j.status in ('completed', 'failed'))
+      and not (v.status = 'cancelled' and j.status in (${sqlLiterals(BULLMQ_FINISHED_STATUSES)}))
     returning 1`;
 
 /**
@@ -86,7 +103,7 @@ export async function loadStreamCursors(db: DbOrTx): Promise<Map<string, string>
 export async function unfinishedJobIds(db: Db, table: TrackedTable, queue: string, afterJobId: string, limit: number): Promise<string[]> {
   const rows = await db.$client.unsafe<{ job_id: string }[]>(
     `select job_id from ${table}
-      where queue_name = $1 and job_id > $2 and status not in ('completed', 'failed', 'cancelled')
+      where queue_name = $1 and job_id > $2 and status not in (${sqlLiterals(FINISHED_STATUSES)})
       order by job_id limit $3`,
     [queue, afterJobId, limit],
     { prepare: true },

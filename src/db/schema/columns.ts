@@ -1,5 +1,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { bigint, integer, jsonb, text, timestamp, type AnyPgColumn } from "drizzle-orm/pg-core";
+import type { JobOpts } from "../../job-opts";
+import { QUEUED_STATUSES, sqlLiterals } from "../../statuses";
 
 /**
  * The columns every tracked job has, whether it belongs to a flow or stands alone: one shape,
@@ -13,7 +15,7 @@ export const jobColumns = () => ({
   name: text("name").notNull(),
   queueName: text("queue_name").notNull(),
   data: jsonb("data").notNull().$type<Record<string, unknown>>(),
-  opts: jsonb("opts").notNull().$type<Record<string, unknown>>(),
+  opts: jsonb("opts").notNull().$type<JobOpts>(),
   status: text("status").notNull().default("waiting"),
   result: jsonb("result"),
   error: jsonb("error").$type<{ message: string; stack?: string; attemptsMade: number } | null>(),
@@ -29,15 +31,12 @@ export const jobColumns = () => ({
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
-/** The statuses of a job Postgres believes is in Redis, queued or running. */
-export const QUEUED_STATUSES = ["waiting", "waiting-children", "delayed", "active"] as const;
-
 /**
  * The background scans' status conditions, as literal SQL: partial indexes carry them, and Postgres
  * matches a partial index to a query only by its text, never through a bound parameter (a generic
  * plan would scan the whole table instead).
  */
-export const isQueued = (status: AnyPgColumn): SQL => sql`${status} in (${sql.raw(QUEUED_STATUSES.map((s) => `'${s}'`).join(", "))})`;
+export const isQueued = (status: AnyPgColumn): SQL => sql`${status} in (${sql.raw(sqlLiterals(QUEUED_STATUSES))})`;
 export const isPending = (status: AnyPgColumn): SQL => sql`${status} = 'pending'`;
 
 /** A tracked job as it is first written: accepted, not yet in Redis, nothing run. */
