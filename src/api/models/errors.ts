@@ -1,5 +1,77 @@
 import { t } from "elysia";
 
-export const ErrorSchema = t.Object({
-  error: t.Object({ code: t.String(), message: t.String(), details: t.Optional(t.Unknown()) }),
-});
+/**
+ * Every `error.code` the HTTP API answers with, for clients to switch on. Validation keeps the field
+ * a plain string (a code added elsewhere must never turn an error into a 500); the OpenAPI document
+ * shows this list as its enum, and test/api/openapi.test.ts holds the domain errors to it.
+ */
+export const ERROR_CODES = [
+  // 400
+  "invalid_input",
+  "invalid_json",
+  "unsupported_content_type",
+  "invalid_cursor",
+  "invalid_url",
+  "invalid_events",
+  "invalid_schedule",
+  "invalid_job_data",
+  "unknown_handler",
+  "unknown_queue",
+  "flow_too_deep",
+  "too_many_jobs",
+  // 401, 404
+  "unauthorized",
+  "not_found",
+  "route_not_found",
+  // 409
+  "flow_finished",
+  "flow_running",
+  "job_finished",
+  "job_running",
+  "nothing_to_retry",
+  "idempotency_key_reused",
+  // 410, 413, 429, 431
+  "events_expired",
+  "payload_too_large",
+  "rate_limited",
+  "headers_too_large",
+  // 500, 503
+  "internal_error",
+  "postgres_unavailable",
+  "overloaded",
+  "not_ready",
+] as const;
+
+export const ErrorSchema = t.Object(
+  {
+    error: t.Object({
+      code: t.String({ enum: [...ERROR_CODES], description: "snake_case, stable: switch on this" }),
+      message: t.String({ description: "a human sentence" }),
+      details: t.Optional(t.Unknown()),
+    }),
+  },
+  { $id: "Error" },
+);
+
+/** What each error status means, for the document's response descriptions. */
+export const ERROR_MEANINGS = {
+  400: "Invalid input (the details say where)",
+  401: "No or bad API token",
+  404: "No such resource for this user",
+  409: "The resource's state does not allow this",
+  410: "The events after this seq were removed by retention (events_expired)",
+  413: "The body is too large",
+  429: "Too many requests for this user; Retry-After says when to try again",
+  503: "Postgres or Redis unavailable, or the API overloaded; Retry-After when it says so",
+} as const;
+type ErrorStatus = keyof typeof ERROR_MEANINGS;
+
+/**
+ * The error responses of an authenticated route, one definition for every route module: 400, 401,
+ * 429 and 503 always, plus the statuses given (404 for routes on an id, 409 for state changes, 413
+ * for bodies, 410 for the event log).
+ */
+export function errorResponses<const S extends ErrorStatus>(...extra: S[]) {
+  const statuses: ErrorStatus[] = [400, 401, 429, 503, ...extra];
+  return Object.fromEntries(statuses.map((s) => [s, ErrorSchema])) as Record<400 | 401 | 429 | 503 | S, typeof ErrorSchema>;
+}

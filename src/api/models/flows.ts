@@ -1,16 +1,10 @@
 import { t } from "elysia";
-import { Type } from "@sinclair/typebox";
-import type { FlowView } from "../../services/flow-views";
+import type { FlowSummary, FlowView } from "../../services/flow-views";
+import { FlowStatus, JobStatus, JsonInteger } from "./common";
+
+export { FlowStatus, JobStatus };
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-/**
- * An integer in a JSON body or a response. Elysia's t.Integer is a transform (so that query strings
- * like "3" decode), and one transform anywhere in a schema makes Elysia walk every body or response
- * with TypeBox's uncompiled Value.Decode / Encode: about a tenth of the CPU of answering a 1,000-job
- * flow. JSON has numbers of its own; a plain integer is checked by compiled code, with the same verdict.
- */
-export const JsonInteger = Type.Integer;
 
 /** Job options a client may set for any job; anything else is refused rather than passed to BullMQ. */
 export const jobOptsFields = {
@@ -34,7 +28,7 @@ export const JobOptsSchema = t.Object(
     continueParentOnFailure: t.Optional(t.Boolean()),
     removeDependencyOnFailure: t.Optional(t.Boolean()),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, $id: "FlowJobOpts" },
 );
 
 export const JobData = t.Record(t.String(), t.Unknown(), { description: "the handler's input; a JSON object" });
@@ -56,14 +50,8 @@ export const FlowNodeSchema = t.Recursive(
 
 export const CreateFlowBody = t.Object(
   { name: t.String({ minLength: 1, maxLength: 200 }), root: FlowNodeSchema },
-  { additionalProperties: false },
+  { additionalProperties: false, $id: "CreateFlow" },
 );
-
-export const JobStatus = t.Union(
-  ["pending", "waiting", "waiting-children", "delayed", "active", "completed", "failed", "cancelled"].map((s) => t.Literal(s)),
-);
-export const FlowStatus = t.Union(["running", "completed", "failed", "cancelled"].map((s) => t.Literal(s)));
-
 
 /** Every job view's fields, flow job or single job. */
 export const jobViewFields = {
@@ -71,7 +59,7 @@ export const jobViewFields = {
   jobId: t.String({ description: "the BullMQ job id (changes when a retry re-adds the job)" }),
   name: t.String(),
   queueName: t.String(),
-  status: t.String(),
+  status: JobStatus,
   data: t.Record(t.String(), t.Unknown()),
   opts: t.Record(t.String(), t.Unknown()),
   result: t.Unknown(),
@@ -82,6 +70,16 @@ export const jobViewFields = {
   attemptsMade: JsonInteger(),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
+  progress: t.Optional(t.Unknown({ description: "the last value the handler passed to ctx.progress (BullMQ updateProgress); absent until one" })),
+  log: t.Optional(
+    t.Object(
+      {
+        lines: t.Array(t.Object({ at: t.String({ format: "date-time" }), line: t.String() })),
+        dropped: JsonInteger({ description: "lines beyond the per-job bound (1,000 lines / 64 KiB) that were not kept" }),
+      },
+      { description: "the handler's ctx.log lines; absent until one" },
+    ),
+  ),
 };
 
 export const JobNodeSchema = t.Recursive((Self) => t.Object({ ...jobViewFields, children: t.Array(Self) }), {
@@ -91,16 +89,15 @@ export const JobNodeSchema = t.Recursive((Self) => t.Object({ ...jobViewFields, 
 const flowSummaryFields = {
   id: t.String(),
   name: t.String(),
-  status: t.String(),
+  status: FlowStatus,
   jobCount: JsonInteger(),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
   finishedAt: t.Union([t.Null(), t.String({ format: "date-time" })]),
 };
-export const FlowSummarySchema = t.Object(flowSummaryFields);
+/** Typed as the service's view, whose status is the column's text (always one of FLOW_STATUSES). */
+export const FlowSummarySchema = t.Unsafe<FlowSummary>(t.Object(flowSummaryFields, { $id: "FlowSummary" }));
 /** Typed as the service's view: Elysia cannot infer through the recursive job node. */
-export const FlowViewSchema = t.Unsafe<FlowView>(t.Object({ ...flowSummaryFields, root: JobNodeSchema }));
-export const FlowPageSchema = t.Object({ items: t.Array(FlowSummarySchema), nextCursor: t.Union([t.Null(), t.String()]) });
+export const FlowViewSchema = t.Unsafe<FlowView>(t.Object({ ...flowSummaryFields, root: JobNodeSchema }, { $id: "Flow" }));
+export const FlowPageSchema = t.Object({ items: t.Array(FlowSummarySchema), nextCursor: t.Union([t.Null(), t.String()]) }, { $id: "FlowPage" });
 
-/** Any string: one that is not an id is simply a flow that does not exist (404). */
-export const IdParams = t.Object({ id: t.String() });

@@ -1,60 +1,48 @@
 import { t } from "elysia";
 import type { SingleJobView } from "../../services/jobs";
-import type { ScheduleView } from "../../services/schedules";
-import { JobData, JobStatus, JsonInteger, jobOptsFields, jobViewFields } from "./flows";
+import { JobStatus } from "./common";
+import { JobData, jobOptsFields, jobViewFields } from "./flows";
 import { QueryInteger } from "./query";
 
 /** A single job has no parent, so the failure policies of flow jobs do not apply. */
-export const SingleJobOptsSchema = t.Object(jobOptsFields, { additionalProperties: false });
+export const SingleJobOptsSchema = t.Object(jobOptsFields, { additionalProperties: false, $id: "JobOpts" });
 
 export const JobInputSchema = t.Object(
   {
-    name: t.String({ minLength: 1, maxLength: 100, description: "handler: echo, sleep, http or fail" }),
+    name: t.String({ minLength: 1, maxLength: 100, description: "handler: a built-in (echo, sleep, http, fail), one a worker registered (GET /v1/handlers), or any name on an external queue" }),
+    queue: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "`jobs` (default) or one of FLOWD_EXTERNAL_QUEUES" })),
     data: t.Optional(JobData),
     opts: t.Optional(SingleJobOptsSchema),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, $id: "CreateJob" },
 );
 
 export const SingleJobViewSchema = t.Unsafe<SingleJobView>(
-  t.Object({ ...jobViewFields, scheduleId: t.Union([t.Null(), t.String({ description: "the schedule whose run created it" })]) }),
+  t.Object({ ...jobViewFields, scheduleId: t.Union([t.Null(), t.String({ description: "the schedule whose run created it" })]) }, { $id: "Job" }),
 );
 
-export const JobPageSchema = t.Object({ items: t.Array(SingleJobViewSchema), nextCursor: t.Union([t.Null(), t.String()]) });
+/** `POST /v1/jobs/bulk`: up to 1,000 jobs, all or nothing. */
+export const CreateJobsBulkBody = t.Object(
+  { jobs: t.Array(JobInputSchema, { minItems: 1, maxItems: 1000, description: "1 to 1,000 jobs, created together or not at all" }) },
+  { additionalProperties: false, $id: "CreateJobsBulk" },
+);
+
+export const JobItemsSchema = t.Object({ items: t.Array(SingleJobViewSchema) }, { $id: "JobItems" });
+
+export const JobPageSchema = t.Object({ items: t.Array(SingleJobViewSchema), nextCursor: t.Union([t.Null(), t.String()]) }, { $id: "JobPage" });
+
+/** `data=`: a JSON object the data must contain; parsed (and refused when not an object) by the service. */
+export const DataFilter = t.String({
+  maxLength: 4096,
+  description: 'a JSON object, URL-encoded: only items whose data contains it (`{"customer":42}`); for flows, the root job\'s data',
+  examples: ['{"customer":42}'],
+});
 
 export const JobListQuery = t.Object({
   status: t.Optional(JobStatus),
-  name: t.Optional(t.String({ maxLength: 100 })),
+  name: t.Optional(t.String({ maxLength: 100, description: "jobs whose handler name starts with this" })),
+  data: t.Optional(DataFilter),
   scheduleId: t.Optional(t.String({ maxLength: 64 })),
   limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })),
   cursor: t.Optional(t.String({ maxLength: 200 })),
 });
-
-export const CreateScheduleBody = t.Object(
-  {
-    name: t.String({ minLength: 1, maxLength: 200 }),
-    pattern: t.Optional(t.String({ minLength: 1, maxLength: 200, description: "cron expression (5 or 6 fields)" })),
-    every: t.Optional(JsonInteger({ minimum: 100, maximum: 366 * 24 * 3600 * 1000, description: "milliseconds between runs (>= 100)" })),
-    tz: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "IANA time zone for pattern" })),
-    job: JobInputSchema,
-  },
-  { additionalProperties: false },
-);
-
-export const ScheduleViewSchema = t.Unsafe<ScheduleView>(
-  t.Object({
-    id: t.String(),
-    name: t.String(),
-    pattern: t.Union([t.Null(), t.String()]),
-    every: t.Union([t.Null(), JsonInteger()]),
-    tz: t.Union([t.Null(), t.String()]),
-    job: t.Object({ name: t.String(), data: t.Record(t.String(), t.Unknown()), opts: t.Record(t.String(), t.Unknown()) }),
-    paused: t.Boolean(),
-    lastRunAt: t.Union([t.Null(), t.String()]),
-    nextRunAt: t.Union([t.Null(), t.String()]),
-    createdAt: t.String(),
-    updatedAt: t.String(),
-  }),
-);
-
-export const SchedulePageSchema = t.Object({ items: t.Array(ScheduleViewSchema), nextCursor: t.Union([t.Null(), t.String()]) });

@@ -3,19 +3,9 @@ import type { Db } from "../../db/client";
 import { assertEventsKept, eventsPage } from "../../services/event-log";
 import type { Authenticate } from "../../services/tokens";
 import { authPlugin } from "../plugins/auth";
-import { ErrorSchema } from "../models/errors";
-import { JsonInteger } from "../models/flows";
+import { errorResponses } from "../models/errors";
+import { EventPageSchema } from "../models/events";
 import { MAX_SAFE, QueryInteger } from "../models/query";
-
-const EventSchema = t.Object({
-  seq: JsonInteger(),
-  type: t.String(),
-  flowId: t.Optional(t.String()),
-  jobId: t.Optional(t.String()),
-  status: t.Optional(t.String()),
-  at: t.String({ format: "date-time" }),
-  data: t.Optional(t.Unknown()),
-});
 
 export const eventRoutes = (deps: { db: Db; authenticate: Authenticate }) =>
   new Elysia({ prefix: "/v1/events", detail: { tags: ["events"] } })
@@ -34,7 +24,7 @@ export const eventRoutes = (deps: { db: Db; authenticate: Authenticate }) =>
           limit: t.Optional(QueryInteger({ minimum: 1, maximum: 1000 })),
           flowId: t.Optional(t.String({ maxLength: 64 })),
         }),
-        response: { 200: t.Object({ items: t.Array(EventSchema), nextAfter: JsonInteger() }), 400: ErrorSchema, 401: ErrorSchema, 410: ErrorSchema },
-        detail: { summary: "The event log after a seq, ascending; 410 events_expired when retention removed what follows it" },
+        response: { 200: EventPageSchema, ...errorResponses(410) },
+        detail: { operationId: "listEvents", summary: "The event log after a seq, ascending; 410 events_expired when retention removed what follows it" },
       },
     );

@@ -2,12 +2,13 @@ import { Elysia, t } from "elysia";
 import type { Redis } from "ioredis";
 import type { Sql } from "postgres";
 import { readiness, type DegradedCheck } from "../../readiness";
+import { READINESS_RESPONSES } from "../models/openapi";
 
 export const healthRoutes = (deps: { sql: Sql; redis: Redis; degraded?: DegradedCheck }) =>
   new Elysia({ name: "health", detail: { tags: ["health"] } })
     .get("/healthz", () => ({ status: "ok" as const }), {
       response: t.Object({ status: t.Literal("ok") }),
-      detail: { summary: "Liveness: the process answers" },
+      detail: { operationId: "getHealth", summary: "Liveness: the process answers", security: [] },
     })
     .get(
       "/readyz",
@@ -18,6 +19,9 @@ export const healthRoutes = (deps: { sql: Sql; redis: Redis; degraded?: Degraded
       },
       {
         detail: {
+          operationId: "getReadiness",
+          security: [],
+          responses: READINESS_RESPONSES,
           summary: "Readiness: Postgres and Redis reachable (503 with the reason otherwise); `status: degraded` lists what falls short (no status recorder, recorder behind)",
         },
       },

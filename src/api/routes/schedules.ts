@@ -1,14 +1,12 @@
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
 import type { ServiceDeps } from "../../services/deps";
 import { createSchedule, deleteSchedule, getSchedule, listUserSchedules, type ScheduleInput } from "../../services/schedules";
 import type { Authenticate } from "../../services/tokens";
 import { authPlugin } from "../plugins/auth";
-import { ErrorSchema } from "../models/errors";
-import { IdParams } from "../models/flows";
-import { CreateScheduleBody, SchedulePageSchema, ScheduleViewSchema } from "../models/jobs";
-import { QueryInteger } from "../models/query";
-
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema };
+import { IdParams } from "../models/common";
+import { errorResponses } from "../models/errors";
+import { CreateScheduleBody, ScheduleListQuery, SchedulePageSchema, ScheduleViewSchema } from "../models/schedules";
+import { NoContent } from "../models/openapi";
 
 export const scheduleRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
   new Elysia({ prefix: "/v1/schedules", detail: { tags: ["schedules"] } })
@@ -22,19 +20,19 @@ export const scheduleRoutes = (deps: ServiceDeps & { authenticate: Authenticate 
       },
       {
         body: CreateScheduleBody,
-        response: { 201: ScheduleViewSchema, ...errors },
-        detail: { summary: "Create a schedule: a cron pattern (with tz) or every N ms, and the job each run creates" },
+        response: { 201: ScheduleViewSchema, ...errorResponses(413) },
+        detail: { operationId: "createSchedule", summary: "Create a schedule: a cron pattern (with tz) or every N ms, and the job each run creates" },
       },
     )
     .get("", async ({ user, query }) => await listUserSchedules(deps, user, query), {
-      query: t.Object({ limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })), cursor: t.Optional(t.String({ maxLength: 200 })) }),
-      response: { 200: SchedulePageSchema, ...errors },
-      detail: { summary: "List schedules, newest first" },
+      query: ScheduleListQuery,
+      response: { 200: SchedulePageSchema, ...errorResponses() },
+      detail: { operationId: "listSchedules", summary: "List schedules, newest first" },
     })
     .get("/:id", async ({ user, params }) => await getSchedule(deps, user, params.id), {
       params: IdParams,
-      response: { 200: ScheduleViewSchema, ...errors },
-      detail: { summary: "A schedule with its next run" },
+      response: { 200: ScheduleViewSchema, ...errorResponses(404) },
+      detail: { operationId: "getSchedule", summary: "A schedule with its next run" },
     })
     .delete(
       "/:id",
@@ -42,5 +40,8 @@ export const scheduleRoutes = (deps: ServiceDeps & { authenticate: Authenticate 
         await deleteSchedule(deps, user, params.id);
         set.status = 204;
       },
-      { params: IdParams, detail: { summary: "Remove a schedule; jobs it already created stay" } },
+      {
+        params: IdParams,
+        detail: { operationId: "deleteSchedule", summary: "Remove a schedule; jobs it already created stay", responses: NoContent("Removed", 404) },
+      },
     );

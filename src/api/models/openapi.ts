@@ -1,0 +1,52 @@
+import { t } from "elysia";
+import type { OpenAPIV3 } from "openapi-types";
+import { ERROR_MEANINGS } from "./errors";
+
+/*
+ * What the routes' schemas cannot say by themselves, in OpenAPI terms: responses of routes that
+ * declare no response schema (a 204, Prometheus text, readiness's two shapes).
+ */
+
+const errorRef = { $ref: "#/components/schemas/Error" };
+type ErrorStatus = keyof typeof ERROR_MEANINGS;
+
+const errorResponse = (status: ErrorStatus) => ({ description: ERROR_MEANINGS[status], content: { "application/json": { schema: errorRef } } });
+
+/** A DELETE's responses: 204, the shared error statuses of an authenticated route, and `extra`. */
+export function NoContent(description: string, ...extra: ErrorStatus[]): OpenAPIV3.ResponsesObject {
+  const statuses: ErrorStatus[] = [400, 401, 429, 503, ...extra];
+  return { 204: { description }, ...Object.fromEntries(statuses.sort().map((s) => [s, errorResponse(s)])) };
+}
+
+export const IdempotencyHeaders = t.Object({
+  "idempotency-key": t.Optional(
+    t.String({ minLength: 1, maxLength: 255, description: "a repeat with the same key (and user) returns the first answer and creates nothing" }),
+  ),
+});
+
+export const READINESS_RESPONSES: OpenAPIV3.ResponsesObject = {
+  200: {
+    description: "Postgres and Redis reachable; `degraded` lists what falls short",
+    content: {
+      "application/json": {
+        schema: {
+          type: "object",
+          required: ["status", "postgres", "redis"],
+          properties: {
+            status: { type: "string", enum: ["ready", "degraded"] },
+            postgres: { type: "string", description: "ok, or down: <reason>" },
+            redis: { type: "string", description: "ok, or down: <reason>" },
+            redisMaxmemoryPolicy: { description: "Redis's maxmemory-policy (noeviction is what BullMQ needs); null when unreadable" },
+            degraded: { type: "array", items: { type: "string" } },
+          },
+          additionalProperties: true,
+        },
+      },
+    },
+  },
+  503: { description: "Postgres or Redis unreachable (code not_ready)", content: { "application/json": { schema: errorRef } } },
+};
+
+export const METRICS_RESPONSES: OpenAPIV3.ResponsesObject = {
+  200: { description: "Prometheus text exposition", content: { "text/plain": { schema: { type: "string" } } } },
+};
