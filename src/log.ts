@@ -1,6 +1,6 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import pino, { type Logger as PinoLogger } from "pino";
 import type { LogLevel } from "./config";
-
-const RANK: { [level in LogLevel]: number } = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -60,23 +60,74 @@ function safeFields(fields: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** One JSON line per entry on stdout; child loggers carry their bound fields. */
+/**
+ * What the request or job in progress adds to every line it causes: its `requestId` (set by the
+ * request-log plugin for the rest of the request's async work) or `jobId` (by the job observer).
+ * Read by every logger's mixin, so a call site deep in a service needs no logger of its own to
+ * carry the id.
+ */
+export const logContext = new AsyncLocalStorage<{ requestId?: string; jobId?: string }>();
+
+/**
+ * One JSON line per entry on stdout (pino, written synchronously on the calling thread: no worker
+ * thread transport, which does not survive `bun build --compile`); child loggers carry their bound
+ * fields. `write` replaces stdout (tests), each line without its newline.
+ */
 export function createLogger(
   level: LogLevel,
   bound: Record<string, unknown> = {},
-  write: (line: string) => void = (line) => process.stdout.write(line + "\n"),
+  write?: (line: string) => void,
 ): Logger {
-  const min = RANK[level];
+  const destination = write ? { write: (chunk: string) => write(chunk.endsWith("\n") ? chunk.slice(0, -1) : chunk) } : stdout();
+  const root = pino(
+    {
+      level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      // Fields arrive already described by safeFields; pino's own error serializer would re-read
+      // the error-like object and join its causes' messages in.
+      serializers: { err: (value: unknown) => value },
+      mixin: () => {
+        const store = logContext.getStore();
+        if (!store) return {};
+        const out: Record<string, string> = {};
+        if (store.requestId !== undefined) out.requestId = store.requestId;
+        if (store.jobId !== undefined) out.jobId = store.jobId;
+        return out;
+      },
+    },
+    destination,
+  );
+  return wrap(root, safeFields(bound));
+}
+
+/**
+ * stdout, written synchronously: a line is out before the call returns, so the last lines before an
+ * exit are never lost. A closed stdout (EPIPE) drops lines instead of crashing the process.
+ */
+function stdout() {
+  const dest = pino.destination({ dest: 1, sync: true });
+  dest.on("error", () => {});
+  return dest;
+}
+
+/**
+ * A logger with `bound` on every line. A child is made from the root with the fields merged, not
+ * as pino's child of a child, which would print a field bound twice (`role`) twice.
+ */
+function wrap(root: PinoLogger, bound: Record<string, unknown>): Logger {
+  const p = Object.keys(bound).length > 0 ? root.child(bound) : root;
   const emit = (lvl: Exclude<LogLevel, "silent">) => (msg: string, fields?: Record<string, unknown>) => {
-    if (RANK[lvl] < min) return;
-    const entry = { time: new Date().toISOString(), level: lvl, msg, ...bound, ...(fields ? safeFields(fields) : {}) };
-    write(JSON.stringify(entry));
+    if (!p.isLevelEnabled(lvl)) return;
+    if (fields) p[lvl](safeFields(fields), msg);
+    else p[lvl](msg);
   };
   return {
     debug: emit("debug"),
     info: emit("info"),
     warn: emit("warn"),
     error: emit("error"),
-    child: (fields) => createLogger(level, { ...bound, ...fields }, write),
+    child: (fields) => wrap(root, { ...bound, ...safeFields(fields) }),
   };
 }

@@ -1,5 +1,6 @@
 import { Type } from "@sinclair/typebox";
 import { safeFetch } from "../net/safe-fetch";
+import { traceHeaders } from "../telemetry";
 import { defineHandler } from "./types";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] as const;
@@ -24,7 +25,8 @@ export const http = defineHandler({
     const hasChildren = Object.keys(children).length > 0;
     const payload = hasChildren ? { body: data.body, children } : data.body;
     const sendsBody = method !== "GET" && method !== "HEAD" && payload !== undefined;
-    const headers = { ...(sendsBody ? { "content-type": "application/json" } : {}), ...data.headers };
+    // The job's trace goes along (W3C traceparent) when tracing is on; a header the job sets wins.
+    const headers = { ...(sendsBody ? { "content-type": "application/json" } : {}), ...traceHeaders(), ...data.headers };
     const res = await safeFetch(
       data.url,
       { method, headers, body: sendsBody ? (typeof payload === "string" ? payload : JSON.stringify(payload)) : undefined },

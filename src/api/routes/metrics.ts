@@ -4,16 +4,21 @@ import type { Db } from "../../db/client";
 import { deliveryCounts, jobCounts } from "../../db/queries/metrics";
 import type { Hub } from "../../events/hub";
 import type { Listener } from "../../events/listener";
-import { renderMetrics, type Metric } from "../../metrics";
+import { exposition, METRICS_CONTENT_TYPE, type Metric, type Metrics } from "../../metrics";
 import type { AdmissionStats } from "../admission";
+import { METRICS_RESPONSES } from "../models/openapi";
 import type { RecorderWatch } from "../../services/recorder-health";
 import type { Producer } from "../../queues";
 import { JOBS_QUEUE } from "../../services/jobs";
 import { SCHEDULES_QUEUE } from "../../services/schedules";
 import { WEBHOOKS_QUEUE } from "../../services/webhooks";
 
-/** GET /metrics (Prometheus text): what the API process knows — jobs in Postgres, queues in Redis, its listener and sockets. */
+/**
+ * GET /metrics (Prometheus text): what the API process knows — jobs in Postgres, queues in Redis,
+ * its listener and sockets — after the registry's process, runtime and HTTP metrics.
+ */
 export const metricsRoutes = (deps: {
+  metrics: Metrics;
   config: Config;
   db: Db;
   producer: Producer;
@@ -36,16 +41,18 @@ export const metricsRoutes = (deps: {
       const metrics: Metric[] = [
         {
           name: "flowd_jobs",
-          help: "Tracked jobs in Postgres by table, queue and status.",
+          // A gauge: deleting finished flows lowers it. rate() wants flowd_jobs_completed_total and
+          // flowd_jobs_failed_total (worker health port), which only ever rise.
+          help: "Tracked jobs in Postgres now, by table, queue and status; falls when flows or jobs are deleted (for rates use flowd_jobs_completed_total and flowd_jobs_failed_total).",
           type: "gauge",
           samples: rows.map((r) => ({ labels: { table: r.tbl, queue: r.queue, status: r.status }, value: r.n })),
         },
         {
           name: "flowd_queue_jobs",
-          help: "Jobs in Redis by queue and BullMQ state.",
+          help: "Jobs in Redis by queue and BullMQ state (in the label status, as for flowd_jobs).",
           type: "gauge",
           samples: depths.flatMap(([queue, counts]) =>
-            Object.entries(counts as Record<string, number>).map(([state, n]) => ({ labels: { queue, state }, value: n })),
+            Object.entries(counts as Record<string, number>).map(([status, n]) => ({ labels: { queue, status }, value: n })),
           ),
         },
         {
@@ -95,12 +102,12 @@ export const metricsRoutes = (deps: {
       if (listener)
         metrics.push(
           { name: "flowd_listener_last_seq", help: "Highest event seq this process has read.", type: "gauge", samples: [{ value: listener.lastSeq }] },
-          { name: "flowd_listener_lag_ms", help: "Age of the newest event when it was read.", type: "gauge", samples: [{ value: listener.lagMs }] },
+          { name: "flowd_listener_lag_seconds", help: "Age of the newest event when it was read.", type: "gauge", samples: [{ value: listener.lagMs / 1000 }] },
           { name: "flowd_listener_notifications_total", help: "NOTIFY doorbells received.", type: "counter", samples: [{ value: listener.notifications }] },
           { name: "flowd_listener_reconnects_total", help: "Reconnects of the LISTEN connection.", type: "counter", samples: [{ value: listener.reconnects }] },
         );
-      set.headers["content-type"] = "text/plain; version=0.0.4";
-      return renderMetrics(metrics);
+      set.headers["content-type"] = METRICS_CONTENT_TYPE;
+      return exposition(deps.metrics, metrics);
     },
-    { detail: { summary: "Prometheus metrics of this API process", tags: ["health"] } },
+    { detail: { operationId: "getMetrics", summary: "Prometheus metrics of this API process", tags: ["health"], security: [], responses: METRICS_RESPONSES } },
   );

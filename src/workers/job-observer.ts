@@ -1,0 +1,42 @@
+import { UnrecoverableError, type Job, type Processor } from "bullmq";
+import { logContext, type Logger } from "../log";
+import type { Metrics } from "../metrics";
+import { inJobSpan } from "../telemetry";
+
+/**
+ * Wraps a queue's processor with what operators read: run time and queue wait histograms, the
+ * completed / failed counters, a warn line per failed attempt, and the attempt's trace span.
+ */
+export function observeJobs(queue: string, processor: Processor, deps: { log: Logger; metrics: Metrics }): Processor {
+  const { log, metrics } = deps;
+  return async (job: Job, token?: string, signal?: AbortSignal) => {
+    const labels = { queue, handler: job.name };
+    const startedAt = Date.now();
+    // From when the job could first run: added, plus its delay (BullMQ keeps both on the job).
+    const readyAt = job.timestamp + (job.opts.delay ?? 0);
+    if (job.timestamp > 0) metrics.jobWaitTime.observe(labels, Math.max(0, startedAt - readyAt) / 1000);
+    const started = performance.now();
+    try {
+      // Lines the handler causes carry the job's id, as a request's carry the request's.
+      const result = await logContext.run({ jobId: job.id }, () => inJobSpan(queue, job, () => processor(job, token, signal)));
+      metrics.jobRunTime.observe(labels, (performance.now() - started) / 1000);
+      metrics.jobsCompleted.inc(labels);
+      return result;
+    } catch (err) {
+      metrics.jobRunTime.observe(labels, (performance.now() - started) / 1000);
+      metrics.jobAttemptsFailed.inc(labels);
+      const attempt = job.attemptsMade + 1;
+      const final = err instanceof UnrecoverableError || attempt >= (job.opts.attempts ?? 1);
+      if (final) metrics.jobsFailed.inc(labels);
+      log.warn("job attempt failed", {
+        jobId: job.id,
+        queue,
+        handler: job.name,
+        attempt,
+        final,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      throw err;
+    }
+  };
+}
