@@ -5,7 +5,7 @@ import { findFlow } from "../db/queries/flows";
 import { assertEventsKept, EventsExpired } from "../services/event-log";
 import { flowTopic, userTopic, type Hub } from "../events/hub";
 import type { Authenticate, AuthUser } from "../services/tokens";
-import { bearerToken } from "./plugins/auth";
+import { bearerToken, protocolToken, SOCKET_PROTOCOL } from "./plugins/auth";
 import { messageBucket, socketCounter } from "./socket-limits";
 import { replayEvents } from "./socket-replay";
 
@@ -215,12 +215,15 @@ export function wsRoutes(deps: { db: Db; hub: Hub; authenticate: Authenticate; c
   }
 
   return new Elysia({ name: "ws" })
-    .derive(async ({ request, status }) => {
-      const token = bearerToken(request, true);
+    .derive(async ({ request, status, set }) => {
+      const fromProtocol = protocolToken(request);
+      // A client that offered subprotocols must get one of them back, or the browser drops the socket.
+      if (fromProtocol) set.headers["sec-websocket-protocol"] = SOCKET_PROTOCOL;
+      const token = fromProtocol ?? bearerToken(request, true);
       const user = token ? await deps.authenticate(token) : null;
       if (!user)
         return status(401, {
-          error: { code: "unauthorized", message: "Send a valid API token in 'Authorization: Bearer <token>' or '?token='." },
+          error: { code: "unauthorized", message: "Send a valid API token: 'Authorization: Bearer <token>', the subprotocols 'flowd, flowd.bearer.<token>' (browsers), or '?token='." },
         });
       if (!perUser.admits(user.userId))
         return status(429, {

@@ -168,6 +168,29 @@ describe("events on sockets", () => {
     }
   });
 
+  test("a browser's token as a subprotocol (flowd, flowd.bearer.<token>): accepted, `flowd` selected; a wrong one refused", async () => {
+    const ws = new WebSocket(cluster.apis[0]!.wsUrl, ["flowd", `flowd.bearer.${cluster.token}`]);
+    const reply = await new Promise<string>((resolve, reject) => {
+      ws.onopen = () => ws.send(JSON.stringify({ op: "ping" }));
+      ws.onmessage = (e) => resolve(String(e.data));
+      ws.onerror = () => reject(new Error("the socket with a subprotocol token did not open"));
+    });
+    expect(ws.protocol).toBe("flowd");
+    expect(JSON.parse(reply).type).toBe("pong");
+    ws.close();
+    const res = await fetch(cluster.apis[0]!.url + "/v1/ws", {
+      headers: {
+        upgrade: "websocket",
+        connection: "Upgrade",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+        "sec-websocket-protocol": "flowd, flowd.bearer.flowd_wrong",
+      },
+    });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as any).error.message).toContain("flowd.bearer.");
+  });
+
   test("?token= still works when a proxy adds an Authorization header of its own", async () => {
     const url = `${cluster.apis[0]!.wsUrl}?token=${encodeURIComponent(cluster.token)}`;
     const ws = new WebSocket(url, { headers: { authorization: "Basic cHJveHk6cGFzcw==" } } as any);
@@ -222,17 +245,18 @@ describe("events on sockets", () => {
       while (flow.status === "running") flow = (await api.http("GET", `/v1/flows/${flow.id}?wait=20`)).body;
       expect(flow.status).toBe("completed");
       const events = (await logged(flow.id)) as unknown as { type: string; status: string; jobId: string; data: any }[];
-      const eventOf = (status: string) => events.find((e) => e.type === "job.updated" && e.status === status && e.jobId === flow.root.id)!;
+      const eventOf = (status: string, jobId = flow.root.id) => events.find((e) => e.type === "job.updated" && e.status === status && e.jobId === jobId)!;
       return { flow, eventOf };
     };
 
-    // The sleeping child keeps the root in waiting-children long enough to be recorded on its own.
+    // The sleeping child stays active long enough for that to be recorded on its own.
     const nulls = await run({ name: "echo", data: { a: null, nested: { b: null, c: [null] } }, children: [{ name: "sleep", data: { ms: 300 } }] });
     expect(nulls.eventOf("completed").data.result).toEqual(nulls.flow.root.result);
     expect(nulls.eventOf("completed").data.result.data).toEqual({ a: null, nested: { b: null, c: [null] } });
     // Before completion there is no result to carry, and the key is left out.
-    expect("result" in nulls.eventOf("waiting-children").data).toBe(false);
-    expect("error" in nulls.eventOf("waiting-children").data).toBe(false);
+    const child = nulls.flow.root.children[0].id;
+    expect("result" in nulls.eventOf("active", child).data).toBe(false);
+    expect("error" in nulls.eventOf("active", child).data).toBe(false);
 
     const big = await run({ name: "echo", data: { big: "x".repeat(5_000) } });
     const truncated = big.eventOf("completed").data.result;

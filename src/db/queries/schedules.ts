@@ -1,8 +1,8 @@
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { schedules } from "../schema";
 import { isId } from "../../ids";
-import { olderThan } from "./pagination";
+import { newestFirst, olderThan } from "./pagination";
 
 export type ScheduleRow = typeof schedules.$inferSelect;
 
@@ -25,7 +25,7 @@ export async function findScheduleById(db: DbOrTx, id: string): Promise<Schedule
 export async function listSchedules(db: DbOrTx, userId: string, q: { limit: number; before?: { createdAt: Date; id: string } }) {
   const conditions = [eq(schedules.userId, userId)];
   if (q.before) conditions.push(olderThan(schedules.createdAt, schedules.id, q.before));
-  return db.select().from(schedules).where(and(...conditions)).orderBy(desc(schedules.createdAt), desc(schedules.id)).limit(q.limit);
+  return db.select().from(schedules).where(and(...conditions)).orderBy(...newestFirst(schedules.createdAt, schedules.id)).limit(q.limit);
 }
 
 export async function allActiveSchedules(db: DbOrTx): Promise<ScheduleRow[]> {

@@ -2,7 +2,7 @@ import { and, desc, eq, gt, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { webhookDeliveries, webhooks } from "../schema";
 import { isId } from "../../ids";
-import { olderThan } from "./pagination";
+import { newestFirst, olderThan } from "./pagination";
 
 export type WebhookRow = typeof webhooks.$inferSelect;
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
@@ -25,7 +25,7 @@ export async function findWebhookById(db: DbOrTx, id: string): Promise<WebhookRo
 export async function listWebhooks(db: DbOrTx, userId: string, q: { limit: number; before?: { createdAt: Date; id: string } }) {
   const conditions = [eq(webhooks.userId, userId)];
   if (q.before) conditions.push(olderThan(webhooks.createdAt, webhooks.id, q.before));
-  return db.select().from(webhooks).where(and(...conditions)).orderBy(desc(webhooks.createdAt), desc(webhooks.id)).limit(q.limit);
+  return db.select().from(webhooks).where(and(...conditions)).orderBy(...newestFirst(webhooks.createdAt, webhooks.id)).limit(q.limit);
 }
 
 export async function deleteWebhook(db: DbOrTx, userId: string, id: string): Promise<boolean> {

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./users";
 import { isPending, isQueued, jobColumns } from "./columns";
+import { hasRunOutcome } from "./jobs";
 
 export const flows = pgTable(
   "flows",
@@ -26,6 +27,8 @@ export const flows = pgTable(
     index("flows_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
     index("flows_user_status_created_idx").on(t.userId, t.status, t.createdAt.desc(), t.id.desc()),
     uniqueIndex("flows_user_idempotency_idx").on(t.userId, t.idempotencyKey).where(sql`${t.idempotencyKey} is not null`),
+    // `GET /v1/flows?name=` (a prefix): text_pattern_ops lets `like 'x%'` use a btree whatever the collation.
+    index("flows_user_name_idx").on(t.userId, t.name.op("text_pattern_ops")),
   ],
 );
 
@@ -50,5 +53,11 @@ export const flowJobs = pgTable(
     // The reconciler's walk over flows with jobs believed in Redis: without it, every pass read
     // every row ever written (260 ms at a million rows; 1.6 ms with it).
     index("flow_jobs_queued_idx").on(t.flowId).where(isQueued(t.status)),
+    // `GET /v1/flows?data=` matches the root's data only, so only roots are indexed (1 row per
+    // flow, not up to 1,000): the query repeats the predicate's text so the planner can use it.
+    index("flow_jobs_root_data_idx").using("gin", t.data.op("jsonb_path_ops")).where(sql`${t.parentId} is null`),
+    // `GET /v1/stats`: a user's counts by status (index-only), and finished jobs by minute.
+    index("flow_jobs_user_status_idx").on(t.userId, t.status),
+    index("flow_jobs_user_finished_idx").on(t.userId, t.updatedAt).where(hasRunOutcome(t.status)),
   ],
 );

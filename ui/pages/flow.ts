@@ -1,0 +1,162 @@
+import { useMemo, useRef, useState } from "preact/hooks";
+import { api, ApiError } from "../lib/api";
+import { html } from "../lib/html";
+import { useLiveTarget } from "../lib/context";
+import { isFinished, when } from "../lib/format";
+import { href } from "../lib/route";
+import { applyJobEvent, flatten, flowStatusOf, layoutTree, statusCounts, type FlatJob, type FlowView, type Layout } from "../lib/tree";
+import type { LiveEvent } from "../lib/live";
+import { Confirm, ErrorNote, StatusBadge } from "../components/common";
+import { FlowGraph } from "../components/graph";
+import { JobPanel } from "../components/job-panel";
+
+interface Loaded {
+  flow: Omit<FlowView, "root">;
+  jobs: Map<string, FlatJob>;
+  layout: Layout;
+  rootId: string;
+  /** Bumped on every change, so a render sees a new value while the Map itself is reused. */
+  version: number;
+}
+
+function loaded(view: FlowView, prev: Loaded | null): Loaded {
+  const { root, ...flow } = view;
+  const jobs = flatten(root);
+  // The tree never changes shape after creation, so a reload keeps the layout it had.
+  const layout = prev && prev.jobs.size === jobs.size ? prev.layout : layoutTree(jobs);
+  return { flow, jobs, layout, rootId: root.id, version: (prev?.version ?? 0) + 1 };
+}
+
+/** Events in seq order over what the page shows; the row Map is updated in place, rows replaced. */
+function applyEvents(prev: Loaded, events: LiveEvent[]): Loaded {
+  let status = prev.flow.status;
+  let changed = false;
+  for (const e of events) {
+    if (applyJobEvent(prev.jobs, e)) changed = true;
+    const s = flowStatusOf(e);
+    if (s) (status = s), (changed = true);
+  }
+  if (!changed) return prev;
+  // A retry re-opens the flow: once its root runs again, so does the flow.
+  const root = prev.jobs.get(prev.rootId);
+  if (root && !isFinished(root.status)) status = "running";
+  const at = events[events.length - 1]!.at;
+  return { ...prev, flow: { ...prev.flow, status, updatedAt: at }, version: prev.version + 1 };
+}
+
+type Action = "cancel" | "retry" | "delete";
+const ACTIONS: Record<Action, { title: string; label: string; text: string }> = {
+  cancel: { title: "Cancel this flow?", label: "Cancel flow", text: "Every unfinished job is cancelled; running ones are stopped." },
+  retry: { title: "Retry this flow?", label: "Retry flow", text: "Failed and cancelled jobs run again; completed results are kept." },
+  delete: { title: "Delete this flow?", label: "Delete flow", text: "The flow and all its jobs are removed for good." },
+};
+
+/**
+ * One flow: loaded once over HTTP when its subscription is in place, then kept current by the
+ * socket alone (job.updated per job, flow.* for the whole). A retry or cancel answers with the
+ * flow, which replaces what the page shows.
+ */
+export function Flow({ id }: { id: string }) {
+  const [state, setState] = useState<Loaded | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [asking, setAsking] = useState<Action | null>(null);
+  const [actionError, setActionError] = useState<ApiError | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const show = (view: FlowView, prev: Loaded | null) => setState(loaded(view, prev));
+
+  const current = useRef<Loaded | null>(null);
+  current.current = state;
+  /** Events that arrive while an action's request is out: its answer may be older than they are. */
+  const recording = useRef<LiveEvent[] | null>(null);
+
+  useLiveTarget(
+    { flowId: id },
+    {
+      load: async () => {
+        try {
+          show(await api<FlowView>("GET", `/v1/flows/${encodeURIComponent(id)}`), current.current);
+          setError(null);
+        } catch (e) {
+          setError(e as ApiError);
+        }
+      },
+      onEvents: (events) => {
+        if (recording.current) recording.current.push(...events);
+        setState((prev) => (prev ? applyEvents(prev, events) : prev));
+      },
+    },
+    [id],
+  );
+
+  const counts = useMemo(() => (state ? statusCounts(state.jobs.values()) : {}), [state?.version]);
+
+  const act = async (action: Action) => {
+    setAsking(null);
+    setBusy(true);
+    setActionError(null);
+    try {
+      if (action === "delete") {
+        await api("DELETE", `/v1/flows/${encodeURIComponent(id)}`);
+        location.hash = href({ page: "flows" });
+        return;
+      }
+      recording.current = [];
+      const view = await api<FlowView>("POST", `/v1/flows/${encodeURIComponent(id)}/${action}`);
+      // A retried job can finish before the answer arrives: the answer, then every event since the
+      // request went out, in order, so the last word on each job is the newest.
+      const missed = recording.current;
+      const next = loaded(view, current.current);
+      setState(missed.length ? applyEvents(next, missed) : next);
+    } catch (e) {
+      setActionError(e as ApiError);
+    } finally {
+      recording.current = null;
+      setBusy(false);
+    }
+  };
+
+  if (error)
+    return html`<section aria-labelledby="h-flow">
+      <h1 id="h-flow">${error.status === 404 ? "Flow not found" : "Could not load the flow"}</h1>
+      <p>${error.status === 404 ? `No flow with id ${id} exists for you.` : error.message}</p>
+      <p><a href=${href({ page: "flows" })}>Back to flows</a></p>
+    </section>`;
+  if (!state) return html`<section><h1>Flow</h1><p aria-busy="true">Loading…</p></section>`;
+  const { flow, jobs, layout } = state;
+  const running = flow.status === "running";
+  const job = selected ? jobs.get(selected) : undefined;
+  const done = (counts.completed ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0);
+  return html`<section aria-labelledby="h-flow" class="flow-page">
+    <p class="crumbs"><a href=${href({ page: "flows" })}>Flows</a> /</p>
+    <h1 id="h-flow">${flow.name} <span data-flow-status=${flow.status}><${StatusBadge} status=${flow.status} /></span></h1>
+    <dl class="facts">
+      <div><dt>Id</dt><dd><code>${flow.id}</code></dd></div>
+      <div><dt>Created</dt><dd>${when(flow.createdAt)}</dd></div>
+      <div><dt>Finished</dt><dd>${isFinished(flow.status) ? when(flow.finishedAt ?? flow.updatedAt) : "–"}</dd></div>
+      <div class="wide"><dt>Progress</dt><dd>
+        <progress max=${jobs.size} value=${done} aria-label="Jobs finished">${done}/${jobs.size}</progress>
+        ${" "}${done}/${jobs.size} done${counts.failed ? `, ${counts.failed} failed` : ""}
+      </dd></div>
+    </dl>
+    <div class="actions" role="group" aria-label="Flow actions">
+      <button type="button" disabled=${!running || busy} onClick=${() => setAsking("cancel")}>Cancel</button>
+      <button type="button" disabled=${running || flow.status === "completed" || busy} onClick=${() => setAsking("retry")}>Retry</button>
+      <button type="button" class="danger" disabled=${running || busy} onClick=${() => setAsking("delete")}>Delete</button>
+    </div>
+    <${ErrorNote} error=${actionError} />
+    <${Confirm}
+      open=${asking !== null}
+      title=${asking ? ACTIONS[asking].title : ""}
+      confirmLabel=${asking ? ACTIONS[asking].label : ""}
+      danger=${asking === "delete" || asking === "cancel"}
+      onConfirm=${() => asking && act(asking)}
+      onCancel=${() => setAsking(null)}
+    >${asking ? ACTIONS[asking].text : ""}</${Confirm}>
+    <div class="flow-body">
+      <${FlowGraph} layout=${layout} jobs=${jobs} selected=${selected} onSelect=${setSelected} version=${state.version} />
+      ${job ? html`<${JobPanel} job=${job} onClose=${() => setSelected(null)} />` : html`<p class="hint">Select a job to see its data, result and error.</p>`}
+    </div>
+  </section>`;
+}

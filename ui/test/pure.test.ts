@@ -1,0 +1,81 @@
+import { describe, expect, test } from "bun:test";
+import { href, parseRoute } from "../lib/route";
+import { duration, parseDataSearch } from "../lib/format";
+import { applyJobEvent, flatten, flowStatusOf, layoutTree, statusCounts, type JobNode } from "../lib/tree";
+
+const job = (id: string, children: JobNode[] = [], status = "waiting"): JobNode => ({
+  id, jobId: `b-${id}`, name: "echo", queueName: "flows", status, data: {}, opts: {}, result: null, error: null,
+  attemptsMade: 0, createdAt: "2026-12-02T10:00:00.000Z", updatedAt: "2026-12-02T10:00:00.000Z", children,
+});
+
+describe("routes", () => {
+  test("round trip", () => {
+    for (const r of [
+      { page: "overview" },
+      { page: "flows", status: "failed", name: "inv", data: '{"a":1}' },
+      { page: "flow", id: "c0abc" },
+      { page: "jobs" },
+      { page: "job", id: "x" },
+      { page: "schedules" },
+      { page: "webhooks" },
+      { page: "handlers" },
+    ] as const)
+      expect(parseRoute(href(r as never))).toEqual({ status: undefined, name: undefined, data: undefined, ...r } as never);
+    expect(parseRoute("#/nope/1")).toEqual({ page: "missing", path: "/nope/1" });
+    expect(parseRoute("")).toEqual({ page: "overview" });
+  });
+});
+
+describe("data search box", () => {
+  test("objects pass, everything else is explained", () => {
+    expect(parseDataSearch("")).toEqual({ ok: true, value: undefined });
+    expect(parseDataSearch(' {"customer": 42} ')).toEqual({ ok: true, value: '{"customer":42}' });
+    for (const bad of ["{customer:1}", "[1]", "3", "null", '"x"']) expect(parseDataSearch(bad).ok).toBe(false);
+  });
+  test("durations", () => {
+    expect(duration(250)).toBe("250 ms");
+    expect(duration(61_000)).toBe("1 min 1 s");
+    expect(duration(3_660_000)).toBe("1 h 1 min");
+  });
+});
+
+describe("flow tree", () => {
+  const tree = job("r", [job("a", [job("a1"), job("a2")]), job("b")]);
+  test("flattens with parents, children and depth; lays out every node once", () => {
+    const jobs = flatten(tree);
+    expect([...jobs.keys()]).toEqual(["r", "a", "a1", "a2", "b"]);
+    expect(jobs.get("a1")).toMatchObject({ parentId: "a", depth: 2 });
+    expect(jobs.get("r")!.childIds).toEqual(["a", "b"]);
+    const layout = layoutTree(jobs);
+    expect(layout.nodes.size).toBe(5);
+    expect(layout.edges).toHaveLength(4);
+    // Top-down: a child sits below its parent.
+    expect(layout.nodes.get("a1")!.y).toBeGreaterThan(layout.nodes.get("a")!.y);
+    expect(layout.width).toBeGreaterThan(0);
+  });
+  test("job.updated replaces only its row; a truncated result keeps what the page had", () => {
+    const jobs = flatten(tree);
+    const before = jobs.get("b");
+    const ev = { type: "event" as const, event: "job.updated", seq: 1, flowId: "f", jobId: "a", status: "completed", at: "2026-12-02T10:00:01.000Z", data: { attemptsMade: 1, result: { ok: 1 } } };
+    expect(applyJobEvent(jobs, ev)).toMatchObject({ status: "completed", attemptsMade: 1, result: { ok: 1 } });
+    expect(jobs.get("b")).toBe(before!);
+    applyJobEvent(jobs, { ...ev, seq: 2, data: { result: { truncated: true, bytes: 9000 } } });
+    expect(jobs.get("a")!.result).toEqual({ ok: 1 });
+    expect(applyJobEvent(jobs, { ...ev, jobId: "zzz" })).toBeNull();
+    expect(statusCounts(jobs.values())).toEqual({ waiting: 4, completed: 1 });
+    expect(flowStatusOf({ ...ev, event: "flow.failed" })).toBe("failed");
+    expect(flowStatusOf(ev)).toBeNull();
+  });
+  test("a 1,000-job tree lays out in well under a second", () => {
+    const kids = (n: number, depth: number): JobNode[] =>
+      depth === 0 ? [] : Array.from({ length: n }, (_, i) => job(`${depth}-${i}-${Math.random().toString(36).slice(2)}`, kids(n, depth - 1)));
+    const big = job("root", kids(10, 3)); // 10 + 100 + 1000 + 1
+    const jobs = flatten(big);
+    expect(jobs.size).toBe(1111);
+    const t0 = performance.now();
+    layoutTree(jobs);
+    const ms = performance.now() - t0;
+    console.log(`layout of ${jobs.size} jobs: ${ms.toFixed(0)} ms`);
+    expect(ms).toBeLessThan(3000);
+  });
+});
