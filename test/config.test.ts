@@ -135,6 +135,27 @@ describe("loadConfig refusals", () => {
   });
 });
 
+describe("handler modules and external queues", () => {
+  test("FLOWD_HANDLERS and FLOWD_EXTERNAL_QUEUES become lists", () => {
+    const c = loadConfig({ FLOWD_HANDLERS: "./a.ts, ./handlers", FLOWD_EXTERNAL_QUEUES: "py,rust,py" });
+    expect(c.handlerPaths).toEqual(["./a.ts", "./handlers"]);
+    expect(c.externalQueues).toEqual(["py", "rust"]);
+    expect(loadConfig({})).toMatchObject({ handlerPaths: [], externalQueues: [] });
+  });
+
+  test("an external queue may not be one flowd consumes itself", () => {
+    let err: ConfigError | undefined;
+    try {
+      loadConfig({ FLOWD_QUEUES: "flows,big", FLOWD_EXTERNAL_QUEUES: "py,big,jobs", FLOWD_HANDLERS: "a,,b" });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems.join("\n")).toContain("FLOWD_EXTERNAL_QUEUES may not name queues flowd consumes itself (big, jobs)");
+    expect(err!.problems.join("\n")).toContain("FLOWD_HANDLERS");
+  });
+});
+
 describe("the returned configuration", () => {
   test("is frozen, and so is its queue list", () => {
     const c = loadConfig({ FLOWD_QUEUES: "a,b" });

@@ -10,6 +10,20 @@ export interface HandlerContext<D> {
   /** Attempts that failed before this one (0 on the first run). */
   attemptsMade: number;
   config: Pick<Config, "allowPrivateUrls">;
+  /** Which job this is: flowd's row id, the BullMQ id, its flow (for flow jobs), name and queue. */
+  job: JobIdentity;
+  /** Keeps a line with the job (bounded per job), in BullMQ's job log too. */
+  log(line: string): void;
+  /** Reports progress (a number or an object) through BullMQ, recorded like any transition. */
+  progress(value: number | Record<string, unknown>): Promise<void>;
+}
+
+export interface JobIdentity {
+  id: string;
+  jobId: string;
+  flowId?: string;
+  name: string;
+  queue: string;
 }
 
 export interface Handler<S extends TSchema = TSchema> {

@@ -1,22 +1,41 @@
+import type { Job, JobsOptions } from "bullmq";
+
 /**
- * What flowd stores as a BullMQ job's data: the user's data, plus the results of children that
- * already completed in an earlier run (a retry or a rebuild re-adds only unfinished jobs, so their
- * parents would otherwise never see what the finished children returned).
+ * flowd's bookkeeping for a BullMQ job, kept in the job's opts under `flowd` (BullMQ stores opts it
+ * does not know as they are), so `job.data` is exactly the data the client posted — what bull-board
+ * and users' own workers see.
  */
-export interface JobEnvelope {
-  data: Record<string, unknown>;
-  kept?: Record<string, unknown>;
-  /** Attempts made by earlier runs of a retried job, so handlers count attempts across runs. */
-  attemptsBefore?: number;
+export interface JobMeta {
   /** Set on jobs with children: only they ask Redis for their children's results. */
   parent?: boolean;
+  /** Attempts made by earlier runs of a retried job, so handlers count attempts across runs. */
+  attemptsBefore?: number;
   /** A child's job id whose failure (while this job was lost from Redis) means this job fails. */
   failedChild?: string;
+  /** The flow a flow job belongs to, for the handler's `ctx.job.flowId`. */
+  flowId?: string;
 }
 
-export function readEnvelope(raw: unknown): JobEnvelope {
-  const env = raw as Partial<JobEnvelope> | null;
-  if (env && typeof env === "object" && env.data && typeof env.data === "object") return env as JobEnvelope;
+/**
+ * Results of children that completed in an earlier run (a retry or a rebuild re-adds only the
+ * unfinished jobs), by child job id. They travel beside the tree and are written into the parent's
+ * `processed` hash before it is added, where `getChildrenValues()` finds them like any child's.
+ */
+export type KeptChildren = Record<string, { queue: string; result: unknown }>;
+
+export const META_KEY = "flowd";
+
+export type FlowdJobsOptions = JobsOptions & { [META_KEY]?: JobMeta };
+
+/** A job's data and flowd's bookkeeping. A job from before the bookkeeping moved carries it in `data`. */
+export function readJob(job: Pick<Job, "data" | "opts">): { data: Record<string, unknown>; meta: JobMeta } {
+  const meta = (job.opts as FlowdJobsOptions)[META_KEY];
+  if (meta && typeof meta === "object") return { data: (job.data ?? {}) as Record<string, unknown>, meta };
+  const legacy = job.data as { data?: unknown } | null;
+  if (legacy && typeof legacy === "object" && legacy.data && typeof legacy.data === "object") {
+    const { data, ...rest } = legacy as { data: Record<string, unknown> } & JobMeta;
+    return { data, meta: rest };
+  }
   // A job added by another tool: its whole data is the input, and it may have children.
-  return { data: (raw ?? {}) as Record<string, unknown>, parent: true };
+  return { data: (job.data ?? {}) as Record<string, unknown>, meta: { parent: true } };
 }

@@ -48,7 +48,8 @@ export async function readRecorderHealth(deps: { db: Db; redis: Redis; prefix: s
 /** Readiness reasons from the recorder's health: nobody records, or the oldest unrecorded event is too old. */
 export function recorderShortfalls(health: RecorderHealth, maxLagMs: number): string[] {
   const out: string[] = [];
-  if (!health.alive) out.push("No status recorder is running, so job statuses are not reaching Postgres; start a --role=worker process.");
+  if (!health.alive)
+    out.push("No status recorder is running (nobody holds the recorder lease), so job statuses are not reaching Postgres; every --role=api, worker or all process runs one.");
   if (health.lagMs > maxLagMs)
     out.push(`The status recorder is ${Math.round(health.lagMs / 1000)} s behind (FLOWD_RECORDER_MAX_LAG_MS is ${maxLagMs}); new creates are refused until it catches up.`);
   return out;

@@ -20,7 +20,7 @@ import { keysetPage } from "./cursor";
 import { ADD_TIMEOUT_MS } from "./enqueue";
 import { withTimeout } from "../timeout";
 import { checkJob } from "./flow-spec";
-import { enqueueJob, newJobRow, type JobInput } from "./jobs";
+import { enqueueJob, JOBS_QUEUE, newJobRow, type JobInput } from "./jobs";
 
 /** The queue holding BullMQ's job schedulers; each tick there becomes a tracked job in `jobs`. */
 export const SCHEDULES_QUEUE = "schedules";
@@ -108,7 +108,9 @@ export async function registerSchedule(producer: Producer, row: ScheduleRow): Pr
 
 export async function createSchedule(deps: ServiceDeps, user: User, body: ScheduleInput): Promise<ScheduleView> {
   const nextByParser = checkTiming(body);
-  checkJob(body.job, "/job");
+  if (body.job.queue !== undefined && body.job.queue !== JOBS_QUEUE)
+    throw new InvalidInput(`A schedule's runs go to the '${JOBS_QUEUE}' queue; leave out /job/queue.`, [{ path: "/job/queue", message: "must be 'jobs'" }], "unknown_queue");
+  checkJob(body.job, "/job", deps.registry);
   const now = new Date();
   const row: ScheduleRow = {
     id: newId(),

@@ -10,7 +10,7 @@ const bounded = <T>(query: Promise<T>) => withTimeout(query, 10_000, "lease quer
  * its own: held while that session lives, and freed by Postgres the moment the process or the
  * connection dies, so another process takes over without any timeout to tune.
  */
-export function startLease(deps: { sql: Sql; key: number; name: string; log: Logger; retryMs?: number; checkMs?: number }) {
+export function startLease(deps: { sql: Sql; key: number; name: string; log: Logger; retryMs?: number; checkMs?: number; firstTryMs?: number }) {
   const log = deps.log.child({ lease: deps.name });
   let conn: ReservedSql | null = null;
   let pid = 0;
@@ -24,6 +24,12 @@ export function startLease(deps: { sql: Sql; key: number; name: string; log: Log
   };
 
   const loop = (async () => {
+    // A process that should only step in when nobody else records waits before its first try.
+    if (deps.firstTryMs)
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, deps.firstTryMs);
+      });
     while (running) {
       try {
         conn ??= await deps.sql.reserve();

@@ -1,35 +1,86 @@
 import { UnrecoverableError, type Job } from "bullmq";
 import type { Config } from "../config";
 import { handlers, isHandlerName } from "../handlers/catalog";
-import { PermanentFailure } from "../handlers/types";
+import type { LoadedHandler } from "../handlers/loader";
+import { PermanentFailure, type JobIdentity } from "../handlers/types";
 import { parseJobKey } from "../queues";
-import { readEnvelope } from "../services/job-envelope";
+import { readJob } from "../services/job-envelope";
+import { runUserCode } from "./user-code";
+import { MAX_LINE_CHARS, type JobLogSink } from "./job-log-sink";
 
+/** BullMQ's job log is for people reading bull-board: a runaway logger must not fill Redis. */
+const MAX_BULL_LOG_LINES = 1000;
 
-/** Runs one job with its handler from the catalog; a cancelled job fails without further attempts. */
-export function createProcessor(config: Pick<Config, "prefix" | "allowPrivateUrls">) {
+/**
+ * Runs one job with its handler — a built-in from the catalog or one from a handler module — and
+ * turns a cancel or a PermanentFailure into a failure without further attempts.
+ */
+export function createProcessor(config: Pick<Config, "prefix" | "allowPrivateUrls">, modules: readonly LoadedHandler[] = [], logSink?: JobLogSink) {
+  const byName = new Map(modules.map((h) => [h.name, h]));
   return async (job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> => {
-    if (!isHandlerName(job.name)) throw new UnrecoverableError(`no handler named '${job.name}'`);
-    const envelope = readEnvelope(job.data);
-    if (envelope.failedChild) throw new UnrecoverableError(`child job ${envelope.failedChild} failed`);
-    const children: Record<string, unknown> = { ...envelope.kept };
-    if (envelope.parent) {
+    const module = byName.get(job.name);
+    if (!isHandlerName(job.name) && !module) throw new UnrecoverableError(`no handler named '${job.name}' on this worker`);
+    if (module && !module.queues.includes(job.queueName))
+      throw new UnrecoverableError(`handler '${job.name}' does not run on queue '${job.queueName}'`);
+    const { data, meta } = readJob(job);
+    if (meta.failedChild) throw new UnrecoverableError(`child job ${meta.failedChild} failed`);
+    // Kept results of children that are not run again are in the same hash (see enqueue.ts).
+    const children: Record<string, unknown> = { ...(meta as { kept?: Record<string, unknown> }).kept };
+    if (meta.parent) {
       const values = await job.getChildrenValues();
       for (const [key, value] of Object.entries(values)) children[parseJobKey(key)?.jobId ?? key] = value;
     }
     const abort = signal ?? new AbortController().signal;
+    const who = identity(job, meta.flowId);
+    const ctx = {
+      data,
+      children,
+      signal: abort,
+      attemptsMade: (meta.attemptsBefore ?? 0) + job.attemptsMade,
+      config,
+      job: who,
+      ...reporters(job, who.id, logSink),
+    };
     try {
-      return await handlers[job.name].run({
-        data: envelope.data,
-        children,
-        signal: abort,
-        attemptsMade: (envelope.attemptsBefore ?? 0) + job.attemptsMade,
-        config,
-      });
+      if (module) return await runUserCode(module, ctx, abort);
+      return await handlers[job.name as keyof typeof handlers].run(ctx);
     } catch (err) {
-      if (abort.aborted) throw new UnrecoverableError(`cancelled: ${(err as Error).message}`);
-      if (err instanceof PermanentFailure) throw new UnrecoverableError(err.message);
-      throw err;
+      if (abort.aborted) throw new UnrecoverableError(`cancelled: ${(err as Error)?.message ?? String(err)}`);
+      if (err instanceof PermanentFailure || (err as { permanent?: unknown })?.permanent === true)
+        throw new UnrecoverableError((err as Error).message);
+      if (err instanceof Error) throw err;
+      // A module may throw anything; BullMQ records only Errors faithfully.
+      throw new Error(typeof err === "string" ? err : `the handler threw a non-Error value: ${safeString(err)}`);
+    } finally {
+      // The attempt's lines reach Postgres before its outcome does.
+      await logSink?.flush(who.id);
     }
   };
+}
+
+/** A retried job runs under `<id>-<n>`; flowd's own id is the part before. */
+function identity(job: Job, flowId: string | undefined): JobIdentity {
+  const jobId = job.id ?? "";
+  return { id: jobId.replace(/-\d+$/, ""), jobId, ...(flowId ? { flowId } : {}), name: job.name, queue: job.queueName };
+}
+
+function reporters(job: Job, rowId: string, sink: JobLogSink | undefined) {
+  let lines = 0;
+  return {
+    log(line: string) {
+      const text = String(line).slice(0, MAX_LINE_CHARS);
+      sink?.add(rowId, text);
+      if (++lines > MAX_BULL_LOG_LINES) return;
+      job.log(text).catch(() => {});
+    },
+    progress: (value: number | Record<string, unknown>) => job.updateProgress(value as number | object),
+  };
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value)?.slice(0, 200) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

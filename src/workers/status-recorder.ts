@@ -3,11 +3,15 @@ import type { Db } from "../db/client";
 import { applyStatusBatch, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
 import type { Logger } from "../log";
 import { collapse, toStatusChange, type StreamEvent } from "../services/status";
+import { toProgress } from "../services/progress-events";
+import { recordProgress } from "../db/queries/job-reports";
 import type { Lease } from "./lease";
 import { bullKey } from "../queues";
 import { convergeQueue } from "../services/converge";
 import { createGapCheck, eventStreamKey, parseStreamInfo, type StreamInfo } from "../services/event-streams";
 import { withTimeout } from "../timeout";
+
+type ProgressReport = NonNullable<ReturnType<typeof toProgress>>;
 
 export interface RecorderStats {
   batches: number;
@@ -51,7 +55,8 @@ export function startStatusRecorder(deps: {
   db: Db;
   redis: Redis;
   prefix: string;
-  queues: { name: string; table: TrackedTable }[];
+  /** `both`: an external queue, where flow jobs and single jobs share one stream. */
+  queues: { name: string; table: TrackedTable | "both" }[];
   log: Logger;
   lease?: Lease;
 }) {
@@ -72,8 +77,8 @@ export function startStatusRecorder(deps: {
   // and re-reading such events after a crash changes nothing.
   const unsaved = new Map<string, string>();
   let savedAt = 0;
-  const save = async (changes: TableChange[]) => {
-    const written = await retry(() => write(deps.db, changes, new Map(unsaved)), () => running, log, "write job statuses");
+  const save = async (changes: TableChange[], progress: ProgressReport[] = []) => {
+    const written = await retry(() => write(deps.db, changes, new Map(unsaved), progress), () => running, log, "write job statuses");
     if (written !== undefined) {
       unsaved.clear();
       savedAt = Date.now();
@@ -138,8 +143,9 @@ export function startStatusRecorder(deps: {
       }
       stats.events += events.length;
       const changes = await describe(deps.redis, deps.prefix, events);
-      if (changes.length === 0 && Date.now() - savedAt < SAVE_POSITION_MS) continue;
-      const written = await save(changes);
+      const progress = events.map(toProgress).filter((p) => p !== null);
+      if (changes.length === 0 && progress.length === 0 && Date.now() - savedAt < SAVE_POSITION_MS) continue;
+      const written = await save(changes, progress);
       if (written === undefined) break;
       stats.batches++;
       stats.rowsChanged += written;
@@ -192,8 +198,12 @@ export function startStatusRecorder(deps: {
     log.warn("BullMQ events were trimmed before they were recorded; taking job states from Redis", { queue, cursor: gap.cursor, upTo: gap.upTo });
     const started = performance.now();
     const step = <T>(what: string, fn: () => Promise<T>) => retry(fn, () => running && leading(), log, what);
-    const changed = await convergeQueue({ db: deps.db, redis: deps.redis, prefix: deps.prefix }, table, queue, gap.upTo, step);
-    if (changed === undefined) return false;
+    let changed: number | undefined = 0;
+    for (const t of tablesOf(table)) {
+      const n = await convergeQueue({ db: deps.db, redis: deps.redis, prefix: deps.prefix }, t, queue, gap.upTo, step);
+      changed = n === undefined ? undefined : changed + n;
+      if (changed === undefined) return false;
+    }
     stats.gaps++;
     stats.rowsConverged += changed;
     if (!gap.info) convergedWhileMissing.add(gap.key);
@@ -204,7 +214,9 @@ export function startStatusRecorder(deps: {
     return true;
   }
 
-  async function write(db: Db, changes: TableChange[], cursors: Map<string, string>) {
+  async function write(db: Db, changes: TableChange[], cursors: Map<string, string>, progress: ProgressReport[]) {
+    // Before the statuses: a job's last progress is in its row's report by the time it shows completed.
+    if (progress.length > 0) await recordProgress(db, progress);
     const folded = (["flow_jobs", "jobs"] as const).flatMap((table) =>
       collapse(changes.filter((c) => c.table === table).map((c) => c.change)).map((change) => ({ table, change })),
     );
@@ -217,7 +229,7 @@ export function startStatusRecorder(deps: {
     for (const e of events) {
       const change = toStatusChange(e);
       if (!change) continue;
-      out.push({ table: tableOf.get(keyOf(e.queue))!.table, change });
+      for (const table of tablesOf(tableOf.get(keyOf(e.queue))!.table)) out.push({ table, change });
       if (change.status === "failed") failures.push({ change, key: bullKey(prefix, e.queue, change.jobId) });
     }
     if (failures.length > 0) {
@@ -253,6 +265,9 @@ export function startStatusRecorder(deps: {
     },
   };
 }
+
+const BOTH: TrackedTable[] = ["flow_jobs", "jobs"];
+const tablesOf = (t: TrackedTable | "both"): TrackedTable[] => (t === "both" ? BOTH : [t]);
 
 function pairs(flat: string[]): Record<string, string> {
   const out: Record<string, string> = {};

@@ -25,6 +25,13 @@ describe("parseArgs", () => {
     expect(parseArgs(["token", "create", "--user=bob@example.com"])).toEqual({ kind: "token-create", user: "bob@example.com" });
   });
 
+  test("types [--out FILE]", () => {
+    expect(parseArgs(["types"])).toEqual({ kind: "types", out: "flowd.d.ts" });
+    expect(parseArgs(["types", "--out", "x/h.d.ts"])).toEqual({ kind: "types", out: "x/h.d.ts" });
+    expect(parseArgs(["types", "--out=h.d.ts"])).toEqual({ kind: "types", out: "h.d.ts" });
+    expect(() => parseArgs(["types", "--bogus"])).toThrow(UsageError);
+  });
+
   test("--help and --version", () => {
     expect(parseArgs(["--help"])).toEqual({ kind: "help" });
     expect(parseArgs(["--version"])).toEqual({ kind: "version" });

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { buildRedisTrees, type EnqueueRow } from "../../src/services/flow-redis";
-import type { JobEnvelope } from "../../src/services/job-envelope";
+import { readJob } from "../../src/services/job-envelope";
 
 const row = (id: string, parentId: string | null, status: string, opts: EnqueueRow["opts"] = {}): EnqueueRow => ({
   id,
@@ -16,22 +16,31 @@ const row = (id: string, parentId: string | null, status: string, opts: EnqueueR
 });
 
 describe("building the Redis trees of a flow's rows", () => {
-  test("completed children ride along as kept results; only the rows being added become jobs", () => {
+  test("completed children ride along as kept results; only the rows being added become jobs; data is the user's", () => {
     const [tree] = buildRedisTrees([row("r", null, "pending"), row("a", "r", "completed"), row("b", "r", "pending")]);
     expect(tree!.opts!.jobId).toBe("j-r");
-    expect((tree!.data as JobEnvelope).kept).toEqual({ "j-a": { from: "a" } });
+    expect(tree!.kept).toEqual({ "j-a": { queue: "flows", result: { from: "a" } } });
+    expect(tree!.data).toEqual({ id: "r" });
+    expect(tree!.opts.flowd).toEqual({ parent: true });
+    expect(tree!.children![0]!.data).toEqual({ id: "b" });
     expect(tree!.children!.map((c) => c.opts!.jobId)).toEqual(["j-b"]);
   });
 
   test("a child that failed under the default policy makes its parent fail, as BullMQ would", () => {
     const [tree] = buildRedisTrees([row("r", null, "pending"), row("a", "r", "failed"), row("b", "r", "pending")]);
-    expect((tree!.data as JobEnvelope).failedChild).toBe("j-a");
+    expect(tree!.opts.flowd!.failedChild).toBe("j-a");
   });
 
   test("a child that failed under another policy does not", () => {
     for (const policy of ["ignoreDependencyOnFailure", "continueParentOnFailure", "removeDependencyOnFailure"]) {
       const [tree] = buildRedisTrees([row("r", null, "pending"), row("a", "r", "failed", { [policy]: true })]);
-      expect((tree!.data as JobEnvelope).failedChild).toBeUndefined();
+      expect(tree!.opts.flowd!.failedChild).toBeUndefined();
     }
+  });
+
+  test("a job reads its data and bookkeeping; a job added before the move, or by another tool, still reads", () => {
+    expect(readJob({ data: { data: { x: 1 } }, opts: { flowd: { parent: true } } as never })).toEqual({ data: { data: { x: 1 } }, meta: { parent: true } });
+    expect(readJob({ data: { data: { x: 1 }, attemptsBefore: 2 }, opts: {} })).toEqual({ data: { x: 1 }, meta: { attemptsBefore: 2 } });
+    expect(readJob({ data: { y: 2 }, opts: {} })).toEqual({ data: { y: 2 }, meta: { parent: true } });
   });
 });

@@ -1,0 +1,61 @@
+/**
+ * The declaration file `flowd types` writes: module authors get types for `ctx` and the default
+ * export without installing anything of flowd's. Type-only, so a module that imports it with
+ * `import type` runs unchanged in flowd and in a plain `bun`/`node` test.
+ */
+export const HANDLER_DECLARATIONS = `// Types for flowd handler modules (FLOWD_HANDLERS); written by \`flowd types\`.
+// Use:  import type { Handlers } from "./flowd";  export default { ... } satisfies Handlers;
+
+/** JSON, as results must be: no BigInt, functions, symbols, cycles, NaN or Infinity. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface JobIdentity {
+  /** flowd's id of the job (the same across retries). */
+  id: string;
+  /** The BullMQ job id (a retry re-adds the job as \`<id>-<n>\`). */
+  jobId: string;
+  /** Set for jobs of a flow. */
+  flowId?: string;
+  name: string;
+  queue: string;
+}
+
+export interface HandlerContext<D = Record<string, unknown>> {
+  /** The job's data, already validated against the handler's \`data\` schema. */
+  data: D;
+  /** Results of the job's children, keyed by the child's BullMQ job id. */
+  children: Record<string, unknown>;
+  /** Aborted on cancel, on \`timeoutMs\`, or on a hard shutdown: stop work and reject. */
+  signal: AbortSignal;
+  /** Attempts that failed before this one, across retries of the flow (0 on the first). */
+  attemptsMade: number;
+  job: JobIdentity;
+  /** Keeps a line with the job (1,000 lines / 64 KiB per job), shown in its view, sent as \`job.log\`. */
+  log(line: string): void;
+  /** Reports progress (a number or an object), sent as \`job.progress\`. */
+  progress(value: number | Record<string, Json>): Promise<void>;
+}
+
+export interface Handler<D = any, R = unknown> {
+  /** Runs the job; the resolved value (JSON) is its result, a throw fails the attempt. */
+  run(ctx: HandlerContext<D>): R | Promise<R>;
+  /** A JSON Schema for \`data\` (a TypeBox schema is one); checked by the API when a job is created. */
+  data?: Record<string, unknown> | boolean;
+  description?: string;
+  /** The one queue it runs on (default: every queue flowd's workers consume). */
+  queue?: string;
+  /** Past this the signal is aborted and the attempt fails (it is retried per the job's \`opts\`). */
+  timeoutMs?: number;
+}
+
+/** A module's default export: handler names (\`[a-z][a-z0-9_.-]{0,63}\`) to handlers. */
+export type Handlers = Record<string, Handler>;
+
+/**
+ * Throw one of these (or any error with \`permanent = true\`) to fail the job without further attempts:
+ *   throw Object.assign(new Error("no such customer"), { permanent: true });
+ */
+export interface PermanentError extends Error {
+  permanent: true;
+}
+`;
