@@ -7,9 +7,12 @@ import IORedis from "ioredis";
 import { startCluster } from "../test/helpers/cluster";
 import { deletePrefix, uniquePrefix } from "../test/helpers/redis";
 import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/services";
-import { printConditions, ratio } from "./stats";
+import { cpuSeconds, printConditions, ratio } from "./stats";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
+/** Jobs per bulk create (the most one request takes), and how many bulks each side runs. */
+const BULK = 1000;
+const BULKS = Number(process.env.BENCH_BULKS ?? 5);
 const CONCURRENCY = 16;
 const CLIENTS = 16;
 
@@ -23,7 +26,11 @@ async function inFlight(n: number, clients: number, fn: (i: number) => Promise<u
   return (performance.now() - t) / 1000;
 }
 
+/** The whole machine's busy CPU seconds, from /proc/stat. */
+const machineCpu = async () => (await cpuSeconds({})).machine!;
+
 async function plain() {
+  const cpu0 = await machineCpu();
   const prefix = uniquePrefix("bjobs");
   const conn = new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new Queue("jobs", { connection: conn, prefix });
@@ -40,16 +47,31 @@ async function plain() {
   const addSeconds = await inFlight(JOBS, CLIENTS, (i) => queue.add("echo", { i }));
   await finished;
   const totalSeconds = (performance.now() - t) / 1000;
+  const cpu = (await machineCpu()) - cpu0;
+  const bulk = await plainBulk(queue, () => done);
   await worker.close();
   await queue.close();
   conn.disconnect();
   await deletePrefix(prefix);
-  return { addRate: JOBS / addSeconds, endToEnd: JOBS / totalSeconds };
+  return { addRate: JOBS / addSeconds, endToEnd: JOBS / totalSeconds, cpu, bulk };
+}
+
+/** BULKS rounds of one `Queue.addBulk` of BULK jobs, each timed until the worker finished them all. */
+async function plainBulk(queue: Queue, completed: () => number) {
+  const cpu0 = await machineCpu();
+  const t = performance.now();
+  for (let round = 0; round < BULKS; round++) {
+    const target = completed() + BULK;
+    await queue.addBulk(Array.from({ length: BULK }, (_, i) => ({ name: "echo", data: { round, i } })));
+    while (completed() < target) await Bun.sleep(2);
+  }
+  return { rate: (BULKS * BULK) / ((performance.now() - t) / 1000), cpu: (await machineCpu()) - cpu0 };
 }
 
 async function flowd() {
   const cluster = await startCluster({ apis: 1, workers: 1, tag: "bjobs", env: { WORKER_CONCURRENCY: String(CONCURRENCY) } });
   const api = cluster.apis[0]!;
+  const cpu0 = await machineCpu();
   const t = performance.now();
   const addSeconds = await inFlight(JOBS, CLIENTS, async (i) => {
     const res = await api.http("POST", "/v1/jobs", { name: "echo", data: { i } });
@@ -62,8 +84,26 @@ async function flowd() {
     await Bun.sleep(10);
   }
   const totalSeconds = (performance.now() - t) / 1000;
+  const cpu = (await machineCpu()) - cpu0;
+  const bulk = await flowdBulk(cluster);
   await cluster.stop();
-  return { addRate: JOBS / addSeconds, endToEnd: JOBS / totalSeconds };
+  return { addRate: JOBS / addSeconds, endToEnd: JOBS / totalSeconds, cpu, bulk };
+}
+
+/** BULKS rounds of one `POST /v1/jobs/bulk` of BULK jobs, each timed until Postgres shows them all completed. */
+async function flowdBulk(cluster: Awaited<ReturnType<typeof startCluster>>) {
+  const api = cluster.apis[0]!;
+  const completed = async () =>
+    (await cluster.database.sql<{ n: number }[]>`select count(*)::int as n from jobs where status = 'completed'`)[0]!.n;
+  const cpu0 = await machineCpu();
+  const t = performance.now();
+  for (let round = 0; round < BULKS; round++) {
+    const target = (await completed()) + BULK;
+    const res = await api.http("POST", "/v1/jobs/bulk", { jobs: Array.from({ length: BULK }, (_, i) => ({ name: "echo", data: { round, i } })) });
+    if (res.status !== 201) throw new Error(`POST /v1/jobs/bulk answered ${res.status}`);
+    while ((await completed()) < target) await Bun.sleep(5);
+  }
+  return { rate: (BULKS * BULK) / ((performance.now() - t) / 1000), cpu: (await machineCpu()) - cpu0 };
 }
 
 export async function benchJobs() {
@@ -73,11 +113,15 @@ export async function benchJobs() {
     jobs: JOBS,
     concurrency: CONCURRENCY,
     clients: CLIENTS,
+    bulk: `${BULKS} x ${BULK}`,
   });
   const b = await plain();
   const f = await flowd();
   console.log(`create      plain Queue.add ${b.addRate.toFixed(0)}/s | POST /v1/jobs ${f.addRate.toFixed(0)}/s | ratio ${ratio(f.addRate, b.addRate)}`);
   console.log(`end to end  plain ${b.endToEnd.toFixed(0)} jobs/s | flowd ${f.endToEnd.toFixed(0)} jobs/s (completed in Postgres) | ratio ${ratio(f.endToEnd, b.endToEnd)}`);
+  console.log(`            machine CPU: plain ${b.cpu.toFixed(2)} s | flowd ${f.cpu.toFixed(2)} s for ${JOBS} jobs | ratio ${ratio(f.cpu, b.cpu)}`);
+  console.log(`bulk        Queue.addBulk + Worker ${b.bulk.rate.toFixed(0)} jobs/s | POST /v1/jobs/bulk ${f.bulk.rate.toFixed(0)} jobs/s (completed in Postgres) | ratio ${ratio(f.bulk.rate, b.bulk.rate)}`);
+  console.log(`            machine CPU: plain ${b.bulk.cpu.toFixed(2)} s | flowd ${f.bulk.cpu.toFixed(2)} s for ${BULKS * BULK} jobs | ratio ${ratio(f.bulk.cpu, b.bulk.cpu)}`);
 }
 
 if (import.meta.main) await benchJobs();

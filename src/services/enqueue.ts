@@ -1,8 +1,7 @@
-import type { FlowJob } from "bullmq";
 import type { Logger } from "../log";
-import { timeAdd, type Producer } from "../queues";
+import { bullKey, timeAdd, type Producer } from "../queues";
 import { withTimeout } from "../timeout";
-import { buildRedisTrees, type EnqueueRow } from "./flow-redis";
+import { buildRedisTrees, type EnqueueRow, type FlowdFlowJob } from "./flow-redis";
 
 /** How long an add may wait for Redis before the caller answers and leaves the rows `pending`. */
 export const ADD_TIMEOUT_MS = 3_000;
@@ -14,15 +13,16 @@ export const ADD_TIMEOUT_MS = 3_000;
  * that already started the job. Safe to repeat: BullMQ ignores an add whose job id exists.
  * Returns false when there was nothing to add.
  */
-export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow[]): Promise<boolean> {
-  const trees = buildRedisTrees(rows);
+export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow[], adding?: ReadonlySet<string>): Promise<boolean> {
+  const trees = buildRedisTrees(rows, adding);
   if (trees.length === 0) return false;
   await addTrees(deps.producer, trees);
   return true;
 }
 
 /** Adds whole BullMQ trees in one call (one MULTI for the lot), giving up after ADD_TIMEOUT_MS. */
-export async function addTrees(producer: Producer, trees: FlowJob[]) {
+export async function addTrees(producer: Producer, trees: FlowdFlowJob[]) {
+  await giveKeptResults(producer, trees);
   const [first] = trees;
   const adding: Promise<unknown> = trees.length === 1 && first ? producer.flowProducer.add(first) : producer.flowProducer.addBulk(trees);
   await timeAdd(adding, ADD_TIMEOUT_MS, "adding jobs");
@@ -78,4 +78,30 @@ async function removalPass(deps: { producer: Producer }, rows: Removal[]): Promi
     });
   }
   return left;
+}
+
+/**
+ * A parent re-added after a retry or a rebuild gets its completed children's results where BullMQ
+ * keeps children's results — its `processed` hash, keyed by the child's Redis key — before the
+ * parent exists, so any worker's `getChildrenValues()` (flowd's or the users' own, in any language)
+ * sees every child, including those that are not run again. The parent's id is new on each run, so
+ * nothing stale is read; the hash goes when BullMQ removes the job.
+ */
+async function giveKeptResults(producer: Producer, trees: FlowdFlowJob[]) {
+  const prefix = producer.flowProducer.opts.prefix ?? "bull";
+  const writes: [string, Record<string, string>][] = [];
+  const visit = (node: FlowdFlowJob) => {
+    if (node.kept) {
+      const fields: Record<string, string> = {};
+      for (const [jobId, kept] of Object.entries(node.kept)) fields[bullKey(prefix, kept.queue, jobId)] = JSON.stringify(kept.result ?? null);
+      writes.push([bullKey(prefix, node.queueName, node.opts.jobId!, "processed"), fields]);
+      delete node.kept;
+    }
+    for (const child of node.children ?? []) visit(child);
+  };
+  for (const tree of trees) visit(tree);
+  if (writes.length === 0) return;
+  const pipeline = producer.redis.pipeline();
+  for (const [key, fields] of writes) pipeline.hset(key, fields);
+  await withTimeout(pipeline.exec(), ADD_TIMEOUT_MS, "giving kept results");
 }

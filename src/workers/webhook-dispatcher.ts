@@ -1,19 +1,42 @@
+import type { Sql } from "postgres";
 import type { Config } from "../config";
+import { EVENTS_CHANNEL } from "../event-types";
 import type { Db } from "../db/client";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { dispatchWebhooks } from "../services/webhooks";
 import { startLoop } from "./loop";
 
-/** Turns the event log into webhook deliveries; any number of workers may run it (the cursor row serialises them). */
-export function startWebhookDispatcher(deps: { db: Db; producer: Producer; log: Logger; config: Config }, intervalMs = 250) {
+/** The least time between two passes the doorbell asks for. */
+const DOORBELL_GAP_MS = 20;
+
+/**
+ * Turns the event log into webhook deliveries; any number of workers may run it (the cursor row
+ * serialises them). It wakes on the event log's NOTIFY (the doorbell the triggers ring for every
+ * new event), so a delivery leaves within milliseconds of its event's commit; the poll is only the
+ * safety net for a missed ring (a LISTEN connection that was down).
+ */
+export function startWebhookDispatcher(deps: { db: Db; sql: Sql; producer: Producer; log: Logger; config: Config }, intervalMs = 1_000) {
   const log = deps.log.child({ component: "webhook-dispatcher" });
-  return startLoop(
+  const loop = startLoop(
     intervalMs,
     async () => {
       // Drain: a full batch means more is waiting.
       while ((await dispatchWebhooks(deps)) >= 500);
     },
     (err) => log.warn("webhook dispatch failed; will retry", { err: String(err) }),
+    // Under a burst the triggers ring for every batch: one pass per 20 ms serves them all.
+    DOORBELL_GAP_MS,
   );
+  // On the first LISTEN and after each reconnect, a pass picks up whatever was missed meanwhile.
+  const subscription = deps.sql.listen(EVENTS_CHANNEL, () => loop.wake(), () => loop.wake()).catch((err) => {
+    log.warn("could not listen for new events; webhooks go out on the poll only", { err: String(err) });
+    return null;
+  });
+  return {
+    async stop() {
+      await (await subscription)?.unlisten().catch(() => {});
+      await loop.stop();
+    },
+  };
 }

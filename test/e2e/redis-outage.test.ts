@@ -54,4 +54,27 @@ describe("Redis outage", () => {
     const res = await api.http("GET", `/v1/flows/${after.body.id}?wait=20`);
     expect(res.body.status).toBe("completed");
   }, 90_000);
+
+  test("concurrent single creates (group-committed) and a bulk create during an outage wait as pending and each run once", async () => {
+    const api = cluster.apis[0]!;
+    await redis.stop();
+    const http = (i: number) => ({ name: "http", data: { url: `http://127.0.0.1:${receiver.port}/gc-${i}`, method: "POST", body: { i } } });
+    const singles = await Promise.all(Array.from({ length: 16 }, (_, i) => api.http("POST", "/v1/jobs", http(i))));
+    expect(singles.map((r) => r.status)).toEqual(Array(16).fill(201));
+    expect(singles.map((r) => r.body.status)).toEqual(Array(16).fill("pending"));
+    const bulk = await api.http("POST", "/v1/jobs/bulk", { jobs: Array.from({ length: 16 }, (_, i) => http(100 + i)) });
+    expect(bulk.status).toBe(201);
+    expect(bulk.body.items.map((j: any) => j.status)).toEqual(Array(16).fill("pending"));
+    const ids = [...singles.map((r) => r.body.id), ...bulk.body.items.map((j: any) => j.id)];
+    const [row] = await cluster.database.sql<{ n: number }[]>`select count(*)::int as n from jobs where id = any(${ids}) and status = 'pending'`;
+    expect(row!.n).toBe(32);
+
+    await redis.start();
+    await waitFor(
+      async () => (await cluster.database.sql<{ n: number }[]>`select count(*)::int as n from jobs where id = any(${ids}) and status = 'completed'`)[0]!.n === 32,
+      60_000,
+      "the 32 jobs accepted during the outage to complete",
+    );
+    for (const i of [...Array(16).keys(), ...Array.from({ length: 16 }, (_, k) => 100 + k)]) expect(hits.get(`/gc-${i}`)).toBe(1);
+  }, 120_000);
 });

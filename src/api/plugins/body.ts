@@ -78,10 +78,19 @@ export const jsonBodyPlugin = (limit: number) =>
           "invalid_json",
         );
       }
-      const unstorable = findUnstorable(value);
+      const unstorable = mayHoldUnstorable(text) ? findUnstorable(value) : undefined;
       if (unstorable) throw new InvalidInput(describeUnstorable(unstorable), [{ path: unstorable.path, message: UNSTORABLE[unstorable.problem] }]);
       return value;
     });
+
+/**
+ * Whether the text can hold what findUnstorable looks for: the body was decoded from UTF-8 and JSON
+ * allows no raw control characters, so a NUL or a lone surrogate only arrives as a `\u` escape, and
+ * a number past ±1.8e308 needs a three-digit exponent or hundreds of digits. Most bodies have none
+ * of these, and skip the walk over every string (a tenth of a create's CPU on a 1,000-job flow).
+ */
+const MAYBE_UNSTORABLE = /\\u|[eE][+]?\d{3}|\d{300}/;
+const mayHoldUnstorable = (text: string) => MAYBE_UNSTORABLE.test(text);
 
 const tooLarge = (bytes: number | string, limit: number) =>
   new TooLarge(`The request body is ${bytes} bytes; the limit is ${limit} bytes (FLOWD_BODY_LIMIT).`, { limit });

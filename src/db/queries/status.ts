@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
-import { BULLMQ_FINISHED_STATUSES, FINISHED_STATUSES, sqlLiterals } from "../../statuses";
+import { BULLMQ_FINISHED_STATUSES, FINISHED_STATUSES, sqlLiterals, WAITING_STATUSES } from "../../statuses";
 
 /** One job's new status as the recorder writes it, from BullMQ's events or from Redis's job state. */
 export interface StatusChange {
@@ -25,8 +25,9 @@ export type TableChange = { table: TrackedTable; change: StatusChange };
 
 /**
  * The guarded update of one table, as a CTE over the batch `v`: a change applies only when it is
- * newer than the last one applied (stream position), never revives a cancelled job, and a removal
- * never overwrites a finished job — so duplicates and late arrivals are harmless.
+ * newer than the last one applied (stream position), never revives a cancelled job, a removal
+ * never overwrites a finished job, and a waiting status the row already holds is not written again
+ * — so duplicates and late arrivals are harmless and a fresh job costs no write until it starts.
  */
 const guardedUpdate = (table: TrackedTable) => `
     update ${table} as j set
@@ -42,6 +43,8 @@ const guardedUpdate = (table: TrackedTable) => `
     from v
     where v.tbl = '${table}' and j.job_id = v.job_id and v.pos > j.event_pos and j.status <> 'cancelled'
       and not (v.status = 'cancelled' and j.status in (${sqlLiterals(BULLMQ_FINISHED_STATUSES)}))
+      -- What the row already says (written by the API with the add) is not written again.
+      and not (v.status = j.status and v.starts = 0 and v.status in (${sqlLiterals(WAITING_STATUSES)}))
     returning 1`;
 
 /**

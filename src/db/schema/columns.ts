@@ -39,9 +39,14 @@ export const jobColumns = () => ({
 export const isQueued = (status: AnyPgColumn): SQL => sql`${status} in (${sql.raw(sqlLiterals(QUEUED_STATUSES))})`;
 export const isPending = (status: AnyPgColumn): SQL => sql`${status} = 'pending'`;
 
-/** A tracked job as it is first written: accepted, not yet in Redis, nothing run. */
-export const freshJobState = (now: Date) => ({
-  status: "pending",
+/**
+ * A tracked job as it is first written: accepted, nothing run. `status` is `pending` (not in Redis
+ * yet) or, when the API adds it right after the insert, where the add puts it — so the recorder has
+ * nothing to write for BullMQ's `waiting` (about half of all status writes) — and it goes back to
+ * `pending` (markUnqueued) if the add fails.
+ */
+export const freshJobState = (now: Date, status = "pending") => ({
+  status,
   result: null,
   error: null,
   attemptsMade: 0,
