@@ -4,10 +4,12 @@ import { benchFlows } from "./flows";
 import { benchEvents } from "./events";
 import { benchJobs } from "./jobs";
 import { benchWebhooks } from "./webhooks";
+import { benchHandlers } from "./handlers";
 
 const only = process.argv[2];
 if (!only || only === "flows") await benchFlows();
 if (!only || only === "events") await benchEvents();
 if (!only || only === "jobs") await benchJobs();
 if (!only || only === "webhooks") await benchWebhooks();
+if (!only || only === "handlers") await benchHandlers();
 process.exit(0);

@@ -5,7 +5,7 @@
  */
 import "./runtime-shims";
 import { ConfigError, loadConfig, type Config, type Role } from "./config";
-import { ConnectError } from "./errors";
+import { ConnectError, HandlerModuleError } from "./errors";
 import { createLogger } from "./log";
 import { VERSION } from "./version";
 
@@ -15,6 +15,7 @@ Usage:
   flowd [--role=all|api|worker]        run the service (default: all)
   flowd migrate                        apply pending database migrations and exit
   flowd token create --user NAME       create user NAME if missing and print a new API token
+  flowd types [--out FILE]             write the TypeScript declarations for handler modules (default ./flowd.d.ts)
   flowd --help | --version
 
 Roles:
@@ -29,10 +30,14 @@ Environment (defaults):
   FLOWD_PREFIX              flowd
   FLOWD_QUEUES              flows
   WORKER_CONCURRENCY        16
+  FLOWD_HANDLERS            unset (comma-separated handler modules or folders the worker role loads)
+  FLOWD_EXTERNAL_QUEUES     unset (comma-separated queues your own BullMQ workers consume; flowd only records them)
   FLOWD_ALLOW_PRIVATE_URLS  false
   FLOWD_SECRET_KEY          unset (32 bytes, base64 or hex: encrypts webhook secrets at rest)
   FLOWD_CORS_ORIGINS        unset (comma-separated origins allowed to call the API from a browser)
   LOG_LEVEL                 info (debug|info|warn|error|silent)
+  OTEL_EXPORTER_OTLP_ENDPOINT  unset (OTLP/HTTP base URL: traces to <url>/v1/traces; unset: no tracing)
+  OTEL_SERVICE_NAME         flowd
   FLOWD_BODY_LIMIT, FLOWD_MAX_FLOW_JOBS, FLOWD_MAX_FLOW_DEPTH, FLOWD_SHUTDOWN_TIMEOUT_MS,
   FLOWD_EVENTS_RETENTION_HOURS, WORKER_HEALTH_PORT, FLOWD_SOCKET_BUFFER_LIMIT,
   FLOWD_LOCK_DURATION_MS, FLOWD_STALLED_INTERVAL_MS, FLOWD_RECONCILE_INTERVAL_MS, FLOWD_WORKER_STUCK_MS,
@@ -47,6 +52,7 @@ export type Command =
   | { kind: "run"; role: Role }
   | { kind: "migrate" }
   | { kind: "token-create"; user: string }
+  | { kind: "types"; out: string }
   | { kind: "help" }
   | { kind: "version" };
 
@@ -58,6 +64,17 @@ export function parseArgs(argv: string[]): Command {
   if (first === "--help" || first === "-h" || first === "help") return expectEnd({ kind: "help" }, args.slice(1));
   if (first === "--version" || first === "-v") return expectEnd({ kind: "version" }, args.slice(1));
   if (first === "migrate") return expectEnd({ kind: "migrate" }, args.slice(1));
+  if (first === "types") {
+    const rest = args.slice(1);
+    let out = "flowd.d.ts";
+    while (rest.length > 0) {
+      const arg = rest.shift()!;
+      if (arg === "--out" && rest.length > 0) out = rest.shift()!;
+      else if (arg.startsWith("--out=") && arg.length > 6) out = arg.slice("--out=".length);
+      else throw new UsageError(`unknown argument '${arg}' (expected: types [--out FILE])`);
+    }
+    return { kind: "types", out };
+  }
   if (first === "token") {
     if (args[1] !== "create") throw new UsageError(`unknown token command '${args[1] ?? ""}' (expected: token create --user NAME)`);
     const rest = args.slice(2);
@@ -107,6 +124,12 @@ async function main(): Promise<number> {
     process.stdout.write(`flowd ${VERSION}\n`);
     return 0;
   }
+  if (command.kind === "types") {
+    const { HANDLER_DECLARATIONS } = await import("./handlers/declarations");
+    await Bun.write(command.out, HANDLER_DECLARATIONS);
+    process.stdout.write(`wrote ${command.out}\n`);
+    return 0;
+  }
   let config: Config;
   try {
     config = loadConfig(process.env);
@@ -123,7 +146,7 @@ async function main(): Promise<number> {
     if (command.kind === "token-create") return await runTokenCreate(config, log, command.user);
     return await runService(config, log, command.role);
   } catch (err) {
-    if (err instanceof ConnectError) {
+    if (err instanceof ConnectError || err instanceof HandlerModuleError) {
       process.stderr.write(`flowd: ${err.message}\n`);
       return 1;
     }

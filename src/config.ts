@@ -19,6 +19,9 @@ export const EnvSchema = Type.Object({
   FLOWD_PREFIX: Type.String({ pattern: "^[A-Za-z0-9_{}.-]{1,64}$", default: "flowd" }),
   FLOWD_QUEUES: Type.String({ pattern: QueueList, default: "flows" }),
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
+  // Paths as given (relative to the working folder), comma-separated; checked when the worker loads them.
+  FLOWD_HANDLERS: Type.Optional(Type.String({ pattern: "^[^,]+(,[^,]+)*$", hint: "must be comma-separated paths of handler modules or folders" })),
+  FLOWD_EXTERNAL_QUEUES: Type.Optional(Type.String({ pattern: QueueList })),
   FLOWD_ALLOW_PRIVATE_URLS: Type.Boolean({ default: false }),
   FLOWD_CORS_ORIGINS: Type.Optional(
     Type.String({ pattern: OriginList, hint: "must be comma-separated origins such as https://app.example.com,http://localhost:5173 (lower case, no path, no trailing slash)" }),
@@ -53,6 +56,11 @@ export const EnvSchema = Type.Object({
   FLOWD_SECRET_KEY: Type.Optional(
     Type.String({ pattern: SECRET_KEY_PATTERN, secret: true, hint: "must be 32 bytes as base64 (44 characters, e.g. from `openssl rand -base64 32`) or as 64 hex characters" }),
   ),
+  // OpenTelemetry's own names, so collectors and operators recognise them.
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(
+    Type.String({ pattern: "^https?://[^\\s]+$", hint: "must be an http(s) URL such as http://127.0.0.1:4318 (traces go to <url>/v1/traces)" }),
+  ),
+  OTEL_SERVICE_NAME: Type.String({ pattern: "^[^\\s]{1,128}$", default: "flowd" }),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -66,6 +74,10 @@ export interface Config {
   readonly prefix: string;
   readonly flowQueues: readonly string[];
   readonly workerConcurrency: number;
+  /** FLOWD_HANDLERS: module files or folders the worker role loads at start; empty: built-ins only. */
+  readonly handlerPaths: readonly string[];
+  /** FLOWD_EXTERNAL_QUEUES: queues flowd accepts and records but never consumes (users' own BullMQ workers run them). */
+  readonly externalQueues: readonly string[];
   readonly allowPrivateUrls: boolean;
   /** FLOWD_CORS_ORIGINS: the browser origins answered with CORS headers; empty: CORS off. */
   readonly corsOrigins: readonly string[];
@@ -108,6 +120,9 @@ export interface Config {
   readonly socketMessageRate: number;
   /** FLOWD_SECRET_KEY decoded: seals webhook secrets at rest (src/secret-box.ts); undefined: stored in clear. */
   readonly secretKey: Uint8Array | undefined;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: the OTLP/HTTP base URL; undefined: no tracing at all. */
+  readonly otelEndpoint: string | undefined;
+  readonly otelServiceName: string;
 }
 
 export class ConfigError extends Error {
@@ -144,6 +159,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if (reserved.length > 0)
       problems.set("FLOWD_QUEUES", `FLOWD_QUEUES may not name the built-in queues ${reserved.join(", ")}`);
   }
+  if (!problems.has("FLOWD_EXTERNAL_QUEUES") && e.FLOWD_EXTERNAL_QUEUES) {
+    const flowQueues = problems.has("FLOWD_QUEUES") ? [] : e.FLOWD_QUEUES.split(",");
+    const clash = e.FLOWD_EXTERNAL_QUEUES.split(",").filter((q) => (RESERVED_QUEUES as readonly string[]).includes(q) || flowQueues.includes(q));
+    if (clash.length > 0)
+      problems.set("FLOWD_EXTERNAL_QUEUES", `FLOWD_EXTERNAL_QUEUES may not name queues flowd consumes itself (${clash.join(", ")})`);
+  }
   // The pattern admits only 32-byte spellings; decoding again here keeps a bad key from ever meaning "no key".
   const secretKey = e.FLOWD_SECRET_KEY === undefined || problems.has("FLOWD_SECRET_KEY") ? undefined : parseSecretKey(e.FLOWD_SECRET_KEY);
   if (secretKey === null) problems.set("FLOWD_SECRET_KEY", "FLOWD_SECRET_KEY does not decode to 32 bytes");
@@ -156,6 +177,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     prefix: e.FLOWD_PREFIX,
     flowQueues: Object.freeze([...new Set(e.FLOWD_QUEUES.split(","))]),
     workerConcurrency: e.WORKER_CONCURRENCY,
+    handlerPaths: Object.freeze(e.FLOWD_HANDLERS?.split(",").map((p) => p.trim()).filter(Boolean) ?? []),
+    externalQueues: Object.freeze([...new Set(e.FLOWD_EXTERNAL_QUEUES?.split(",") ?? [])]),
     allowPrivateUrls: e.FLOWD_ALLOW_PRIVATE_URLS,
     corsOrigins: Object.freeze(e.FLOWD_CORS_ORIGINS?.split(",") ?? []),
     logLevel: e.LOG_LEVEL,
@@ -170,6 +193,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     socketSubscriptions: e.FLOWD_SOCKET_SUBSCRIPTIONS,
     socketMessageRate: e.FLOWD_SOCKET_MESSAGE_RATE,
     secretKey: secretKey ?? undefined,
+    otelEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+    otelServiceName: e.OTEL_SERVICE_NAME,
     lockDurationMs: e.FLOWD_LOCK_DURATION_MS,
     reconcileIntervalMs: e.FLOWD_RECONCILE_INTERVAL_MS,
     eventStreamMaxLen: e.FLOWD_EVENT_STREAM_MAX_LEN,

@@ -65,3 +65,15 @@ export function maskUrl(url: string): string {
     return url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
   }
 }
+
+/** A handler module (FLOWD_HANDLERS) that cannot be used: the message names the file and handler, and the process exits 1. */
+export class HandlerModuleError extends Error {
+  constructor(
+    readonly file: string,
+    readonly handler: string | undefined,
+    problem: string,
+  ) {
+    super(`handler module ${file}${handler === undefined ? "" : `, handler '${handler}'`}: ${problem}`);
+    this.name = "HandlerModuleError";
+  }
+}

@@ -32,6 +32,9 @@ export const EVENT_TYPES = {
   "flow.failed": { about: "flow" },
   "flow.cancelled": { about: "flow" },
   "job.updated": { about: "job" },
+  // Written by the job_reports trigger: a running handler's `ctx.log` lines and `ctx.progress`.
+  "job.log": { about: "job" },
+  "job.progress": { about: "job" },
 } as const satisfies Record<string, { about: "flow" | "job" }>;
 export type EventType = keyof typeof EVENT_TYPES;
 export const EVENT_TYPE_NAMES = Object.keys(EVENT_TYPES) as EventType[];

@@ -9,7 +9,12 @@ import { createToken } from "./services/tokens";
 import { hasAnyToken } from "./db/queries/users";
 import { startApi } from "./api/start";
 import { startWorkers } from "./workers/start";
+import { startRecording } from "./workers/recording";
+import { loadHandlerModules } from "./handlers/loader";
+import { consumedQueues } from "./queues";
 import { sealPlaintextSecrets } from "./services/webhooks";
+import { createMetrics } from "./metrics";
+import { startTelemetry } from "./telemetry";
 
 /** Every command that touches the database goes through here: create it if missing, then migrate. */
 export async function openDatabase(config: Config, log: Logger, max?: number): Promise<Database> {
@@ -47,6 +52,9 @@ export async function runTokenCreate(config: Config, log: Logger, user: string):
 export async function runService(config: Config, rootLog: Logger, role: Role): Promise<number> {
   const log = rootLog.child({ role });
   const started = performance.now();
+  // User code first: a bad module stops the process before it has connected to anything.
+  const modules = role === "api" ? [] : await loadHandlerModules(config.handlerPaths, consumedQueues(config));
+  if (modules.length > 0) log.info("handler modules loaded", { handlers: modules.map((h) => h.name) });
   const redisInfo = await checkRedis(config.redisUrl);
   if (redisInfo.maxmemoryPolicy && redisInfo.maxmemoryPolicy !== "noeviction")
     log.warn("Redis maxmemory-policy is not noeviction: Redis may evict BullMQ keys under memory pressure and lose jobs", {
@@ -56,15 +64,25 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
   const database = await openDatabase(config, log);
   const lifecycle = createLifecycle(log);
   lifecycle.add("postgres", () => database.close());
+  // Before anything that makes a BullMQ producer: its telemetry is chosen when it is built.
+  lifecycle.add("telemetry", (await startTelemetry(config, log)).stop);
+  // One registry per process, so `--role=all` shows HTTP and job metrics together.
+  const metrics = createMetrics();
   try {
     await guardSecrets(config, database, log, role);
     if (role === "worker" || role === "all") {
-      const workers = await startWorkers({ config, database, log });
+      const workers = await startWorkers({ config, database, log, metrics, modules });
       lifecycle.add("workers", workers.stop);
     }
     if (role === "api" || role === "all") {
-      const api = await startApi({ config, database, log });
+      const api = await startApi({ config, database, log, metrics });
       lifecycle.add("api", api.stop);
+    }
+    if (role === "api") {
+      // On standby for the recorder lease: with only API processes and users' own BullMQ workers
+      // running, statuses still reach Postgres.
+      const recording = startRecording({ config, database, log, standby: true });
+      lifecycle.add("recorder", recording.stop);
     }
   } catch (err) {
     await lifecycle.stopAll();

@@ -5,6 +5,7 @@ import type { ChainableCommander, Redis } from "ioredis";
 import type { Config } from "./config";
 import { withTimeout } from "./timeout";
 import { loggedByConnection } from "./redis";
+import { bullTelemetry } from "./telemetry";
 
 /** Kept in Redis this long after finishing; Postgres keeps the record for good. */
 export const REDIS_RETENTION = {
@@ -55,7 +56,10 @@ function gateTransactions(redis: Redis) {
 /** Producer-side BullMQ objects over one shared connection: adding, removing and inspecting jobs. */
 export function createProducer(redis: Redis, config: Pick<Config, "prefix" | "eventStreamMaxLen">) {
   gateTransactions(redis);
-  const flowProducer = new FlowProducer({ connection: redis, prefix: config.prefix });
+  // With tracing on, BullMQ stores each add's trace context in the job's opts (telemetry.metadata),
+  // where the worker's job span picks it up; off, this is undefined and BullMQ traces nothing.
+  const telemetry = bullTelemetry();
+  const flowProducer = new FlowProducer({ connection: redis, prefix: config.prefix, telemetry });
   flowProducer.on("error", loggedByConnection);
   const queues = new Map<string, Queue>();
   let closed = false;
@@ -76,6 +80,7 @@ export function createProducer(redis: Redis, config: Pick<Config, "prefix" | "ev
           // Stored in the queue's meta hash, where every BullMQ script that adds an event reads it.
           streams: { events: { maxLen: config.eventStreamMaxLen } },
           skipWaitingForReady: true,
+          telemetry,
         });
         q.on("error", loggedByConnection);
         queues.set(name, q);
@@ -119,3 +124,6 @@ export function parseJobKey(key: string): { queue: string; jobId: string } | nul
 
 /** Publishes job ids to cancel; every worker process listens and aborts those it is running. */
 export const cancelChannel = (prefix: string) => `${prefix}:flowd:cancel`;
+
+/** The queues flowd's own workers run handlers on: the flow queues and `jobs` (JOBS_QUEUE). */
+export const consumedQueues = (config: Pick<Config, "flowQueues">): string[] => [...config.flowQueues, "jobs"];

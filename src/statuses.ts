@@ -15,6 +15,9 @@ export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
 /** Statuses of a job Postgres believes is in Redis, queued or running. */
 export const QUEUED_STATUSES = ["waiting", "waiting-children", "delayed", "active"] as const satisfies readonly JobStatus[];
 
+/** Queued and not running: where an add puts a job, so the API writes it at once and the recorder need not. */
+export const WAITING_STATUSES = ["waiting", "waiting-children", "delayed"] as const satisfies readonly JobStatus[];
+
 /** Statuses of a job BullMQ itself can finish with (a cancel is flowd's own). */
 export const BULLMQ_FINISHED_STATUSES = ["completed", "failed"] as const satisfies readonly FinishedStatus[];
 

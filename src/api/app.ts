@@ -1,5 +1,4 @@
 import { Elysia } from "elysia";
-import { openapi } from "@elysiajs/openapi";
 import type { Redis } from "ioredis";
 import type { Database } from "../db/client";
 import type { Hub } from "../events/hub";
@@ -7,6 +6,7 @@ import type { FlowDeps } from "../services/flows";
 import type { Authenticate } from "../services/tokens";
 import { VERSION } from "../version";
 import { errorPlugin } from "./plugins/errors";
+import { docsPlugin } from "./plugins/docs";
 import { securityHeadersPlugin } from "./plugins/security-headers";
 import { jsonBodyPlugin } from "./plugins/body";
 import { admissionPlugin } from "./plugins/admission";
@@ -15,9 +15,14 @@ import { healthRoutes } from "./routes/health";
 import { recorderShortfalls, type RecorderWatch } from "../services/recorder-health";
 import type { DegradedCheck } from "../readiness";
 import { metricsRoutes } from "./routes/metrics";
+import { requestLogPlugin } from "./plugins/request-log";
+import { createMetrics, type Metrics } from "../metrics";
 import type { Listener } from "../events/listener";
 import { flowRoutes } from "./routes/flows";
 import { eventRoutes } from "./routes/events";
+import { statsRoutes } from "./routes/stats";
+import { registryRoutes } from "./routes/registry";
+import { uiRoutes } from "./routes/ui";
 import { jobRoutes } from "./routes/jobs";
 import { scheduleRoutes } from "./routes/schedules";
 import { webhookRoutes } from "./routes/webhooks";
@@ -32,12 +37,15 @@ export interface ApiDeps extends FlowDeps {
   listener?: Listener;
   /** The status recorder's backlog, as this process last read it (absent in tests that build an app alone). */
   recorder?: RecorderWatch;
+  /** This process's metrics registry (one is made when absent). */
+  metrics?: Metrics;
 }
 
 /** The whole HTTP surface; `listen` is the caller's business, so tests can use `app.handle`. */
 export function createApp(deps: ApiDeps) {
   const { config } = deps;
   const sockets = new Map<string, unknown>();
+  const metrics = deps.metrics ?? createMetrics();
   const admission = createAdmission({
     maxCreates: config.maxCreatesInFlight,
     maxBytes: config.maxCreateBytesInFlight,
@@ -65,31 +73,26 @@ export function createApp(deps: ApiDeps) {
       closeOnBackpressureLimit: true,
     },
   })
+    .use(requestLogPlugin({ log: deps.log, metrics }))
     .use(securityHeadersPlugin(config.corsOrigins))
     .use(errorPlugin(deps.log))
     .use(jsonBodyPlugin(config.bodyLimit))
     // After the body plugin: a body declared over the limit is 413 without taking a slot.
     .use(admissionPlugin(admission))
     .use(
-      openapi({
-        path: "/docs",
-        specPath: "/docs/json",
-        documentation: {
-          info: { title: "flowd", version: VERSION, description: "Job flows on BullMQ, with Postgres as the source of truth." },
-          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
-          security: [{ bearer: [] }],
-          // The socket as a plain GET that upgrades: OpenAPI has no WebSocket operation.
-          paths: {
-            "/v1/ws": {
-              get: {
-                tags: ["events"],
-                summary: "Live events over a WebSocket (upgrade); see the README for the protocol",
-                parameters: [{ name: "token", in: "query", required: false, schema: { type: "string" }, description: "The API token, for clients that cannot set headers" }],
-                responses: { "101": { description: "Switching to the WebSocket protocol" }, "401": { description: "No or bad token" } },
-              },
-            },
-          },
+      docsPlugin({
+        info: {
+          title: "flowd",
+          version: VERSION,
+          description: "Job flows on BullMQ, with Postgres as the source of truth.",
+          license: { name: "Proprietary", identifier: "LicenseRef-flowd" },
         },
+        // Relative: the document describes whichever address it was fetched from.
+        servers: [{ url: "/", description: "this flowd API" }],
+        tags: DOC_TAGS,
+        components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "an API token from `flowd token create --user NAME`" } } },
+        // Every route needs the token unless its own `security` says otherwise (health, readiness, metrics).
+        security: [{ bearer: [] }],
       }),
     )
     .use(healthRoutes({ sql: deps.database.sql, redis: deps.redis, degraded: recorderCheck(deps.recorder, config.recorderMaxLagMs) }))
@@ -98,10 +101,24 @@ export function createApp(deps: ApiDeps) {
     .use(scheduleRoutes(deps))
     .use(webhookRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
-    .use(metricsRoutes({ ...deps, socketCount: () => sockets.size, admission: admission.stats }))
+    .use(statsRoutes({ db: deps.db, authenticate: deps.authenticate }))
+    .use(registryRoutes(deps))
+    .use(uiRoutes())
+    .use(metricsRoutes({ ...deps, metrics, socketCount: () => sockets.size, admission: admission.stats }))
     .use(wsRoutes({ db: deps.db, hub: deps.hub, authenticate: deps.authenticate, config, sockets }));
 }
 export type App = ReturnType<typeof createApp>;
+
+const DOC_TAGS = [
+  { name: "flows", description: "Trees of parent/child jobs" },
+  { name: "jobs", description: "Single jobs" },
+  { name: "schedules", description: "Cron or interval schedulers that create jobs" },
+  { name: "webhooks", description: "Signed deliveries of events (Standard Webhooks)" },
+  { name: "events", description: "The event log and the live socket" },
+  { name: "stats", description: "Counts and throughput" },
+  { name: "handlers", description: "The handler registry and live workers" },
+  { name: "health", description: "Liveness, readiness, metrics (no token)" },
+];
 
 /** /readyz reads the recorder afresh: a monitor asking wants the present, not the last poll. */
 const recorderCheck = (watch: RecorderWatch | undefined, maxLagMs: number): DegradedCheck | undefined =>

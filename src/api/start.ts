@@ -11,19 +11,21 @@ import { pruneEvents } from "../db/queries/event-log";
 import { foldTallies } from "../db/queries/metrics";
 import { rateLimited } from "./rate-limit";
 import { createApp } from "./app";
+import type { Metrics } from "../metrics";
 import { watchRecorder } from "../services/recorder-health";
 import { JOBS_QUEUE } from "../services/jobs";
 import { SCHEDULES_QUEUE } from "../services/schedules";
 import { WEBHOOKS_QUEUE } from "../services/webhooks";
 import { longPollTarget } from "../event-types";
+import { createHandlerRegistry, followRegistry } from "../services/handler-registry";
 
 /** The api role: HTTP + WebSocket server, the event listener feeding the socket hub, and log retention. */
-export async function startApi(deps: { config: Config; database: Database; log: Logger }) {
+export async function startApi(deps: { config: Config; database: Database; log: Logger; metrics?: Metrics }) {
   const { config, database } = deps;
   const log = deps.log.child({ component: "api" });
   const redis = createRedis(config.redisUrl, "request", "flowd-api", log);
   const producer = createProducer(redis, config);
-  await producer.declare([...config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE]);
+  await producer.declare([...config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE, ...config.externalQueues]);
   const hub = createHub();
   const waiters = createWaiters();
   // Long-polls wait for a flow or a single job to finish: only their own events can end a wait.
@@ -31,7 +33,10 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     const target = longPollTarget(e);
     if (target) waiters.notify(target);
   });
-  const recorder = watchRecorder({ db: database.db, redis, prefix: config.prefix, queues: [...config.flowQueues, JOBS_QUEUE] });
+  const recorder = watchRecorder({ db: database.db, redis, prefix: config.prefix, queues: [...config.flowQueues, JOBS_QUEUE, ...config.externalQueues] });
+  const registry = createHandlerRegistry(config);
+  const registryFollower = followRegistry({ db: database.db, sql: database.sql, registry, log });
+  await registryFollower.ready;
   const listener = startListener({ db: database.db, sql: database.sql, log, hub });
   await listener.ready;
   hub.stats.lastSeq = Math.max(hub.stats.lastSeq, listener.stats.lastSeq);
@@ -47,6 +52,8 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     listener,
     waiters,
     recorder,
+    registry,
+    metrics: deps.metrics,
     authenticate: rateLimited(createAuthenticator(database.db), config.rateLimit),
     broadcastCancel: async (jobIds) => {
       if (jobIds.length > 0) await redis.publish(cancelChannel(config.prefix), jobIds.join(","));
@@ -71,6 +78,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
       await app.stop(true);
       waiters.releaseAll();
       await listener.stop();
+      await registryFollower.stop();
       await producer.close();
       redis.disconnect();
     },

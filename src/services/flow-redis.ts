@@ -2,10 +2,10 @@ import type { FlowJob, JobsOptions } from "bullmq";
 import { REDIS_RETENTION } from "../queues";
 import type { JobOpts } from "../job-opts";
 import type { FlowJobRow } from "../db/queries/flows";
-import type { JobEnvelope } from "./job-envelope";
+import { META_KEY, type FlowdJobsOptions, type JobMeta, type KeptChildren } from "./job-envelope";
 
 /** The fields of a flow's job row needed to put it into Redis. */
-export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "data" | "opts" | "status" | "result" | "attemptsMade">;
+export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "data" | "opts" | "status" | "result" | "attemptsMade"> & { flowId?: string };
 
 /** flowd's failure rule: a failed child fails its parent unless the child chose another policy. */
 export const failsParent = (opts: JobOpts) => !(opts.ignoreDependencyOnFailure || opts.continueParentOnFailure || opts.removeDependencyOnFailure);
@@ -24,39 +24,44 @@ export function bullOptions(opts: JobOpts, jobId: string, hasParent: boolean): J
   };
 }
 
+/** A flow job as flowd adds it: the BullMQ node, and the kept results its parent must be given. */
+export type FlowdFlowJob = FlowJob & { opts: FlowdJobsOptions; kept?: KeptChildren; children?: FlowdFlowJob[] };
+
 /**
  * Builds the BullMQ trees for the rows named in `adding` (by default the flow's `pending` rows).
  * Each tree is rooted at an added row whose parent is not added; an added row's completed
- * children are not re-run — their results ride along in the envelope's `kept`.
+ * children are not re-run — their results ride along in `kept`, which addTrees writes where
+ * `getChildrenValues()` reads them.
  */
 export function buildRedisTrees(
   rows: EnqueueRow[],
   adding: ReadonlySet<string> = new Set(rows.filter((r) => r.status === "pending").map((r) => r.id)),
-): FlowJob[] {
+): FlowdFlowJob[] {
   const byParent = new Map<string | null, EnqueueRow[]>();
   for (const row of rows) {
     const list = byParent.get(row.parentId) ?? [];
     list.push(row);
     byParent.set(row.parentId, list);
   }
-  const node = (row: EnqueueRow): FlowJob => {
+  const node = (row: EnqueueRow): FlowdFlowJob => {
     const children = byParent.get(row.id) ?? [];
-    const kept: Record<string, unknown> = {};
-    for (const c of children) if (c.status === "completed") kept[c.jobId] = c.result;
-    const data: JobEnvelope = { data: row.data };
-    if (Object.keys(kept).length > 0) data.kept = kept;
+    const kept: KeptChildren = {};
+    for (const c of children) if (c.status === "completed") kept[c.jobId] = { queue: c.queueName, result: c.result };
+    const meta: JobMeta = {};
     // A child that failed (under the default policy) while this job was out of Redis never told it:
     // the job must fail as BullMQ would have failed it, not run as if nothing happened.
     const failed = children.find((c) => c.status === "failed" && failsParent(c.opts));
-    if (failed) data.failedChild = failed.jobId;
-    if (row.attemptsMade > 0) data.attemptsBefore = row.attemptsMade;
-    if (children.length > 0) data.parent = true;
+    if (failed) meta.failedChild = failed.jobId;
+    if (row.attemptsMade > 0) meta.attemptsBefore = row.attemptsMade;
+    if (children.length > 0) meta.parent = true;
+    if (row.flowId) meta.flowId = row.flowId;
     const addedChildren = children.filter((c) => adding.has(c.id));
     return {
       name: row.name,
       queueName: row.queueName,
-      data,
-      opts: bullOptions(row.opts, row.jobId, row.parentId !== null),
+      data: row.data,
+      opts: { ...bullOptions(row.opts, row.jobId, row.parentId !== null), [META_KEY]: meta },
+      ...(Object.keys(kept).length > 0 ? { kept } : {}),
       ...(addedChildren.length > 0 ? { children: addedChildren.map(node) } : {}),
     };
   };

@@ -1,8 +1,6 @@
-import type { TSchema } from "@sinclair/typebox";
-import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { Config } from "../config";
 import { InvalidInput } from "../errors";
-import { handlers, isHandlerName, HANDLER_NAMES, type HandlerName } from "../handlers/catalog";
+import { createHandlerRegistry, type HandlerCheck } from "./handler-registry";
 import { newId } from "../ids";
 import type { JobOpts } from "../job-opts";
 import type { FlowJobRow } from "../db/queries/flows";
@@ -22,40 +20,45 @@ export interface NodeInput {
  */
 export type PlannedJob = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "data" | "opts" | "depth"> & { children: string[] };
 
-/** Handler data schemas compiled once: a 1,000-job flow checks 1,000 payloads per request. */
-const compiled = new Map<HandlerName, TypeCheck<TSchema>>();
-function dataCheck(name: HandlerName): TypeCheck<TSchema> {
-  let check = compiled.get(name);
-  if (!check) compiled.set(name, (check = TypeCompiler.Compile(handlers[name].data)));
-  return check;
-}
-
 /** A 400 whose details have the same shape as schema validation's: a list of { path, message }. */
 const refusal = (code: string, path: string, message: string) => new InvalidInput(message, [{ path, message }], code);
 
 const POLICY_KEYS = ["failParentOnFailure", "ignoreDependencyOnFailure", "continueParentOnFailure", "removeDependencyOnFailure"] as const;
 
-/** Checks a job's name, data and opts against the handler catalog; shared by flows and single jobs. */
-export function checkJob(node: { name: string; data?: unknown; opts?: JobOpts }, path: string) {
-  if (!isHandlerName(node.name))
-    throw refusal("unknown_handler", `${path}/name`, `Unknown handler '${node.name}'${path ? ` at ${path}` : ""}; known handlers: ${HANDLER_NAMES.join(", ")}.`);
-  const data = node.data ?? {};
-  const check = dataCheck(node.name);
-  if (!check.Check(data)) {
-    const first = check.Errors(data).First();
-    const at = `${path}/data${first?.path ?? ""}`;
-    throw refusal("invalid_job_data", at, `Invalid data for handler '${node.name}' at ${at}: ${first?.message ?? "does not match"}.`);
-  }
+/** Without a registry (tests, tools), the built-ins on the default queues. */
+const BUILTINS = createHandlerRegistry({ flowQueues: ["flows"], externalQueues: [] });
+
+/**
+ * Checks a job's name, data and opts against the handlers its queue's workers registered (the
+ * built-ins when no registry is given); shared by flows, single jobs and schedules.
+ */
+export function checkJob(node: { name: string; data?: unknown; opts?: JobOpts }, path: string, registry: HandlerCheck = BUILTINS, queue = "jobs") {
+  registry.check(queue, node, path);
   const policies = POLICY_KEYS.filter((k) => node.opts?.[k] === true);
   if (policies.length > 1)
     throw refusal("invalid_input", `${path}/opts`, `At ${path}/opts choose at most one failure policy; got ${policies.join(" and ")}.`);
+}
+
+/** A single job's queue: `jobs`, or one of FLOWD_EXTERNAL_QUEUES; anything else is 400 `unknown_queue`. */
+export function singleJobQueue(config: Partial<Pick<Config, "externalQueues">>, queue: string | undefined, path: string): string {
+  if (queue === undefined || queue === "jobs") return "jobs";
+  if (config.externalQueues?.includes(queue)) return queue;
+  throw refusal(
+    "unknown_queue",
+    `${path}/queue`,
+    `Unknown queue '${queue}' at ${path}/queue; a single job runs on 'jobs' or on an external queue${config.externalQueues?.length ? ` (${config.externalQueues.join(", ")})` : " (none is set: FLOWD_EXTERNAL_QUEUES)"}.`,
+  );
 }
 
 /**
  * Validates a whole flow before anything is written — handler names, queues, data, limits —
  * and plans its rows: depth-first, parents before children, every id assigned.
  */
-export function planFlow(root: NodeInput, config: Pick<Config, "flowQueues" | "maxFlowJobs" | "maxFlowDepth">): PlannedJob[] {
+export function planFlow(
+  root: NodeInput,
+  config: Pick<Config, "flowQueues" | "maxFlowJobs" | "maxFlowDepth"> & Partial<Pick<Config, "externalQueues">>,
+  registry: HandlerCheck = BUILTINS,
+): PlannedJob[] {
   const planned: PlannedJob[] = [];
   const visit = (node: NodeInput, parent: PlannedJob | null, depth: number, path: string) => {
     if (depth > config.maxFlowDepth)
@@ -63,9 +66,13 @@ export function planFlow(root: NodeInput, config: Pick<Config, "flowQueues" | "m
     if (planned.length >= config.maxFlowJobs)
       throw new InvalidInput(`The flow has more than ${config.maxFlowJobs} jobs (FLOWD_MAX_FLOW_JOBS).`, { limit: config.maxFlowJobs }, "too_many_jobs");
     const queueName = node.queue ?? config.flowQueues[0]!;
-    if (!config.flowQueues.includes(queueName))
-      throw refusal("unknown_queue", `${path}/queue`, `Unknown queue '${queueName}' at ${path}/queue; this deployment accepts ${config.flowQueues.join(", ")} (FLOWD_QUEUES).`);
-    checkJob(node, path);
+    if (!config.flowQueues.includes(queueName) && !config.externalQueues?.includes(queueName))
+      throw refusal(
+        "unknown_queue",
+        `${path}/queue`,
+        `Unknown queue '${queueName}' at ${path}/queue; this deployment accepts ${[...config.flowQueues, ...(config.externalQueues ?? [])].join(", ")} (FLOWD_QUEUES, FLOWD_EXTERNAL_QUEUES).`,
+      );
+    checkJob(node, path, registry, queueName);
     const id = newId();
     const job: PlannedJob = {
       id,

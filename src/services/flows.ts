@@ -8,6 +8,7 @@ import {
   insertFlow,
   listFlows,
   lockFlow,
+  markFlowUnqueued,
   resetForRetry,
   type FlowJobRow,
   type FlowRow,
@@ -25,6 +26,8 @@ import { enqueueRows, removeFromRedis } from "./enqueue";
 import { addAfter } from "../queues";
 import { initialStatus } from "./flow-redis";
 import { keysetPage } from "./cursor";
+import { parseDataFilter } from "./search";
+import { withReports } from "./job-report-views";
 
 export type FlowDeps = ServiceDeps;
 
@@ -44,9 +47,10 @@ export async function createFlow(
     const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
     if (existing) return { flow: await replay(deps, existing, hash), replayed: true };
   }
-  const planned = planFlow(body.root, deps.config);
+  const planned = planFlow(body.root, deps.config, deps.registry);
   const flowId = newId();
   const now = new Date();
+  const parents = new Set(planned.map((p) => p.parentId));
   const rows: FlowJobRow[] = planned.map((p) => ({
     id: p.id,
     jobId: p.jobId,
@@ -57,7 +61,8 @@ export async function createFlow(
     queueName: p.queueName,
     data: p.data,
     opts: p.opts,
-    ...freshJobState(now),
+    // Written where the add puts it; back to `pending` below if the add fails.
+    ...freshJobState(now, initialStatus(p, parents.has(p.id))),
     children: p.children,
     depth: p.depth,
   }));
@@ -78,7 +83,7 @@ export async function createFlow(
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
   const inserted = insertFlow(deps.db, flow, rows);
-  const adding = addAfter(inserted, () => enqueueRows(deps, rows));
+  const adding = addAfter(inserted, () => enqueueRows(deps, rows, new Set(rows.map((r) => r.id))));
   adding.catch(() => {}); // a failed write fails it unsent; otherwise it is awaited below
   try {
     await inserted;
@@ -94,12 +99,8 @@ export async function createFlow(
     deps.log.warn("flow accepted but not yet in Redis; the enqueuer will add it", { flowId, err: String(err) });
     return false;
   });
-  // Answered from what was just written, so the hot path reads nothing back. Once the jobs are in
-  // Redis, say where they are; Postgres shows the same as soon as the recorder reads BullMQ's events.
-  if (queued) {
-    const parents = new Set(rows.map((r) => r.parentId));
-    for (const r of rows) r.status = initialStatus(r, parents.has(r.id));
-  }
+  // Answered from what was just written, so the hot path reads nothing back.
+  if (!queued) await markPending(deps, flowId, rows);
   const view = flowView(flow, rows);
   if (idempotencyKey) await rememberReply(deps, flowId, view);
   return { flow: view, replayed: false };
@@ -125,11 +126,27 @@ export async function getFlow(deps: FlowDeps, user: User, id: string, waitSecond
     await deps.waiters.wait(id, deadline - Date.now());
     flow = (await findFlow(deps.db, user.userId, id)) ?? flow;
   }
-  return flowView(flow, await flowJobsOf(deps.db, id));
+  return withReports(deps.db, flowView(flow, await flowJobsOf(deps.db, id)));
 }
 
-export function listUserFlows(deps: FlowDeps, user: User, q: { status?: string; limit?: number; cursor?: string }) {
-  return keysetPage(q, (limit, before) => listFlows(deps.db, user.userId, { status: q.status, limit, before }), flowSummary);
+/**
+ * The add failed (Redis down, too slow): the rows go back to `pending`, where the enqueuer finds
+ * them. If even that write fails, the reconciler finds them queued in Postgres and gone from Redis.
+ */
+async function markPending(deps: FlowDeps, flowId: string, rows: FlowJobRow[]) {
+  for (const r of rows) r.status = "pending";
+  await markFlowUnqueued(deps.db, flowId).catch((err) =>
+    deps.log.warn("could not mark an unqueued flow pending; the reconciler will add it", { flowId, err: String(err) }),
+  );
+}
+
+export function listUserFlows(
+  deps: FlowDeps,
+  user: User,
+  q: { status?: string; name?: string; data?: string; limit?: number; cursor?: string },
+) {
+  const filters = { status: q.status, name: q.name, data: parseDataFilter(q.data) };
+  return keysetPage(q, (limit, before) => listFlows(deps.db, user.userId, { ...filters, limit, before }), flowSummary);
 }
 
 /** Unfinished jobs become `cancelled` in Postgres first (that decides), then leave Redis; running ones are aborted. */

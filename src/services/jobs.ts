@@ -2,26 +2,32 @@ import {
   findJob,
   findJobByIdempotencyKey,
   insertJob,
+  insertJobs,
+  markJobsUnqueued,
   listJobs,
   lockJob,
   resetJobForRetry,
   setJobStatus,
   type JobRow,
 } from "../db/queries/jobs";
-import { Conflict, NotFound } from "../errors";
+import { Conflict, InvalidInput, NotFound } from "../errors";
+import { findReply, replaceReply, saveReply } from "../db/queries/replies";
 import { freshJobState } from "../db/schema/columns";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
+import { parseDataFilter } from "./search";
+import { withReports } from "./job-report-views";
 import { ADD_TIMEOUT_MS, removeFromRedis } from "./enqueue";
 import { withTimeout } from "../timeout";
-import { checkJob } from "./flow-spec";
+import { checkJob, singleJobQueue } from "./flow-spec";
 import type { JobOpts } from "../job-opts";
 import { bullOptions, initialStatus } from "./flow-redis";
-import type { JobEnvelope } from "./job-envelope";
+import { META_KEY, type JobMeta } from "./job-envelope";
 import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { jobView, type JobView } from "./flow-views";
 import { isFinished } from "../statuses";
+import { createGroupCommit, type GroupCommit } from "./group-commit";
 
 /** The queue single jobs and schedule ticks run in. */
 export const JOBS_QUEUE = "jobs";
@@ -35,6 +41,8 @@ export const singleJobView = (r: JobRow): SingleJobView => ({ ...jobView(r), sch
 
 export interface JobInput {
   name: string;
+  /** `jobs` (the default) or an external queue (FLOWD_EXTERNAL_QUEUES). */
+  queue?: string;
   data?: Record<string, unknown>;
   opts?: JobOpts;
 }
@@ -48,10 +56,10 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     jobId: id,
     userId,
     name: input.name,
-    queueName: JOBS_QUEUE,
+    queueName: input.queue ?? JOBS_QUEUE,
     data: input.data ?? {},
     opts: (input.opts ?? {}) as Record<string, unknown>,
-    ...freshJobState(now),
+    ...freshJobState(now, extra.status ?? "pending"),
     scheduleId: null,
     generation: 0,
     idempotencyKey: null,
@@ -62,17 +70,84 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
 
 /** Adds a job row's job to Redis; false (and the row stays `pending` for the enqueuer) if Redis refused. */
 export async function enqueueJob(deps: Pick<ServiceDeps, "producer" | "log">, row: JobRow): Promise<boolean> {
-  // A plain add: a job without parent or children needs none of the flow machinery.
-  const data: JobEnvelope = { data: row.data };
-  if (row.attemptsMade > 0) data.attemptsBefore = row.attemptsMade;
-  const add = deps.producer.queue(row.queueName).add(row.name, data, bullOptions(row.opts as JobOpts, row.jobId, false));
-  return withTimeout(add, ADD_TIMEOUT_MS, "adding a job").then(
+  return enqueueJobs(deps, [row]);
+}
+
+/**
+ * Adds the rows' jobs to Redis, one `addBulk` (one round trip, all or none) per queue; false (the
+ * rows stay `pending` for the enqueuer) if Redis refused any. A plain add: a job without parent or
+ * children needs none of the flow machinery.
+ */
+export async function enqueueJobs(deps: Pick<ServiceDeps, "producer" | "log">, rows: JobRow[]): Promise<boolean> {
+  const byQueue = new Map<string, JobRow[]>();
+  for (const row of rows) {
+    const queued = byQueue.get(row.queueName);
+    if (queued) queued.push(row);
+    else byQueue.set(row.queueName, [row]);
+  }
+  const adds = [...byQueue].map(([queue, queued]) =>
+    deps.producer.queue(queue).addBulk(
+      queued.map((row) => {
+        const meta: JobMeta = row.attemptsMade > 0 ? { attemptsBefore: row.attemptsMade } : {};
+        return { name: row.name, data: row.data, opts: { ...bullOptions(row.opts, row.jobId, false), [META_KEY]: meta } };
+      }),
+    ),
+  );
+  return withTimeout(Promise.all(adds), ADD_TIMEOUT_MS, "adding jobs").then(
     () => true,
     (err) => {
-      deps.log.warn("job accepted but not yet in Redis; the enqueuer will add it", { jobId: row.id, err: String(err) });
+      deps.log.warn("jobs accepted but not yet in Redis; the enqueuer will add them", { jobIds: rows.slice(0, 10).map((r) => r.id), count: rows.length, err: String(err) });
       return false;
     },
   );
+}
+
+/**
+ * Writes new rows in one insert and adds their jobs in one round trip, then says where each is:
+ * queued in Redis, or `pending` for the enqueuer. The insert is all or nothing.
+ */
+async function storeAndEnqueue(deps: ServiceDeps, rows: JobRow[]): Promise<JobRow[]> {
+  // Written where the add puts it (the recorder then has nothing to write for `waiting`); back to
+  // `pending` if the add fails.
+  for (const row of rows) row.status = initialStatus(row, false);
+  await insertJobs(deps.db, rows);
+  if (!(await enqueueJobs(deps, rows))) await markPending(deps, rows);
+  return rows;
+}
+
+/**
+ * The add failed (Redis down, too slow): the rows go back to `pending`, where the enqueuer finds
+ * them. If even that write fails, the reconciler finds them queued in Postgres and gone from Redis.
+ */
+async function markPending(deps: ServiceDeps, rows: JobRow[]) {
+  for (const row of rows) row.status = "pending";
+  await markJobsUnqueued(deps.db, rows.map((r) => r.id)).catch((err) =>
+    deps.log.warn("could not mark unqueued jobs pending; the reconciler will add them", { count: rows.length, err: String(err) }),
+  );
+}
+
+/** Concurrent unkeyed creates of one API process share an insert and an add (services/group-commit.ts). */
+const groupCommits = new WeakMap<ServiceDeps, GroupCommit<JobRow, JobRow>>();
+function groupCommitOf(deps: ServiceDeps): GroupCommit<JobRow, JobRow> {
+  let gc = groupCommits.get(deps);
+  if (!gc) {
+    gc = createGroupCommit<JobRow, JobRow>((rows) => storeOneByOneOnError(deps, rows), { slots: 2, maxBatch: 100 });
+    groupCommits.set(deps, gc);
+  }
+  return gc;
+}
+
+/** A shared insert that fails is tried again row by row, so one request's failure stays its own. */
+async function storeOneByOneOnError(deps: ServiceDeps, rows: JobRow[]): Promise<JobRow[]> {
+  if (rows.length === 1) return storeAndEnqueue(deps, rows);
+  try {
+    return await storeAndEnqueue(deps, rows);
+  } catch {
+    const each = await Promise.allSettled(rows.map((row) => storeAndEnqueue(deps, [row])));
+    const failed = each.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    return rows;
+  }
 }
 
 /** The same path as a flow of one: row first, then Redis under the row's id; Idempotency-Key replays. */
@@ -86,8 +161,10 @@ export async function createJob(deps: ServiceDeps, user: User, body: JobInput, i
   };
   const first = await replay();
   if (first) return first;
-  checkJob(body, "");
+  checkJob(body, "", deps.registry, singleJobQueue(deps.config, body.queue, ""));
   const row = newJobRow(user.userId, body, idempotencyKey ? { idempotencyKey, requestHash: hash } : {});
+  if (!idempotencyKey) return { job: singleJobView(await groupCommitOf(deps).submit(row)), replayed: false };
+  row.status = initialStatus(row, false);
   try {
     await insertJob(deps.db, row);
   } catch (err) {
@@ -95,10 +172,60 @@ export async function createJob(deps: ServiceDeps, user: User, body: JobInput, i
     if (raced) return raced;
     throw err;
   }
-  if (await enqueueJob(deps, row)) row.status = initialStatus(row, false);
+  if (!(await enqueueJob(deps, row))) await markPending(deps, [row]);
   const view = singleJobView(row);
   if (idempotencyKey) await rememberReply(deps, row.id, view);
   return { job: view, replayed: false };
+}
+
+/** The most jobs one `POST /v1/jobs/bulk` takes. */
+export const MAX_BULK_JOBS = 1_000;
+
+/**
+ * Many single jobs at once, all or nothing: every job is checked before anything is written (the
+ * first bad one refuses the request, naming its index), then one insert and one `addBulk`. With an
+ * Idempotency-Key, the first row carries the key and the answer is stored in the same transaction
+ * as the rows, so a repeat always gets the first answer back.
+ */
+export async function createJobs(deps: ServiceDeps, user: User, body: { jobs: JobInput[] }, idempotencyKey?: string) {
+  const hash = idempotencyKey ? requestHash(body) : "";
+  const replay = async () => {
+    const existing = idempotencyKey ? await findJobByIdempotencyKey(deps.db, user.userId, idempotencyKey) : undefined;
+    if (!existing) return undefined;
+    assertSameRequest(existing.requestHash, hash, existing.id);
+    const reply = await findReply<{ items: SingleJobView[] }>(deps.db, existing.id);
+    return { page: reply ?? { items: [singleJobView(existing)] }, replayed: true };
+  };
+  const first = await replay();
+  if (first) return first;
+  body.jobs.forEach((job, i) => {
+    try {
+      checkJob(job, `/jobs/${i}`, deps.registry, singleJobQueue(deps.config, job.queue, `/jobs/${i}`));
+    } catch (err) {
+      if (err instanceof InvalidInput) throw new InvalidInput(`Job ${i}: ${err.message}`, err.details, err.code);
+      throw err;
+    }
+  });
+  const rows = body.jobs.map((job, i) => newJobRow(user.userId, job, i === 0 && idempotencyKey ? { idempotencyKey, requestHash: hash } : {}));
+  if (!idempotencyKey) return { page: { items: (await storeAndEnqueue(deps, rows)).map(singleJobView) }, replayed: false };
+  for (const row of rows) row.status = initialStatus(row, false);
+  try {
+    await deps.db.transaction(async (tx) => {
+      await insertJobs(tx, rows);
+      await saveReply(tx, rows[0]!.id, { items: rows.map(singleJobView) });
+    });
+  } catch (err) {
+    const raced = isUniqueViolation(err) ? await replay() : undefined;
+    if (raced) return raced;
+    throw err;
+  }
+  if (!(await enqueueJobs(deps, rows))) {
+    await markPending(deps, rows);
+    await replaceReply(deps.db, rows[0]!.id, { items: rows.map(singleJobView) }).catch((err) =>
+      deps.log.warn("could not store the final answer for Idempotency-Key repeats", { jobId: rows[0]!.id, err: String(err) }),
+    );
+  }
+  return { page: { items: rows.map(singleJobView) }, replayed: false };
 }
 
 export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeconds = 0): Promise<SingleJobView> {
@@ -109,15 +236,16 @@ export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeco
     await deps.waiters.wait(id, deadline - Date.now());
     row = (await findJob(deps.db, user.userId, id)) ?? row;
   }
-  return singleJobView(row);
+  return withReports(deps.db, singleJobView(row));
 }
 
 export function listUserJobs(
   deps: ServiceDeps,
   user: User,
-  q: { status?: string; name?: string; scheduleId?: string; limit?: number; cursor?: string },
+  q: { status?: string; name?: string; data?: string; scheduleId?: string; limit?: number; cursor?: string },
 ) {
-  return keysetPage(q, (limit, before) => listJobs(deps.db, user.userId, { ...q, limit, before }), singleJobView);
+  const filters = { status: q.status, name: q.name, scheduleId: q.scheduleId, data: parseDataFilter(q.data) };
+  return keysetPage(q, (limit, before) => listJobs(deps.db, user.userId, { ...filters, limit, before }), singleJobView);
 }
 
 export async function cancelJob(deps: ServiceDeps, user: User, id: string): Promise<SingleJobView> {

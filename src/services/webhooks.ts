@@ -23,6 +23,7 @@ import { InvalidInput, NotFound } from "../errors";
 import { EVENT_TYPE_NAMES, isEventType, type FlowdEvent } from "../event-types";
 import { newId } from "../ids";
 import { assertPublicUrl, safeFetch, SafeFetchError } from "../net/safe-fetch";
+import { traceHeaders } from "../telemetry";
 import { createSecretBox, SEALED_PATTERN, SecretBoxError } from "../secret-box";
 import type { Producer } from "../queues";
 import type { ServiceDeps, User } from "./deps";
@@ -212,6 +213,7 @@ export async function deliver(deps: { db: Db; config: Config }, job: Job<{ seq: 
         method: "POST",
         headers: {
           "content-type": "application/json",
+          ...traceHeaders(),
           "webhook-id": id,
           "webhook-timestamp": String(timestamp),
           "webhook-signature": sign(secret, id, timestamp, body),

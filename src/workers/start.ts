@@ -7,18 +7,20 @@ import { createRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { runTick, SCHEDULES_QUEUE } from "../services/schedules";
 import { createProcessor } from "./processor";
-import { startStatusRecorder } from "./status-recorder";
+import type { LoadedHandler } from "../handlers/loader";
+import { startRegistration } from "./registration";
+import { createJobLogSink } from "./job-log-sink";
+import { startRecording } from "./recording";
 import { startEnqueuer } from "./enqueuer";
 import { startScheduleKeeper } from "./schedule-keeper";
 import { startHealthServer } from "./health-server";
 import { startReconciler } from "./reconciler";
 import { startWebhookDispatcher } from "./webhook-dispatcher";
 import { deliver, WEBHOOKS_QUEUE } from "../services/webhooks";
-import type { Metric } from "../metrics";
+import { createMetrics, type Metric, type Metrics } from "../metrics";
+import { observeJobs } from "./job-observer";
 import type { RecorderStats } from "./status-recorder";
 import { startWorkerProbe, supervisedWorker } from "./supervised-worker";
-import { startLease } from "./lease";
-import { RECORDER_LEASE } from "../services/recorder-health";
 
 
 /** The status recorder's counters, for the worker's /metrics. */
@@ -29,7 +31,7 @@ const recorderMetrics = (s: RecorderStats): Metric[] => [
   { name: "flowd_recorder_last_batch_size", help: "Events in the last batch.", type: "gauge", samples: [{ value: s.lastBatchSize }] },
   { name: "flowd_recorder_gaps_total", help: "Times BullMQ events were trimmed or lost before they were recorded (rows then converged from Redis).", type: "counter", samples: [{ value: s.gaps }] },
   { name: "flowd_recorder_rows_converged_total", help: "Job rows changed by converging from Redis's job state after a gap.", type: "counter", samples: [{ value: s.rowsConverged }] },
-  { name: "flowd_recorder_lag_ms", help: "From the last batch's newest event in Redis to its commit in Postgres.", type: "gauge", samples: [{ value: s.lastLagMs }] },
+  { name: "flowd_recorder_lag_seconds", help: "From the last batch's newest event in Redis to its commit in Postgres.", type: "gauge", samples: [{ value: s.lastLagMs / 1000 }] },
 ];
 
 /**
@@ -38,15 +40,17 @@ const recorderMetrics = (s: RecorderStats): Metric[] => [
  * enqueuer for accepted-but-not-queued work, the schedule keeper, and a subscription that aborts
  * jobs cancelled through the API.
  */
-export async function startWorkers(deps: { config: Config; database: Database; log: Logger }) {
+export async function startWorkers(deps: { config: Config; database: Database; log: Logger; metrics?: Metrics; modules?: readonly LoadedHandler[] }) {
   const { config, database } = deps;
   const log = deps.log.child({ role: "worker" });
 
   const producerRedis = createRedis(config.redisUrl, "request", "flowd-producer", log);
   const producer = createProducer(producerRedis, config);
   const services = { db: database.db, producer, log };
+  const metrics = deps.metrics ?? createMetrics();
 
-  const runJob = createProcessor(config);
+  const logSink = createJobLogSink(database.db, log);
+  const runJob = createProcessor(config, deps.modules, logSink);
   const runSchedule: Processor = (tick) => runTick(services, tick);
   const runDelivery: Processor = (delivery) => deliver({ db: database.db, config }, delivery);
   const queues: [string, Processor][] = [
@@ -58,7 +62,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
   const workers = queues.map(([name, processor]) =>
     supervisedWorker(
       name,
-      processor,
+      observeJobs(name, processor, { log, metrics }),
       {
         prefix: config.prefix,
         concurrency: name === SCHEDULES_QUEUE ? 1 : config.workerConcurrency,
@@ -71,6 +75,8 @@ export async function startWorkers(deps: { config: Config; database: Database; l
     ),
   );
   await producer.declare(queues.map(([name]) => name));
+  const registration = startRegistration({ db: database.db, config, modules: deps.modules ?? [], queues: queues.map(([q]) => q), log });
+  await registration.ready;
   const probe = startWorkerProbe({ redis: producerRedis, prefix: config.prefix, workers, stuckMs: config.workerStuckMs, log });
 
   const subscriber = createRedis(config.redisUrl, "blocking", "flowd-cancel", log);
@@ -79,21 +85,13 @@ export async function startWorkers(deps: { config: Config; database: Database; l
     for (const jobId of message.split(",")) for (const w of workers) w.worker.cancelJob(jobId, "cancelled through the API");
   });
 
-  const recorderRedis = createRedis(config.redisUrl, "blocking", "flowd-recorder", log);
   // One recorder per database does the writing; the others stand by to take over.
-  const recorderLease = startLease({ sql: database.sql, key: RECORDER_LEASE, name: "status-recorder", log });
-  const recorder = startStatusRecorder({
-    lease: recorderLease,
-    db: database.db,
-    redis: recorderRedis,
-    prefix: config.prefix,
-    queues: [...config.flowQueues.map((name) => ({ name, table: "flow_jobs" as const })), { name: JOBS_QUEUE, table: "jobs" as const }],
-    log,
-  });
+  const recording = startRecording({ config, database, log });
+  const { recorder, lease: recorderLease } = recording;
   const enqueuer = startEnqueuer(services);
   const keeper = startScheduleKeeper(services);
   const reconciler = startReconciler({ ...services, sql: database.sql, config });
-  const dispatcher = startWebhookDispatcher({ ...services, config });
+  const dispatcher = startWebhookDispatcher({ ...services, sql: database.sql, config });
 
   const health =
     config.workerHealthPort > 0
@@ -102,6 +100,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
           host: config.host,
           sql: database.sql,
           redis: producerRedis,
+          registry: metrics,
           metrics: () => [
             ...recorderMetrics(recorder.stats),
             { name: "flowd_recorder_leader", help: "1 if this process records statuses (holds the lease), 0 on standby.", type: "gauge", samples: [{ value: recorderLease.held ? 1 : 0 }] },
@@ -126,6 +125,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
     recorder,
     async stop() {
       await health?.stop();
+      await registration.stop();
       await probe.stop();
       await dispatcher.stop();
       await reconciler.stop();
@@ -133,10 +133,10 @@ export async function startWorkers(deps: { config: Config; database: Database; l
       await enqueuer.stop();
       // Let running jobs finish (bounded by the caller's shutdown timer), then stop reading events.
       await Promise.allSettled(workers.map((w) => w.close()));
-      await recorder.stop();
-      await recorderLease.stop();
+      await logSink.stop();
+      await recording.stop();
       await producer.close();
-      for (const r of [subscriber, recorderRedis, producerRedis]) r.disconnect();
+      for (const r of [subscriber, producerRedis]) r.disconnect();
     },
   };
 }

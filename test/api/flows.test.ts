@@ -292,11 +292,11 @@ describe("metrics", () => {
     const text = await res.text();
     expect(text).toContain("# TYPE flowd_jobs gauge");
     expect(text).toMatch(/flowd_jobs\{table="flow_jobs",queue="flows",status="completed"\} [1-9]\d*/);
-    expect(text).toMatch(/flowd_queue_jobs\{queue="flows",state="completed"\} \d+/);
+    expect(text).toMatch(/flowd_queue_jobs\{queue="flows",status="completed"\} \d+/);
     expect(text).toMatch(/flowd_listener_last_seq [1-9]\d*/);
     expect(text).toContain("flowd_socket_clients 0");
     expect(text).toContain("# TYPE flowd_webhook_attempts_total counter");
-    expect(text).toMatch(/flowd_queue_jobs\{queue="webhooks",state="waiting"\} \d+/);
+    expect(text).toMatch(/flowd_queue_jobs\{queue="webhooks",status="waiting"\} \d+/);
   });
 
   test("the job counts in /metrics, kept by triggers, equal a full count of the tables", async () => {

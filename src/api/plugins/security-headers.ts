@@ -1,16 +1,16 @@
 import { Elysia } from "elysia";
 
 /**
- * The page policy. /docs is Scalar's page from @elysiajs/openapi: its script comes from jsDelivr, it
- * injects styles and loads its fonts from fonts.scalar.com, evaluates code for schema examples
- * ('unsafe-eval'), and fetches /docs/json and "try it" requests from this origin. When the UI's assets
- * are served from the binary, the CDN and 'unsafe-eval' can go.
+ * The page policy. /docs is the API reference UI (Scalar), whose pinned bundle the binary serves from
+ * /docs/assets: nothing is loaded from another origin (its fonts are the browser's own). The bundle
+ * still injects styles, evaluates code for schema examples ('unsafe-eval') and fetches /docs/json and
+ * "try it" requests from this origin.
  */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
-  "script-src 'self' 'unsafe-eval' https://cdn.jsdelivr.net",
+  "script-src 'self' 'unsafe-eval'",
   "style-src 'self' 'unsafe-inline'",
-  "font-src 'self' data: https://fonts.scalar.com",
+  "font-src 'self' data:",
   "img-src 'self' data: blob:",
   "connect-src 'self'",
   "worker-src 'self' blob:",
@@ -35,8 +35,8 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 
 // What a browser client of the API sends and may read; credentials are bearer tokens, never cookies.
 const CORS_METHODS = "GET, POST, DELETE";
-const CORS_REQUEST_HEADERS = "authorization, content-type, idempotency-key";
-const CORS_EXPOSED_HEADERS = "retry-after, idempotent-replayed";
+const CORS_REQUEST_HEADERS = "authorization, content-type, idempotency-key, x-request-id";
+const CORS_EXPOSED_HEADERS = "retry-after, idempotent-replayed, x-request-id";
 
 /**
  * Security headers on every response, and CORS for exactly the `corsOrigins` (FLOWD_CORS_ORIGINS):

@@ -5,11 +5,12 @@ import { cancelFlow, createFlow, deleteFlow, getFlow, listUserFlows, retryFlow }
 import type { Authenticate } from "../../services/tokens";
 import type { NodeInput } from "../../services/flow-spec";
 import { authPlugin } from "../plugins/auth";
-import { ErrorSchema } from "../models/errors";
-import { CreateFlowBody, FlowPageSchema, FlowStatus, FlowViewSchema, IdParams } from "../models/flows";
+import { IdParams } from "../models/common";
+import { errorResponses } from "../models/errors";
+import { CreateFlowBody, FlowPageSchema, FlowStatus, FlowViewSchema } from "../models/flows";
+import { IdempotencyHeaders, NoContent } from "../models/openapi";
 import { QueryInteger, QueryNumber } from "../models/query";
-
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema };
+import { DataFilter } from "../models/jobs";
 
 export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
   new Elysia({ prefix: "/v1/flows", detail: { tags: ["flows"] } })
@@ -24,35 +25,37 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
       },
       {
         body: CreateFlowBody,
-        headers: t.Object({ "idempotency-key": t.Optional(t.String({ minLength: 1, maxLength: 255 })) }),
-        response: { 201: FlowViewSchema, ...errors },
-        detail: { summary: "Create a flow (a tree of jobs); Idempotency-Key makes a repeat return the first answer" },
+        headers: IdempotencyHeaders,
+        response: { 201: FlowViewSchema, ...errorResponses(409, 413) },
+        detail: { operationId: "createFlow", summary: "Create a flow (a tree of jobs); Idempotency-Key makes a repeat return the first answer" },
       },
     )
     .get("", ({ user, query }) => listUserFlows(deps, user, query), {
       query: t.Object({
         status: t.Optional(FlowStatus),
+        name: t.Optional(t.String({ maxLength: 200, description: "flows whose name starts with this" })),
+        data: t.Optional(DataFilter),
         limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })),
         cursor: t.Optional(t.String({ maxLength: 200 })),
       }),
-      response: { 200: FlowPageSchema, ...errors },
-      detail: { summary: "List flows, newest first (keyset pages: pass nextCursor as cursor)" },
+      response: { 200: FlowPageSchema, ...errorResponses() },
+      detail: { operationId: "listFlows", summary: "List flows, newest first (filters: status, name prefix, data containment; keyset pages: pass nextCursor as cursor)" },
     })
     .get("/:id", async ({ user, params, query }) => await getFlow(deps, user, params.id, query.wait ?? 0), {
       params: IdParams,
       query: t.Object({ wait: t.Optional(QueryNumber({ minimum: 0, maximum: LONG_POLL_MAX_S })) }),
-      response: { 200: FlowViewSchema, ...errors },
-      detail: { summary: "A flow with its job tree; ?wait=N answers as soon as it finishes or N seconds pass" },
+      response: { 200: FlowViewSchema, ...errorResponses(404) },
+      detail: { operationId: "getFlow", summary: "A flow with its job tree; ?wait=N answers as soon as it finishes or N seconds pass" },
     })
     .post("/:id/cancel", async ({ user, params }) => await cancelFlow(deps, user, params.id), {
       params: IdParams,
-      response: { 200: FlowViewSchema, ...errors },
-      detail: { summary: "Cancel every unfinished job (409 if the flow already finished)" },
+      response: { 200: FlowViewSchema, ...errorResponses(404, 409) },
+      detail: { operationId: "cancelFlow", summary: "Cancel every unfinished job (409 if the flow already finished)" },
     })
     .post("/:id/retry", async ({ user, params }) => await retryFlow(deps, user, params.id), {
       params: IdParams,
-      response: { 200: FlowViewSchema, ...errors },
-      detail: { summary: "Run the failed jobs and the ancestors they failed again; completed results are kept" },
+      response: { 200: FlowViewSchema, ...errorResponses(404, 409) },
+      detail: { operationId: "retryFlow", summary: "Run the failed jobs and the ancestors they failed again; completed results are kept" },
     })
     .delete(
       "/:id",
@@ -60,5 +63,8 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
         await deleteFlow(deps, user, params.id);
         set.status = 204;
       },
-      { params: IdParams, detail: { summary: "Delete a finished flow (409 while it runs)" } },
+      {
+        params: IdParams,
+        detail: { operationId: "deleteFlow", summary: "Delete a finished flow (409 while it runs)", responses: NoContent("Deleted", 404, 409) },
+      },
     );

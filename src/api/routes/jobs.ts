@@ -1,15 +1,14 @@
 import { Elysia, t } from "elysia";
 import { LONG_POLL_MAX_S } from "../../services/waiters";
 import type { ServiceDeps } from "../../services/deps";
-import { cancelJob, createJob, getJob, listUserJobs, retryJob } from "../../services/jobs";
+import { cancelJob, createJob, createJobs, getJob, listUserJobs, retryJob } from "../../services/jobs";
 import type { Authenticate } from "../../services/tokens";
 import { authPlugin } from "../plugins/auth";
-import { ErrorSchema } from "../models/errors";
-import { IdParams } from "../models/flows";
-import { JobInputSchema, JobListQuery, JobPageSchema, SingleJobViewSchema } from "../models/jobs";
+import { IdParams } from "../models/common";
+import { errorResponses } from "../models/errors";
+import { IdempotencyHeaders } from "../models/openapi";
+import { CreateJobsBulkBody, JobItemsSchema, JobInputSchema, JobListQuery, JobPageSchema, SingleJobViewSchema } from "../models/jobs";
 import { QueryNumber } from "../models/query";
-
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema };
 
 export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
   new Elysia({ prefix: "/v1/jobs", detail: { tags: ["jobs"] } })
@@ -24,29 +23,44 @@ export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
       },
       {
         body: JobInputSchema,
-        headers: t.Object({ "idempotency-key": t.Optional(t.String({ minLength: 1, maxLength: 255 })) }),
-        response: { 201: SingleJobViewSchema, ...errors },
-        detail: { summary: "Create a single job; Idempotency-Key makes a repeat return the first answer" },
+        headers: IdempotencyHeaders,
+        response: { 201: SingleJobViewSchema, ...errorResponses(409, 413) },
+        detail: { operationId: "createJob", summary: "Create a single job; Idempotency-Key makes a repeat return the first answer" },
+      },
+    )
+    .post(
+      "/bulk",
+      async ({ user, body, headers, set }) => {
+        const { page, replayed } = await createJobs(deps, user, body, headers["idempotency-key"]);
+        set.status = 201;
+        if (replayed) set.headers["idempotent-replayed"] = "true";
+        return page;
+      },
+      {
+        body: CreateJobsBulkBody,
+        headers: IdempotencyHeaders,
+        response: { 201: JobItemsSchema, ...errorResponses(409, 413) },
+        detail: { operationId: "createJobsBulk", summary: "Create up to 1,000 single jobs in one request, all or nothing (one insert, one Redis round trip); the items answer in order" },
       },
     )
     .get("", async ({ user, query }) => await listUserJobs(deps, user, query), {
       query: JobListQuery,
-      response: { 200: JobPageSchema, ...errors },
-      detail: { summary: "List single jobs, newest first (filters: status, name, scheduleId)" },
+      response: { 200: JobPageSchema, ...errorResponses() },
+      detail: { operationId: "listJobs", summary: "List single jobs, newest first (filters: status, name prefix, data containment, scheduleId)" },
     })
     .get("/:id", async ({ user, params, query }) => await getJob(deps, user, params.id, query.wait ?? 0), {
       params: IdParams,
       query: t.Object({ wait: t.Optional(QueryNumber({ minimum: 0, maximum: LONG_POLL_MAX_S })) }),
-      response: { 200: SingleJobViewSchema, ...errors },
-      detail: { summary: "A single job; ?wait=N answers as soon as it finishes or N seconds pass" },
+      response: { 200: SingleJobViewSchema, ...errorResponses(404) },
+      detail: { operationId: "getJob", summary: "A single job; ?wait=N answers as soon as it finishes or N seconds pass" },
     })
     .post("/:id/cancel", async ({ user, params }) => await cancelJob(deps, user, params.id), {
       params: IdParams,
-      response: { 200: SingleJobViewSchema, ...errors },
-      detail: { summary: "Cancel an unfinished job (409 if it already finished)" },
+      response: { 200: SingleJobViewSchema, ...errorResponses(404, 409) },
+      detail: { operationId: "cancelJob", summary: "Cancel an unfinished job (409 if it already finished)" },
     })
     .post("/:id/retry", async ({ user, params }) => await retryJob(deps, user, params.id), {
       params: IdParams,
-      response: { 200: SingleJobViewSchema, ...errors },
-      detail: { summary: "Run a failed job again (409 otherwise)" },
+      response: { 200: SingleJobViewSchema, ...errorResponses(404, 409) },
+      detail: { operationId: "retryJob", summary: "Run a failed job again (409 otherwise)" },
     });

@@ -1,9 +1,10 @@
-import { and, asc, desc, eq, gt, inArray, sql } from "drizzle-orm";
-import { olderThan } from "./pagination";
+import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
+import { newestFirst, olderThan } from "./pagination";
 import type { Db, DbOrTx } from "../client";
 import { flowJobs, flows } from "../schema";
 import { isPending, isQueued } from "../schema/columns";
 import { untouchedFor } from "./conditions";
+import { namePrefix } from "./search";
 import { isId } from "../../ids";
 import { preparedPerDb } from "./prepared";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
@@ -24,9 +25,9 @@ const INSERT_FLOW = `
     returning id, user_id
   )
   insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, data, opts, status, children, depth, created_at, updated_at)
-  select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, r.data, r.opts, 'pending', r.children, r.depth, $8, $8
+  select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, r.data, r.opts, r.status, r.children, r.depth, $8, $8
   from f, jsonb_to_recordset($9::jsonb)
-    as r(id text, job_id text, parent_id text, name text, queue_name text, data jsonb, opts jsonb, children jsonb, depth int)`;
+    as r(id text, job_id text, parent_id text, name text, queue_name text, data jsonb, opts jsonb, status text, children jsonb, depth int)`;
 
 export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
   const payload = jobs.map((j) => ({
@@ -37,6 +38,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     queue_name: j.queueName,
     data: j.data,
     opts: j.opts,
+    status: j.status ?? "pending",
     children: j.children ?? [],
     depth: j.depth ?? 0,
   }));
@@ -104,21 +106,46 @@ export async function flowJobsOf(db: DbOrTx, flowId: string): Promise<FlowJobRow
   return jobsOfFlow(db).execute({ flowId });
 }
 
+export type FlowListFilter = {
+  status?: string;
+  name?: string;
+  data?: Record<string, unknown>;
+  limit: number;
+  before?: { createdAt: Date; id: string };
+};
+
 /** Newest first, by (created_at, id) so that pages never skip or repeat a flow. */
-export async function listFlows(
-  db: DbOrTx,
-  userId: string,
-  q: { status?: string; limit: number; before?: { createdAt: Date; id: string } },
-) {
+export async function listFlows(db: DbOrTx, userId: string, q: FlowListFilter) {
+  return listFlowsQuery(db, userId, q);
+}
+
+/** The query behind `listFlows`, for a test to check its plan. */
+export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
   const conditions = [eq(flows.userId, userId)];
   if (q.status) conditions.push(eq(flows.status, q.status));
+  if (q.name) conditions.push(namePrefix(flows.name, q.name));
+  // The root's data, through the roots-only GIN index: its predicate (`parent_id is null`) is repeated
+  // here, which is how the planner matches a partial index; the few matches then find their flows by
+  // primary key (root_id has no index).
+  if (q.data)
+    conditions.push(
+      sql`${flows.id} in (select r.flow_id from ${flowJobs} r where r.parent_id is null and r.user_id = ${userId} and r.data @> ${JSON.stringify(q.data)}::jsonb)`,
+    );
   if (q.before) conditions.push(olderThan(flows.createdAt, flows.id, q.before));
   return db
     .select()
     .from(flows)
     .where(and(...conditions))
-    .orderBy(desc(flows.createdAt), desc(flows.id))
+    .orderBy(...newestFirst(flows.createdAt, flows.id))
     .limit(q.limit);
+}
+
+/** A flow whose add failed: its rows written at their queued status go back to `pending` (see markJobsUnqueued). */
+export async function markFlowUnqueued(db: DbOrTx, flowId: string) {
+  await db
+    .update(flowJobs)
+    .set({ status: "pending", updatedAt: sql`now()` })
+    .where(and(eq(flowJobs.flowId, flowId), eq(flowJobs.eventPos, 0), isQueued(flowJobs.status)));
 }
 
 /** Marks every unfinished job of a flow cancelled; returns them as they were, for removal from Redis. */

@@ -1,10 +1,11 @@
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { jobs } from "../schema";
 import { isPending, isQueued } from "../schema/columns";
 import { untouchedFor } from "./conditions";
+import { namePrefix } from "./search";
+import { newestFirst, olderThan } from "./pagination";
 import { isId } from "../../ids";
-import { olderThan } from "./pagination";
 import { preparedPerDb } from "./prepared";
 
 export type JobRow = typeof jobs.$inferSelect;
@@ -25,6 +26,23 @@ const insertJobQuery = preparedPerDb((db) =>
 
 export async function insertJob(db: DbOrTx, row: JobRow) {
   await insertJobQuery(db).execute(row);
+}
+
+/**
+ * Rows written at their queued status whose add failed go back to `pending` for the enqueuer; a row
+ * BullMQ already moved on (an add that reached Redis after all) is left as the recorder wrote it.
+ */
+export async function markJobsUnqueued(db: DbOrTx, ids: string[]) {
+  await db
+    .update(jobs)
+    .set({ status: "pending", updatedAt: sql`now()` })
+    .where(and(inArray(jobs.id, ids), eq(jobs.eventPos, 0), isQueued(jobs.status)));
+}
+
+/** Several single jobs in one statement (one commit): all of them or, on any error, none. */
+export async function insertJobs(db: DbOrTx, rows: JobRow[]) {
+  if (rows.length === 1) return insertJob(db, rows[0]!);
+  await db.insert(jobs).values(rows);
 }
 
 /** A schedule tick's job: its id is derived from the tick, so a second insert of the same tick does nothing. */
@@ -73,17 +91,28 @@ export async function findJobByIdempotencyKey(db: DbOrTx, userId: string, key: s
   return row;
 }
 
-export async function listJobs(
-  db: DbOrTx,
-  userId: string,
-  q: { status?: string; name?: string; scheduleId?: string; limit: number; before?: { createdAt: Date; id: string } },
-) {
+export type JobListFilter = {
+  status?: string;
+  name?: string;
+  data?: Record<string, unknown>;
+  scheduleId?: string;
+  limit: number;
+  before?: { createdAt: Date; id: string };
+};
+
+export async function listJobs(db: DbOrTx, userId: string, q: JobListFilter) {
+  return listJobsQuery(db, userId, q);
+}
+
+/** The query behind `listJobs`, for a test to check its plan. */
+export function listJobsQuery(db: DbOrTx, userId: string, q: JobListFilter) {
   const conditions = [eq(jobs.userId, userId)];
   if (q.status) conditions.push(eq(jobs.status, q.status));
-  if (q.name) conditions.push(eq(jobs.name, q.name));
+  if (q.name) conditions.push(namePrefix(jobs.name, q.name));
+  if (q.data) conditions.push(sql`${jobs.data} @> ${JSON.stringify(q.data)}::jsonb`);
   if (q.scheduleId) conditions.push(eq(jobs.scheduleId, q.scheduleId));
   if (q.before) conditions.push(olderThan(jobs.createdAt, jobs.id, q.before));
-  return db.select().from(jobs).where(and(...conditions)).orderBy(desc(jobs.createdAt), desc(jobs.id)).limit(q.limit);
+  return db.select().from(jobs).where(and(...conditions)).orderBy(...newestFirst(jobs.createdAt, jobs.id)).limit(q.limit);
 }
 
 export async function setJobStatus(db: DbOrTx, id: string, status: string) {

@@ -5,3 +5,4 @@ export * from "./events";
 export * from "./webhooks";
 export * from "./tallies";
 export * from "./replies";
+export * from "./registry";

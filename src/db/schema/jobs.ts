@@ -1,7 +1,14 @@
-import { sql } from "drizzle-orm";
-import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { sql, type SQL } from "drizzle-orm";
+import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, type AnyPgColumn } from "drizzle-orm/pg-core";
 import { users } from "./users";
 import { isPending, isQueued, jobColumns } from "./columns";
+import { BULLMQ_FINISHED_STATUSES, sqlLiterals } from "../../statuses";
+
+/**
+ * A job that ran to an outcome (completed or failed), as literal SQL: the stats indexes carry it
+ * and the stats query repeats it, since a partial index matches a query only by its text.
+ */
+export const hasRunOutcome = (status: AnyPgColumn): SQL => sql`${status} in (${sql.raw(sqlLiterals(BULLMQ_FINISHED_STATUSES))})`;
 
 /** Single jobs and schedule ticks: the same shape as a flow job without the flow. */
 export const jobs = pgTable(
@@ -23,6 +30,10 @@ export const jobs = pgTable(
     // The reconciler's scan for single jobs believed in Redis (see flow_jobs_queued_idx).
     index("jobs_queued_idx").on(t.updatedAt).where(isQueued(t.status)),
     uniqueIndex("jobs_user_idempotency_idx").on(t.userId, t.idempotencyKey).where(sql`${t.idempotencyKey} is not null`),
+    // `GET /v1/jobs?data=` (containment, `@>`); jsonb_path_ops is smaller and faster for `@>` alone.
+    index("jobs_data_idx").using("gin", t.data.op("jsonb_path_ops")),
+    // `GET /v1/stats`: a user's finished jobs by the minute they finished in.
+    index("jobs_user_finished_idx").on(t.userId, t.updatedAt).where(hasRunOutcome(t.status)),
   ],
 );
 
