@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dropDatabase } from "../helpers/db";
-import { REPO, runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/process";
+import { runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/process";
 import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { PG_BASE, REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
+import { prepareBinary } from "../helpers/binary";
 
 /**
  * The compiled binary, copied alone into an empty folder, against a database that does not exist
@@ -28,14 +29,7 @@ const env = {
 const procs: FlowdProcess[] = [];
 
 beforeAll(async () => {
-  let source = process.env.FLOWD_BIN;
-  if (!source) {
-    const build = Bun.spawnSync(["bun", "run", "build"], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-    if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
-    source = join(REPO, "dist/flowd");
-  }
-  copyFileSync(source, bin);
-  Bun.spawnSync(["chmod", "+x", bin]);
+  prepareBinary(bin);
 }, 120_000);
 
 afterAll(async () => {

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createToken } from "../../src/services/tokens";
 import { createTestDatabase } from "../helpers/db";
-import { REPO, spawnFlowd, type FlowdProcess } from "../helpers/process";
+import { spawnFlowd, type FlowdProcess } from "../helpers/process";
 import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { REDIS_URL } from "../helpers/services";
 import { httpClient } from "../helpers/http";
 import { launchBrowser, type Browser } from "./browser";
+import { prepareBinary } from "../helpers/binary";
 
 /**
  * A 1,000-job flow's page in Chromium against the compiled binary: how long until its graph is
@@ -26,14 +27,7 @@ let browser: Browser;
 let token: string;
 
 beforeAll(async () => {
-  let source = process.env.FLOWD_BIN;
-  if (!source) {
-    const build = Bun.spawnSync(["bun", "run", "build"], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-    if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
-    source = join(REPO, "dist/flowd");
-  }
-  copyFileSync(source, bin);
-  Bun.spawnSync(["chmod", "+x", bin]);
+  prepareBinary(bin);
   db = await createTestDatabase();
   token = (await createToken(db.database.db, "big")).token;
   proc = spawnFlowd(["--role=all"], { DATABASE_URL: db.url, REDIS_URL, FLOWD_PREFIX: prefix, PORT: String(port), LOG_LEVEL: "info" }, { bin, cwd: dir });

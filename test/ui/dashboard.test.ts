@@ -1,17 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import axe from "axe-core";
 import type { Page } from "playwright-core";
 import { createToken } from "../../src/services/tokens";
 import { createTestDatabase } from "../helpers/db";
-import { REPO, spawnFlowd, type FlowdProcess } from "../helpers/process";
+import { spawnFlowd, type FlowdProcess } from "../helpers/process";
 import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { REDIS_URL } from "../helpers/services";
 import { httpClient } from "../helpers/http";
 import { waitFor } from "../helpers/wait";
 import { launchBrowser, type Browser } from "./browser";
+import { prepareBinary } from "../helpers/binary";
 
 /**
  * The dashboard in Chromium against the compiled binary, copied alone into an empty folder (its
@@ -33,14 +34,7 @@ let bob: string;
 let asAlice: ReturnType<typeof httpClient>;
 
 beforeAll(async () => {
-  let source = process.env.FLOWD_BIN;
-  if (!source) {
-    const build = Bun.spawnSync(["bun", "run", "build"], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-    if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
-    source = join(REPO, "dist/flowd");
-  }
-  copyFileSync(source, bin);
-  Bun.spawnSync(["chmod", "+x", bin]);
+  prepareBinary(bin);
   expect(readdirSync(dir)).toEqual(["flowd"]);
   db = await createTestDatabase();
   alice = (await createToken(db.database.db, "alice")).token;
