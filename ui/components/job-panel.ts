@@ -1,6 +1,7 @@
 import { html } from "../lib/html";
 import { duration, when } from "../lib/format";
 import { Json, StatusBadge } from "./common";
+import type { JobLog } from "../lib/tree";
 
 export interface JobLike {
   id: string;
@@ -15,9 +16,24 @@ export interface JobLike {
   attemptsMade: number;
   createdAt: string;
   updatedAt: string;
+  progress?: unknown;
+  log?: JobLog;
 }
 
-/** Everything flowd knows about one job: data, opts, result, error with stack, attempts, timings. */
+/** A number from 0 to 100 is a bar; anything else the handler reported is shown as JSON. */
+function Progress({ value }: { value: unknown }) {
+  if (typeof value === "number" && value >= 0 && value <= 100)
+    return html`<p class="job-progress"><progress max="100" value=${value} aria-label="Job progress"></progress> ${Math.round(value)}%</p>`;
+  return html`<${Json} value=${value} label="Job progress" />`;
+}
+
+function Log({ log }: { log: JobLog }) {
+  const text = log.lines.map((l) => `${l.at.slice(11, 23)}  ${l.line}`).join("\n");
+  return html`<pre class="json job-log" tabindex="0" aria-label="Job log">${text}</pre>
+    ${log.dropped > 0 && html`<p class="hint">${log.dropped} more line${log.dropped === 1 ? "" : "s"} dropped (the log keeps the first 1,000 lines or 64 KiB).</p>`}`;
+}
+
+/** Everything flowd knows about one job: data, opts, result, error with stack, attempts, timings, progress and log. */
 export function JobPanel({ job, onClose, heading = "h3" }: { job: JobLike; onClose?: () => void; heading?: "h2" | "h3" }) {
   const H = heading;
   const attempts = (job.opts as { attempts?: number } | null)?.attempts ?? 1;
@@ -38,11 +54,13 @@ export function JobPanel({ job, onClose, heading = "h3" }: { job: JobLike; onClo
     <${Json} value=${job.data} label="Job data" />
     <h4>Options</h4>
     <${Json} value=${job.opts} label="Job options" />
+    ${job.progress !== undefined && html`<h4>Progress</h4><${Progress} value=${job.progress} />`}
     <h4>Result</h4>
     <${Json} value=${job.result} label="Job result" />
     ${job.error &&
     html`<h4>Error</h4>
       <p class="error-note">${job.error.message}</p>
       ${job.error.stack && html`<pre class="json stack" tabindex="0" aria-label="Stack trace">${job.error.stack}</pre>`}`}
+    ${job.log && html`<h4>Log</h4><${Log} log=${job.log} />`}
   </aside>`;
 }

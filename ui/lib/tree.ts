@@ -14,8 +14,19 @@ export interface JobNode {
   attemptsMade: number;
   createdAt: string;
   updatedAt: string;
+  /** What the handler reported: its last progress, and its kept log lines. */
+  progress?: unknown;
+  log?: JobLog;
   children: JobNode[];
 }
+
+export interface JobLog {
+  lines: { at: string; line: string }[];
+  dropped: number;
+}
+
+/** Log lines a page keeps per job, as the server does: later ones are counted as dropped. */
+export const MAX_LOG_LINES = 1_000;
 export interface FlowView {
   id: string;
   name: string;
@@ -46,27 +57,45 @@ export function flatten(root: JobNode): Map<string, FlatJob> {
   return out;
 }
 
+const truncated = (v: unknown) => !!v && typeof v === "object" && (v as { truncated?: unknown }).truncated === true;
+
 /**
- * Applies one `job.updated` to its row, returning the row's new value (or null when the event is
- * about no job here). The event carries status, attempts, result and error; a result or error the
- * log cut short (`{ truncated: true }`) keeps what the page had, since GET has the whole of it.
+ * A job as one event leaves it: `job.updated` carries status, attempts, result and error;
+ * `job.log` the new log lines; `job.progress` the latest progress. A value the log cut short
+ * (`{ truncated: true }`) keeps what the page had, since GET has the whole of it. Null when the
+ * event is not about a job's own state.
  */
-export function applyJobEvent(jobs: Map<string, FlatJob>, e: LiveEvent): FlatJob | null {
-  if (e.event !== "job.updated" || !e.jobId) return null;
-  const row = jobs.get(e.jobId);
-  if (!row) return null;
+export function withJobEvent<J extends Pick<JobNode, "status" | "jobId" | "attemptsMade" | "result" | "error" | "updatedAt" | "progress" | "log">>(
+  job: J,
+  e: LiveEvent,
+): J | null {
   const d = e.data ?? {};
-  const truncated = (v: any) => v && typeof v === "object" && v.truncated === true;
-  const next: FlatJob = {
-    ...row,
-    status: e.status ?? row.status,
-    jobId: d.jobId ?? row.jobId,
-    attemptsMade: typeof d.attemptsMade === "number" ? d.attemptsMade : row.attemptsMade,
-    result: "result" in d && !truncated(d.result) ? d.result : row.result,
-    error: "error" in d && !truncated(d.error) ? d.error : row.error,
-    updatedAt: e.at,
-  };
-  jobs.set(e.jobId, next);
+  if (e.event === "job.updated")
+    return {
+      ...job,
+      status: e.status ?? job.status,
+      jobId: d.jobId ?? job.jobId,
+      attemptsMade: typeof d.attemptsMade === "number" ? d.attemptsMade : job.attemptsMade,
+      result: "result" in d && !truncated(d.result) ? d.result : job.result,
+      error: "error" in d && !truncated(d.error) ? d.error : job.error,
+      updatedAt: e.at,
+    };
+  if (e.event === "job.progress") return truncated(d.progress) ? job : { ...job, progress: d.progress };
+  if (e.event === "job.log") {
+    if (!Array.isArray(d.lines)) return job;
+    const log = job.log ?? { lines: [], dropped: 0 };
+    const lines = [...log.lines, ...d.lines];
+    const over = Math.max(0, lines.length - MAX_LOG_LINES);
+    return { ...job, log: { lines: lines.slice(0, lines.length - over), dropped: log.dropped + over } };
+  }
+  return null;
+}
+
+/** Applies one job event to its row, returning the row's new value (or null when it is about no job here). */
+export function applyJobEvent(jobs: Map<string, FlatJob>, e: LiveEvent): FlatJob | null {
+  const row = e.jobId ? jobs.get(e.jobId) : undefined;
+  const next = row ? withJobEvent(row, e) : null;
+  if (next) jobs.set(e.jobId!, next);
   return next;
 }
 

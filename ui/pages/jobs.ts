@@ -6,6 +6,7 @@ import { usePaged, type Page } from "../lib/paging";
 import { JOB_STATUSES, ago, isFinished, when } from "../lib/format";
 import { href } from "../lib/route";
 import type { LiveEvent } from "../lib/live";
+import { withJobEvent } from "../lib/tree";
 import { Confirm, ErrorNote, Pager, StatusBadge } from "../components/common";
 import { FilterForm, type Filters } from "../components/filters";
 import { JobPanel, type JobLike } from "../components/job-panel";
@@ -14,14 +15,10 @@ type Job = JobLike & { scheduleId: string | null };
 const ALL = { all: true } as const;
 
 /** A single job's event (no flowId) applied to its view. */
-const applied = (job: Job, e: LiveEvent): Job => ({
-  ...job,
-  status: e.status ?? job.status,
-  attemptsMade: e.data?.attemptsMade ?? job.attemptsMade,
-  result: e.data && "result" in e.data && !e.data.result?.truncated ? e.data.result : job.result,
-  error: e.data && "error" in e.data && !e.data.error?.truncated ? e.data.error : job.error,
-  updatedAt: e.at,
-});
+const applied = (job: Job, e: LiveEvent): Job => withJobEvent(job, e) ?? job;
+
+/** The events that change a single job's view. */
+const isSingleJobEvent = (e: LiveEvent) => e.event.startsWith("job.") && !e.flowId && !!e.jobId;
 
 export function Jobs({ filters }: { filters: Filters }) {
   const key = JSON.stringify(filters);
@@ -31,7 +28,7 @@ export function Jobs({ filters }: { filters: Filters }) {
     {
       load: async () => {},
       onEvents: (events) => {
-        const mine = events.filter((e) => e.event === "job.updated" && !e.flowId && e.jobId);
+        const mine = events.filter(isSingleJobEvent);
         if (!mine.length || !paged.page) return;
         const known = new Set(paged.page.items.map((j) => j.id));
         if (mine.some((e) => !known.has(e.jobId!)) && paged.index === 0) return paged.reload();
@@ -87,7 +84,7 @@ export function JobPage({ id }: { id: string }) {
         }
       },
       onEvents: (events) => {
-        const mine = events.filter((e) => e.event === "job.updated" && !e.flowId && e.jobId === id);
+        const mine = events.filter((e) => isSingleJobEvent(e) && e.jobId === id);
         if (recording.current) recording.current.push(...mine);
         if (mine.length) setJob((j) => (j ? mine.reduce(applied, j) : j));
       },

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { href, parseRoute } from "../lib/route";
 import { duration, parseDataSearch } from "../lib/format";
-import { applyJobEvent, flatten, flowStatusOf, layoutTree, statusCounts, type JobNode } from "../lib/tree";
+import { applyJobEvent, flatten, flowStatusOf, layoutTree, MAX_LOG_LINES, statusCounts, withJobEvent, type JobNode } from "../lib/tree";
 
 const job = (id: string, children: JobNode[] = [], status = "waiting"): JobNode => ({
   id, jobId: `b-${id}`, name: "echo", queueName: "flows", status, data: {}, opts: {}, result: null, error: null,
@@ -77,5 +77,31 @@ describe("flow tree", () => {
     const ms = performance.now() - t0;
     console.log(`layout of ${jobs.size} jobs: ${ms.toFixed(0)} ms`);
     expect(ms).toBeLessThan(3000);
+  });
+});
+
+describe("a job's log and progress, live", () => {
+  const job = { status: "active", jobId: "j", attemptsMade: 0, result: null, error: null, updatedAt: "2026-01-01T00:00:00.000Z" } as Parameters<typeof withJobEvent>[0];
+  const at = "2026-01-01T00:00:01.000Z";
+  const ev = (event: string, data: unknown) => ({ seq: 1, event, jobId: "j", at, data }) as never;
+
+  test("job.log appends the new lines; past the cap they are counted as dropped, as the server does", () => {
+    const first = withJobEvent(job, ev("job.log", { id: "j", lines: [{ at, line: "one" }] }))!;
+    expect(first.log).toEqual({ lines: [{ at, line: "one" }], dropped: 0 });
+    const many = Array.from({ length: MAX_LOG_LINES }, (_, i) => ({ at, line: `l${i}` }));
+    const full = withJobEvent(first, ev("job.log", { id: "j", lines: many }))!;
+    expect(full.log!.lines).toHaveLength(MAX_LOG_LINES);
+    expect(full.log!.lines[0]!.line).toBe("one");
+    expect(full.log!.dropped).toBe(1);
+    // Lines cut short by the event log leave the view as it was (GET has them).
+    expect(withJobEvent(first, ev("job.log", { id: "j", lines: { truncated: true, bytes: 9000 } }))).toEqual(first);
+  });
+
+  test("job.progress replaces the progress; job.updated keeps log and progress", () => {
+    const p = withJobEvent(job, ev("job.progress", { id: "j", progress: 40 }))!;
+    expect(p.progress).toBe(40);
+    const done = withJobEvent(p, { seq: 2, event: "job.updated", jobId: "j", status: "completed", at, data: { result: 1 } } as never)!;
+    expect(done).toMatchObject({ status: "completed", result: 1, progress: 40 });
+    expect(withJobEvent(job, ev("flow.completed", {}))).toBeNull();
   });
 });
