@@ -1,7 +1,6 @@
 import {
   findJob,
   findJobByIdempotencyKey,
-  insertJob,
   insertJobs,
   markJobsUnqueued,
   listJobs,
@@ -103,16 +102,22 @@ export async function enqueueJobs(deps: Pick<ServiceDeps, "producer" | "log">, r
 }
 
 /**
- * Writes new rows in one insert and adds their jobs in one round trip, then says where each is:
- * queued in Redis, or `pending` for the enqueuer. The insert is all or nothing.
+ * Writes new rows (by default in one insert; `insert` may add to its transaction) and adds their
+ * jobs in one round trip, then says where each is: queued in Redis, or `pending` for the enqueuer.
+ * Only the write throws; it is all or nothing. Resolves to whether the add reached Redis.
  */
-async function storeAndEnqueue(deps: ServiceDeps, rows: JobRow[]): Promise<JobRow[]> {
+async function storeAndEnqueue(
+  deps: ServiceDeps,
+  rows: JobRow[],
+  insert: (rows: JobRow[]) => Promise<unknown> = (r) => insertJobs(deps.db, r),
+): Promise<boolean> {
   // Written where the add puts it (the recorder then has nothing to write for `waiting`); back to
   // `pending` if the add fails.
   for (const row of rows) row.status = initialStatus(row, false);
-  await insertJobs(deps.db, rows);
-  if (!(await enqueueJobs(deps, rows))) await markPending(deps, rows);
-  return rows;
+  await insert(rows);
+  if (await enqueueJobs(deps, rows)) return true;
+  await markPending(deps, rows);
+  return false;
 }
 
 /**
@@ -139,9 +144,10 @@ function groupCommitOf(deps: ServiceDeps): GroupCommit<JobRow, JobRow> {
 
 /** A shared insert that fails is tried again row by row, so one request's failure stays its own. */
 async function storeOneByOneOnError(deps: ServiceDeps, rows: JobRow[]): Promise<JobRow[]> {
-  if (rows.length === 1) return storeAndEnqueue(deps, rows);
+  if (rows.length === 1) return (await storeAndEnqueue(deps, rows), rows);
   try {
-    return await storeAndEnqueue(deps, rows);
+    await storeAndEnqueue(deps, rows);
+    return rows;
   } catch {
     const each = await Promise.allSettled(rows.map((row) => storeAndEnqueue(deps, [row])));
     const failed = each.find((r) => r.status === "rejected");
@@ -164,17 +170,15 @@ export async function createJob(deps: ServiceDeps, user: User, body: JobInput, i
   checkJob(body, "", deps.registry, singleJobQueue(deps.config, body.queue, ""));
   const row = newJobRow(user.userId, body, idempotencyKey ? { idempotencyKey, requestHash: hash } : {});
   if (!idempotencyKey) return { job: singleJobView(await groupCommitOf(deps).submit(row)), replayed: false };
-  row.status = initialStatus(row, false);
   try {
-    await insertJob(deps.db, row);
+    await storeAndEnqueue(deps, [row]);
   } catch (err) {
     const raced = isUniqueViolation(err) ? await replay() : undefined;
     if (raced) return raced;
     throw err;
   }
-  if (!(await enqueueJob(deps, row))) await markPending(deps, [row]);
   const view = singleJobView(row);
-  if (idempotencyKey) await rememberReply(deps, row.id, view);
+  await rememberReply(deps, row.id, view);
   return { job: view, replayed: false };
 }
 
@@ -207,25 +211,30 @@ export async function createJobs(deps: ServiceDeps, user: User, body: { jobs: Jo
     }
   });
   const rows = body.jobs.map((job, i) => newJobRow(user.userId, job, i === 0 && idempotencyKey ? { idempotencyKey, requestHash: hash } : {}));
-  if (!idempotencyKey) return { page: { items: (await storeAndEnqueue(deps, rows)).map(singleJobView) }, replayed: false };
-  for (const row of rows) row.status = initialStatus(row, false);
+  const page = () => ({ items: rows.map(singleJobView) });
+  if (!idempotencyKey) {
+    await storeAndEnqueue(deps, rows);
+    return { page: page(), replayed: false };
+  }
+  let queued: boolean;
   try {
-    await deps.db.transaction(async (tx) => {
-      await insertJobs(tx, rows);
-      await saveReply(tx, rows[0]!.id, { items: rows.map(singleJobView) });
-    });
+    queued = await storeAndEnqueue(deps, rows, (r) =>
+      deps.db.transaction(async (tx) => {
+        await insertJobs(tx, r);
+        await saveReply(tx, r[0]!.id, page());
+      }),
+    );
   } catch (err) {
     const raced = isUniqueViolation(err) ? await replay() : undefined;
     if (raced) return raced;
     throw err;
   }
-  if (!(await enqueueJobs(deps, rows))) {
-    await markPending(deps, rows);
-    await replaceReply(deps.db, rows[0]!.id, { items: rows.map(singleJobView) }).catch((err) =>
+  // The stored answer said where the add would put the jobs; it did not get them there.
+  if (!queued)
+    await replaceReply(deps.db, rows[0]!.id, page()).catch((err) =>
       deps.log.warn("could not store the final answer for Idempotency-Key repeats", { jobId: rows[0]!.id, err: String(err) }),
     );
-  }
-  return { page: { items: rows.map(singleJobView) }, replayed: false };
+  return { page: page(), replayed: false };
 }
 
 export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeconds = 0): Promise<SingleJobView> {

@@ -1,5 +1,5 @@
 import { t } from "elysia";
-import type { SingleJobView } from "../../services/jobs";
+import { MAX_BULK_JOBS, type SingleJobView } from "../../services/jobs";
 import { JobStatus } from "./common";
 import { JobData, jobOptsFields, jobViewFields } from "./flows";
 import { QueryInteger } from "./query";
@@ -23,7 +23,7 @@ export const SingleJobViewSchema = t.Unsafe<SingleJobView>(
 
 /** `POST /v1/jobs/bulk`: up to 1,000 jobs, all or nothing. */
 export const CreateJobsBulkBody = t.Object(
-  { jobs: t.Array(JobInputSchema, { minItems: 1, maxItems: 1000, description: "1 to 1,000 jobs, created together or not at all" }) },
+  { jobs: t.Array(JobInputSchema, { minItems: 1, maxItems: MAX_BULK_JOBS, description: `1 to ${MAX_BULK_JOBS.toLocaleString("en")} jobs, created together or not at all` }) },
   { additionalProperties: false, $id: "CreateJobsBulk" },
 );
 

@@ -1,13 +1,13 @@
 import { Elysia } from "elysia";
 import { Overloaded, type Admission, type Release } from "../admission";
+import { requestPath } from "../request-path";
 
 /** The routes that create: the only ones whose cost grows with what a client sends. */
 export const CREATE_ROUTES: readonly string[] = ["/v1/flows", "/v1/jobs", "/v1/jobs/bulk", "/v1/schedules"];
 
-const pathOf = (url: string) => {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  const end = url.indexOf("?", start);
-  const path = end < 0 ? url.slice(start) : url.slice(start, end);
+/** The route a create is for: `/v1/jobs/` counts as `/v1/jobs`. */
+const routeOf = (url: string) => {
+  const path = requestPath(url);
   return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
 };
 
@@ -23,7 +23,7 @@ export const admissionPlugin = (admission: Admission, routes: readonly string[] 
   const held = new WeakMap<Request, Release>();
   return new Elysia({ name: "admission" })
     .onRequest(({ request }) => {
-      if (request.method !== "POST" || !paths.has(pathOf(request.url))) return;
+      if (request.method !== "POST" || !paths.has(routeOf(request.url))) return;
       const length = request.headers.get("content-length");
       const entered = admission.enter(length === null ? undefined : Number(length));
       if (entered instanceof Overloaded) throw entered;

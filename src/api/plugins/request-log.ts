@@ -3,6 +3,7 @@ import type { Span } from "@opentelemetry/api";
 import { logContext, type Logger } from "../../log";
 import type { Metrics } from "../../metrics";
 import { endServerSpan, enterServerSpan } from "../../telemetry";
+import { requestPath } from "../request-path";
 
 /** A client's id is kept when it is short and plain: it lands in every log line and a response header. */
 const REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
@@ -37,7 +38,7 @@ export const requestLogPlugin = (deps: { log: Logger; metrics: Metrics }) => {
       set.headers["x-request-id"] = requestId;
       // For the rest of this request's async work: its log lines carry the id without being handed it.
       logContext.enterWith({ requestId });
-      const path = pathOf(request.url);
+      const path = requestPath(request.url);
       inFlight.set(request, { startedAt: performance.now(), requestId, path, span: enterServerSpan(request, path) });
     })
     .onAfterResponse({ as: "global" }, (ctx) => {
@@ -63,13 +64,6 @@ export const requestLogPlugin = (deps: { log: Logger; metrics: Metrics }) => {
       });
     });
 };
-
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const end = url.indexOf("?", start);
-  return end < 0 ? url.slice(start) : url.slice(start, end);
-}
 
 const STATUS_NAMES: Record<string, number> = { OK: 200, Created: 201, "No Content": 204 };
 
