@@ -1,20 +1,13 @@
+import { createRateLimiter } from "./rate-limit";
+
 /**
- * A token bucket for one socket's client messages: `perSecond` on average, bursts of twice that
- * (the same shape as the HTTP limit). `perSecond` 0 turns it off. Returns whether a message may pass.
+ * The HTTP limit's token bucket, for one socket's client messages: `perSecond` on average, bursts
+ * of twice that. `perSecond` 0 turns it off. Returns whether a message may pass.
  */
 export function messageBucket(perSecond: number, now: () => number = Date.now): () => boolean {
   if (perSecond <= 0) return () => true;
-  const capacity = perSecond * 2;
-  let tokens = capacity;
-  let at = now();
-  return () => {
-    const t = now();
-    tokens = Math.min(capacity, tokens + ((t - at) / 1000) * perSecond);
-    at = t;
-    if (tokens < 1) return false;
-    tokens -= 1;
-    return true;
-  };
+  const take = createRateLimiter(perSecond, now);
+  return () => take("socket") === 0;
 }
 
 /**
