@@ -1,46 +1,30 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createToken } from "../../src/services/tokens";
-import { createTestDatabase } from "../helpers/db";
-import { spawnFlowd, type FlowdProcess } from "../helpers/process";
-import { deletePrefix, uniquePrefix } from "../helpers/redis";
-import { REDIS_URL } from "../helpers/services";
 import { httpClient } from "../helpers/http";
-import { launchBrowser, type Browser } from "./browser";
-import { prepareBinary } from "../helpers/binary";
+import type { Browser } from "./browser";
+import { startBinaryStack, type BinaryStack } from "./binary-stack";
 
 /**
  * A 1,000-job flow's page in Chromium against the compiled binary: how long until its graph is
  * drawn, and whether the page stays responsive (no main-thread task over 200 ms, by the browser's
  * own long-task timing) while every job's events arrive. Prints the figures.
  */
-const dir = mkdtempSync(join(tmpdir(), "flowd-ui-big-"));
-const bin = join(dir, "flowd");
-const prefix = uniquePrefix("uibig");
-const port = 20000 + Math.floor(Math.random() * 20000);
-const base = `http://127.0.0.1:${port}`;
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-let proc: FlowdProcess;
+let stack: BinaryStack;
+let base: string;
+let db: BinaryStack["db"];
 let browser: Browser;
 let token: string;
 
 beforeAll(async () => {
-  prepareBinary(bin);
-  db = await createTestDatabase();
+  stack = await startBinaryStack("uibig");
+  ({ base, db, browser } = stack);
   token = (await createToken(db.database.db, "big")).token;
-  proc = spawnFlowd(["--role=all"], { DATABASE_URL: db.url, REDIS_URL, FLOWD_PREFIX: prefix, PORT: String(port), LOG_LEVEL: "info" }, { bin, cwd: dir });
-  await proc.waitForLine(/"flowd ready"/);
-  browser = await launchBrowser();
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await proc?.stop("SIGTERM");
-  await deletePrefix(prefix);
-  await db?.drop();
-  rmSync(dir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe("a 1,000-job flow's page", () => {

@@ -1,57 +1,46 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import axe from "axe-core";
 import type { Page } from "playwright-core";
 import { createToken } from "../../src/services/tokens";
-import { createTestDatabase } from "../helpers/db";
-import { spawnFlowd, type FlowdProcess } from "../helpers/process";
-import { deletePrefix, uniquePrefix } from "../helpers/redis";
-import { REDIS_URL } from "../helpers/services";
+import { spawnFlowd } from "../helpers/process";
 import { httpClient } from "../helpers/http";
 import { waitFor } from "../helpers/wait";
-import { launchBrowser, type Browser } from "./browser";
-import { prepareBinary } from "../helpers/binary";
+import type { Browser } from "./browser";
+import { startBinaryStack, type BinaryStack } from "./binary-stack";
 
 /**
  * The dashboard in Chromium against the compiled binary, copied alone into an empty folder (its
  * assets come from inside it). FLOWD_BIN points at a binary built beforehand; otherwise this file
  * builds one. Screenshots go to FLOWD_UI_SHOTS (default: a temporary folder, printed).
  */
-const dir = mkdtempSync(join(tmpdir(), "flowd-ui-"));
-const bin = join(dir, "flowd");
 const shots = process.env.FLOWD_UI_SHOTS ?? join(tmpdir(), "flowd-ui-shots");
 mkdirSync(shots, { recursive: true });
-const prefix = uniquePrefix("ui");
-const port = 20000 + Math.floor(Math.random() * 20000);
-const base = `http://127.0.0.1:${port}`;
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-let proc: FlowdProcess;
+let stack: BinaryStack;
+let dir: string;
+let bin: string;
+let port: number;
+let base: string;
+let db: BinaryStack["db"];
 let browser: Browser;
 let alice: string;
 let bob: string;
 let asAlice: ReturnType<typeof httpClient>;
 
 beforeAll(async () => {
-  prepareBinary(bin);
+  stack = await startBinaryStack("ui");
+  ({ dir, bin, port, base, db, browser } = stack);
   expect(readdirSync(dir)).toEqual(["flowd"]);
-  db = await createTestDatabase();
   alice = (await createToken(db.database.db, "alice")).token;
   bob = (await createToken(db.database.db, "bob")).token;
   asAlice = httpClient(base, alice);
-  proc = spawnFlowd(["--role=all"], { DATABASE_URL: db.url, REDIS_URL, FLOWD_PREFIX: prefix, PORT: String(port), LOG_LEVEL: "info" }, { bin, cwd: dir });
-  await proc.waitForLine(/"flowd ready"/);
-  browser = await launchBrowser();
   console.log(`screenshots in ${shots}`);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await proc?.stop("SIGTERM");
-  await deletePrefix(prefix);
-  await db?.drop();
-  rmSync(dir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 const created = async (path: string, body: unknown, token = alice) => {
@@ -228,7 +217,7 @@ describe("the dashboard", () => {
   test("after a drop the flow page reconnects and resumes with after: nothing missed, no reload", async () => {
     // A second API process of its own, restarted under the page while the worker goes on.
     const apiPort = port + 1;
-    const apiEnv = { DATABASE_URL: db.url, REDIS_URL, FLOWD_PREFIX: prefix, PORT: String(apiPort), LOG_LEVEL: "info" };
+    const apiEnv = { ...stack.env, PORT: String(apiPort) };
     let api = spawnFlowd(["--role=api"], apiEnv, { bin, cwd: dir });
     await api.waitForLine(/"flowd ready"/);
     try {
