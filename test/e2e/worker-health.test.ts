@@ -1,26 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster, type Cluster } from "../helpers/cluster";
-import { spawnFlowd, type FlowdProcess } from "../helpers/process";
 
 // A worker-only process answers health checks and serves its own metrics on WORKER_HEALTH_PORT.
 let cluster: Cluster;
-let worker: FlowdProcess;
 let base: string;
 beforeAll(async () => {
   cluster = await startCluster({ apis: 1, workers: 0, tag: "whealth" });
-  // A port of its own; another process may hold one by chance, so try a few.
-  for (let attempt = 0; attempt < 5 && !base; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const proc = spawnFlowd(["--role=worker"], { ...cluster.env, WORKER_HEALTH_PORT: String(port) });
-    try {
-      await proc.waitForLine(/"flowd ready"/);
-      worker = proc;
-      base = `http://127.0.0.1:${port}`;
-    } catch {
-      await proc.stop("SIGKILL");
-    }
-  }
-  cluster.workers.push(worker);
+  ({ base } = await cluster.startWorkerWithHealthPort());
 }, 60_000);
 afterAll(async () => {
   await cluster?.stop();

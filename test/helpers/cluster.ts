@@ -55,6 +55,24 @@ export async function startCluster(opts: { apis?: number; workers?: number; env?
       workers.push(proc);
       return proc;
     },
+    /**
+     * A worker process with a health port of its own, at its `base` URL. Another process may hold a
+     * port picked at random by chance, so a few are tried.
+     */
+    async startWorkerWithHealthPort(extraEnv: Record<string, string> = {}): Promise<{ proc: FlowdProcess; base: string }> {
+      for (let attempt = 0; ; attempt++) {
+        const port = 20_000 + Math.floor(Math.random() * 20_000);
+        const proc = spawnFlowd(["--role=worker"], { ...env, ...extraEnv, WORKER_HEALTH_PORT: String(port) });
+        try {
+          await proc.waitForLine(/"flowd ready"/);
+          workers.push(proc);
+          return { proc, base: `http://127.0.0.1:${port}` };
+        } catch (err) {
+          await proc.stop("SIGKILL");
+          if (attempt >= 4) throw err;
+        }
+      }
+    },
     async stop() {
       await Promise.all([...apis.map((a) => a.proc.stop("SIGTERM")), ...workers.map((w) => w.stop("SIGTERM"))]);
       await deletePrefix(prefix);

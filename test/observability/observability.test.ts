@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster, type ApiProcess, type Cluster } from "../helpers/cluster";
-import { spawnFlowd, type FlowdProcess } from "../helpers/process";
+import type { FlowdProcess } from "../helpers/process";
 import { waitFor } from "../helpers/wait";
 import { startOtlpReceiver } from "./otlp-receiver";
 import { promtool } from "./promtool";
@@ -36,19 +36,7 @@ const json = (lines: string[]) =>
 beforeAll(async () => {
   cluster = await startCluster({ apis: 1, workers: 0, tag: "obs", env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, FLOWD_WEBHOOK_RETRY_BASE_MS: "100" } });
   api = cluster.apis[0]!;
-  // A health port of its own; another process may hold one by chance, so try a few.
-  for (let attempt = 0; attempt < 5 && !workerBase; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const proc = spawnFlowd(["--role=worker"], { ...cluster.env, WORKER_HEALTH_PORT: String(port) });
-    try {
-      await proc.waitForLine(/"flowd ready"/);
-      worker = proc;
-      workerBase = `http://127.0.0.1:${port}`;
-    } catch {
-      await proc.stop("SIGKILL");
-    }
-  }
-  cluster.workers.push(worker);
+  ({ proc: worker, base: workerBase } = await cluster.startWorkerWithHealthPort());
 }, 60_000);
 afterAll(async () => {
   await cluster?.stop();
