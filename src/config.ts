@@ -10,6 +10,16 @@ const QueueList = "^[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64})*$";
 const Origin = "https?://(\\[[0-9a-f:.]+\\]|[a-z0-9.-]+)(:[1-9][0-9]{0,4})?";
 const OriginList = `^${Origin}(,${Origin})*$`;
 
+const Duration = "[0-9]{1,9}(ms|s|m|h)";
+const DurationList = `^${Duration}(,${Duration}){0,48}$`;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+/** `5s,5m,2h` → milliseconds, one entry per retry. */
+const parseDurations = (text: string): number[] =>
+  text.split(",").map((d) => {
+    const [, n, unit] = /^(\d+)(ms|s|m|h)$/.exec(d)!;
+    return Number(n) * UNIT_MS[unit as keyof typeof UNIT_MS];
+  });
+
 /** The environment, one key per variable: the schema is the documentation of what is accepted. */
 export const EnvSchema = Type.Object({
   DATABASE_URL: Type.String({ pattern: "^postgres(ql)?://", default: "postgres://postgres@127.0.0.1:5432/flowd" }),
@@ -44,9 +54,17 @@ export const EnvSchema = Type.Object({
   FLOWD_RATE_LIMIT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
   FLOWD_MAX_CREATES_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 100_000, default: 16 }),
   FLOWD_MAX_CREATE_BYTES_IN_FLIGHT: Type.Integer({ minimum: 1024, maximum: 4 * 1024 * 1024 * 1024, default: 8 * 1024 * 1024 }),
+  // The base of the single-use callback URLs `http` tasks are given (what services reach the API at).
+  FLOWD_PUBLIC_URL: Type.Optional(
+    Type.String({ pattern: "^https?://[^\\s/?#]+(/[^\\s?#]*[^\\s?#/])?$", hint: "must be an http(s) base URL without a trailing slash, such as https://flowd.example.com" }),
+  ),
+  FLOWD_CALLBACK_RATE_LIMIT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 100 }),
   FLOWD_WORKER_STUCK_MS: Type.Integer({ minimum: 500, maximum: 3_600_000, default: 30_000 }),
-  FLOWD_WEBHOOK_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 50, default: 8 }),
-  FLOWD_WEBHOOK_RETRY_BASE_MS: Type.Integer({ minimum: 10, maximum: 86_400_000, default: 680_000 }),
+  FLOWD_WEBHOOK_RETRY_SCHEDULE: Type.String({
+    pattern: DurationList,
+    default: "5s,5m,30m,2h,5h,10h,10h",
+    hint: "must be comma-separated delays such as 5s,5m,30m,2h (units ms, s, m, h; one per retry, up to 49)",
+  }),
   FLOWD_WEBHOOK_DISABLE_AFTER_MS: Type.Integer({ minimum: 100, maximum: 365 * 86_400_000, default: 3 * 86_400_000 }),
   FLOWD_SOCKET_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
   FLOWD_SOCKETS_PER_USER: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 64 }),
@@ -105,9 +123,15 @@ export interface Config {
   readonly eventStreamMaxLen: number;
   /** Past this, the oldest unrecorded event makes /readyz say `degraded` and creates are refused as overloaded. */
   readonly recorderMaxLagMs: number;
-  /** Attempts per webhook delivery, and the first retry's delay (doubling after; 8 from 680 s span about a day). */
-  readonly webhookAttempts: number;
-  readonly webhookRetryBaseMs: number;
+  /** Delay before each webhook retry (attempts are one more than its length); each gets ±10% jitter. */
+  readonly webhookRetryScheduleMs: readonly number[];
+  /**
+   * FLOWD_PUBLIC_URL: base of the callback URLs `http` tasks are given. Unset: the API's own
+   * listen address (`http://HOST:PORT`; for `--role=all` the port actually bound).
+   */
+  readonly publicUrl: string | undefined;
+  /** Callback requests per second per client address on each API process (bursts of twice that); 0: no limit. */
+  readonly callbackRateLimit: number;
   /** An endpoint whose every delivery failed for this long is disabled. */
   readonly webhookDisableAfterMs: number;
   /** Bytes queued for one slow socket before it is closed (it resumes with `after`). */
@@ -199,8 +223,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     reconcileIntervalMs: e.FLOWD_RECONCILE_INTERVAL_MS,
     eventStreamMaxLen: e.FLOWD_EVENT_STREAM_MAX_LEN,
     recorderMaxLagMs: e.FLOWD_RECORDER_MAX_LAG_MS,
-    webhookAttempts: e.FLOWD_WEBHOOK_ATTEMPTS,
-    webhookRetryBaseMs: e.FLOWD_WEBHOOK_RETRY_BASE_MS,
+    webhookRetryScheduleMs: Object.freeze(parseDurations(e.FLOWD_WEBHOOK_RETRY_SCHEDULE)),
+    publicUrl: e.FLOWD_PUBLIC_URL,
+    callbackRateLimit: e.FLOWD_CALLBACK_RATE_LIMIT,
     webhookDisableAfterMs: e.FLOWD_WEBHOOK_DISABLE_AFTER_MS,
     stalledIntervalMs: e.FLOWD_STALLED_INTERVAL_MS,
     workerStuckMs: e.FLOWD_WORKER_STUCK_MS,

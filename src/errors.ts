@@ -44,8 +44,8 @@ export class TooLarge extends AppError {
 /** Carries `Retry-After`, which the error plugin sends along. */
 export class RateLimited extends AppError {
   readonly headers: Record<string, string>;
-  constructor(retryAfterSeconds: number, perSecond: number) {
-    super(429, "rate_limited", `Too many requests for this user (the limit is ${perSecond} per second); retry after ${retryAfterSeconds} s.`, {
+  constructor(retryAfterSeconds: number, perSecond: number, who = "this user") {
+    super(429, "rate_limited", `Too many requests for ${who} (the limit is ${perSecond} per second); retry after ${retryAfterSeconds} s.`, {
       retryAfterSeconds,
     });
     this.headers = { "retry-after": String(retryAfterSeconds) };

@@ -70,12 +70,16 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
   const metrics = createMetrics();
   try {
     await guardSecrets(config, database, log, role);
+    // With --role=all the workers' callback URLs point at this process's API once it listens (PORT=0 included).
+    let apiUrl: string | undefined;
+    const publicUrl = () => config.publicUrl ?? apiUrl ?? `http://${config.host}:${config.port}`;
     if (role === "worker" || role === "all") {
-      const workers = await startWorkers({ config, database, log, metrics, modules });
+      const workers = await startWorkers({ config, database, log, metrics, modules, publicUrl });
       lifecycle.add("workers", workers.stop);
     }
     if (role === "api" || role === "all") {
       const api = await startApi({ config, database, log, metrics });
+      apiUrl = api.url;
       lifecycle.add("api", api.stop);
     }
     if (role === "api") {

@@ -30,3 +30,9 @@ export const isFinished = (status: string): status is FinishedStatus => finished
 
 /** `'a', 'b'`: a status list as SQL literals, for partial indexes and queries that must match them by text. */
 export const sqlLiterals = (statuses: readonly string[]): string => statuses.map((s) => `'${s}'`).join(", ");
+
+/**
+ * What BullMQ reports while an `http` task is parked (waiting for its callback): the delay that
+ * holds it, its wake-up and the re-run that applies the callback. The job row stays `active`.
+ */
+export const PARKED_BULLMQ_STATUSES = ["delayed", "waiting", "active"] as const satisfies readonly JobStatus[];

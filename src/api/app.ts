@@ -26,6 +26,7 @@ import { uiRoutes } from "./routes/ui";
 import { jobRoutes } from "./routes/jobs";
 import { scheduleRoutes } from "./routes/schedules";
 import { webhookRoutes } from "./routes/webhooks";
+import { callbackRoutes, signingSecretRoutes } from "./routes/http-tasks";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
 import { LONG_POLL_MAX_S } from "../services/waiters";
 
@@ -100,6 +101,8 @@ export function createApp(deps: ApiDeps) {
     .use(jobRoutes(deps))
     .use(scheduleRoutes(deps))
     .use(webhookRoutes(deps))
+    .use(signingSecretRoutes(deps))
+    .use(callbackRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(statsRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(registryRoutes(deps))
@@ -114,6 +117,7 @@ const DOC_TAGS = [
   { name: "jobs", description: "Single jobs" },
   { name: "schedules", description: "Cron or interval schedulers that create jobs" },
   { name: "webhooks", description: "Signed deliveries of events (Standard Webhooks)" },
+  { name: "http tasks", description: "Signed calls to your services, and the callbacks of tasks parked by a 202" },
   { name: "events", description: "The event log and the live socket" },
   { name: "stats", description: "Counts and throughput" },
   { name: "handlers", description: "The handler registry and live workers" },

@@ -8,6 +8,7 @@ import { createRedis } from "../redis";
 import { createWaiters } from "../services/waiters";
 import { createAuthenticator } from "../services/tokens";
 import { pruneEvents } from "../db/queries/event-log";
+import { pruneCallbacks } from "../db/queries/http-tasks";
 import { foldTallies } from "../db/queries/metrics";
 import { rateLimited } from "./rate-limit";
 import { createApp } from "./app";
@@ -64,6 +65,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
   log.info("listening", { url: `http://${config.host}:${app.server!.port}` });
 
   const prune = setInterval(() => {
+    pruneCallbacks(database.db, config.eventsRetentionHours).catch((err) => log.warn("callback pruning failed", { err: String(err) }));
     pruneEvents(database.db, config.eventsRetentionHours).catch((err) => log.warn("event pruning failed", { err: String(err) }));
     foldTallies(database.db).catch((err) => log.warn("folding the metric tallies failed", { err: String(err) }));
   }, 10 * 60_000);
@@ -71,6 +73,8 @@ export async function startApi(deps: { config: Config; database: Database; log: 
   return {
     app,
     hub,
+    /** Where this API listens, as a URL (the port bound when PORT=0). */
+    url: `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${app.server!.port}`,
     listener,
     async stop() {
       clearInterval(prune);

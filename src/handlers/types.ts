@@ -16,6 +16,13 @@ export interface HandlerContext<D> {
   log(line: string): void;
   /** Reports progress (a number or an object) through BullMQ, recorded like any transition. */
   progress(value: number | Record<string, unknown>): Promise<void>;
+  /** For the built-in `http` handler: the signed headers of this attempt's request (workers/http-task.ts). */
+  task?: TaskCall;
+}
+
+/** One `http` task attempt's request identity: signature, job headers and the callback URL. */
+export interface TaskCall {
+  headers(body: string): Record<string, string>;
 }
 
 export interface JobIdentity {

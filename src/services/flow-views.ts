@@ -19,6 +19,8 @@ export interface JobView {
   attemptsMade: number;
   createdAt: string;
   updatedAt: string;
+  /** An `http` task whose service answered 202: it waits for its callback until then. */
+  callbackUntil?: string;
 }
 export interface JobNodeView extends JobView {
   children: JobNodeView[];
@@ -53,9 +55,9 @@ function iso(d: Date): string {
 
 export function jobView(r: {
   id: string; jobId: string; name: string; queueName: string; status: string; data: unknown; opts: unknown;
-  result: unknown; error: unknown; attemptsMade: number; createdAt: Date; updatedAt: Date;
+  result: unknown; error: unknown; attemptsMade: number; createdAt: Date; updatedAt: Date; parkedUntil?: Date | null;
 }): JobView {
-  return {
+  const view: JobView = {
     id: r.id,
     jobId: r.jobId,
     name: r.name,
@@ -69,6 +71,8 @@ export function jobView(r: {
     createdAt: iso(r.createdAt),
     updatedAt: iso(r.updatedAt),
   };
+  if (r.parkedUntil && r.status === "active") view.callbackUntil = r.parkedUntil.toISOString();
+  return view;
 }
 
 export const flowSummary = (f: FlowRow): FlowSummary => ({

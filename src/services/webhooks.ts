@@ -1,4 +1,3 @@
-import { createHmac, randomBytes } from "node:crypto";
 import { UnrecoverableError, type Job } from "bullmq";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
@@ -28,6 +27,7 @@ import { createSecretBox, SEALED_PATTERN, SecretBoxError } from "../secret-box";
 import type { Producer } from "../queues";
 import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
+import { newSigningSecret, sign } from "./signing-secrets";
 
 /** The queue of deliveries: one job per event and endpoint. */
 export const WEBHOOKS_QUEUE = "webhooks";
@@ -70,7 +70,7 @@ export async function createWebhook(
     if (err instanceof SafeFetchError) throw new InvalidInput(err.message, [{ path: "/url", message: err.message }], "invalid_url");
     throw err;
   }
-  const secret = `whsec_${randomBytes(32).toString("base64")}`;
+  const secret = newSigningSecret();
   const row: WebhookRow = {
     id: newId(),
     userId: user.userId,
@@ -151,8 +151,8 @@ export async function dispatchWebhooks(deps: { db: Db; producer: Producer; confi
           data: { seq: d.seq, webhookId: d.webhook_id },
           opts: {
             jobId: `${d.seq}-${d.webhook_id}`,
-            attempts: deps.config.webhookAttempts,
-            backoff: { type: "exponential", delay: deps.config.webhookRetryBaseMs, jitter: 0.2 },
+            attempts: deps.config.webhookRetryScheduleMs.length + 1,
+            backoff: { type: WEBHOOK_BACKOFF },
             removeOnComplete: { age: 24 * 3600 },
             removeOnFail: { age: 7 * 24 * 3600 },
           },
@@ -163,15 +163,23 @@ export async function dispatchWebhooks(deps: { db: Db; producer: Producer; confi
   });
 }
 
+/** The backoff type of deliveries: the webhooks worker's strategy reads FLOWD_WEBHOOK_RETRY_SCHEDULE. */
+export const WEBHOOK_BACKOFF = "flowd-webhook-schedule";
+
+/**
+ * The delay before retry `attemptsMade` (1 after the first failure): the schedule's entry with ±10%
+ * jitter, so endpoints that failed together are not all retried in the same instant.
+ */
+export const webhookBackoff =
+  (scheduleMs: readonly number[], random: () => number = Math.random) =>
+  (attemptsMade: number): number => {
+    const base = scheduleMs[Math.min(attemptsMade, scheduleMs.length) - 1] ?? 0;
+    return Math.round(base * (0.9 + 0.2 * random()));
+  };
+
 /** The body every endpoint receives; `data` is what the event carries (the job view, the root's result, the errors). */
 const payload = (e: FlowdEvent) =>
   JSON.stringify({ type: e.type, seq: e.seq, at: e.at, data: { ...(e.flowId ? { flowId: e.flowId } : {}), ...(e.status ? { status: e.status } : {}), ...(e.data as object) } });
-
-/** Standard Webhooks signature: base64 HMAC-SHA256 of "id.timestamp.body" with the secret's bytes. */
-export function sign(secret: string, id: string, timestamp: number, body: string): string {
-  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
-  return `v1,${createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest("base64")}`;
-}
 
 /**
  * The endpoint's secret in clear. When it cannot be opened the operator's key, not the endpoint, is
@@ -192,7 +200,8 @@ async function openSecret(deps: { db: Db; config: Config }, webhook: WebhookRow,
 /**
  * One delivery attempt, recorded whatever happens. 2xx succeeds; 410 disables the endpoint; any
  * other answer (3xx included: redirects are never followed) or a network error is retried by BullMQ
- * with exponential backoff until the attempts run out.
+ * on FLOWD_WEBHOOK_RETRY_SCHEDULE (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h by default) until the
+ * attempts run out.
  */
 export async function deliver(deps: { db: Db; config: Config }, job: Job<{ seq: number; webhookId: string }>) {
   const webhook = await findWebhookById(deps.db, job.data.webhookId);

@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job, type Processor } from "bullmq";
+import { DelayedError, UnrecoverableError, type Job, type Processor } from "bullmq";
 import { logContext, type Logger } from "../log";
 import type { Metrics } from "../metrics";
 import { inJobSpan } from "../telemetry";
@@ -14,7 +14,9 @@ export function observeJobs(queue: string, processor: Processor, deps: { log: Lo
     const startedAt = Date.now();
     // From when the job could first run: added, plus its delay (BullMQ keeps both on the job).
     const readyAt = job.timestamp + (job.opts.delay ?? 0);
-    if (job.timestamp > 0) metrics.jobWaitTime.observe(labels, Math.max(0, startedAt - readyAt) / 1000);
+    // A parked http task woken to apply its callback re-runs the same attempt: it did not wait in the queue.
+    const rerun = job.attemptsStarted > job.attemptsMade + 1;
+    if (job.timestamp > 0 && !rerun) metrics.jobWaitTime.observe(labels, Math.max(0, startedAt - readyAt) / 1000);
     const started = performance.now();
     try {
       // Lines the handler causes carry the job's id, as a request's carry the request's.
@@ -24,6 +26,8 @@ export function observeJobs(queue: string, processor: Processor, deps: { log: Lo
       return result;
     } catch (err) {
       metrics.jobRunTime.observe(labels, (performance.now() - started) / 1000);
+      // Parked (an http task's service answered 202): the attempt goes on, holding no worker.
+      if (err instanceof DelayedError) throw err;
       metrics.jobAttemptsFailed.inc(labels);
       const attempt = job.attemptsMade + 1;
       const final = err instanceof UnrecoverableError || attempt >= (job.opts.attempts ?? 1);

@@ -6,6 +6,7 @@ import { PermanentFailure, type JobIdentity } from "../handlers/types";
 import { parseJobKey } from "../queues";
 import { readJob } from "../services/job-envelope";
 import { runUserCode } from "./user-code";
+import type { createHttpTasks } from "./http-task";
 import { MAX_LINE_CHARS, type JobLogSink } from "./job-log-sink";
 
 /** BullMQ's job log is for people reading bull-board: a runaway logger must not fill Redis. */
@@ -15,9 +16,14 @@ const MAX_BULL_LOG_LINES = 1000;
  * Runs one job with its handler — a built-in from the catalog or one from a handler module — and
  * turns a cancel or a PermanentFailure into a failure without further attempts.
  */
-export function createProcessor(config: Pick<Config, "prefix" | "allowPrivateUrls">, modules: readonly LoadedHandler[] = [], logSink?: JobLogSink) {
+export function createProcessor(
+  config: Pick<Config, "prefix" | "allowPrivateUrls">,
+  modules: readonly LoadedHandler[] = [],
+  logSink?: JobLogSink,
+  httpTask?: ReturnType<typeof createHttpTasks>,
+) {
   const byName = new Map(modules.map((h) => [h.name, h]));
-  return async (job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> => {
+  return async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const module = byName.get(job.name);
     if (!isHandlerName(job.name) && !module) throw new UnrecoverableError(`no handler named '${job.name}' on this worker`);
     if (module && !module.queues.includes(job.queueName))
@@ -43,6 +49,7 @@ export function createProcessor(config: Pick<Config, "prefix" | "allowPrivateUrl
     };
     try {
       if (module) return await runUserCode(module, ctx, abort);
+      if (job.name === "http" && httpTask) return await httpTask(job, token, ctx, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]));
       return await handlers[job.name as keyof typeof handlers].run(ctx);
     } catch (err) {
       if (abort.aborted) throw new UnrecoverableError(`cancelled: ${(err as Error)?.message ?? String(err)}`);

@@ -7,6 +7,7 @@ import { createRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { runTick, SCHEDULES_QUEUE } from "../services/schedules";
 import { createProcessor } from "./processor";
+import { createHttpTasks } from "./http-task";
 import type { LoadedHandler } from "../handlers/loader";
 import { startRegistration } from "./registration";
 import { createJobLogSink } from "./job-log-sink";
@@ -16,7 +17,7 @@ import { startScheduleKeeper } from "./schedule-keeper";
 import { startHealthServer } from "./health-server";
 import { startReconciler } from "./reconciler";
 import { startWebhookDispatcher } from "./webhook-dispatcher";
-import { deliver, WEBHOOKS_QUEUE } from "../services/webhooks";
+import { deliver, webhookBackoff, WEBHOOKS_QUEUE } from "../services/webhooks";
 import { createMetrics, type Metric, type Metrics } from "../metrics";
 import { observeJobs } from "./job-observer";
 import type { RecorderStats } from "./status-recorder";
@@ -40,7 +41,15 @@ const recorderMetrics = (s: RecorderStats): Metric[] => [
  * enqueuer for accepted-but-not-queued work, the schedule keeper, and a subscription that aborts
  * jobs cancelled through the API.
  */
-export async function startWorkers(deps: { config: Config; database: Database; log: Logger; metrics?: Metrics; modules?: readonly LoadedHandler[] }) {
+export async function startWorkers(deps: {
+  config: Config;
+  database: Database;
+  log: Logger;
+  metrics?: Metrics;
+  modules?: readonly LoadedHandler[];
+  /** The API's base as services reach it, for `http` tasks' callback URLs (see Config.publicUrl). */
+  publicUrl?: () => string;
+}) {
   const { config, database } = deps;
   const log = deps.log.child({ role: "worker" });
 
@@ -50,7 +59,8 @@ export async function startWorkers(deps: { config: Config; database: Database; l
   const metrics = deps.metrics ?? createMetrics();
 
   const logSink = createJobLogSink(database.db, log);
-  const runJob = createProcessor(config, deps.modules, logSink);
+  const publicUrl = deps.publicUrl ?? (() => config.publicUrl ?? `http://${config.host}:${config.port}`);
+  const runJob = createProcessor(config, deps.modules, logSink, createHttpTasks({ db: database.db, config, publicUrl }));
   const runSchedule: Processor = (tick) => runTick(services, tick);
   const runDelivery: Processor = (delivery) => deliver({ db: database.db, config }, delivery);
   const queues: [string, Processor][] = [
@@ -69,6 +79,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
         // A killed worker's jobs run again within about lock + interval (30 s by default).
         lockDuration: config.lockDurationMs,
         stalledInterval: config.stalledIntervalMs,
+        ...(name === WEBHOOKS_QUEUE ? { settings: { backoffStrategy: webhookBackoff(config.webhookRetryScheduleMs) } } : {}),
       },
       () => createRedis(config.redisUrl, "blocking", `flowd-worker-${name}`, log),
       log,

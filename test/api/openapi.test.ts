@@ -19,7 +19,9 @@ let doc: Json;
 const dir = mkdtempSync(join(tmpdir(), "flowd-openapi-"));
 const docFile = join(dir, "openapi.json");
 const bin = (name: string) => join(REPO, "node_modules/.bin", name);
-const PUBLIC = ["/healthz", "/readyz", "/metrics"];
+const PROBES = ["/healthz", "/readyz", "/metrics"];
+/** Routes that need no token: the probes, and http tasks' callbacks (their path is the credential). */
+const isPublic = (path: string) => PROBES.includes(path) || path.startsWith("/callbacks/");
 
 const run = (cmd: string[]) => {
   const p = Bun.spawnSync(cmd, { cwd: REPO, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
@@ -89,7 +91,7 @@ export const job: paths["/v1/jobs"]["post"]["requestBody"]["content"]["applicati
       const statuses = Object.keys(op.responses);
       if (path === "/v1/ws") expect(statuses).toContain("101");
       else expect(statuses.some((s) => s.startsWith("2"))).toBe(true);
-      if (PUBLIC.includes(path) || path === "/v1/ws") continue;
+      if (isPublic(path) || path === "/v1/ws") continue;
       expect([method, path, statuses]).toEqual([method, path, expect.arrayContaining(["400", "401", "429", "503"])]);
     }
   });
@@ -110,7 +112,7 @@ export const job: paths["/v1/jobs"]["post"]["requestBody"]["content"]["applicati
     expect(new Set(ids).size).toBe(ids.length);
     expect(doc.security).toEqual([{ bearer: [] }]);
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
-    for (const { path, op } of operations()) expect([path, op.security]).toEqual([path, PUBLIC.includes(path) ? [] : undefined]);
+    for (const { path, op } of operations()) expect([path, op.security]).toEqual([path, isPublic(path) ? [] : undefined]);
     expect(doc.servers.length).toBeGreaterThan(0);
   });
 

@@ -40,7 +40,7 @@ beforeAll(async () => {
   stack = await startStack({
     workers: 0,
     tag: "hooksecret",
-    env: { FLOWD_SECRET_KEY: KEY, FLOWD_WEBHOOK_RETRY_BASE_MS: "300", FLOWD_WEBHOOK_ATTEMPTS: "8" },
+    env: { FLOWD_SECRET_KEY: KEY, FLOWD_WEBHOOK_RETRY_SCHEDULE: "300ms,600ms,1200ms,2400ms,4800ms,9600ms,19200ms" },
   });
 }, 60_000);
 afterAll(async () => {

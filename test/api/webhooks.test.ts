@@ -46,7 +46,7 @@ beforeAll(async () => {
     apis: 1,
     workers: 1,
     tag: "hooks",
-    env: { FLOWD_WEBHOOK_RETRY_BASE_MS: "100", FLOWD_WEBHOOK_ATTEMPTS: "3", FLOWD_WEBHOOK_DISABLE_AFTER_MS: "5000" },
+    env: { FLOWD_WEBHOOK_RETRY_SCHEDULE: "100ms,200ms", FLOWD_WEBHOOK_DISABLE_AFTER_MS: "5000" },
   });
   strict = await startStack({ workers: 0, tag: "hooksstrict", env: { FLOWD_ALLOW_PRIVATE_URLS: "false" } });
 }, 60_000);

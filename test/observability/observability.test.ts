@@ -34,7 +34,7 @@ const json = (lines: string[]) =>
   });
 
 beforeAll(async () => {
-  cluster = await startCluster({ apis: 1, workers: 0, tag: "obs", env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, FLOWD_WEBHOOK_RETRY_BASE_MS: "100" } });
+  cluster = await startCluster({ apis: 1, workers: 0, tag: "obs", env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, FLOWD_WEBHOOK_RETRY_SCHEDULE: "100ms,200ms,400ms,800ms,1600ms,3200ms,6400ms" } });
   api = cluster.apis[0]!;
   ({ proc: worker, base: workerBase } = await cluster.startWorkerWithHealthPort());
 }, 60_000);

@@ -29,9 +29,11 @@ export const ERROR_CODES = [
   "job_finished",
   "job_running",
   "nothing_to_retry",
+  "callback_expired",
   "idempotency_key_reused",
   // 410, 413, 429, 431
   "events_expired",
+  "callback_used",
   "payload_too_large",
   "rate_limited",
   "headers_too_large",
@@ -59,9 +61,9 @@ export const ERROR_MEANINGS = {
   401: "No or bad API token",
   404: "No such resource for this user",
   409: "The resource's state does not allow this",
-  410: "The events after this seq were removed by retention (events_expired)",
+  410: "Gone: the events after this seq were removed by retention (events_expired), or the callback was used already (callback_used)",
   413: "The body is too large",
-  429: "Too many requests for this user; Retry-After says when to try again",
+  429: "Too many requests (per user, or per address for callbacks); Retry-After says when to try again",
   503: "Postgres or Redis unavailable, or the API overloaded; Retry-After when it says so",
 } as const;
 type ErrorStatus = keyof typeof ERROR_MEANINGS;
@@ -74,4 +76,9 @@ type ErrorStatus = keyof typeof ERROR_MEANINGS;
 export function errorResponses<const S extends ErrorStatus>(...extra: S[]) {
   const statuses: ErrorStatus[] = [400, 401, 429, 503, ...extra];
   return Object.fromEntries(statuses.map((s) => [s, ErrorSchema])) as Record<400 | 401 | 429 | 503 | S, typeof ErrorSchema>;
+}
+
+/** The error responses of a route that needs no token (callbacks): exactly the statuses given. */
+export function publicErrorResponses<const S extends ErrorStatus>(...statuses: S[]) {
+  return Object.fromEntries(statuses.map((s) => [s, ErrorSchema])) as Record<S, typeof ErrorSchema>;
 }

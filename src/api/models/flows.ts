@@ -70,6 +70,9 @@ export const jobViewFields = {
   attemptsMade: JsonInteger(),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
+  callbackUntil: t.Optional(
+    t.String({ format: "date-time", description: "an `http` task whose service answered 202: it waits (holding no worker) for its callback until then; absent otherwise" }),
+  ),
   progress: t.Optional(t.Unknown({ description: "the last value the handler passed to ctx.progress (BullMQ updateProgress); absent until one" })),
   log: t.Optional(
     t.Object(

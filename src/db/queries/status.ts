@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
-import { BULLMQ_FINISHED_STATUSES, FINISHED_STATUSES, sqlLiterals, WAITING_STATUSES } from "../../statuses";
+import { BULLMQ_FINISHED_STATUSES, FINISHED_STATUSES, PARKED_BULLMQ_STATUSES, sqlLiterals, WAITING_STATUSES } from "../../statuses";
 
 /** One job's new status as the recorder writes it, from BullMQ's events or from Redis's job state. */
 export interface StatusChange {
@@ -37,14 +37,19 @@ const guardedUpdate = (table: TrackedTable) => `
                    then v.error || jsonb_build_object('attemptsMade', j.attempts_base + coalesce(v.attempts, 0))
                    when v.status = 'completed' then null else j.error end,
       -- A failure reports BullMQ's exact count for this run; otherwise every start is an attempt.
-      attempts_made = coalesce(j.attempts_base + v.attempts, j.attempts_made + v.starts),
+      -- A parked attempt's count was written when it parked; its wake-ups are not new attempts.
+      attempts_made = coalesce(j.attempts_base + v.attempts, j.attempts_made + case when j.parked_until is null then v.starts else 0 end),
       event_pos = v.pos,
+      parked_until = case when v.status in (${sqlLiterals(FINISHED_STATUSES)}) then null else j.parked_until end,
       updated_at = now()
     from v
     where v.tbl = '${table}' and j.job_id = v.job_id and v.pos > j.event_pos and j.status <> 'cancelled'
       and not (v.status = 'cancelled' and j.status in (${sqlLiterals(BULLMQ_FINISHED_STATUSES)}))
       -- What the row already says (written by the API with the add) is not written again.
       and not (v.status = j.status and v.starts = 0 and v.status in (${sqlLiterals(WAITING_STATUSES)}))
+      -- A parked http task (its service answered 202) stays active: BullMQ's delay, its wake-up and
+      -- the re-run that applies the callback are how flowd waits, not new states of the job.
+      and not (j.parked_until is not null and v.status in (${sqlLiterals(PARKED_BULLMQ_STATUSES)}))
     returning 1`;
 
 /**

@@ -27,6 +27,11 @@ export const jobColumns = () => ({
    * before it is stale or a duplicate and is ignored, so at-least-once delivery never moves a job back.
    */
   eventPos: bigint("event_pos", { mode: "number" }).notNull().default(0),
+  /**
+   * Set while an `http` task waits for its callback (its service answered 202): the job stays
+   * `active` although BullMQ holds it as delayed, so the recorder leaves the row alone until it ends.
+   */
+  parkedUntil: timestamp("parked_until", { withTimezone: true }),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
@@ -52,6 +57,7 @@ export const freshJobState = (now: Date, status = "pending") => ({
   attemptsMade: 0,
   attemptsBase: 0,
   eventPos: 0,
+  parkedUntil: null,
   createdAt: now,
   updatedAt: now,
 });

@@ -6,3 +6,4 @@ export * from "./webhooks";
 export * from "./tallies";
 export * from "./replies";
 export * from "./registry";
+export * from "./http-tasks";

@@ -1,0 +1,63 @@
+import { Elysia } from "elysia";
+import type { Config } from "../../config";
+import type { Db } from "../../db/client";
+import { RateLimited } from "../../errors";
+import type { Producer } from "../../queues";
+import { rotateUserSigningSecret, showSigningSecret } from "../../services/signing-secrets";
+import { applyCallback, type CallbackInput } from "../../services/task-callbacks";
+import type { Authenticate } from "../../services/tokens";
+import { authPlugin } from "../plugins/auth";
+import { errorResponses, publicErrorResponses } from "../models/errors";
+import { CallbackAnswerSchema, CallbackParams, CompleteCallbackBody, FailCallbackBody, SigningSecretSchema } from "../models/http-tasks";
+import { createRateLimiter } from "../rate-limit";
+
+type Deps = { config: Config; db: Db; producer: Producer; authenticate: Authenticate };
+
+/** The signing secret of `http` task requests: shown, and rotated with a 24 h overlap. */
+export const signingSecretRoutes = (deps: Deps) =>
+  new Elysia({ prefix: "/v1/signing-secret", detail: { tags: ["http tasks"] } })
+    .use(authPlugin(deps.authenticate))
+    .get("", async ({ user }) => await showSigningSecret(deps, user.userId), {
+      response: { 200: SigningSecretSchema, ...errorResponses() },
+      detail: { operationId: "getSigningSecret", summary: "The secret that signs your http tasks' requests (created on first use)" },
+    })
+    .post("/rotate", async ({ user }) => await rotateUserSigningSecret(deps, user.userId), {
+      response: { 200: SigningSecretSchema, ...errorResponses() },
+      detail: { operationId: "rotateSigningSecret", summary: "Replace the signing secret; the previous one signs alongside for 24 h" },
+    });
+
+const CALLBACK_ERRORS = publicErrorResponses(400, 404, 409, 410, 413, 429, 503);
+
+/**
+ * The single-use callbacks of parked `http` tasks. No token: the path is the credential (random,
+ * stored hashed, bound to one job attempt). Limited per client address instead, so a flood of
+ * guesses is slowed wherever it lands.
+ */
+export function callbackRoutes(deps: Deps) {
+  const take = deps.config.callbackRateLimit > 0 ? createRateLimiter(deps.config.callbackRateLimit) : null;
+  const limit = (address: string | undefined) => {
+    const wait = take?.(address ?? "unknown") ?? 0;
+    if (wait > 0) throw new RateLimited(wait, deps.config.callbackRateLimit, "this address");
+  };
+  const handle = (token: string, input: CallbackInput) => applyCallback(deps, token, input);
+  const detail = (operationId: string, summary: string) => ({ operationId, summary, security: [] });
+  return new Elysia({ prefix: "/callbacks/:token", detail: { tags: ["http tasks"] } })
+    .onBeforeHandle(({ request, server }) => limit(server?.requestIP(request)?.address))
+    .post("/complete", ({ params, body }) => handle(params.token, { kind: "complete", result: body.result ?? null }), {
+      params: CallbackParams,
+      body: CompleteCallbackBody,
+      response: { 200: CallbackAnswerSchema, ...CALLBACK_ERRORS },
+      detail: detail("completeTask", "Complete a parked http task with its result (once; the parent gets it like any child's)"),
+    })
+    .post("/fail", ({ params, body }) => handle(params.token, { kind: "fail", message: body.message, permanent: body.permanent ?? false }), {
+      params: CallbackParams,
+      body: FailCallbackBody,
+      response: { 200: CallbackAnswerSchema, ...CALLBACK_ERRORS },
+      detail: detail("failTask", "Fail a parked http task's attempt (retried per its opts unless permanent)"),
+    })
+    .post("/heartbeat", ({ params }) => handle(params.token, { kind: "heartbeat" }), {
+      params: CallbackParams,
+      response: { 200: CallbackAnswerSchema, ...CALLBACK_ERRORS },
+      detail: detail("heartbeatTask", "Keep a parked http task alive: pushes its heartbeat deadline out by heartbeatTimeoutMs"),
+    });
+}

@@ -1,0 +1,258 @@
+import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
+import type { Db, DbOrTx } from "../client";
+import { signingSecrets, taskCallbacks, type CallbackOutcome } from "../schema";
+import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
+
+export type SigningSecretRow = typeof signingSecrets.$inferSelect;
+export type TrackedJobTable = "flow_jobs" | "jobs";
+
+export async function findSigningSecret(db: DbOrTx, userId: string): Promise<SigningSecretRow | undefined> {
+  const [row] = await db.select().from(signingSecrets).where(eq(signingSecrets.userId, userId));
+  return row;
+}
+
+/** Stores a first secret unless one exists (two first uses at once keep whichever came first). */
+export async function insertSigningSecret(db: DbOrTx, userId: string, sealed: string): Promise<void> {
+  await db.insert(signingSecrets).values({ userId, secret: sealed }).onConflictDoNothing();
+}
+
+/** The new secret signs from now on; the one it replaces signs alongside until `previousUntil`. */
+export async function rotateSigningSecret(db: DbOrTx, userId: string, sealed: string, previousUntil: Date): Promise<SigningSecretRow | undefined> {
+  const [row] = await db
+    .update(signingSecrets)
+    .set({ previousSecret: sql`${signingSecrets.secret}`, previousUntil, secret: sealed, rotatedAt: sql`now()` })
+    .where(eq(signingSecrets.userId, userId))
+    .returning();
+  return row;
+}
+
+/**
+ * Writes the callback offered with one attempt, found by the job's BullMQ id in either table, and
+ * reads its owner's signing secrets in the same round trip. No row: the job is gone (deleted).
+ */
+export async function offerCallback(
+  db: Db,
+  a: { tokenHash: string; jobId: string; attempt: number; deadline: Date },
+): Promise<{ table: TrackedJobTable; userId: string; secret: string | null; previousSecret: string | null; previousUntil: Date | null } | undefined> {
+  const [row] = await db.$client.unsafe<
+    { tbl: TrackedJobTable; user_id: string; secret: string | null; previous_secret: string | null; previous_until: Date | null }[]
+  >(
+    `with j as (
+       select 'flow_jobs' as tbl, user_id, queue_name from flow_jobs where job_id = $2
+       union all select 'jobs', user_id, queue_name from jobs where job_id = $2
+       limit 1
+     ),
+     ins as (
+       insert into task_callbacks (token_hash, user_id, table_name, job_id, queue_name, attempt, deadline)
+       select $1, user_id, tbl, $2, queue_name, $3, $4::timestamptz from j
+       returning user_id, table_name
+     )
+     select ins.table_name as tbl, ins.user_id, s.secret, s.previous_secret, s.previous_until
+       from ins left join signing_secrets s on s.user_id = ins.user_id`,
+    [a.tokenHash, a.jobId, a.attempt, a.deadline.toISOString()],
+    { prepare: true },
+  );
+  return row && { table: row.tbl, userId: row.user_id, secret: row.secret, previousSecret: row.previous_secret, previousUntil: row.previous_until === null ? null : new Date(row.previous_until) };
+}
+
+/** The service answered something other than 202: its callback URL means nothing any more. */
+export async function withdrawOffer(db: DbOrTx, tokenHash: string): Promise<void> {
+  await db.delete(taskCallbacks).where(and(eq(taskCallbacks.tokenHash, tokenHash), isNull(taskCallbacks.parkedAt)));
+}
+
+/**
+ * The service answered 202: the offer becomes a wait until `deadline`, and — unless the callback
+ * already came (a fast service calls back before flowd reads its answer) — the job row is marked
+ * parked, in the same statement: `active`, with this attempt counted, whatever BullMQ's events have
+ * reached Postgres so far, since the recorder leaves a parked row alone through the delay.
+ * Returns the callback's outcome if it came already; undefined when the offer is gone.
+ */
+export async function parkOffer(
+  db: Db,
+  a: { tokenHash: string; table: TrackedJobTable; jobId: string; attempt: number; deadline: Date; heartbeatTimeoutMs: number | null },
+): Promise<{ outcome: CallbackOutcome | null } | undefined> {
+  const [row] = await db.$client.unsafe<{ outcome: CallbackOutcome | null }[]>(
+    `with cb as (
+       update task_callbacks set parked_at = now(), deadline = $3::timestamptz,
+         heartbeat_timeout_ms = $4::int,
+         heartbeat_deadline = case when $4::int is null then null else now() + make_interval(secs => $4::int / 1000.0) end
+       where token_hash = $1 and resolution is null
+       returning outcome
+     ),
+     parked as (
+       update ${a.table} set parked_until = $3::timestamptz, status = 'active', attempts_made = attempts_base + $5::int + 1, updated_at = now()
+       where job_id = $2 and status not in (${sqlLiterals(FINISHED_STATUSES)})
+         and exists (select 1 from cb where outcome is null)
+       returning 1
+     )
+     select outcome, (select count(*) from parked) as parked from cb`,
+    [a.tokenHash, a.jobId, a.deadline.toISOString(), a.heartbeatTimeoutMs, a.attempt],
+    { prepare: true },
+  );
+  return row && { outcome: row.outcome };
+}
+
+export type ParkedCallback = Pick<typeof taskCallbacks.$inferSelect, "tokenHash" | "tableName" | "outcome" | "deadline" | "heartbeatDeadline">;
+
+/** The wait of one job attempt that has not ended, if the attempt is parked. */
+export async function findParked(db: DbOrTx, jobId: string, attempt: number): Promise<ParkedCallback | undefined> {
+  const [row] = await db
+    .select({
+      tokenHash: taskCallbacks.tokenHash,
+      tableName: taskCallbacks.tableName,
+      outcome: taskCallbacks.outcome,
+      deadline: taskCallbacks.deadline,
+      heartbeatDeadline: taskCallbacks.heartbeatDeadline,
+    })
+    .from(taskCallbacks)
+    .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNull(taskCallbacks.resolution)))
+    .limit(1);
+  return row;
+}
+
+/**
+ * Ends a wait: `timed_out` only while no callback has come (compare-and-set, so a callback that
+ * lands at the deadline wins), the callback's own kind otherwise. With `unpark`, the job row stops
+ * being parked now (the attempt fails and may be retried: its next states must be recorded); a
+ * completed one stays parked until the recorder writes `completed`. Returns false if it had ended.
+ */
+export async function endWait(
+  db: Db,
+  a: { tokenHash: string; table: TrackedJobTable; jobId: string; resolution: "completed" | "failed" | "timed_out"; unpark: boolean },
+): Promise<boolean> {
+  const [row] = await db.$client.unsafe<{ ended: number }[]>(
+    `with cb as (
+       update task_callbacks set resolution = $3, resolved_at = now()
+       where token_hash = $1 and resolution is null and ($3 <> 'timed_out' or outcome is null)
+       returning 1
+     ),
+     unparked as (
+       update ${a.table} set parked_until = null
+       where job_id = $2 and $4::boolean and exists (select 1 from cb)
+       returning 1
+     )
+     select (select count(*) from cb)::int as ended, (select count(*) from unparked) as unparked`,
+    [a.tokenHash, a.jobId, a.resolution, a.unpark],
+    { prepare: true },
+  );
+  return (row?.ended ?? 0) > 0;
+}
+
+/**
+ * A woken attempt takes its callback's outcome, if one came, ending the wait in the same statement
+ * (and un-parking the job row when the outcome is a failure, so its retry is recorded): the common
+ * wake-up costs one round trip. Undefined: no outcome yet.
+ */
+export async function claimOutcome(db: Db, jobId: string, attempt: number): Promise<CallbackOutcome | undefined> {
+  const unpark = (table: TrackedJobTable) =>
+    `${table}_unparked as (update ${table} set parked_until = null where job_id = $1 and exists (select 1 from cb where table_name = '${table}' and outcome->>'kind' = 'fail') returning 1)`;
+  const [row] = await db.$client.unsafe<{ outcome: CallbackOutcome }[]>(
+    `with cb as (
+       update task_callbacks set resolution = case when outcome->>'kind' = 'complete' then 'completed' else 'failed' end, resolved_at = now()
+       where job_id = $1 and attempt = $2 and resolution is null and outcome is not null
+       returning outcome, table_name
+     ), ${unpark("flow_jobs")}, ${unpark("jobs")}
+     select outcome, (select count(*) from flow_jobs_unparked) + (select count(*) from jobs_unparked) as unparked from cb`,
+    [jobId, attempt],
+    { prepare: true },
+  );
+  return row?.outcome;
+}
+
+export type CallbackTarget = {
+  tokenHash: string;
+  jobId: string;
+  queueName: string;
+  tableName: TrackedJobTable;
+  parkedAt: Date | null;
+  outcome: CallbackOutcome | null;
+  resolution: string | null;
+  deadline: Date;
+  heartbeatTimeoutMs: number | null;
+  heartbeatDeadline: Date | null;
+  /** The job row's status; null when the row no longer has this BullMQ id (deleted, or retried since). */
+  jobStatus: string | null;
+};
+
+/** A callback's row with its job's current status: what explains a refusal. */
+export async function findCallback(db: DbOrTx, tokenHash: string): Promise<CallbackTarget | undefined> {
+  const rows = await db.execute<{
+    token_hash: string; job_id: string; queue_name: string; table_name: TrackedJobTable; parked_at: string | null;
+    outcome: CallbackOutcome | null; resolution: string | null; deadline: string; heartbeat_timeout_ms: number | null;
+    heartbeat_deadline: string | null; job_status: string | null;
+  }>(sql`
+    select c.*, coalesce(
+      (select status from flow_jobs where job_id = c.job_id and c.table_name = 'flow_jobs'),
+      (select status from jobs where job_id = c.job_id and c.table_name = 'jobs')) as job_status
+    from task_callbacks c where c.token_hash = ${tokenHash}`);
+  const r = rows[0];
+  if (!r) return undefined;
+  const date = (v: string | null) => (v === null ? null : new Date(v));
+  return {
+    tokenHash: r.token_hash,
+    jobId: r.job_id,
+    queueName: r.queue_name,
+    tableName: r.table_name,
+    parkedAt: date(r.parked_at),
+    outcome: r.outcome,
+    resolution: r.resolution,
+    deadline: new Date(r.deadline),
+    heartbeatTimeoutMs: r.heartbeat_timeout_ms,
+    heartbeatDeadline: date(r.heartbeat_deadline),
+    jobStatus: r.job_status,
+  };
+}
+
+/** The callback still waits: unused, not timed out, and its job (under this BullMQ id) unfinished. */
+const STILL_WAITING = `c.token_hash = $1 and c.outcome is null and c.resolution is null
+  and exists (
+    select 1 from flow_jobs j where c.table_name = 'flow_jobs' and j.job_id = c.job_id and j.status not in (${sqlLiterals(FINISHED_STATUSES)})
+    union all
+    select 1 from jobs j where c.table_name = 'jobs' and j.job_id = c.job_id and j.status not in (${sqlLiterals(FINISHED_STATUSES)}))`;
+
+export type StoredCallback = { jobId: string; queueName: string; parked: boolean; heartbeatDeadline: Date | null };
+type StoredRow = { job_id: string; queue_name: string; parked: boolean; heartbeat_deadline: string | null };
+const stored = (r: StoredRow | undefined): StoredCallback | undefined =>
+  r && { jobId: r.job_id, queueName: r.queue_name, parked: r.parked, heartbeatDeadline: r.heartbeat_deadline === null ? null : new Date(r.heartbeat_deadline) };
+
+/**
+ * Stores a callback's outcome if it still waits, in one statement: the row lock makes two callbacks
+ * at once take turns, and the second finds `outcome` set. Undefined: refused (see findCallback why).
+ */
+export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
+  const [row] = await db.$client.unsafe<StoredRow[]>(
+    `update task_callbacks c set outcome = $2::jsonb where ${STILL_WAITING}
+     returning job_id, queue_name, parked_at is not null as parked, heartbeat_deadline`,
+    [tokenHash, JSON.stringify(outcome)],
+    { prepare: true },
+  );
+  return stored(row);
+}
+
+/** Pushes the heartbeat deadline out by the task's heartbeatTimeoutMs if it still waits. */
+export async function beat(db: Db, tokenHash: string): Promise<StoredCallback | undefined> {
+  const [row] = await db.$client.unsafe<StoredRow[]>(
+    `update task_callbacks c
+       set heartbeat_deadline = case when c.heartbeat_timeout_ms is null then null else now() + make_interval(secs => c.heartbeat_timeout_ms / 1000.0) end
+     where ${STILL_WAITING}
+     returning job_id, queue_name, parked_at is not null as parked, heartbeat_deadline`,
+    [tokenHash],
+    { prepare: true },
+  );
+  return stored(row);
+}
+
+/** Ended waits older than the event log keeps, and offers never parked (their calls long answered). */
+export async function pruneCallbacks(db: Db, retentionHours: number): Promise<void> {
+  const ended = sql`now() - make_interval(hours => ${retentionHours})`;
+  await db
+    .delete(taskCallbacks)
+    .where(
+      or(
+        lt(taskCallbacks.resolvedAt, ended),
+        and(isNull(taskCallbacks.parkedAt), lt(taskCallbacks.createdAt, sql`now() - interval '1 day'`)),
+        // A parked wait whose job is gone (cancelled, deleted) is never resolved by a worker.
+        and(isNull(taskCallbacks.resolution), lt(taskCallbacks.deadline, sql`now() - make_interval(hours => ${retentionHours})`)),
+      ),
+    );
+}

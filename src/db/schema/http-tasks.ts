@@ -1,0 +1,51 @@
+import { index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { users } from "./users";
+
+/**
+ * Each user's signing secret for `http` task requests (Standard Webhooks, `whsec_…`), sealed with
+ * FLOWD_SECRET_KEY like webhook secrets. After a rotation the previous secret signs alongside the
+ * new one until `previous_until`, so receivers can switch over without dropping a call.
+ */
+export const signingSecrets = pgTable("signing_secrets", {
+  userId: text("user_id")
+    .primaryKey()
+    .references(() => users.id, { onDelete: "cascade" }),
+  secret: text("secret").notNull(),
+  previousSecret: text("previous_secret"),
+  previousUntil: timestamp("previous_until", { withTimezone: true }),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  rotatedAt: timestamp("rotated_at", { withTimezone: true }),
+});
+
+/**
+ * The single-use callback offered with one `http` task attempt. Written before the request goes
+ * out (a fast service may call back before flowd has read its `202`), so the callback always finds
+ * its row; only a SHA-256 of the path's token is kept. `outcome` is what the callback said, kept
+ * durably before the parked job is woken to apply it; `resolution` says how the attempt's wait ended.
+ */
+export const taskCallbacks = pgTable(
+  "task_callbacks",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    userId: text("user_id").notNull(),
+    /** The tracked job's table and BullMQ id, and which attempt (BullMQ's attemptsMade) it is bound to. */
+    tableName: text("table_name").notNull(),
+    jobId: text("job_id").notNull(),
+    queueName: text("queue_name").notNull(),
+    attempt: integer("attempt").notNull(),
+    /** Set when the service answered 202: the job waits for the callback until then. */
+    parkedAt: timestamp("parked_at", { withTimezone: true }),
+    deadline: timestamp("deadline", { withTimezone: true }).notNull(),
+    heartbeatTimeoutMs: integer("heartbeat_timeout_ms"),
+    heartbeatDeadline: timestamp("heartbeat_deadline", { withTimezone: true }),
+    /** `{ kind: "complete", result }` or `{ kind: "fail", message, permanent }`, from the callback. */
+    outcome: jsonb("outcome").$type<CallbackOutcome>(),
+    /** `completed` | `failed` (by a callback) | `timed_out` | `answered` (not parked) — null while it waits. */
+    resolution: text("resolution"),
+    resolvedAt: timestamp("resolved_at", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("task_callbacks_job_idx").on(t.jobId, t.attempt), index("task_callbacks_created_idx").on(t.createdAt)],
+);
+
+export type CallbackOutcome = { kind: "complete"; result: unknown } | { kind: "fail"; message: string; permanent: boolean };
