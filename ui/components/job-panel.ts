@@ -18,6 +18,8 @@ export interface JobLike {
   updatedAt: string;
   progress?: unknown;
   log?: JobLog;
+  /** An http task its service answered 202: it waits for the callback until then. */
+  callbackUntil?: string;
 }
 
 /** A number from 0 to 100 is a bar; anything else the handler reported is shown as JSON. */
@@ -47,6 +49,7 @@ export function JobPanel({ job, onClose, heading = "h3" }: { job: JobLike; onClo
       <div><dt>BullMQ id</dt><dd><code>${job.jobId}</code></dd></div>
       <div><dt>Queue</dt><dd>${job.queueName}</dd></div>
       <div><dt>Attempts</dt><dd>${job.attemptsMade} of ${attempts}</dd></div>
+      ${job.callbackUntil && job.status === "active" && html`<div><dt>Parked</dt><dd>its service answered 202; waits for the callback until ${when(job.callbackUntil)}</dd></div>`}
       <div><dt>Created</dt><dd>${when(job.createdAt)}</dd></div>
       <div><dt>Last change</dt><dd>${when(job.updatedAt)} (${duration(new Date(job.updatedAt).getTime() - new Date(job.createdAt).getTime())} after creation)</dd></div>
     </dl>
