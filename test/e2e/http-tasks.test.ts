@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Webhook } from "standardwebhooks";
 import { startCluster } from "../helpers/cluster";
-import { startTaskReceiver, type ReceivedCall } from "../helpers/task-receiver";
+import { startTaskReceiver, type Answer, type ReceivedCall } from "../helpers/task-receiver";
 import { waitFor } from "../helpers/wait";
 
 /**
@@ -12,13 +12,15 @@ const KEY = Buffer.alloc(32, 7).toString("base64");
 let cluster: Awaited<ReturnType<typeof startCluster>>;
 let api: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["startApi"]>>;
 let receiver: ReturnType<typeof startTaskReceiver>;
-const answers = new Map<string, (n: number, call: ReceivedCall) => { status: number; body?: unknown; headers?: Record<string, string> }>();
+const answers = new Map<string, (n: number, call: ReceivedCall) => Answer>();
+// Short locks, so a killed worker's running job runs again within seconds.
+const WORKER_ENV = { WORKER_CONCURRENCY: "2", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" };
 
 beforeAll(async () => {
   receiver = startTaskReceiver((path, n, call) => answers.get(path)?.(n, call) ?? { status: 200, body: { ok: true } });
   cluster = await startCluster({ apis: 0, workers: 0, tag: "task", env: { FLOWD_SECRET_KEY: KEY } });
   api = await cluster.startApi();
-  await cluster.startWorker({ WORKER_CONCURRENCY: "2", FLOWD_PUBLIC_URL: api.url });
+  await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
 }, 120_000);
 
 afterAll(async () => {
@@ -275,4 +277,33 @@ describe("bad input", () => {
     expect(Number(limited[0]![1])).toBeGreaterThanOrEqual(1);
     expect(statuses.filter(([s]) => s === 404).length).toBeGreaterThan(0);
   }, 30_000);
+});
+
+describe("faults", () => {
+  test("a worker killed with kill -9 while tasks are parked: a new worker applies their callbacks, and nothing is called twice", async () => {
+    answers.set("/parked-kill", () => ({ status: 202 }));
+    const created = await Promise.all([1, 2, 3].map((i) => createTask("/parked-kill", { body: { i } })));
+    for (const c of created) await waitFor(async () => (await job(c.id)).callbackUntil, 20_000, "parked");
+    await cluster.workers[0]!.stop("SIGKILL");
+    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
+    for (const call of receiver.callsTo("/parked-kill"))
+      expect((await callback(call.headers["flowd-callback-url"]!, "complete", { result: JSON.parse(call.body).i })).status).toBe(200);
+    for (const [i, c] of created.entries()) expect((await settled(c.id)).result).toBe(i + 1);
+    expect(receiver.callsTo("/parked-kill").length).toBe(3);
+  }, 60_000);
+
+  test("a worker killed during the call: the attempt runs again with the same webhook-id and a new callback URL", async () => {
+    // The first call is answered only after the worker is gone; the second parks normally.
+    answers.set("/call-kill", (n) => (n === 1 ? { status: 202, delayMs: 3000 } : { status: 202 }));
+    const t = await createTask("/call-kill");
+    const first = await waitFor(() => receiver.callsTo("/call-kill")[0], 20_000, "the first call");
+    await cluster.workers[cluster.workers.length - 1]!.stop("SIGKILL");
+    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
+    const second = await waitFor(() => receiver.callsTo("/call-kill")[1], 30_000, "the call made again");
+    expect(second.headers["webhook-id"]).toBe(first.headers["webhook-id"]);
+    expect(second.headers["flowd-callback-url"]).not.toBe(first.headers["flowd-callback-url"]);
+    await waitFor(async () => (await job(t.id)).callbackUntil, 20_000, "parked after the second call");
+    expect((await callback(second.headers["flowd-callback-url"]!, "complete", { result: "second" })).status).toBe(200);
+    expect((await settled(t.id)).result).toBe("second");
+  }, 60_000);
 });

@@ -6,7 +6,8 @@ export interface ReceivedCall {
   body: string;
 }
 
-export type Answer = { status: number; body?: unknown; headers?: Record<string, string> };
+/** `delayMs`: hold the answer that long (a slow service, or one a test outlives). */
+export type Answer = { status: number; body?: unknown; headers?: Record<string, string>; delayMs?: number };
 
 /**
  * A local service for `http` tasks and webhooks: records every request (headers, raw body, arrival
@@ -25,6 +26,7 @@ export function startTaskReceiver(answer: (path: string, n: number, call: Receiv
       const n = (counts.get(path) ?? 0) + 1;
       counts.set(path, n);
       const a = answer(path, n, call);
+      if (a.delayMs) await Bun.sleep(a.delayMs);
       return new Response(a.body === undefined ? null : JSON.stringify(a.body), {
         status: a.status,
         headers: { ...(a.body === undefined ? {} : { "content-type": "application/json" }), ...a.headers },

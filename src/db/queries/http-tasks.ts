@@ -1,4 +1,4 @@
-import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
+import { and, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
 import { signingSecrets, taskCallbacks, type CallbackOutcome } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
@@ -94,7 +94,7 @@ export async function parkOffer(
 
 export type ParkedCallback = Pick<typeof taskCallbacks.$inferSelect, "tokenHash" | "tableName" | "outcome" | "deadline" | "heartbeatDeadline">;
 
-/** The wait of one job attempt that has not ended, if the attempt is parked. */
+/** The wait of one parked job attempt that has not ended. */
 export async function findParked(db: DbOrTx, jobId: string, attempt: number): Promise<ParkedCallback | undefined> {
   const [row] = await db
     .select({
@@ -105,7 +105,8 @@ export async function findParked(db: DbOrTx, jobId: string, attempt: number): Pr
       heartbeatDeadline: taskCallbacks.heartbeatDeadline,
     })
     .from(taskCallbacks)
-    .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNull(taskCallbacks.resolution)))
+    // Parked only: an offer whose worker died before reading the answer means the call is made again.
+    .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNull(taskCallbacks.resolution), isNotNull(taskCallbacks.parkedAt)))
     .limit(1);
   return row;
 }
