@@ -41,7 +41,13 @@ async function expectEachJobRanOnce(c: Cluster) {
 
 describe("flowd on a Redis Cluster with FLOWD_SHARDS=3", () => {
   test("flows complete, every master holds keys, and each of two worker processes records a shard", async () => {
-    const c = await startCluster({ apis: 1, workers: 0, tag: "rc", env: clusterEnv(3) });
+    // Three hash tags land on three masters only by chance (2 in 9): take a prefix whose shards do.
+    let prefix = "";
+    for (let i = 0; !prefix; i++) {
+      const owners = await Promise.all([0, 1, 2].map((n) => redis.ownerOf(`{rcp${i}-${n}}`)));
+      if (new Set(owners).size === 3) prefix = `rcp${i}`;
+    }
+    const c = await startCluster({ apis: 1, workers: 0, tag: "rc", env: { ...clusterEnv(3), FLOWD_PREFIX: prefix } });
     try {
       const w1 = await c.startWorkerWithHealthPort();
       const w2 = await c.startWorkerWithHealthPort();

@@ -132,6 +132,13 @@ export async function startRedisCluster(opts: { nodeTimeoutMs?: number } = {}) {
         100,
       );
     },
+    /** The port of the master serving `key`'s slot. */
+    async ownerOf(key: string): Promise<number> {
+      const live = [...procs.keys()][0]!;
+      const slot = Number(await ask(live, "CLUSTER", "KEYSLOT", key));
+      const ranges = (await ask(live, "CLUSTER", "SLOTS")) as [number, number, [string, number]][];
+      return ranges.find(([from, to]) => slot >= from && slot <= to)![2][1];
+    },
     /** Keys a node holds (DBSIZE). */
     keysOn: async (port: number) => Number(await ask(port, "DBSIZE")),
     /** Kills a node with SIGKILL: no goodbye to the cluster, as a crashed machine. */
