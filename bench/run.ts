@@ -6,6 +6,7 @@ import { benchJobs } from "./jobs";
 import { benchWebhooks } from "./webhooks";
 import { benchHandlers } from "./handlers";
 import { benchHttpTasks } from "./http-tasks";
+import { benchCluster } from "./cluster";
 
 const only = process.argv[2];
 if (!only || only === "flows") await benchFlows();
@@ -14,4 +15,5 @@ if (!only || only === "jobs") await benchJobs();
 if (!only || only === "webhooks") await benchWebhooks();
 if (!only || only === "handlers") await benchHandlers();
 if (!only || only === "http-tasks") await benchHttpTasks();
+if (!only || only === "cluster") await benchCluster();
 process.exit(0);

@@ -26,6 +26,8 @@ Roles:
 Environment (defaults):
   DATABASE_URL              postgres://postgres@127.0.0.1:5432/flowd (created if missing)
   REDIS_URL                 redis://127.0.0.1:6379
+  REDIS_CLUSTER_NODES       unset (comma-separated host:port of a Redis Cluster; REDIS_URL then gives credentials/TLS only)
+  FLOWD_SHARDS              1 (hash-tagged key prefixes new work is spread over)
   PORT, HOST                3000, 127.0.0.1
   FLOWD_PREFIX              flowd
   FLOWD_QUEUES              flows

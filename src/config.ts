@@ -24,6 +24,10 @@ const parseDurations = (text: string): number[] =>
 export const EnvSchema = Type.Object({
   DATABASE_URL: Type.String({ pattern: "^postgres(ql)?://", default: "postgres://postgres@127.0.0.1:5432/flowd" }),
   REDIS_URL: Type.String({ pattern: "^rediss?://", default: "redis://127.0.0.1:6379" }),
+  REDIS_CLUSTER_NODES: Type.Optional(
+    Type.String({ pattern: "^[^\\s,:]+:[0-9]{1,5}(,[^\\s,:]+:[0-9]{1,5})*$", hint: "must be comma-separated host:port pairs such as 10.0.0.1:6379,10.0.0.2:6379" }),
+  ),
+  FLOWD_SHARDS: Type.Integer({ minimum: 1, maximum: 256, default: 1 }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: "127.0.0.1" }),
   FLOWD_PREFIX: Type.String({ pattern: "^[A-Za-z0-9_{}.-]{1,64}$", default: "flowd" }),
@@ -87,6 +91,10 @@ export type LogLevel = Env["LOG_LEVEL"];
 export interface Config {
   readonly databaseUrl: string;
   readonly redisUrl: string;
+  /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster; empty: a single Redis at redisUrl (which otherwise only gives credentials and TLS). */
+  readonly redisClusterNodes: readonly { host: string; port: number }[];
+  /** FLOWD_SHARDS: hash-tagged prefixes new work is spread over (src/shards.ts). */
+  readonly shards: number;
   readonly port: number;
   readonly host: string;
   readonly prefix: string;
@@ -189,6 +197,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if (clash.length > 0)
       problems.set("FLOWD_EXTERNAL_QUEUES", `FLOWD_EXTERNAL_QUEUES may not name queues flowd consumes itself (${clash.join(", ")})`);
   }
+  // On a cluster every BullMQ key of a flow must share a slot: one shard needs a hash-tagged prefix.
+  if (e.REDIS_CLUSTER_NODES && e.FLOWD_SHARDS === 1 && !problems.has("FLOWD_PREFIX") && !/\{[^}]+\}/.test(e.FLOWD_PREFIX))
+    problems.set("FLOWD_PREFIX", `FLOWD_PREFIX=${JSON.stringify(e.FLOWD_PREFIX)} must hold a hash tag such as {flowd} on a Redis Cluster (REDIS_CLUSTER_NODES) with FLOWD_SHARDS=1`);
   // The pattern admits only 32-byte spellings; decoding again here keeps a bad key from ever meaning "no key".
   const secretKey = e.FLOWD_SECRET_KEY === undefined || problems.has("FLOWD_SECRET_KEY") ? undefined : parseSecretKey(e.FLOWD_SECRET_KEY);
   if (secretKey === null) problems.set("FLOWD_SECRET_KEY", "FLOWD_SECRET_KEY does not decode to 32 bytes");
@@ -196,6 +207,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisClusterNodes: Object.freeze(
+      (e.REDIS_CLUSTER_NODES?.split(",") ?? []).map((n) => {
+        const at = n.lastIndexOf(":");
+        return Object.freeze({ host: n.slice(0, at), port: Number(n.slice(at + 1)) });
+      }),
+    ),
+    shards: e.FLOWD_SHARDS,
     port: e.PORT,
     host: e.HOST,
     prefix: e.FLOWD_PREFIX,

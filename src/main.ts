@@ -12,6 +12,7 @@ import { startWorkers } from "./workers/start";
 import { startRecording } from "./workers/recording";
 import { loadHandlerModules } from "./handlers/loader";
 import { consumedQueues } from "./queues";
+import { configuredShards } from "./shards";
 import { sealPlaintextSecrets } from "./services/webhooks";
 import { createMetrics } from "./metrics";
 import { startTelemetry } from "./telemetry";
@@ -55,7 +56,7 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
   // User code first: a bad module stops the process before it has connected to anything.
   const modules = role === "api" ? [] : await loadHandlerModules(config.handlerPaths, consumedQueues(config));
   if (modules.length > 0) log.info("handler modules loaded", { handlers: modules.map((h) => h.name) });
-  const redisInfo = await checkRedis(config.redisUrl);
+  const redisInfo = await checkRedis(config);
   if (redisInfo.maxmemoryPolicy && redisInfo.maxmemoryPolicy !== "noeviction")
     log.warn("Redis maxmemory-policy is not noeviction: Redis may evict BullMQ keys under memory pressure and lose jobs", {
       maxmemoryPolicy: redisInfo.maxmemoryPolicy,
@@ -85,8 +86,10 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
     if (role === "api") {
       // On standby for the recorder lease: with only API processes and users' own BullMQ workers
       // running, statuses still reach Postgres.
-      const recording = startRecording({ config, database, log, standby: true });
-      lifecycle.add("recorder", recording.stop);
+      for (const shard of configuredShards(config.shards)) {
+        const recording = startRecording({ config, database, log, standby: true, shard });
+        lifecycle.add("recorder", recording.stop);
+      }
     }
   } catch (err) {
     await lifecycle.stopAll();

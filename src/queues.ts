@@ -1,10 +1,11 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { once } from "node:events";
 import { FlowProducer, Queue } from "bullmq";
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import type { Config } from "./config";
 import { withTimeout } from "./timeout";
-import { loggedByConnection } from "./redis";
+import { loggedByConnection, type RedisClient } from "./redis";
+import { configuredShards, pickShard, shardPrefix, type Shard } from "./shards";
 import { bullTelemetry } from "./telemetry";
 
 /** Kept in Redis this long after finishing; Postgres keeps the record for good. */
@@ -40,7 +41,7 @@ export function timeAdd<T>(adding: Promise<T>, ms: number, what: string): Promis
  * Makes the connection's MULTIs honour `addAfter`'s gate; others are sent as usual. Only a queued
  * MULTI (ioredis's default, BullMQ's choice) can wait: its commands stay in the client until exec.
  */
-function gateTransactions(redis: Redis) {
+function gateTransactions(redis: RedisClient) {
   const multi = redis.multi.bind(redis) as (...args: unknown[]) => ChainableCommander;
   redis.multi = ((...args: unknown[]) => {
     const transaction = multi(...args);
@@ -53,30 +54,20 @@ function gateTransactions(redis: Redis) {
   }) as typeof redis.multi;
 }
 
-/** Producer-side BullMQ objects over one shared connection: adding, removing and inspecting jobs. */
-export function createProducer(redis: Redis, config: Pick<Config, "prefix" | "eventStreamMaxLen">) {
-  gateTransactions(redis);
-  // With tracing on, BullMQ stores each add's trace context in the job's opts (telemetry.metadata),
-  // where the worker's job span picks it up; off, this is undefined and BullMQ traces nothing.
-  const telemetry = bullTelemetry();
-  const flowProducer = new FlowProducer({ connection: redis, prefix: config.prefix, telemetry });
+/** One shard's producer-side BullMQ objects: every key they touch is under its prefix, in one slot. */
+function createShardProducer(redis: RedisClient, config: Pick<Config, "eventStreamMaxLen">, prefix: string, telemetry: ReturnType<typeof bullTelemetry>) {
+  const flowProducer = new FlowProducer({ connection: redis, prefix, telemetry });
   flowProducer.on("error", loggedByConnection);
   const queues = new Map<string, Queue>();
-  let closed = false;
   return {
+    prefix,
     flowProducer,
-    /** True once closed: background work on Redis should stop rather than fail. */
-    get closed() {
-      return closed;
-    },
-    /** The shared connection, for the few reads BullMQ has no method for. */
-    redis,
     queue(name: string): Queue {
       let q = queues.get(name);
       if (!q) {
         q = new Queue(name, {
           connection: redis,
-          prefix: config.prefix,
+          prefix,
           // Stored in the queue's meta hash, where every BullMQ script that adds an event reads it.
           streams: { events: { maxLen: config.eventStreamMaxLen } },
           skipWaitingForReady: true,
@@ -87,18 +78,64 @@ export function createProducer(redis: Redis, config: Pick<Config, "prefix" | "ev
       }
       return q;
     },
+    close: () => Promise.allSettled([flowProducer.close(), ...[...queues.values()].map((q) => q.close())]),
+  };
+}
+export type ShardProducer = ReturnType<typeof createShardProducer>;
+
+/**
+ * Producer-side BullMQ objects over one shared connection: adding, removing and inspecting jobs, per
+ * shard (src/shards.ts). New work picks its shard with `pick`; work already stored names its own.
+ */
+export function createProducer(redis: RedisClient, config: Pick<Config, "prefix" | "eventStreamMaxLen" | "shards">) {
+  gateTransactions(redis);
+  // With tracing on, BullMQ stores each add's trace context in the job's opts (telemetry.metadata),
+  // where the worker's job span picks it up; off, this is undefined and BullMQ traces nothing.
+  const telemetry = bullTelemetry();
+  const shards = new Map<Shard, ShardProducer>();
+  let closed = false;
+  const at = (shard: Shard): ShardProducer => {
+    let p = shards.get(shard);
+    if (!p) {
+      p = createShardProducer(redis, config, shardPrefix(config.prefix, shard), telemetry);
+      shards.set(shard, p);
+    }
+    return p;
+  };
+  const configured = configuredShards(config.shards);
+  return {
+    /** True once closed: background work on Redis should stop rather than fail. */
+    get closed() {
+      return closed;
+    },
+    /** The shared connection, for the few reads BullMQ has no method for. */
+    redis,
+    /** The shards new work goes to (FLOWD_SHARDS). */
+    shards: configured,
+    /** The shard for new work with this id. */
+    pick: (id: string): Shard => pickShard(id, config.shards),
+    /** Where work that is not a job row's goes (webhook deliveries): the first configured shard. */
+    home: configured[0]!,
+    at,
     /**
-     * Opens these queues and waits for their meta hash: until a Queue writes it, BullMQ's scripts
-     * cap the event stream at their own default (10,000), not `eventStreamMaxLen`.
+     * Opens these queues on every configured shard and waits for their meta hash: until a Queue
+     * writes it, BullMQ's scripts cap the event stream at their own default (10,000), not `eventStreamMaxLen`.
      */
-    async declare(names: readonly string[]) {
+    async declare(names: readonly string[], shards: readonly Shard[] = configured) {
       // A fail-fast connection refuses commands until it is ready, and BullMQ sends one at once.
       if (redis.status !== "ready") await withTimeout(once(redis, "ready"), 10_000, "Redis connection");
-      await Promise.all(names.map((name) => this.queue(name).getVersion()));
+      await Promise.all(shards.flatMap((shard) => names.map((name) => at(shard).queue(name).getVersion())));
+    },
+    /** A queue's jobs by BullMQ state, summed over the configured shards; a shard that cannot answer counts nothing. */
+    async jobCounts(name: string): Promise<Record<string, number>> {
+      const perShard = await Promise.all(configured.map((shard) => at(shard).queue(name).getJobCounts().catch(() => ({}) as Record<string, number>)));
+      const sum: Record<string, number> = {};
+      for (const counts of perShard) for (const [state, n] of Object.entries(counts)) sum[state] = (sum[state] ?? 0) + n;
+      return sum;
     },
     async close() {
       closed = true;
-      await Promise.allSettled([flowProducer.close(), ...[...queues.values()].map((q) => q.close())]);
+      await Promise.allSettled([...shards.values()].map((p) => p.close()));
     },
   };
 }
@@ -122,7 +159,7 @@ export function parseJobKey(key: string): { queue: string; jobId: string } | nul
   return { queue: key.slice(first + 1, second), jobId: key.slice(second + 1) };
 }
 
-/** Publishes job ids to cancel; every worker process listens and aborts those it is running. */
+/** Publishes job ids to cancel; every worker process listens and aborts those it is running. One channel for all shards. */
 export const cancelChannel = (prefix: string) => `${prefix}:flowd:cancel`;
 
 /** The queues flowd's own workers run handlers on: the flow queues and `jobs` (JOBS_QUEUE). */

@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "./redis";
 import type { Sql } from "postgres";
-import { readMaxmemoryPolicy } from "./redis";
+import { pingRedis, readMaxmemoryPolicy } from "./redis";
 import { withTimeout } from "./timeout";
 
 async function probe(what: string, fn: () => Promise<unknown>): Promise<string> {
@@ -23,7 +23,7 @@ export type DegradedCheck = () => Promise<{ degraded: string[]; details: Record<
  * it out of a load balancer would not help, so the reasons are in the body for monitors to alert on.
  */
 export async function readiness(deps: { sql: Sql; redis: Redis; degraded?: DegradedCheck }) {
-  const [postgres, redis] = await Promise.all([probe("postgres", () => deps.sql`select 1`), probe("redis", () => deps.redis.ping())]);
+  const [postgres, redis] = await Promise.all([probe("postgres", () => deps.sql`select 1`), probe("redis", () => pingRedis(deps.redis))]);
   const details = { postgres, redis, redisMaxmemoryPolicy: redis === "ok" ? await readMaxmemoryPolicy(deps.redis) : null };
   if (postgres === "ok" && redis === "ok") {
     const extra = deps.degraded ? await withTimeout(deps.degraded(), 2_000, "readiness checks").catch(() => null) : null;

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis";
 import type { Database } from "../db/client";
 import type { Hub } from "../events/hub";
 import type { FlowDeps } from "../services/flows";

@@ -4,7 +4,7 @@ import { startListener } from "../events/listener";
 import { createHub } from "../events/hub";
 import type { Logger } from "../log";
 import { cancelChannel, createProducer } from "../queues";
-import { createRedis } from "../redis";
+import { connectRedis } from "../redis";
 import { createWaiters } from "../services/waiters";
 import { createAuthenticator } from "../services/tokens";
 import { pruneEvents } from "../db/queries/event-log";
@@ -24,7 +24,7 @@ import { createHandlerRegistry, followRegistry } from "../services/handler-regis
 export async function startApi(deps: { config: Config; database: Database; log: Logger; metrics?: Metrics }) {
   const { config, database } = deps;
   const log = deps.log.child({ component: "api" });
-  const redis = createRedis(config.redisUrl, "request", "flowd-api", log);
+  const redis = connectRedis(config, "request", "flowd-api", log);
   const producer = createProducer(redis, config);
   await producer.declare([...config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE, ...config.externalQueues]);
   const hub = createHub();
@@ -34,7 +34,13 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     const target = longPollTarget(e);
     if (target) waiters.notify(target);
   });
-  const recorder = watchRecorder({ db: database.db, redis, prefix: config.prefix, queues: [...config.flowQueues, JOBS_QUEUE, ...config.externalQueues] });
+  const recorder = watchRecorder({
+    db: database.db,
+    redis,
+    prefix: config.prefix,
+    queues: [...config.flowQueues, JOBS_QUEUE, ...config.externalQueues],
+    shards: producer.shards,
+  });
   const registry = createHandlerRegistry(config);
   const registryFollower = followRegistry({ db: database.db, sql: database.sql, registry, log });
   await registryFollower.ready;

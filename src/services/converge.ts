@@ -2,9 +2,10 @@
  * Brings Postgres rows to the state Redis holds for their jobs, for when the event stream cannot
  * say: entries trimmed before the recorder read them, or a row the reconciler finds stale.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis";
 import type { Db } from "../db/client";
 import { applyStatusBatch, unfinishedJobIds, type TrackedTable } from "../db/queries/status";
+import type { Shard } from "../shards";
 import { changeFromState, readJobStates, type JobRef, type RedisJobState } from "./redis-job-state";
 
 const PAGE = 500;
@@ -13,6 +14,12 @@ interface ConvergeDeps {
   db: Db;
   redis: Redis;
   prefix: string;
+}
+
+/** For a whole queue: which shard's rows (`prefix` is its key prefix), and the name its stream cursor is stored under. */
+interface QueueConvergeDeps extends ConvergeDeps {
+  shard: Shard;
+  cursor: string;
 }
 
 /**
@@ -48,7 +55,7 @@ export async function writeStates(
  * retries and its own stop condition); it returns undefined to abandon.
  */
 export async function convergeQueue(
-  deps: ConvergeDeps,
+  deps: QueueConvergeDeps,
   table: TrackedTable,
   queue: string,
   upTo: string,
@@ -57,11 +64,11 @@ export async function convergeQueue(
   let after = "";
   let changed = 0;
   for (;;) {
-    const ids = await step("read unfinished jobs", () => unfinishedJobIds(deps.db, table, queue, after, PAGE));
+    const ids = await step("read unfinished jobs", () => unfinishedJobIds(deps.db, table, queue, deps.shard, after, PAGE));
     if (ids === undefined) return undefined;
     const last = ids.length < PAGE;
     const jobs = ids.map((jobId) => ({ queueName: queue, jobId }));
-    const cursors = last ? new Map([[queue, upTo]]) : new Map<string, string>();
+    const cursors = last ? new Map([[deps.cursor, upTo]]) : new Map<string, string>();
     const written = await step("converge job states from Redis", () => convergeJobs(deps, table, jobs, upTo, cursors));
     if (written === undefined) return undefined;
     changed += written;

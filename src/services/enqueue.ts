@@ -1,6 +1,7 @@
 import type { Logger } from "../log";
 import { bullKey, timeAdd, type Producer } from "../queues";
 import { withTimeout } from "../timeout";
+import type { Shard } from "../shards";
 import { buildRedisTrees, type EnqueueRow, type FlowdFlowJob } from "./flow-redis";
 
 /** How long an add may wait for Redis before the caller answers and leaves the rows `pending`. */
@@ -16,19 +17,20 @@ export const ADD_TIMEOUT_MS = 3_000;
 export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow[], adding?: ReadonlySet<string>): Promise<boolean> {
   const trees = buildRedisTrees(rows, adding);
   if (trees.length === 0) return false;
-  await addTrees(deps.producer, trees);
+  await addTrees(deps.producer, rows[0]!.shard, trees);
   return true;
 }
 
-/** Adds whole BullMQ trees in one call (one MULTI for the lot), giving up after ADD_TIMEOUT_MS. */
-export async function addTrees(producer: Producer, trees: FlowdFlowJob[]) {
-  await giveKeptResults(producer, trees);
+/** Adds whole BullMQ trees of one shard in one call (one MULTI for the lot), giving up after ADD_TIMEOUT_MS. */
+export async function addTrees(producer: Producer, shard: Shard, trees: FlowdFlowJob[]) {
+  const { flowProducer } = producer.at(shard);
+  await giveKeptResults(producer, shard, trees);
   const [first] = trees;
-  const adding: Promise<unknown> = trees.length === 1 && first ? producer.flowProducer.add(first) : producer.flowProducer.addBulk(trees);
+  const adding: Promise<unknown> = trees.length === 1 && first ? flowProducer.add(first) : flowProducer.addBulk(trees);
   await timeAdd(adding, ADD_TIMEOUT_MS, "adding jobs");
 }
 
-type Removal = { jobId: string; queueName: string; depth?: number };
+type Removal = { jobId: string; queueName: string; shard: Shard; depth?: number };
 
 /** Waits between background attempts at jobs a worker still held: about a minute in all. */
 const REMOVAL_RETRIES_MS = [250, 500, 1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
@@ -70,7 +72,7 @@ async function removalPass(deps: { producer: Producer }, rows: Removal[]): Promi
   for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
     const level = byDepth.get(depth)!;
     const results = await Promise.allSettled(
-      level.map((r) => withTimeout(deps.producer.queue(r.queueName).remove(r.jobId), ADD_TIMEOUT_MS, "removing a job")),
+      level.map((r) => withTimeout(deps.producer.at(r.shard).queue(r.queueName).remove(r.jobId), ADD_TIMEOUT_MS, "removing a job")),
     );
     // BullMQ answers 0 for a job it may not remove because it, or a child, is locked.
     results.forEach((res, i) => {
@@ -87,8 +89,8 @@ async function removalPass(deps: { producer: Producer }, rows: Removal[]): Promi
  * sees every child, including those that are not run again. The parent's id is new on each run, so
  * nothing stale is read; the hash goes when BullMQ removes the job.
  */
-async function giveKeptResults(producer: Producer, trees: FlowdFlowJob[]) {
-  const prefix = producer.flowProducer.opts.prefix ?? "bull";
+async function giveKeptResults(producer: Producer, shard: Shard, trees: FlowdFlowJob[]) {
+  const { prefix } = producer.at(shard);
   const writes: [string, Record<string, string>][] = [];
   const visit = (node: FlowdFlowJob) => {
     if (node.kept) {

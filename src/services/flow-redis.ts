@@ -5,7 +5,7 @@ import type { FlowJobRow } from "../db/queries/flows";
 import { META_KEY, type FlowdJobsOptions, type JobMeta, type KeptChildren } from "./job-envelope";
 
 /** The fields of a flow's job row needed to put it into Redis. */
-export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "data" | "opts" | "status" | "result" | "attemptsMade"> & { flowId?: string };
+export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "shard" | "data" | "opts" | "status" | "result" | "attemptsMade"> & { flowId?: string };
 
 /** flowd's failure rule: a failed child fails its parent unless the child chose another policy. */
 export const failsParent = (opts: JobOpts) => !(opts.ignoreDependencyOnFailure || opts.continueParentOnFailure || opts.removeDependencyOnFailure);

@@ -49,6 +49,8 @@ export async function createFlow(
   }
   const planned = planFlow(body.root, deps.config, deps.registry);
   const flowId = newId();
+  // A flow and all its jobs on one shard, picked from its id (BullMQ needs a flow in one hash slot).
+  const shard = deps.producer.pick(flowId);
   const now = new Date();
   const parents = new Set(planned.map((p) => p.parentId));
   const rows: FlowJobRow[] = planned.map((p) => ({
@@ -59,6 +61,7 @@ export async function createFlow(
     parentId: p.parentId,
     name: p.name,
     queueName: p.queueName,
+    shard,
     data: p.data,
     opts: p.opts,
     // Written where the add puts it; back to `pending` below if the add fails.

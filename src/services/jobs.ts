@@ -14,6 +14,7 @@ import { findReply, replaceReply, saveReply } from "../db/queries/replies";
 import { freshJobState } from "../db/schema/columns";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
+import type { Producer } from "../queues";
 import { keysetPage } from "./cursor";
 import { parseDataFilter } from "./search";
 import { withReports } from "./job-report-views";
@@ -46,8 +47,8 @@ export interface JobInput {
   opts?: JobOpts;
 }
 
-/** A new single-job row, `pending` until its job is in Redis. */
-export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow> = {}): JobRow {
+/** A new single-job row, `pending` until its job is in Redis, on the shard `shards` picks from its id (none given: the plain prefix). */
+export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow> = {}, shards?: Pick<Producer, "pick">): JobRow {
   const id = extra.id ?? newId();
   const now = new Date();
   return {
@@ -56,6 +57,7 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     userId,
     name: input.name,
     queueName: input.queue ?? JOBS_QUEUE,
+    shard: shards?.pick(id) ?? null,
     data: input.data ?? {},
     opts: (input.opts ?? {}) as Record<string, unknown>,
     ...freshJobState(now, extra.status ?? "pending"),
@@ -78,14 +80,16 @@ export async function enqueueJob(deps: Pick<ServiceDeps, "producer" | "log">, ro
  * children needs none of the flow machinery.
  */
 export async function enqueueJobs(deps: Pick<ServiceDeps, "producer" | "log">, rows: JobRow[]): Promise<boolean> {
+  // One addBulk per shard and queue: a MULTI stays within one hash slot.
   const byQueue = new Map<string, JobRow[]>();
   for (const row of rows) {
-    const queued = byQueue.get(row.queueName);
+    const key = `${row.shard}\0${row.queueName}`;
+    const queued = byQueue.get(key);
     if (queued) queued.push(row);
-    else byQueue.set(row.queueName, [row]);
+    else byQueue.set(key, [row]);
   }
-  const adds = [...byQueue].map(([queue, queued]) =>
-    deps.producer.queue(queue).addBulk(
+  const adds = [...byQueue.values()].map((queued) =>
+    deps.producer.at(queued[0]!.shard).queue(queued[0]!.queueName).addBulk(
       queued.map((row) => {
         const meta: JobMeta = row.attemptsMade > 0 ? { attemptsBefore: row.attemptsMade } : {};
         return { name: row.name, data: row.data, opts: { ...bullOptions(row.opts, row.jobId, false), [META_KEY]: meta } };
@@ -168,7 +172,7 @@ export async function createJob(deps: ServiceDeps, user: User, body: JobInput, i
   const first = await replay();
   if (first) return first;
   checkJob(body, "", deps.registry, singleJobQueue(deps.config, body.queue, ""));
-  const row = newJobRow(user.userId, body, idempotencyKey ? { idempotencyKey, requestHash: hash } : {});
+  const row = newJobRow(user.userId, body, idempotencyKey ? { idempotencyKey, requestHash: hash } : {}, deps.producer);
   if (!idempotencyKey) return { job: singleJobView(await groupCommitOf(deps).submit(row)), replayed: false };
   try {
     await storeAndEnqueue(deps, [row]);
@@ -210,7 +214,7 @@ export async function createJobs(deps: ServiceDeps, user: User, body: { jobs: Jo
       throw err;
     }
   });
-  const rows = body.jobs.map((job, i) => newJobRow(user.userId, job, i === 0 && idempotencyKey ? { idempotencyKey, requestHash: hash } : {}));
+  const rows = body.jobs.map((job, i) => newJobRow(user.userId, job, i === 0 && idempotencyKey ? { idempotencyKey, requestHash: hash } : {}, deps.producer));
   const page = () => ({ items: rows.map(singleJobView) });
   if (!idempotencyKey) {
     await storeAndEnqueue(deps, rows);

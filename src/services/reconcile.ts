@@ -10,6 +10,7 @@ import type { TrackedTable } from "../db/queries/status";
 import { writeStates } from "./converge";
 import { eventStreamKey, parseStreamInfo } from "./event-streams";
 import { isFinishedInRedis, readJobStates, type JobRef } from "./redis-job-state";
+import { shardPrefix, type Shard } from "../shards";
 
 const QUEUED = new Set<string>(QUEUED_STATUSES);
 const FLOWS_PER_PASS = 100;
@@ -39,18 +40,35 @@ async function ask(deps: Deps, commands: string[][], what: string): Promise<[Err
   return replies;
 }
 
-const jobKey = (deps: Deps, row: { queueName: string; jobId: string }, ...parts: string[]) =>
-  bullKey(deps.config.prefix, row.queueName, row.jobId, ...parts);
+type ShardRef = JobRef & { shard: Shard };
+
+/** The key prefix a row's jobs were added under: its stored shard's, whatever FLOWD_SHARDS says now. */
+const prefixOf = (deps: Deps, row: { shard: Shard }) => shardPrefix(deps.config.prefix, row.shard);
+
+const jobKey = (deps: Deps, row: { queueName: string; jobId: string; shard: Shard }, ...parts: string[]) =>
+  bullKey(prefixOf(deps, row), row.queueName, row.jobId, ...parts);
+
+/** statesInRedis over rows of any shards: one pipeline per shard, as a cluster needs (one slot each). */
+async function statesInRedis(deps: Deps, table: TrackedTable, rows: ShardRef[], repairs: Repairs): Promise<boolean[]> {
+  const present = new Array<boolean>(rows.length);
+  for (const shard of new Set(rows.map((r) => r.shard))) {
+    const at = rows.flatMap((r, i) => (r.shard === shard ? [i] : []));
+    const states = await shardStatesInRedis(deps, table, shard, at.map((i) => rows[i]!), repairs);
+    at.forEach((i, j) => (present[i] = states[j]!));
+  }
+  return present;
+}
 
 /**
- * Redis's state of each job (null: Redis no longer has it). Jobs Redis finished while Postgres still
- * has them unfinished (their events were trimmed or lost) get Redis's outcome written, positioned
- * at their stream's newest entry read before the states, so any later event still applies.
+ * Redis's state of each job of one shard (null: Redis no longer has it). Jobs Redis finished while
+ * Postgres still has them unfinished (their events were trimmed or lost) get Redis's outcome
+ * written, positioned at their stream's newest entry read before the states, so any later event still applies.
  */
-async function statesInRedis(deps: Deps, table: TrackedTable, rows: JobRef[], repairs: Repairs): Promise<boolean[]> {
+async function shardStatesInRedis(deps: Deps, table: TrackedTable, shard: Shard, rows: JobRef[], repairs: Repairs): Promise<boolean[]> {
+  const prefix = shardPrefix(deps.config.prefix, shard);
   const queues = [...new Set(rows.map((r) => r.queueName))];
-  const infos = await ask(deps, queues.map((q) => ["xinfo", "STREAM", eventStreamKey(deps.config.prefix, q)]), "stream check");
-  const states = await readJobStates(deps.producer.redis, deps.config.prefix, rows);
+  const infos = await ask(deps, queues.map((q) => ["xinfo", "STREAM", eventStreamKey(prefix, q)]), "stream check");
+  const states = await readJobStates(deps.producer.redis, prefix, rows);
   for (const [i, queue] of queues.entries()) {
     const finished = rows.flatMap((r, j) => (r.queueName === queue && isFinishedInRedis(states[j]!) ? [j] : []));
     if (finished.length === 0) continue;
@@ -145,8 +163,8 @@ async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<str
     if (!(await clearedForRestore(deps, lostHere))) continue;
     const [tree] = buildRedisTrees(rows, subtree);
     if (!tree) continue;
-    if (parent) tree.opts = { ...tree.opts, parent: { id: parent.jobId, queue: bullKey(deps.config.prefix, parent.queueName) } };
-    await addTrees(deps.producer, [tree]);
+    if (parent) tree.opts = { ...tree.opts, parent: { id: parent.jobId, queue: bullKey(prefixOf(deps, parent), parent.queueName) } };
+    await addTrees(deps.producer, top.shard, [tree]);
     restored++;
   }
   return { restored, stranded };
@@ -158,7 +176,7 @@ async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<str
  * a BullMQ list, where a worker would pop it and run the job a second time.
  */
 async function clearedForRestore(deps: Deps, rows: FlowJobRow[]): Promise<boolean> {
-  const queueKey = (r: FlowJobRow, part: string) => bullKey(deps.config.prefix, r.queueName, part);
+  const queueKey = (r: FlowJobRow, part: string) => bullKey(prefixOf(deps, r), r.queueName, part);
   const checks = await ask(
     deps,
     rows.flatMap((r) => [

@@ -3,16 +3,24 @@
  * all, read from what every process can see (Redis's streams, the cursors and the lease in
  * Postgres): the API reports it in /readyz and /metrics, and refuses creates when it is too far behind.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis";
 import type { Db } from "../db/client";
 import { isAdvisoryLockHeld, loadStreamCursors } from "../db/queries/status";
 import { eventStreamKey, parseStreamInfo } from "./event-streams";
+import { cursorName, shardPrefix, type Shard } from "../shards";
 
 /** The recorder's lease (a Postgres advisory lock key): any constant, the same for every flowd process. */
 export const RECORDER_LEASE = 7244119004;
+/** Shard n's recorder lease is this plus n (FLOWD_SHARDS is at most 256): one recorder per shard, in parallel. */
+const SHARD_RECORDER_LEASES = 7244120000;
+
+/** The lease of the recorder of one shard; the plain prefix keeps the lease it always had. */
+export const recorderLease = (shard: Shard) => (shard === null ? RECORDER_LEASE : SHARD_RECORDER_LEASES + shard);
 
 export interface StreamBacklog {
   queue: string;
+  /** Null on the plain prefix (FLOWD_SHARDS=1). */
+  shard: Shard;
   /** Entries the stream holds, and its cap. */
   length: number;
   /** Age of the oldest entry the recorder has not recorded yet; 0 when it is caught up. */
@@ -26,30 +34,38 @@ export interface RecorderHealth {
   streams: StreamBacklog[];
 }
 
-export async function readRecorderHealth(deps: { db: Db; redis: Redis; prefix: string; queues: readonly string[] }): Promise<RecorderHealth> {
-  const [alive, cursors] = await Promise.all([isAdvisoryLockHeld(deps.db, RECORDER_LEASE), loadStreamCursors(deps.db)]);
-  const pipeline = deps.redis.pipeline();
-  for (const queue of deps.queues) {
-    const key = eventStreamKey(deps.prefix, queue);
+/** `alive` only when every shard in `shards` (default: the plain prefix) has its recorder. */
+export async function readRecorderHealth(deps: { db: Db; redis: Redis; prefix: string; queues: readonly string[]; shards?: readonly Shard[] }): Promise<RecorderHealth> {
+  const shards = deps.shards ?? [null];
+  const [held, cursors] = await Promise.all([Promise.all(shards.map((s) => isAdvisoryLockHeld(deps.db, recorderLease(s)))), loadStreamCursors(deps.db)]);
+  // One pipeline per shard: on a cluster, each shard's keys are in one slot, different shards' not.
+  const perShard = await Promise.all(shards.map((shard) => shardBacklog(deps.redis, shardPrefix(deps.prefix, shard), shard, deps.queues, cursors)));
+  const streams = perShard.flat();
+  return { alive: held.every(Boolean), lagMs: Math.max(0, ...streams.map((s) => s.lagMs)), streams };
+}
+
+async function shardBacklog(redis: Redis, prefix: string, shard: Shard, queues: readonly string[], cursors: Map<string, string>): Promise<StreamBacklog[]> {
+  const pipeline = redis.pipeline();
+  for (const queue of queues) {
+    const key = eventStreamKey(prefix, queue);
     // "(" makes the start exclusive: the first entry after the cursor, i.e. the oldest unrecorded one.
-    pipeline.xinfo("STREAM", key).xrange(key, `(${cursors.get(queue) ?? "0-0"}`, "+", "COUNT", 1);
+    pipeline.xinfo("STREAM", key).xrange(key, `(${cursors.get(cursorName(prefix, shard, queue)) ?? "0-0"}`, "+", "COUNT", 1);
   }
   const replies = (await pipeline.exec()) ?? [];
   const now = Date.now();
-  const streams = deps.queues.map((queue, i) => {
+  return queues.map((queue, i) => {
     const info = replies[2 * i]?.[0] ? null : parseStreamInfo(replies[2 * i]?.[1]);
     const [oldest] = ((replies[2 * i + 1]?.[1] as [string, string[]][] | null) ?? []) as [string, string[]][];
     const lagMs = oldest ? Math.max(0, now - Number(oldest[0].split("-")[0])) : 0;
-    return { queue, length: info?.length ?? 0, lagMs };
+    return { queue, shard, length: info?.length ?? 0, lagMs };
   });
-  return { alive, lagMs: Math.max(0, ...streams.map((s) => s.lagMs)), streams };
 }
 
 /** Readiness reasons from the recorder's health: nobody records, or the oldest unrecorded event is too old. */
 export function recorderShortfalls(health: RecorderHealth, maxLagMs: number): string[] {
   const out: string[] = [];
   if (!health.alive)
-    out.push("No status recorder is running (nobody holds the recorder lease), so job statuses are not reaching Postgres; every --role=api, worker or all process runs one.");
+    out.push("No status recorder is running (nobody holds the recorder lease, or one shard's), so job statuses are not reaching Postgres; every --role=api, worker or all process runs one.");
   if (health.lagMs > maxLagMs)
     out.push(`The status recorder is ${Math.round(health.lagMs / 1000)} s behind (FLOWD_RECORDER_MAX_LAG_MS is ${maxLagMs}); new creates are refused until it catches up.`);
   return out;

@@ -3,7 +3,7 @@
  * stream: what the recorder falls back on when stream entries were trimmed before it read them,
  * and what the reconciler checks a stale row against. One pipeline per call.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis";
 import { bullKey } from "../queues";
 import type { StatusChange } from "../db/queries/status";
 import { parseJson, userFacingReason } from "./status";

@@ -70,7 +70,10 @@ export async function listWorkers(deps: { db: Db; config: Config; producer: Prod
     kind: "flowd",
   }));
   for (const queue of deps.config.externalQueues) {
-    const connected = await withTimeout(deps.producer.queue(queue).getWorkers(), 2000, "listing a queue's workers").catch(() => []);
+    const perShard = deps.producer.shards.map((shard) =>
+      withTimeout(deps.producer.at(shard).queue(queue).getWorkers(), 2000, "listing a queue's workers").catch(() => []),
+    );
+    const connected = (await Promise.all(perShard)).flat();
     for (const c of connected as Record<string, string>[])
       views.push({
         id: c.id ?? c.name ?? "",

@@ -15,6 +15,7 @@ import {
 import { InvalidInput, NotFound } from "../errors";
 import { newId } from "../ids";
 import type { Producer } from "../queues";
+import type { Shard } from "../shards";
 import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
 import { ADD_TIMEOUT_MS } from "./enqueue";
@@ -91,7 +92,7 @@ export function checkTiming(input: Pick<ScheduleInput, "pattern" | "every" | "tz
 
 /** Puts the schedule's BullMQ job scheduler into Redis (idempotent); returns its next run. */
 export async function registerSchedule(producer: Producer, row: ScheduleRow): Promise<Date | null> {
-  const queue = producer.queue(SCHEDULES_QUEUE);
+  const queue = producer.at(row.shard).queue(SCHEDULES_QUEUE);
   const repeat = row.every !== null ? { every: row.every } : { pattern: row.pattern!, ...(row.tz ? { tz: row.tz } : {}) };
   const job = await withTimeout(
     queue.upsertJobScheduler(row.id, repeat, {
@@ -112,8 +113,9 @@ export async function createSchedule(deps: ServiceDeps, user: User, body: Schedu
     throw new InvalidInput(`A schedule's runs go to the '${JOBS_QUEUE}' queue; leave out /job/queue.`, [{ path: "/job/queue", message: "must be 'jobs'" }], "unknown_queue");
   checkJob(body.job, "/job", deps.registry);
   const now = new Date();
+  const id = newId();
   const row: ScheduleRow = {
-    id: newId(),
+    id,
     userId: user.userId,
     name: body.name,
     pattern: body.pattern ?? null,
@@ -123,6 +125,7 @@ export async function createSchedule(deps: ServiceDeps, user: User, body: Schedu
     jobData: body.job.data ?? {},
     jobOpts: (body.job.opts ?? {}) as Record<string, unknown>,
     paused: false,
+    shard: deps.producer.pick(id),
     lastRunAt: null,
     nextRunAt: nextByParser,
     createdAt: now,
@@ -141,7 +144,7 @@ export async function createSchedule(deps: ServiceDeps, user: User, body: Schedu
 export async function getSchedule(deps: ServiceDeps, user: User, id: string): Promise<ScheduleView> {
   const row = await findSchedule(deps.db, user.userId, id);
   if (!row) throw new NotFound("schedule", id);
-  const live = await withTimeout(deps.producer.queue(SCHEDULES_QUEUE).getJobScheduler(id), 1_000, "reading a schedule").catch(
+  const live = await withTimeout(deps.producer.at(row.shard).queue(SCHEDULES_QUEUE).getJobScheduler(id), 1_000, "reading a schedule").catch(
     () => undefined,
   );
   return scheduleView(row, live?.next ? new Date(live.next) : undefined);
@@ -153,8 +156,9 @@ export function listUserSchedules(deps: ServiceDeps, user: User, q: { limit?: nu
 
 /** Stops new ticks; the jobs earlier ticks created stay. A tick already due finds no row and stops itself. */
 export async function deleteSchedule(deps: ServiceDeps, user: User, id: string): Promise<void> {
-  if (!(await deleteScheduleRow(deps.db, user.userId, id))) throw new NotFound("schedule", id);
-  await withTimeout(deps.producer.queue(SCHEDULES_QUEUE).removeJobScheduler(id), ADD_TIMEOUT_MS, "removing a schedule").catch((err) =>
+  const gone = await deleteScheduleRow(deps.db, user.userId, id);
+  if (!gone) throw new NotFound("schedule", id);
+  await withTimeout(deps.producer.at(gone.shard).queue(SCHEDULES_QUEUE).removeJobScheduler(id), ADD_TIMEOUT_MS, "removing a schedule").catch((err) =>
     deps.log.warn("schedule deleted; its Redis scheduler will stop at its next tick", { scheduleId: id, err: String(err) }),
   );
 }
@@ -166,12 +170,13 @@ export const tickJobId = (tickBullId: string) =>
 /**
  * One tick of a schedule: a tracked job in `jobs`, then into Redis. Two workers, a retry or a
  * restart seeing the same tick create one row (its id comes from the tick) and one BullMQ job.
+ * `shard` is where the tick came from; the job it creates goes where its own id says.
  */
-export async function runTick(deps: Pick<ServiceDeps, "db" | "producer" | "log">, tick: Job): Promise<{ jobId: string } | { stopped: string }> {
+export async function runTick(deps: Pick<ServiceDeps, "db" | "producer" | "log">, tick: Job, shard: Shard): Promise<{ jobId: string } | { stopped: string }> {
   const scheduleId = String((tick.data as { scheduleId?: string })?.scheduleId ?? "");
   const schedule = await findScheduleById(deps.db, scheduleId);
   if (!schedule) {
-    await deps.producer.queue(SCHEDULES_QUEUE).removeJobScheduler(scheduleId);
+    await deps.producer.at(shard).queue(SCHEDULES_QUEUE).removeJobScheduler(scheduleId);
     return { stopped: scheduleId };
   }
   const id = tickJobId(tick.id ?? `${scheduleId}:${tick.timestamp}`);
@@ -179,23 +184,23 @@ export async function runTick(deps: Pick<ServiceDeps, "db" | "producer" | "log">
     schedule.userId,
     { name: schedule.jobName, data: schedule.jobData, opts: schedule.jobOpts },
     { id, jobId: id, scheduleId },
+    deps.producer,
   );
   if (!(await insertJobOnce(deps.db, row))) {
     const existing = await findJobById(deps.db, id);
     if (existing?.status !== "pending") return { jobId: id };
   }
   await enqueueJob(deps, row);
-  const live = await deps.producer.queue(SCHEDULES_QUEUE).getJobScheduler(scheduleId).catch(() => undefined);
+  const live = await deps.producer.at(shard).queue(SCHEDULES_QUEUE).getJobScheduler(scheduleId).catch(() => undefined);
   await recordTick(deps.db, scheduleId, new Date(tick.timestamp), live?.next ? new Date(live.next) : null);
   return { jobId: id };
 }
 
 /** Registers again every schedule Redis has lost (a flush, a new Redis, a failed registration). */
 export async function reconcileSchedules(deps: Pick<ServiceDeps, "db" | "producer" | "log">): Promise<number> {
-  const queue = deps.producer.queue(SCHEDULES_QUEUE);
   let repaired = 0;
   for (const row of await allActiveSchedules(deps.db)) {
-    if (await queue.getJobScheduler(row.id)) continue;
+    if (await deps.producer.at(row.shard).queue(SCHEDULES_QUEUE).getJobScheduler(row.id)) continue;
     await registerSchedule(deps.producer, row);
     repaired++;
   }

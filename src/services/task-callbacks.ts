@@ -79,7 +79,7 @@ function refuseEnded(target: CallbackTarget) {
 async function wakeParked(producer: Producer, target: StoredCallback) {
   try {
     // Promoting needs only the id: no need to read the job's hash first.
-    await new Job(producer.queue(target.queueName), "http", {}, {}, target.jobId).promote();
+    await new Job(producer.at(target.shard).queue(target.queueName), "http", {}, {}, target.jobId).promote();
   } catch {
     // Not delayed (yet, or any more): see above. The outcome is stored either way.
   }

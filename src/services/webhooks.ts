@@ -145,7 +145,7 @@ export async function dispatchWebhooks(deps: { db: Db; producer: Producer; confi
     const { to, from, due } = await claimDispatch(tx, batch);
     if (to === from) return 0;
     if (due.length > 0)
-      await deps.producer.queue(WEBHOOKS_QUEUE).addBulk(
+      await deps.producer.at(deps.producer.home).queue(WEBHOOKS_QUEUE).addBulk(
         due.map((d) => ({
           name: "deliver",
           data: { seq: d.seq, webhookId: d.webhook_id },

@@ -6,6 +6,7 @@ import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
 import { enqueueJob } from "../services/jobs";
 import { startLoop } from "./loop";
+import type { Shard } from "../shards";
 
 /**
  * Adds to Redis what Postgres accepted but Redis did not get (Redis was down, or the API stopped
@@ -15,8 +16,8 @@ import { startLoop } from "./loop";
  */
 export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger }, opts = { intervalMs: 1_000, graceMs: 3_000 }) {
   const log = deps.log.child({ component: "enqueuer" });
-  const inRedis = async (row: { queueName: string; jobId: string }) =>
-    (await deps.producer.queue(row.queueName).getJobState(row.jobId)) !== "unknown";
+  const inRedis = async (row: { queueName: string; jobId: string; shard: Shard }) =>
+    (await deps.producer.at(row.shard).queue(row.queueName).getJobState(row.jobId)) !== "unknown";
 
   return startLoop(
     opts.intervalMs,

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis";
 import type { Sql } from "postgres";
 import { exposition, METRICS_CONTENT_TYPE, type Metric, type Metrics } from "../metrics";
 import { readiness } from "../readiness";

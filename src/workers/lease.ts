@@ -10,12 +10,23 @@ const bounded = <T>(query: Promise<T>) => withTimeout(query, 10_000, "lease quer
  * its own: held while that session lives, and freed by Postgres the moment the process or the
  * connection dies, so another process takes over without any timeout to tune.
  */
-export function startLease(deps: { sql: Sql; key: number; name: string; log: Logger; retryMs?: number; checkMs?: number; firstTryMs?: number }) {
+export function startLease(deps: {
+  sql: Sql;
+  key: number;
+  name: string;
+  log: Logger;
+  retryMs?: number;
+  checkMs?: number;
+  firstTryMs?: number;
+  /** Asked before each try: false leaves the lease to another process this time (see recorder-shares.ts). */
+  mayTake?: () => boolean;
+}) {
   const log = deps.log.child({ lease: deps.name });
   let conn: ReservedSql | null = null;
   let pid = 0;
   let held = false;
   let running = true;
+  let releasing = false;
   let wake = () => {};
   const waiting = new Set<() => void>();
   const setHeld = (value: boolean) => {
@@ -32,8 +43,18 @@ export function startLease(deps: { sql: Sql; key: number; name: string; log: Log
       });
     while (running) {
       try {
-        conn ??= await deps.sql.reserve();
-        if (!held) {
+        if (held && releasing) {
+          await bounded(conn!`select pg_advisory_unlock(${deps.key})`);
+          setHeld(false);
+          log.info("released the lease for another process to take");
+        }
+        releasing = false;
+        if (!held && deps.mayTake && !deps.mayTake()) {
+          // Not ours to take now; the connection goes back until it is.
+          conn?.release();
+          conn = null;
+        } else if (!held) {
+          conn ??= await deps.sql.reserve();
           const [row] = await bounded(conn<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${deps.key}) as ok, pg_backend_pid() as pid`);
           if (row?.ok) {
             pid = row.pid;
@@ -41,6 +62,7 @@ export function startLease(deps: { sql: Sql; key: number; name: string; log: Log
             log.info("took the lease");
           }
         } else {
+          conn ??= await deps.sql.reserve();
           // The driver reconnects silently: the same backend pid is the proof the lock is still ours.
           const [row] = await bounded(conn<{ pid: number }[]>`select pg_backend_pid() as pid`);
           if (row?.pid !== pid) throw new Error("the lease's session was replaced");
@@ -48,6 +70,7 @@ export function startLease(deps: { sql: Sql; key: number; name: string; log: Log
       } catch (err) {
         if (held) log.warn("lost the lease; will try to take it again", { err: String(err) });
         setHeld(false);
+        releasing = false;
         // A session that is only slow still holds the lock: give it up before the connection
         // goes back to the pool, where it would keep the lock with nobody recording.
         if (conn) await bounded(conn`select pg_advisory_unlock_all()`).catch(() => {});
@@ -65,6 +88,12 @@ export function startLease(deps: { sql: Sql; key: number; name: string; log: Log
   return {
     get held() {
       return held;
+    },
+    /** Lets the lease go at the next check (a process holding more than its share hands one on). */
+    release() {
+      if (!held) return;
+      releasing = true;
+      wake();
     },
     /** Resolves once the lease is held, or after `ms` (the caller looks again). */
     whenHeld(ms: number): Promise<void> {

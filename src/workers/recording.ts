@@ -1,9 +1,10 @@
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
-import { createRedis } from "../redis";
+import { connectRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
-import { RECORDER_LEASE } from "../services/recorder-health";
+import { recorderLease } from "../services/recorder-health";
+import { shardLabel, shardPrefix, type Shard } from "../shards";
 import { startLease } from "./lease";
 import { startStatusRecorder } from "./status-recorder";
 
@@ -18,20 +19,25 @@ export const recordedQueues = (config: Pick<Config, "flowQueues" | "externalQueu
 ];
 
 /**
- * The status recorder with its lease and its own Redis connection. Worker processes run it, and so
- * do API processes, on standby: with only API processes and users' own BullMQ workers running,
- * someone still writes every transition to Postgres. One process records at a time.
+ * The status recorder of one shard (default: the plain prefix) with its lease and its own Redis
+ * connection. Worker processes run it, and so do API processes, on standby: with only API
+ * processes and users' own BullMQ workers running, someone still writes every transition to
+ * Postgres. One process records a shard at a time; each shard has its own lease, so N shards'
+ * recorders write in parallel, spread over the processes that race for the leases.
  */
-export function startRecording(deps: { config: Config; database: Database; log: Logger; standby?: boolean }) {
+export function startRecording(deps: { config: Config; database: Database; log: Logger; standby?: boolean; shard?: Shard; mayTake?: () => boolean }) {
   const { config, database, log } = deps;
-  const redis = createRedis(config.redisUrl, "blocking", "flowd-recorder", log);
+  const shard = deps.shard ?? null;
+  // Its own connection: the recorder blocks on XREAD, which would hold up a connection shared with others.
+  const redis = connectRedis(config, "blocking", shard === null ? "flowd-recorder" : `flowd-recorder-${shard}`, log);
   // An API process defers to worker processes (they try every second, it every 5 s, first after
   // 5 s), so with workers running one of them records and shows it on its health port; with none,
   // the API takes over within about 5 s.
   const timing = deps.standby ? { retryMs: STANDBY_RETRY_MS, firstTryMs: STANDBY_RETRY_MS } : {};
-  const lease = startLease({ sql: database.sql, key: RECORDER_LEASE, name: "status-recorder", log, ...timing });
-  const recorder = startStatusRecorder({ lease, db: database.db, redis, prefix: config.prefix, queues: recordedQueues(config), log });
+  const lease = startLease({ sql: database.sql, key: recorderLease(shard), name: shard === null ? "status-recorder" : `status-recorder-${shardLabel(shard)}`, log, mayTake: deps.mayTake, ...timing });
+  const recorder = startStatusRecorder({ lease, db: database.db, redis, prefix: shardPrefix(config.prefix, shard), shard, queues: recordedQueues(config), log });
   return {
+    shard,
     recorder,
     lease,
     async stop() {

@@ -3,7 +3,7 @@ import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
 import { cancelChannel, createProducer } from "../queues";
-import { createRedis } from "../redis";
+import { connectRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { runTick, SCHEDULES_QUEUE } from "../services/schedules";
 import { createProcessor } from "./processor";
@@ -21,19 +21,25 @@ import { deliver, webhookBackoff, WEBHOOKS_QUEUE } from "../services/webhooks";
 import { createMetrics, type Metric, type Metrics } from "../metrics";
 import { observeJobs } from "./job-observer";
 import type { RecorderStats } from "./status-recorder";
-import { startWorkerProbe, supervisedWorker } from "./supervised-worker";
+import { startWorkerProbe, supervisedWorker, type SupervisedWorker } from "./supervised-worker";
+import { shardLabel, shardPrefix, type Shard } from "../shards";
+import { startShardSet } from "./shard-set";
+import { startRecorderShares } from "./recorder-shares";
 
 
 /** The status recorder's counters, for the worker's /metrics. */
-const recorderMetrics = (s: RecorderStats): Metric[] => [
-  { name: "flowd_recorder_batches_total", help: "Status batches written to Postgres.", type: "counter", samples: [{ value: s.batches }] },
-  { name: "flowd_recorder_events_total", help: "BullMQ events read.", type: "counter", samples: [{ value: s.events }] },
-  { name: "flowd_recorder_rows_changed_total", help: "Job rows changed by status batches.", type: "counter", samples: [{ value: s.rowsChanged }] },
-  { name: "flowd_recorder_last_batch_size", help: "Events in the last batch.", type: "gauge", samples: [{ value: s.lastBatchSize }] },
-  { name: "flowd_recorder_gaps_total", help: "Times BullMQ events were trimmed or lost before they were recorded (rows then converged from Redis).", type: "counter", samples: [{ value: s.gaps }] },
-  { name: "flowd_recorder_rows_converged_total", help: "Job rows changed by converging from Redis's job state after a gap.", type: "counter", samples: [{ value: s.rowsConverged }] },
-  { name: "flowd_recorder_lag_seconds", help: "From the last batch's newest event in Redis to its commit in Postgres.", type: "gauge", samples: [{ value: s.lastLagMs / 1000 }] },
-];
+const recorderMetrics = (s: RecorderStats, shard: Shard): Metric[] => {
+  const labels = shardLabels(shard);
+  return [
+  { name: "flowd_recorder_batches_total", help: "Status batches written to Postgres.", type: "counter", samples: [{ labels, value: s.batches }] },
+  { name: "flowd_recorder_events_total", help: "BullMQ events read.", type: "counter", samples: [{ labels, value: s.events }] },
+  { name: "flowd_recorder_rows_changed_total", help: "Job rows changed by status batches.", type: "counter", samples: [{ labels, value: s.rowsChanged }] },
+  { name: "flowd_recorder_last_batch_size", help: "Events in the last batch.", type: "gauge", samples: [{ labels, value: s.lastBatchSize }] },
+  { name: "flowd_recorder_gaps_total", help: "Times BullMQ events were trimmed or lost before they were recorded (rows then converged from Redis).", type: "counter", samples: [{ labels, value: s.gaps }] },
+  { name: "flowd_recorder_rows_converged_total", help: "Job rows changed by converging from Redis's job state after a gap.", type: "counter", samples: [{ labels, value: s.rowsConverged }] },
+  { name: "flowd_recorder_lag_seconds", help: "From the last batch's newest event in Redis to its commit in Postgres.", type: "gauge", samples: [{ labels, value: s.lastLagMs / 1000 }] },
+  ];
+};
 
 /**
  * The worker role: one BullMQ Worker per queue (each on its own connection) — the flow queues,
@@ -53,7 +59,7 @@ export async function startWorkers(deps: {
   const { config, database } = deps;
   const log = deps.log.child({ role: "worker" });
 
-  const producerRedis = createRedis(config.redisUrl, "request", "flowd-producer", log);
+  const producerRedis = connectRedis(config, "request", "flowd-producer", log);
   const producer = createProducer(producerRedis, config);
   const services = { db: database.db, producer, log };
   const metrics = deps.metrics ?? createMetrics();
@@ -61,48 +67,63 @@ export async function startWorkers(deps: {
   const logSink = createJobLogSink(database.db, log);
   const publicUrl = deps.publicUrl ?? (() => config.publicUrl ?? `http://${config.host}:${config.port}`);
   const runJob = createProcessor(config, deps.modules, logSink, createHttpTasks({ db: database.db, config, publicUrl }));
-  const runSchedule: Processor = (tick) => runTick(services, tick);
   const runDelivery: Processor = (delivery) => deliver({ db: database.db, config }, delivery);
-  const queues: [string, Processor][] = [
+  const processors = (shard: Shard): [string, Processor][] => [
     ...config.flowQueues.map((q): [string, Processor] => [q, runJob]),
     [JOBS_QUEUE, runJob],
-    [SCHEDULES_QUEUE, runSchedule],
+    [SCHEDULES_QUEUE, (tick) => runTick(services, tick, shard)],
     [WEBHOOKS_QUEUE, runDelivery],
   ];
-  const workers = queues.map(([name, processor]) =>
-    supervisedWorker(
-      name,
-      observeJobs(name, processor, { log, metrics }),
-      {
-        prefix: config.prefix,
-        concurrency: name === SCHEDULES_QUEUE ? 1 : config.workerConcurrency,
-        // A killed worker's jobs run again within about lock + interval (30 s by default).
-        lockDuration: config.lockDurationMs,
-        stalledInterval: config.stalledIntervalMs,
-        ...(name === WEBHOOKS_QUEUE ? { settings: { backoffStrategy: webhookBackoff(config.webhookRetryScheduleMs) } } : {}),
-      },
-      () => createRedis(config.redisUrl, "blocking", `flowd-worker-${name}`, log),
-      log,
-    ),
-  );
-  await producer.declare(queues.map(([name]) => name));
-  const registration = startRegistration({ db: database.db, config, modules: deps.modules ?? [], queues: queues.map(([q]) => q), log });
-  await registration.ready;
-  const probe = startWorkerProbe({ redis: producerRedis, prefix: config.prefix, workers, stuckMs: config.workerStuckMs, log });
+  const queueNames = processors(null).map(([name]) => name);
+  const workers: SupervisedWorker[] = [];
+  const probes: { stop(): Promise<void> }[] = [];
+  const recordings: ReturnType<typeof startRecording>[] = [];
+  const shares = startRecorderShares({ db: database.db, log });
 
-  const subscriber = createRedis(config.redisUrl, "blocking", "flowd-cancel", log);
+  /** Everything one shard needs in this process: a worker per queue, their probe, and a recorder (with the shard's lease). */
+  const serveShard = async (shard: Shard) => {
+    const prefix = shardPrefix(config.prefix, shard);
+    const own = processors(shard).map(([name, processor]) =>
+      supervisedWorker(
+        name,
+        observeJobs(name, processor, { log, metrics }),
+        {
+          prefix,
+          concurrency: name === SCHEDULES_QUEUE ? 1 : config.workerConcurrency,
+          // A killed worker's jobs run again within about lock + interval (30 s by default).
+          lockDuration: config.lockDurationMs,
+          stalledInterval: config.stalledIntervalMs,
+          ...(name === WEBHOOKS_QUEUE ? { settings: { backoffStrategy: webhookBackoff(config.webhookRetryScheduleMs) } } : {}),
+        },
+        () => connectRedis(config, "blocking", shard === null ? `flowd-worker-${name}` : `flowd-worker-${name}-${shard}`, log),
+        log,
+      ),
+    );
+    workers.push(...own);
+    await producer.declare(queueNames, [shard]);
+    probes.push(startWorkerProbe({ redis: producerRedis, prefix, workers: own, stuckMs: config.workerStuckMs, log }));
+    // Each shard has its own recorder lease; the shares spread them over the worker processes.
+    let recording: ReturnType<typeof startRecording> | undefined;
+    recording = startRecording({ config, database, log, shard, mayTake: shares.mayTake(() => recording?.lease) });
+    shares.track(recording.lease);
+    recordings.push(recording);
+  };
+  const shardSet = startShardSet({ db: database.db, shards: config.shards, log, add: serveShard });
+  await shardSet.ready;
+  const registration = startRegistration({ db: database.db, config, modules: deps.modules ?? [], queues: queueNames, log });
+  await registration.ready;
+
+  const subscriber = connectRedis(config, "blocking", "flowd-cancel", log);
   await subscriber.subscribe(cancelChannel(config.prefix));
-  subscriber.on("message", (_channel, message) => {
+  subscriber.on("message", (_channel: string, message: string) => {
     for (const jobId of message.split(",")) for (const w of workers) w.worker.cancelJob(jobId, "cancelled through the API");
   });
 
-  // One recorder per database does the writing; the others stand by to take over.
-  const recording = startRecording({ config, database, log });
-  const { recorder, lease: recorderLease } = recording;
   const enqueuer = startEnqueuer(services);
   const keeper = startScheduleKeeper(services);
   const reconciler = startReconciler({ ...services, sql: database.sql, config });
   const dispatcher = startWebhookDispatcher({ ...services, sql: database.sql, config });
+  const recorderSamples = (pick: (r: ReturnType<typeof startRecording>) => Metric[]) => recordings.flatMap(pick);
 
   const health =
     config.workerHealthPort > 0
@@ -113,8 +134,13 @@ export async function startWorkers(deps: {
           redis: producerRedis,
           registry: metrics,
           metrics: () => [
-            ...recorderMetrics(recorder.stats),
-            { name: "flowd_recorder_leader", help: "1 if this process records statuses (holds the lease), 0 on standby.", type: "gauge", samples: [{ value: recorderLease.held ? 1 : 0 }] },
+            ...mergeMetrics(recorderSamples((r) => recorderMetrics(r.recorder.stats, r.shard))),
+            {
+              name: "flowd_recorder_leader",
+              help: "1 if this process records statuses (holds the lease; with FLOWD_SHARDS, per shard), 0 on standby.",
+              type: "gauge",
+              samples: recordings.map((r) => ({ labels: shardLabels(r.shard), value: r.lease.held ? 1 : 0 })),
+            },
             {
               name: "flowd_reconciler_repairs_total",
               help: "What the reconciler re-added after Redis lost it, by kind; `stranded` counts lost jobs no parent waited for any more.",
@@ -125,19 +151,24 @@ export async function startWorkers(deps: {
               name: "flowd_worker_replacements_total",
               help: "Workers replaced because they took no job while one was waiting.",
               type: "counter",
-              samples: workers.map((w) => ({ labels: { queue: w.name }, value: w.replacements })),
+              samples: sumByQueue(workers),
             },
           ],
         })
       : null;
 
-  log.info("workers started", { queues: queues.map(([q]) => q), concurrency: config.workerConcurrency, healthPort: health?.port });
+  log.info("workers started", { queues: queueNames, shards: shardSet.shards.map(shardLabel), concurrency: config.workerConcurrency, healthPort: health?.port });
   return {
-    recorder,
+    /** The recorder of the plain prefix, or of the first shard. */
+    get recorder() {
+      return recordings[0]!.recorder;
+    },
+    recordings,
     async stop() {
       await health?.stop();
+      await shardSet.stop();
       await registration.stop();
-      await probe.stop();
+      for (const p of probes) await p.stop();
       await dispatcher.stop();
       await reconciler.stop();
       await keeper.stop();
@@ -145,9 +176,31 @@ export async function startWorkers(deps: {
       // Let running jobs finish (bounded by the caller's shutdown timer), then stop reading events.
       await Promise.allSettled(workers.map((w) => w.close()));
       await logSink.stop();
-      await recording.stop();
+      await shares.stop();
+      await Promise.allSettled(recordings.map((r) => r.stop()));
       await producer.close();
       for (const r of [subscriber, producerRedis]) r.disconnect();
     },
   };
+}
+
+/** `shard` only when FLOWD_SHARDS splits the work: one shard keeps today's series. */
+const shardLabels = (shard: Shard): Record<string, string> => (shard === null ? {} : { shard: String(shard) });
+
+/** One metric per name, its samples from every shard's recorder. */
+function mergeMetrics(list: Metric[]): Metric[] {
+  const byName = new Map<string, Metric>();
+  for (const m of list) {
+    const seen = byName.get(m.name);
+    if (seen) seen.samples.push(...m.samples);
+    else byName.set(m.name, { ...m, samples: [...m.samples] });
+  }
+  return [...byName.values()];
+}
+
+/** Replacements per queue name, over all shards' workers of that queue. */
+function sumByQueue(workers: SupervisedWorker[]) {
+  const byQueue = new Map<string, number>();
+  for (const w of workers) byQueue.set(w.name, (byQueue.get(w.name) ?? 0) + w.replacements);
+  return [...byQueue].map(([queue, value]) => ({ labels: { queue }, value }));
 }

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis";
 import type { Db } from "../db/client";
 import { applyStatusBatch, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
 import type { Logger } from "../log";
@@ -10,6 +10,7 @@ import { bullKey } from "../queues";
 import { convergeQueue } from "../services/converge";
 import { createGapCheck, eventStreamKey, parseStreamInfo, type StreamInfo } from "../services/event-streams";
 import { withTimeout } from "../timeout";
+import { cursorName, type Shard } from "../shards";
 
 type ProgressReport = NonNullable<ReturnType<typeof toProgress>>;
 
@@ -59,8 +60,13 @@ export function startStatusRecorder(deps: {
   queues: { name: string; table: TrackedTable | "both" }[];
   log: Logger;
   lease?: Lease;
+  /** The shard `prefix` is the key prefix of (src/shards.ts); null: the plain FLOWD_PREFIX. */
+  shard?: Shard;
 }) {
-  const log = deps.log.child({ component: "status-recorder" });
+  const shard = deps.shard ?? null;
+  const log = deps.log.child({ component: "status-recorder", ...(shard === null ? {} : { shard }) });
+  // Where each queue's read position is stored: by queue name on the plain prefix, by shard too on a shard.
+  const cursorOf = (queue: string) => cursorName(deps.prefix, shard, queue);
   const keyOf = (queue: string) => eventStreamKey(deps.prefix, queue);
   const tableOf = new Map(deps.queues.map((q) => [keyOf(q.name), q]));
   const stats: RecorderStats = { batches: 0, events: 0, rowsChanged: 0, lastBatchSize: 0, lastLagMs: 0, gaps: 0, rowsConverged: 0 };
@@ -98,7 +104,7 @@ export function startStatusRecorder(deps: {
       const stored = await retry(() => loadStreamCursors(deps.db), () => running, log, "load stream cursors");
       unsaved.clear();
       gapCheck.forget();
-      await follow(new Map(deps.queues.map((q) => [keyOf(q.name), stored?.get(q.name) ?? "0"])));
+      await follow(new Map(deps.queues.map((q) => [keyOf(q.name), stored?.get(cursorOf(q.name)) ?? "0"])));
       if (draining) break;
     }
   })();
@@ -138,7 +144,7 @@ export function startStatusRecorder(deps: {
         const last = entries[entries.length - 1];
         if (last) {
           ids.set(key, last[0]);
-          unsaved.set(queue, last[0]);
+          unsaved.set(cursorOf(queue), last[0]);
         }
       }
       stats.events += events.length;
@@ -200,7 +206,7 @@ export function startStatusRecorder(deps: {
     const step = <T>(what: string, fn: () => Promise<T>) => retry(fn, () => running && leading(), log, what);
     let changed: number | undefined = 0;
     for (const t of tablesOf(table)) {
-      const n = await convergeQueue({ db: deps.db, redis: deps.redis, prefix: deps.prefix }, t, queue, gap.upTo, step);
+      const n = await convergeQueue({ db: deps.db, redis: deps.redis, prefix: deps.prefix, shard, cursor: cursorOf(queue) }, t, queue, gap.upTo, step);
       changed = n === undefined ? undefined : changed + n;
       if (changed === undefined) return false;
     }
@@ -209,7 +215,7 @@ export function startStatusRecorder(deps: {
     if (!gap.info) convergedWhileMissing.add(gap.key);
     gapCheck.converged(gap.key, gap.info);
     ids.set(gap.key, gap.upTo);
-    unsaved.delete(queue);
+    unsaved.delete(cursorOf(queue));
     log.info("converged job states from Redis", { queue, rowsChanged: changed, ms: Math.round(performance.now() - started) });
     return true;
   }

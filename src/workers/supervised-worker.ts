@@ -1,5 +1,5 @@
 import { Worker, type Processor, type WorkerOptions } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis";
 import type { Logger } from "../log";
 import { bullKey } from "../queues";
 import { withTimeout } from "../timeout";

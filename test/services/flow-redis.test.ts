@@ -8,6 +8,7 @@ const row = (id: string, parentId: string | null, status: string, opts: EnqueueR
   parentId,
   name: "echo",
   queueName: "flows",
+  shard: null,
   data: { id },
   opts,
   status,

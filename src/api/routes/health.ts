@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../../redis";
 import type { Sql } from "postgres";
 import { readiness, type DegradedCheck } from "../../readiness";
 import { READINESS_RESPONSES } from "../models/openapi";

@@ -7,11 +7,14 @@ import type { Listener } from "../../events/listener";
 import { exposition, METRICS_CONTENT_TYPE, type Metric, type Metrics } from "../../metrics";
 import type { AdmissionStats } from "../admission";
 import { METRICS_RESPONSES } from "../models/openapi";
-import type { RecorderWatch } from "../../services/recorder-health";
+import type { RecorderWatch, StreamBacklog } from "../../services/recorder-health";
 import type { Producer } from "../../queues";
 import { JOBS_QUEUE } from "../../services/jobs";
 import { SCHEDULES_QUEUE } from "../../services/schedules";
 import { WEBHOOKS_QUEUE } from "../../services/webhooks";
+
+/** A stream's labels: `shard` only when FLOWD_SHARDS splits the queues (one shard keeps today's series). */
+const streamLabels = (st: StreamBacklog): Record<string, string> => (st.shard === null ? { queue: st.queue } : { queue: st.queue, shard: String(st.shard) });
 
 /**
  * GET /metrics (Prometheus text): what the API process knows — jobs in Postgres, queues in Redis,
@@ -35,7 +38,7 @@ export const metricsRoutes = (deps: {
       const [rows, deliveries, depths] = await Promise.all([
         jobCounts(deps.db),
         deliveryCounts(deps.db),
-        Promise.all(queues.map(async (q) => [q, await deps.producer.queue(q).getJobCounts().catch(() => ({}))] as const)),
+        Promise.all(queues.map(async (q) => [q, await deps.producer.jobCounts(q)] as const)),
       ]);
       const listener = deps.listener?.stats;
       const metrics: Metric[] = [
@@ -72,13 +75,13 @@ export const metricsRoutes = (deps: {
             name: "flowd_recorder_backlog_seconds",
             help: "Age of the oldest BullMQ event the status recorder has not recorded yet, by queue (0: caught up).",
             type: "gauge",
-            samples: recorder.streams.map((st) => ({ labels: { queue: st.queue }, value: st.lagMs / 1000 })),
+            samples: recorder.streams.map((st) => ({ labels: streamLabels(st), value: st.lagMs / 1000 })),
           },
           {
             name: "flowd_event_stream_length",
             help: "Entries in each queue's BullMQ event stream.",
             type: "gauge",
-            samples: recorder.streams.map((st) => ({ labels: { queue: st.queue }, value: st.length })),
+            samples: recorder.streams.map((st) => ({ labels: streamLabels(st), value: st.length })),
           },
           { name: "flowd_event_stream_max_length", help: "The streams' cap (FLOWD_EVENT_STREAM_MAX_LEN).", type: "gauge", samples: [{ value: deps.config.eventStreamMaxLen }] },
         );

@@ -24,11 +24,12 @@ const INSERT_FLOW = `
     values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8)
     returning id, user_id
   )
-  insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, data, opts, status, children, depth, created_at, updated_at)
-  select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, r.data, r.opts, r.status, r.children, r.depth, $8, $8
+  insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, shard, data, opts, status, children, depth, created_at, updated_at)
+  select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, $10::smallint, r.data, r.opts, r.status, r.children, r.depth, $8, $8
   from f, jsonb_to_recordset($9::jsonb)
     as r(id text, job_id text, parent_id text, name text, queue_name text, data jsonb, opts jsonb, status text, children jsonb, depth int)`;
 
+/** A flow's jobs all live on one shard (BullMQ needs a flow in one hash slot): the first row's. */
 export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
   const payload = jobs.map((j) => ({
     id: j.id,
@@ -53,6 +54,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     flow.requestHash ?? null,
     at,
     JSON.stringify(payload),
+    jobs[0]?.shard ?? null,
   ], { prepare: true });
 }
 
@@ -151,7 +153,7 @@ export async function markFlowUnqueued(db: DbOrTx, flowId: string) {
 /** Marks every unfinished job of a flow cancelled; returns them as they were, for removal from Redis. */
 export async function cancelUnfinished(db: DbOrTx, flowId: string) {
   const rows = await db
-    .select({ id: flowJobs.id, jobId: flowJobs.jobId, queueName: flowJobs.queueName, status: flowJobs.status, depth: flowJobs.depth })
+    .select({ id: flowJobs.id, jobId: flowJobs.jobId, queueName: flowJobs.queueName, shard: flowJobs.shard, status: flowJobs.status, depth: flowJobs.depth })
     .from(flowJobs)
     .where(and(eq(flowJobs.flowId, flowId), sql`${flowJobs.status} not in (${sql.raw(sqlLiterals(FINISHED_STATUSES))})`))
     .for("update");

@@ -211,10 +211,14 @@ const STILL_WAITING = `c.token_hash = $1 and c.outcome is null and c.resolution 
     union all
     select 1 from jobs j where c.table_name = 'jobs' and j.job_id = c.job_id and j.status not in (${sqlLiterals(FINISHED_STATUSES)}))`;
 
-export type StoredCallback = { jobId: string; queueName: string; parked: boolean; heartbeatDeadline: Date | null };
-type StoredRow = { job_id: string; queue_name: string; parked: boolean; heartbeat_deadline: string | null };
+/** The job's shard (its BullMQ key prefix), from its row: null is the plain prefix. */
+export type StoredCallback = { jobId: string; queueName: string; shard: number | null; parked: boolean; heartbeatDeadline: Date | null };
+type StoredRow = { job_id: string; queue_name: string; shard: number | null; parked: boolean; heartbeat_deadline: string | null };
 const stored = (r: StoredRow | undefined): StoredCallback | undefined =>
-  r && { jobId: r.job_id, queueName: r.queue_name, parked: r.parked, heartbeatDeadline: r.heartbeat_deadline === null ? null : new Date(r.heartbeat_deadline) };
+  r && { jobId: r.job_id, queueName: r.queue_name, shard: r.shard, parked: r.parked, heartbeatDeadline: r.heartbeat_deadline === null ? null : new Date(r.heartbeat_deadline) };
+const STORED_COLUMNS = `job_id, queue_name, parked_at is not null as parked, heartbeat_deadline,
+  coalesce((select shard from flow_jobs j where c.table_name = 'flow_jobs' and j.job_id = c.job_id),
+           (select shard from jobs j where c.table_name = 'jobs' and j.job_id = c.job_id))::int as shard`;
 
 /**
  * Stores a callback's outcome if it still waits, in one statement: the row lock makes two callbacks
@@ -222,8 +226,7 @@ const stored = (r: StoredRow | undefined): StoredCallback | undefined =>
  */
 export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
   const [row] = await db.$client.unsafe<StoredRow[]>(
-    `update task_callbacks c set outcome = $2::jsonb where ${STILL_WAITING}
-     returning job_id, queue_name, parked_at is not null as parked, heartbeat_deadline`,
+    `update task_callbacks c set outcome = $2::jsonb where ${STILL_WAITING} returning ${STORED_COLUMNS}`,
     [tokenHash, JSON.stringify(outcome)],
     { prepare: true },
   );
@@ -236,7 +239,7 @@ export async function beat(db: Db, tokenHash: string): Promise<StoredCallback | 
     `update task_callbacks c
        set heartbeat_deadline = case when c.heartbeat_timeout_ms is null then null else now() + make_interval(secs => c.heartbeat_timeout_ms / 1000.0) end
      where ${STILL_WAITING}
-     returning job_id, queue_name, parked_at is not null as parked, heartbeat_deadline`,
+     returning ${STORED_COLUMNS}`,
     [tokenHash],
     { prepare: true },
   );

@@ -13,7 +13,7 @@ export type NewJobRow = typeof jobs.$inferInsert;
 
 // Every column a new row carries, as placeholders: the insert is prepared once (see prepared.ts).
 const JOB_COLUMNS = [
-  "id", "jobId", "userId", "name", "queueName", "data", "opts", "status", "result", "error", "attemptsMade",
+  "id", "jobId", "userId", "name", "queueName", "shard", "data", "opts", "status", "result", "error", "attemptsMade",
   "attemptsBase", "eventPos", "createdAt", "updatedAt", "scheduleId", "generation", "idempotencyKey", "requestHash",
 ] as const satisfies readonly (keyof JobRow)[];
 

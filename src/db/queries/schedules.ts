@@ -32,10 +32,11 @@ export async function allActiveSchedules(db: DbOrTx): Promise<ScheduleRow[]> {
   return db.select().from(schedules).where(eq(schedules.paused, false));
 }
 
-export async function deleteSchedule(db: DbOrTx, userId: string, id: string): Promise<boolean> {
-  if (!isId(id)) return false;
-  const gone = await db.delete(schedules).where(and(eq(schedules.id, id), eq(schedules.userId, userId))).returning({ id: schedules.id });
-  return gone.length > 0;
+/** The deleted schedule's shard (where its Redis scheduler is), or undefined when there was none. */
+export async function deleteSchedule(db: DbOrTx, userId: string, id: string): Promise<{ shard: number | null } | undefined> {
+  if (!isId(id)) return undefined;
+  const [gone] = await db.delete(schedules).where(and(eq(schedules.id, id), eq(schedules.userId, userId))).returning({ shard: schedules.shard });
+  return gone;
 }
 
 export async function recordTick(db: DbOrTx, id: string, ranAt: Date, nextRunAt: Date | null) {

@@ -108,12 +108,12 @@ export async function loadStreamCursors(db: DbOrTx): Promise<Map<string, string>
  * One page of the BullMQ ids of a queue's jobs that Postgres does not yet hold as finished, in id
  * order after `afterJobId`: what the recorder converges from Redis when stream entries were lost.
  */
-export async function unfinishedJobIds(db: Db, table: TrackedTable, queue: string, afterJobId: string, limit: number): Promise<string[]> {
+export async function unfinishedJobIds(db: Db, table: TrackedTable, queue: string, shard: number | null, afterJobId: string, limit: number): Promise<string[]> {
   const rows = await db.$client.unsafe<{ job_id: string }[]>(
     `select job_id from ${table}
-      where queue_name = $1 and job_id > $2 and status not in (${sqlLiterals(FINISHED_STATUSES)})
+      where queue_name = $1 and shard is not distinct from $4::smallint and job_id > $2 and status not in (${sqlLiterals(FINISHED_STATUSES)})
       order by job_id limit $3`,
-    [queue, afterJobId, limit],
+    [queue, afterJobId, limit, shard],
     { prepare: true },
   );
   return rows.map((r) => r.job_id);

@@ -1,5 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
-import { bigint, integer, jsonb, text, timestamp, type AnyPgColumn } from "drizzle-orm/pg-core";
+import { bigint, integer, jsonb, smallint, text, timestamp, type AnyPgColumn } from "drizzle-orm/pg-core";
 import type { JobOpts } from "../../job-opts";
 import { QUEUED_STATUSES, sqlLiterals } from "../../statuses";
 
@@ -14,6 +14,11 @@ export const jobColumns = () => ({
   userId: text("user_id").notNull(),
   name: text("name").notNull(),
   queueName: text("queue_name").notNull(),
+  /**
+   * The Redis shard its job was added under (src/shards.ts): null for the plain FLOWD_PREFIX. Stored,
+   * not recomputed, so changing FLOWD_SHARDS never loses sight of a job already in Redis.
+   */
+  shard: smallint("shard"),
   data: jsonb("data").notNull().$type<Record<string, unknown>>(),
   opts: jsonb("opts").notNull().$type<JobOpts>(),
   status: text("status").notNull().default("waiting"),

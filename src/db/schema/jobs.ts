@@ -1,5 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
-import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, type AnyPgColumn } from "drizzle-orm/pg-core";
+import { boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, type AnyPgColumn } from "drizzle-orm/pg-core";
 import { users } from "./users";
 import { isPending, isQueued, jobColumns } from "./columns";
 import { BULLMQ_FINISHED_STATUSES, sqlLiterals } from "../../statuses";
@@ -54,6 +54,8 @@ export const schedules = pgTable(
     jobData: jsonb("job_data").notNull().$type<Record<string, unknown>>(),
     jobOpts: jsonb("job_opts").notNull().$type<Record<string, unknown>>(),
     paused: boolean("paused").notNull().default(false),
+    /** The Redis shard its job scheduler lives on (see jobColumns' `shard`). */
+    shard: smallint("shard"),
     lastRunAt: timestamp("last_run_at", { withTimezone: true }),
     nextRunAt: timestamp("next_run_at", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
