@@ -42,7 +42,21 @@ export async function markJobsUnqueued(db: DbOrTx, ids: string[]) {
 /** Several single jobs in one statement (one commit): all of them or, on any error, none. */
 export async function insertJobs(db: DbOrTx, rows: JobRow[]) {
   if (rows.length === 1) return insertJob(db, rows[0]!);
-  await db.insert(jobs).values(rows);
+  // One JSON parameter for the batch: drizzle's values() escaped every column of every row, a
+  // sixth of the API's CPU on concurrent single creates (group commit) and bulks.
+  const batch = rows.map((r) => ({
+    id: r.id, job_id: r.jobId, user_id: r.userId, name: r.name, queue_name: r.queueName, shard: r.shard, data: r.data, opts: r.opts,
+    status: r.status, attempts_made: r.attemptsMade, attempts_base: r.attemptsBase, created_at: r.createdAt.toISOString(),
+    schedule_id: r.scheduleId, generation: r.generation, idempotency_key: r.idempotencyKey, request_hash: r.requestHash,
+  }));
+  await db.execute(sql`
+    insert into jobs (id, job_id, user_id, name, queue_name, shard, data, opts, status, attempts_made, attempts_base,
+                      created_at, updated_at, schedule_id, generation, idempotency_key, request_hash)
+    select r.id, r.job_id, r.user_id, r.name, r.queue_name, r.shard, r.data, r.opts, r.status, r.attempts_made, r.attempts_base,
+           r.created_at, r.created_at, r.schedule_id, r.generation, r.idempotency_key, r.request_hash
+    from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) as r(id text, job_id text, user_id text, name text, queue_name text,
+      shard smallint, data jsonb, opts jsonb, status text, attempts_made int, attempts_base int, created_at timestamptz,
+      schedule_id text, generation int, idempotency_key text, request_hash text)`);
 }
 
 /** A schedule tick's job: its id is derived from the tick, so a second insert of the same tick does nothing. */
