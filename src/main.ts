@@ -14,6 +14,7 @@ import { loadHandlerModules } from "./handlers/loader";
 import { consumedQueues } from "./queues";
 import { configuredShards } from "./shards";
 import { sealPlaintextSecrets } from "./services/webhooks";
+import { sealPlaintextSigningSecrets } from "./services/signing-secrets";
 import { createMetrics } from "./metrics";
 import { startTelemetry } from "./telemetry";
 
@@ -132,6 +133,8 @@ async function guardSecrets(config: Config, database: Database, log: Logger, rol
   if (role === "api") return;
   const sealed = await sealPlaintextSecrets({ db: database.db, config });
   if (sealed > 0) log.info("sealed webhook secrets stored in clear with FLOWD_SECRET_KEY", { sealed });
+  const signing = await sealPlaintextSigningSecrets({ db: database.db, config });
+  if (signing > 0) log.info("sealed http task signing secrets stored in clear with FLOWD_SECRET_KEY", { sealed: signing });
 }
 
 /**

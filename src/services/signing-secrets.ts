@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { findSigningSecret, insertSigningSecret, rotateSigningSecret, type SigningSecretRow } from "../db/queries/http-tasks";
-import { createSecretBox } from "../secret-box";
+import { findSigningSecret, insertSigningSecret, plaintextSigningSecrets, replaceSigningSecrets, rotateSigningSecret, type SigningSecretRow } from "../db/queries/http-tasks";
+import { createSecretBox, SEALED_PATTERN } from "../secret-box";
 
 const secretBox = (config: Pick<Config, "secretKey">) => createSecretBox(config.secretKey);
 
@@ -76,4 +76,22 @@ export async function rotateUserSigningSecret(deps: { db: Db; config: Pick<Confi
   await signingKeys(deps, userId); // a rotation before any use still leaves a previous secret to overlap with
   const row = await rotateSigningSecret(deps.db, userId, secretBox(deps.config).seal(newSigningSecret()), new Date(Date.now() + ROTATION_OVERLAP_MS));
   return view(openKeys(deps.config, row!));
+}
+
+/** With a key, seals signing secrets still stored in clear (from before the key was set); safe with several processes at once. */
+export async function sealPlaintextSigningSecrets(deps: { db: Db; config: Pick<Config, "secretKey"> }): Promise<number> {
+  const box = secretBox(deps.config);
+  if (!box.keyed) return 0;
+  let sealed = 0;
+  for (;;) {
+    const rows = await plaintextSigningSecrets(deps.db, SEALED_PATTERN, 500);
+    if (rows.length === 0) return sealed;
+    let changed = 0;
+    for (const row of rows) {
+      const seal = (v: string) => (box.isSealed(v) ? v : box.seal(v));
+      if (await replaceSigningSecrets(deps.db, row, { secret: seal(row.secret), previousSecret: row.previousSecret === null ? null : seal(row.previousSecret) })) changed++;
+    }
+    sealed += changed;
+    if (changed === 0) return sealed; // another process sealed them meanwhile
+  }
 }

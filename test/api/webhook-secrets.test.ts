@@ -75,8 +75,18 @@ describe("webhook secrets at rest", () => {
       values (${legacy.id}, ${alice!.id}, ${at("/legacy")}, ${JSON.stringify(["flow.completed"])}::jsonb, ${legacy.secret})`;
     expect(await storedSecret(legacy.id)).toBe(legacy.secret);
 
+    // An http tasks' signing secret from before the key, with a rotation's previous one: both in clear.
+    const signing = { current: `whsec_${randomBytes(32).toString("base64")}`, previous: `whsec_${randomBytes(32).toString("base64")}` };
+    await stack.database.sql`
+      insert into signing_secrets (user_id, secret, previous_secret, previous_until)
+      values (${alice!.id}, ${signing.current}, ${signing.previous}, now() + interval '1 hour')`;
+
     const worker = await stack.startWorker();
     expect(await storedSecret(legacy.id)).toMatch(/^v1:/);
+    const [stored] = await stack.database.sql<{ secret: string; previous_secret: string }[]>`select secret, previous_secret from signing_secrets`;
+    expect([stored!.secret.slice(0, 3), stored!.previous_secret.slice(0, 3)]).toEqual(["v1:", "v1:"]);
+    const shown = await stack.http("GET", "/v1/signing-secret");
+    expect([shown.body.secret, shown.body.previousSecret]).toEqual([signing.current, signing.previous]);
     expect(await rowsAsText()).not.toContain(legacy.secret.slice("whsec_".length));
     expect(worker.lines.some((l) => l.includes("sealed webhook secrets stored in clear") && l.includes('"sealed":1'))).toBe(true);
     expect(worker.lines.some((l) => l.includes(UNSET_WARNING))).toBe(false);

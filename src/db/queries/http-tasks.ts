@@ -26,6 +26,31 @@ export async function rotateSigningSecret(db: DbOrTx, userId: string, sealed: st
   return row;
 }
 
+/** Signing secrets with a value still in clear (from before FLOWD_SECRET_KEY was set), a page at a time. */
+export async function plaintextSigningSecrets(db: DbOrTx, sealedPattern: string, limit: number) {
+  return db
+    .select()
+    .from(signingSecrets)
+    .where(or(sql`${signingSecrets.secret} !~ ${sealedPattern}`, sql`${signingSecrets.previousSecret} !~ ${sealedPattern}`))
+    .limit(limit);
+}
+
+/** Seals one user's secrets, only while they still hold what was read (compare-and-set). */
+export async function replaceSigningSecrets(db: DbOrTx, row: SigningSecretRow, sealed: { secret: string; previousSecret: string | null }): Promise<boolean> {
+  const changed = await db
+    .update(signingSecrets)
+    .set(sealed)
+    .where(
+      and(
+        eq(signingSecrets.userId, row.userId),
+        eq(signingSecrets.secret, row.secret),
+        row.previousSecret === null ? isNull(signingSecrets.previousSecret) : eq(signingSecrets.previousSecret, row.previousSecret),
+      ),
+    )
+    .returning({ userId: signingSecrets.userId });
+  return changed.length > 0;
+}
+
 /**
  * Writes the callback offered with one attempt, found by the job's BullMQ id in either table, and
  * reads its owner's signing secrets in the same round trip. No row: the job is gone (deleted).
