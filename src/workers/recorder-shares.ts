@@ -47,7 +47,8 @@ export function startRecorderShares(deps: { db: Db; log: Logger }, everyMs = 2_0
     mayTake(lease: () => Lease | undefined): () => boolean {
       return () => {
         const l = lease();
-        if (!l) return false;
+        // The first try comes before the lease is tracked (it is being made): count it as one of the leases.
+        if (!l) return heldCount() < Math.ceil((leases.length + 1) / processes);
         const now = Date.now();
         if (heldCount() < share()) {
           declinedSince.delete(l);
