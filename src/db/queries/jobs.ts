@@ -20,12 +20,17 @@ const JOB_COLUMNS = [
 const insertJobQuery = preparedPerDb((db) =>
   db
     .insert(jobs)
-    .values(Object.fromEntries(JOB_COLUMNS.map((c) => [c, sql.placeholder(c)])) as unknown as NewJobRow)
+    .values({
+      ...(Object.fromEntries(JOB_COLUMNS.map((c) => [c, sql.placeholder(c)])) as unknown as NewJobRow),
+      // Raw, since drizzle's timestamp mapping cannot take a null placeholder; a new row has not started yet.
+      readyAt: sql`${sql.placeholder("readyAt")}::timestamptz`,
+    })
     .prepare("flowd_insert_job"),
 );
 
 export async function insertJob(db: DbOrTx, row: JobRow) {
-  await insertJobQuery(db).execute(row);
+  // As text, as drizzle sends its own timestamps: the driver serialises a described timestamptz parameter from a string only.
+  await insertJobQuery(db).execute({ ...row, readyAt: row.readyAt?.toISOString() ?? null });
 }
 
 /**
@@ -132,6 +137,9 @@ export async function resetJobForRetry(db: DbOrTx, id: string): Promise<JobRow> 
       attemptsBase: sql`${jobs.attemptsMade}`,
       eventPos: 0,
       updatedAt: sql`now()`,
+      readyAt: null,
+      startedAt: null,
+      finishedAt: null,
     })
     .where(eq(jobs.id, id))
     .returning();
