@@ -5,6 +5,7 @@ import { benchEvents } from "./events";
 import { benchJobs } from "./jobs";
 import { benchWebhooks } from "./webhooks";
 import { benchHandlers } from "./handlers";
+import { benchFlowPage } from "./flow-page";
 
 const only = process.argv[2];
 if (!only || only === "flows") await benchFlows();
@@ -12,4 +13,5 @@ if (!only || only === "events") await benchEvents();
 if (!only || only === "jobs") await benchJobs();
 if (!only || only === "webhooks") await benchWebhooks();
 if (!only || only === "handlers") await benchHandlers();
+if (!only || only === "flow-page") await benchFlowPage();
 process.exit(0);
