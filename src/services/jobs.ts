@@ -12,6 +12,7 @@ import {
 import { Conflict, InvalidInput, NotFound } from "../errors";
 import { findReply, replaceReply, saveReply } from "../db/queries/replies";
 import { freshJobState } from "../db/schema/columns";
+import { currentTraceparent } from "../telemetry";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
@@ -63,6 +64,7 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     generation: 0,
     idempotencyKey: null,
     requestHash: null,
+    traceparent: currentTraceparent(),
     ...extra,
   };
 }

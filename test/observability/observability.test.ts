@@ -8,12 +8,12 @@ import { promtool } from "./promtool";
 // Real API and worker processes with tracing on (an OTLP/HTTP receiver in this test), a worker
 // health port, and a loopback target for `http` jobs and webhooks that keeps the headers it got.
 const otlp = startOtlpReceiver();
-const calls: { path: string; traceparent: string | null }[] = [];
+const calls: { path: string; traceparent: string | null; body: string }[] = [];
 const target = Bun.serve({
   port: 0,
   hostname: "127.0.0.1",
-  fetch(req) {
-    calls.push({ path: new URL(req.url).pathname, traceparent: req.headers.get("traceparent") });
+  async fetch(req) {
+    calls.push({ path: new URL(req.url).pathname, traceparent: req.headers.get("traceparent"), body: await req.text() });
     return Response.json({ ok: true });
   },
 });
@@ -155,15 +155,27 @@ describe("traces", () => {
     expect(call?.traceparent?.split("-")[2]).toBe(httpRun.spanId);
   }, 40_000);
 
-  test("webhook deliveries run in a span and send traceparent", async () => {
-    const hook = await api.http("POST", "/v1/webhooks", { url: targetUrl("/hook"), events: ["flow.completed"] });
+  test("a webhook delivery joins the trace of the request that created the flow (or the single job), and sends it on", async () => {
+    const hook = await api.http("POST", "/v1/webhooks", { url: targetUrl("/hook"), events: ["flow.completed", "job.updated"] });
     expect(hook.status).toBe(201);
     const flow = await api.http("POST", "/v1/flows", { name: "hooked", root: { name: "echo" } });
+    const job = await api.http("POST", "/v1/jobs", { name: "echo", data: { hooked: true } });
+    expect(job.status).toBe(201);
     expect((await api.http("GET", `/v1/flows/${flow.body.id}?wait=20`)).body.status).toBe("completed");
-    const call = await waitFor(() => calls.find((c) => c.path === "/hook"), 20_000, "the webhook delivery");
-    const traceId = call.traceparent?.split("-")[1];
-    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
-    await waitFor(() => otlp.spans.find((s) => s.traceId === traceId && s.name.startsWith("process webhooks ")), 20_000, "the delivery's span");
+    for (const [what, post, delivered] of [
+      ["flow", "POST /v1/flows", (b: any) => b.type === "flow.completed" && b.data.flowId === flow.body.id],
+      ["job", "POST /v1/jobs", (b: any) => b.type === "job.updated" && b.data.id === job.body.id && b.data.status === "completed"],
+    ] as const) {
+      const call = await waitFor(() => calls.find((c) => c.path === "/hook" && delivered(JSON.parse(c.body))), 20_000, `the ${what}'s delivery`);
+      const traceId = call.traceparent?.split("-")[1];
+      expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+      // The span that sent it is a delivery's, a child of the creating request's server span.
+      const sentBy = call.traceparent?.split("-")[2];
+      const span = await waitFor(() => otlp.spans.find((s) => s.traceId === traceId && s.spanId === sentBy), 20_000, `the ${what}'s delivery span`);
+      expect(span.name).toBe("process webhooks deliver");
+      const server = await waitFor(() => otlp.spans.find((s) => s.traceId === traceId && s.name === post && s.kind === 2), 20_000, `${post} in the delivery's trace`);
+      expect(span.parentSpanId).toBe(server.spanId);
+    }
   }, 40_000);
 
   test("a collector that does not answer delays neither requests nor a clean shutdown", async () => {

@@ -20,8 +20,8 @@ export type NewFlowJobRow = typeof flowJobs.$inferInsert;
  */
 const INSERT_FLOW = `
   with f as (
-    insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at)
-    values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8)
+    insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at, traceparent)
+    values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8, $10)
     returning id, user_id
   )
   insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, data, opts, status, children, depth, created_at, updated_at, ready_at)
@@ -55,6 +55,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     flow.requestHash ?? null,
     at,
     JSON.stringify(payload),
+    flow.traceparent ?? null,
   ], { prepare: true });
 }
 

@@ -14,7 +14,7 @@ export type NewJobRow = typeof jobs.$inferInsert;
 // Every column a new row carries, as placeholders: the insert is prepared once (see prepared.ts).
 const JOB_COLUMNS = [
   "id", "jobId", "userId", "name", "queueName", "data", "opts", "status", "result", "error", "attemptsMade",
-  "attemptsBase", "eventPos", "createdAt", "updatedAt", "scheduleId", "generation", "idempotencyKey", "requestHash",
+  "attemptsBase", "eventPos", "createdAt", "updatedAt", "scheduleId", "generation", "idempotencyKey", "requestHash", "traceparent",
 ] as const satisfies readonly (keyof JobRow)[];
 
 const insertJobQuery = preparedPerDb((db) =>

@@ -1,0 +1,2 @@
+ALTER TABLE "flows" ADD COLUMN "traceparent" text;--> statement-breakpoint
+ALTER TABLE "jobs" ADD COLUMN "traceparent" text;
