@@ -81,7 +81,7 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
     if (role === "api") {
       // On standby for the recorder lease: with only API processes and users' own BullMQ workers
       // running, statuses still reach Postgres.
-      const recording = startRecording({ config, database, log, standby: true });
+      const recording = startRecording({ config, database, log, metrics, standby: true });
       lifecycle.add("recorder", recording.stop);
     }
   } catch (err) {

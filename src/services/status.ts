@@ -45,8 +45,13 @@ export function toStatusChange(e: StreamEvent): StatusChange | null {
 }
 
 /** BullMQ fails a parent with "child <prefix>:<queue>:<id> failed", naming a Redis key, not a job id. */
+const CHILD_FAILED = /^child (\S+) failed$/;
+
+/** Whether BullMQ failed this job because a child failed: it does so in Redis, without running the job. */
+export const failedByChild = (reason: string | undefined) => reason !== undefined && CHILD_FAILED.test(reason);
+
 export function userFacingReason(reason: string): string {
-  const key = /^child (\S+) failed$/.exec(reason)?.[1];
+  const key = CHILD_FAILED.exec(reason)?.[1];
   const child = key ? parseJobKey(key) : null;
   return child ? `child job ${child.jobId} (queue ${child.queue}) failed` : reason;
 }

@@ -1,6 +1,7 @@
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
+import type { Metrics } from "../metrics";
 import { createRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { RECORDER_LEASE } from "../services/recorder-health";
@@ -22,7 +23,7 @@ export const recordedQueues = (config: Pick<Config, "flowQueues" | "externalQueu
  * do API processes, on standby: with only API processes and users' own BullMQ workers running,
  * someone still writes every transition to Postgres. One process records at a time.
  */
-export function startRecording(deps: { config: Config; database: Database; log: Logger; standby?: boolean }) {
+export function startRecording(deps: { config: Config; database: Database; log: Logger; metrics?: Metrics; standby?: boolean }) {
   const { config, database, log } = deps;
   const redis = createRedis(config.redisUrl, "blocking", "flowd-recorder", log);
   // An API process defers to worker processes (they try every second, it every 5 s, first after
@@ -30,7 +31,17 @@ export function startRecording(deps: { config: Config; database: Database; log: 
   // the API takes over within about 5 s.
   const timing = deps.standby ? { retryMs: STANDBY_RETRY_MS, firstTryMs: STANDBY_RETRY_MS } : {};
   const lease = startLease({ sql: database.sql, key: RECORDER_LEASE, name: "status-recorder", log, ...timing });
-  const recorder = startStatusRecorder({ lease, db: database.db, redis, prefix: config.prefix, queues: recordedQueues(config), log });
+  const recorder = startStatusRecorder({
+    lease,
+    db: database.db,
+    redis,
+    prefix: config.prefix,
+    queues: recordedQueues(config),
+    log,
+    // A parent failed by its child never reaches a processor (observeJobs counts the rest): the
+    // recorder that reads its failure counts it, once, in whichever process holds the lease.
+    onFailedByChild: deps.metrics ? (queue, handler) => deps.metrics!.jobsFailed.inc({ queue, handler }) : undefined,
+  });
   return {
     recorder,
     lease,

@@ -86,7 +86,7 @@ export async function startWorkers(deps: { config: Config; database: Database; l
   });
 
   // One recorder per database does the writing; the others stand by to take over.
-  const recording = startRecording({ config, database, log });
+  const recording = startRecording({ config, database, log, metrics });
   const { recorder, lease: recorderLease } = recording;
   const enqueuer = startEnqueuer(services);
   const keeper = startScheduleKeeper(services);

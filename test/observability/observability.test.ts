@@ -121,6 +121,24 @@ describe("metrics", () => {
     // The sleep ran 20 ms: its run time sits in the buckets above 10 ms.
     expect(text).toMatch(/^flowd_job_run_seconds_bucket\{le="0.01",queue="flows",handler="sleep"\} 0$/m);
   }, 30_000);
+  test("a parent BullMQ failed because its child failed is counted in flowd_jobs_failed_total, once", async () => {
+    // A handler name of its own, so no other flow of this file adds to the parent's series.
+    const flow = await api.http("POST", "/v1/flows", { name: "orphaned", root: { name: "sleep", data: { ms: 0, parentOfFail: true }, children: [{ name: "fail", data: { message: "child-boom" } }] } });
+    expect(flow.status).toBe(201);
+    expect((await api.http("GET", `/v1/flows/${flow.body.id}?wait=20`)).body.status).toBe("failed");
+    // Counted by whichever process records statuses (here the worker, which takes the lease first):
+    // summed over both, it is exactly one.
+    const series = /^flowd_jobs_failed_total\{queue="flows",handler="sleep"\} (\d+)$/m;
+    const scrape = async () => Promise.all([`${api.url}/metrics`, `${workerBase}/metrics`].map(async (u) => (await fetch(u)).text()));
+    const texts = await waitFor(async () => {
+      const t = await scrape();
+      return t.some((x) => series.test(x)) ? t : null;
+    }, 10_000, "the parent's failure counted");
+    expect(texts.reduce((n, t) => n + Number(series.exec(t)?.[1] ?? 0), 0)).toBe(1);
+    for (const t of texts) expect(await promtool(t)).toEqual({ code: 0, output: "" });
+    // The child itself is counted by the worker that ran it, as before.
+    expect(texts[1]).toMatch(/^flowd_jobs_failed_total\{queue="flows",handler="fail"\} [1-9]/m);
+  }, 30_000);
 });
 
 describe("traces", () => {
