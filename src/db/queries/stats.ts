@@ -59,8 +59,9 @@ export async function handlerTimings(db: DbOrTx, userId: string, from: Date): Pr
   const part = (t: typeof jobs | typeof flowJobs) => sql`
     select ${t.name} as name, ${t.status} as status, ${t.readyAt} as ready_at, ${t.startedAt} as started_at, ${t.finishedAt} as finished_at
     from ${t} where ${t.userId} = ${userId} and ${hasRunOutcome(t.status)} and ${t.updatedAt} >= ${since}::timestamptz`;
-  // greatest() skips nulls, so the case keeps a missing time out of the percentile instead of a 0.
-  const ms = (a: SQL, b: SQL) => sql`case when ${a} is not null and ${b} is not null then greatest(0, extract(epoch from ${a} - ${b}) * 1000)::float8 end`;
+  // greatest() skips nulls, so the case keeps a missing time out of the percentile instead of a 0;
+  // date_part is float arithmetic, where extract() computes in numeric (about twice the time here).
+  const ms = (a: SQL, b: SQL) => sql`case when ${a} is not null and ${b} is not null then greatest(0, date_part('epoch', ${a} - ${b}) * 1000) end`;
   return (await db.execute(sql`
     select name as handler,
       count(*) filter (where status = 'completed')::int as completed,
