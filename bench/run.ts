@@ -7,6 +7,7 @@ import { benchWebhooks } from "./webhooks";
 import { benchHandlers } from "./handlers";
 import { benchHttpTasks } from "./http-tasks";
 import { benchCluster } from "./cluster";
+import { benchFlowPage } from "./flow-page";
 
 const only = process.argv[2];
 if (!only || only === "flows") await benchFlows();
@@ -16,4 +17,5 @@ if (!only || only === "webhooks") await benchWebhooks();
 if (!only || only === "handlers") await benchHandlers();
 if (!only || only === "http-tasks") await benchHttpTasks();
 if (!only || only === "cluster") await benchCluster();
+if (!only || only === "flow-page") await benchFlowPage();
 process.exit(0);

@@ -88,7 +88,7 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
       // On standby for the recorder lease: with only API processes and users' own BullMQ workers
       // running, statuses still reach Postgres.
       for (const shard of configuredShards(config.shards)) {
-        const recording = startRecording({ config, database, log, standby: true, shard });
+        const recording = startRecording({ config, database, log, metrics, standby: true, shard });
         lifecycle.add("recorder", recording.stop);
       }
     }

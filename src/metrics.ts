@@ -80,7 +80,7 @@ export function createMetrics() {
     }),
     jobsFailed: new Counter({
       name: "flowd_jobs_failed_total",
-      help: "Jobs failed for good (no attempt left, or a permanent failure) by this process's workers, by queue and handler.",
+      help: "Jobs failed for good, by queue and handler: by this process's workers (no attempt left, or a permanent failure), and parents BullMQ failed because a child failed, counted by the process recording statuses.",
       labelNames: ["queue", "handler"] as const,
       registers: [registry],
     }),

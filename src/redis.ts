@@ -143,12 +143,13 @@ export async function pingRedis(redis: RedisClient): Promise<void> {
   const info = String(await masters[0]!.cluster("INFO"));
   const state = /cluster_state:(\w+)/.exec(info)?.[1];
   if (state !== "ok") throw new Error(`cluster_state is ${state ?? "unknown"}`);
-  // A master that stopped answering is `fail?` to the others before the cluster agrees it failed:
-  // ioredis has already dropped it from its pool, so only the cluster's own view tells.
+  // A master that stopped answering is `disconnected`, then `fail?`, to the others before the
+  // cluster agrees it failed and promotes its replica: ioredis has already dropped it from its
+  // pool, so only the cluster's own view tells. Fields: id addr flags master ping pong epoch link slots…
   const failing = String(await masters[0]!.cluster("NODES"))
     .split("\n")
     .map((line) => line.split(" "))
-    .filter((f) => f[2]?.includes("master") && f[2].includes("fail") && f.length > 8); // still serving slots
+    .filter((f) => f[2]?.includes("master") && (f[2].includes("fail") || f[7] === "disconnected") && f.length > 8); // still serving slots
   if (failing.length > 0) throw new Error(`cluster master ${failing.map((f) => f[1]?.split("@")[0]).join(", ")} is failing`);
 }
 

@@ -142,6 +142,23 @@ export function traceHeaders(): Record<string, string> {
   return carrier;
 }
 
+/**
+ * The current span's W3C `traceparent`, kept with a flow or job row so work that starts later from
+ * the event log (webhook deliveries) joins the trace of the request that created it; null when
+ * tracing is off or no span is current.
+ */
+export function currentTraceparent(): string | null {
+  return traceHeaders().traceparent ?? null;
+}
+
+/**
+ * BullMQ job opts that make a job's run (inJobSpan) a child of a stored `traceparent`, in the form
+ * BullMQ itself stores an add's context (telemetry.metadata); nothing when tracing is off.
+ */
+export function jobTelemetryFrom(traceparent: string | null | undefined): { telemetry?: { metadata: string } } {
+  return enabled && traceparent ? { telemetry: { metadata: JSON.stringify({ traceparent }) } } : {};
+}
+
 interface TracedJob {
   id?: string;
   name: string;

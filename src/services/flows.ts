@@ -16,6 +16,7 @@ import {
 import { deleteReply } from "../db/queries/replies";
 import { Conflict, NotFound } from "../errors";
 import { freshJobState } from "../db/schema/columns";
+import { currentTraceparent } from "../telemetry";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import { planFlow, type NodeInput } from "./flow-spec";
@@ -81,6 +82,7 @@ export async function createFlow(
     requestHash: idempotencyKey ? hash : null,
     createdAt: now,
     updatedAt: now,
+    traceparent: currentTraceparent(),
     finishedAt: null,
   };
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never

@@ -12,6 +12,7 @@ import {
 import { Conflict, InvalidInput, NotFound } from "../errors";
 import { findReply, replaceReply, saveReply } from "../db/queries/replies";
 import { freshJobState } from "../db/schema/columns";
+import { currentTraceparent } from "../telemetry";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import type { Producer } from "../queues";
@@ -65,6 +66,7 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     generation: 0,
     idempotencyKey: null,
     requestHash: null,
+    traceparent: currentTraceparent(),
     ...extra,
   };
 }
@@ -117,7 +119,11 @@ async function storeAndEnqueue(
 ): Promise<boolean> {
   // Written where the add puts it (the recorder then has nothing to write for `waiting`); back to
   // `pending` if the add fails.
-  for (const row of rows) row.status = initialStatus(row, false);
+  for (const row of rows) {
+    row.status = initialStatus(row, false);
+    // Its wait starts now, as for a flow's leaves: the recorder skips BullMQ's `waiting` for it.
+    row.readyAt = row.status === "waiting" ? row.createdAt : null;
+  }
   await insert(rows);
   if (await enqueueJobs(deps, rows)) return true;
   await markPending(deps, rows);

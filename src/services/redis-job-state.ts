@@ -21,6 +21,9 @@ export type RedisJobState = {
   error?: { message: string; stack?: string; attemptsMade: number };
   /** BullMQ's attempts count (`atm`), set once an attempt finished. */
   attemptsMade?: number;
+  /** The hash's `processedOn` (the last start) and `finishedOn`, epoch ms, when set. */
+  startedMs?: number;
+  finishedMs?: number;
 } | null;
 
 const PER_JOB = 6;
@@ -31,7 +34,7 @@ export async function readJobStates(redis: Redis, prefix: string, jobs: JobRef[]
   const pipeline = redis.pipeline();
   for (const j of jobs) {
     const queueKey = (part: string) => bullKey(prefix, j.queueName, part);
-    pipeline.hmget(bullKey(prefix, j.queueName, j.jobId), "name", "returnvalue", "failedReason", "stacktrace", "atm");
+    pipeline.hmget(bullKey(prefix, j.queueName, j.jobId), "name", "returnvalue", "failedReason", "stacktrace", "atm", "processedOn", "finishedOn");
     pipeline.zscore(queueKey("completed"), j.jobId);
     pipeline.zscore(queueKey("failed"), j.jobId);
     pipeline.exists(bullKey(prefix, j.queueName, j.jobId, "lock"));
@@ -44,17 +47,18 @@ export async function readJobStates(redis: Redis, prefix: string, jobs: JobRef[]
   if (failure) throw failure[0];
   return jobs.map((_, i) => {
     const at = (k: number) => replies[i * PER_JOB + k]![1];
-    const [name, returnvalue, failedReason, stacktrace, atm] = at(0) as (string | null)[];
+    const [name, returnvalue, failedReason, stacktrace, atm, processedOn, finishedOn] = at(0) as (string | null)[];
     if (name === null || name === undefined) return null;
     const attemptsMade = atm ? Number(atm) : undefined;
-    if (at(1) !== null) return { status: "completed", result: parseJson(returnvalue), attemptsMade };
+    const times = { ...(processedOn ? { startedMs: Number(processedOn) } : {}), ...(finishedOn ? { finishedMs: Number(finishedOn) } : {}) };
+    if (at(1) !== null) return { status: "completed", result: parseJson(returnvalue), attemptsMade, ...times };
     if (at(2) !== null) {
       const stacks = parseJson(stacktrace);
       const stack = Array.isArray(stacks) && stacks.length > 0 ? String(stacks[stacks.length - 1]) : undefined;
       const message = userFacingReason(failedReason ?? "failed");
-      return { status: "failed", error: { message, ...(stack ? { stack } : {}), attemptsMade: attemptsMade ?? 0 }, attemptsMade };
+      return { status: "failed", error: { message, ...(stack ? { stack } : {}), attemptsMade: attemptsMade ?? 0 }, attemptsMade, ...times };
     }
-    if (Number(at(3)) === 1) return { status: "active" };
+    if (Number(at(3)) === 1) return { status: "active", ...(times.startedMs ? { startedMs: times.startedMs } : {}) };
     if (at(4) !== null) return { status: "delayed" };
     if (at(5) !== null) return { status: "waiting-children" };
     return { status: "waiting" };
@@ -76,6 +80,8 @@ export function changeFromState(jobId: string, state: NonNullable<RedisJobState>
     ...(state.attemptsMade !== undefined && FINISHED.has(state.status) ? { attemptsMade: state.attemptsMade } : {}),
     starts: 0,
     streamId,
+    ...(state.startedMs !== undefined ? { startedMs: state.startedMs } : {}),
+    ...(state.finishedMs !== undefined && FINISHED.has(state.status) ? { finishedMs: state.finishedMs } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Db } from "../db/client";
-import { finishedPerMinute, flowCountsByStatus, jobCountsByStatus } from "../db/queries/stats";
+import { finishedPerMinute, flowCountsByStatus, handlerTimings, jobCountsByStatus } from "../db/queries/stats";
 import { InvalidInput } from "../errors";
 import { BULLMQ_FINISHED_STATUSES, FLOW_STATUSES, JOB_STATUSES, type FlowStatus, type JobStatus } from "../statuses";
 import type { User } from "./deps";
@@ -15,7 +15,28 @@ export interface Stats {
   flows: Record<FlowStatus, number>;
   jobs: Record<JobStatus, number>;
   perMinute: { minute: string; completed: number; failed: number }[];
+  handlers: HandlerStats[];
 }
+
+/** Percentiles in ms; null when no job of the handler had both times in the window. */
+export interface Percentiles {
+  p50: number | null;
+  p95: number | null;
+}
+
+/** One handler's jobs finished in the window: counts, and their last run's run time and wait. */
+export interface HandlerStats {
+  handler: string;
+  completed: number;
+  failed: number;
+  runMs: Percentiles;
+  waitMs: Percentiles;
+}
+
+const percentiles = (pair: [number, number] | null): Percentiles => ({
+  p50: pair ? Math.round(Number(pair[0]) * 10) / 10 : null,
+  p95: pair ? Math.round(Number(pair[1]) * 10) / 10 : null,
+});
 
 /** Minutes in a `window=` value; 400 naming the parameter when it is outside 1 minute to 24 hours. */
 export function windowMinutes(text: string): number {
@@ -30,15 +51,19 @@ export function windowMinutes(text: string): number {
 
 const zeros = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
 
-/** Counts by status now and jobs finished per minute over the window, every minute present (zeros included). */
+/**
+ * Counts by status now, jobs finished per minute over the window (every minute present, zeros
+ * included), and per handler the run time and wait percentiles of the jobs finished in the window.
+ */
 export async function userStats(db: Db, user: User, windowText = "1h", now = new Date()): Promise<Stats> {
   const minutes = windowMinutes(windowText);
   const end = new Date(Math.floor(now.getTime() / 60_000) * 60_000);
   const from = new Date(end.getTime() - (minutes - 1) * 60_000);
-  const [flowRows, jobRows, minuteRows] = await Promise.all([
+  const [flowRows, jobRows, minuteRows, timingRows] = await Promise.all([
     flowCountsByStatus(db, user.userId),
     jobCountsByStatus(db, user.userId),
     finishedPerMinute(db, user.userId, from),
+    handlerTimings(db, user.userId, from),
   ]);
   const flows = zeros(FLOW_STATUSES);
   for (const r of flowRows) if (r.status in flows) flows[r.status as FlowStatus] = r.n;
@@ -53,5 +78,13 @@ export async function userStats(db: Db, user: User, windowText = "1h", now = new
     const i = index.get(r.minute);
     if (i !== undefined && (r.status === "completed" || r.status === "failed")) perMinute[i]![r.status] += r.n;
   }
-  return { window: windowText, from: perMinute[0]!.minute, to: new Date(end.getTime() + 60_000).toISOString().replace(".000Z", "Z"), flows, jobs, perMinute };
+  const handlers = timingRows.map((r) => ({
+    handler: r.handler,
+    completed: r.completed,
+    failed: r.failed,
+    runMs: percentiles(r.run_ms),
+    waitMs: percentiles(r.wait_ms),
+  }));
+  const to = new Date(end.getTime() + 60_000).toISOString().replace(".000Z", "Z");
+  return { window: windowText, from: perMinute[0]!.minute, to, flows, jobs, perMinute, handlers };
 }

@@ -16,6 +16,8 @@ export interface StreamEvent {
 }
 
 
+const finishedByBullmq: ReadonlySet<string> = new Set(BULLMQ_FINISHED_STATUSES);
+
 const DIRECT: Record<string, string> = {
   waiting: "waiting",
   "waiting-children": "waiting-children",
@@ -32,14 +34,24 @@ export function toStatusChange(e: StreamEvent): StatusChange | null {
   const jobId = e.fields.jobId;
   if (!status || !jobId) return null;
   const change: StatusChange = { jobId, status, streamId: e.id, starts: status === "active" ? 1 : 0 };
+  // The entry's own time (Redis's clock, `ms-seq`) is when the job moved: timings cost no read.
+  const at = Number(e.id.split("-")[0]);
+  if (status === "waiting") change.readyMs = at;
+  if (status === "active") change.startedMs = at;
+  if (finishedByBullmq.has(status)) change.finishedMs = at;
   if (status === "completed") change.result = parseJson(e.fields.returnvalue);
   if (status === "failed") change.error = { message: userFacingReason(e.fields.failedReason ?? "failed"), attemptsMade: 0 };
   return change;
 }
 
 /** BullMQ fails a parent with "child <prefix>:<queue>:<id> failed", naming a Redis key, not a job id. */
+const CHILD_FAILED = /^child (\S+) failed$/;
+
+/** Whether BullMQ failed this job because a child failed: it does so in Redis, without running the job. */
+export const failedByChild = (reason: string | undefined) => reason !== undefined && CHILD_FAILED.test(reason);
+
 export function userFacingReason(reason: string): string {
-  const key = /^child (\S+) failed$/.exec(reason)?.[1];
+  const key = CHILD_FAILED.exec(reason)?.[1];
   const child = key ? parseJobKey(key) : null;
   return child ? `child job ${child.jobId} (queue ${child.queue}) failed` : reason;
 }
@@ -60,14 +72,24 @@ export function parseJson(text: string | null | undefined): unknown {
  * Under load a job may therefore go from `waiting` to `completed` in one step; its final state
  * and its attempt count are always exact.
  */
-const finishedByBullmq: ReadonlySet<string> = new Set(BULLMQ_FINISHED_STATUSES);
-
 export function collapse(changes: StatusChange[]): StatusChange[] {
   const last = new Map<string, StatusChange>();
   for (const c of changes) {
     const prev = last.get(c.jobId);
     if (prev && c.status === "cancelled" && finishedByBullmq.has(prev.status)) continue;
-    last.set(c.jobId, prev ? { ...c, starts: prev.starts + c.starts } : c);
+    // Timings fold like starts: the latest of each kind seen in the batch is the one kept.
+    last.set(
+      c.jobId,
+      prev
+        ? {
+            ...c,
+            starts: prev.starts + c.starts,
+            readyMs: c.readyMs ?? prev.readyMs,
+            startedMs: c.startedMs ?? prev.startedMs,
+            finishedMs: c.finishedMs ?? prev.finishedMs,
+          }
+        : c,
+    );
   }
   return [...last.values()];
 }

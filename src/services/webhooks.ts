@@ -22,7 +22,7 @@ import { InvalidInput, NotFound } from "../errors";
 import { EVENT_TYPE_NAMES, isEventType, type FlowdEvent } from "../event-types";
 import { newId } from "../ids";
 import { assertPublicUrl, safeFetch, SafeFetchError } from "../net/safe-fetch";
-import { traceHeaders } from "../telemetry";
+import { jobTelemetryFrom, traceHeaders } from "../telemetry";
 import { createSecretBox, SEALED_PATTERN, SecretBoxError } from "../secret-box";
 import type { Producer } from "../queues";
 import type { ServiceDeps, User } from "./deps";
@@ -155,6 +155,8 @@ export async function dispatchWebhooks(deps: { db: Db; producer: Producer; confi
             backoff: { type: WEBHOOK_BACKOFF },
             removeOnComplete: { age: 24 * 3600 },
             removeOnFail: { age: 7 * 24 * 3600 },
+            // The delivery runs in the trace of the request that created the flow, not one of its own.
+            ...jobTelemetryFrom(d.traceparent),
           },
         })),
       );

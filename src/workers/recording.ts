@@ -1,6 +1,7 @@
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
+import type { Metrics } from "../metrics";
 import { connectRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { recorderLease } from "../services/recorder-health";
@@ -25,7 +26,15 @@ export const recordedQueues = (config: Pick<Config, "flowQueues" | "externalQueu
  * Postgres. One process records a shard at a time; each shard has its own lease, so N shards'
  * recorders write in parallel, spread over the processes that race for the leases.
  */
-export function startRecording(deps: { config: Config; database: Database; log: Logger; standby?: boolean; shard?: Shard; mayTake?: () => boolean }) {
+export function startRecording(deps: {
+  config: Config;
+  database: Database;
+  log: Logger;
+  metrics?: Metrics;
+  standby?: boolean;
+  shard?: Shard;
+  mayTake?: () => boolean;
+}) {
   const { config, database, log } = deps;
   const shard = deps.shard ?? null;
   // Its own connection: the recorder blocks on XREAD, which would hold up a connection shared with others.
@@ -35,7 +44,18 @@ export function startRecording(deps: { config: Config; database: Database; log: 
   // the API takes over within about 5 s.
   const timing = deps.standby ? { retryMs: STANDBY_RETRY_MS, firstTryMs: STANDBY_RETRY_MS } : {};
   const lease = startLease({ sql: database.sql, key: recorderLease(shard), name: shard === null ? "status-recorder" : `status-recorder-${shardLabel(shard)}`, log, mayTake: deps.mayTake, ...timing });
-  const recorder = startStatusRecorder({ lease, db: database.db, redis, prefix: shardPrefix(config.prefix, shard), shard, queues: recordedQueues(config), log });
+  const recorder = startStatusRecorder({
+    lease,
+    db: database.db,
+    redis,
+    prefix: shardPrefix(config.prefix, shard),
+    shard,
+    queues: recordedQueues(config),
+    log,
+    // A parent failed by its child never reaches a processor (observeJobs counts the rest): the
+    // recorder that reads its failure counts it, once, in whichever process holds the lease.
+    onFailedByChild: deps.metrics ? (queue, handler) => deps.metrics!.jobsFailed.inc({ queue, handler }) : undefined,
+  });
   return {
     shard,
     recorder,

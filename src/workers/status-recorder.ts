@@ -2,7 +2,7 @@ import type { RedisClient as Redis } from "../redis";
 import type { Db } from "../db/client";
 import { applyStatusBatch, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
 import type { Logger } from "../log";
-import { collapse, toStatusChange, type StreamEvent } from "../services/status";
+import { collapse, failedByChild, toStatusChange, type StreamEvent } from "../services/status";
 import { toProgress } from "../services/progress-events";
 import { recordProgress } from "../db/queries/job-reports";
 import type { Lease } from "./lease";
@@ -62,6 +62,11 @@ export function startStatusRecorder(deps: {
   lease?: Lease;
   /** The shard `prefix` is the key prefix of (src/shards.ts); null: the plain FLOWD_PREFIX. */
   shard?: Shard;
+  /**
+   * A job BullMQ failed because a child failed, read from the stream: no worker ran it, so no
+   * processor saw the failure (`handler` is the job's name).
+   */
+  onFailedByChild?: (queue: string, handler: string) => void;
 }) {
   const shard = deps.shard ?? null;
   const log = deps.log.child({ component: "status-recorder", ...(shard === null ? {} : { shard }) });
@@ -231,22 +236,24 @@ export function startStatusRecorder(deps: {
 
   async function describe(redis: Redis, prefix: string, events: StreamEvent[]) {
     const out: TableChange[] = [];
-    const failures: { change: StatusChange; key: string }[] = [];
+    const failures: { change: StatusChange; key: string; queue: string; byChild: boolean }[] = [];
     for (const e of events) {
       const change = toStatusChange(e);
       if (!change) continue;
       for (const table of tablesOf(tableOf.get(keyOf(e.queue))!.table)) out.push({ table, change });
-      if (change.status === "failed") failures.push({ change, key: bullKey(prefix, e.queue, change.jobId) });
+      if (change.status === "failed")
+        failures.push({ change, key: bullKey(prefix, e.queue, change.jobId), queue: e.queue, byChild: failedByChild(e.fields.failedReason) });
     }
     if (failures.length > 0) {
-      // The stream names the reason only; the attempt count and the stack live on the job's hash
-      // (gone if the job was removed meanwhile: then the row keeps what it had).
+      // The stream names the reason only; the attempt count, the stack and the name live on the
+      // job's hash (gone if the job was removed meanwhile: then the row keeps what it had).
       const details = await redis
-        .pipeline(failures.map((f) => ["hmget", f.key, "atm", "stacktrace"]))
+        .pipeline(failures.map((f) => ["hmget", f.key, "atm", "stacktrace", "name"]))
         .exec()
         .catch(() => null);
       failures.forEach((f, i) => {
-        const [atm, stacktrace] = ((details?.[i]?.[1] as (string | null)[] | undefined) ?? []) as (string | null)[];
+        const [atm, stacktrace, name] = ((details?.[i]?.[1] as (string | null)[] | undefined) ?? []) as (string | null)[];
+        if (f.byChild && name) deps.onFailedByChild?.(f.queue, name);
         if (atm !== null && atm !== undefined) f.change.attemptsMade = Number(atm);
         const stacks = safeParse(stacktrace) as string[] | null;
         f.change.error = {

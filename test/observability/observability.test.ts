@@ -8,12 +8,12 @@ import { promtool } from "./promtool";
 // Real API and worker processes with tracing on (an OTLP/HTTP receiver in this test), a worker
 // health port, and a loopback target for `http` jobs and webhooks that keeps the headers it got.
 const otlp = startOtlpReceiver();
-const calls: { path: string; traceparent: string | null }[] = [];
+const calls: { path: string; traceparent: string | null; body: string }[] = [];
 const target = Bun.serve({
   port: 0,
   hostname: "127.0.0.1",
-  fetch(req) {
-    calls.push({ path: new URL(req.url).pathname, traceparent: req.headers.get("traceparent") });
+  async fetch(req) {
+    calls.push({ path: new URL(req.url).pathname, traceparent: req.headers.get("traceparent"), body: await req.text() });
     return Response.json({ ok: true });
   },
 });
@@ -121,6 +121,24 @@ describe("metrics", () => {
     // The sleep ran 20 ms: its run time sits in the buckets above 10 ms.
     expect(text).toMatch(/^flowd_job_run_seconds_bucket\{le="0.01",queue="flows",handler="sleep"\} 0$/m);
   }, 30_000);
+  test("a parent BullMQ failed because its child failed is counted in flowd_jobs_failed_total, once", async () => {
+    // A handler name of its own, so no other flow of this file adds to the parent's series.
+    const flow = await api.http("POST", "/v1/flows", { name: "orphaned", root: { name: "sleep", data: { ms: 0, parentOfFail: true }, children: [{ name: "fail", data: { message: "child-boom" } }] } });
+    expect(flow.status).toBe(201);
+    expect((await api.http("GET", `/v1/flows/${flow.body.id}?wait=20`)).body.status).toBe("failed");
+    // Counted by whichever process records statuses (here the worker, which takes the lease first):
+    // summed over both, it is exactly one.
+    const series = /^flowd_jobs_failed_total\{queue="flows",handler="sleep"\} (\d+)$/m;
+    const scrape = async () => Promise.all([`${api.url}/metrics`, `${workerBase}/metrics`].map(async (u) => (await fetch(u)).text()));
+    const texts = await waitFor(async () => {
+      const t = await scrape();
+      return t.some((x) => series.test(x)) ? t : null;
+    }, 10_000, "the parent's failure counted");
+    expect(texts.reduce((n, t) => n + Number(series.exec(t)?.[1] ?? 0), 0)).toBe(1);
+    for (const t of texts) expect(await promtool(t)).toEqual({ code: 0, output: "" });
+    // The child itself is counted by the worker that ran it, as before.
+    expect(texts[1]).toMatch(/^flowd_jobs_failed_total\{queue="flows",handler="fail"\} [1-9]/m);
+  }, 30_000);
 });
 
 describe("traces", () => {
@@ -155,15 +173,27 @@ describe("traces", () => {
     expect(call?.traceparent?.split("-")[2]).toBe(httpRun.spanId);
   }, 40_000);
 
-  test("webhook deliveries run in a span and send traceparent", async () => {
-    const hook = await api.http("POST", "/v1/webhooks", { url: targetUrl("/hook"), events: ["flow.completed"] });
+  test("a webhook delivery joins the trace of the request that created the flow (or the single job), and sends it on", async () => {
+    const hook = await api.http("POST", "/v1/webhooks", { url: targetUrl("/hook"), events: ["flow.completed", "job.updated"] });
     expect(hook.status).toBe(201);
     const flow = await api.http("POST", "/v1/flows", { name: "hooked", root: { name: "echo" } });
+    const job = await api.http("POST", "/v1/jobs", { name: "echo", data: { hooked: true } });
+    expect(job.status).toBe(201);
     expect((await api.http("GET", `/v1/flows/${flow.body.id}?wait=20`)).body.status).toBe("completed");
-    const call = await waitFor(() => calls.find((c) => c.path === "/hook"), 20_000, "the webhook delivery");
-    const traceId = call.traceparent?.split("-")[1];
-    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
-    await waitFor(() => otlp.spans.find((s) => s.traceId === traceId && s.name.startsWith("process webhooks ")), 20_000, "the delivery's span");
+    for (const [what, post, delivered] of [
+      ["flow", "POST /v1/flows", (b: any) => b.type === "flow.completed" && b.data.flowId === flow.body.id],
+      ["job", "POST /v1/jobs", (b: any) => b.type === "job.updated" && b.data.id === job.body.id && b.data.status === "completed"],
+    ] as const) {
+      const call = await waitFor(() => calls.find((c) => c.path === "/hook" && delivered(JSON.parse(c.body))), 20_000, `the ${what}'s delivery`);
+      const traceId = call.traceparent?.split("-")[1];
+      expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+      // The span that sent it is a delivery's, a child of the creating request's server span.
+      const sentBy = call.traceparent?.split("-")[2];
+      const span = await waitFor(() => otlp.spans.find((s) => s.traceId === traceId && s.spanId === sentBy), 20_000, `the ${what}'s delivery span`);
+      expect(span.name).toBe("process webhooks deliver");
+      const server = await waitFor(() => otlp.spans.find((s) => s.traceId === traceId && s.name === post && s.kind === 2), 20_000, `${post} in the delivery's trace`);
+      expect(span.parentSpanId).toBe(server.spanId);
+    }
   }, 40_000);
 
   test("a collector that does not answer delays neither requests nor a clean shutdown", async () => {

@@ -76,4 +76,26 @@ describe("status changes from BullMQ's event stream", () => {
     await apply(folded);
     expect(await statusOf(id)).toEqual({ status: "completed", attempts_made: 2 });
   });
+
+  test("a folded batch keeps the last run's times: ready at its last waiting, started at its last start", async () => {
+    const id = await freshJob();
+    const t = 1795917342000;
+    await apply([
+      change(id, "waiting", `${t + 100}-0`),
+      change(id, "active", `${t + 200}-0`),
+      // A retry: back to waiting, then a second start that completes.
+      change(id, "waiting", `${t + 300}-0`),
+      change(id, "active", `${t + 450}-0`),
+      change(id, "completed", `${t + 1450}-0`, { returnvalue: "1" }),
+    ]);
+    const [row] = await db.database.sql<{ ready: number; started: number; finished: number }[]>`
+      select (extract(epoch from ready_at) * 1000)::float8 as ready, (extract(epoch from started_at) * 1000)::float8 as started,
+        (extract(epoch from finished_at) * 1000)::float8 as finished from jobs where id = ${id}`;
+    expect(row).toEqual({ ready: t + 300, started: t + 450, finished: t + 1450 } as never);
+    // Across batches too; a later waiting clears the finish (BullMQ retried it), a start is kept until the next.
+    await apply([change(id, "waiting", `${t + 2000}-0`)]);
+    const [again] = await db.database.sql<{ finished: string | null; started: string }[]>`select finished_at as finished, started_at as started from jobs where id = ${id}`;
+    expect(again!.finished).toBeNull();
+    expect(new Date(again!.started).getTime()).toBe(t + 450);
+  });
 });

@@ -19,9 +19,10 @@ export async function startBinaryStack(tag: string) {
   prepareBinary(bin);
   const db = await createTestDatabase();
   const prefix = uniquePrefix(tag);
-  const port = 20000 + Math.floor(Math.random() * 20000);
   const env = { DATABASE_URL: db.url, REDIS_URL, FLOWD_PREFIX: prefix, LOG_LEVEL: "info" };
-  const proc: FlowdProcess = spawnFlowd(["--role=all"], { ...env, PORT: String(port) }, { bin, cwd: dir });
+  // PORT=0: the system picks a free port; one picked by guess can be another process's.
+  const proc: FlowdProcess = spawnFlowd(["--role=all"], { ...env, PORT: "0" }, { bin, cwd: dir });
+  const port = Number(new URL((JSON.parse(await proc.waitForLine(/"listening"/)) as { url: string }).url).port);
   await proc.waitForLine(/"flowd ready"/);
   const browser: Browser = await launchBrowser();
   return {

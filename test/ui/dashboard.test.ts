@@ -21,7 +21,6 @@ mkdirSync(shots, { recursive: true });
 let stack: BinaryStack;
 let dir: string;
 let bin: string;
-let port: number;
 let base: string;
 let db: BinaryStack["db"];
 let browser: Browser;
@@ -31,7 +30,7 @@ let asAlice: ReturnType<typeof httpClient>;
 
 beforeAll(async () => {
   stack = await startBinaryStack("ui");
-  ({ dir, bin, port, base, db, browser } = stack);
+  ({ dir, bin, base, db, browser } = stack);
   expect(readdirSync(dir)).toEqual(["flowd"]);
   alice = (await createToken(db.database.db, "alice")).token;
   bob = (await createToken(db.database.db, "bob")).token;
@@ -216,23 +215,42 @@ describe("the dashboard", () => {
 
   test("after a drop the flow page reconnects and resumes with after: nothing missed, no reload", async () => {
     // A second API process of its own, restarted under the page while the worker goes on.
-    const apiPort = port + 1;
-    const apiEnv = { ...stack.env, PORT: String(apiPort) };
-    let api = spawnFlowd(["--role=api"], apiEnv, { bin, cwd: dir });
-    await api.waitForLine(/"flowd ready"/);
+    // PORT=0: a port picked by guess can be another process's; the restart below reuses the one bound.
+    let api = spawnFlowd(["--role=api"], { ...stack.env, PORT: "0" }, { bin, cwd: dir });
+    // Everything this test opens is closed however it ends, so a failure here cannot leak a
+    // reconnecting page (its console errors) or a process into the tests after it.
+    let page: Page | null = null;
+    const { Queue } = await import("bullmq");
+    const IORedis = (await import("ioredis")).default;
+    const connection = new IORedis(stack.env.REDIS_URL, { maxRetriesPerRequest: null });
     try {
-      const id = await created("/v1/flows", {
-        name: "resume",
-        root: { name: "echo", children: [{ name: "echo", children: [{ name: "sleep", data: { ms: 1500 } }] }, { name: "sleep", data: { ms: 7000 } }] },
-      });
-      const page = await browser.newPage();
+      const apiPort = new URL((JSON.parse(await api.waitForLine(/"listening"/)) as { url: string }).url).port;
+      const apiEnv = { ...stack.env, PORT: apiPort };
+      await api.waitForLine(/"flowd ready"/);
+      // Both branches are held (delayed far ahead) and released by the test: the short one once
+      // the page shows the flow, so the page sees its events live; the long one only during the
+      // drop. Nothing else can move meanwhile, so each state waited for is one the page stays in.
+      const held = { name: "sleep", data: { ms: 100 }, opts: { delay: 600_000 } };
+      const id = await created("/v1/flows", { name: "resume", root: { name: "echo", children: [{ name: "echo", children: [held] }, held] } });
+      const release = async (job: { queueName: string; jobId: string }) => {
+        const queue = new Queue(job.queueName, { connection, prefix: stack.prefix });
+        try {
+          await (await queue.getJob(job.jobId))!.promote();
+        } finally {
+          await queue.close();
+        }
+      };
+      const root = (await asAlice("GET", `/v1/flows/${id}`)).body.root;
+      page = await browser.newPage();
       await page.goto(`http://127.0.0.1:${apiPort}/ui`);
       await page.getByLabel("API token").fill(alice);
       await page.getByRole("button", { name: "Sign in" }).click();
       await page.locator("#h-overview").waitFor();
       await page.goto(`http://127.0.0.1:${apiPort}/ui#/flows/${id}`);
-      // The short branch finishes first: events the page applied before the drop.
-      await waitFor(async () => (await page.locator('.graph .node[data-status="completed"]').count()) === 2, 15_000, "the short branch");
+      await waitFor(async () => (await page!.locator('.graph .node[data-status="delayed"]').count()) === 2, 15_000, "both held leaves shown");
+      await page.locator('[data-connection="live"]').waitFor({ timeout: 10_000 });
+      await release(root.children[0].children[0]);
+      await waitFor(async () => (await page!.locator('.graph .node[data-status="completed"]').count()) === 2, 15_000, "the short branch");
       const requests: string[] = [];
       page.on("request", (r) => r.resourceType() !== "websocket" && requests.push(`${r.method()} ${r.url()}`));
       const sockets: string[] = [];
@@ -243,6 +261,11 @@ describe("the dashboard", () => {
       await api.stop("SIGKILL");
       await page.locator('[data-connection="reconnecting"]').waitFor({ timeout: 10_000 });
       await shot(page, "flow-reconnecting");
+      // Every event of the long branch and the root happens while the page's API is down: only the
+      // resume can bring them.
+      await release(root.children[1]);
+      await waitFor(async () => (await asAlice("GET", `/v1/flows/${id}`)).body.status === "completed", 20_000, "the flow to complete during the drop");
+      expect(await page.locator('.graph .node[data-status="completed"]').count()).toBe(2);
       api = spawnFlowd(["--role=api"], apiEnv, { bin, cwd: dir });
       await api.waitForLine(/"flowd ready"/);
       await page.locator('[data-connection="live"]').waitFor({ timeout: 20_000 });
@@ -252,9 +275,10 @@ describe("the dashboard", () => {
       expect(resubscribe).toMatchObject({ op: "subscribe", flowId: id });
       expect(resubscribe.after).toBeGreaterThan(0);
       expect(requests).toEqual([]);
-      await page.close();
     } finally {
+      await page?.close().catch(() => {});
       await api.stop("SIGTERM");
+      connection.disconnect();
     }
   }, 90_000);
 
@@ -264,7 +288,8 @@ describe("the dashboard", () => {
     await created("/v1/schedules", { name: "nightly", pattern: "0 3 * * *", job: { name: "echo", data: {} } });
     await waitFor(async () => (await asAlice("GET", `/v1/flows/${flowId}`)).body.status === "completed", 20_000, "the tour flow");
     const pages: [string, string, string][] = [
-      ["overview", "#/", "#h-overview"],
+      // The overview has finished jobs by now: its handler table shows their times.
+      ["overview", "#/", "[data-handler-times]"],
       ["flows", "#/flows", "tr[data-flow]"],
       ["flow", `#/flows/${flowId}`, ".graph .node"],
       ["jobs", "#/jobs", "tr[data-job]"],

@@ -1,10 +1,10 @@
 import { memo } from "preact/compat";
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { html } from "../lib/html";
 import { NODE_H, NODE_W, type FlatJob, type Layout } from "../lib/tree";
 
 /**
- * The flow's tree, laid out once (dagre); a status change re-renders only its node (memo on the
+ * The flow's tree, laid out once (a tidy tree, see layoutTree); a status change re-renders only its node (memo on the
  * row object, which an event replaces). Nodes are buttons to the keyboard: Tab moves, Enter opens;
  * their name is their visible text (name and status), so what a screen reader says is what shows.
  */
@@ -29,25 +29,59 @@ const Node = memo(function Node(props: { job: FlatJob; x: number; y: number; sel
   </g>`;
 });
 
+/**
+ * Nodes drawn per task. A 1,000-job graph drawn at once was one 200+ ms main-thread task (DOM,
+ * style, layout); in slices the page answers between them, and the nodes in view come first.
+ */
+const SLICE = 150;
+
 export function FlowGraph(props: { layout: Layout; jobs: Map<string, FlatJob>; selected: string | null; onSelect: (id: string) => void }) {
   const { layout, jobs } = props;
   const box = useRef<HTMLDivElement>(null);
+  const rootPos = useMemo(() => {
+    const root = [...jobs.values()].find((j) => j.parentId === null);
+    return root ? layout.nodes.get(root.id) : undefined;
+  }, [layout]);
+  // Nearest the root's column first: the view opens centred on it.
+  const order = useMemo(() => {
+    const x = rootPos?.x ?? 0;
+    return [...layout.nodes.entries()].sort((a, b) => Math.abs(a[1].x - x) - Math.abs(b[1].x - x)).map(([id]) => id);
+  }, [layout]);
+  // How far drawing got, for this order: another layout starts again from one slice.
+  const [progress, setProgress] = useState({ order, count: SLICE });
+  const count = progress.order === order ? progress.count : SLICE;
+  useEffect(() => {
+    if (count >= order.length) return;
+    const next = setTimeout(() => setProgress({ order, count: count + SLICE }), 0);
+    return () => clearTimeout(next);
+  }, [count, order]);
+  const drawn = useMemo(() => new Set(order.slice(0, count)), [order, count]);
   // A wide tree centres its root: the top-left corner of a 1,000-job layout is one leaf among many.
   useEffect(() => {
     const el = box.current;
-    const root = [...jobs.values()].find((j) => j.parentId === null);
-    const pos = root && layout.nodes.get(root.id);
-    if (el && pos) el.scrollLeft = Math.max(0, pos.x + NODE_W / 2 - el.clientWidth / 2);
+    if (el && rootPos) el.scrollLeft = Math.max(0, rootPos.x + NODE_W / 2 - el.clientWidth / 2);
   }, [layout]);
+  // Edges never change with a status: built once per slice, not on every batch of events.
+  const edges = useMemo(
+    () => html`<g class="edges" aria-hidden="true">
+      ${layout.edges.map((e) =>
+        drawn.has(e.to) ? html`<polyline key=${`${e.from}-${e.to}`} points=${e.points.map((p) => `${p.x},${p.y}`).join(" ")} />` : null,
+      )}
+    </g>`,
+    [layout, drawn],
+  );
+  // Drawn in tree order whatever the slice: the DOM order is the Tab order.
   return html`<div class="graph-scroll" role="group" aria-label="The flow's jobs as a tree" ref=${box}>
-    <svg width=${layout.width} height=${layout.height} viewBox=${`0 0 ${layout.width} ${layout.height}`} class="graph">
-      <g class="edges" aria-hidden="true">
-        ${layout.edges.map(
-          (e) => html`<polyline key=${`${e.from}-${e.to}`} points=${e.points.map((p) => `${p.x},${p.y}`).join(" ")} />`,
-        )}
-      </g>
+    <svg
+      width=${layout.width}
+      height=${layout.height}
+      viewBox=${`0 0 ${layout.width} ${layout.height}`}
+      class="graph"
+      data-drawn=${drawn.size >= layout.nodes.size ? "all" : "part"}
+    >
+      ${edges}
       ${[...jobs.values()].map((j) => {
-        const pos = layout.nodes.get(j.id);
+        const pos = drawn.has(j.id) ? layout.nodes.get(j.id) : undefined;
         return pos ? html`<${Node} key=${j.id} job=${j} x=${pos.x} y=${pos.y} selected=${props.selected === j.id} onSelect=${props.onSelect} />` : null;
       })}
     </svg>

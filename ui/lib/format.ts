@@ -17,6 +17,14 @@ export function duration(ms: number): string {
   return `${h} h${m % 60 ? ` ${m % 60} min` : ""}`;
 }
 
+/** A measured time (a percentile): finer than `duration` below a minute, a dash when there is none. */
+export function timing(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return "–";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  return duration(ms);
+}
+
 /** Local date and time, to the second. */
 export const when = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString(undefined, { hour12: false }) : "–");
 

@@ -2,14 +2,26 @@ import { useRef, useState } from "preact/hooks";
 import { api, ApiError } from "../lib/api";
 import { html } from "../lib/html";
 import { useLiveTarget } from "../lib/context";
-import { FLOW_STATUSES, JOB_STATUSES } from "../lib/format";
+import { FLOW_STATUSES, JOB_STATUSES, timing } from "../lib/format";
 import { ThroughputChart, type MinutePoint } from "../components/chart";
 import { ErrorNote, StatusBadge } from "../components/common";
 
+interface Percentiles {
+  p50: number | null;
+  p95: number | null;
+}
+interface HandlerStats {
+  handler: string;
+  completed: number;
+  failed: number;
+  runMs: Percentiles;
+  waitMs: Percentiles;
+}
 interface Stats {
   flows: Record<string, number>;
   jobs: Record<string, number>;
   perMinute: MinutePoint[];
+  handlers: HandlerStats[];
 }
 
 const ALL = { all: true } as const;
@@ -72,6 +84,38 @@ export function Overview() {
       <section class="card" aria-labelledby="h-throughput">
         <h2 id="h-throughput">Finished per minute, last hour</h2>
         <${ThroughputChart} points=${stats.perMinute} />
-      </section>`}
+      </section>
+      <${HandlerTimings} handlers=${stats.handlers} />`}
+  </section>`;
+}
+
+/** Per handler, the jobs finished in the last hour with their run time and wait percentiles. */
+function HandlerTimings({ handlers }: { handlers: HandlerStats[] }) {
+  return html`<section class="card" aria-labelledby="h-handler-times">
+    <h2 id="h-handler-times">Run time and wait by handler, last hour</h2>
+    ${handlers.length === 0
+      ? html`<p class="empty">No job finished in the last hour.</p>`
+      : html`<table class="list">
+          <caption class="sr-only">Jobs finished in the last hour by handler, with median (p50) and p95 run time and wait</caption>
+          <thead>
+            <tr>
+              <th scope="col">Handler</th><th scope="col">Completed</th><th scope="col">Failed</th>
+              <th scope="col">Run p50</th><th scope="col">Run p95</th><th scope="col">Wait p50</th><th scope="col">Wait p95</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${handlers.map(
+              (h) => html`<tr key=${h.handler} data-handler-times=${h.handler}>
+                <td data-label="Handler"><strong>${h.handler}</strong></td>
+                <td data-label="Completed">${h.completed}</td>
+                <td data-label="Failed">${h.failed}</td>
+                <td data-label="Run p50">${timing(h.runMs.p50)}</td>
+                <td data-label="Run p95">${timing(h.runMs.p95)}</td>
+                <td data-label="Wait p50">${timing(h.waitMs.p50)}</td>
+                <td data-label="Wait p95">${timing(h.waitMs.p95)}</td>
+              </tr>`,
+            )}
+          </tbody>
+        </table>`}
   </section>`;
 }

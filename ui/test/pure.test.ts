@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { href, parseRoute } from "../lib/route";
-import { duration, parseDataSearch } from "../lib/format";
+import { duration, parseDataSearch, timing } from "../lib/format";
 import { applyJobEvent, flatten, flowStatusOf, layoutTree, MAX_LOG_LINES, statusCounts, withJobEvent, type JobNode } from "../lib/tree";
 
 const job = (id: string, children: JobNode[] = [], status = "waiting"): JobNode => ({
@@ -103,5 +103,11 @@ describe("a job's log and progress, live", () => {
     const done = withJobEvent(p, { seq: 2, event: "job.updated", jobId: "j", status: "completed", at, data: { result: 1 } } as never)!;
     expect(done).toMatchObject({ status: "completed", result: 1, progress: 40 });
     expect(withJobEvent(job, ev("flow.completed", {}))).toBeNull();
+  });
+});
+
+describe("timing", () => {
+  test("percentiles read finer than durations, and a missing one is a dash", () => {
+    expect([null, 0.4, 999.4, 1507, 12_345, 75_000].map(timing)).toEqual(["–", "0 ms", "999 ms", "1.51 s", "12.3 s", "1 min 15 s"]);
   });
 });

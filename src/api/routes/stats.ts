@@ -8,6 +8,12 @@ import { errorResponses } from "../models/errors";
 
 const counts = (keys: readonly string[]) => t.Object(Object.fromEntries(keys.map((k) => [k, t.Integer({ minimum: 0 })])));
 
+const Percentiles = (description: string) =>
+  t.Object(
+    { p50: t.Union([t.Number({ minimum: 0 }), t.Null()]), p95: t.Union([t.Number({ minimum: 0 }), t.Null()]) },
+    { description },
+  );
+
 const StatsSchema = t.Object({
   window: t.String(),
   from: t.String({ format: "date-time", description: "the first minute counted" }),
@@ -22,6 +28,20 @@ const StatsSchema = t.Object({
     }),
     { description: "every minute of the window, oldest first; jobs of flows and single jobs together" },
   ),
+  handlers: t.Array(
+    t.Object({
+      handler: t.String({ description: "the job name" }),
+      completed: t.Integer({ minimum: 0 }),
+      failed: t.Integer({ minimum: 0 }),
+      runMs: Percentiles("run time of the job's last attempt: from its start (active) to its finish"),
+      waitMs: Percentiles("wait before the job's last attempt: from when it could run (waiting) to its start"),
+    }),
+    {
+      description:
+        "per handler, the jobs that finished (completed or failed) in the window, with percentiles in milliseconds; " +
+        "null when none of them ran (a parent failed by its child never starts). Ordered by handler.",
+    },
+  ),
 });
 
 export const statsRoutes = (deps: { db: Db; authenticate: Authenticate }) =>
@@ -34,5 +54,9 @@ export const statsRoutes = (deps: { db: Db; authenticate: Authenticate }) =>
         ),
       }),
       response: { 200: StatsSchema, ...errorResponses() },
-      detail: { operationId: "getStats", summary: "Counts by status now (flows, jobs) and jobs completed and failed per minute over the window (from Postgres)" },
+      detail: {
+        operationId: "getStats",
+        summary:
+          "Counts by status now (flows, jobs), jobs completed and failed per minute over the window, and per handler p50/p95 run time and wait (from Postgres)",
+      },
     });

@@ -20,14 +20,15 @@ export type NewFlowJobRow = typeof flowJobs.$inferInsert;
  */
 const INSERT_FLOW = `
   with f as (
-    insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at)
-    values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8)
+    insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at, traceparent)
+    values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8, $10)
     returning id, user_id
   )
-  insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, shard, data, opts, status, children, depth, created_at, updated_at)
-  select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, $10::smallint, r.data, r.opts, r.status, r.children, r.depth, $8, $8
+  insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, shard, data, opts, status, children, depth, created_at, updated_at, ready_at)
+  select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, $11::smallint, r.data, r.opts, r.status, r.children, r.depth, $8, $8, r.ready_at
   from f, jsonb_to_recordset($9::jsonb)
-    as r(id text, job_id text, parent_id text, name text, queue_name text, data jsonb, opts jsonb, status text, children jsonb, depth int)`;
+    as r(id text, job_id text, parent_id text, name text, queue_name text, data jsonb, opts jsonb, status text, children jsonb, depth int,
+         ready_at timestamptz)`;
 
 /** A flow's jobs all live on one shard (BullMQ needs a flow in one hash slot): the first row's. */
 export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
@@ -42,6 +43,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     status: j.status ?? "pending",
     children: j.children ?? [],
     depth: j.depth ?? 0,
+    ready_at: j.readyAt ?? null,
   }));
   const at = (flow.createdAt ?? new Date()).toISOString();
   await db.$client.unsafe(INSERT_FLOW, [
@@ -54,6 +56,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     flow.requestHash ?? null,
     at,
     JSON.stringify(payload),
+    flow.traceparent ?? null,
     jobs[0]?.shard ?? null,
   ], { prepare: true });
 }
@@ -173,7 +176,7 @@ export async function deleteFlowRow(db: DbOrTx, id: string) {
 export async function resetForRetry(db: DbOrTx, resets: { id: string; job_id: string }[]) {
   await db.execute(sql`
     update flow_jobs as j set job_id = v.job_id, status = 'pending', result = null, error = null,
-      attempts_base = j.attempts_made, event_pos = 0, updated_at = now()
+      attempts_base = j.attempts_made, event_pos = 0, updated_at = now(), ready_at = null, started_at = null, finished_at = null
     from jsonb_to_recordset(${JSON.stringify(resets)}::jsonb) as v(id text, job_id text)
     where j.id = v.id`);
 }

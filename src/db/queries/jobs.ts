@@ -14,18 +14,23 @@ export type NewJobRow = typeof jobs.$inferInsert;
 // Every column a new row carries, as placeholders: the insert is prepared once (see prepared.ts).
 const JOB_COLUMNS = [
   "id", "jobId", "userId", "name", "queueName", "shard", "data", "opts", "status", "result", "error", "attemptsMade",
-  "attemptsBase", "eventPos", "createdAt", "updatedAt", "scheduleId", "generation", "idempotencyKey", "requestHash",
+  "attemptsBase", "eventPos", "createdAt", "updatedAt", "scheduleId", "generation", "idempotencyKey", "requestHash", "traceparent",
 ] as const satisfies readonly (keyof JobRow)[];
 
 const insertJobQuery = preparedPerDb((db) =>
   db
     .insert(jobs)
-    .values(Object.fromEntries(JOB_COLUMNS.map((c) => [c, sql.placeholder(c)])) as unknown as NewJobRow)
+    .values({
+      ...(Object.fromEntries(JOB_COLUMNS.map((c) => [c, sql.placeholder(c)])) as unknown as NewJobRow),
+      // Raw, since drizzle's timestamp mapping cannot take a null placeholder; a new row has not started yet.
+      readyAt: sql`${sql.placeholder("readyAt")}::timestamptz`,
+    })
     .prepare("flowd_insert_job"),
 );
 
 export async function insertJob(db: DbOrTx, row: JobRow) {
-  await insertJobQuery(db).execute(row);
+  // As text, as drizzle sends its own timestamps: the driver serialises a described timestamptz parameter from a string only.
+  await insertJobQuery(db).execute({ ...row, readyAt: row.readyAt?.toISOString() ?? null });
 }
 
 /**
@@ -48,15 +53,16 @@ export async function insertJobs(db: DbOrTx, rows: JobRow[]) {
     id: r.id, job_id: r.jobId, user_id: r.userId, name: r.name, queue_name: r.queueName, shard: r.shard, data: r.data, opts: r.opts,
     status: r.status, attempts_made: r.attemptsMade, attempts_base: r.attemptsBase, created_at: r.createdAt.toISOString(),
     schedule_id: r.scheduleId, generation: r.generation, idempotency_key: r.idempotencyKey, request_hash: r.requestHash,
+    traceparent: r.traceparent, ready_at: r.readyAt?.toISOString() ?? null,
   }));
   await db.execute(sql`
     insert into jobs (id, job_id, user_id, name, queue_name, shard, data, opts, status, attempts_made, attempts_base,
-                      created_at, updated_at, schedule_id, generation, idempotency_key, request_hash)
+                      created_at, updated_at, schedule_id, generation, idempotency_key, request_hash, traceparent, ready_at)
     select r.id, r.job_id, r.user_id, r.name, r.queue_name, r.shard, r.data, r.opts, r.status, r.attempts_made, r.attempts_base,
-           r.created_at, r.created_at, r.schedule_id, r.generation, r.idempotency_key, r.request_hash
+           r.created_at, r.created_at, r.schedule_id, r.generation, r.idempotency_key, r.request_hash, r.traceparent, r.ready_at
     from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) as r(id text, job_id text, user_id text, name text, queue_name text,
       shard smallint, data jsonb, opts jsonb, status text, attempts_made int, attempts_base int, created_at timestamptz,
-      schedule_id text, generation int, idempotency_key text, request_hash text)`);
+      schedule_id text, generation int, idempotency_key text, request_hash text, traceparent text, ready_at timestamptz)`);
 }
 
 /** A schedule tick's job: its id is derived from the tick, so a second insert of the same tick does nothing. */
@@ -146,6 +152,9 @@ export async function resetJobForRetry(db: DbOrTx, id: string): Promise<JobRow> 
       attemptsBase: sql`${jobs.attemptsMade}`,
       eventPos: 0,
       updatedAt: sql`now()`,
+      readyAt: null,
+      startedAt: null,
+      finishedAt: null,
     })
     .where(eq(jobs.id, id))
     .returning();

@@ -17,6 +17,13 @@ export interface StatusChange {
    * ms * 1e6 + seq needs 61 bits, more than a double holds exactly, so Postgres does the arithmetic.
    */
   streamId: string;
+  /**
+   * Epoch ms, from the stream entries folded into this change (or Redis's job hash when
+   * converging): when the job last entered `waiting`, last went `active`, and finished.
+   */
+  readyMs?: number;
+  startedMs?: number;
+  finishedMs?: number;
 }
 
 export type TrackedTable = "flow_jobs" | "jobs";
@@ -41,7 +48,12 @@ const guardedUpdate = (table: TrackedTable) => `
       attempts_made = coalesce(j.attempts_base + v.attempts, j.attempts_made + case when j.parked_until is null then v.starts else 0 end),
       event_pos = v.pos,
       parked_until = case when v.status in (${sqlLiterals(FINISHED_STATUSES)}) then null else j.parked_until end,
-      updated_at = now()
+      updated_at = now(),
+      -- Run timings ride along in the same write (see jobColumns); a later start replaces an earlier one.
+      ready_at = coalesce(to_timestamp(v.ready_ms / 1000.0), j.ready_at),
+      started_at = coalesce(to_timestamp(v.started_ms / 1000.0), j.started_at),
+      finished_at = case when v.status in (${sqlLiterals(BULLMQ_FINISHED_STATUSES)})
+                         then coalesce(to_timestamp(v.finished_ms / 1000.0), now()) end
     from v
     where v.tbl = '${table}' and j.job_id = v.job_id and v.pos > j.event_pos and j.status <> 'cancelled'
       and not (v.status = 'cancelled' and j.status in (${sqlLiterals(BULLMQ_FINISHED_STATUSES)}))
@@ -60,7 +72,8 @@ const APPLY_STATUS_BATCH = `
     with v as (
       select r.*, split_part(r.stream_id, '-', 1)::bigint * 1000000 + split_part(r.stream_id, '-', 2)::bigint as pos
       from jsonb_to_recordset($1::jsonb)
-        as r(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, stream_id text)
+        as r(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, stream_id text,
+             ready_ms bigint, started_ms bigint, finished_ms bigint)
     ),
     fj as (${guardedUpdate("flow_jobs")}),
     jb as (${guardedUpdate("jobs")}),
@@ -93,6 +106,9 @@ export async function applyStatusBatch(
     attempts: c.attemptsMade ?? null,
     starts: c.starts,
     stream_id: c.streamId,
+    ready_ms: c.readyMs ?? null,
+    started_ms: c.startedMs ?? null,
+    finished_ms: c.finishedMs ?? null,
   }));
   const cursorRows = [...cursors].map(([queue, last_id]) => ({ queue, last_id }));
   const [row] = await db.$client.unsafe<{ changed: number }[]>(APPLY_STATUS_BATCH, [JSON.stringify(batch), JSON.stringify(cursorRows)], { prepare: true });

@@ -75,6 +75,7 @@ export async function listDeliveries(db: DbOrTx, webhookId: string, q: { limit: 
 export interface DueDelivery {
   seq: number;
   webhook_id: string;
+  traceparent: string | null;
 }
 
 /**
@@ -92,13 +93,16 @@ export async function claimDispatch(db: DbOrTx, limit: number): Promise<{ from: 
     select max(seq)::text as "to" from (select seq from events where seq > ${from} order by seq limit ${limit}) s`);
   const to = top?.to === null || top?.to === undefined ? from : Number(top.to);
   if (to === from) return { from, to, due: [] };
-  const due = await db.execute<{ seq: string; webhook_id: string }>(sql`
-    select e.seq::text as seq, w.id as webhook_id
+  // With each delivery, the traceparent of the request that created the event's flow (or single job).
+  const due = await db.execute<{ seq: string; webhook_id: string; traceparent: string | null }>(sql`
+    select e.seq::text as seq, w.id as webhook_id, coalesce(f.traceparent, j.traceparent) as traceparent
     from events e join webhooks w on w.user_id = e.user_id
+      left join flows f on f.id = e.flow_id
+      left join jobs j on e.flow_id is null and j.id = e.job_id
     where e.seq > ${from} and e.seq <= ${to} and w.disabled_at is null and e.at >= w.created_at
       and (w.events ? e.type or w.events ? '*')
     order by e.seq`);
-  return { from, to, due: due.map((d) => ({ seq: Number(d.seq), webhook_id: d.webhook_id })) };
+  return { from, to, due: due.map((d) => ({ seq: Number(d.seq), webhook_id: d.webhook_id, traceparent: d.traceparent })) };
 }
 
 export async function moveDispatchCursor(db: DbOrTx, to: number) {

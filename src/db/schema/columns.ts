@@ -39,6 +39,15 @@ export const jobColumns = () => ({
   parkedUntil: timestamp("parked_until", { withTimezone: true }),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  /**
+   * The last run's timings, for `GET /v1/stats` (wait = started - ready, run = finished - started).
+   * The recorder takes them from BullMQ's stream entry times, so they cost no extra write: ready
+   * when the job last entered `waiting` (or when the API wrote it there), started at its last
+   * `active`, finished at its `completed` / `failed`.
+   */
+  readyAt: timestamp("ready_at", { withTimezone: true }),
+  startedAt: timestamp("started_at", { withTimezone: true }),
+  finishedAt: timestamp("finished_at", { withTimezone: true }),
 });
 
 /**
@@ -65,4 +74,8 @@ export const freshJobState = (now: Date, status = "pending") => ({
   parkedUntil: null,
   createdAt: now,
   updatedAt: now,
+  // Written at `waiting`, a job can run from now; BullMQ's `waiting` event for it writes nothing.
+  readyAt: status === "waiting" ? now : null,
+  startedAt: null,
+  finishedAt: null,
 });

@@ -21,6 +21,8 @@ export const flows = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
+    /** The creating request's W3C traceparent (tracing on only): its webhook deliveries join that trace. */
+    traceparent: text("traceparent"),
   },
   (t) => [
     // Newest-first keyset pages, with and without a status filter.

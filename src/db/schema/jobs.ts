@@ -21,6 +21,8 @@ export const jobs = pgTable(
     generation: integer("generation").notNull().default(0),
     idempotencyKey: text("idempotency_key"),
     requestHash: text("request_hash"),
+    /** The creating request's W3C traceparent (tracing on only): its webhook deliveries join that trace. */
+    traceparent: text("traceparent"),
   },
   (t) => [
     index("jobs_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
