@@ -142,8 +142,9 @@ export async function webhookDeliveries(deps: Pick<ServiceDeps, "db">, user: Use
  */
 export async function dispatchWebhooks(deps: { db: Db; producer: Producer; config: Config }, batch = 500): Promise<number> {
   return deps.db.transaction(async (tx) => {
-    const { to, from, due } = await claimDispatch(tx, batch);
-    if (to === from) return 0;
+    const claimed = await claimDispatch(tx, batch);
+    if (!claimed || claimed.to === claimed.from) return 0;
+    const { to, due } = claimed;
     if (due.length > 0)
       await deps.producer.at(deps.producer.home).queue(WEBHOOKS_QUEUE).addBulk(
         due.map((d) => ({

@@ -5,6 +5,7 @@ import type { Db } from "../db/client";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { dispatchWebhooks } from "../services/webhooks";
+import { ensureDispatchCursor } from "../db/queries/webhooks";
 import { startLoop } from "./loop";
 
 /** The least time between two passes the doorbell asks for. */
@@ -18,9 +19,14 @@ const DOORBELL_GAP_MS = 20;
  */
 export function startWebhookDispatcher(deps: { db: Db; sql: Sql; producer: Producer; log: Logger; config: Config }, intervalMs = 1_000) {
   const log = deps.log.child({ component: "webhook-dispatcher" });
+  let started = false;
   const loop = startLoop(
     intervalMs,
     async () => {
+      if (!started) {
+        await ensureDispatchCursor(deps.db);
+        started = true;
+      }
       // Drain: a full batch means more is waiting.
       while ((await dispatchWebhooks(deps)) >= 500);
     },

@@ -78,31 +78,35 @@ export interface DueDelivery {
   traceparent: string | null;
 }
 
-/**
- * One dispatch step, in the caller's transaction: locks the cursor row (one dispatcher at a time),
- * returns the deliveries due for the next `limit` events and the seq to move the cursor to.
- * A webhook gets the events that happened after it was registered, of the types it asked for.
- */
-export async function claimDispatch(db: DbOrTx, limit: number): Promise<{ from: number; to: number; due: DueDelivery[] }> {
+/** The dispatcher's cursor starts at the end of the event log the first time any dispatcher runs. */
+export async function ensureDispatchCursor(db: DbOrTx) {
   await db.execute(sql`
     insert into dispatch_cursors (name, seq) select 'webhooks', coalesce(max(seq), 0) from events
     on conflict (name) do nothing`);
-  const [cursor] = await db.execute<{ seq: string }>(sql`select seq::text from dispatch_cursors where name = 'webhooks' for update`);
-  const from = Number(cursor!.seq);
-  const [top] = await db.execute<{ to: string | null }>(sql`
-    select max(seq)::text as "to" from (select seq from events where seq > ${from} order by seq limit ${limit}) s`);
-  const to = top?.to === null || top?.to === undefined ? from : Number(top.to);
-  if (to === from) return { from, to, due: [] };
-  // With each delivery, the traceparent of the request that created the event's flow (or single job).
-  const due = await db.execute<{ seq: string; webhook_id: string; traceparent: string | null }>(sql`
-    select e.seq::text as seq, w.id as webhook_id, coalesce(f.traceparent, j.traceparent) as traceparent
-    from events e join webhooks w on w.user_id = e.user_id
-      left join flows f on f.id = e.flow_id
-      left join jobs j on e.flow_id is null and j.id = e.job_id
-    where e.seq > ${from} and e.seq <= ${to} and w.disabled_at is null and e.at >= w.created_at
-      and (w.events ? e.type or w.events ? '*')
-    order by e.seq`);
-  return { from, to, due: due.map((d) => ({ seq: Number(d.seq), webhook_id: d.webhook_id, traceparent: d.traceparent })) };
+}
+
+/**
+ * One dispatch step, in the caller's transaction, in one statement: locks the cursor row and
+ * returns the deliveries due for the next `limit` events and the seq to move the cursor to. Null
+ * when another dispatcher holds the row (it is doing this very step: no need to wait for it).
+ * A webhook gets the events that happened after it was registered, of the types it asked for.
+ */
+export async function claimDispatch(db: DbOrTx, limit: number): Promise<{ from: number; to: number; due: DueDelivery[] } | null> {
+  const [row] = await db.execute<{ from: string; to: string; due: DueDelivery[] }>(sql`
+    with cur as (select seq from dispatch_cursors where name = 'webhooks' for update skip locked),
+    top as (select coalesce(max(s.seq), (select seq from cur)) as "to"
+            from (select seq from events where seq > (select seq from cur) order by seq limit ${limit}) s)
+    select cur.seq::text as "from", top."to"::text as "to", coalesce((
+      -- With each delivery, the traceparent of the request that created the event's flow (or single job).
+      select jsonb_agg(jsonb_build_object('seq', e.seq, 'webhook_id', w.id, 'traceparent', coalesce(f.traceparent, j.traceparent)) order by e.seq)
+      from events e join webhooks w on w.user_id = e.user_id
+        left join flows f on f.id = e.flow_id
+        left join jobs j on e.flow_id is null and j.id = e.job_id
+      where e.seq > cur.seq and e.seq <= top."to" and w.disabled_at is null and e.at >= w.created_at
+        and (w.events ? e.type or w.events ? '*')), '[]'::jsonb) as due
+    from cur, top`);
+  if (!row) return null;
+  return { from: Number(row.from), to: Number(row.to), due: row.due };
 }
 
 export async function moveDispatchCursor(db: DbOrTx, to: number) {
