@@ -182,7 +182,13 @@ describe("attempts and views", () => {
     const until = Date.parse((await job(t.id)).callbackUntil);
     // With a heartbeat timeout the attempt fails 5 s from now unless a heartbeat comes.
     expect(until - before).toBeLessThan(10_000);
-    await http("POST", `/v1/jobs/${t.id}/cancel`);
+    // A heartbeat moves it.
+    const url = urlOf(receiver.callsTo("/until")[0]!);
+    const beat = await callback(url, "heartbeat");
+    expect(beat.status).toBe(200);
+    expect((await job(t.id)).callbackUntil).toBe(beat.body.heartbeatBy);
+    expect((await callback(url, "complete", { result: "ok" })).status).toBe(200);
+    expect((await settled(t.id)).result).toBe("ok");
   }, 30_000);
 });
 

@@ -105,7 +105,8 @@ export async function parkOffer(
        returning outcome
      ),
      parked as (
-       update ${a.table} set parked_until = $3::timestamptz, status = 'active', attempts_made = attempts_base + $5::int + 1, updated_at = now()
+       -- parked_until is what the job view shows as callbackUntil: the nearer of the two deadlines.
+       update ${a.table} set parked_until = case when $4::int is null then $3::timestamptz else least($3::timestamptz, now() + make_interval(secs => $4::int / 1000.0)) end, status = 'active', attempts_made = attempts_base + $5::int + 1, updated_at = now()
        where job_id = $2 and status not in (${sqlLiterals(FINISHED_STATUSES)})
          and exists (select 1 from cb where outcome is null)
        returning 1
@@ -260,11 +261,19 @@ export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackO
 
 /** Pushes the heartbeat deadline out by the task's heartbeatTimeoutMs if it still waits. */
 export async function beat(db: Db, tokenHash: string): Promise<StoredCallback | undefined> {
+  // The job row's parked_until (its view's callbackUntil) moves with the heartbeat deadline; a row
+  // no longer parked (its wait just ended) is left alone.
+  const moved = (table: TrackedJobTable) =>
+    `${table}_moved as (update ${table} j set parked_until = least(b.deadline, b.heartbeat_deadline)
+       from b where b.table_name = '${table}' and j.job_id = b.job_id and b.parked_at is not null and j.parked_until is not null returning 1)`;
   const [row] = await db.$client.unsafe<StoredRow[]>(
-    `update task_callbacks c
-       set heartbeat_deadline = case when c.heartbeat_timeout_ms is null then null else now() + make_interval(secs => c.heartbeat_timeout_ms / 1000.0) end
-     where ${STILL_WAITING}
-     returning ${STORED_COLUMNS}`,
+    `with b as (
+       update task_callbacks c
+         set heartbeat_deadline = case when c.heartbeat_timeout_ms is null then null else now() + make_interval(secs => c.heartbeat_timeout_ms / 1000.0) end
+       where ${STILL_WAITING}
+       returning c.*
+     ), ${moved("flow_jobs")}, ${moved("jobs")}
+     select ${STORED_COLUMNS}, (select count(*) from flow_jobs_moved) + (select count(*) from jobs_moved) as moved from b c`,
     [tokenHash],
     { prepare: true },
   );
