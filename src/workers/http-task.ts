@@ -1,7 +1,7 @@
 import { DelayedError, type Job } from "bullmq";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { claimOutcome, endWait, findParked, offerCallback, parkOffer, withdrawOffer, type ParkedCallback, type TrackedJobTable } from "../db/queries/http-tasks";
+import { claimOutcome, endWait, findEnded, findParked, offerCallback, parkOffer, withdrawOffer, type ParkedCallback, type TrackedJobTable } from "../db/queries/http-tasks";
 import type { CallbackOutcome } from "../db/schema";
 import { Parked, RetryLater } from "../handlers/http";
 import { PermanentFailure, type HandlerContext, type TaskCall } from "../handlers/types";
@@ -42,6 +42,11 @@ export function createHttpTasks(deps: HttpTaskDeps) {
       if (outcome) return apply(outcome);
       const parked = await findParked(deps.db, jobId, attempt);
       if (parked) return wake(job, token, parked);
+      // The worker that ended this attempt's wait died before BullMQ recorded the attempt: apply
+      // the same end again. Calling the service anew would drop the callback it was told we took.
+      const ended = await findEnded(deps.db, jobId, attempt);
+      if (ended?.outcome && ended.resolution !== "timed_out") return apply(ended.outcome);
+      if (ended?.resolution === "timed_out") throw new CallbackTimeout(`no callback came within the wait that ended by ${ended.deadline.toISOString()}`);
     }
     const { token: callbackToken, hash } = newCallbackToken();
     const offer = await offerCallback(deps.db, { tokenHash: hash, jobId, attempt, deadline: new Date(Date.now() + 7 * 86_400_000) });

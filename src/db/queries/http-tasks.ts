@@ -1,4 +1,4 @@
-import { and, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
 import { signingSecrets, taskCallbacks, type CallbackOutcome } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
@@ -135,6 +135,20 @@ export async function findParked(db: DbOrTx, jobId: string, attempt: number): Pr
     .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNull(taskCallbacks.resolution), isNotNull(taskCallbacks.parkedAt)))
     .limit(1);
   return row;
+}
+
+/**
+ * The wait of one job attempt that already ended (a worker applied its outcome or its timeout) but
+ * whose attempt BullMQ never finished: the worker died between the two, and the job ran again.
+ */
+export async function findEnded(db: DbOrTx, jobId: string, attempt: number): Promise<Pick<ParkedCallback, "outcome" | "deadline" | "heartbeatDeadline"> & { resolution: string } | undefined> {
+  const [row] = await db
+    .select({ outcome: taskCallbacks.outcome, resolution: taskCallbacks.resolution, deadline: taskCallbacks.deadline, heartbeatDeadline: taskCallbacks.heartbeatDeadline })
+    .from(taskCallbacks)
+    .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNotNull(taskCallbacks.resolution), isNotNull(taskCallbacks.parkedAt)))
+    .orderBy(desc(taskCallbacks.resolvedAt))
+    .limit(1);
+  return row && row.resolution !== null ? { ...row, resolution: row.resolution } : undefined;
 }
 
 /**
