@@ -112,9 +112,10 @@ export function createHttpTasks(deps: HttpTaskDeps) {
     if (!late) return park(job, token, parked);
     if (await endWait(deps.db, { tokenHash: parked.tokenHash, table, jobId: job.id!, resolution: "timed_out", unpark: true }))
       throw new CallbackTimeout(late);
-    // The callback won the race with the deadline: apply it.
+    // The callback won the race with the deadline: apply it; or a heartbeat did: wait again.
     const won = await findParked(deps.db, job.id!, job.attemptsMade);
     if (won?.outcome) return end(table, job.id!, won.tokenHash, won.outcome);
+    if (won) return park(job, token, won);
     throw new CallbackTimeout(late);
   }
 

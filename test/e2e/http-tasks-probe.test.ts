@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster } from "../helpers/cluster";
 import { startTaskReceiver, type Answer, type ReceivedCall } from "../helpers/task-receiver";
 import { waitFor } from "../helpers/wait";
+import IORedis from "ioredis";
+import { REDIS_URL } from "../helpers/services";
 
 /** Adversarial probes of http tasks: races, odd callback bodies, retries, flows. Real processes only. */
 const KEY = Buffer.alloc(32, 9).toString("base64");
@@ -9,7 +11,7 @@ let cluster: Awaited<ReturnType<typeof startCluster>>;
 let api: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["startApi"]>>;
 let receiver: ReturnType<typeof startTaskReceiver>;
 const answers = new Map<string, (n: number, call: ReceivedCall) => Answer>();
-const WORKER_ENV = { WORKER_CONCURRENCY: "4", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" };
+const WORKER_ENV = { WORKER_CONCURRENCY: "4", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000", FLOWD_RECONCILE_INTERVAL_MS: "1000" };
 
 beforeAll(async () => {
   receiver = startTaskReceiver((path, n, call) => answers.get(path)?.(n, call) ?? { status: 200, body: { ok: true } });
@@ -259,4 +261,82 @@ describe("Retry-After", () => {
     const [a, b] = receiver.callsTo("/ra-frac");
     expect(b!.at - a!.at).toBeGreaterThanOrEqual(1500);
   }, 30_000);
+});
+
+describe("faults", () => {
+  test("a parked job whose Redis keys were deleted is run again by the reconciler and recorded as it runs; its old callback answers 409", async () => {
+    answers.set("/lost", (n) => (n === 1 ? { status: 202 } : { status: 200, body: { n }, delayMs: 2500 }));
+    const t = await createTask("/lost");
+    const first = await waitFor(() => receiver.callsTo("/lost")[0], 20_000, "the call");
+    await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
+    const view = await job(t.id);
+    const redis = new IORedis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    try {
+      const queue = view.queueName;
+      const removed = await redis.del(`${cluster.prefix}:${queue}:${view.jobId}`);
+      expect(removed).toBe(1);
+      await redis.zrem(`${cluster.prefix}:${queue}:delayed`, view.jobId);
+    } finally {
+      redis.disconnect();
+    }
+    await waitFor(() => receiver.callsTo("/lost")[1], 30_000, "the reconciler's re-run called again");
+    await waitFor(async () => (await job(t.id)).status === "active", 2000, "the re-run shown active while the service answers");
+    expect((await callback(urlOf(first), "complete", { result: "stale" })).status).toBe(409);
+    const done = await settled(t.id);
+    expect(done.status).toBe("completed");
+    expect(done.result).toEqual({ status: 200, body: { n: 2 } });
+  }, 60_000);
+
+  test("a worker killed right after a complete is accepted: the restarted worker applies it, nothing is called again", async () => {
+    answers.set("/kill-after", () => ({ status: 202 }));
+    const created = await Promise.all([1, 2, 3, 4].map((i) => createTask("/kill-after", { body: { i } })));
+    for (const c of created) await waitFor(async () => (await job(c.id)).callbackUntil, 20_000, "parked");
+    const calls = receiver.callsTo("/kill-after");
+    const answered = await Promise.all(calls.map((c) => callback(urlOf(c), "complete", { result: JSON.parse(c.body).i })));
+    expect(answered.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    await cluster.workers[cluster.workers.length - 1]!.stop("SIGKILL");
+    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
+    for (const [i, c] of created.entries()) {
+      const done = await settled(c.id, 30_000).catch(async (err) => {
+        console.log("STUCK", JSON.stringify(await job(c.id)), JSON.stringify(await cluster.database.sql`select * from task_callbacks where job_id = ${c.jobId}`));
+        const r = new IORedis(REDIS_URL);
+        const keys = await r.keys(`${cluster.prefix}:*`);
+        console.log(keys.filter((k) => !k.includes(":events")).join(" "));
+        for (const k of keys.filter((k) => k.endsWith(c.jobId))) console.log(k, JSON.stringify(await r.hgetall(k)));
+        for (const s of ["wait", "active", "delayed", "paused", "prioritized"]) console.log(s, await r.type(`${cluster.prefix}:jobs:${s}`));
+        r.disconnect();
+        throw err;
+      });
+      expect(done.status).toBe("completed");
+      expect(done.result).toBe(i + 1);
+      expect(done.attemptsMade).toBe(1);
+    }
+    expect(receiver.callsTo("/kill-after").length).toBe(4);
+  }, 60_000);
+
+  test("heartbeat racing its deadline: an accepted heartbeat is honoured (no heartbeat timeout before the heartbeatBy it returned)", async () => {
+    answers.set("/hb-race", () => ({ status: 202 }));
+    const tasks = await Promise.all(Array.from({ length: 8 }, () => createTask("/hb-race", { heartbeatTimeoutMs: 1000 })));
+    await waitFor(() => receiver.callsTo("/hb-race").length === 8, 20_000, "calls");
+    const byJob = new Map(receiver.callsTo("/hb-race").map((c) => [c.headers["flowd-job-id"]!, c]));
+    const beats = await Promise.all(
+      tasks.map(async (t, i) => {
+        const c = byJob.get(t.id)!;
+        await Bun.sleep(Math.max(0, c.at + 900 + i * 30 - Date.now()));
+        return callback(urlOf(c), "heartbeat");
+      }),
+    );
+    for (const [i, t] of tasks.entries()) {
+      const b = beats[i]!;
+      if (b.status !== 200) continue;
+      const by = Date.parse(b.body.heartbeatBy);
+      // Until heartbeatBy the job may not have failed for want of a heartbeat.
+      while (Date.now() < by - 100) {
+        const v = await job(t.id);
+        expect({ i, status: v.status }).toEqual({ i, status: "active" });
+        await Bun.sleep(50);
+      }
+    }
+    for (const t of tasks) await http("POST", `/v1/jobs/${t.id}/cancel`);
+  }, 40_000);
 });

@@ -164,7 +164,10 @@ export async function endWait(
   const [row] = await db.$client.unsafe<{ ended: number }[]>(
     `with cb as (
        update task_callbacks set resolution = $3, resolved_at = now()
-       where token_hash = $1 and resolution is null and ($3 <> 'timed_out' or outcome is null)
+       where token_hash = $1 and resolution is null
+         -- A timeout only while no callback came and a deadline has passed: a heartbeat that landed
+         -- after the worker read the wait (and was answered 200) moved the deadline it woke for.
+         and ($3 <> 'timed_out' or (outcome is null and (deadline <= now() or heartbeat_deadline <= now())))
        returning 1
      ),
      unparked as (
