@@ -4,6 +4,7 @@ import { startTaskReceiver, type Answer, type ReceivedCall } from "../helpers/ta
 import { waitFor } from "../helpers/wait";
 import IORedis from "ioredis";
 import { REDIS_URL } from "../helpers/services";
+import { connectWs } from "../helpers/ws-client";
 
 /** Adversarial probes of http tasks: races, odd callback bodies, retries, flows. Real processes only. */
 const KEY = Buffer.alloc(32, 9).toString("base64");
@@ -339,4 +340,54 @@ describe("faults", () => {
     }
     for (const t of tasks) await http("POST", `/v1/jobs/${t.id}/cancel`);
   }, 40_000);
+});
+
+describe("socket", () => {
+  test("a parked job's updates on the socket: active, then completed; its delays and wake-ups are not states", async () => {
+    const socket = await connectWs(api.wsUrl, cluster.token);
+    socket.send({ op: "subscribe", all: true });
+    await socket.next((m) => m.type === "subscribed");
+    answers.set("/ws", () => ({ status: 202 }));
+    const t = await createTask("/ws", { heartbeatTimeoutMs: 1000 });
+    const url = urlOf(await waitFor(() => receiver.callsTo("/ws")[0], 20_000, "the call"));
+    await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
+    for (let i = 0; i < 3; i++) {
+      expect((await callback(url, "heartbeat")).status).toBe(200);
+      await Bun.sleep(700); // the service's heartbeat period: each wakes and re-parks the job
+    }
+    expect((await callback(url, "complete", { result: "ws" })).status).toBe(200);
+    const mine = (m: any) => JSON.stringify(m).includes(t.id);
+    await socket.next((m) => mine(m) && JSON.stringify(m).includes('"completed"'), 10_000);
+    const statuses = socket.messages.filter(mine).map((m) => m.status ?? m.job?.status ?? m.data?.status);
+    socket.close();
+    expect(statuses).toContain("active");
+    expect(statuses.filter((s) => s !== undefined && !["waiting", "active", "completed"].includes(s))).toEqual([]);
+    expect(statuses.filter((s) => s === "completed").length).toBe(1);
+    // Once active, never back to waiting while parked.
+    const firstActive = statuses.indexOf("active");
+    expect(statuses.slice(firstActive).filter((s) => s === "waiting")).toEqual([]);
+  }, 30_000);
+});
+
+describe("a service that dedups by webhook-id", () => {
+  test("killed during the call, called again with the same webhook-id: a complete on the first URL finishes the job promptly", async () => {
+    // The first call's answer comes after the worker is gone; the repeat (same webhook-id) is acknowledged
+    // with 202 as a duplicate, and the service reports its one piece of work on the URL it got first.
+    answers.set("/dedup", (n) => (n === 1 ? { status: 202, delayMs: 3000 } : { status: 202 }));
+    const t = await createTask("/dedup");
+    const first = await waitFor(() => receiver.callsTo("/dedup")[0], 20_000, "the first call");
+    await cluster.workers[cluster.workers.length - 1]!.stop("SIGKILL");
+    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
+    const second = await waitFor(() => receiver.callsTo("/dedup")[1], 30_000, "the call made again");
+    expect(second.headers["webhook-id"]).toBe(first.headers["webhook-id"]);
+    await waitFor(async () => (await job(t.id)).callbackUntil, 20_000, "parked after the second call");
+    const res = await callback(urlOf(first), "complete", { result: "first" });
+    if (res.status === 200) {
+      const done = await settled(t.id, 10_000);
+      expect(done.result).toBe("first");
+    } else {
+      // Refusing the superseded URL is as good, provided it says so.
+      expect([409, 410]).toContain(res.status);
+    }
+  }, 60_000);
 });
