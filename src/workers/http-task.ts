@@ -1,7 +1,7 @@
 import { DelayedError, type Job } from "bullmq";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { claimOutcome, endWait, findEnded, findParked, offerCallback, parkOffer, withdrawOffer, type ParkedCallback, type TrackedJobTable } from "../db/queries/http-tasks";
+import { claimOutcome, endWait, findEnded, findParked, hasUnclaimedOutcome, offerCallback, parkOffer, withdrawOffer, type ParkedCallback, type TrackedJobTable } from "../db/queries/http-tasks";
 import type { CallbackOutcome } from "../db/schema";
 import { Parked, RetryLater } from "../handlers/http";
 import { PermanentFailure, type HandlerContext, type TaskCall } from "../handlers/types";
@@ -92,9 +92,9 @@ export function createHttpTasks(deps: HttpTaskDeps) {
     const wakeAt = Math.min(wait.deadline.getTime(), wait.heartbeatDeadline?.getTime() ?? Infinity);
     await job.moveToDelayed(wakeAt, token);
     // A callback that landed between the park and the move found the job still active and could
-    // not wake it: wake it now, or it would sleep until the deadline.
-    const again = await findParked(deps.db, job.id!, job.attemptsMade);
-    if (again?.outcome) await job.promote().catch(() => {});
+    // not wake it: wake it now, or it would sleep until the deadline. Any URL of this attempt counts:
+    // a service that dedups a repeated call (same webhook-id) reports on the URL it got first.
+    if (await hasUnclaimedOutcome(deps.db, job.id!, job.attemptsMade)) await job.promote().catch(() => {});
     throw new DelayedError();
   }
 

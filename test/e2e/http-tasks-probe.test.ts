@@ -391,3 +391,26 @@ describe("a service that dedups by webhook-id", () => {
     }
   }, 60_000);
 });
+
+describe("a service that dedups by webhook-id, reporting while the repeat is answered", () => {
+  test("the complete on the first URL lands while the repeated call is still being answered: the job still completes promptly", async () => {
+    let first: ReceivedCall | undefined;
+    let report: Promise<{ status: number }> | undefined;
+    answers.set("/dedup-early", (n, call) => {
+      if (n === 1) {
+        first = call;
+        return { status: 202, delayMs: 3000 };
+      }
+      report = callback(urlOf(first!), "complete", { result: "first" });
+      return { status: 202, delayMs: 500 };
+    });
+    const t = await createTask("/dedup-early");
+    await waitFor(() => receiver.callsTo("/dedup-early")[0], 20_000, "the first call");
+    await cluster.workers[cluster.workers.length - 1]!.stop("SIGKILL");
+    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
+    await waitFor(() => receiver.callsTo("/dedup-early")[1], 30_000, "the call made again");
+    expect((await report!).status).toBe(200);
+    const done = await settled(t.id, 10_000);
+    expect(done.result).toBe("first");
+  }, 60_000);
+});

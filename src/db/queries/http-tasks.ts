@@ -138,6 +138,19 @@ export async function findParked(db: DbOrTx, jobId: string, attempt: number): Pr
 }
 
 /**
+ * Whether a callback of this attempt holds an outcome no worker applied yet, on any of its URLs:
+ * the parked one, or an earlier offer of the same attempt whose call was made again.
+ */
+export async function hasUnclaimedOutcome(db: DbOrTx, jobId: string, attempt: number): Promise<boolean> {
+  const [row] = await db
+    .select({ one: sql<number>`1` })
+    .from(taskCallbacks)
+    .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNull(taskCallbacks.resolution), isNotNull(taskCallbacks.outcome)))
+    .limit(1);
+  return row !== undefined;
+}
+
+/**
  * The wait of one job attempt that already ended (a worker applied its outcome or its timeout) but
  * whose attempt BullMQ never finished: the worker died between the two, and the job ran again.
  */
