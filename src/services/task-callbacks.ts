@@ -72,6 +72,8 @@ function refuseEnded(target: CallbackTarget) {
     );
   if (target.resolution === "timed_out")
     throw new Conflict("callback_expired", "The callback's deadline passed and the attempt failed; a retry, if any, calls the service again with a new callback URL.");
+  if (target.resolution === "withdrawn")
+    throw new AppError(410, "callback_used", "The request that offered this URL was answered without 202 (or failed), so it waits for nothing; nothing changed.");
   if (target.resolution) throw new CallbackUsed(target.resolution);
 }
 

@@ -414,3 +414,39 @@ describe("a service that dedups by webhook-id, reporting while the repeat is ans
     expect(done.result).toBe("first");
   }, 60_000);
 });
+
+describe("more edges", () => {
+  test("two attempts that both time out: attemptsMade 2, each call numbered, failed with the timeout", async () => {
+    answers.set("/tt", () => ({ status: 202 }));
+    const t = await createTask("/tt", { callbackTimeoutMs: 1000 }, { attempts: 2 });
+    const done = await settled(t.id, 20_000);
+    expect(done.status).toBe("failed");
+    expect(done.attemptsMade).toBe(2);
+    expect(done.error.message).toContain("callbackTimeoutMs");
+    expect(receiver.callsTo("/tt").map((c) => c.headers["flowd-attempt"])).toEqual(["1", "2"]);
+  }, 30_000);
+
+  test("cancelled while its call is in flight: the 202 parks nothing, the callback answers 409, the job stays cancelled", async () => {
+    answers.set("/cxl-flight", () => ({ status: 202, delayMs: 1500 }));
+    const t = await createTask("/cxl-flight");
+    const call = await waitFor(() => receiver.callsTo("/cxl-flight")[0], 20_000, "the call");
+    expect((await http("POST", `/v1/jobs/${t.id}/cancel`)).status).toBe(200);
+    await Bun.sleep(2000); // the 202 has been read by now
+    const res = await callback(urlOf(call), "complete", { result: 1 });
+    expect(res.status).toBe(409);
+    const v = await job(t.id);
+    expect(v.status).toBe("cancelled");
+    expect(v.callbackUntil).toBeUndefined();
+  }, 30_000);
+
+  test("a heartbeat's heartbeatBy never promises past the callback deadline", async () => {
+    answers.set("/hb-cap", () => ({ status: 202 }));
+    const t = await createTask("/hb-cap", { callbackTimeoutMs: 2000, heartbeatTimeoutMs: 60_000 });
+    const call = await waitFor(() => receiver.callsTo("/hb-cap")[0], 20_000, "the call");
+    await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
+    const beat = await callback(urlOf(call), "heartbeat");
+    expect(beat.status).toBe(200);
+    expect(Date.parse(beat.body.heartbeatBy)).toBeLessThanOrEqual(Date.parse((await job(t.id)).callbackUntil));
+    await settled(t.id);
+  }, 30_000);
+});

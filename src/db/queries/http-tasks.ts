@@ -80,9 +80,16 @@ export async function offerCallback(
   return row && { table: row.tbl, userId: row.user_id, secret: row.secret, previousSecret: row.previous_secret, previousUntil: row.previous_until === null ? null : new Date(row.previous_until) };
 }
 
-/** The service answered something other than 202: its callback URL means nothing any more. */
+/**
+ * The service answered something other than 202 (or the call failed or was cancelled): its callback
+ * URL means nothing any more. The row stays, ended, so a late callback is told why (409 when the job
+ * was cancelled or finished, 410 otherwise) instead of 404; pruneCallbacks removes it.
+ */
 export async function withdrawOffer(db: DbOrTx, tokenHash: string): Promise<void> {
-  await db.delete(taskCallbacks).where(and(eq(taskCallbacks.tokenHash, tokenHash), isNull(taskCallbacks.parkedAt)));
+  await db
+    .update(taskCallbacks)
+    .set({ resolution: "withdrawn", resolvedAt: sql`now()` })
+    .where(and(eq(taskCallbacks.tokenHash, tokenHash), isNull(taskCallbacks.parkedAt), isNull(taskCallbacks.resolution)));
 }
 
 /**
@@ -100,7 +107,7 @@ export async function parkOffer(
     `with cb as (
        update task_callbacks set parked_at = now(), deadline = $3::timestamptz,
          heartbeat_timeout_ms = $4::int,
-         heartbeat_deadline = case when $4::int is null then null else now() + make_interval(secs => $4::int / 1000.0) end
+         heartbeat_deadline = case when $4::int is null then null else least($3::timestamptz, now() + make_interval(secs => $4::int / 1000.0)) end
        where token_hash = $1 and resolution is null
        returning outcome
      ),
@@ -299,7 +306,8 @@ export async function beat(db: Db, tokenHash: string): Promise<StoredCallback | 
   const [row] = await db.$client.unsafe<StoredRow[]>(
     `with b as (
        update task_callbacks c
-         set heartbeat_deadline = case when c.heartbeat_timeout_ms is null then null else now() + make_interval(secs => c.heartbeat_timeout_ms / 1000.0) end
+         -- never past the callback deadline: heartbeatBy must not promise more time than the wait has
+         set heartbeat_deadline = case when c.heartbeat_timeout_ms is null then null else least(c.deadline, now() + make_interval(secs => c.heartbeat_timeout_ms / 1000.0)) end
        where ${STILL_WAITING}
        returning c.*
      ), ${moved("flow_jobs")}, ${moved("jobs")}
