@@ -56,7 +56,10 @@ export async function applyCallback(deps: { db: Db; producer: Producer }, token:
     refuseEnded(target);
     throw new CallbackUsed("ended"); // it ended between the two reads
   }
-  if (input.kind !== "heartbeat" && done.parked) await wakeParked(deps.producer, done);
+  // Woken even when this URL's offer never parked: its call's answer may have been lost with a
+  // worker, and the job parked since under a later call of the same attempt (same webhook-id, which
+  // a service that dedups acknowledges and reports on the first URL). The re-run claims this outcome.
+  if (input.kind !== "heartbeat") await wakeParked(deps.producer, done);
   return { jobId: done.jobId, accepted: input.kind, ...(done.heartbeatDeadline && input.kind === "heartbeat" ? { heartbeatBy: done.heartbeatDeadline.toISOString() } : {}) };
 }
 
@@ -69,6 +72,8 @@ function refuseEnded(target: CallbackTarget) {
     );
   if (target.resolution === "timed_out")
     throw new Conflict("callback_expired", "The callback's deadline passed and the attempt failed; a retry, if any, calls the service again with a new callback URL.");
+  if (target.resolution === "withdrawn")
+    throw new AppError(410, "callback_used", "The request that offered this URL was answered without 202 (or failed), so it waits for nothing; nothing changed.");
   if (target.resolution) throw new CallbackUsed(target.resolution);
 }
 

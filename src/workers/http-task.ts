@@ -1,7 +1,7 @@
 import { DelayedError, type Job } from "bullmq";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { claimOutcome, endWait, findParked, offerCallback, parkOffer, withdrawOffer, type ParkedCallback, type TrackedJobTable } from "../db/queries/http-tasks";
+import { claimOutcome, endWait, findEnded, findParked, hasUnclaimedOutcome, offerCallback, parkOffer, withdrawOffer, type ParkedCallback, type TrackedJobTable } from "../db/queries/http-tasks";
 import type { CallbackOutcome } from "../db/schema";
 import { Parked, RetryLater } from "../handlers/http";
 import { PermanentFailure, type HandlerContext, type TaskCall } from "../handlers/types";
@@ -42,6 +42,11 @@ export function createHttpTasks(deps: HttpTaskDeps) {
       if (outcome) return apply(outcome);
       const parked = await findParked(deps.db, jobId, attempt);
       if (parked) return wake(job, token, parked);
+      // The worker that ended this attempt's wait died before BullMQ recorded the attempt: apply
+      // the same end again. Calling the service anew would drop the callback it was told we took.
+      const ended = await findEnded(deps.db, jobId, attempt);
+      if (ended?.outcome && ended.resolution !== "timed_out") return apply(ended.outcome);
+      if (ended?.resolution === "timed_out") throw new CallbackTimeout(`no callback came within the wait that ended by ${ended.deadline.toISOString()}`);
     }
     const { token: callbackToken, hash } = newCallbackToken();
     const offer = await offerCallback(deps.db, { tokenHash: hash, jobId, attempt, deadline: new Date(Date.now() + 7 * 86_400_000) });
@@ -87,9 +92,9 @@ export function createHttpTasks(deps: HttpTaskDeps) {
     const wakeAt = Math.min(wait.deadline.getTime(), wait.heartbeatDeadline?.getTime() ?? Infinity);
     await job.moveToDelayed(wakeAt, token);
     // A callback that landed between the park and the move found the job still active and could
-    // not wake it: wake it now, or it would sleep until the deadline.
-    const again = await findParked(deps.db, job.id!, job.attemptsMade);
-    if (again?.outcome) await job.promote().catch(() => {});
+    // not wake it: wake it now, or it would sleep until the deadline. Any URL of this attempt counts:
+    // a service that dedups a repeated call (same webhook-id) reports on the URL it got first.
+    if (await hasUnclaimedOutcome(deps.db, job.id!, job.attemptsMade)) await job.promote().catch(() => {});
     throw new DelayedError();
   }
 
@@ -107,9 +112,10 @@ export function createHttpTasks(deps: HttpTaskDeps) {
     if (!late) return park(job, token, parked);
     if (await endWait(deps.db, { tokenHash: parked.tokenHash, table, jobId: job.id!, resolution: "timed_out", unpark: true }))
       throw new CallbackTimeout(late);
-    // The callback won the race with the deadline: apply it.
+    // The callback won the race with the deadline: apply it; or a heartbeat did: wait again.
     const won = await findParked(deps.db, job.id!, job.attemptsMade);
     if (won?.outcome) return end(table, job.id!, won.tokenHash, won.outcome);
+    if (won) return park(job, token, won);
     throw new CallbackTimeout(late);
   }
 

@@ -176,7 +176,10 @@ export async function deleteFlowRow(db: DbOrTx, id: string) {
 export async function resetForRetry(db: DbOrTx, resets: { id: string; job_id: string }[]) {
   await db.execute(sql`
     update flow_jobs as j set job_id = v.job_id, status = 'pending', result = null, error = null,
-      attempts_base = j.attempts_made, event_pos = 0, updated_at = now(), ready_at = null, started_at = null, finished_at = null
+      attempts_base = j.attempts_made, event_pos = 0, updated_at = now(), ready_at = null, started_at = null, finished_at = null,
+      -- A child parked when its flow failed (a sibling failed it) is not parked under its new id:
+      -- left set, the recorder would skip the new run's waiting/active/delayed states.
+      parked_until = null
     from jsonb_to_recordset(${JSON.stringify(resets)}::jsonb) as v(id text, job_id text)
     where j.id = v.id`);
 }

@@ -1,4 +1,4 @@
-import { and, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
 import { signingSecrets, taskCallbacks, type CallbackOutcome } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
@@ -80,9 +80,16 @@ export async function offerCallback(
   return row && { table: row.tbl, userId: row.user_id, secret: row.secret, previousSecret: row.previous_secret, previousUntil: row.previous_until === null ? null : new Date(row.previous_until) };
 }
 
-/** The service answered something other than 202: its callback URL means nothing any more. */
+/**
+ * The service answered something other than 202 (or the call failed or was cancelled): its callback
+ * URL means nothing any more. The row stays, ended, so a late callback is told why (409 when the job
+ * was cancelled or finished, 410 otherwise) instead of 404; pruneCallbacks removes it.
+ */
 export async function withdrawOffer(db: DbOrTx, tokenHash: string): Promise<void> {
-  await db.delete(taskCallbacks).where(and(eq(taskCallbacks.tokenHash, tokenHash), isNull(taskCallbacks.parkedAt)));
+  await db
+    .update(taskCallbacks)
+    .set({ resolution: "withdrawn", resolvedAt: sql`now()` })
+    .where(and(eq(taskCallbacks.tokenHash, tokenHash), isNull(taskCallbacks.parkedAt), isNull(taskCallbacks.resolution)));
 }
 
 /**
@@ -100,12 +107,13 @@ export async function parkOffer(
     `with cb as (
        update task_callbacks set parked_at = now(), deadline = $3::timestamptz,
          heartbeat_timeout_ms = $4::int,
-         heartbeat_deadline = case when $4::int is null then null else now() + make_interval(secs => $4::int / 1000.0) end
+         heartbeat_deadline = case when $4::int is null then null else least($3::timestamptz, now() + make_interval(secs => $4::int / 1000.0)) end
        where token_hash = $1 and resolution is null
        returning outcome
      ),
      parked as (
-       update ${a.table} set parked_until = $3::timestamptz, status = 'active', attempts_made = attempts_base + $5::int + 1, updated_at = now()
+       -- parked_until is what the job view shows as callbackUntil: the nearer of the two deadlines.
+       update ${a.table} set parked_until = case when $4::int is null then $3::timestamptz else least($3::timestamptz, now() + make_interval(secs => $4::int / 1000.0)) end, status = 'active', attempts_made = attempts_base + $5::int + 1, updated_at = now()
        where job_id = $2 and status not in (${sqlLiterals(FINISHED_STATUSES)})
          and exists (select 1 from cb where outcome is null)
        returning 1
@@ -137,6 +145,33 @@ export async function findParked(db: DbOrTx, jobId: string, attempt: number): Pr
 }
 
 /**
+ * Whether a callback of this attempt holds an outcome no worker applied yet, on any of its URLs:
+ * the parked one, or an earlier offer of the same attempt whose call was made again.
+ */
+export async function hasUnclaimedOutcome(db: DbOrTx, jobId: string, attempt: number): Promise<boolean> {
+  const [row] = await db
+    .select({ one: sql<number>`1` })
+    .from(taskCallbacks)
+    .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNull(taskCallbacks.resolution), isNotNull(taskCallbacks.outcome)))
+    .limit(1);
+  return row !== undefined;
+}
+
+/**
+ * The wait of one job attempt that already ended (a worker applied its outcome or its timeout) but
+ * whose attempt BullMQ never finished: the worker died between the two, and the job ran again.
+ */
+export async function findEnded(db: DbOrTx, jobId: string, attempt: number): Promise<Pick<ParkedCallback, "outcome" | "deadline" | "heartbeatDeadline"> & { resolution: string } | undefined> {
+  const [row] = await db
+    .select({ outcome: taskCallbacks.outcome, resolution: taskCallbacks.resolution, deadline: taskCallbacks.deadline, heartbeatDeadline: taskCallbacks.heartbeatDeadline })
+    .from(taskCallbacks)
+    .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNotNull(taskCallbacks.resolution), isNotNull(taskCallbacks.parkedAt)))
+    .orderBy(desc(taskCallbacks.resolvedAt))
+    .limit(1);
+  return row && row.resolution !== null ? { ...row, resolution: row.resolution } : undefined;
+}
+
+/**
  * Ends a wait: `timed_out` only while no callback has come (compare-and-set, so a callback that
  * lands at the deadline wins), the callback's own kind otherwise. With `unpark`, the job row stops
  * being parked now (the attempt fails and may be retried: its next states must be recorded); a
@@ -149,7 +184,10 @@ export async function endWait(
   const [row] = await db.$client.unsafe<{ ended: number }[]>(
     `with cb as (
        update task_callbacks set resolution = $3, resolved_at = now()
-       where token_hash = $1 and resolution is null and ($3 <> 'timed_out' or outcome is null)
+       where token_hash = $1 and resolution is null
+         -- A timeout only while no callback came and a deadline has passed: a heartbeat that landed
+         -- after the worker read the wait (and was answered 200) moved the deadline it woke for.
+         and ($3 <> 'timed_out' or (outcome is null and (deadline <= now() or heartbeat_deadline <= now())))
        returning 1
      ),
      unparked as (
@@ -260,11 +298,20 @@ export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackO
 
 /** Pushes the heartbeat deadline out by the task's heartbeatTimeoutMs if it still waits. */
 export async function beat(db: Db, tokenHash: string): Promise<StoredCallback | undefined> {
+  // The job row's parked_until (its view's callbackUntil) moves with the heartbeat deadline; a row
+  // no longer parked (its wait just ended) is left alone.
+  const moved = (table: TrackedJobTable) =>
+    `${table}_moved as (update ${table} j set parked_until = least(b.deadline, b.heartbeat_deadline)
+       from b where b.table_name = '${table}' and j.job_id = b.job_id and b.parked_at is not null and j.parked_until is not null returning 1)`;
   const [row] = await db.$client.unsafe<StoredRow[]>(
-    `update task_callbacks c
-       set heartbeat_deadline = case when c.heartbeat_timeout_ms is null then null else now() + make_interval(secs => c.heartbeat_timeout_ms / 1000.0) end
-     where ${STILL_WAITING}
-     returning ${STORED_COLUMNS}`,
+    `with b as (
+       update task_callbacks c
+         -- never past the callback deadline: heartbeatBy must not promise more time than the wait has
+         set heartbeat_deadline = case when c.heartbeat_timeout_ms is null then null else least(c.deadline, now() + make_interval(secs => c.heartbeat_timeout_ms / 1000.0)) end
+       where ${STILL_WAITING}
+       returning c.*
+     ), ${moved("flow_jobs")}, ${moved("jobs")}
+     select ${STORED_COLUMNS}, (select count(*) from flow_jobs_moved) + (select count(*) from jobs_moved) as moved from b c`,
     [tokenHash],
     { prepare: true },
   );

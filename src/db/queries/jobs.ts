@@ -155,6 +155,8 @@ export async function resetJobForRetry(db: DbOrTx, id: string): Promise<JobRow> 
       readyAt: null,
       startedAt: null,
       finishedAt: null,
+      // Not parked under its new id (see resetForRetry in flows.ts).
+      parkedUntil: null,
     })
     .where(eq(jobs.id, id))
     .returning();
