@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startCluster } from "../helpers/cluster";
-import { startTaskReceiver, type Answer, type ReceivedCall } from "../helpers/task-receiver";
+import { describe, expect, test } from "bun:test";
+import type { ReceivedCall } from "../helpers/task-receiver";
+import { useTaskStack } from "../helpers/task-stack";
 import { waitFor } from "../helpers/wait";
 import IORedis from "ioredis";
 import { REDIS_URL } from "../helpers/services";
@@ -8,40 +8,9 @@ import { connectWs } from "../helpers/ws-client";
 
 /** Adversarial probes of http tasks: races, odd callback bodies, retries, flows. Real processes only. */
 const KEY = Buffer.alloc(32, 9).toString("base64");
-let cluster: Awaited<ReturnType<typeof startCluster>>;
-let api: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["startApi"]>>;
-let receiver: ReturnType<typeof startTaskReceiver>;
-const answers = new Map<string, (n: number, call: ReceivedCall) => Answer>();
 const WORKER_ENV = { WORKER_CONCURRENCY: "4", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000", FLOWD_RECONCILE_INTERVAL_MS: "1000" };
-
-beforeAll(async () => {
-  receiver = startTaskReceiver((path, n, call) => answers.get(path)?.(n, call) ?? { status: 200, body: { ok: true } });
-  cluster = await startCluster({ apis: 0, workers: 0, tag: "probe", env: { FLOWD_SECRET_KEY: KEY } });
-  api = await cluster.startApi();
-  await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
-}, 120_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  receiver?.stop();
-});
-
-const http = (...args: Parameters<typeof api.http>) => api.http(...args);
-const createTask = async (path: string, extra: Record<string, unknown> = {}, opts?: Record<string, unknown>) => {
-  const res = await http("POST", "/v1/jobs", { name: "http", data: { url: receiver.url(path), method: "POST", body: { path }, ...extra }, ...(opts ? { opts } : {}) });
-  expect(res.status).toBe(201);
-  return res.body as { id: string; jobId: string };
-};
-const job = async (id: string) => (await http("GET", `/v1/jobs/${id}`)).body;
-const settled = (id: string, ms = 20_000) => waitFor(async () => ["completed", "failed", "cancelled"].includes((await job(id)).status) && job(id), ms, `job ${id} finished`);
-const callback = async (url: string, action: string, body?: unknown, raw?: string) => {
-  const res = await fetch(`${url}/${action}`, {
-    method: "POST",
-    headers: body === undefined && raw === undefined ? {} : { "content-type": "application/json" },
-    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-};
+const stack = useTaskStack("probe", WORKER_ENV, { FLOWD_SECRET_KEY: KEY });
+const { answers, http, job, createTask, settled, callback } = stack;
 const urlOf = (c: ReceivedCall) => c.headers["flowd-callback-url"]!;
 
 describe("races", () => {
@@ -57,13 +26,13 @@ describe("races", () => {
     expect(done.status).toBe("completed");
     expect(done.result).toBe("early");
     expect(done.attemptsMade).toBe(1);
-    expect(receiver.callsTo("/early").length).toBe(1);
+    expect(stack.receiver.callsTo("/early").length).toBe(1);
   }, 30_000);
 
   test("two completes at once: exactly one is accepted and its result stays", async () => {
     answers.set("/twice", () => ({ status: 202 }));
     const t = await createTask("/twice");
-    const call = await waitFor(() => receiver.callsTo("/twice")[0], 20_000, "the call");
+    const call = await waitFor(() => stack.receiver.callsTo("/twice")[0], 20_000, "the call");
     await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
     const both = await Promise.all(["a", "b", "c", "d"].map((r) => callback(urlOf(call), "complete", { result: r })));
     const ok = both.flatMap((b, i) => (b.status === 200 ? ["abcd"[i]] : []));
@@ -75,8 +44,8 @@ describe("races", () => {
   test("complete racing the callback deadline: an accepted complete always completes, a refused one leaves the job failed", async () => {
     answers.set("/edge", () => ({ status: 202 }));
     const tasks = await Promise.all([0, 1, 2, 3, 4, 5].map(() => createTask("/edge", { callbackTimeoutMs: 1000 })));
-    await waitFor(() => receiver.callsTo("/edge").length === 6, 20_000, "calls");
-    const calls = receiver.callsTo("/edge");
+    await waitFor(() => stack.receiver.callsTo("/edge").length === 6, 20_000, "calls");
+    const calls = stack.receiver.callsTo("/edge");
     const byJob = new Map(calls.map((c) => [c.headers["flowd-job-id"]!, c]));
     const results = await Promise.all(
       tasks.map(async (t, i) => {
@@ -101,7 +70,7 @@ describe("races", () => {
     answers.set("/cxl", () => ({ status: 202 }));
     const tasks = await Promise.all([0, 1, 2, 3].map(() => createTask("/cxl")));
     for (const t of tasks) await waitFor(async () => (await job(t.id)).callbackUntil, 20_000, "parked");
-    const byJob = new Map(receiver.callsTo("/cxl").map((c) => [c.headers["flowd-job-id"]!, c]));
+    const byJob = new Map(stack.receiver.callsTo("/cxl").map((c) => [c.headers["flowd-job-id"]!, c]));
     const outcomes = await Promise.all(
       tasks.map((t, i) => Promise.all([callback(urlOf(byJob.get(t.id)!), "complete", { result: i }), http("POST", `/v1/jobs/${t.id}/cancel`)])),
     );
@@ -126,7 +95,7 @@ describe("odd callback bodies", () => {
   test("NUL, lone surrogates and numbers beyond a double are refused with 400, and the job still waits", async () => {
     answers.set("/odd", () => ({ status: 202 }));
     const t = await createTask("/odd");
-    const url = urlOf(await waitFor(() => receiver.callsTo("/odd")[0], 20_000, "the call"));
+    const url = urlOf(await waitFor(() => stack.receiver.callsTo("/odd")[0], 20_000, "the call"));
     await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
     for (const raw of ['{"result":"a\\u0000b"}', '{"result":"\\ud800"}', '{"result":{"k\\u0000":1}}', '{"result":1e400}']) {
       const res = await callback(url, "complete", undefined, raw);
@@ -143,7 +112,7 @@ describe("odd callback bodies", () => {
   test("a result just under the body limit completes the job with it", async () => {
     answers.set("/large", () => ({ status: 202 }));
     const t = await createTask("/large");
-    const url = urlOf(await waitFor(() => receiver.callsTo("/large")[0], 20_000, "the call"));
+    const url = urlOf(await waitFor(() => stack.receiver.callsTo("/large")[0], 20_000, "the call"));
     const big = { rows: Array.from({ length: 9000 }, (_, i) => ({ i, s: "y".repeat(90) })) };
     const res = await callback(url, "complete", { result: big });
     expect(res.status).toBe(200);
@@ -157,7 +126,7 @@ describe("attempts and views", () => {
   test("attemptsMade counts attempts, not wake-ups: 1 while parked, 2 on the retry's park and after its complete", async () => {
     answers.set("/count", () => ({ status: 202 }));
     const t = await createTask("/count", { heartbeatTimeoutMs: 1000 }, { attempts: 2 });
-    const first = await waitFor(() => receiver.callsTo("/count")[0], 20_000, "first call");
+    const first = await waitFor(() => stack.receiver.callsTo("/count")[0], 20_000, "first call");
     await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
     // Heartbeats wake the job (re-parks) a few times: none is an attempt.
     for (let i = 0; i < 4; i++) {
@@ -168,7 +137,7 @@ describe("attempts and views", () => {
       expect(v.attemptsMade).toBe(1);
     }
     expect((await callback(urlOf(first), "fail", { message: "again" })).status).toBe(200);
-    const second = await waitFor(() => receiver.callsTo("/count")[1], 20_000, "the retry");
+    const second = await waitFor(() => stack.receiver.callsTo("/count")[1], 20_000, "the retry");
     await waitFor(async () => (await job(t.id)).attemptsMade === 2 && (await job(t.id)).callbackUntil, 10_000, "parked again");
     expect((await job(t.id)).status).toBe("active");
     expect((await callback(urlOf(second), "complete", { result: 2 })).status).toBe(200);
@@ -186,7 +155,7 @@ describe("attempts and views", () => {
     // With a heartbeat timeout the attempt fails 5 s from now unless a heartbeat comes.
     expect(until - before).toBeLessThan(10_000);
     // A heartbeat moves it.
-    const url = urlOf(receiver.callsTo("/until")[0]!);
+    const url = urlOf(stack.receiver.callsTo("/until")[0]!);
     const beat = await callback(url, "heartbeat");
     expect(beat.status).toBe(200);
     expect((await job(t.id)).callbackUntil).toBe(beat.body.heartbeatBy);
@@ -198,15 +167,15 @@ describe("attempts and views", () => {
 describe("flows", () => {
   test("retry of a flow whose http child timed out calls again, parks, and completes", async () => {
     answers.set("/flow-timeout", () => ({ status: 202 }));
-    const res = await http("POST", "/v1/flows", { name: "ft", root: { name: "echo", data: {}, children: [{ name: "http", data: { url: receiver.url("/flow-timeout"), callbackTimeoutMs: 1000 } }] } });
+    const res = await http("POST", "/v1/flows", { name: "ft", root: { name: "echo", data: {}, children: [{ name: "http", data: { url: stack.receiver.url("/flow-timeout"), callbackTimeoutMs: 1000 } }] } });
     const flowId = res.body.id;
     await waitFor(async () => (await http("GET", `/v1/flows/${flowId}`)).body.status === "failed", 20_000, "flow failed");
     expect((await http("POST", `/v1/flows/${flowId}/retry`)).status).toBe(200);
-    const second = await waitFor(() => receiver.callsTo("/flow-timeout")[1], 20_000, "the retry's call");
+    const second = await waitFor(() => stack.receiver.callsTo("/flow-timeout")[1], 20_000, "the retry's call");
     const child = async () => (await http("GET", `/v1/flows/${flowId}`)).body.root.children[0];
     await waitFor(async () => (await child()).callbackUntil, 10_000, "child parked");
     expect((await child()).status).toBe("active");
-    const old = receiver.callsTo("/flow-timeout")[0]!;
+    const old = stack.receiver.callsTo("/flow-timeout")[0]!;
     expect((await callback(urlOf(old), "complete", { result: "old" })).status).toBe(409);
     expect((await callback(urlOf(second), "complete", { result: "new" })).status).toBe(200);
     const flow = await waitFor(async () => {
@@ -221,14 +190,14 @@ describe("flows", () => {
     answers.set("/sib-bad", (n) => (n === 1 ? { status: 400 } : { status: 200 }));
     const res = await http("POST", "/v1/flows", {
       name: "sib",
-      root: { name: "echo", data: {}, children: [{ name: "http", data: { url: receiver.url("/sib-park") } }, { name: "http", data: { url: receiver.url("/sib-bad") } }] },
+      root: { name: "echo", data: {}, children: [{ name: "http", data: { url: stack.receiver.url("/sib-park") } }, { name: "http", data: { url: stack.receiver.url("/sib-bad") } }] },
     });
     const flowId = res.body.id;
     const parkedChild = async () => ((await http("GET", `/v1/flows/${flowId}`)).body.root.children as any[]).find((c) => c.data.url.endsWith("/sib-park"));
     await waitFor(async () => (await parkedChild()).callbackUntil, 20_000, "parked");
     await waitFor(async () => (await http("GET", `/v1/flows/${flowId}`)).body.status === "failed", 20_000, "flow failed");
     expect((await http("POST", `/v1/flows/${flowId}/retry`)).status).toBe(200);
-    await waitFor(() => receiver.callsTo("/sib-park")[1], 20_000, "the retry's call");
+    await waitFor(() => stack.receiver.callsTo("/sib-park")[1], 20_000, "the retry's call");
     // The service takes 2.5 s to answer: the child runs, and must show so.
     await waitFor(async () => (await parkedChild()).status === "active", 2000, "the re-run child shown active");
     const flow = await waitFor(async () => {
@@ -240,9 +209,9 @@ describe("flows", () => {
 
   test("cancelling a flow with a parked child: its callback answers 409 and nothing changes at the deadline", async () => {
     answers.set("/flow-cxl", () => ({ status: 202 }));
-    const res = await http("POST", "/v1/flows", { name: "fc", root: { name: "echo", data: {}, children: [{ name: "http", data: { url: receiver.url("/flow-cxl"), callbackTimeoutMs: 1500 } }] } });
+    const res = await http("POST", "/v1/flows", { name: "fc", root: { name: "echo", data: {}, children: [{ name: "http", data: { url: stack.receiver.url("/flow-cxl"), callbackTimeoutMs: 1500 } }] } });
     const flowId = res.body.id;
-    const call = await waitFor(() => receiver.callsTo("/flow-cxl")[0], 20_000, "the call");
+    const call = await waitFor(() => stack.receiver.callsTo("/flow-cxl")[0], 20_000, "the call");
     await waitFor(async () => (await http("GET", `/v1/flows/${flowId}`)).body.root.children[0].callbackUntil, 10_000, "parked");
     expect((await http("POST", `/v1/flows/${flowId}/cancel`)).status).toBe(200);
     const cb = await callback(urlOf(call), "complete", { result: 1 });
@@ -259,7 +228,7 @@ describe("Retry-After", () => {
     answers.set("/ra-frac", (n) => (n === 1 ? { status: 429, headers: { "retry-after": "2.5" } } : { status: 200 }));
     const t = await createTask("/ra-frac", {}, { attempts: 2, backoff: { type: "fixed", delay: 1500 } });
     await settled(t.id);
-    const [a, b] = receiver.callsTo("/ra-frac");
+    const [a, b] = stack.receiver.callsTo("/ra-frac");
     expect(b!.at - a!.at).toBeGreaterThanOrEqual(1500);
   }, 30_000);
 });
@@ -268,19 +237,19 @@ describe("faults", () => {
   test("a parked job whose Redis keys were deleted is run again by the reconciler and recorded as it runs; its old callback answers 409", async () => {
     answers.set("/lost", (n) => (n === 1 ? { status: 202 } : { status: 200, body: { n }, delayMs: 2500 }));
     const t = await createTask("/lost");
-    const first = await waitFor(() => receiver.callsTo("/lost")[0], 20_000, "the call");
+    const first = await waitFor(() => stack.receiver.callsTo("/lost")[0], 20_000, "the call");
     await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
     const view = await job(t.id);
     const redis = new IORedis(REDIS_URL, { maxRetriesPerRequest: 1 });
     try {
       const queue = view.queueName;
-      const removed = await redis.del(`${cluster.prefix}:${queue}:${view.jobId}`);
+      const removed = await redis.del(`${stack.cluster.prefix}:${queue}:${view.jobId}`);
       expect(removed).toBe(1);
-      await redis.zrem(`${cluster.prefix}:${queue}:delayed`, view.jobId);
+      await redis.zrem(`${stack.cluster.prefix}:${queue}:delayed`, view.jobId);
     } finally {
       redis.disconnect();
     }
-    await waitFor(() => receiver.callsTo("/lost")[1], 30_000, "the reconciler's re-run called again");
+    await waitFor(() => stack.receiver.callsTo("/lost")[1], 30_000, "the reconciler's re-run called again");
     await waitFor(async () => (await job(t.id)).status === "active", 2000, "the re-run shown active while the service answers");
     expect((await callback(urlOf(first), "complete", { result: "stale" })).status).toBe(409);
     const done = await settled(t.id);
@@ -292,19 +261,19 @@ describe("faults", () => {
     answers.set("/kill-after", () => ({ status: 202 }));
     const created = await Promise.all([1, 2, 3, 4].map((i) => createTask("/kill-after", { body: { i } })));
     for (const c of created) await waitFor(async () => (await job(c.id)).callbackUntil, 20_000, "parked");
-    const calls = receiver.callsTo("/kill-after");
+    const calls = stack.receiver.callsTo("/kill-after");
     const answered = await Promise.all(calls.map((c) => callback(urlOf(c), "complete", { result: JSON.parse(c.body).i })));
     expect(answered.map((a) => a.status)).toEqual([200, 200, 200, 200]);
-    await cluster.workers[cluster.workers.length - 1]!.stop("SIGKILL");
-    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
+    await stack.cluster.workers[stack.cluster.workers.length - 1]!.stop("SIGKILL");
+    await stack.cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: stack.api.url });
     for (const [i, c] of created.entries()) {
       const done = await settled(c.id, 30_000).catch(async (err) => {
-        console.log("STUCK", JSON.stringify(await job(c.id)), JSON.stringify(await cluster.database.sql`select * from task_callbacks where job_id = ${c.jobId}`));
+        console.log("STUCK", JSON.stringify(await job(c.id)), JSON.stringify(await stack.cluster.database.sql`select * from task_callbacks where job_id = ${c.jobId}`));
         const r = new IORedis(REDIS_URL);
-        const keys = await r.keys(`${cluster.prefix}:*`);
+        const keys = await r.keys(`${stack.cluster.prefix}:*`);
         console.log(keys.filter((k) => !k.includes(":events")).join(" "));
         for (const k of keys.filter((k) => k.endsWith(c.jobId))) console.log(k, JSON.stringify(await r.hgetall(k)));
-        for (const s of ["wait", "active", "delayed", "paused", "prioritized"]) console.log(s, await r.type(`${cluster.prefix}:jobs:${s}`));
+        for (const s of ["wait", "active", "delayed", "paused", "prioritized"]) console.log(s, await r.type(`${stack.cluster.prefix}:jobs:${s}`));
         r.disconnect();
         throw err;
       });
@@ -312,14 +281,14 @@ describe("faults", () => {
       expect(done.result).toBe(i + 1);
       expect(done.attemptsMade).toBe(1);
     }
-    expect(receiver.callsTo("/kill-after").length).toBe(4);
+    expect(stack.receiver.callsTo("/kill-after").length).toBe(4);
   }, 60_000);
 
   test("heartbeat racing its deadline: an accepted heartbeat is honoured (no heartbeat timeout before the heartbeatBy it returned)", async () => {
     answers.set("/hb-race", () => ({ status: 202 }));
     const tasks = await Promise.all(Array.from({ length: 8 }, () => createTask("/hb-race", { heartbeatTimeoutMs: 1000 })));
-    await waitFor(() => receiver.callsTo("/hb-race").length === 8, 20_000, "calls");
-    const byJob = new Map(receiver.callsTo("/hb-race").map((c) => [c.headers["flowd-job-id"]!, c]));
+    await waitFor(() => stack.receiver.callsTo("/hb-race").length === 8, 20_000, "calls");
+    const byJob = new Map(stack.receiver.callsTo("/hb-race").map((c) => [c.headers["flowd-job-id"]!, c]));
     const beats = await Promise.all(
       tasks.map(async (t, i) => {
         const c = byJob.get(t.id)!;
@@ -344,12 +313,12 @@ describe("faults", () => {
 
 describe("socket", () => {
   test("a parked job's updates on the socket: active, then completed; its delays and wake-ups are not states", async () => {
-    const socket = await connectWs(api.wsUrl, cluster.token);
+    const socket = await connectWs(stack.api.wsUrl, stack.cluster.token);
     socket.send({ op: "subscribe", all: true });
     await socket.next((m) => m.type === "subscribed");
     answers.set("/ws", () => ({ status: 202 }));
     const t = await createTask("/ws", { heartbeatTimeoutMs: 1000 });
-    const url = urlOf(await waitFor(() => receiver.callsTo("/ws")[0], 20_000, "the call"));
+    const url = urlOf(await waitFor(() => stack.receiver.callsTo("/ws")[0], 20_000, "the call"));
     await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
     for (let i = 0; i < 3; i++) {
       expect((await callback(url, "heartbeat")).status).toBe(200);
@@ -375,10 +344,10 @@ describe("a service that dedups by webhook-id", () => {
     // with 202 as a duplicate, and the service reports its one piece of work on the URL it got first.
     answers.set("/dedup", (n) => (n === 1 ? { status: 202, delayMs: 3000 } : { status: 202 }));
     const t = await createTask("/dedup");
-    const first = await waitFor(() => receiver.callsTo("/dedup")[0], 20_000, "the first call");
-    await cluster.workers[cluster.workers.length - 1]!.stop("SIGKILL");
-    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
-    const second = await waitFor(() => receiver.callsTo("/dedup")[1], 30_000, "the call made again");
+    const first = await waitFor(() => stack.receiver.callsTo("/dedup")[0], 20_000, "the first call");
+    await stack.cluster.workers[stack.cluster.workers.length - 1]!.stop("SIGKILL");
+    await stack.cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: stack.api.url });
+    const second = await waitFor(() => stack.receiver.callsTo("/dedup")[1], 30_000, "the call made again");
     expect(second.headers["webhook-id"]).toBe(first.headers["webhook-id"]);
     await waitFor(async () => (await job(t.id)).callbackUntil, 20_000, "parked after the second call");
     const res = await callback(urlOf(first), "complete", { result: "first" });
@@ -405,10 +374,10 @@ describe("a service that dedups by webhook-id, reporting while the repeat is ans
       return { status: 202, delayMs: 500 };
     });
     const t = await createTask("/dedup-early");
-    await waitFor(() => receiver.callsTo("/dedup-early")[0], 20_000, "the first call");
-    await cluster.workers[cluster.workers.length - 1]!.stop("SIGKILL");
-    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
-    await waitFor(() => receiver.callsTo("/dedup-early")[1], 30_000, "the call made again");
+    await waitFor(() => stack.receiver.callsTo("/dedup-early")[0], 20_000, "the first call");
+    await stack.cluster.workers[stack.cluster.workers.length - 1]!.stop("SIGKILL");
+    await stack.cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: stack.api.url });
+    await waitFor(() => stack.receiver.callsTo("/dedup-early")[1], 30_000, "the call made again");
     expect((await report!).status).toBe(200);
     const done = await settled(t.id, 10_000);
     expect(done.result).toBe("first");
@@ -423,13 +392,13 @@ describe("more edges", () => {
     expect(done.status).toBe("failed");
     expect(done.attemptsMade).toBe(2);
     expect(done.error.message).toContain("callbackTimeoutMs");
-    expect(receiver.callsTo("/tt").map((c) => c.headers["flowd-attempt"])).toEqual(["1", "2"]);
+    expect(stack.receiver.callsTo("/tt").map((c) => c.headers["flowd-attempt"])).toEqual(["1", "2"]);
   }, 30_000);
 
   test("cancelled while its call is in flight: the 202 parks nothing, the callback answers 409, the job stays cancelled", async () => {
     answers.set("/cxl-flight", () => ({ status: 202, delayMs: 1500 }));
     const t = await createTask("/cxl-flight");
-    const call = await waitFor(() => receiver.callsTo("/cxl-flight")[0], 20_000, "the call");
+    const call = await waitFor(() => stack.receiver.callsTo("/cxl-flight")[0], 20_000, "the call");
     expect((await http("POST", `/v1/jobs/${t.id}/cancel`)).status).toBe(200);
     await Bun.sleep(2000); // the 202 has been read by now
     const res = await callback(urlOf(call), "complete", { result: 1 });
@@ -442,7 +411,7 @@ describe("more edges", () => {
   test("a heartbeat's heartbeatBy never promises past the callback deadline", async () => {
     answers.set("/hb-cap", () => ({ status: 202 }));
     const t = await createTask("/hb-cap", { callbackTimeoutMs: 2000, heartbeatTimeoutMs: 60_000 });
-    const call = await waitFor(() => receiver.callsTo("/hb-cap")[0], 20_000, "the call");
+    const call = await waitFor(() => stack.receiver.callsTo("/hb-cap")[0], 20_000, "the call");
     await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
     const beat = await callback(urlOf(call), "heartbeat");
     expect(beat.status).toBe(200);

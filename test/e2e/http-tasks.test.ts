@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Webhook } from "standardwebhooks";
-import { startCluster } from "../helpers/cluster";
-import { startTaskReceiver, type Answer, type ReceivedCall } from "../helpers/task-receiver";
+import { useTaskStack } from "../helpers/task-stack";
 import { waitFor } from "../helpers/wait";
 
 /**
@@ -9,42 +8,10 @@ import { waitFor } from "../helpers/wait";
  * whose callback URLs point at the API, and a local service that answers as each test needs.
  */
 const KEY = Buffer.alloc(32, 7).toString("base64");
-let cluster: Awaited<ReturnType<typeof startCluster>>;
-let api: Awaited<ReturnType<Awaited<ReturnType<typeof startCluster>>["startApi"]>>;
-let receiver: ReturnType<typeof startTaskReceiver>;
-const answers = new Map<string, (n: number, call: ReceivedCall) => Answer>();
 // Short locks, so a killed worker's running job runs again within seconds.
 const WORKER_ENV = { WORKER_CONCURRENCY: "2", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" };
-
-beforeAll(async () => {
-  receiver = startTaskReceiver((path, n, call) => answers.get(path)?.(n, call) ?? { status: 200, body: { ok: true } });
-  cluster = await startCluster({ apis: 0, workers: 0, tag: "task", env: { FLOWD_SECRET_KEY: KEY } });
-  api = await cluster.startApi();
-  await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
-}, 120_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  receiver?.stop();
-});
-
-const http = (...args: Parameters<typeof api.http>) => api.http(...args);
-const createTask = async (path: string, extra: Record<string, unknown> = {}, opts?: Record<string, unknown>) => {
-  const res = await http("POST", "/v1/jobs", { name: "http", data: { url: receiver.url(path), method: "POST", body: { path }, ...extra }, ...(opts ? { opts } : {}) });
-  expect(res.status).toBe(201);
-  return res.body as { id: string; jobId: string };
-};
-const job = async (id: string) => (await http("GET", `/v1/jobs/${id}`)).body;
-const settled = (id: string, ms = 20_000) => waitFor(async () => ["completed", "failed", "cancelled"].includes((await job(id)).status) && job(id), ms, `job ${id} finished`);
-/** Calls a callback URL the way a service would: no token, JSON body. */
-const callback = async (url: string, action: string, body?: unknown, raw?: string) => {
-  const res = await fetch(`${url}/${action}`, {
-    method: "POST",
-    headers: body === undefined && raw === undefined ? {} : { "content-type": "application/json" },
-    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-};
+const stack = useTaskStack("task", WORKER_ENV, { FLOWD_SECRET_KEY: KEY });
+const { answers, http, job, createTask, settled, callback } = stack;
 
 describe("signing", () => {
   test("the standardwebhooks verifier accepts a task's request, and after a rotation both secrets during the overlap", async () => {
@@ -53,11 +20,11 @@ describe("signing", () => {
     expect(secret.previousSecret).toBeNull();
     const first = await createTask("/signed");
     await settled(first.id);
-    const [call] = receiver.callsTo("/signed");
+    const [call] = stack.receiver.callsTo("/signed");
     expect(() => new Webhook(secret.secret).verify(call!.body, call!.headers)).not.toThrow();
     expect(call!.headers["flowd-job-id"]).toBe(first.id);
     expect(call!.headers["flowd-attempt"]).toBe("1");
-    expect(call!.headers["flowd-callback-url"]).toStartWith(`${api.url}/callbacks/`);
+    expect(call!.headers["flowd-callback-url"]).toStartWith(`${stack.api.url}/callbacks/`);
     expect(() => new Webhook(`whsec_${Buffer.alloc(32, 1).toString("base64")}`).verify(call!.body, call!.headers)).toThrow();
 
     const rotated = await http("POST", "/v1/signing-secret/rotate");
@@ -67,11 +34,11 @@ describe("signing", () => {
     expect(Date.parse(rotated.body.previousValidUntil) - Date.now()).toBeGreaterThan(23 * 3600_000);
     const second = await createTask("/signed-after");
     await settled(second.id);
-    const [after] = receiver.callsTo("/signed-after");
+    const [after] = stack.receiver.callsTo("/signed-after");
     expect(() => new Webhook(rotated.body.secret).verify(after!.body, after!.headers)).not.toThrow();
     expect(() => new Webhook(secret.secret).verify(after!.body, after!.headers)).not.toThrow();
     // A database dump alone does not hold the secret: it is sealed under FLOWD_SECRET_KEY.
-    const rows = await cluster.database.sql`select secret, previous_secret from signing_secrets`;
+    const rows = await stack.cluster.database.sql`select secret, previous_secret from signing_secrets`;
     expect(rows.length).toBe(1);
     expect(String(rows[0]!.secret)).toStartWith("v1:");
     expect(String(rows[0]!.secret)).not.toContain(rotated.body.secret.slice(6));
@@ -80,11 +47,11 @@ describe("signing", () => {
   test("a flow job's request names its flow, and a header the job sets cannot forge the signature", async () => {
     const res = await http("POST", "/v1/flows", {
       name: "signed-flow",
-      root: { name: "http", data: { url: receiver.url("/flow-call"), headers: { "webhook-signature": "v1,forged", "x-own": "kept" } } },
+      root: { name: "http", data: { url: stack.receiver.url("/flow-call"), headers: { "webhook-signature": "v1,forged", "x-own": "kept" } } },
     });
     expect(res.status).toBe(201);
     await waitFor(async () => (await http("GET", `/v1/flows/${res.body.id}`)).body.status === "completed", 20_000, "flow completed");
-    const [call] = receiver.callsTo("/flow-call");
+    const [call] = stack.receiver.callsTo("/flow-call");
     expect(call!.headers["flowd-flow-id"]).toBe(res.body.id);
     expect(call!.headers["x-own"]).toBe("kept");
     expect(call!.headers["webhook-signature"]).not.toContain("forged");
@@ -95,12 +62,12 @@ describe("parking on 202", () => {
   test("eight parked tasks on concurrency 2 are all called before any completes, then each completes with its own result", async () => {
     answers.set("/park", () => ({ status: 202 }));
     const created = await Promise.all(Array.from({ length: 8 }, (_, i) => createTask("/park", { body: { i } })));
-    await waitFor(() => receiver.callsTo("/park").length === 8, 20_000, "all eight calls while none completed");
+    await waitFor(() => stack.receiver.callsTo("/park").length === 8, 20_000, "all eight calls while none completed");
     // Parked jobs show active (with the deadline) although BullMQ holds them as delayed.
     for (const c of created) await waitFor(async () => (await job(c.id)).status === "active", 10_000, "parked job shown active");
     const parked = await job(created[0]!.id);
     expect(Date.parse(parked.callbackUntil) - Date.now()).toBeGreaterThan(50 * 60_000);
-    for (const call of receiver.callsTo("/park")) {
+    for (const call of stack.receiver.callsTo("/park")) {
       const i = JSON.parse(call.body).i;
       const res = await callback(call.headers["flowd-callback-url"]!, "complete", { result: { i, done: true } });
       expect(res.status).toBe(200);
@@ -114,19 +81,19 @@ describe("parking on 202", () => {
       expect(done.callbackUntil).toBeUndefined();
     }
     // Single use: a second complete is refused, and the first result stays.
-    const url = receiver.callsTo("/park")[0]!.headers["flowd-callback-url"]!;
+    const url = stack.receiver.callsTo("/park")[0]!.headers["flowd-callback-url"]!;
     const again = await callback(url, "complete", { result: "second" });
     expect(again.status).toBe(410);
     expect(again.body.error.code).toBe("callback_used");
-    const i = JSON.parse(receiver.callsTo("/park")[0]!.body).i;
+    const i = JSON.parse(stack.receiver.callsTo("/park")[0]!.body).i;
     expect((await job(created[i]!.id)).result).toEqual({ i, done: true });
     expect((await callback(url, "fail", { message: "late" })).status).toBe(410);
   }, 60_000);
 
   test("a parked flow child's callback result reaches its parent like any child's", async () => {
     answers.set("/child", () => ({ status: 202 }));
-    const res = await http("POST", "/v1/flows", { name: "parked-child", root: { name: "echo", data: {}, children: [{ name: "http", data: { url: receiver.url("/child") } }] } });
-    const call = await waitFor(() => receiver.callsTo("/child")[0], 20_000, "the child's call");
+    const res = await http("POST", "/v1/flows", { name: "parked-child", root: { name: "echo", data: {}, children: [{ name: "http", data: { url: stack.receiver.url("/child") } }] } });
+    const call = await waitFor(() => stack.receiver.callsTo("/child")[0], 20_000, "the child's call");
     expect((await callback(call.headers["flowd-callback-url"]!, "complete", { result: { rows: 42 } })).status).toBe(200);
     const flow = await waitFor(async () => {
       const f = (await http("GET", `/v1/flows/${res.body.id}`)).body;
@@ -141,7 +108,7 @@ describe("parking on 202", () => {
     const done = await settled(t.id);
     expect(done.status).toBe("failed");
     expect(done.error.message).toContain("callbackTimeoutMs");
-    const url = receiver.callsTo("/never")[0]!.headers["flowd-callback-url"]!;
+    const url = stack.receiver.callsTo("/never")[0]!.headers["flowd-callback-url"]!;
     const late = await callback(url, "complete", { result: 1 });
     expect(late.status).toBe(409);
   }, 30_000);
@@ -151,7 +118,7 @@ describe("parking on 202", () => {
     answers.set("/silent", () => ({ status: 202 }));
     const beating = await createTask("/beats", { heartbeatTimeoutMs: 1500 });
     const silent = await createTask("/silent", { heartbeatTimeoutMs: 1500 });
-    const url = (await waitFor(() => receiver.callsTo("/beats")[0], 20_000, "the call")).headers["flowd-callback-url"]!;
+    const url = (await waitFor(() => stack.receiver.callsTo("/beats")[0], 20_000, "the call")).headers["flowd-callback-url"]!;
     const until = Date.now() + 3500;
     while (Date.now() < until) {
       const beat = await callback(url, "heartbeat");
@@ -170,9 +137,9 @@ describe("parking on 202", () => {
   test("a fail callback fails the attempt and the retry calls again; a permanent one ends it", async () => {
     answers.set("/retry-me", () => ({ status: 202 }));
     const t = await createTask("/retry-me", {}, { attempts: 2 });
-    const first = await waitFor(() => receiver.callsTo("/retry-me")[0], 20_000, "first call");
+    const first = await waitFor(() => stack.receiver.callsTo("/retry-me")[0], 20_000, "first call");
     expect((await callback(first.headers["flowd-callback-url"]!, "fail", { message: "disk full" })).status).toBe(200);
-    const second = await waitFor(() => receiver.callsTo("/retry-me")[1], 20_000, "the retry's call");
+    const second = await waitFor(() => stack.receiver.callsTo("/retry-me")[1], 20_000, "the retry's call");
     expect(second.headers["flowd-attempt"]).toBe("2");
     expect(second.headers["flowd-callback-url"]).not.toBe(first.headers["flowd-callback-url"]);
     expect((await callback(second.headers["flowd-callback-url"]!, "fail", { message: "bad input", permanent: true })).status).toBe(200);
@@ -185,7 +152,7 @@ describe("parking on 202", () => {
   test("cancelling a parked job works, and its callback then answers 409", async () => {
     answers.set("/cancel-me", () => ({ status: 202 }));
     const t = await createTask("/cancel-me");
-    const call = await waitFor(() => receiver.callsTo("/cancel-me")[0], 20_000, "the call");
+    const call = await waitFor(() => stack.receiver.callsTo("/cancel-me")[0], 20_000, "the call");
     await waitFor(async () => (await job(t.id)).callbackUntil, 10_000, "parked");
     expect((await http("POST", `/v1/jobs/${t.id}/cancel`)).status).toBe(200);
     const res = await callback(call.headers["flowd-callback-url"]!, "complete", { result: 1 });
@@ -203,7 +170,7 @@ describe("answers", () => {
     expect(done.status).toBe("failed");
     expect(done.error.message).toContain("answered 400");
     await Bun.sleep(500); // a retry would have come by now (backoff 100 ms): none may
-    expect(receiver.callsTo("/bad").length).toBe(1);
+    expect(stack.receiver.callsTo("/bad").length).toBe(1);
   }, 30_000);
 
   test("a 429 with Retry-After: 2 is called again no sooner than 2 s later; 408 and 5xx are retried", async () => {
@@ -212,7 +179,7 @@ describe("answers", () => {
     const busy = await createTask("/busy", {}, { attempts: 2 });
     const flaky = await createTask("/flaky", {}, { attempts: 3 });
     expect((await settled(busy.id)).result).toEqual({ status: 200, body: { n: 2 } });
-    const [a, b] = receiver.callsTo("/busy");
+    const [a, b] = stack.receiver.callsTo("/busy");
     expect(b!.at - a!.at).toBeGreaterThanOrEqual(2000);
     expect((await settled(flaky.id)).result).toEqual({ status: 200, body: { n: 3 } });
   }, 30_000);
@@ -221,11 +188,11 @@ describe("answers", () => {
 describe("webhooks on the default schedule", () => {
   test("a delivery whose receiver answered 500 is retried within 30 s", async () => {
     answers.set("/hook", (n) => (n === 1 ? { status: 500 } : { status: 200 }));
-    const hook = await http("POST", "/v1/webhooks", { url: receiver.url("/hook"), events: ["flow.completed"] });
+    const hook = await http("POST", "/v1/webhooks", { url: stack.receiver.url("/hook"), events: ["flow.completed"] });
     expect(hook.status).toBe(201);
     await http("POST", "/v1/flows", { name: "hooked", root: { name: "echo", data: {} } });
-    const first = await waitFor(() => receiver.callsTo("/hook")[0], 20_000, "first delivery");
-    const second = await waitFor(() => receiver.callsTo("/hook")[1], 30_000, "the retry");
+    const first = await waitFor(() => stack.receiver.callsTo("/hook")[0], 20_000, "first delivery");
+    const second = await waitFor(() => stack.receiver.callsTo("/hook")[1], 30_000, "the retry");
     expect(second.at - first.at).toBeLessThan(30_000);
     expect(second.at - first.at).toBeGreaterThanOrEqual(4000); // 5 s with ±10% jitter
     expect(second.headers["webhook-id"]).toBe(first.headers["webhook-id"]);
@@ -236,7 +203,7 @@ describe("bad input", () => {
   test("callback timeouts out of range are refused at creation, and nothing is created", async () => {
     const before = (await http("GET", "/v1/jobs?limit=100")).body.items.length;
     for (const data of [{ callbackTimeoutMs: 999 }, { callbackTimeoutMs: 8 * 86_400_000 }, { heartbeatTimeoutMs: 0 }, { heartbeatTimeoutMs: "1000" }, { timeoutMs: 900_001 }]) {
-      const res = await http("POST", "/v1/jobs", { name: "http", data: { url: receiver.url("/x"), ...data } });
+      const res = await http("POST", "/v1/jobs", { name: "http", data: { url: stack.receiver.url("/x"), ...data } });
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe("invalid_job_data");
     }
@@ -244,15 +211,15 @@ describe("bad input", () => {
   });
 
   test("unknown, malformed and used callback paths; malformed, non-JSON and oversized bodies", async () => {
-    const unknown = await callback(`${api.url}/callbacks/${"A".repeat(43)}`, "complete", { result: 1 });
+    const unknown = await callback(`${stack.api.url}/callbacks/${"A".repeat(43)}`, "complete", { result: 1 });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.code).toBe("not_found");
-    expect((await callback(`${api.url}/callbacks/short`, "complete", { result: 1 })).status).toBe(404);
-    expect((await callback(`${api.url}/callbacks/${"A".repeat(43)}`, "explode", {})).status).toBe(404);
+    expect((await callback(`${stack.api.url}/callbacks/short`, "complete", { result: 1 })).status).toBe(404);
+    expect((await callback(`${stack.api.url}/callbacks/${"A".repeat(43)}`, "explode", {})).status).toBe(404);
 
     answers.set("/inputs", () => ({ status: 202 }));
     const t = await createTask("/inputs");
-    const url = (await waitFor(() => receiver.callsTo("/inputs")[0], 20_000, "the call")).headers["flowd-callback-url"]!;
+    const url = (await waitFor(() => stack.receiver.callsTo("/inputs")[0], 20_000, "the call")).headers["flowd-callback-url"]!;
     const notJson = await callback(url, "complete", undefined, "{result: not json}");
     expect(notJson.status).toBe(400);
     expect(notJson.body.error.code).toBe("invalid_json");
@@ -270,7 +237,7 @@ describe("bad input", () => {
 
   test("a callback flood from one address is refused with 429 and Retry-After", async () => {
     const statuses = await Promise.all(
-      Array.from({ length: 400 }, () => fetch(`${api.url}/callbacks/${"B".repeat(43)}/heartbeat`, { method: "POST" }).then((r) => [r.status, r.headers.get("retry-after")] as const)),
+      Array.from({ length: 400 }, () => fetch(`${stack.api.url}/callbacks/${"B".repeat(43)}/heartbeat`, { method: "POST" }).then((r) => [r.status, r.headers.get("retry-after")] as const)),
     );
     const limited = statuses.filter(([s]) => s === 429);
     expect(limited.length).toBeGreaterThan(0);
@@ -284,22 +251,22 @@ describe("faults", () => {
     answers.set("/parked-kill", () => ({ status: 202 }));
     const created = await Promise.all([1, 2, 3].map((i) => createTask("/parked-kill", { body: { i } })));
     for (const c of created) await waitFor(async () => (await job(c.id)).callbackUntil, 20_000, "parked");
-    await cluster.workers[0]!.stop("SIGKILL");
-    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
-    for (const call of receiver.callsTo("/parked-kill"))
+    await stack.cluster.workers[0]!.stop("SIGKILL");
+    await stack.cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: stack.api.url });
+    for (const call of stack.receiver.callsTo("/parked-kill"))
       expect((await callback(call.headers["flowd-callback-url"]!, "complete", { result: JSON.parse(call.body).i })).status).toBe(200);
     for (const [i, c] of created.entries()) expect((await settled(c.id)).result).toBe(i + 1);
-    expect(receiver.callsTo("/parked-kill").length).toBe(3);
+    expect(stack.receiver.callsTo("/parked-kill").length).toBe(3);
   }, 60_000);
 
   test("a worker killed during the call: the attempt runs again with the same webhook-id and a new callback URL", async () => {
     // The first call is answered only after the worker is gone; the second parks normally.
     answers.set("/call-kill", (n) => (n === 1 ? { status: 202, delayMs: 3000 } : { status: 202 }));
     const t = await createTask("/call-kill");
-    const first = await waitFor(() => receiver.callsTo("/call-kill")[0], 20_000, "the first call");
-    await cluster.workers[cluster.workers.length - 1]!.stop("SIGKILL");
-    await cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: api.url });
-    const second = await waitFor(() => receiver.callsTo("/call-kill")[1], 30_000, "the call made again");
+    const first = await waitFor(() => stack.receiver.callsTo("/call-kill")[0], 20_000, "the first call");
+    await stack.cluster.workers[stack.cluster.workers.length - 1]!.stop("SIGKILL");
+    await stack.cluster.startWorker({ ...WORKER_ENV, FLOWD_PUBLIC_URL: stack.api.url });
+    const second = await waitFor(() => stack.receiver.callsTo("/call-kill")[1], 30_000, "the call made again");
     expect(second.headers["webhook-id"]).toBe(first.headers["webhook-id"]);
     expect(second.headers["flowd-callback-url"]).not.toBe(first.headers["flowd-callback-url"]);
     await waitFor(async () => (await job(t.id)).callbackUntil, 20_000, "parked after the second call");
