@@ -44,7 +44,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
   const registry = createHandlerRegistry(config);
   const registryFollower = followRegistry({ db: database.db, sql: database.sql, registry, log });
   await registryFollower.ready;
-  const listener = startListener({ db: database.db, sql: database.sql, log, hub });
+  const listener = startListener({ db: database.db, sql: database.sql, log, hub, longPolls: waiters.longPolls });
   await listener.ready;
   hub.stats.lastSeq = Math.max(hub.stats.lastSeq, listener.stats.lastSeq);
 

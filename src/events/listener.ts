@@ -11,14 +11,20 @@ const PAGE = 1000;
  * Turns the event log into a live, ordered feed for this process. NOTIFY is only a doorbell: on
  * every ring, on every (re)connect of the LISTEN connection, and on a slow safety poll, it reads
  * the table after the last seq it handled. A lost notification costs latency, never an event.
- * While no socket here is subscribed it reads only flow-level events (what long-polls need); a
- * socket joining during such a read makes it read the same range again, in full.
+ * While no socket here is subscribed it reads only flow-level events (what long-polls need), and
+ * while no long-poll waits either it reads nothing: it moves to the seq the doorbell named. Anyone
+ * starting to listen during a read that skipped events makes it read the same range again, in full.
  */
 export function startListener(deps: {
   db: Db;
   sql: Sql;
   log: Logger;
   hub: Pick<Hub, "publish" | "hasSubscribers" | "joins">;
+  /**
+   * Long-polls in progress in this process (`waiting`) and how many ever began (`began`): while
+   * none waits and no socket is subscribed, nobody here needs the events themselves.
+   */
+  longPolls?: { readonly waiting: number; readonly began: number };
   pollMs?: number;
 }) {
   const log = deps.log.child({ component: "listener" });
@@ -26,6 +32,9 @@ export function startListener(deps: {
   let running = true;
   let reading: Promise<void> | null = null;
   let again = false;
+  // The highest seq a doorbell named (its payload): how far the log is committed, known without a read.
+  let rung = 0;
+  const longPolls = deps.longPolls ?? { waiting: 1, began: 0 };
 
   /** One reader at a time; a ring during a read schedules exactly one more read. */
   const catchUp = (): Promise<void> => {
@@ -38,10 +47,23 @@ export function startListener(deps: {
         again = false;
         for (;;) {
           const everything = deps.hub.hasSubscribers;
-          const joins = deps.hub.joins;
-          const { events, upTo } = everything ? await fullPage(stats.lastSeq) : await flowLevelEventsAfter(deps.db, stats.lastSeq, PAGE);
+          const flowLevel = !everything && longPolls.waiting > 0;
+          const interest = deps.hub.joins + longPolls.began;
+          if (!everything && !flowLevel && rung > stats.lastSeq) {
+            // Nobody here wants these events: every one up to the doorbell's seq is committed, so a
+            // socket or long-poll that starts later finds it in the log or in the row it reads.
+            stats.lastSeq = rung;
+            deps.hub.publish([], rung);
+            break;
+          }
+          const { events, upTo } = everything
+            ? await fullPage(stats.lastSeq)
+            : flowLevel
+              ? await flowLevelEventsAfter(deps.db, stats.lastSeq, PAGE)
+              : { events: [], upTo: await maxEventSeq(deps.db) };
           stats.reads++;
-          if (!everything && deps.hub.joins !== joins) continue; // a socket joined meanwhile: read it all
+          // A socket joined or a long-poll began meanwhile: read the range again, all it needs.
+          if (!everything && deps.hub.joins + longPolls.began !== interest) continue;
           const last = events[events.length - 1];
           if (last) stats.lagMs = Date.now() - Date.parse(last.at);
           if (upTo <= stats.lastSeq) break;
@@ -69,8 +91,10 @@ export function startListener(deps: {
     let first = true;
     subscription = await deps.sql.listen(
       EVENTS_CHANNEL,
-      () => {
+      (payload: string) => {
         stats.notifications++;
+        const seq = Number(payload);
+        if (Number.isSafeInteger(seq) && seq > rung) rung = seq;
         void catchUp();
       },
       () => {

@@ -8,7 +8,21 @@ export const LONG_POLL_MAX_S = 60;
  */
 export function createWaiters(fallbackMs = 1_000) {
   const waiting = new Map<string, Set<() => void>>();
+  // Long-polls in progress (from before their first read to their answer), and how many ever began:
+  // the event listener reads the log only while someone here may need it (events/listener.ts).
+  const longPolls = { waiting: 0, began: 0 };
   return {
+    longPolls: longPolls as { readonly waiting: number; readonly began: number },
+    /** Runs a long-poll (its reads and waits); `fn` starts after it counts as waiting. */
+    async longPoll<T>(fn: () => Promise<T>): Promise<T> {
+      longPolls.waiting++;
+      longPolls.began++;
+      try {
+        return await fn();
+      } finally {
+        longPolls.waiting--;
+      }
+    },
     wait(id: string, ms: number): Promise<void> {
       return new Promise((resolve) => {
         const set = waiting.get(id) ?? new Set();

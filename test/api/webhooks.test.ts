@@ -70,6 +70,29 @@ const runFlow = async () => {
 const deliveries = async (id: string) => (await cluster.apis[0]!.http("GET", `/v1/webhooks/${id}/deliveries`)).body.items as any[];
 
 describe("webhooks", () => {
+  test("with no webhook the dispatcher only looks while its cursor follows the log; the first one registered gets what happens after, none of before", async () => {
+    const api = cluster.apis[0]!;
+    const flowDone = async () => {
+      const res = await api.http("POST", "/v1/flows", { name: "before hooks", root: { name: "echo" } });
+      expect(res.status).toBe(201);
+      await api.http("GET", `/v1/flows/${res.body.id}?wait=30`);
+      return res.body.id as string;
+    };
+    const before = await flowDone();
+    const cursorAtEnd = async () => {
+      const [row] = await cluster.database.sql<{ at_end: boolean }[]>`
+        select (select seq from dispatch_cursors where name = 'webhooks') >= (select max(seq) from events) as at_end`;
+      return row?.at_end;
+    };
+    await waitFor(cursorAtEnd, 15_000, "the dispatch cursor to reach the end of the log with no webhook");
+    await register("/first");
+    const after = await flowDone();
+    await waitFor(() => hitsOf("/first").length >= 1, 10_000, "the delivery of the flow completed after registering");
+    const flowIds = hitsOf("/first").map((r) => JSON.parse(r.body).data.flowId);
+    expect(flowIds).toContain(after);
+    expect(flowIds).not.toContain(before);
+  });
+
   test("flow.completed is delivered with a signature an independent verifier accepts; the secret is shown once", async () => {
     const hook = await register("/ok");
     expect(hook.secret).toMatch(/^whsec_[A-Za-z0-9+/]{40,}={0,2}$/);

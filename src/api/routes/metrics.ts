@@ -104,7 +104,7 @@ export const metricsRoutes = (deps: {
         );
       if (listener)
         metrics.push(
-          { name: "flowd_listener_last_seq", help: "Highest event seq this process has read.", type: "gauge", samples: [{ value: listener.lastSeq }] },
+          { name: "flowd_listener_last_seq", help: "Highest event seq this process has caught up to (read, or passed while nothing here listened).", type: "gauge", samples: [{ value: listener.lastSeq }] },
           { name: "flowd_listener_lag_seconds", help: "Age of the newest event when it was read.", type: "gauge", samples: [{ value: listener.lagMs / 1000 }] },
           { name: "flowd_listener_notifications_total", help: "NOTIFY doorbells received.", type: "counter", samples: [{ value: listener.notifications }] },
           { name: "flowd_listener_reconnects_total", help: "Reconnects of the LISTEN connection.", type: "counter", samples: [{ value: listener.reconnects }] },

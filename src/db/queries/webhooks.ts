@@ -109,6 +109,25 @@ export async function claimDispatch(db: DbOrTx, limit: number): Promise<{ from: 
   return { from: Number(row.from), to: Number(row.to), due: row.due };
 }
 
+/** Whether any webhook is enabled: with none, a dispatch pass has nothing to claim. */
+export async function anyEnabledWebhook(db: DbOrTx): Promise<boolean> {
+  const [row] = await db.execute<{ any: boolean }>(sql`select exists (select 1 from webhooks where disabled_at is null) as "any"`);
+  return row?.any ?? false;
+}
+
+/**
+ * Moves the cursor to the end of the log while no webhook is enabled (checked in the same
+ * statement), so the first one registered does not start behind a long stretch of events that
+ * were never anyone's. Skips when another dispatcher holds the row.
+ */
+export async function skipDispatchCursorToEnd(db: DbOrTx) {
+  await db.execute(sql`
+    update dispatch_cursors d set seq = e.top
+    from (select max(seq) as top from events) e
+    where d.name = 'webhooks' and e.top > d.seq and not exists (select 1 from webhooks where disabled_at is null)
+      and d.ctid = (select ctid from dispatch_cursors where name = 'webhooks' for update skip locked)`);
+}
+
 export async function moveDispatchCursor(db: DbOrTx, to: number) {
   await db.execute(sql`update dispatch_cursors set seq = ${to} where name = 'webhooks'`);
 }
