@@ -44,6 +44,13 @@ const DB_TIMEOUT_MS = 30_000;
 const REDIS_TIMEOUT_MS = 10_000;
 /** Longest a read position goes unstored while events need no write (a steady stream of `drained`). */
 const SAVE_POSITION_MS = 5_000;
+/**
+ * Under load (a batch of at least BUSY_BATCH events), the next read waits until this long after the
+ * last write began, so batches grow instead of each costing a commit, its trigger, a doorbell and
+ * the readers that doorbell wakes. A job alone is never held: small batches read on at once.
+ */
+const BUSY_BATCH = 16;
+const BUSY_GAP_MS = 10;
 
 /**
  * Follows every queue's BullMQ event stream and writes the changes to Postgres, one transaction per
@@ -116,7 +123,11 @@ export function startStatusRecorder(deps: {
 
   /** Reads and records the streams while this process leads. */
   async function follow(ids: Map<string, string>) {
+    let busySince = 0;
     while (running && leading()) {
+      const wait = busySince + BUSY_GAP_MS - performance.now();
+      if (wait > 0 && !draining) await Bun.sleep(wait);
+      busySince = 0;
       let read: Awaited<ReturnType<typeof readAfter>>;
       try {
         read = await withTimeout(readAfter(ids), REDIS_TIMEOUT_MS, "read BullMQ events");
@@ -156,6 +167,7 @@ export function startStatusRecorder(deps: {
       const changes = await describe(deps.redis, deps.prefix, events);
       const progress = events.map(toProgress).filter((p) => p !== null);
       if (changes.length === 0 && progress.length === 0 && Date.now() - savedAt < SAVE_POSITION_MS) continue;
+      if (events.length >= BUSY_BATCH) busySince = performance.now();
       const written = await save(changes, progress);
       if (written === undefined) break;
       stats.batches++;
