@@ -7,7 +7,7 @@ import IORedis from "ioredis";
 import { startCluster } from "../test/helpers/cluster";
 import { deletePrefix, uniquePrefix } from "../test/helpers/redis";
 import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/services";
-import { cpuSeconds, printConditions, ratio } from "./stats";
+import { clusterProcesses, cpuSeconds, printConditions, ratio } from "./stats";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
 /** Jobs per bulk create (the most one request takes), and how many bulks each side runs. */
@@ -68,9 +68,40 @@ async function plainBulk(queue: Queue, completed: () => number) {
   return { rate: (BULKS * BULK) / ((performance.now() - t) / 1000), cpu: (await machineCpu()) - cpu0 };
 }
 
+/** Redis commands run so far, by command (INFO commandstats): the same server serves both sides. */
+async function redisCalls(redis: IORedis): Promise<number> {
+  const text = await redis.info("commandstats");
+  return [...text.matchAll(/calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+/**
+ * What one job costs, counted over a run of `jobs`: CPU ms per process group, Postgres commits and
+ * rows written (this database's statistics), and Redis commands (the whole server's).
+ */
+async function workPerJob(cluster: Awaited<ReturnType<typeof startCluster>>, redis: IORedis) {
+  const groups = await clusterProcesses(cluster, "bench");
+  const pg = async () =>
+    (await cluster.database.sql<{ commits: string; rows: string }[]>`
+      select xact_commit::text as commits, (tup_inserted + tup_updated + tup_deleted)::text as rows
+      from pg_stat_database where datname = current_database()`)[0]!;
+  const before = { cpu: await cpuSeconds(groups), pg: await pg(), redis: await redisCalls(redis) };
+  return async (jobs: number) => {
+    // The statistics collector publishes a backend's counts when its transaction ends, within a second.
+    await Bun.sleep(1_000);
+    const cpu = await cpuSeconds(groups);
+    const after = await pg();
+    const per = (a: number, b: number) => ((a - b) / jobs).toFixed(2);
+    const cpuMs = Object.keys(cpu).map((k) => `${k} ${(((cpu[k]! - before.cpu[k]!) / jobs) * 1000).toFixed(3)}`).join(", ");
+    return `CPU ms per job: ${cpuMs} | per job: ${per(Number(after.commits), Number(before.pg.commits))} Postgres commits, ` +
+      `${per(Number(after.rows), Number(before.pg.rows))} rows written, ${per(await redisCalls(redis), before.redis)} Redis commands`;
+  };
+}
+
 async function flowd() {
   const cluster = await startCluster({ apis: 1, workers: 1, tag: "bjobs", env: { WORKER_CONCURRENCY: String(CONCURRENCY) } });
   const api = cluster.apis[0]!;
+  const redis = new IORedis(REDIS_URL);
+  const work = await workPerJob(cluster, redis);
   const cpu0 = await machineCpu();
   const t = performance.now();
   const addSeconds = await inFlight(JOBS, CLIENTS, async (i) => {
@@ -85,9 +116,13 @@ async function flowd() {
   }
   const totalSeconds = (performance.now() - t) / 1000;
   const cpu = (await machineCpu()) - cpu0;
+  const singleWork = await work(JOBS);
+  const bulkWork = await workPerJob(cluster, redis);
   const bulk = await flowdBulk(cluster);
+  const work2 = await bulkWork(BULKS * BULK);
+  redis.disconnect();
   await cluster.stop();
-  return { addRate: JOBS / addSeconds, endToEnd: JOBS / totalSeconds, cpu, bulk };
+  return { addRate: JOBS / addSeconds, endToEnd: JOBS / totalSeconds, cpu, bulk: { ...bulk, work: work2 }, work: singleWork };
 }
 
 /** BULKS rounds of one `POST /v1/jobs/bulk` of BULK jobs, each timed until Postgres shows them all completed. */
@@ -120,8 +155,10 @@ export async function benchJobs() {
   console.log(`create      plain Queue.add ${b.addRate.toFixed(0)}/s | POST /v1/jobs ${f.addRate.toFixed(0)}/s | ratio ${ratio(f.addRate, b.addRate)}`);
   console.log(`end to end  plain ${b.endToEnd.toFixed(0)} jobs/s | flowd ${f.endToEnd.toFixed(0)} jobs/s (completed in Postgres) | ratio ${ratio(f.endToEnd, b.endToEnd)}`);
   console.log(`            machine CPU: plain ${b.cpu.toFixed(2)} s | flowd ${f.cpu.toFixed(2)} s for ${JOBS} jobs | ratio ${ratio(f.cpu, b.cpu)}`);
+  console.log(`            flowd ${f.work}`);
   console.log(`bulk        Queue.addBulk + Worker ${b.bulk.rate.toFixed(0)} jobs/s | POST /v1/jobs/bulk ${f.bulk.rate.toFixed(0)} jobs/s (completed in Postgres) | ratio ${ratio(f.bulk.rate, b.bulk.rate)}`);
   console.log(`            machine CPU: plain ${b.bulk.cpu.toFixed(2)} s | flowd ${f.bulk.cpu.toFixed(2)} s for ${BULKS * BULK} jobs | ratio ${ratio(f.bulk.cpu, b.bulk.cpu)}`);
+  console.log(`            flowd ${f.bulk.work}`);
 }
 
 if (import.meta.main) await benchJobs();
