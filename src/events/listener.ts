@@ -12,8 +12,9 @@ const PAGE = 1000;
  * every ring, on every (re)connect of the LISTEN connection, and on a slow safety poll, it reads
  * the table after the last seq it handled. A lost notification costs latency, never an event.
  * While no socket here is subscribed it reads only flow-level events (what long-polls need), and
- * while no long-poll waits either it reads nothing: it moves to the seq the doorbell named. Anyone
- * starting to listen during a read that skipped events makes it read the same range again, in full.
+ * not even those for a doorbell that rang for flow jobs' updates alone (payload `j<seq>`); while no
+ * long-poll waits either it reads nothing: it moves to the seq the doorbell named. Anyone starting
+ * to listen during a read that skipped events makes it read the same range again, in full.
  */
 export function startListener(deps: {
   db: Db;
@@ -31,52 +32,71 @@ export function startListener(deps: {
   const stats = { lastSeq: 0, reads: 0, notifications: 0, reconnects: 0, lagMs: 0 };
   let running = true;
   let reading: Promise<void> | null = null;
+  // Set and cleared in step with the read loop (a loop that skips ends in the same tick, before its
+  // promise settles), so a doorbell right after one never finds a loop that will not look again.
+  let busy = false;
   let again = false;
-  // The highest seq a doorbell named (its payload): how far the log is committed, known without a read.
+  // The highest seq any doorbell named (its payload), and the highest of doorbells for more than a
+  // flow's job updates ('j' marks those): how far the log is committed, known without a read.
   let rung = 0;
+  let rungForAll = 0;
   const longPolls = deps.longPolls ?? { waiting: 1, began: 0 };
+
+  /**
+   * Where the log may be passed without a read: the doorbell's seq when nobody here wants events,
+   * or when only long-polls wait and every doorbell since the last read was for flow jobs' updates.
+   */
+  const skipTo = (everything: boolean, flowLevel: boolean): number => {
+    if (everything || rung <= stats.lastSeq) return 0;
+    if (!flowLevel) return rung;
+    return rungForAll <= stats.lastSeq ? rung : 0;
+  };
 
   /** One reader at a time; a ring during a read schedules exactly one more read. */
   const catchUp = (): Promise<void> => {
-    if (reading) {
+    if (busy) {
       again = true;
-      return reading;
+      return reading!;
     }
+    busy = true;
     reading = (async () => {
-      do {
-        again = false;
-        for (;;) {
-          const everything = deps.hub.hasSubscribers;
-          const flowLevel = !everything && longPolls.waiting > 0;
-          const interest = deps.hub.joins + longPolls.began;
-          if (!everything && !flowLevel && rung > stats.lastSeq) {
-            // Nobody here wants these events: every one up to the doorbell's seq is committed, so a
-            // socket or long-poll that starts later finds it in the log or in the row it reads.
-            stats.lastSeq = rung;
-            deps.hub.publish([], rung);
-            break;
+      try {
+        do {
+          again = false;
+          for (;;) {
+            const everything = deps.hub.hasSubscribers;
+            const flowLevel = !everything && longPolls.waiting > 0;
+            const interest = deps.hub.joins + longPolls.began;
+            const passTo = skipTo(everything, flowLevel);
+            if (passTo > 0) {
+              // Nobody here wants these events: every one up to the doorbell's seq is committed, so a
+              // socket or long-poll that starts later finds it in the log or in the row it reads.
+              stats.lastSeq = passTo;
+              deps.hub.publish([], passTo);
+              break;
+            }
+            const { events, upTo } = everything
+              ? await fullPage(stats.lastSeq)
+              : flowLevel
+                ? await flowLevelEventsAfter(deps.db, stats.lastSeq, PAGE)
+                : { events: [], upTo: await maxEventSeq(deps.db) };
+            stats.reads++;
+            // A socket joined or a long-poll began meanwhile: read the range again, all it needs.
+            if (!everything && deps.hub.joins + longPolls.began !== interest) continue;
+            const last = events[events.length - 1];
+            if (last) stats.lagMs = Date.now() - Date.parse(last.at);
+            if (upTo <= stats.lastSeq) break;
+            stats.lastSeq = upTo;
+            deps.hub.publish(events, upTo);
+            if (events.length < PAGE) break;
           }
-          const { events, upTo } = everything
-            ? await fullPage(stats.lastSeq)
-            : flowLevel
-              ? await flowLevelEventsAfter(deps.db, stats.lastSeq, PAGE)
-              : { events: [], upTo: await maxEventSeq(deps.db) };
-          stats.reads++;
-          // A socket joined or a long-poll began meanwhile: read the range again, all it needs.
-          if (!everything && deps.hub.joins + longPolls.began !== interest) continue;
-          const last = events[events.length - 1];
-          if (last) stats.lagMs = Date.now() - Date.parse(last.at);
-          if (upTo <= stats.lastSeq) break;
-          stats.lastSeq = upTo;
-          deps.hub.publish(events, upTo);
-          if (events.length < PAGE) break;
-        }
-      } while (again && running);
-    })()
-      .catch((err) => log.warn("cannot read the event log; will retry", { err: String(err) }))
-      .finally(() => {
-        reading = null;
-      });
+        } while (again && running);
+      } catch (err) {
+        log.warn("cannot read the event log; will retry", { err: String(err) });
+      } finally {
+        busy = false;
+      }
+    })();
     return reading;
   };
 
@@ -93,8 +113,12 @@ export function startListener(deps: {
       EVENTS_CHANNEL,
       (payload: string) => {
         stats.notifications++;
-        const seq = Number(payload);
-        if (Number.isSafeInteger(seq) && seq > rung) rung = seq;
+        const flowJobsOnly = payload.startsWith("j");
+        const seq = Number(flowJobsOnly ? payload.slice(1) : payload);
+        if (Number.isSafeInteger(seq)) {
+          rung = Math.max(rung, seq);
+          if (!flowJobsOnly) rungForAll = Math.max(rungForAll, seq);
+        }
         void catchUp();
       },
       () => {

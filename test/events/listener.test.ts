@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { insertJob } from "../../src/db/queries/jobs";
+import { insertFlow } from "../../src/db/queries/flows";
+import { newId } from "../../src/ids";
+import { createToken } from "../../src/services/tokens";
 import { createHub } from "../../src/events/hub";
 import { startListener } from "../../src/events/listener";
 import { createLogger } from "../../src/log";
@@ -100,3 +103,43 @@ test("a socket subscribing after skipped events reads them from the log up to wh
   await waitFor(() => published.some((e) => e.jobId === late), 5_000, "the next event published");
   await listener.stop();
 });
+
+test("with only a long-poll waiting, doorbells for flow jobs' updates are passed without a read; the flow's own event is read and ends the wait", async () => {
+  const { waiters, seen, listener } = setUp();
+  await listener.ready;
+  const { userId } = await createToken(db.database.db, "flow-owner");
+  const flowId = newId();
+  const [rootId, childId] = [newId(), newId()];
+  const job = (id: string, parentId: string | null) => ({
+    id, jobId: id, userId, flowId, parentId, name: "echo", queueName: "flows", shard: null, data: {}, opts: {},
+    status: parentId ? "waiting" : "waiting-children", children: parentId ? [] : [childId], depth: parentId ? 1 : 0,
+  });
+  await insertFlow(db.database.db, { id: flowId, userId, name: "f", status: "running", rootId, jobCount: 2 }, [job(rootId, null), job(childId, rootId)]);
+  let answeredAfterMs = -1;
+  const started = Date.now();
+  // As getFlow waits: re-read the flow after each wake until it is no longer running.
+  const flowStatus = async () => (await db.database.db.execute<{ status: string }>(sql`select status from flows where id = ${flowId}`))[0]!.status;
+  const poll = waiters.longPoll(async () => {
+    while ((await flowStatus()) === "running") await waiters.wait(flowId, 60_000);
+    answeredAfterMs = Date.now() - started;
+  });
+  await waitFor(async () => hubPassed(listener, await maxSeq()), 5_000, "the flow.created event passed");
+  const reads = listener.stats.reads;
+  const flowJob = (id: string, status: string) => db.database.db.execute(sql`update flow_jobs set status = ${status} where id = ${id}`);
+  await flowJob(childId, "active");
+  await flowJob(childId, "completed");
+  await flowJob(rootId, "active");
+  const jobEventsTop = await maxSeq();
+  await waitFor(() => hubPassed(listener, jobEventsTop), 5_000, "the listener to pass the job updates");
+  expect(listener.stats.reads).toBe(reads);
+  expect(seen.filter((e) => e.flowId === flowId && e.type === "job.updated")).toHaveLength(0);
+  // The root's completion finishes the flow: its flow.completed rings a bare doorbell, which is read.
+  await flowJob(rootId, "completed");
+  await poll;
+  expect(answeredAfterMs).toBeLessThan(10_000);
+  expect(listener.stats.reads).toBeGreaterThan(reads);
+  expect(seen.some((e) => e.flowId === flowId && e.type === "flow.completed")).toBe(true);
+  await listener.stop();
+});
+
+const hubPassed = (listener: { stats: { lastSeq: number } }, seq: number) => listener.stats.lastSeq >= seq;
