@@ -1,6 +1,7 @@
-import { inArray, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { jobReports } from "../schema";
+import { preparedPerDb } from "./prepared";
 
 export type JobReportRow = typeof jobReports.$inferSelect;
 export interface LogLine {
@@ -37,8 +38,18 @@ export async function recordProgress(db: DbOrTx, reports: { jobId: string; progr
     where job_reports.progress is distinct from excluded.progress`);
 }
 
+// One array parameter, prepared once: a 1,000-job flow's view otherwise built and parsed a
+// statement of 1,000 placeholders on every read.
+const reportsOfQuery = preparedPerDb((db) =>
+  db
+    .select()
+    .from(jobReports)
+    .where(sql`${jobReports.jobRowId} = any(${sql.placeholder("ids")}::text[])`)
+    .prepare("flowd_reports_of"),
+);
+
 export async function reportsOf(db: DbOrTx, jobRowIds: string[]): Promise<Map<string, JobReportRow>> {
   if (jobRowIds.length === 0) return new Map();
-  const rows = await db.select().from(jobReports).where(inArray(jobReports.jobRowId, jobRowIds));
+  const rows = await reportsOfQuery(db).execute({ ids: jobRowIds });
   return new Map(rows.map((r) => [r.jobRowId, r]));
 }
