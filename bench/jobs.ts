@@ -15,6 +15,8 @@ const BULK = 1000;
 const BULKS = Number(process.env.BENCH_BULKS ?? 5);
 const CONCURRENCY = 16;
 const CLIENTS = 16;
+/** Creates run (and finished) on each side before anything is timed: a fresh process runs cold code. */
+const WARMUP = 200;
 
 /** Runs `fn(i)` for i < n with `clients` calls in flight; returns the seconds it took. */
 async function inFlight(n: number, clients: number, fn: (i: number) => Promise<unknown>) {
@@ -42,7 +44,9 @@ async function plain() {
     prefix,
     concurrency: CONCURRENCY,
   });
-  worker.on("completed", () => ++done === JOBS && allDone());
+  worker.on("completed", () => ++done === WARMUP + JOBS && allDone());
+  await inFlight(WARMUP, CLIENTS, (i) => queue.add("echo", { i }));
+  while (done < WARMUP) await Bun.sleep(5);
   const t = performance.now();
   const addSeconds = await inFlight(JOBS, CLIENTS, (i) => queue.add("echo", { i }));
   await finished;
@@ -100,20 +104,21 @@ async function workPerJob(cluster: Awaited<ReturnType<typeof startCluster>>, red
 async function flowd() {
   const cluster = await startCluster({ apis: 1, workers: 1, tag: "bjobs", env: { WORKER_CONCURRENCY: String(CONCURRENCY) } });
   const api = cluster.apis[0]!;
+  const create = async (i: number) => {
+    const res = await api.http("POST", "/v1/jobs", { name: "echo", data: { i } });
+    if (res.status !== 201) throw new Error(`POST /v1/jobs answered ${res.status}`);
+  };
+  const completed = async () =>
+    (await cluster.database.sql<{ n: number }[]>`select count(*)::int as n from jobs where status = 'completed'`)[0]!.n;
+  await inFlight(WARMUP, CLIENTS, create);
+  while ((await completed()) < WARMUP) await Bun.sleep(10);
   const redis = new IORedis(REDIS_URL);
   const work = await workPerJob(cluster, redis);
   const cpu0 = await machineCpu();
   const t = performance.now();
-  const addSeconds = await inFlight(JOBS, CLIENTS, async (i) => {
-    const res = await api.http("POST", "/v1/jobs", { name: "echo", data: { i } });
-    if (res.status !== 201) throw new Error(`POST /v1/jobs answered ${res.status}`);
-  });
+  const addSeconds = await inFlight(JOBS, CLIENTS, create);
   // Done when Postgres, the source of truth, says so.
-  for (;;) {
-    const [row] = await cluster.database.sql<{ n: number }[]>`select count(*)::int as n from jobs where status = 'completed'`;
-    if ((row?.n ?? 0) >= JOBS) break;
-    await Bun.sleep(10);
-  }
+  while ((await completed()) < WARMUP + JOBS) await Bun.sleep(10);
   const totalSeconds = (performance.now() - t) / 1000;
   const cpu = (await machineCpu()) - cpu0;
   const singleWork = await work(JOBS);
@@ -149,6 +154,7 @@ export async function benchJobs() {
     concurrency: CONCURRENCY,
     clients: CLIENTS,
     bulk: `${BULKS} x ${BULK}`,
+    warmup: WARMUP,
   });
   const b = await plain();
   const f = await flowd();
