@@ -25,7 +25,7 @@ export function startListener(deps: {
    * Long-polls in progress in this process (`waiting`) and how many ever began (`began`): while
    * none waits and no socket is subscribed, nobody here needs the events themselves.
    */
-  longPolls?: { readonly waiting: number; readonly began: number };
+  longPolls: { readonly waiting: number; readonly began: number };
   pollMs?: number;
 }) {
   const log = deps.log.child({ component: "listener" });
@@ -40,7 +40,7 @@ export function startListener(deps: {
   // flow's job updates ('j' marks those): how far the log is committed, known without a read.
   let rung = 0;
   let rungForAll = 0;
-  const longPolls = deps.longPolls ?? { waiting: 1, began: 0 };
+  const { longPolls } = deps;
 
   /**
    * Where the log may be passed without a read: the doorbell's seq when nobody here wants events,

@@ -124,17 +124,8 @@ async function loadView(deps: FlowDeps, user: User, id: string): Promise<FlowVie
 
 /** The flow as Postgres has it; with `waitSeconds`, answers as soon as it finishes or the time passes. */
 export async function getFlow(deps: FlowDeps, user: User, id: string, waitSeconds = 0): Promise<FlowView> {
-  const read = async () => {
-    let flow = await findFlow(deps.db, user.userId, id);
-    if (!flow) throw new NotFound("flow", id);
-    const deadline = Date.now() + waitSeconds * 1000;
-    while (flow.status === "running" && Date.now() < deadline) {
-      await deps.waiters.wait(id, deadline - Date.now());
-      flow = (await findFlow(deps.db, user.userId, id)) ?? flow;
-    }
-    return flow;
-  };
-  const flow = waitSeconds > 0 ? await deps.waiters.longPoll(read) : await read();
+  const flow = await deps.waiters.until(id, waitSeconds, () => findFlow(deps.db, user.userId, id), (f) => f.status !== "running");
+  if (!flow) throw new NotFound("flow", id);
   return withReports(deps.db, flowView(flow, await flowJobsOf(deps.db, id)));
 }
 

@@ -256,17 +256,8 @@ export async function createJobs(deps: ServiceDeps, user: User, body: { jobs: Jo
 }
 
 export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeconds = 0): Promise<SingleJobView> {
-  const read = async () => {
-    let row = await findJob(deps.db, user.userId, id);
-    if (!row) throw new NotFound("job", id);
-    const deadline = Date.now() + waitSeconds * 1000;
-    while (!isFinished(row.status) && Date.now() < deadline) {
-      await deps.waiters.wait(id, deadline - Date.now());
-      row = (await findJob(deps.db, user.userId, id)) ?? row;
-    }
-    return row;
-  };
-  const row = waitSeconds > 0 ? await deps.waiters.longPoll(read) : await read();
+  const row = await deps.waiters.until(id, waitSeconds, () => findJob(deps.db, user.userId, id), (r) => isFinished(r.status));
+  if (!row) throw new NotFound("job", id);
   return withReports(deps.db, singleJobView(row));
 }
 

@@ -65,8 +65,8 @@ test("a long-poll in progress makes the listener read its job's events, and its 
   const id = await newJob();
   const started = Date.now();
   let wokeAfterMs = -1;
-  const poll = waiters.longPoll(async () => {
-    await waiters.wait(id, 60_000);
+  const jobStatus = async () => (await db.database.db.execute<{ status: string }>(sql`select status from jobs where id = ${id}`))[0]?.status;
+  const poll = waiters.until(id, 60, jobStatus, (status) => status === "completed").then(() => {
     wokeAfterMs = Date.now() - started;
   });
   expect(waiters.longPolls.waiting).toBe(1);
@@ -117,10 +117,9 @@ test("with only a long-poll waiting, doorbells for flow jobs' updates are passed
   await insertFlow(db.database.db, { id: flowId, userId, name: "f", status: "running", rootId, jobCount: 2 }, [job(rootId, null), job(childId, rootId)]);
   let answeredAfterMs = -1;
   const started = Date.now();
-  // As getFlow waits: re-read the flow after each wake until it is no longer running.
-  const flowStatus = async () => (await db.database.db.execute<{ status: string }>(sql`select status from flows where id = ${flowId}`))[0]!.status;
-  const poll = waiters.longPoll(async () => {
-    while ((await flowStatus()) === "running") await waiters.wait(flowId, 60_000);
+  // As getFlow waits: the flow is read again after each wake until it is no longer running.
+  const flowStatus = async () => (await db.database.db.execute<{ status: string }>(sql`select status from flows where id = ${flowId}`))[0]?.status;
+  const poll = waiters.until(flowId, 60, flowStatus, (status) => status !== "running").then(() => {
     answeredAfterMs = Date.now() - started;
   });
   await waitFor(async () => hubPassed(listener, await maxSeq()), 5_000, "the flow.created event passed");
