@@ -8,7 +8,7 @@ import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/servic
 import { startCluster } from "../test/helpers/cluster";
 import { deletePrefix, uniquePrefix } from "../test/helpers/redis";
 import { bullKey } from "../src/queues";
-import { clusterProcesses, cpuSeconds, cpuSpent, median, percentile, pidsNamed, printConditions, ratio } from "./stats";
+import { clusterProcesses, cpuSeconds, cpuSpent, median, percentile, pidsNamed, postgresWrites, printConditions, ratio } from "./stats";
 
 const CONCURRENCY = 16;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -123,8 +123,7 @@ async function flowdRun(jobs: number, rounds: number) {
   const phases: Phases[] = [];
   const redis = new IORedis(REDIS_URL);
   const commitsPerJob: number[] = [];
-  const commits = async () =>
-    Number((await cluster.database.sql<{ n: string }[]>`select xact_commit::text as n from pg_stat_database where datname = current_database()`)[0]!.n);
+  const commits = async () => (await postgresWrites(cluster.database.sql)).commits;
   const groups = await clusterProcesses(cluster, "bench");
   const cpuBefore = await cpuSeconds(groups);
   for (let r = 0; r < rounds; r++) {

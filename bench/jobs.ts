@@ -7,7 +7,7 @@ import IORedis from "ioredis";
 import { startCluster } from "../test/helpers/cluster";
 import { deletePrefix, uniquePrefix } from "../test/helpers/redis";
 import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/services";
-import { clusterProcesses, cpuSeconds, printConditions, ratio } from "./stats";
+import { clusterProcesses, cpuSeconds, postgresWrites, printConditions, ratio } from "./stats";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
 /** Jobs per bulk create (the most one request takes), and how many bulks each side runs. */
@@ -84,10 +84,7 @@ async function redisCalls(redis: IORedis): Promise<number> {
  */
 async function workPerJob(cluster: Awaited<ReturnType<typeof startCluster>>, redis: IORedis) {
   const groups = await clusterProcesses(cluster, "bench");
-  const pg = async () =>
-    (await cluster.database.sql<{ commits: string; rows: string }[]>`
-      select xact_commit::text as commits, (tup_inserted + tup_updated + tup_deleted)::text as rows
-      from pg_stat_database where datname = current_database()`)[0]!;
+  const pg = () => postgresWrites(cluster.database.sql);
   const before = { cpu: await cpuSeconds(groups), pg: await pg(), redis: await redisCalls(redis) };
   return async (jobs: number) => {
     // The statistics collector publishes a backend's counts when its transaction ends, within a second.
@@ -96,8 +93,8 @@ async function workPerJob(cluster: Awaited<ReturnType<typeof startCluster>>, red
     const after = await pg();
     const per = (a: number, b: number) => ((a - b) / jobs).toFixed(2);
     const cpuMs = Object.keys(cpu).map((k) => `${k} ${(((cpu[k]! - before.cpu[k]!) / jobs) * 1000).toFixed(3)}`).join(", ");
-    return `CPU ms per job: ${cpuMs} | per job: ${per(Number(after.commits), Number(before.pg.commits))} Postgres commits, ` +
-      `${per(Number(after.rows), Number(before.pg.rows))} rows written, ${per(await redisCalls(redis), before.redis)} Redis commands`;
+    return `CPU ms per job: ${cpuMs} | per job: ${per(after.commits, before.pg.commits)} Postgres commits, ` +
+      `${per(after.rows, before.pg.rows)} rows written, ${per(await redisCalls(redis), before.redis)} Redis commands`;
   };
 }
 

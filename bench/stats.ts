@@ -1,4 +1,5 @@
 import { cpus } from "node:os";
+import type { Sql } from "postgres";
 import type { Cluster } from "../test/helpers/cluster";
 
 export const median = (xs: number[]) => percentile(xs, 50);
@@ -67,4 +68,12 @@ export async function clusterProcesses(cluster: Cluster, self: string): Promise<
     postgres: await pidsNamed("postgres"),
     redis: await pidsNamed("redis-server"),
   };
+}
+
+/** This database's commits and rows written (inserted, updated, deleted) so far, from pg_stat_database. */
+export async function postgresWrites(sql: Sql): Promise<{ commits: number; rows: number }> {
+  const [r] = await sql<{ commits: string; rows: string }[]>`
+    select xact_commit::text as commits, (tup_inserted + tup_updated + tup_deleted)::text as rows
+    from pg_stat_database where datname = current_database()`;
+  return { commits: Number(r!.commits), rows: Number(r!.rows) };
 }
