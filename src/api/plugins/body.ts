@@ -66,7 +66,10 @@ export const jsonBodyPlugin = (limit: number) =>
       if (text.trim() === "") return undefined;
       if (!JSON_TYPE.test(contentType ?? "")) {
         nonJsonBodies.set(request, contentType || "nothing");
-        return {};
+        // null, not {}: no body schema accepts it, so every route that takes a body refuses this one
+        // (one whose fields are all optional, like a callback's `{ result? }`, accepted {} as empty),
+        // while routes without a body never look at it.
+        return null;
       }
       let value: unknown;
       try {
