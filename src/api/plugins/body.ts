@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import { AppError, InvalidInput, TooLarge } from "../../errors";
-import { UNSTORABLE, describeUnstorable, findUnstorable } from "../unstorable";
+import { UNSTORABLE, describeUnstorable, findUnstorable } from "../../unstorable";
 
 /** JSON media types, compared as HTTP says: case-insensitively, `+json` suffixes included. */
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
