@@ -188,6 +188,22 @@ describe("the dashboard", () => {
     await page.close();
   });
 
+  test("a malformed escape in the address (#/flows/%) shows a not-found page, and the dashboard keeps working", async () => {
+    const page = await signedIn();
+    const before = browser.problems.length;
+    for (const hash of ["#/flows/%", "#/jobs/%E0%A4%A"]) {
+      await page.goto(`${base}/ui${hash}`);
+      await page.getByRole("heading", { name: "Page not found" }).waitFor({ timeout: 10_000 });
+      expect(await page.locator("main").textContent()).toContain(hash.slice(1));
+    }
+    await shot(page, "malformed-address");
+    await page.getByRole("link", { name: "Go to the overview" }).click();
+    await page.locator("#h-overview").waitFor({ timeout: 10_000 });
+    await page.locator('[data-connection="live"]').waitFor({ timeout: 10_000 });
+    expect(browser.problems.slice(before)).toEqual([]);
+    await page.close();
+  });
+
   test("schedules and webhooks: the API's validation messages, create, delete with confirmation", async () => {
     const page = await signedIn();
     await page.goto(`${base}/ui#/schedules`);
