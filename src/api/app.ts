@@ -85,7 +85,8 @@ export function createApp(deps: ApiDeps) {
         info: {
           title: "flowd",
           version: VERSION,
-          description: "Job flows on BullMQ, with Postgres as the source of truth.",
+          description:
+            "Job flows on BullMQ, with Postgres as the source of truth. Each query parameter is given at most once (none is a list): a repeat is 400 invalid_input naming it.",
           license: { name: "Proprietary", identifier: "LicenseRef-flowd" },
         },
         // Relative: the document describes whichever address it was fetched from.

@@ -103,14 +103,19 @@ function bareHost(url: URL): string {
 
 const isIpLiteral = (host: string) => canonicalAddress(host) !== null;
 
+/** `localhost` and its subdomains are loopback by definition (RFC 6761), whatever DNS says. */
+function refuseLoopbackName(host: string) {
+  const bareName = host.replace(/\.+$/, "").toLowerCase();
+  if (bareName === "localhost" || bareName.endsWith(".localhost")) throw blocked(host, "loopback name", "loopback");
+}
+
 /**
  * Resolves the URL's host once (an IP literal is not resolved) and checks every answer. Returns the
  * addresses to connect to, each in the spelling that was checked.
  */
 async function checkedAddresses(url: URL, allowPrivate: boolean, resolve: Resolve): Promise<string[]> {
   const host = bareHost(url);
-  const bareName = host.replace(/\.+$/, "").toLowerCase();
-  if (!allowPrivate && (bareName === "localhost" || bareName.endsWith(".localhost"))) throw blocked(host, "loopback name", "loopback");
+  if (!allowPrivate) refuseLoopbackName(host);
   const answers = isIpLiteral(host) ? [host] : await resolveHost(host, resolve);
   return answers.map((answer) => {
     const address = canonicalAddress(answer);
@@ -131,6 +136,24 @@ export async function assertPublicUrl(url: string, allowPrivate: boolean, resolv
   if (allowPrivate) return { url: parsed, address: bareHost(parsed) };
   const addresses = await checkedAddresses(parsed, false, resolve);
   return { url: parsed, address: addresses[0]! };
+}
+
+/**
+ * The part of assertPublicUrl that needs no DNS: the scheme, a `localhost` name, and an IP literal's
+ * range (the URL parser has already turned `0x7f000001` and the like into dotted form). For checks at
+ * creation, which must stay fast (a 1,000-job flow cannot wait on 1,000 lookups) and cannot know
+ * what a name will resolve to when the job runs; a host name passes here and is checked after
+ * resolution on every request, as safeFetch always does.
+ */
+export function assertPublicUrlWithoutDns(url: string, allowPrivate: boolean): void {
+  const parsed = parseHttpUrl(url);
+  if (allowPrivate) return;
+  const host = bareHost(parsed);
+  refuseLoopbackName(host);
+  const address = canonicalAddress(host);
+  if (address === null) return;
+  const verdict = classifyAddress(address);
+  if (!verdict.public) throw blocked(host, host, verdict.range);
 }
 
 // ---- Fetch ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { InvalidInput } from "../errors";
 import { handlers as builtins, HANDLER_NAMES, isHandlerName, type HandlerName } from "../handlers/catalog";
 import { compileSchema, firstProblem } from "../handlers/json-schema";
 import type { Logger } from "../log";
+import { assertPublicUrlWithoutDns, SafeFetchError } from "../net/safe-fetch";
 import { consumedQueues } from "../queues";
 
 export type HandlerSource = "builtin" | "module" | "external";
@@ -58,6 +59,22 @@ function checkBuiltin(name: HandlerName, data: unknown, path: string) {
   throw refusal("invalid_job_data", at, `Invalid data for handler '${name}' at ${at}: ${first?.message ?? "does not match"}.`);
 }
 
+/**
+ * An `http` job's URL is held at creation to what a webhook's is, as far as that needs no DNS: a
+ * loopback, private, link-local or metadata literal (or `localhost`) is 400 `invalid_url` now rather
+ * than a failed attempt later. A host name is checked when the job runs, after resolution.
+ */
+function checkHttpUrl(data: unknown, path: string, allowPrivate: boolean) {
+  const url = (data as { url: string }).url;
+  try {
+    assertPublicUrlWithoutDns(url, allowPrivate);
+  } catch (err) {
+    if (!(err instanceof SafeFetchError)) throw err;
+    const at = `${path}/data/url`;
+    throw refusal("invalid_url", at, `Invalid URL at ${at}: ${err.message}`);
+  }
+}
+
 function checkIsObject(data: unknown, path: string) {
   if (data === null || typeof data !== "object" || Array.isArray(data))
     throw refusal("invalid_job_data", `${path}/data`, `Invalid data at ${path}/data: must be a JSON object.`);
@@ -75,7 +92,8 @@ interface Known {
  * notification is only a hint). API processes never load the users' code; on an external queue
  * any name is accepted with any JSON object as data.
  */
-export function createHandlerRegistry(config: Pick<Config, "flowQueues" | "externalQueues">) {
+export function createHandlerRegistry(config: Pick<Config, "flowQueues" | "externalQueues"> & Partial<Pick<Config, "allowPrivateUrls">>) {
+  const allowPrivate = config.allowPrivateUrls ?? false;
   const consumed = new Set(consumedQueues(config));
   const external = new Set(config.externalQueues);
   let byQueue = new Map<string, Map<string, Known>>();
@@ -110,7 +128,11 @@ export function createHandlerRegistry(config: Pick<Config, "flowQueues" | "exter
       if (!byQueue.get(queue)?.has(node.name) && discovered.size < 1000) discovered.set(`${queue}:${node.name}`, { queue, name: node.name });
       return;
     }
-    if (isHandlerName(node.name)) return checkBuiltin(node.name, data, path);
+    if (isHandlerName(node.name)) {
+      checkBuiltin(node.name, data, path);
+      if (node.name === "http") checkHttpUrl(data, path, allowPrivate);
+      return;
+    }
     const known = byQueue.get(queue)?.get(node.name);
     if (!known) {
       const names = [...HANDLER_NAMES, ...(byQueue.get(queue)?.keys() ?? [])];
@@ -138,7 +160,8 @@ export function createHandlerRegistry(config: Pick<Config, "flowQueues" | "exter
 export type HandlerRegistry = ReturnType<typeof createHandlerRegistry>;
 
 /** Only the built-ins: what a caller without a registry (tests, tools) validates against. */
-export const builtinRegistry = (config: Pick<Config, "flowQueues" | "externalQueues">): HandlerCheck => createHandlerRegistry(config);
+export const builtinRegistry = (config: Pick<Config, "flowQueues" | "externalQueues"> & Partial<Pick<Config, "allowPrivateUrls">>): HandlerCheck =>
+  createHandlerRegistry(config);
 
 /** Keeps a registry fresh from Postgres; `ready` resolves after the first read. */
 export function followRegistry(deps: { db: Db; sql: Sql; registry: HandlerRegistry; log: Logger }) {

@@ -1,9 +1,12 @@
 import { InvalidInput } from "../errors";
+import { UNSTORABLE, findUnstorable } from "../unstorable";
 
 /**
  * The `data=` filter of the list routes: a JSON object that a job's data must contain. Anything
  * else (bad JSON, an array, a scalar) is refused rather than matched, since `@>` on a scalar or an
- * array means something else than "has these fields".
+ * array means something else than "has these fields". So is what a body could not hold either (a
+ * NUL, an unpaired surrogate, a number past ±1.8e308): Postgres refuses the first two as jsonb, and
+ * JSON.stringify would turn the last into null and search for that.
  */
 export function parseDataFilter(text: string | undefined): Record<string, unknown> | undefined {
   if (text === undefined || text === "") return undefined;
@@ -17,5 +20,10 @@ export function parseDataFilter(text: string | undefined): Record<string, unknow
   }
   if (value === null || typeof value !== "object" || Array.isArray(value))
     throw new InvalidInput("'data' must be a JSON object, such as {\"customer\":42}.", [{ path: "/data", message: "not a JSON object" }]);
+  const unstorable = findUnstorable(value);
+  if (unstorable) {
+    const path = `/data${unstorable.path}`;
+    throw new InvalidInput(`The query parameter 'data' at ${path} ${UNSTORABLE[unstorable.problem]}.`, [{ path, message: UNSTORABLE[unstorable.problem] }]);
+  }
   return value as Record<string, unknown>;
 }

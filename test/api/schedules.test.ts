@@ -172,6 +172,34 @@ describe("schedules", () => {
     }
   });
 
+  test("every = one year (the documented maximum) is kept exactly and runs a year on; a year and 1 ms is refused", async () => {
+    const year = 366 * 24 * 3600 * 1000; // 31,622,400,000 ms: past a 32-bit integer
+    const before = Date.now();
+    const created = await createSchedule({ name: "yearly", every: year, job: { name: "echo" } });
+    const read = await api.http("GET", `/v1/schedules/${created.id}`);
+    expectStatus(read, 200);
+    expect(read.body.every).toBe(year);
+    for (const next of [created.nextRunAt, read.body.nextRunAt]) {
+      // BullMQ's every-scheduler starts on the next multiple of `every` after now (epoch-aligned).
+      const at = Date.parse(next!);
+      expect(at).toBeGreaterThan(before);
+      expect(at).toBeLessThanOrEqual(Date.now() + year);
+    }
+    const [row] = await cluster.database.sql<{ every: string }[]>`select every::text from schedules where id = ${created.id}`;
+    expect(row!.every).toBe(String(year));
+    expect((await api.http("GET", "/v1/schedules")).body.items.find((s: { id: string }) => s.id === created.id)?.every).toBe(year);
+
+    const [counted] = await cluster.database.sql<{ n: number }[]>`select count(*)::int as n from schedules`;
+    const over = await api.http("POST", "/v1/schedules", { name: "too-long", every: year + 1, job: { name: "echo" } });
+    expectStatus(over, 400);
+    expect(over.body.error.code).toBe("invalid_input");
+    expect(over.body.error.message).toContain("/every");
+    expect(over.body.error.message).toContain(String(year));
+    const [after] = await cluster.database.sql<{ n: number }[]>`select count(*)::int as n from schedules`;
+    expect(after!.n).toBe(counted!.n);
+    expectStatus(await api.http("DELETE", `/v1/schedules/${created.id}`), 204);
+  });
+
   test("another user's schedule answers 404 and is not listed", async () => {
     const mine = await createSchedule({ name: "private", every: 3_600_000, job: { name: "echo" } });
     const mallory = await cluster.newUser("mallory-sched");

@@ -99,6 +99,30 @@ describe("bad input", () => {
     }
   });
 
+  // The same rule as bodies (src/unstorable.ts), checked before the database: escapes JSON allows
+  // but Postgres cannot keep or compare were a 400 "Postgres refused it" with a warn log, and 1e400
+  // (Infinity, which JSON.stringify sends as null) was searched for as null.
+  test.each([
+    ["a NUL in a string", '{"a":"\\u0000"}', "/data/a", "NUL"],
+    ["a NUL in a key", '{"x\\u0000":1}', "/data/x\u0000", "NUL"],
+    ["an unpaired surrogate", '{"a":{"b":"\\ud800"}}', "/data/a/b", "surrogate"],
+    ["a number beyond ±1.8e308", '{"n":1e400}', "/data/n", "1.7976931348623157e308"],
+  ])("data= holding %s is 400 invalid_input naming 'data' and where, as in a body", async (_what, value, where, words) => {
+    for (const path of ["/v1/flows", "/v1/jobs"]) {
+      const res = await stack.http("GET", `${path}?data=${encodeURIComponent(value)}`);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("invalid_input");
+      expect(res.body.error.message).toContain("'data'");
+      expect(res.body.error.message).toContain(words);
+      expect(res.body.error.message).not.toContain("Postgres");
+      expect(res.body.error.details[0].path).toBe(where);
+    }
+    // A body holding the same value is refused too.
+    const body = await stack.http("POST", "/v1/jobs", undefined, { raw: `{"name":"echo","data":${value}}` });
+    expect(body.status).toBe(400);
+    expect(body.body.error.code).toBe("invalid_input");
+  });
+
   test("an over-long data= or name= is 400", async () => {
     const long = await stack.http("GET", `/v1/flows?data=${q({ x: "a".repeat(5000) })}`);
     expect(long.status).toBe(400);

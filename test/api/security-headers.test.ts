@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CONTENT_SECURITY_POLICY } from "../../src/api/plugins/security-headers";
+import { CONTENT_SECURITY_POLICY, DOCS_CONTENT_SECURITY_POLICY } from "../../src/api/plugins/security-headers";
 import { startStack, type Stack } from "../helpers/stack";
 
 // Through the real listener, not app.handle: /docs is a static route, which Bun may answer natively,
@@ -20,11 +20,11 @@ afterAll(async () => {
 
 const corsHeaders = (headers: Headers) => [...headers.keys()].filter((k) => k.startsWith("access-control-"));
 
-function expectSecurityHeaders(headers: Headers) {
+function expectSecurityHeaders(headers: Headers, policy = CONTENT_SECURITY_POLICY) {
   expect(headers.get("x-content-type-options")).toBe("nosniff");
   expect(headers.get("referrer-policy")).toBe("no-referrer");
   expect(headers.get("x-frame-options")).toBe("DENY");
-  expect(headers.get("content-security-policy")).toBe(CONTENT_SECURITY_POLICY);
+  expect(headers.get("content-security-policy")).toBe(policy);
 }
 
 describe("security headers", () => {
@@ -33,8 +33,10 @@ describe("security headers", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/html");
     const html = await res.text();
-    expectSecurityHeaders(res.headers);
+    expectSecurityHeaders(res.headers, DOCS_CONTENT_SECURITY_POLICY);
     const csp = res.headers.get("content-security-policy")!;
+    // Scalar evaluates code for schema examples: /docs alone is allowed to.
+    expect(csp).toContain("script-src 'self' 'unsafe-eval'");
     expect(csp).toContain("frame-ancestors 'none'");
     // Every script the page loads is allowed by script-src.
     const scriptSrc = csp.split("; ").find((d) => d.startsWith("script-src "))!.split(" ");
@@ -58,6 +60,25 @@ describe("security headers", () => {
     const missing = await plain.http("GET", "/no/such/route");
     expect(missing.status).toBe(404);
     expectSecurityHeaders(missing.headers);
+  });
+
+  test("'unsafe-eval' is allowed on /docs only: the dashboard, its assets, the API and errors get the strict policy", async () => {
+    expect(CONTENT_SECURITY_POLICY).not.toContain("unsafe-eval");
+    // Otherwise the two policies are the same directive for directive.
+    expect(DOCS_CONTENT_SECURITY_POLICY.replace(" 'unsafe-eval'", "")).toBe(CONTENT_SECURITY_POLICY);
+    const ui = await fetch(`${plain.baseUrl}/ui`);
+    expect(ui.status).toBe(200);
+    const assets = [...(await ui.text()).matchAll(/(?:src|href)="(\/ui\/assets\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(assets.length).toBeGreaterThan(0);
+    const others = [ui, ...(await Promise.all(assets.map((a) => fetch(plain.baseUrl + a))))];
+    others.push(await fetch(`${plain.baseUrl}/docs/json`), await fetch(`${plain.baseUrl}/v1/flows`), await fetch(`${plain.baseUrl}/no/such/route`));
+    others.push(await fetch(`${plain.baseUrl}/docsx`));
+    // /docs/ is the same page as /docs, with its policy.
+    expect((await fetch(`${plain.baseUrl}/docs/`)).headers.get("content-security-policy")).toBe(DOCS_CONTENT_SECURITY_POLICY);
+    for (const res of others) {
+      if (!res.bodyUsed) await res.arrayBuffer();
+      expect({ url: res.url, csp: res.headers.get("content-security-policy") }).toEqual({ url: res.url, csp: CONTENT_SECURITY_POLICY });
+    }
   });
 });
 

@@ -23,6 +23,8 @@ export interface Browser {
   /** Requests that left loopback (there should be none), console errors and page errors, per page. */
   outside: string[];
   problems: string[];
+  /** Content-Security-Policy violations any page reported (`securitypolicyviolation` events). */
+  violations: string[];
   newPage(width?: number, height?: number): Promise<Page>;
   close(): Promise<void>;
 }
@@ -41,6 +43,13 @@ export async function launchBrowser(): Promise<Browser> {
   });
   const outside: string[] = [];
   const problems: string[] = [];
+  const violations: string[] = [];
+  // Every document reports its policy violations to the test, whatever the console says about them.
+  await context.exposeBinding("__flowdCspViolation", ({ page }, text: string) => void violations.push(`on ${page.url()}: ${text}`));
+  await context.addInitScript({
+    content: `document.addEventListener("securitypolicyviolation", (e) =>
+      __flowdCspViolation(e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " (" + e.sourceFile + ":" + e.lineNumber + ")"));`,
+  });
   await context.route("**/*", (route) => {
     const url = route.request().url();
     if (LOOPBACK.test(url) || url.startsWith("data:")) return route.continue();
@@ -59,6 +68,7 @@ export async function launchBrowser(): Promise<Browser> {
     context,
     outside,
     problems,
+    violations,
     async newPage(width = 1280, height = 900) {
       const page = await context.newPage();
       await page.setViewportSize({ width, height });

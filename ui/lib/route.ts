@@ -22,7 +22,10 @@ export function parseRoute(hash: string): Route {
     name: q.get("name") ?? undefined,
     data: q.get("data") ?? undefined,
   });
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const parts = decodedParts(path);
+  // A malformed escape (`#/flows/%`, typed or pasted) names no page; decodeURIComponent throws on it,
+  // and a throw here, while rendering, left the whole dashboard blank.
+  if (parts === null) return { page: "missing", path };
   if (parts.length === 0) return { page: "overview" };
   const [head, id] = parts;
   if (head === "flows" && parts.length === 1) return { page: "flows", ...filters() };
@@ -33,6 +36,14 @@ export function parseRoute(hash: string): Route {
   if (head === "webhooks" && parts.length === 1) return { page: "webhooks" };
   if (head === "handlers" && parts.length === 1) return { page: "handlers" };
   return { page: "missing", path };
+}
+
+function decodedParts(path: string): string[] | null {
+  try {
+    return path.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    return null;
+  }
 }
 
 export function href(route: Route): string {

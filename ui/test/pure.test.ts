@@ -24,6 +24,12 @@ describe("routes", () => {
     expect(parseRoute("#/nope/1")).toEqual({ page: "missing", path: "/nope/1" });
     expect(parseRoute("")).toEqual({ page: "overview" });
   });
+
+  test("a malformed percent escape is a missing page, not an exception (which left the page blank)", () => {
+    for (const hash of ["#/flows/%", "#/jobs/%E0%A4%A", "#/flows/%zz", "#/%"])
+      expect(parseRoute(hash)).toEqual({ page: "missing", path: hash.slice(1) });
+    expect(parseRoute("#/flows/a%20b")).toEqual({ page: "flow", id: "a b" });
+  });
 });
 
 describe("data search box", () => {

@@ -8,7 +8,7 @@ export const CreateScheduleBody = t.Object(
   {
     name: t.String({ minLength: 1, maxLength: 200 }),
     pattern: t.Optional(t.String({ minLength: 1, maxLength: 200, description: "cron expression (5 or 6 fields)" })),
-    every: t.Optional(JsonInteger({ minimum: 100, maximum: 366 * 24 * 3600 * 1000, description: "milliseconds between runs (>= 100)" })),
+    every: t.Optional(JsonInteger({ minimum: 100, maximum: 366 * 24 * 3600 * 1000, description: "milliseconds between runs, from 100 to 366 days" })),
     tz: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "IANA time zone for pattern" })),
     job: JobInputSchema,
   },

@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import { AppError, InvalidInput, TooLarge } from "../../errors";
-import { UNSTORABLE, describeUnstorable, findUnstorable } from "../unstorable";
+import { UNSTORABLE, describeUnstorable, findUnstorable } from "../../unstorable";
 
 /** JSON media types, compared as HTTP says: case-insensitively, `+json` suffixes included. */
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
@@ -40,8 +40,29 @@ function headBytes(request: Request): number {
  */
 function checkQuery(url: string) {
   const start = url.indexOf("?");
-  if (start >= 0 && /%00/i.test(url.slice(start)))
-    throw new InvalidInput("Query parameters may not contain the NUL character (%00).");
+  if (start < 0) return;
+  const query = url.slice(start);
+  if (/%00/i.test(query)) throw new InvalidInput("Query parameters may not contain the NUL character (%00).");
+  const repeated = repeatedParameter(query);
+  if (repeated !== undefined)
+    throw new InvalidInput(`The query parameter '${repeated}' is given more than once; give each parameter once.`, [
+      { path: `/${repeated}`, message: "given more than once" },
+    ]);
+}
+
+/**
+ * The first parameter name the query gives twice (compared percent-decoded, as routes read them).
+ * One rule for every route: no parameter is a list, and Elysia would keep the last value without a
+ * word, hiding a client's mistake (`?status=failed&status=completed` listed completed ones only).
+ */
+function repeatedParameter(query: string): string | undefined {
+  if (!query.includes("&")) return undefined;
+  const seen = new Set<string>();
+  for (const name of new URLSearchParams(query).keys()) {
+    if (seen.has(name)) return name.length > 64 ? `${name.slice(0, 64)}…` : name;
+    seen.add(name);
+  }
+  return undefined;
 }
 
 /**
@@ -49,7 +70,8 @@ function checkQuery(url: string) {
  * over the limit is 413 before it is parsed, malformed JSON is 400, and strings or numbers that
  * Postgres cannot keep (NUL, unpaired surrogates, numbers beyond ±1.8e308) are 400 naming where,
  * instead of failing deep in a query. It also refuses, before routing, what the other parts of a
- * request carry that flowd cannot keep: an oversized head (431) and a NUL in the query (400).
+ * request carry that flowd cannot keep or would misread: an oversized head (431), and a NUL or a
+ * parameter given twice in the query (400).
  */
 export const jsonBodyPlugin = (limit: number) =>
   new Elysia({ name: "json-body" })
@@ -66,7 +88,10 @@ export const jsonBodyPlugin = (limit: number) =>
       if (text.trim() === "") return undefined;
       if (!JSON_TYPE.test(contentType ?? "")) {
         nonJsonBodies.set(request, contentType || "nothing");
-        return {};
+        // null, not {}: no body schema accepts it, so every route that takes a body refuses this one
+        // (one whose fields are all optional, like a callback's `{ result? }`, accepted {} as empty),
+        // while routes without a body never look at it.
+        return null;
       }
       let value: unknown;
       try {

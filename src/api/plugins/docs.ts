@@ -5,6 +5,7 @@ import { Elysia } from "elysia";
 // @ts-expect-error -- a file import (Bun gives its path, inside the binary once compiled); the bundle has no types.
 import scalarBundle from "../../../node_modules/@scalar/api-reference/dist/browser/standalone.js" with { type: "file" };
 import { buildDocument } from "../openapi-document";
+import { DOCS_CONTENT_SECURITY_POLICY } from "./security-headers";
 
 export const DOCS_SCRIPT_PATH = "/docs/assets/api-reference.js";
 
@@ -48,7 +49,9 @@ export function docsPlugin(base: { info: DocsInfo } & Record<string, unknown>) {
   const html = page(base.info.title, base.info.description);
   const routeCount = () => (plugin as unknown as { getGlobalRoutes(): unknown[] }).getGlobalRoutes().length;
   return plugin
-    .get("/docs", () => new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } }), { detail: { hide: true } })
+    .get("/docs", () => new Response(html, { headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": DOCS_CONTENT_SECURITY_POLICY } }), {
+      detail: { hide: true },
+    })
     .get(
       DOCS_SCRIPT_PATH,
       () =>

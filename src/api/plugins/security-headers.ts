@@ -1,14 +1,13 @@
 import { Elysia } from "elysia";
 
 /**
- * The page policy. /docs is the API reference UI (Scalar), whose pinned bundle the binary serves from
- * /docs/assets: nothing is loaded from another origin (its fonts are the browser's own). The bundle
- * still injects styles, evaluates code for schema examples ('unsafe-eval') and fetches /docs/json and
- * "try it" requests from this origin.
+ * The policy of every response: the dashboard (/ui) runs its own bundled scripts and styles from this
+ * origin and talks to this origin's API and socket; it evaluates no strings as code, so no
+ * 'unsafe-eval'. Images and workers from data:/blob: URLs are for charts and the docs bundle.
  */
-export const CONTENT_SECURITY_POLICY = [
+const DIRECTIVES = [
   "default-src 'self'",
-  "script-src 'self' 'unsafe-eval'",
+  "script-src 'self'",
   "style-src 'self' 'unsafe-inline'",
   "font-src 'self' data:",
   "img-src 'self' data: blob:",
@@ -18,7 +17,17 @@ export const CONTENT_SECURITY_POLICY = [
   "base-uri 'none'",
   "form-action 'self'",
   "frame-ancestors 'none'",
-].join("; ");
+];
+
+export const CONTENT_SECURITY_POLICY = DIRECTIVES.join("; ");
+
+/**
+ * The /docs page's policy: the same, plus 'unsafe-eval' in script-src, because the API reference UI
+ * (Scalar, whose pinned bundle the binary serves from /docs/assets, loading nothing from another
+ * origin) evaluates code for schema examples. Only that page gets it: its Response carries this
+ * header, which wins over the default.
+ */
+export const DOCS_CONTENT_SECURITY_POLICY = DIRECTIVES.map((d) => (d === "script-src 'self'" ? "script-src 'self' 'unsafe-eval'" : d)).join("; ");
 
 /**
  * Set on every response, so that no route, static page or error path can miss them (which content

@@ -1,5 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
-import { boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, type AnyPgColumn } from "drizzle-orm/pg-core";
+import { bigint, boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, type AnyPgColumn } from "drizzle-orm/pg-core";
 import { users } from "./users";
 import { isPending, isQueued, jobColumns } from "./columns";
 import { BULLMQ_FINISHED_STATUSES, sqlLiterals } from "../../statuses";
@@ -50,7 +50,8 @@ export const schedules = pgTable(
     userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
     pattern: text("pattern"),
-    every: integer("every"),
+    /** Milliseconds; bigint because the allowed range (up to a year) passes a 32-bit integer's 24.8 days. */
+    every: bigint("every", { mode: "number" }),
     tz: text("tz"),
     jobName: text("job_name").notNull(),
     jobData: jsonb("job_data").notNull().$type<Record<string, unknown>>(),

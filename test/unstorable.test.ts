@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { describeUnstorable, findUnstorable } from "../../src/api/unstorable";
+import { describeUnstorable, findUnstorable } from "../src/unstorable";
 
 describe("findUnstorable", () => {
   const cases: [title: string, json: string, found: ReturnType<typeof findUnstorable>][] = [

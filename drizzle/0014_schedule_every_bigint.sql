@@ -1,0 +1,1 @@
+ALTER TABLE "schedules" ALTER COLUMN "every" SET DATA TYPE bigint;
