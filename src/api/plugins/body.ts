@@ -50,8 +50,9 @@ function checkQuery(url: string) {
  * Postgres cannot keep (NUL, unpaired surrogates, numbers beyond ±1.8e308) are 400 naming where,
  * instead of failing deep in a query. It also refuses, before routing, what the other parts of a
  * request carry that flowd cannot keep: an oversized head (431) and a NUL in the query (400).
+ * `parsed` hears of every body it returns (admission counts a create's jobs there).
  */
-export const jsonBodyPlugin = (limit: number) =>
+export const jsonBodyPlugin = (limit: number, parsed?: (request: Request, body: unknown) => void) =>
   new Elysia({ name: "json-body" })
     .onRequest(({ request }) => {
       const length = Number(request.headers.get("content-length") ?? 0);
@@ -80,6 +81,7 @@ export const jsonBodyPlugin = (limit: number) =>
       }
       const unstorable = mayHoldUnstorable(text) ? findUnstorable(value) : undefined;
       if (unstorable) throw new InvalidInput(describeUnstorable(unstorable), [{ path: unstorable.path, message: UNSTORABLE[unstorable.problem] }]);
+      parsed?.(request, value);
       return value;
     });
 
