@@ -66,13 +66,16 @@ export class Overloaded extends AppError {
 
 /** A create's place among those in flight. Every method may be called again (and after release) harmlessly. */
 export interface Ticket {
-  /** Lowers the jobs held to what the parsed body holds (never raises them); waiters that now fit go in. */
-  settle(jobs: number): void;
+  /**
+   * Lowers what is held to what the parsed body holds (never raises it): its jobs, and its bytes
+   * (a body without `Content-Length` was held as the whole body limit). Waiters that now fit go in.
+   */
+  settle(parsed: Cost): void;
   /** Gives the place back and lets the next waiters in. */
   release(): void;
 }
 
-interface Cost {
+export interface Cost {
   bytes: number;
   jobs: number;
 }
@@ -126,22 +129,25 @@ export function createAdmission(limits: AdmissionLimits) {
     stats.bytesInFlight += cost.bytes;
     stats.jobsInFlight += cost.jobs;
     stats.admitted++;
-    let jobs = cost.jobs;
+    const held = { ...cost };
     let released = false;
     return {
-      settle(counted) {
-        const next = Math.max(1, Math.floor(counted));
-        if (released || !(next < jobs)) return;
-        stats.jobsInFlight -= jobs - next;
-        jobs = next;
+      settle(parsed) {
+        const jobs = Math.min(held.jobs, Math.max(1, Math.floor(parsed.jobs)));
+        const bytes = Math.min(held.bytes, Math.max(0, Math.floor(parsed.bytes)));
+        if (released || (jobs === held.jobs && bytes === held.bytes)) return;
+        stats.jobsInFlight -= held.jobs - jobs;
+        stats.bytesInFlight -= held.bytes - bytes;
+        held.jobs = jobs;
+        held.bytes = bytes;
         wake();
       },
       release() {
         if (released) return;
         released = true;
         stats.inFlight--;
-        stats.bytesInFlight -= cost.bytes;
-        stats.jobsInFlight -= jobs;
+        stats.bytesInFlight -= held.bytes;
+        stats.jobsInFlight -= held.jobs;
         wake();
       },
     };

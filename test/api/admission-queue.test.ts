@@ -35,7 +35,7 @@ describe("the admission bounds", () => {
     ticket(a.admit(10));
   });
 
-  test("refuses past the bytes in flight; unknown lengths count as the body limit; a lone create always enters", () => {
+  test("refuses past the bytes in flight; unknown lengths count as the body limit until read; a lone create always enters", () => {
     const a = createAdmission(limits);
     const unknown = ticket(a.admit(undefined));
     expect(a.stats.bytesInFlight).toBe(600);
@@ -47,7 +47,13 @@ describe("the admission bounds", () => {
     const alone = ticket(b.admit(600)); // over maxBytes and maxJobs, but alone: admitted
     expect(b.admit(1)).toBeInstanceOf(Overloaded);
     alone.release();
-    ticket(b.admit(600));
+    const c = createAdmission({ ...limits, maxBytes: 100 });
+    const chunked = ticket(c.admit(undefined));
+    expect(c.stats.bytesInFlight).toBe(600);
+    expect(c.admit(50)).toBeInstanceOf(Overloaded);
+    chunked.settle({ jobs: 1, bytes: 40 }); // read: 40 bytes
+    expect(c.stats.bytesInFlight).toBe(40);
+    ticket(c.admit(50));
   });
 
   test("jobs are estimated from the declared length (at most a create's maximum), and settle down to the parsed count", () => {
@@ -58,9 +64,10 @@ describe("the admission bounds", () => {
     expect(a.stats.jobsInFlight).toBe(10 + 1000);
     expect(a.admit(13_000)).toBeInstanceOf(Overloaded);
     expect(a.stats.refused.jobs).toBe(1);
-    big.settle(3);
-    big.settle(900); // never raised again
+    big.settle({ jobs: 3, bytes: 500_000 });
+    big.settle({ jobs: 900, bytes: 600_000 }); // never raised again
     expect(a.stats.jobsInFlight).toBe(10 + 3);
+    expect(a.stats.bytesInFlight).toBe(130 + 500_000);
     small.release();
     big.release();
     expect(a.stats).toMatchObject({ inFlight: 0, bytesInFlight: 0, jobsInFlight: 0 });
@@ -105,7 +112,7 @@ describe("waiting for room", () => {
     const next = a.admit(130);
     expect(next).toBeInstanceOf(Promise);
     const t0 = performance.now();
-    big.settle(3); // parsed: 3 jobs, so 10 more fit
+    big.settle({ jobs: 3, bytes: 1300 }); // parsed: 3 jobs, so 10 more fit
     ticket(await next).release();
     expect(performance.now() - t0).toBeLessThan(100);
     big.release();

@@ -37,8 +37,9 @@ export function jobsInBody(route: string, body: unknown): number {
  * Admission control for creates. `onRequest` runs before routing and before any body is read (Bun
  * reads a body only when asked), so a create that waits for room holds its connection and nothing
  * else, and a refusal (503 `overloaded`, Retry-After) costs neither the read nor the parse, and
- * writes nothing. Until the body is parsed its jobs are an estimate from the declared length; once
- * it is validated they are counted, and what the estimate held beyond that goes to the next waiter.
+ * writes nothing. Until the body is parsed its jobs are an estimate from the declared length (and a
+ * body of unknown length counts as the body limit); once parsed they are counted, and what the
+ * estimate held beyond that goes to the next waiter.
  * The place is given back after the response — which Elysia also runs after an error (401, 400, 413,
  * a failed write) — so whatever ends a create frees it; a client that goes away mid-create keeps it
  * until the handler is done, which is right: the work is still being held until then.
@@ -66,9 +67,9 @@ export function createAdmissionGate(admission: Admission, routes: readonly strin
      * Told by the body plugin what a request's body parsed to. A hook here that read `body` would make
      * Elysia parse the body of every POST, creates or not.
      */
-    parsed(request: Request, body: unknown) {
+    parsed(request: Request, body: unknown, bytes: number) {
       const entry = held.get(request);
-      entry?.ticket.settle(jobsInBody(entry.route, body));
+      entry?.ticket.settle({ jobs: jobsInBody(entry.route, body), bytes });
     },
   };
 }

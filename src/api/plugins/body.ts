@@ -52,7 +52,7 @@ function checkQuery(url: string) {
  * request carry that flowd cannot keep: an oversized head (431) and a NUL in the query (400).
  * `parsed` hears of every body it returns (admission counts a create's jobs there).
  */
-export const jsonBodyPlugin = (limit: number, parsed?: (request: Request, body: unknown) => void) =>
+export const jsonBodyPlugin = (limit: number, parsed?: (request: Request, body: unknown, bytes: number) => void) =>
   new Elysia({ name: "json-body" })
     .onRequest(({ request }) => {
       const length = Number(request.headers.get("content-length") ?? 0);
@@ -81,7 +81,8 @@ export const jsonBodyPlugin = (limit: number, parsed?: (request: Request, body: 
       }
       const unstorable = mayHoldUnstorable(text) ? findUnstorable(value) : undefined;
       if (unstorable) throw new InvalidInput(describeUnstorable(unstorable), [{ path: unstorable.path, message: UNSTORABLE[unstorable.problem] }]);
-      parsed?.(request, value);
+      // The text's length in UTF-16 units: at most its bytes, and what the parsed value grew from.
+      parsed?.(request, value, text.length);
       return value;
     });
 
