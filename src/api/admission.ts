@@ -204,9 +204,10 @@ export function createAdmission(limits: AdmissionLimits) {
     /**
      * A place for a create whose body declares `declaredBytes` (undefined or not a number: unknown,
      * counted as the body limit), or the 503 to answer. Synchronous when it fits at once (or is refused
-     * at once); otherwise a promise that settles when room comes, the wait runs out, or `signal` aborts.
+     * at once); otherwise a promise that settles when room comes, the wait runs out, or the client's
+     * `signal` aborts (asked for only then: most creates never wait).
      */
-    admit(declaredBytes: number | undefined, signal?: AbortSignal): Ticket | Overloaded | Promise<Ticket | Overloaded> {
+    admit(declaredBytes: number | undefined, clientSignal?: () => AbortSignal): Ticket | Overloaded | Promise<Ticket | Overloaded> {
       const lagMs = limits.recorderLagMs?.() ?? 0;
       if (limits.maxRecorderLagMs !== undefined && lagMs > limits.maxRecorderLagMs) {
         stats.refused.recorderLag++;
@@ -225,6 +226,7 @@ export function createAdmission(limits: AdmissionLimits) {
           `The API is at its ${LIMIT_TEXT[limit](limits)}, and ${limits.maxWaiters} creates already wait for room (FLOWD_ADMISSION_MAX_WAITERS); retry after ${RETRY_AFTER_SECONDS} s.`,
         );
       }
+      const signal = clientSignal?.();
       if (signal?.aborted) return new Overloaded("The client went away before its create was admitted.");
       return wait(cost, signal);
     },

@@ -139,7 +139,7 @@ describe("waiting for room", () => {
     const a = createAdmission(waiting);
     const holder = ticket(a.admit(10));
     const gone = new AbortController();
-    const first = a.admit(10, gone.signal);
+    const first = a.admit(10, () => gone.signal);
     const second = a.admit(10);
     gone.abort();
     expect(await first).toBeInstanceOf(Overloaded);
