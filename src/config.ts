@@ -58,7 +58,7 @@ export const EnvSchema = Type.Object({
   FLOWD_RATE_LIMIT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
   FLOWD_MAX_CREATES_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 100_000, default: 256 }),
   FLOWD_MAX_CREATE_BYTES_IN_FLIGHT: Type.Integer({ minimum: 1024, maximum: 4 * 1024 * 1024 * 1024, default: 8 * 1024 * 1024 }),
-  FLOWD_MAX_CREATE_JOBS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 100_000_000, default: 16_000 }),
+  FLOWD_MAX_CREATE_JOBS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 100_000_000, default: 8000 }),
   FLOWD_ADMISSION_WAIT_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000 }),
   FLOWD_ADMISSION_MAX_WAITERS: Type.Integer({ minimum: 0, maximum: 100_000, default: 512 }),
   // The base of the single-use callback URLs `http` tasks are given (what services reach the API at).
