@@ -124,6 +124,9 @@ export function createAdmission(limits: AdmissionLimits) {
     return undefined;
   };
 
+  /** Why a create that is not let in waits: its own fit, or else the head it queues behind. */
+  const reasonFor = (cost: Cost): Limit => blockedBy(cost) ?? (queue[0] && blockedBy(queue[0].cost)) ?? "creates";
+
   const take = (cost: Cost): Ticket => {
     stats.inFlight++;
     stats.bytesInFlight += cost.bytes;
@@ -178,8 +181,7 @@ export function createAdmission(limits: AdmissionLimits) {
       };
       const timer = setTimeout(() => {
         leave();
-        // Named after what kept it out: its own fit, or else the head it queued behind.
-        finish(refuse(blockedBy(cost) ?? (queue[0] && blockedBy(queue[0].cost)) ?? "creates", limits.waitMs));
+        finish(refuse(reasonFor(cost), limits.waitMs));
       }, limits.waitMs);
       const waiter: Waiter = { cost, finish };
       function finish(answer: Ticket | Overloaded) {
@@ -217,9 +219,9 @@ export function createAdmission(limits: AdmissionLimits) {
       }
       const cost = costOf(declaredBytes);
       // Behind anyone already waiting, even when it would fit: first come, first served.
-      const limit = queue.length > 0 ? (blockedBy(cost) ?? "creates") : blockedBy(cost);
-      if (limit === undefined) return take(cost);
-      if (limits.waitMs <= 0) return refuse(limit, 0);
+      if (queue.length === 0 && blockedBy(cost) === undefined) return take(cost);
+      const limit = reasonFor(cost);
+      if (limits.waitMs <= 0 || limits.maxWaiters <= 0) return refuse(limit, 0);
       if (queue.length >= limits.maxWaiters) {
         stats.refused.waiters++;
         return new Overloaded(
