@@ -167,7 +167,7 @@ export function describeBurst(r: BurstReport): string {
   const mib = (b: number) => (b / 1024 / 1024).toFixed(0);
   return [
     `peak API RSS ${mib(r.peakRssBytes)} MiB (${mib(r.peakRssCreatingBytes)} MiB until every create was accepted)`,
-    `healthz p50 ${f(r.healthzMs, 50)} ms, p99 ${f(r.healthzMs, 99)} ms, max ${Math.max(...r.healthzMs).toFixed(0)} ms (${r.healthzMs.length} probes, ${r.healthzFailures} failed; over 1 s at ${r.healthzSlowAtMs.map((t) => (t / 1000).toFixed(1)).join(", ") || "none"} s)`,
+    `healthz p50 ${f(r.healthzMs, 50)} ms, p99 ${f(r.healthzMs, 99)} ms, max ${Math.max(...r.healthzMs).toFixed(0)} ms (${r.healthzMs.length} probes, ${r.healthzFailures} failed; ${r.healthzSlowAtMs.length ? `over 1 s at ${r.healthzSlowAtMs.map((t) => (t / 1000).toFixed(1)).join(", ")} s` : "none over 1 s"})`,
     `POST 201 p50 ${f(r.acceptedMs, 50)} ms, p99 ${f(r.acceptedMs, 99)} ms (${r.acceptedMs.length}); POST 503 p50 ${f(r.refusedMs, 50)} ms, p99 ${f(r.refusedMs, 99)} ms (${r.refusedMs.length})`,
     `first POST to accepted per client p50 ${f(r.outcomes.map((o) => o.acceptMs), 50)} ms, p99 ${f(r.outcomes.map((o) => o.acceptMs), 99)} ms; all accepted after ${(r.allAcceptedMs / 1000).toFixed(1)} s, all finished after ${(r.totalMs / 1000).toFixed(1)} s`,
   ].join("\n");
