@@ -21,7 +21,7 @@ import { printConditions } from "./stats";
 const FLOWS = Number(process.env.SOAK_FLOWS ?? 200);
 const JOBS = Number(process.env.SOAK_JOBS ?? 1000);
 const DEADLINE_MS = Number(process.env.SOAK_DEADLINE_MS ?? 900_000);
-const PASSED = ["FLOWD_MAX_CREATES_IN_FLIGHT", "FLOWD_MAX_CREATE_BYTES_IN_FLIGHT", "FLOWD_BODY_LIMIT", "WORKER_CONCURRENCY"];
+const PASSED = ["FLOWD_MAX_CREATES_IN_FLIGHT", "FLOWD_MAX_CREATE_BYTES_IN_FLIGHT", "FLOWD_MAX_CREATE_JOBS_IN_FLIGHT", "FLOWD_ADMISSION_WAIT_MS", "FLOWD_ADMISSION_MAX_WAITERS", "FLOWD_BODY_LIMIT", "WORKER_CONCURRENCY"];
 
 async function binary(): Promise<{ bin: string; cleanup: () => Promise<void> }> {
   if (process.env.FLOWD_BIN) return { bin: process.env.FLOWD_BIN, cleanup: async () => {} };

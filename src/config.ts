@@ -56,8 +56,11 @@ export const EnvSchema = Type.Object({
   FLOWD_EVENT_STREAM_MAX_LEN: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 100_000 }),
   FLOWD_RECORDER_MAX_LAG_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 60_000 }),
   FLOWD_RATE_LIMIT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
-  FLOWD_MAX_CREATES_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 100_000, default: 16 }),
+  FLOWD_MAX_CREATES_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 100_000, default: 256 }),
   FLOWD_MAX_CREATE_BYTES_IN_FLIGHT: Type.Integer({ minimum: 1024, maximum: 4 * 1024 * 1024 * 1024, default: 8 * 1024 * 1024 }),
+  FLOWD_MAX_CREATE_JOBS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 100_000_000, default: 8000 }),
+  FLOWD_ADMISSION_WAIT_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000 }),
+  FLOWD_ADMISSION_MAX_WAITERS: Type.Integer({ minimum: 0, maximum: 100_000, default: 512 }),
   // The base of the single-use callback URLs `http` tasks are given (what services reach the API at).
   FLOWD_PUBLIC_URL: Type.Optional(
     Type.String({ pattern: "^https?://[^\\s/?#]+(/[^\\s?#]*[^\\s?#/])?$", hint: "must be an http(s) base URL without a trailing slash, such as https://flowd.example.com" }),
@@ -120,9 +123,16 @@ export interface Config {
   readonly stalledIntervalMs: number;
   /** Requests per second per user on each API process (bursts of twice that); 0: no limit. */
   readonly rateLimit: number;
-  /** Creates (POST of flows, jobs, schedules) one API process runs at once, and the bytes of their bodies; past either, 503 `overloaded`. */
+  /**
+   * What creates (POST of flows, jobs, schedules) one API process runs at once: how many, the bytes
+   * of their bodies, the jobs they hold. A create past any of them waits up to `admissionWaitMs` for
+   * room, behind at most `admissionMaxWaiters` others, then answers 503 `overloaded`.
+   */
   readonly maxCreatesInFlight: number;
   readonly maxCreateBytesInFlight: number;
+  readonly maxCreateJobsInFlight: number;
+  readonly admissionWaitMs: number;
+  readonly admissionMaxWaiters: number;
   /** How long a queue's next job may wait while this process's idle worker takes nothing, before the worker is replaced. */
   readonly workerStuckMs: number;
   /** How often one worker checks that what Postgres expects in Redis is still there. */
@@ -250,6 +260,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rateLimit: e.FLOWD_RATE_LIMIT,
     maxCreatesInFlight: e.FLOWD_MAX_CREATES_IN_FLIGHT,
     maxCreateBytesInFlight: e.FLOWD_MAX_CREATE_BYTES_IN_FLIGHT,
+    maxCreateJobsInFlight: e.FLOWD_MAX_CREATE_JOBS_IN_FLIGHT,
+    admissionWaitMs: e.FLOWD_ADMISSION_WAIT_MS,
+    admissionMaxWaiters: e.FLOWD_ADMISSION_MAX_WAITERS,
   });
 }
 

@@ -9,7 +9,7 @@ import { errorPlugin } from "./plugins/errors";
 import { docsPlugin } from "./plugins/docs";
 import { securityHeadersPlugin } from "./plugins/security-headers";
 import { jsonBodyPlugin } from "./plugins/body";
-import { admissionPlugin } from "./plugins/admission";
+import { createAdmissionGate } from "./plugins/admission";
 import { createAdmission } from "./admission";
 import { healthRoutes } from "./routes/health";
 import { recorderShortfalls, type RecorderWatch } from "../services/recorder-health";
@@ -29,6 +29,7 @@ import { webhookRoutes } from "./routes/webhooks";
 import { callbackRoutes, signingSecretRoutes } from "./routes/http-tasks";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
 import { LONG_POLL_MAX_S } from "../services/waiters";
+import { MAX_BULK_JOBS } from "../services/jobs";
 
 export interface ApiDeps extends FlowDeps {
   database: Database;
@@ -50,12 +51,17 @@ export function createApp(deps: ApiDeps) {
   const admission = createAdmission({
     maxCreates: config.maxCreatesInFlight,
     maxBytes: config.maxCreateBytesInFlight,
+    maxJobs: config.maxCreateJobsInFlight,
     bodyLimit: config.bodyLimit,
+    maxJobsPerCreate: Math.max(config.maxFlowJobs, MAX_BULK_JOBS),
+    waitMs: config.admissionWaitMs,
+    maxWaiters: config.admissionMaxWaiters,
     // Only a live recorder that falls behind refuses: with none running, the work waits in Redis
     // and /readyz says so, and refusing would not make it record sooner.
     recorderLagMs: () => (deps.recorder?.current?.alive ? deps.recorder.current.lagMs : 0),
     maxRecorderLagMs: config.recorderMaxLagMs,
   });
+  const gate = createAdmissionGate(admission);
   return new Elysia({
     normalize: false,
     // Bun's own cap answers with an empty 413 before any hook runs, so it is out of the way: the
@@ -77,9 +83,9 @@ export function createApp(deps: ApiDeps) {
     .use(requestLogPlugin({ log: deps.log, metrics }))
     .use(securityHeadersPlugin(config.corsOrigins))
     .use(errorPlugin(deps.log))
-    .use(jsonBodyPlugin(config.bodyLimit))
-    // After the body plugin: a body declared over the limit is 413 without taking a slot.
-    .use(admissionPlugin(admission))
+    .use(jsonBodyPlugin(config.bodyLimit, gate.parsed))
+    // After the body plugin: a body declared over the limit is 413 without taking (or waiting for) a place.
+    .use(gate.plugin)
     .use(
       docsPlugin({
         info: {

@@ -5,7 +5,8 @@ import { createBurst, describeBurst, type BurstReport } from "../helpers/create-
 // The probe that found it: concurrent 1,000-job flow creates against one API and one worker process
 // (the compiled binary when FLOWD_BIN is set). Without a bound the API went to 3 GB and /healthz to
 // 11 s; with the default admission bounds, the API must stay small and live, and every client must
-// end up with exactly one flow that completes.
+// end up with exactly one flow that completes. Creates that find no room wait for it
+// (FLOWD_ADMISSION_WAIT_MS) before a 503, and the client retries those after Retry-After.
 const CLIENTS = 60;
 const JOBS = 1000; // FLOWD_MAX_FLOW_JOBS' default
 const MAX_RSS = 1024 * 1024 * 1024;
@@ -43,12 +44,16 @@ describe("admission control under a burst of large creates", () => {
     expect(report.outcomes.flatMap((o) => o.unexpected)).toEqual([]);
     expect(report.outcomes.filter((o) => !o.flowId)).toEqual([]);
     expect(report.outcomes.filter((o) => o.finalStatus !== "completed").map((o) => o.finalStatus)).toEqual([]);
-    // The burst went past the bound (else this test shows nothing), and the process knows what it refused.
-    expect(report.refusedMs.length).toBeGreaterThan(0);
+    // The burst went past the bound (else this test shows nothing): creates waited for room, and
+    // those that found none in FLOWD_ADMISSION_WAIT_MS were refused; the process knows what it refused.
     const metrics = await (await fetch(`${api.url}/metrics`)).text();
+    console.log(`[admission] waited ${metric(metrics, "flowd_creates_waited_total")}, refused ${report.refusedMs.length}`);
+    expect(metric(metrics, "flowd_creates_waited_total") + report.refusedMs.length).toBeGreaterThan(0);
     expect(metric(metrics, "flowd_creates_refused_total")).toBe(report.refusedMs.length);
     expect(metric(metrics, "flowd_creates_in_flight ")).toBe(0);
     expect(metric(metrics, "flowd_create_bytes_in_flight ")).toBe(0);
+    expect(metric(metrics, "flowd_create_jobs_in_flight ")).toBe(0);
+    expect(metric(metrics, "flowd_creates_waiting ")).toBe(0);
 
     expect(report.peakRssBytes).toBeLessThanOrEqual(MAX_RSS);
     expect(report.healthzFailures).toBe(0);

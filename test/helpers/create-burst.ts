@@ -39,6 +39,8 @@ export interface BurstReport {
   acceptedMs: number[];
   refusedMs: number[];
   healthzMs: number[];
+  /** When (ms from the first POST) each /healthz probe slower than a second was sent. */
+  healthzSlowAtMs: number[];
   healthzFailures: number;
   peakRssBytes: number;
   /** The same, until the last create was accepted (the rest is runs and long-polls). */
@@ -126,6 +128,7 @@ export async function createBurst(o: BurstOptions): Promise<BurstReport> {
   const acceptedMs: number[] = [];
   const refusedMs: number[] = [];
   const healthzMs: number[] = [];
+  const healthzSlowAtMs: number[] = [];
   let healthzFailures = 0;
   let peakRssBytes = await rssBytes(o.apiPid);
   let accepted = 0;
@@ -142,6 +145,7 @@ export async function createBurst(o: BurstOptions): Promise<BurstReport> {
       const t = performance.now();
       const ok = await fetch(`${o.url}/healthz`).then((r) => r.ok, () => false);
       healthzMs.push(performance.now() - t);
+      if (performance.now() - t > 1000) healthzSlowAtMs.push(t - started);
       if (!ok) healthzFailures++;
     }),
   ];
@@ -155,7 +159,7 @@ export async function createBurst(o: BurstOptions): Promise<BurstReport> {
   const totalMs = performance.now() - started;
   stop.done = true;
   await Promise.all(samplers);
-  return { outcomes, acceptedMs, refusedMs, healthzMs, healthzFailures, peakRssBytes, peakRssCreatingBytes, totalMs, allAcceptedMs };
+  return { outcomes, acceptedMs, refusedMs, healthzMs, healthzSlowAtMs, healthzFailures, peakRssBytes, peakRssCreatingBytes, totalMs, allAcceptedMs };
 }
 
 export function describeBurst(r: BurstReport): string {
@@ -163,7 +167,7 @@ export function describeBurst(r: BurstReport): string {
   const mib = (b: number) => (b / 1024 / 1024).toFixed(0);
   return [
     `peak API RSS ${mib(r.peakRssBytes)} MiB (${mib(r.peakRssCreatingBytes)} MiB until every create was accepted)`,
-    `healthz p50 ${f(r.healthzMs, 50)} ms, p99 ${f(r.healthzMs, 99)} ms, max ${Math.max(...r.healthzMs).toFixed(0)} ms (${r.healthzMs.length} probes, ${r.healthzFailures} failed)`,
+    `healthz p50 ${f(r.healthzMs, 50)} ms, p99 ${f(r.healthzMs, 99)} ms, max ${Math.max(...r.healthzMs).toFixed(0)} ms (${r.healthzMs.length} probes, ${r.healthzFailures} failed; ${r.healthzSlowAtMs.length ? `over 1 s at ${r.healthzSlowAtMs.map((t) => (t / 1000).toFixed(1)).join(", ")} s` : "none over 1 s"})`,
     `POST 201 p50 ${f(r.acceptedMs, 50)} ms, p99 ${f(r.acceptedMs, 99)} ms (${r.acceptedMs.length}); POST 503 p50 ${f(r.refusedMs, 50)} ms, p99 ${f(r.refusedMs, 99)} ms (${r.refusedMs.length})`,
     `first POST to accepted per client p50 ${f(r.outcomes.map((o) => o.acceptMs), 50)} ms, p99 ${f(r.outcomes.map((o) => o.acceptMs), 99)} ms; all accepted after ${(r.allAcceptedMs / 1000).toFixed(1)} s, all finished after ${(r.totalMs / 1000).toFixed(1)} s`,
   ].join("\n");

@@ -64,7 +64,7 @@ export const ERROR_MEANINGS = {
   410: "Gone: the events after this seq were removed by retention (events_expired), or the callback was used already (callback_used)",
   413: "The body is too large",
   429: "Too many requests (per user, or per address for callbacks); Retry-After says when to try again",
-  503: "Postgres or Redis unavailable, or the API overloaded; Retry-After when it says so",
+  503: "Postgres or Redis unavailable, or the API overloaded (a create found no room within FLOWD_ADMISSION_WAIT_MS); Retry-After when it says so",
 } as const;
 type ErrorStatus = keyof typeof ERROR_MEANINGS;
 

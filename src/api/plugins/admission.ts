@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { Overloaded, type Admission, type Release } from "../admission";
+import { Overloaded, type Admission, type Ticket } from "../admission";
 import { requestPath } from "../request-path";
 
 /** The routes that create: the only ones whose cost grows with what a client sends. */
@@ -12,25 +12,66 @@ const routeOf = (url: string) => {
 };
 
 /**
- * Admission control for creates. `onRequest` runs before routing and before any body is read, so a
- * refusal (503 `overloaded`, Retry-After) costs neither the read nor the parse, and writes nothing.
- * The slot is given back after the response — which Elysia also runs after an error (401, 400, 413,
- * a failed write) — so whatever ends a create frees its slot; a client that goes away mid-create
- * keeps it until the handler is done, which is right: the work is still being held until then.
+ * Jobs a parsed create body holds: a flow's nodes, a bulk create's items, else one. The body is not
+ * validated yet, so anything that is not the expected shape counts as one job (it is refused next).
  */
-export const admissionPlugin = (admission: Admission, routes: readonly string[] = CREATE_ROUTES) => {
+export function jobsInBody(route: string, body: unknown): number {
+  if (route === "/v1/jobs/bulk") {
+    const jobs = (body as { jobs?: unknown } | null)?.jobs;
+    return Array.isArray(jobs) ? jobs.length : 1;
+  }
+  if (route !== "/v1/flows") return 1;
+  let jobs = 0;
+  const todo: unknown[] = [(body as { root?: unknown } | null)?.root];
+  while (todo.length > 0) {
+    const node = todo.pop();
+    if (typeof node !== "object" || node === null) continue;
+    jobs++;
+    const children = (node as { children?: unknown }).children;
+    if (Array.isArray(children)) for (const child of children) todo.push(child);
+  }
+  return Math.max(1, jobs);
+}
+
+/**
+ * Admission control for creates. `onRequest` runs before routing and before any body is read, so a
+ * create that waits for room holds its connection and nothing else, and a refusal (503 `overloaded`,
+ * Retry-After) costs neither the read nor the parse, and writes nothing. It waits here and not in a
+ * parse hook: by then Elysia has touched `request.body`, and Bun starts filling the stream (20
+ * clients sending 20 MB each and waiting there grew the process by 33 MB; waiting here, by 2 MB).
+ * The price is that one async `onRequest` makes Elysia await it on every route (a microtask). Until the body is parsed its jobs are an estimate from the declared length (and a
+ * body of unknown length counts as the body limit); once parsed they are counted, and what the
+ * estimate held beyond that goes to the next waiter.
+ * The place is given back after the response — which Elysia also runs after an error (401, 400, 413,
+ * a failed write) — so whatever ends a create frees it; a client that goes away mid-create keeps it
+ * until the handler is done, which is right: the work is still being held until then.
+ */
+export function createAdmissionGate(admission: Admission, routes: readonly string[] = CREATE_ROUTES) {
   const paths = new Set(routes);
-  const held = new WeakMap<Request, Release>();
-  return new Elysia({ name: "admission" })
-    .onRequest(({ request }) => {
-      if (request.method !== "POST" || !paths.has(routeOf(request.url))) return;
+  const held = new WeakMap<Request, { ticket: Ticket; route: string }>();
+  const plugin = new Elysia({ name: "admission" })
+    .onRequest(async ({ request }) => {
+      if (request.method !== "POST") return;
+      const route = routeOf(request.url);
+      if (!paths.has(route)) return;
       const length = request.headers.get("content-length");
-      const entered = admission.enter(length === null ? undefined : Number(length));
+      const entered = await admission.admit(length === null ? undefined : Number(length), () => request.signal);
       if (entered instanceof Overloaded) throw entered;
-      held.set(request, entered);
+      held.set(request, { ticket: entered, route });
     })
     .onAfterResponse({ as: "global" }, ({ request }) => {
-      held.get(request)?.();
+      held.get(request)?.ticket.release();
       held.delete(request);
     });
-};
+  return {
+    plugin,
+    /**
+     * Told by the body plugin what a request's body parsed to. A hook here that read `body` would make
+     * Elysia parse the body of every POST, creates or not.
+     */
+    parsed(request: Request, body: unknown, bytes: number) {
+      const entry = held.get(request);
+      entry?.ticket.settle({ jobs: jobsInBody(entry.route, body), bytes });
+    },
+  };
+}

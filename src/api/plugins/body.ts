@@ -71,9 +71,10 @@ function repeatedParameter(query: string): string | undefined {
  * Postgres cannot keep (NUL, unpaired surrogates, numbers beyond ±1.8e308) are 400 naming where,
  * instead of failing deep in a query. It also refuses, before routing, what the other parts of a
  * request carry that flowd cannot keep or would misread: an oversized head (431), and a NUL or a
- * parameter given twice in the query (400).
+ * parameter given twice in the query (400). `parsed` hears of every body it returns (admission
+ * counts a create's jobs there).
  */
-export const jsonBodyPlugin = (limit: number) =>
+export const jsonBodyPlugin = (limit: number, parsed?: (request: Request, body: unknown, bytes: number) => void) =>
   new Elysia({ name: "json-body" })
     .onRequest(({ request }) => {
       const length = Number(request.headers.get("content-length") ?? 0);
@@ -105,6 +106,8 @@ export const jsonBodyPlugin = (limit: number) =>
       }
       const unstorable = mayHoldUnstorable(text) ? findUnstorable(value) : undefined;
       if (unstorable) throw new InvalidInput(describeUnstorable(unstorable), [{ path: unstorable.path, message: UNSTORABLE[unstorable.problem] }]);
+      // The text's length in UTF-16 units: at most its bytes, and what the parsed value grew from.
+      parsed?.(request, value, text.length);
       return value;
     });
 

@@ -90,7 +90,11 @@ export const metricsRoutes = (deps: {
         metrics.push(
           { name: "flowd_creates_in_flight", help: "Creates (POST flows, jobs, schedules) running on this process.", type: "gauge", samples: [{ value: admission.inFlight }] },
           { name: "flowd_create_bytes_in_flight", help: "Body bytes of the creates running on this process.", type: "gauge", samples: [{ value: admission.bytesInFlight }] },
+          { name: "flowd_create_jobs_in_flight", help: "Jobs of the creates running on this process (estimated from the body's length until it is parsed).", type: "gauge", samples: [{ value: admission.jobsInFlight }] },
+          { name: "flowd_creates_waiting", help: "Creates waiting for room (FLOWD_ADMISSION_WAIT_MS).", type: "gauge", samples: [{ value: admission.waiting }] },
           { name: "flowd_creates_admitted_total", help: "Creates let in by admission control.", type: "counter", samples: [{ value: admission.admitted }] },
+          { name: "flowd_creates_waited_total", help: "Creates let in after waiting for room.", type: "counter", samples: [{ value: admission.waited }] },
+          { name: "flowd_creates_abandoned_total", help: "Creates whose client went away while they waited for room.", type: "counter", samples: [{ value: admission.abandoned }] },
           {
             name: "flowd_creates_refused_total",
             help: "Creates refused with 503 overloaded, by the bound they met.",
@@ -98,6 +102,8 @@ export const metricsRoutes = (deps: {
             samples: [
               { labels: { limit: "creates" }, value: admission.refused.creates },
               { labels: { limit: "bytes" }, value: admission.refused.bytes },
+              { labels: { limit: "jobs" }, value: admission.refused.jobs },
+              { labels: { limit: "waiters" }, value: admission.refused.waiters },
               { labels: { limit: "recorder_lag" }, value: admission.refused.recorderLag },
             ],
           },
