@@ -1,55 +1,9 @@
 import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
-import { signingSecrets, taskCallbacks, type CallbackOutcome } from "../schema";
+import { taskCallbacks, type CallbackOutcome } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 
-export type SigningSecretRow = typeof signingSecrets.$inferSelect;
 export type TrackedJobTable = "flow_jobs" | "jobs";
-
-export async function findSigningSecret(db: DbOrTx, userId: string): Promise<SigningSecretRow | undefined> {
-  const [row] = await db.select().from(signingSecrets).where(eq(signingSecrets.userId, userId));
-  return row;
-}
-
-/** Stores a first secret unless one exists (two first uses at once keep whichever came first). */
-export async function insertSigningSecret(db: DbOrTx, userId: string, sealed: string): Promise<void> {
-  await db.insert(signingSecrets).values({ userId, secret: sealed }).onConflictDoNothing();
-}
-
-/** The new secret signs from now on; the one it replaces signs alongside until `previousUntil`. */
-export async function rotateSigningSecret(db: DbOrTx, userId: string, sealed: string, previousUntil: Date): Promise<SigningSecretRow | undefined> {
-  const [row] = await db
-    .update(signingSecrets)
-    .set({ previousSecret: sql`${signingSecrets.secret}`, previousUntil, secret: sealed, rotatedAt: sql`now()` })
-    .where(eq(signingSecrets.userId, userId))
-    .returning();
-  return row;
-}
-
-/** Signing secrets with a value still in clear (from before FLOWD_SECRET_KEY was set), a page at a time. */
-export async function plaintextSigningSecrets(db: DbOrTx, sealedPattern: string, limit: number) {
-  return db
-    .select()
-    .from(signingSecrets)
-    .where(or(sql`${signingSecrets.secret} !~ ${sealedPattern}`, sql`${signingSecrets.previousSecret} !~ ${sealedPattern}`))
-    .limit(limit);
-}
-
-/** Seals one user's secrets, only while they still hold what was read (compare-and-set). */
-export async function replaceSigningSecrets(db: DbOrTx, row: SigningSecretRow, sealed: { secret: string; previousSecret: string | null }): Promise<boolean> {
-  const changed = await db
-    .update(signingSecrets)
-    .set(sealed)
-    .where(
-      and(
-        eq(signingSecrets.userId, row.userId),
-        eq(signingSecrets.secret, row.secret),
-        row.previousSecret === null ? isNull(signingSecrets.previousSecret) : eq(signingSecrets.previousSecret, row.previousSecret),
-      ),
-    )
-    .returning({ userId: signingSecrets.userId });
-  return changed.length > 0;
-}
 
 /**
  * Writes the callback offered with one attempt, found by the job's BullMQ id in either table, and
@@ -322,6 +276,18 @@ const STORE_OUTCOME = (table: TrackedJobTable) => `
  * Undefined: refused (see findCallback why).
  */
 export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
+  // The recorder locks a root job's row before its flow's (through the flow-status trigger): should
+  // the two meet, Postgres ends one of them, and a callback tries again rather than answer 500.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await storeOutcomeOnce(db, tokenHash, outcome);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "40P01" || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function storeOutcomeOnce(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
   return db.$client.begin(async (tx) => {
     const [target] = await tx.unsafe<{ table_name: TrackedJobTable }[]>(
       `select table_name from task_callbacks where token_hash = $1`,
