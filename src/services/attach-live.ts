@@ -87,8 +87,12 @@ export async function settleAttached(producer: Producer, shard: Shard, attached:
   for (const [i, { child, parent }] of attached.entries()) {
     const failed = replies?.[2 * i]?.[1] !== null && replies?.[2 * i]?.[1] !== undefined;
     if (!failed || Number(replies?.[2 * i + 1]?.[1]) !== 1) continue;
-    if (child.opts.failParentOnFailure) await producer.redis.hset(keyOf(parent), "defa", `child ${keyOf(child)} failed`);
-    const job = await Job.fromId(at.queue(child.queueName), idOf(child));
-    await job?.removeChildDependency();
+    try {
+      if (child.opts.failParentOnFailure) await producer.redis.hset(keyOf(parent), "defa", `child ${keyOf(child)} failed`);
+      const job = await Job.fromId(at.queue(child.queueName), idOf(child));
+      await job?.removeChildDependency();
+    } catch {
+      // The parent or the child left Redis meanwhile (a cancel, a delete): nothing waits on the tie any more.
+    }
   }
 }
