@@ -3,6 +3,7 @@ import { bullKey, timeAdd, type Producer } from "../queues";
 import { withTimeout } from "../timeout";
 import type { Shard } from "../shards";
 import { buildRedisTrees, type EnqueueRow, type FlowdFlowJob } from "./flow-redis";
+import { prepareAttached, settleAttached } from "./attach-live";
 
 /** How long an add may wait for Redis before the caller answers and leaves the rows `pending`. */
 export const ADD_TIMEOUT_MS = 3_000;
@@ -21,16 +22,22 @@ export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow
   return true;
 }
 
-/** Adds whole BullMQ trees of one shard in one call (one MULTI for the lot), giving up after ADD_TIMEOUT_MS. */
+/**
+ * Adds whole BullMQ trees of one shard in one call (one MULTI for the lot), giving up after
+ * ADD_TIMEOUT_MS. Live jobs the trees attach (see attach-live.ts) are readied before and checked after.
+ */
 export async function addTrees(producer: Producer, shard: Shard, trees: FlowdFlowJob[]) {
   const { flowProducer } = producer.at(shard);
+  const attached = await prepareAttached(producer, shard, trees);
   await giveKeptResults(producer, shard, trees);
   const [first] = trees;
   const adding: Promise<unknown> = trees.length === 1 && first ? flowProducer.add(first) : flowProducer.addBulk(trees);
   await timeAdd(adding, ADD_TIMEOUT_MS, "adding jobs");
+  await settleAttached(producer, shard, attached);
 }
 
-type Removal = { jobId: string; queueName: string; shard: Shard; depth?: number };
+/** `keepChildren`: remove only the jobs named, not the children BullMQ lists under them (a retry keeps live ones). */
+type Removal = { jobId: string; queueName: string; shard: Shard; depth?: number; keepChildren?: boolean };
 
 /** Waits between background attempts at jobs a worker still held: about a minute in all. */
 const REMOVAL_RETRIES_MS = [250, 500, 1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
@@ -72,7 +79,9 @@ async function removalPass(deps: { producer: Producer }, rows: Removal[]): Promi
   for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
     const level = byDepth.get(depth)!;
     const results = await Promise.allSettled(
-      level.map((r) => withTimeout(deps.producer.at(r.shard).queue(r.queueName).remove(r.jobId), ADD_TIMEOUT_MS, "removing a job")),
+      level.map((r) =>
+        withTimeout(deps.producer.at(r.shard).queue(r.queueName).remove(r.jobId, { removeChildren: !r.keepChildren }), ADD_TIMEOUT_MS, "removing a job"),
+      ),
     );
     // BullMQ answers 0 for a job it may not remove because it, or a child, is locked.
     results.forEach((res, i) => {

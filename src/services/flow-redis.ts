@@ -3,6 +3,9 @@ import { REDIS_RETENTION } from "../queues";
 import type { JobOpts } from "../job-opts";
 import type { FlowJobRow } from "../db/queries/flows";
 import { META_KEY, type FlowdJobsOptions, type JobMeta, type KeptChildren } from "./job-envelope";
+import { QUEUED_STATUSES } from "../statuses";
+
+const QUEUED: ReadonlySet<string> = new Set(QUEUED_STATUSES);
 
 /** The fields of a flow's job row needed to put it into Redis. */
 export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "shard" | "data" | "opts" | "status" | "result" | "attemptsMade"> & { flowId?: string };
@@ -24,14 +27,20 @@ export function bullOptions(opts: JobOpts, jobId: string, hasParent: boolean): J
   };
 }
 
-/** A flow job as flowd adds it: the BullMQ node, and the kept results its parent must be given. */
-export type FlowdFlowJob = FlowJob & { opts: FlowdJobsOptions; kept?: KeptChildren; children?: FlowdFlowJob[] };
+/**
+ * A flow job as flowd adds it: the BullMQ node, and the kept results its parent must be given.
+ * `attached`: a job already in Redis (still running, parked or waiting) that the add only ties to
+ * its new parent; BullMQ treats its id as a duplicate and never runs it twice.
+ */
+export type FlowdFlowJob = FlowJob & { opts: FlowdJobsOptions; kept?: KeptChildren; attached?: boolean; children?: FlowdFlowJob[] };
 
 /**
  * Builds the BullMQ trees for the rows named in `adding` (by default the flow's `pending` rows).
  * Each tree is rooted at an added row whose parent is not added; an added row's completed
  * children are not re-run — their results ride along in `kept`, which addTrees writes where
- * `getChildrenValues()` reads them.
+ * `getChildrenValues()` reads them. Its children still live in Redis (a sibling running, parked or
+ * waiting when a retry re-adds their failed parent) are not re-run either: they come as `attached`
+ * leaves under their own ids, so their own completion releases the new parent.
  */
 export function buildRedisTrees(
   rows: EnqueueRow[],
@@ -55,16 +64,25 @@ export function buildRedisTrees(
     if (row.attemptsMade > 0) meta.attemptsBefore = row.attemptsMade;
     if (children.length > 0) meta.parent = true;
     if (row.flowId) meta.flowId = row.flowId;
-    const addedChildren = children.filter((c) => adding.has(c.id));
+    const added = children.filter((c) => adding.has(c.id)).map(node);
+    const live = children.filter((c) => !adding.has(c.id) && QUEUED.has(c.status)).map(attach);
     return {
       name: row.name,
       queueName: row.queueName,
       data: row.data,
       opts: { ...bullOptions(row.opts, row.jobId, row.parentId !== null), [META_KEY]: meta },
       ...(Object.keys(kept).length > 0 ? { kept } : {}),
-      ...(addedChildren.length > 0 ? { children: addedChildren.map(node) } : {}),
+      ...(added.length + live.length > 0 ? { children: [...added, ...live] } : {}),
     };
   };
+  // Only its id, queue and failure policy matter: BullMQ keeps the existing job as it is.
+  const attach = (row: EnqueueRow): FlowdFlowJob => ({
+    name: row.name,
+    queueName: row.queueName,
+    data: row.data,
+    opts: bullOptions(row.opts, row.jobId, true),
+    attached: true,
+  });
   return rows.filter((r) => adding.has(r.id) && (r.parentId === null || !adding.has(r.parentId))).map(node);
 }
 

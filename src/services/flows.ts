@@ -29,6 +29,7 @@ import { initialStatus } from "./flow-redis";
 import { keysetPage } from "./cursor";
 import { parseDataFilter } from "./search";
 import { withReports } from "./job-report-views";
+import { isFinished } from "../statuses";
 
 export type FlowDeps = ServiceDeps;
 
@@ -168,9 +169,13 @@ export async function cancelFlow(deps: FlowDeps, user: User, id: string): Promis
 }
 
 /**
- * Runs the failed part of a flow again: every job not completed, from the root down, gets a new
- * BullMQ id and goes back to `pending`; completed jobs keep their results, which reach their
- * parents through the envelope. The flow is `running` again until the root finishes.
+ * Runs the failed part of a flow again: the failed and cancelled jobs reachable from the root
+ * through failed or cancelled jobs (the failures and the ancestors they failed) get new BullMQ ids
+ * and go back to `pending`. Nothing else is touched: completed jobs keep their results, which reach
+ * their parents through the envelope, and jobs still running, parked or waiting keep their attempt,
+ * their BullMQ id (so their callback URLs stay good) and their result to come — the re-added
+ * parent is tied to them in Redis and waits for them as for any child. The flow is `running`
+ * again until the root finishes.
  */
 export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise<FlowView> {
   const previous = await deps.db.transaction(async (tx) => {
@@ -181,20 +186,23 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
     if (flow.status !== "failed")
       throw new Conflict("nothing_to_retry", `The flow finished as '${flow.status}'; only a failed flow can be retried.`);
     const rows = await flowJobsOf(tx, id);
-    const rerun = unfinishedFromRoot(rows);
+    const rerun = failedFromRoot(rows);
     const generation = await bumpGeneration(tx, id);
     await resetForRetry(tx, rerun.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
     return rerun;
   });
-  await removeFromRedis(deps, previous);
+  // Their earlier runs leave Redis, but not the live children BullMQ lists under them.
+  await removeFromRedis(deps, previous.map((r) => ({ ...r, keepChildren: true })));
   await enqueueRows(deps, await flowJobsOf(deps.db, id)).catch((err) =>
     deps.log.warn("retry accepted but not yet in Redis; the enqueuer will add it", { flowId: id, err: String(err) }),
   );
   return loadView(deps, user, id);
 }
 
-/** Jobs not completed that are reachable from the root through jobs not completed, parents first. */
-function unfinishedFromRoot(rows: FlowJobRow[]): FlowJobRow[] {
+const RUN_AGAIN: ReadonlySet<string> = new Set(["failed", "cancelled"]);
+
+/** Failed or cancelled jobs reachable from the root through failed or cancelled jobs, parents first. */
+function failedFromRoot(rows: FlowJobRow[]): FlowJobRow[] {
   const children = new Map<string, FlowJobRow[]>();
   for (const r of rows) {
     if (!r.parentId) continue;
@@ -204,7 +212,7 @@ function unfinishedFromRoot(rows: FlowJobRow[]): FlowJobRow[] {
   }
   const out: FlowJobRow[] = [];
   const walk = (r: FlowJobRow) => {
-    if (r.status === "completed") return;
+    if (!RUN_AGAIN.has(r.status)) return;
     out.push(r);
     for (const c of children.get(r.id) ?? []) walk(c);
   };
@@ -213,7 +221,13 @@ function unfinishedFromRoot(rows: FlowJobRow[]): FlowJobRow[] {
   return out;
 }
 
-/** Deletes a finished flow: its rows (with its events kept in the log) and its jobs still in Redis. */
+/**
+ * Deletes a finished flow: its rows (with its events kept in the log) and every job of it in Redis.
+ * A failed flow may still have jobs running, parked or waiting (siblings of the job that failed
+ * it): they are stopped as a cancel stops them — aborted where a worker runs them, removed from
+ * Redis (those a worker still holds as soon as it lets go) — so nothing keeps running or waiting
+ * for a flow that no longer exists, and their callback URLs answer 409 `job_finished`.
+ */
 export async function deleteFlow(deps: FlowDeps, user: User, id: string): Promise<void> {
   const rows = await deps.db.transaction(async (tx) => {
     const flow = await lockFlow(tx, user.userId, id);
@@ -225,5 +239,10 @@ export async function deleteFlow(deps: FlowDeps, user: User, id: string): Promis
     await deleteReply(tx, id);
     return jobs;
   });
+  const live = rows.filter((r) => !isFinished(r.status));
+  if (live.length > 0)
+    await deps.broadcastCancel(live.map((r) => r.jobId)).catch((err) =>
+      deps.log.warn("could not broadcast cancel", { flowId: id, err: String(err) }),
+    );
   await removeFromRedis(deps, rows);
 }

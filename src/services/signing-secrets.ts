@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { findSigningSecret, insertSigningSecret, plaintextSigningSecrets, replaceSigningSecrets, rotateSigningSecret, type SigningSecretRow } from "../db/queries/http-tasks";
+import { findSigningSecret, insertSigningSecret, plaintextSigningSecrets, replaceSigningSecrets, rotateSigningSecret, type SigningSecretRow } from "../db/queries/signing-secrets";
 import { createSecretBox, SEALED_PATTERN } from "../secret-box";
 
 const secretBox = (config: Pick<Config, "secretKey">) => createSecretBox(config.secretKey);

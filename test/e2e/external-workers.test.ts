@@ -115,6 +115,7 @@ describe("your own BullMQ worker on an external queue", () => {
           { name: "resize", queue: "ext", data: posted },
           { name: "echo", data: { x: 1 } },
           { name: "fail", data: { times: 1 }, opts: { attempts: 1 } },
+          { name: "sleep", data: { ms: 4000 } },
         ],
       },
     });
@@ -129,7 +130,7 @@ describe("your own BullMQ worker on an external queue", () => {
       }, 30_000, "the flow to finish");
     const failed = await settled(flow.id);
     expect(failed.status).toBe("failed");
-    const [resize, echo, fail] = failed.root.children;
+    const [resize, echo, fail, sleeper] = failed.root.children;
     expect(resize.status).toBe("completed");
     expect(resize.result).toEqual({ resized: 42 });
     expect(resize.progress).toEqual({ done: 1 });
@@ -137,17 +138,27 @@ describe("your own BullMQ worker on an external queue", () => {
     expect(resizeSeen.raw).toBe(JSON.stringify(posted));
     expect(echo.status).toBe("completed");
     expect(fail.status).toBe("failed");
+    // The sleep still runs when its sibling's failure fails the root.
+    expect(sleeper.status).toBe("active");
 
-    // Retry: only the failed child and the root run again; the root still gets all three results.
+    // Retry: only the failed child and the root run again; the root still gets all four results,
+    // the sleep's (which was not run again) from its own completion after the retry.
     expect((await http("POST", `/v1/flows/${flow.id}/retry`)).status).toBe(200);
     const done = await settled(flow.id);
     expect(done.status).toBe("completed");
     const rootRun = seen.filter((s) => s.name === "combine").pop()!;
     expect(rootRun.raw).toBe(JSON.stringify({ step: "root" }));
     const byJobId = Object.fromEntries(Object.entries(rootRun.children!).map(([k, v]) => [k.split(":").pop(), v]));
-    const [, echo2, fail2] = done.root.children;
-    expect(byJobId).toEqual({ [resize.jobId]: { resized: 42 }, [echo2.jobId]: { data: { x: 1 }, children: {} }, [fail2.jobId]: { failedTimes: 1 } });
-    expect(done.root.result).toEqual({ got: 3 });
+    const [, echo2, fail2, sleeper2] = done.root.children;
+    expect(sleeper2.jobId).toBe(sleeper.jobId);
+    expect(sleeper2.attemptsMade).toBe(1);
+    expect(byJobId).toEqual({
+      [resize.jobId]: { resized: 42 },
+      [echo2.jobId]: { data: { x: 1 }, children: {} },
+      [fail2.jobId]: { failedTimes: 1 },
+      [sleeper.jobId]: { slept: 4000 },
+    });
+    expect(done.root.result).toEqual({ got: 4 });
     expect(seen.filter((s) => s.name === "resize")).toHaveLength(1);
 
     // flowd's worker never takes an external queue's job: every ext job ran in node, none elsewhere.

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { buildRedisTrees, type EnqueueRow } from "../../src/services/flow-redis";
+import { buildRedisTrees, type EnqueueRow, type FlowdFlowJob } from "../../src/services/flow-redis";
 import { readJob } from "../../src/services/job-envelope";
 
 const row = (id: string, parentId: string | null, status: string, opts: EnqueueRow["opts"] = {}): EnqueueRow => ({
@@ -25,6 +25,29 @@ describe("building the Redis trees of a flow's rows", () => {
     expect(tree!.opts.flowd).toEqual({ parent: true });
     expect(tree!.children![0]!.data).toEqual({ id: "b" });
     expect(tree!.children!.map((c) => c.opts!.jobId)).toEqual(["j-b"]);
+  });
+
+  test("children still live in Redis are attached under their own ids, not added as new work; their own children are left alone", () => {
+    const rows = [
+      row("r", null, "pending"),
+      row("f", "r", "pending"),
+      row("p", "r", "active"),
+      row("w", "r", "waiting-children"),
+      row("w1", "w", "active"),
+      row("d", "r", "delayed", { ignoreDependencyOnFailure: true }),
+      row("c", "r", "completed"),
+    ];
+    const [tree] = buildRedisTrees(rows);
+    const children = tree!.children! as FlowdFlowJob[];
+    expect(children.map((c) => [c.opts.jobId, c.attached ?? false])).toEqual([["j-f", false], ["j-p", true], ["j-w", true], ["j-d", true]]);
+    // Only the id, the queue and the failure policy reach BullMQ, which keeps the existing job as it is.
+    for (const live of children.slice(1)) expect(live.children).toBeUndefined();
+    expect(children[1]!.opts.failParentOnFailure).toBe(true);
+    expect(children[3]!.opts.failParentOnFailure).toBeUndefined();
+    expect(children[3]!.opts.ignoreDependencyOnFailure).toBe(true);
+    expect(tree!.kept).toEqual({ "j-c": { queue: "flows", result: { from: "c" } } });
+    // A new flow (every row added) attaches nothing.
+    expect(JSON.stringify(buildRedisTrees(rows.map((r) => ({ ...r, status: "pending" }))))).not.toContain("attached");
   });
 
   test("a child that failed under the default policy makes its parent fail, as BullMQ would", () => {

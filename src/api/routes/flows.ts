@@ -55,7 +55,14 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
     .post("/:id/retry", async ({ user, params }) => await retryFlow(deps, user, params.id), {
       params: IdParams,
       response: { 200: FlowViewSchema, ...errorResponses(404, 409) },
-      detail: { operationId: "retryFlow", summary: "Run the failed jobs and the ancestors they failed again; completed results are kept" },
+      detail: {
+        operationId: "retryFlow",
+        summary: "Run the failed jobs and the ancestors they failed again; completed results are kept",
+        description:
+          "Only failed and cancelled jobs run again (under new BullMQ ids), with the ancestors they failed. A job still running, " +
+          "parked (an http task waiting for its callback) or waiting is never run again: it keeps its attempt, its callback URL " +
+          "and its result to come, and the re-run parent waits for it like for any child. 409 `flow_running` or `nothing_to_retry`.",
+      },
     })
     .delete(
       "/:id",
@@ -65,6 +72,13 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
       },
       {
         params: IdParams,
-        detail: { operationId: "deleteFlow", summary: "Delete a finished flow (409 while it runs)", responses: NoContent("Deleted", 404, 409) },
+        detail: {
+          operationId: "deleteFlow",
+          summary: "Delete a finished flow (409 while it runs)",
+          description:
+            "A failed flow's jobs still running, parked or waiting (siblings of the job that failed it) are stopped as a cancel " +
+            "stops them and removed from Redis with every other job of the flow; their callback URLs answer 409 `job_finished`.",
+          responses: NoContent("Deleted", 404, 409),
+        },
       },
     );

@@ -40,14 +40,19 @@ export function callbackRoutes(deps: Deps) {
     if (wait > 0) throw new RateLimited(wait, deps.config.callbackRateLimit, "this address");
   };
   const handle = (token: string, input: CallbackInput) => applyCallback(deps, token, input);
-  const detail = (operationId: string, summary: string) => ({ operationId, summary, security: [] });
+  const detail = (operationId: string, summary: string, description?: string) => ({ operationId, summary, security: [], ...(description ? { description } : {}) });
   return new Elysia({ prefix: "/callbacks/:token", detail: { tags: ["http tasks"] } })
     .onBeforeHandle(({ request, server }) => limit(server?.requestIP(request)?.address))
     .post("/complete", ({ params, body }) => handle(params.token, { kind: "complete", result: body.result ?? null }), {
       params: CallbackParams,
       body: CompleteCallbackBody,
       response: { 200: CallbackAnswerSchema, ...CALLBACK_ERRORS },
-      detail: detail("completeTask", "Complete a parked http task with its result (once; the parent gets it like any child's)"),
+      detail: detail(
+        "completeTask",
+        "Complete a parked http task with its result (once; the parent gets it like any child's)",
+        "A 200 means the job is completed with this result, whatever comes next: a cancel racing it either finds the job " +
+          "finished (and cancels only the rest of its flow) or came first, and then this answers 409 `job_finished`.",
+      ),
     })
     .post("/fail", ({ params, body }) => handle(params.token, { kind: "fail", message: body.message, permanent: body.permanent ?? false }), {
       params: CallbackParams,

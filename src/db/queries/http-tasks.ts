@@ -1,55 +1,9 @@
 import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
-import { signingSecrets, taskCallbacks, type CallbackOutcome } from "../schema";
+import { taskCallbacks, type CallbackOutcome } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 
-export type SigningSecretRow = typeof signingSecrets.$inferSelect;
 export type TrackedJobTable = "flow_jobs" | "jobs";
-
-export async function findSigningSecret(db: DbOrTx, userId: string): Promise<SigningSecretRow | undefined> {
-  const [row] = await db.select().from(signingSecrets).where(eq(signingSecrets.userId, userId));
-  return row;
-}
-
-/** Stores a first secret unless one exists (two first uses at once keep whichever came first). */
-export async function insertSigningSecret(db: DbOrTx, userId: string, sealed: string): Promise<void> {
-  await db.insert(signingSecrets).values({ userId, secret: sealed }).onConflictDoNothing();
-}
-
-/** The new secret signs from now on; the one it replaces signs alongside until `previousUntil`. */
-export async function rotateSigningSecret(db: DbOrTx, userId: string, sealed: string, previousUntil: Date): Promise<SigningSecretRow | undefined> {
-  const [row] = await db
-    .update(signingSecrets)
-    .set({ previousSecret: sql`${signingSecrets.secret}`, previousUntil, secret: sealed, rotatedAt: sql`now()` })
-    .where(eq(signingSecrets.userId, userId))
-    .returning();
-  return row;
-}
-
-/** Signing secrets with a value still in clear (from before FLOWD_SECRET_KEY was set), a page at a time. */
-export async function plaintextSigningSecrets(db: DbOrTx, sealedPattern: string, limit: number) {
-  return db
-    .select()
-    .from(signingSecrets)
-    .where(or(sql`${signingSecrets.secret} !~ ${sealedPattern}`, sql`${signingSecrets.previousSecret} !~ ${sealedPattern}`))
-    .limit(limit);
-}
-
-/** Seals one user's secrets, only while they still hold what was read (compare-and-set). */
-export async function replaceSigningSecrets(db: DbOrTx, row: SigningSecretRow, sealed: { secret: string; previousSecret: string | null }): Promise<boolean> {
-  const changed = await db
-    .update(signingSecrets)
-    .set(sealed)
-    .where(
-      and(
-        eq(signingSecrets.userId, row.userId),
-        eq(signingSecrets.secret, row.secret),
-        row.previousSecret === null ? isNull(signingSecrets.previousSecret) : eq(signingSecrets.previousSecret, row.previousSecret),
-      ),
-    )
-    .returning({ userId: signingSecrets.userId });
-  return changed.length > 0;
-}
 
 /**
  * Writes the callback offered with one attempt, found by the job's BullMQ id in either table, and
@@ -284,16 +238,72 @@ const STORED_COLUMNS = `job_id, queue_name, parked_at is not null as parked, hea
            (select shard from jobs j where c.table_name = 'jobs' and j.job_id = c.job_id))::int as shard`;
 
 /**
- * Stores a callback's outcome if it still waits, in one statement: the row lock makes two callbacks
- * at once take turns, and the second finds `outcome` set. Undefined: refused (see findCallback why).
+ * One statement: locks the callback's job row while it is unfinished (a cancel, a delete or
+ * another callback holding it finishes first, and a row it ended is passed over), stores the
+ * outcome if the URL still waits, and — for a complete — writes the job `completed` with its
+ * result at once. The job then counts as finished for any cancel that comes next, so a complete
+ * answered 200 always ends completed. The row stays parked (`parked_until` set) until the
+ * recorder writes BullMQ's own completion: the wake-up's stale states are not written over it.
+ */
+const STORE_OUTCOME = (table: TrackedJobTable) => `
+  with wanted as (
+    select job_id, attempt from task_callbacks
+    where token_hash = $1 and table_name = '${table}' and outcome is null and resolution is null
+  ),
+  locked as (
+    select j.id from ${table} j join wanted w on j.job_id = w.job_id
+    where j.status not in (${sqlLiterals(FINISHED_STATUSES)})
+    for update of j
+  ),
+  cb as (
+    update task_callbacks c set outcome = $2::jsonb
+    where c.token_hash = $1 and c.outcome is null and c.resolution is null and exists (select 1 from locked)
+    returning ${STORED_COLUMNS}
+  ),
+  done as (
+    update ${table} t set status = 'completed', result = $2::jsonb -> 'result', error = null, updated_at = now(), finished_at = now(),
+      parked_until = coalesce(t.parked_until, now()),
+      attempts_made = greatest(t.attempts_made, t.attempts_base + (select attempt from wanted) + 1)
+    where $2::jsonb ->> 'kind' = 'complete' and t.id in (select id from locked) and exists (select 1 from cb)
+    returning 1
+  )
+  select cb.*, (select count(*) from done) as done from cb`;
+
+/**
+ * Stores a callback's outcome if it still waits (see STORE_OUTCOME); two callbacks at once take
+ * turns on the job row, and the second finds it taken. Locks are taken in the order cancel, retry
+ * and delete take them — the flow's row, then the job's — so a callback never deadlocks with them.
+ * Undefined: refused (see findCallback why).
  */
 export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
-  const [row] = await db.$client.unsafe<StoredRow[]>(
-    `update task_callbacks c set outcome = $2::jsonb where ${STILL_WAITING} returning ${STORED_COLUMNS}`,
-    [tokenHash, JSON.stringify(outcome)],
-    { prepare: true },
-  );
-  return stored(row);
+  // The recorder locks a root job's row before its flow's (through the flow-status trigger): should
+  // the two meet, Postgres ends one of them, and a callback tries again rather than answer 500.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await storeOutcomeOnce(db, tokenHash, outcome);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "40P01" || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function storeOutcomeOnce(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
+  return db.$client.begin(async (tx) => {
+    const [target] = await tx.unsafe<{ table_name: TrackedJobTable }[]>(
+      `select table_name from task_callbacks where token_hash = $1`,
+      [tokenHash],
+      { prepare: true },
+    );
+    if (!target) return undefined;
+    if (target.table_name === "flow_jobs")
+      await tx.unsafe(
+        `select 1 from flows where id = (select j.flow_id from task_callbacks c join flow_jobs j on j.job_id = c.job_id where c.token_hash = $1) for update`,
+        [tokenHash],
+        { prepare: true },
+      );
+    const [row] = await tx.unsafe<StoredRow[]>(STORE_OUTCOME(target.table_name), [tokenHash, JSON.stringify(outcome)], { prepare: true });
+    return stored(row);
+  });
 }
 
 /** Pushes the heartbeat deadline out by the task's heartbeatTimeoutMs if it still waits. */
