@@ -185,7 +185,7 @@ export async function startWorkers(deps: {
 }
 
 /** `shard` only when FLOWD_SHARDS splits the work: one shard keeps today's series. */
-const shardLabels = (shard: Shard): Record<string, string> => (shard === null ? {} : { shard: String(shard) });
+const shardLabels = (shard: Shard): Record<string, string> => (shard === null ? {} : { shard: shardLabel(shard) });
 
 /** One metric per name, its samples from every shard's recorder. */
 function mergeMetrics(list: Metric[]): Metric[] {
