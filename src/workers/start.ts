@@ -25,6 +25,7 @@ import { startWorkerProbe, supervisedWorker, type SupervisedWorker } from "./sup
 import { shardLabel, shardPrefix, type Shard } from "../shards";
 import { startShardSet } from "./shard-set";
 import { startRecorderShares } from "./recorder-shares";
+import { withTimeout } from "../timeout";
 
 
 /** The status recorder's counters, for the worker's /metrics. */
@@ -108,7 +109,11 @@ export async function startWorkers(deps: {
     shares.track(recording.lease);
     recordings.push(recording);
   };
-  const shardSet = startShardSet({ db: database.db, shards: config.shards, log, add: serveShard });
+  const hasDeliveries = async (shard: Shard) => {
+    const counts = await withTimeout(producer.at(shard).queue(WEBHOOKS_QUEUE).getJobCounts("waiting", "prioritized", "delayed", "active"), 2_000, "counting deliveries");
+    return Object.values(counts).some((n) => n > 0);
+  };
+  const shardSet = startShardSet({ db: database.db, shards: config.shards, log, add: serveShard, hasDeliveries });
   await shardSet.ready;
   const registration = startRegistration({ db: database.db, config, modules: deps.modules ?? [], queues: queueNames, log });
   await registration.ready;
