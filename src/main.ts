@@ -12,7 +12,8 @@ import { startWorkers } from "./workers/start";
 import { startRecording } from "./workers/recording";
 import { loadHandlerModules } from "./handlers/loader";
 import { consumedQueues } from "./queues";
-import { configuredShards } from "./shards";
+import { configuredShards, shardPrefix } from "./shards";
+import { shardSpread, spreadShortfall } from "./services/shard-spread";
 import { sealPlaintextSecrets } from "./services/webhooks";
 import { sealPlaintextSigningSecrets } from "./services/signing-secrets";
 import { createMetrics } from "./metrics";
@@ -62,6 +63,9 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
     log.warn("Redis maxmemory-policy is not noeviction: Redis may evict BullMQ keys under memory pressure and lose jobs", {
       maxmemoryPolicy: redisInfo.maxmemoryPolicy,
     });
+  const spread = redisInfo.slotRanges && shardSpread(redisInfo.slotRanges, config);
+  const idleMasters = spread && spreadShortfall(spread);
+  if (idleMasters) log.warn(idleMasters, { ...spread, shardPrefixes: configuredShards(config.shards).map((s) => shardPrefix(config.prefix, s)) });
   catchStrayErrors(log);
   const database = await openDatabase(config, log);
   const lifecycle = createLifecycle(log);
