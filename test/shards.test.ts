@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
 import { loadConfig, ConfigError } from "../src/config";
+import { shardSpread, spreadShortfall } from "../src/services/shard-spread";
 import { AIM_SLACK, aimOf, aimedSlot, configuredShards, cursorName, keySlot, pickShard, shardLabel, shardPrefix, SLOTS, type Shard } from "../src/shards";
 
 test("one shard keeps the plain prefix; the first scheme's shards keep their tags, never a tag nested in the prefix's own", () => {
@@ -83,4 +84,22 @@ test("REDIS_CLUSTER_NODES and FLOWD_SHARDS are read, and one shard on a cluster 
   expect(refused({ REDIS_CLUSTER_NODES: "127.0.0.1:7000" })).toContain("FLOWD_PREFIX");
   expect(refused({ REDIS_CLUSTER_NODES: "127.0.0.1" })).toContain("REDIS_CLUSTER_NODES");
   expect(refused({ FLOWD_SHARDS: "0" })).toContain("FLOWD_SHARDS");
+});
+
+test("the spread over a cluster's masters: none idle for 3 or 6 shards on the default split of 3, one for 2, and FLOWD_SHARDS=1 is no news", () => {
+  // `redis-cli --cluster create` with three masters: 0-5460, 5461-10922, 10923-16383.
+  const ranges = [
+    { from: 0, to: 5460, master: "a:1" },
+    { from: 5461, to: 10922, master: "b:2" },
+    { from: 10923, to: 16383, master: "c:3" },
+  ];
+  for (const prefix of PREFIXES) {
+    for (const shards of [3, 6, 9]) expect(shardSpread(ranges, { prefix, shards }).mastersWithoutShard).toEqual([]);
+    const two = shardSpread(ranges, { prefix, shards: 2 });
+    expect(two).toEqual({ masters: 3, shards: 2, mastersWithoutShard: ["b:2"] });
+    expect(spreadShortfall(two)).toContain("b:2");
+  }
+  const one = shardSpread(ranges, { prefix: "{flowd}", shards: 1 });
+  expect(one.mastersWithoutShard).toHaveLength(2);
+  expect(spreadShortfall(one)).toBeNull();
 });
