@@ -156,6 +156,9 @@ describe("flowd on a Redis Cluster with FLOWD_SHARDS=3", () => {
       const api = await c.startApi();
       const warning = JSON.parse(await api.proc.waitForLine(/own none of the 2 shards' slots/)) as { mastersWithoutShard: string[] };
       expect(warning.mastersWithoutShard).toHaveLength(1);
+      // The prefixes your own BullMQ workers would consume, logged at start.
+      const info = JSON.parse(await api.proc.waitForLine(/BullMQ keys spread over shards/)) as { shardPrefixes: string[] };
+      expect(info.shardPrefixes).toEqual(configuredShards(2).map((s) => shardPrefix(c.prefix, s)));
       const res = await fetch(`${api.url}/readyz`);
       expect(res.status).toBe(200);
       const body = (await res.json()) as { status: string; shards: unknown; degraded: string[] };
