@@ -2,7 +2,7 @@ import type { Processor } from "bullmq";
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
-import { cancelChannel, createProducer } from "../queues";
+import { bullKey, cancelChannel, createProducer } from "../queues";
 import { connectRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { runTick, SCHEDULES_QUEUE } from "../services/schedules";
@@ -109,9 +109,11 @@ export async function startWorkers(deps: {
     shares.track(recording.lease);
     recordings.push(recording);
   };
+  // Read key by key, not through a Queue, whose construction would write a meta hash under a prefix nobody uses.
   const hasDeliveries = async (shard: Shard) => {
-    const counts = await withTimeout(producer.at(shard).queue(WEBHOOKS_QUEUE).getJobCounts("waiting", "prioritized", "delayed", "active"), 2_000, "counting deliveries");
-    return Object.values(counts).some((n) => n > 0);
+    const keys = ["wait", "prioritized", "delayed", "active", "paused"].map((k) => bullKey(shardPrefix(config.prefix, shard), WEBHOOKS_QUEUE, k));
+    const found = await withTimeout(Promise.all(keys.map((key) => producerRedis.exists(key))), 2_000, "looking for deliveries");
+    return found.some((n) => n > 0);
   };
   const shardSet = startShardSet({ db: database.db, shards: config.shards, log, add: serveShard, hasDeliveries });
   await shardSet.ready;
