@@ -98,7 +98,13 @@ export function createApp(deps: ApiDeps) {
         security: [{ bearer: [] }],
       }),
     )
-    .use(healthRoutes({ sql: deps.database.sql, redis: deps.redis, degraded: allChecks(recorderCheck(deps.recorder, config.recorderMaxLagMs), spreadCheck(deps.redis, config)) }))
+    .use(
+      healthRoutes({
+        sql: deps.database.sql,
+        redis: deps.redis,
+        degraded: allChecks(recorderCheck(deps.recorder, config.recorderMaxLagMs), spreadCheck(deps.redis, config)),
+      }),
+    )
     .use(flowRoutes(deps))
     .use(jobRoutes(deps))
     .use(scheduleRoutes(deps))
