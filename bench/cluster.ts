@@ -20,8 +20,8 @@ const machineCpu = async () => (await cpuSeconds({})).machine!;
 /** The recorders' lag gauges of a worker's health port (one per shard it records). */
 async function recorderLags(base: string): Promise<number[]> {
   const text = await (await fetch(`${base}/metrics`)).text().catch(() => "");
-  const leading = new Set([...text.matchAll(/^flowd_recorder_leader(\{shard="(\d+)"\})? 1$/gm)].map((m) => m[2] ?? "default"));
-  return [...text.matchAll(/^flowd_recorder_lag_seconds(\{shard="(\d+)"\})? ([\d.e+-]+)$/gm)]
+  const leading = new Set([...text.matchAll(/^flowd_recorder_leader(\{shard="(@?\d+)"\})? 1$/gm)].map((m) => m[2] ?? "default"));
+  return [...text.matchAll(/^flowd_recorder_lag_seconds(\{shard="(@?\d+)"\})? ([\d.e+-]+)$/gm)]
     .filter((m) => leading.has(m[2] ?? "default"))
     .map((m) => Number(m[3]) * 1000);
 }

@@ -4,7 +4,7 @@ import { migrate } from "./db/migrate";
 import { createLifecycle } from "./lifecycle";
 import type { Logger } from "./log";
 import type { Role } from "./config";
-import { checkRedis } from "./redis";
+import { checkRedis, type SlotRange } from "./redis";
 import { createToken } from "./services/tokens";
 import { hasAnyToken } from "./db/queries/users";
 import { startApi } from "./api/start";
@@ -12,7 +12,8 @@ import { startWorkers } from "./workers/start";
 import { startRecording } from "./workers/recording";
 import { loadHandlerModules } from "./handlers/loader";
 import { consumedQueues } from "./queues";
-import { configuredShards } from "./shards";
+import { configuredShards, shardPrefix } from "./shards";
+import { shardSpread, spreadShortfall } from "./services/shard-spread";
 import { sealPlaintextSecrets } from "./services/webhooks";
 import { sealPlaintextSigningSecrets } from "./services/signing-secrets";
 import { createMetrics } from "./metrics";
@@ -50,6 +51,15 @@ export async function runTokenCreate(config: Config, log: Logger, user: string):
   }
 }
 
+/** The shards' key prefixes (your own BullMQ workers consume each), and a warning when a cluster master holds none of them. */
+function logShards(config: Config, log: Logger, slotRanges: SlotRange[] | null) {
+  const shardPrefixes = configuredShards(config.shards).map((s) => shardPrefix(config.prefix, s));
+  if (config.shards > 1) log.info("BullMQ keys spread over shards", { shardPrefixes });
+  const spread = slotRanges && shardSpread(slotRanges, config);
+  const idleMasters = spread && spreadShortfall(spread);
+  if (idleMasters) log.warn(idleMasters, { ...spread, shardPrefixes });
+}
+
 /** Runs a role until SIGTERM/SIGINT; the second signal or the shutdown timer forces the exit. */
 export async function runService(config: Config, rootLog: Logger, role: Role): Promise<number> {
   const log = rootLog.child({ role });
@@ -62,6 +72,7 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
     log.warn("Redis maxmemory-policy is not noeviction: Redis may evict BullMQ keys under memory pressure and lose jobs", {
       maxmemoryPolicy: redisInfo.maxmemoryPolicy,
     });
+  logShards(config, log, redisInfo.slotRanges);
   catchStrayErrors(log);
   const database = await openDatabase(config, log);
   const lifecycle = createLifecycle(log);

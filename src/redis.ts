@@ -107,7 +107,7 @@ export function connectRedis(target: RedisTarget, purpose: "blocking" | "request
 export const loggedByConnection = (): void => {};
 
 /** One quick connection attempt, so a start-up against an unreachable Redis says so in one line. */
-export async function checkRedis(target: string | RedisTarget): Promise<{ maxmemoryPolicy: string | null }> {
+export async function checkRedis(target: string | RedisTarget): Promise<{ maxmemoryPolicy: string | null; slotRanges: SlotRange[] | null }> {
   const t = typeof target === "string" ? { redisUrl: target, redisClusterNodes: [] } : target;
   const url = t.redisClusterNodes.length > 0 ? t.redisClusterNodes.map((n) => `${n.host}:${n.port}`).join(",") : t.redisUrl;
   const probe: RedisClient =
@@ -120,7 +120,8 @@ export async function checkRedis(target: string | RedisTarget): Promise<{ maxmem
   try {
     await probe.connect();
     await probe.ping();
-    return { maxmemoryPolicy: await readMaxmemoryPolicy(probe) };
+    const slotRanges = t.redisClusterNodes.length > 0 ? await readSlotRanges(probe).catch(() => null) : null;
+    return { maxmemoryPolicy: await readMaxmemoryPolicy(probe), slotRanges };
   } catch (err) {
     const e = cause ?? (err as { code?: string; message?: string });
     const hint = t.redisClusterNodes.length > 0 ? "start it or set REDIS_CLUSTER_NODES" : "start it or set REDIS_URL";
@@ -151,6 +152,19 @@ export async function pingRedis(redis: RedisClient): Promise<void> {
     .map((line) => line.split(" "))
     .filter((f) => f[2]?.includes("master") && (f[2].includes("fail") || f[7] === "disconnected") && f.length > 8); // still serving slots
   if (failing.length > 0) throw new Error(`cluster master ${failing.map((f) => f[1]?.split("@")[0]).join(", ")} is failing`);
+}
+
+/** A master's share of a cluster's slot map: `master` is its `host:port`. */
+export interface SlotRange {
+  from: number;
+  to: number;
+  master: string;
+}
+
+/** The cluster's slot map as a node sees it (CLUSTER SLOTS: `[from, to, [host, port, id], …replicas]`, on Redis 6 and 7 alike). */
+export async function readSlotRanges(redis: RedisClient): Promise<SlotRange[]> {
+  const reply = (await redis.call("CLUSTER", "SLOTS")) as [number, number, [string, number, ...unknown[]], ...unknown[]][];
+  return reply.map(([from, to, [host, port]]) => ({ from: Number(from), to: Number(to), master: `${host}:${port}` }));
 }
 
 /** BullMQ needs `noeviction`; managed Redis services sometimes forbid CONFIG, hence null. */

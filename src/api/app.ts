@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import type { RedisClient as Redis } from "../redis";
+import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Hub } from "../events/hub";
 import type { FlowDeps } from "../services/flows";
@@ -13,6 +14,7 @@ import { createAdmissionGate } from "./plugins/admission";
 import { createAdmission } from "./admission";
 import { healthRoutes } from "./routes/health";
 import { recorderShortfalls, type RecorderWatch } from "../services/recorder-health";
+import { readShardSpread, spreadShortfall } from "../services/shard-spread";
 import type { DegradedCheck } from "../readiness";
 import { metricsRoutes } from "./routes/metrics";
 import { requestLogPlugin } from "./plugins/request-log";
@@ -103,7 +105,13 @@ export function createApp(deps: ApiDeps) {
         security: [{ bearer: [] }],
       }),
     )
-    .use(healthRoutes({ sql: deps.database.sql, redis: deps.redis, degraded: recorderCheck(deps.recorder, config.recorderMaxLagMs) }))
+    .use(
+      healthRoutes({
+        sql: deps.database.sql,
+        redis: deps.redis,
+        degraded: allChecks(recorderCheck(deps.recorder, config.recorderMaxLagMs), spreadCheck(deps.redis, config)),
+      }),
+    )
     .use(flowRoutes(deps))
     .use(jobRoutes(deps))
     .use(scheduleRoutes(deps))
@@ -130,6 +138,23 @@ const DOC_TAGS = [
   { name: "handlers", description: "The handler registry and live workers" },
   { name: "health", description: "Liveness, readiness, metrics (no token)" },
 ];
+
+/** A cluster's masters that hold no shard: the readiness body names them, and `degraded` says so when FLOWD_SHARDS > 1. */
+const spreadCheck =
+  (redis: Redis, config: Config): DegradedCheck =>
+  async () => {
+    const spread = await readShardSpread(redis, config);
+    const shortfall = spread && spreadShortfall(spread);
+    return { degraded: shortfall ? [shortfall] : [], details: spread ? { shards: spread } : {} };
+  };
+
+/** Several checks as one: every shortfall, every detail. */
+const allChecks =
+  (...checks: (DegradedCheck | undefined)[]): DegradedCheck =>
+  async () => {
+    const results = await Promise.all(checks.flatMap((check) => (check ? [check()] : [])));
+    return { degraded: results.flatMap((r) => r.degraded), details: Object.assign({}, ...results.map((r) => r.details)) };
+  };
 
 /** /readyz reads the recorder afresh: a monitor asking wants the present, not the last poll. */
 const recorderCheck = (watch: RecorderWatch | undefined, maxLagMs: number): DegradedCheck | undefined =>

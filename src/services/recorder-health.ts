@@ -7,15 +7,25 @@ import type { RedisClient as Redis } from "../redis";
 import type { Db } from "../db/client";
 import { isAdvisoryLockHeld, loadStreamCursors } from "../db/queries/status";
 import { eventStreamKey, parseStreamInfo } from "./event-streams";
-import { cursorName, shardPrefix, type Shard } from "../shards";
+import { aimedSlot, cursorName, shardPrefix, type Shard } from "../shards";
 
 /** The recorder's lease (a Postgres advisory lock key): any constant, the same for every flowd process. */
 export const RECORDER_LEASE = 7244119004;
-/** Shard n's recorder lease is this plus n (FLOWD_SHARDS is at most 256): one recorder per shard, in parallel. */
+/** The first tag scheme's shard n has its recorder lease at this plus n: one recorder per shard, in parallel. */
 const SHARD_RECORDER_LEASES = 7244120000;
+/**
+ * An aimed shard's lease is this plus its slot: apart from every key a release without aimed tags
+ * could compute (that base plus any stored shard, up to 32,767), so a previous release still running
+ * during an upgrade, which takes an aimed shard for a first-scheme one, never holds its lease.
+ */
+const AIMED_RECORDER_LEASES = 7244200000;
 
 /** The lease of the recorder of one shard; the plain prefix keeps the lease it always had. */
-export const recorderLease = (shard: Shard) => (shard === null ? RECORDER_LEASE : SHARD_RECORDER_LEASES + shard);
+export const recorderLease = (shard: Shard) => {
+  if (shard === null) return RECORDER_LEASE;
+  const slot = aimedSlot(shard);
+  return slot === null ? SHARD_RECORDER_LEASES + shard : AIMED_RECORDER_LEASES + slot;
+};
 
 export interface StreamBacklog {
   queue: string;

@@ -8,12 +8,23 @@ import { startLoop } from "./loop";
 export const SHARD_CHECK_MS = 30_000;
 
 /**
- * The shards this process serves: the configured ones (FLOWD_SHARDS) and every shard a stored row
- * still uses, so that lowering FLOWD_SHARDS, or a process started with another value, strands no
- * job. `add` runs once per shard, as it is found (first the configured ones, at start); a shard is
- * never dropped while the process runs: a restart drops those that emptied.
+ * Where webhook deliveries were added before (the first configured shard, see Producer.home): the
+ * plain prefix, and shard 0 of the first tag scheme. A delivery has no row naming its shard, so
+ * these are served while their queue still holds one.
  */
-export function startShardSet(deps: { db: Db; shards: number; log: Logger; add: (shard: Shard) => Promise<void> }, everyMs = SHARD_CHECK_MS) {
+export const FORMER_HOMES: Shard[] = [null, 0];
+
+/**
+ * The shards this process serves: the configured ones (FLOWD_SHARDS), every shard a stored row
+ * still uses, and a former home whose deliveries wait (`hasDeliveries`), so that changing
+ * FLOWD_SHARDS or the tag scheme, or a process started with another value, strands no job. `add`
+ * runs once per shard, as it is found (first the configured ones, at start); a shard is never
+ * dropped while the process runs: a restart drops those that emptied.
+ */
+export function startShardSet(
+  deps: { db: Db; shards: number; log: Logger; add: (shard: Shard) => Promise<void>; hasDeliveries?: (shard: Shard) => Promise<boolean> },
+  everyMs = SHARD_CHECK_MS,
+) {
   const served = new Set<Shard>();
   const serve = async (shards: Shard[]) => {
     for (const shard of shards) {
@@ -24,8 +35,12 @@ export function startShardSet(deps: { db: Db; shards: number; log: Logger; add: 
   };
   const found = async () => {
     const inUse = await shardsInUse(deps.db);
-    const fresh = mergeShards(inUse).filter((s) => !served.has(s));
-    if (fresh.length > 0) deps.log.info("serving shards that stored rows still use", { shards: fresh.map(shardLabel) });
+    const homes = FORMER_HOMES.filter((s) => !served.has(s) && !inUse.includes(s));
+    // A Redis that cannot answer (or a plain prefix without a tag, on a cluster) has nothing to serve there.
+    const waits = await Promise.all(homes.map((s) => deps.hasDeliveries?.(s).catch(() => false) ?? false));
+    const waiting = homes.filter((_, i) => waits[i]);
+    const fresh = mergeShards(inUse, waiting).filter((s) => !served.has(s));
+    if (fresh.length > 0) deps.log.info("serving shards that stored rows or waiting deliveries still use", { shards: fresh.map(shardLabel) });
     await serve(fresh);
   };
   const ready = (async () => {

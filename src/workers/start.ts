@@ -2,7 +2,7 @@ import type { Processor } from "bullmq";
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
-import { cancelChannel, createProducer } from "../queues";
+import { bullKey, cancelChannel, createProducer } from "../queues";
 import { connectRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { runTick, SCHEDULES_QUEUE } from "../services/schedules";
@@ -25,6 +25,7 @@ import { startWorkerProbe, supervisedWorker, type SupervisedWorker } from "./sup
 import { shardLabel, shardPrefix, type Shard } from "../shards";
 import { startShardSet } from "./shard-set";
 import { startRecorderShares } from "./recorder-shares";
+import { withTimeout } from "../timeout";
 
 
 /** The status recorder's counters, for the worker's /metrics. */
@@ -108,7 +109,13 @@ export async function startWorkers(deps: {
     shares.track(recording.lease);
     recordings.push(recording);
   };
-  const shardSet = startShardSet({ db: database.db, shards: config.shards, log, add: serveShard });
+  // Read key by key, not through a Queue, whose construction would write a meta hash under a prefix nobody uses.
+  const hasDeliveries = async (shard: Shard) => {
+    const keys = ["wait", "prioritized", "delayed", "active", "paused"].map((k) => bullKey(shardPrefix(config.prefix, shard), WEBHOOKS_QUEUE, k));
+    const found = await withTimeout(Promise.all(keys.map((key) => producerRedis.exists(key))), 2_000, "looking for deliveries");
+    return found.some((n) => n > 0);
+  };
+  const shardSet = startShardSet({ db: database.db, shards: config.shards, log, add: serveShard, hasDeliveries });
   await shardSet.ready;
   const registration = startRegistration({ db: database.db, config, modules: deps.modules ?? [], queues: queueNames, log });
   await registration.ready;
@@ -185,7 +192,7 @@ export async function startWorkers(deps: {
 }
 
 /** `shard` only when FLOWD_SHARDS splits the work: one shard keeps today's series. */
-const shardLabels = (shard: Shard): Record<string, string> => (shard === null ? {} : { shard: String(shard) });
+const shardLabels = (shard: Shard): Record<string, string> => (shard === null ? {} : { shard: shardLabel(shard) });
 
 /** One metric per name, its samples from every shard's recorder. */
 function mergeMetrics(list: Metric[]): Metric[] {

@@ -3,6 +3,7 @@ import { startCluster, type Cluster } from "../helpers/cluster";
 import { startRedisCluster, type RedisCluster } from "../helpers/redis-cluster";
 import { startCountingReceiver } from "../helpers/receiver";
 import { waitFor } from "../helpers/wait";
+import { configuredShards, keySlot, shardPrefix } from "../../src/shards";
 
 // flowd on a real Redis Cluster (six redis-servers on loopback, three masters with a replica
 // each), with its keys sharded over FLOWD_SHARDS hash-tagged prefixes.
@@ -41,13 +42,8 @@ async function expectEachJobRanOnce(c: Cluster) {
 
 describe("flowd on a Redis Cluster with FLOWD_SHARDS=3", () => {
   test("flows complete, every master holds keys, and each of two worker processes records a shard", async () => {
-    // Three hash tags land on three masters only by chance (2 in 9): take a prefix whose shards do.
-    let prefix = "";
-    for (let i = 0; !prefix; i++) {
-      const owners = await Promise.all([0, 1, 2].map((n) => redis.ownerOf(`{rcp${i}-${n}}`)));
-      if (new Set(owners).size === 3) prefix = `rcp${i}`;
-    }
-    const c = await startCluster({ apis: 1, workers: 0, tag: "rc", env: { ...clusterEnv(3), FLOWD_PREFIX: prefix } });
+    // Whatever the prefix (this one is random): the shards' tags are aimed at the three masters' ranges.
+    const c = await startCluster({ apis: 1, workers: 0, tag: "rc", env: clusterEnv(3) });
     try {
       const w1 = await c.startWorkerWithHealthPort();
       const w2 = await c.startWorkerWithHealthPort();
@@ -60,13 +56,13 @@ describe("flowd on a Redis Cluster with FLOWD_SHARDS=3", () => {
       await waitFor(async () => (await unfinishedFlows(c)) === 0, 60_000, "30 flows completed");
       await expectEachJobRanOnce(c);
       const shards = await c.database.sql<{ shard: number; n: number }[]>`select shard, count(*)::int as n from flow_jobs group by shard order by shard`;
-      expect(shards.map((s) => s.shard)).toEqual([0, 1, 2]);
+      expect(shards.map((s) => s.shard)).toEqual(configuredShards(3) as number[]);
       for (const port of await redis.masters()) expect(await redis.keysOn(port)).toBeGreaterThan(0);
 
       // The three shard leases spread over both processes (the first to start hands one on).
       const leader = async (base: string) => {
         const text = await (await fetch(`${base}/metrics`)).text();
-        return [...text.matchAll(/^flowd_recorder_leader\{shard="\d+"\} 1$/gm)].length;
+        return [...text.matchAll(/^flowd_recorder_leader\{shard="@\d+"\} 1$/gm)].length;
       };
       await waitFor(async () => (await leader(w1.base)) >= 1 && (await leader(w2.base)) >= 1, 40_000, "both worker processes holding a recorder lease");
       expect((await leader(w1.base)) + (await leader(w2.base))).toBe(3);
@@ -112,20 +108,70 @@ describe("flowd on a Redis Cluster with FLOWD_SHARDS=3", () => {
     try {
       // No worker yet: the flows wait in Redis on all three shards.
       for (let i = 0; i < 24; i++) expect((await c.apis[0]!.http("POST", "/v1/flows", flow(`c${i}`))).status).toBe(201);
-      const onShard2 = (await c.database.sql<{ n: number }[]>`select count(*)::int as n from flow_jobs where shard = 2`)[0]!.n;
-      expect(onShard2).toBeGreaterThan(0);
-      // Restarted with two shards: new work goes to shards 0 and 1, and shard 2's flows still run.
+      const [third] = configuredShards(3).slice(2) as number[];
+      const onThird = (await c.database.sql<{ n: number }[]>`select count(*)::int as n from flow_jobs where shard = ${third!}`)[0]!.n;
+      expect(onThird).toBeGreaterThan(0);
+      // Restarted with two shards: new work goes to the two shards aimed for FLOWD_SHARDS=2, and the three old ones' flows still run.
       await c.apis[0]!.proc.stop("SIGTERM");
       c.apis.length = 0;
       const api = await c.startApi({ FLOWD_SHARDS: "2" });
       await c.startWorker({ FLOWD_SHARDS: "2" });
       for (let i = 0; i < 6; i++) expect((await api.http("POST", "/v1/flows", flow(`d${i}`))).status).toBe(201);
-      await waitFor(async () => (await unfinishedFlows(c)) === 0, 60_000, "every flow completed, shard 2's included");
+      await waitFor(async () => (await unfinishedFlows(c)) === 0, 60_000, "every flow completed, the third shard's included");
       await expectEachJobRanOnce(c);
-      const newOnShard2 = await c.database.sql<{ n: number }[]>`select count(*)::int as n from flows f join flow_jobs j on j.flow_id = f.id where f.name like 'f-d%' and j.shard = 2`;
-      expect(newOnShard2[0]!.n).toBe(0);
+      const fresh = await c.database.sql<{ shard: number }[]>`select distinct j.shard from flows f join flow_jobs j on j.flow_id = f.id where f.name like 'f-d%' order by 1`;
+      expect(fresh.map((r) => r.shard)).toEqual(configuredShards(2) as number[]);
     } finally {
       await c.stop();
     }
   }, 120_000);
+
+  test("for any prefix, 30 flows put keys on every master, each tag in the slot flowd aimed it at, and /readyz shows no master without a shard", async () => {
+    const masters = await redis.masters();
+    expect(masters).toHaveLength(3);
+    const random = `r${Math.random().toString(36).slice(2, 9)}`;
+    for (const prefix of [random, "{flowd}", "prod.eu-1_x"]) {
+      const c = await startCluster({ apis: 1, workers: 0, tag: "rcp", env: { ...clusterEnv(3), FLOWD_PREFIX: prefix } });
+      try {
+        // No worker: the flows wait in Redis, under their shards' tags.
+        for (let i = 0; i < 30; i++) expect((await c.apis[0]!.http("POST", "/v1/flows", flow(`p${i}`))).status).toBe(201);
+        const bare = prefix.replace(/[{}]/g, "");
+        const perMaster = await Promise.all(masters.map((port) => redis.keysMatching(port, `{${bare}@*`)));
+        console.log(`prefix ${prefix}: keys per master ${perMaster.join(" / ")}`);
+        for (const n of perMaster) expect(n).toBeGreaterThan(0);
+        for (const shard of configuredShards(3)) expect(await redis.keySlot(shardPrefix(prefix, shard))).toBe(keySlot(shardPrefix(prefix, shard)));
+        // (It may be `degraded` for another reason: with no worker, no recorder yet.)
+        const ready = (await (await fetch(`${c.apis[0]!.url}/readyz`)).json()) as { degraded?: string[]; shards: unknown };
+        expect((ready.degraded ?? []).filter((d) => d.includes("masters"))).toEqual([]);
+        expect(ready.shards).toEqual({ masters: 3, shards: 3, mastersWithoutShard: [] });
+      } finally {
+        await c.stop();
+      }
+    }
+  }, 120_000);
+
+  test("FLOWD_SHARDS=2 on three masters: the start log and /readyz name the master that holds no shard, and the API still serves", async () => {
+    const c = await startCluster({ apis: 0, workers: 0, tag: "rc2", env: clusterEnv(2) });
+    try {
+      const api = await c.startApi();
+      const warning = JSON.parse(await api.proc.waitForLine(/own none of the 2 shards' slots/)) as { mastersWithoutShard: string[] };
+      expect(warning.mastersWithoutShard).toHaveLength(1);
+      // The prefixes your own BullMQ workers would consume, logged at start.
+      const info = JSON.parse(await api.proc.waitForLine(/BullMQ keys spread over shards/)) as { shardPrefixes: string[] };
+      expect(info.shardPrefixes).toEqual(configuredShards(2).map((s) => shardPrefix(c.prefix, s)));
+      const res = await fetch(`${api.url}/readyz`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { status: string; shards: unknown; degraded: string[] };
+      expect(body.status).toBe("degraded");
+      expect(body.shards).toEqual({ masters: 3, shards: 2, mastersWithoutShard: warning.mastersWithoutShard });
+      expect(body.degraded.join(" ")).toContain(warning.mastersWithoutShard[0]!);
+      // The master left out is the one whose range holds neither aimed slot (4096, 12288): the middle one.
+      const idle = Number(warning.mastersWithoutShard[0]!.split(":")[1]);
+      const owners = await Promise.all(configuredShards(2).map((s) => redis.ownerOf(shardPrefix(c.prefix, s))));
+      expect(owners).not.toContain(idle);
+      expect((await api.http("POST", "/v1/flows", flow("two"))).status).toBe(201);
+    } finally {
+      await c.stop();
+    }
+  }, 60_000);
 });

@@ -141,6 +141,23 @@ export async function startRedisCluster(opts: { nodeTimeoutMs?: number } = {}) {
     },
     /** Keys a node holds (DBSIZE). */
     keysOn: async (port: number) => Number(await ask(port, "DBSIZE")),
+    /** Keys a node holds that match a SCAN pattern (e.g. one prefix's shards: `{p@*`). */
+    async keysMatching(port: number, pattern: string): Promise<number> {
+      const r = connect(port);
+      try {
+        await r.connect();
+        let [cursor, n] = ["0", 0];
+        do {
+          const [next, keys] = await r.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+          [cursor, n] = [next, n + keys.length];
+        } while (cursor !== "0");
+        return n;
+      } finally {
+        r.disconnect();
+      }
+    },
+    /** The slot the cluster itself gives a key (CLUSTER KEYSLOT). */
+    keySlot: async (key: string) => Number(await ask([...procs.keys()][0]!, "CLUSTER", "KEYSLOT", key)),
     /** Kills a node with SIGKILL: no goodbye to the cluster, as a crashed machine. */
     async kill(port: number) {
       const proc = procs.get(port);

@@ -38,6 +38,16 @@ export const READINESS_RESPONSES: OpenAPIV3.ResponsesObject = {
             redis: { type: "string", description: "ok, or down: <reason>" },
             redisMaxmemoryPolicy: { description: "Redis's maxmemory-policy (noeviction is what BullMQ needs); null when unreadable" },
             degraded: { type: "array", items: { type: "string" } },
+            shards: {
+              type: "object",
+              description:
+                "On a Redis Cluster: how the configured shards fall on its masters (read afresh). With FLOWD_SHARDS > 1, a master in `mastersWithoutShard` takes no new work and `degraded` says so",
+              properties: {
+                masters: { type: "integer" },
+                shards: { type: "integer" },
+                mastersWithoutShard: { type: "array", items: { type: "string", description: "host:port" } },
+              },
+            },
           },
           additionalProperties: true,
         },

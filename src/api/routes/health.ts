@@ -22,7 +22,7 @@ export const healthRoutes = (deps: { sql: Sql; redis: Redis; degraded?: Degraded
           operationId: "getReadiness",
           security: [],
           responses: READINESS_RESPONSES,
-          summary: "Readiness: Postgres and Redis reachable (503 with the reason otherwise); `status: degraded` lists what falls short (no status recorder, recorder behind)",
+          summary: "Readiness: Postgres and Redis reachable (503 with the reason otherwise); `status: degraded` lists what falls short (no status recorder, recorder behind, a Redis Cluster master holding no shard)",
         },
       },
     );

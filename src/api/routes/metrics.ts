@@ -12,9 +12,10 @@ import type { Producer } from "../../queues";
 import { JOBS_QUEUE } from "../../services/jobs";
 import { SCHEDULES_QUEUE } from "../../services/schedules";
 import { WEBHOOKS_QUEUE } from "../../services/webhooks";
+import { shardLabel } from "../../shards";
 
 /** A stream's labels: `shard` only when FLOWD_SHARDS splits the queues (one shard keeps today's series). */
-const streamLabels = (st: StreamBacklog): Record<string, string> => (st.shard === null ? { queue: st.queue } : { queue: st.queue, shard: String(st.shard) });
+const streamLabels = (st: StreamBacklog): Record<string, string> => (st.shard === null ? { queue: st.queue } : { queue: st.queue, shard: shardLabel(st.shard) });
 
 /**
  * GET /metrics (Prometheus text): what the API process knows — jobs in Postgres, queues in Redis,
