@@ -4,6 +4,7 @@ import { createRedis } from "../../src/redis";
 import { ensureDispatchCursor } from "../../src/db/queries/webhooks";
 import { dispatchWebhooks, handoffJobId } from "../../src/services/webhook-dispatch";
 import { reconcileLostDeliveries } from "../../src/services/reconcile-deliveries";
+import { deliver, type DeliveryJob } from "../../src/services/webhook-delivery";
 import { deletePrefix } from "../helpers/redis";
 import { startStack, type Stack } from "../helpers/stack";
 
@@ -70,5 +71,18 @@ describe("the webhook outbox", () => {
     // Deleting an endpoint deletes its rows: nothing is left waiting for it.
     expect((await stack.http("DELETE", `/v1/webhooks/${alice[0]}`)).status).toBe(204);
     expect((await rows()).filter((r) => r.webhook_id === alice[0])).toHaveLength(0);
+  });
+
+  test("a delivery job queued before the outbox is taken into it, with the attempts it had made", async () => {
+    const id = (await stack.http("POST", "/v1/webhooks", { url: "http://127.0.0.1:9/legacy", events: ["*"] })).body.id as string;
+    const [{ seq } = { seq: 0 }] = await stack.database.sql<{ seq: number }[]>`select max(seq)::int as seq from events`;
+    // What an older version queued: no hand-off in its data, two attempts made by BullMQ.
+    const legacy = { data: { seq, webhookId: id }, attemptsMade: 2 } as unknown as DeliveryJob;
+    expect(await deliver({ db: stack.database.db, config: stack.config }, legacy)).toEqual({ adopted: true });
+    const mine = (await rows()).filter((r) => r.webhook_id === id);
+    expect(mine.map((r) => [r.event_seq, r.state])).toEqual([[String(seq), "pending"]]);
+    const [{ attempts } = { attempts: -1 }] = await stack.database.sql<{ attempts: number }[]>`
+      select attempts from webhook_outbox where webhook_id = ${id}`;
+    expect(attempts).toBe(2);
   });
 });
