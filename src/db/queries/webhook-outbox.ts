@@ -159,3 +159,10 @@ export async function returnLost(db: DbOrTx, lost: Handoff[]): Promise<number> {
     returning 1`);
   return back.length;
 }
+
+/** Undelivered rows by state: `pending` waits in Postgres (for its time or a slot), `running` is in Redis. */
+export async function outboxCounts(db: DbOrTx): Promise<{ state: string; n: number }[]> {
+  return db.execute<{ state: string; n: number }>(sql`
+    select s.state, (select count(*)::int from webhook_outbox o where o.state = s.state) as n
+    from (values ('pending'), ('running')) as s(state)`);
+}
