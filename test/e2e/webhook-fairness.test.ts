@@ -65,6 +65,6 @@ test("a user with 48 hanging endpoints holds at most their share; another user's
   expect(rx.badSignatures).toEqual([]);
   // Operators see the backlog waiting as rows.
   const metrics = await (await fetch(`${api.url}/metrics`)).text();
-  const waiting = Number(/^flowd_webhook_outbox\{state="pending"\} (\d+)$/m.exec(metrics)?.[1] ?? -1);
+  const waiting = Number(/^flowd_webhook_outbox\{status="pending"\} (\d+)$/m.exec(metrics)?.[1] ?? -1);
   expect(waiting).toBeGreaterThan(0);
 }, 180_000);

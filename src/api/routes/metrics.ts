@@ -68,9 +68,9 @@ export const metricsRoutes = (deps: {
         },
         {
           name: "flowd_webhook_outbox",
-          help: "Webhook deliveries not yet done, by state: pending (a row waiting for its time or a slot of its user), running (handed to Redis).",
+          help: "Webhook deliveries not yet done, by status: pending (a row waiting for its time or a slot of its user), running (handed to Redis).",
           type: "gauge",
-          samples: outbox.map((o) => ({ labels: { state: o.state }, value: o.n })),
+          samples: outbox.map((o) => ({ labels: { status: o.state }, value: o.n })),
         },
         { name: "flowd_socket_clients", help: "Open WebSocket clients on this process.", type: "gauge", samples: [{ value: deps.socketCount() }] },
         { name: "flowd_events_published_total", help: "Events this process sent to subscribed sockets.", type: "counter", samples: [{ value: deps.hub.stats.published }] },
