@@ -1,9 +1,8 @@
 import type { Job } from "bullmq";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
-import { eventBySeq } from "../db/queries/events";
-import { disableWebhook, failingSince, findWebhookById, recordDelivery, type WebhookRow } from "../db/queries/webhooks";
-import { adoptDelivery, finishDelivery, runningHandoff, scheduleRetry, type OutboxRow } from "../db/queries/webhook-outbox";
+import { disableWebhook, failingSince, recordDelivery, type WebhookRow } from "../db/queries/webhooks";
+import { adoptDelivery, finishDelivery, loadHandoff, recordDelivered, scheduleRetry, type OutboxRow } from "../db/queries/webhook-outbox";
 import type { FlowdEvent } from "../event-types";
 import { safeFetch } from "../net/safe-fetch";
 import { traceHeaders } from "../telemetry";
@@ -40,21 +39,21 @@ export async function deliver(deps: Deps, job: DeliveryJob) {
     await adoptDelivery(deps.db, webhookId, seq, job.attemptsMade);
     return { adopted: true };
   }
-  const row = await runningHandoff(deps.db, webhookId, seq, handoff);
-  if (!row) return { skipped: "stale hand-off" };
-  const webhook = await findWebhookById(deps.db, webhookId);
-  if (!webhook || webhook.disabledAt) {
+  // A deleted endpoint took its rows with it: like a stale hand-off, nothing is found.
+  const found = await loadHandoff(deps.db, webhookId, seq, handoff);
+  if (!found) return { skipped: "stale hand-off" };
+  const { row, webhook, event } = found;
+  if (webhook.disabledAt || !event) {
     await finishDelivery(deps.db, row);
-    return { skipped: webhook ? "disabled" : "deleted" };
-  }
-  const event = await eventBySeq(deps.db, seq);
-  if (!event) {
-    await finishDelivery(deps.db, row);
-    return { skipped: "event no longer kept" };
+    return { skipped: event ? "disabled" : "event no longer kept" };
   }
   const attempt = await attemptOnce(deps, webhook, event);
-  await recordDelivery(deps.db, { webhookId, eventSeq: seq, attempt: row.attempts + 1, ...attempt });
-  return settle(deps, webhook, row, attempt);
+  if (!attempt.error) {
+    await recordDelivered(deps.db, row, attempt);
+    return { statusCode: attempt.statusCode };
+  }
+  await recordDelivery(deps.db, { webhookId, eventSeq: seq, attempt: row.attempts + 1, statusCode: attempt.statusCode, durationMs: attempt.durationMs, error: attempt.error });
+  return settleFailure(deps, webhook, row, attempt);
 }
 
 /** Signs and POSTs the event once. A secret the operator's key cannot open is not the endpoint's fault: nothing is sent. */
@@ -97,12 +96,8 @@ async function attemptOnce(deps: Deps, webhook: WebhookRow, event: FlowdEvent): 
   return { statusCode, error, durationMs: Math.round(performance.now() - started) };
 }
 
-/** Moves the row on from an attempt: done, retried later, or dropped with its endpoint disabled. */
-async function settle(deps: Deps, webhook: WebhookRow, row: OutboxRow, attempt: Attempt & { keyFault?: boolean }) {
-  if (!attempt.error) {
-    await finishDelivery(deps.db, row);
-    return { statusCode: attempt.statusCode };
-  }
+/** Moves the row on from a failed attempt: retried later, given up, or dropped with its endpoint disabled. */
+async function settleFailure(deps: Deps, webhook: WebhookRow, row: OutboxRow, attempt: Attempt & { keyFault?: boolean }) {
   if (attempt.statusCode === 410) {
     await disableWebhook(deps.db, webhook.id, "the endpoint answered 410 Gone");
     return { statusCode: 410, disabled: true };

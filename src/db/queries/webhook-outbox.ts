@@ -1,5 +1,9 @@
-import { sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
+import { events, webhookOutbox, webhooks } from "../schema";
+import type { FlowdEvent } from "../../event-types";
+import { toClientEvent } from "./events";
+import type { WebhookRow } from "./webhooks";
 
 /** A delivery handed to Redis: its job id is `<seq>-<webhook>-<handoff>`. */
 export interface Handoff {
@@ -84,12 +88,44 @@ export async function msUntilNextDue(db: DbOrTx): Promise<number | null> {
   return row?.ms ?? null;
 }
 
-/** The row a job was handed for, only while it is still that hand-off (a stale job finds nothing). */
-export async function runningHandoff(db: DbOrTx, webhookId: string, seq: number, handoff: number): Promise<OutboxRow | undefined> {
-  const [row] = await db.execute<OutboxRow & Record<string, unknown>>(sql`
-    select webhook_id as "webhookId", event_seq::float8 as seq, attempts, handoffs, state from webhook_outbox
-    where webhook_id = ${webhookId} and event_seq = ${seq} and state = 'running' and handoffs = ${handoff}`);
-  return row;
+/**
+ * What a job needs to run, in one read: its row (only while it is still that hand-off: a stale job
+ * finds nothing), the endpoint and the event (undefined when no longer kept).
+ */
+export async function loadHandoff(
+  db: DbOrTx,
+  webhookId: string,
+  seq: number,
+  handoff: number,
+): Promise<{ row: OutboxRow; webhook: WebhookRow; event: FlowdEvent | undefined } | undefined> {
+  const [found] = await db
+    .select({ row: webhookOutbox, webhook: webhooks, event: events })
+    .from(webhookOutbox)
+    .innerJoin(webhooks, eq(webhooks.id, webhookOutbox.webhookId))
+    .leftJoin(events, eq(events.seq, webhookOutbox.eventSeq))
+    .where(and(eq(webhookOutbox.webhookId, webhookId), eq(webhookOutbox.eventSeq, seq), eq(webhookOutbox.state, "running"), eq(webhookOutbox.handoffs, handoff)))
+    .limit(1);
+  if (!found) return undefined;
+  const { row, webhook, event } = found;
+  return {
+    row: { webhookId: row.webhookId, seq: row.eventSeq, attempts: row.attempts, handoffs: row.handoffs, state: row.state },
+    webhook,
+    event: event ? toClientEvent(event) : undefined,
+  };
+}
+
+/** The attempt on record and its delivery done, in one statement (the answer was 2xx). Only the current hand-off may end it. */
+export async function recordDelivered(
+  db: DbOrTx,
+  row: Pick<OutboxRow, "webhookId" | "seq" | "handoffs" | "attempts">,
+  attempt: { statusCode: number | null; durationMs: number; error: string | null },
+) {
+  await db.execute(sql`
+    with logged as (
+      insert into webhook_deliveries (webhook_id, event_seq, attempt, status_code, duration_ms, error)
+      values (${row.webhookId}, ${row.seq}, ${row.attempts + 1}, ${attempt.statusCode}, ${attempt.durationMs}, ${attempt.error}))
+    update webhook_outbox set state = 'done', finished_at = now(), handed_at = null
+    where webhook_id = ${row.webhookId} and event_seq = ${row.seq} and state = 'running' and handoffs = ${row.handoffs}`);
 }
 
 /** Ends a delivery (answered 2xx, attempts ran out, endpoint or event gone). Only the current hand-off may. */
