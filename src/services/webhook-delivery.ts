@@ -2,15 +2,17 @@ import type { Job } from "bullmq";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { disableWebhook, failingSince, recordDelivery, type WebhookRow } from "../db/queries/webhooks";
-import { adoptDelivery, finishDelivery, loadHandoff, recordDelivered, scheduleRetry, type OutboxRow } from "../db/queries/webhook-outbox";
+import { adoptDelivery, finishDelivery, loadHandoff, recordDelivered, returnLost, scheduleRetry, type OutboxRow } from "../db/queries/webhook-outbox";
 import type { FlowdEvent } from "../event-types";
 import { safeFetch } from "../net/safe-fetch";
 import { traceHeaders } from "../telemetry";
 import { SecretBoxError } from "../secret-box";
 import { sign } from "./signing-secrets";
 import { secretBox, webhookBackoff } from "./webhooks";
+import { addHandoffs } from "./webhook-dispatch";
+import type { Producer } from "../queues";
 
-type Deps = { db: Db; config: Config };
+type Deps = { db: Db; config: Config; producer: Producer };
 export type DeliveryJob = Job<{ seq: number; webhookId: string; handoff?: number }>;
 
 /** The body every endpoint receives; `data` is what the event carries (the job view, the root's result, the errors). */
@@ -49,7 +51,9 @@ export async function deliver(deps: Deps, job: DeliveryJob) {
   }
   const attempt = await attemptOnce(deps, webhook, event);
   if (!attempt.error) {
-    await recordDelivered(deps.db, row, attempt);
+    const next = await recordDelivered(deps.db, row, attempt);
+    // The slot passed to the endpoint's next row: to Redis now (back to pending should Redis refuse).
+    if (next) await addHandoffs(deps.producer, [next]).catch(() => returnLost(deps.db, [next]));
     return { statusCode: attempt.statusCode };
   }
   await recordDelivery(deps.db, { webhookId, eventSeq: seq, attempt: row.attempts + 1, statusCode: attempt.statusCode, durationMs: attempt.durationMs, error: attempt.error });

@@ -72,7 +72,7 @@ export async function startWorkers(deps: {
   let dispatcher: ReturnType<typeof startWebhookDispatcher> | undefined;
   const runDelivery: Processor = async (delivery) => {
     try {
-      return await deliver({ db: database.db, config }, delivery as DeliveryJob);
+      return await deliver({ db: database.db, config, producer }, delivery as DeliveryJob);
     } finally {
       dispatcher?.wake();
     }

@@ -78,7 +78,7 @@ describe("the webhook outbox", () => {
     const [{ seq } = { seq: 0 }] = await stack.database.sql<{ seq: number }[]>`select max(seq)::int as seq from events`;
     // What an older version queued: no hand-off in its data, two attempts made by BullMQ.
     const legacy = { data: { seq, webhookId: id }, attemptsMade: 2 } as unknown as DeliveryJob;
-    expect(await deliver({ db: stack.database.db, config: stack.config }, legacy)).toEqual({ adopted: true });
+    expect(await deliver({ db: stack.database.db, config: stack.config, producer }, legacy)).toEqual({ adopted: true });
     const mine = (await rows()).filter((r) => r.webhook_id === id);
     expect(mine.map((r) => [r.event_seq, r.state])).toEqual([[String(seq), "pending"]]);
     const [{ attempts } = { attempts: -1 }] = await stack.database.sql<{ attempts: number }[]>`

@@ -114,18 +114,38 @@ export async function loadHandoff(
   };
 }
 
-/** The attempt on record and its delivery done, in one statement (the answer was 2xx). Only the current hand-off may end it. */
+/**
+ * The attempt on record and its delivery done, in one statement (the answer was 2xx); only the
+ * current hand-off may end it. Its slot passes straight to the endpoint's next due row, which is
+ * returned to be added to Redis — the user's and the endpoint's counts stay as they were, so no slot
+ * is exceeded — but only while no other endpoint of the user has a row due (then the dispatcher
+ * shares the slot out by turns) and the endpoint has nothing being retried.
+ */
 export async function recordDelivered(
   db: DbOrTx,
   row: Pick<OutboxRow, "webhookId" | "seq" | "handoffs" | "attempts">,
   attempt: { statusCode: number | null; durationMs: number; error: string | null },
-) {
-  await db.execute(sql`
+): Promise<Handoff | undefined> {
+  const [next] = await db.execute<Handoff & Record<string, unknown>>(sql`
     with logged as (
       insert into webhook_deliveries (webhook_id, event_seq, attempt, status_code, duration_ms, error)
-      values (${row.webhookId}, ${row.seq}, ${row.attempts + 1}, ${attempt.statusCode}, ${attempt.durationMs}, ${attempt.error}))
-    update webhook_outbox set state = 'done', finished_at = now(), handed_at = null
-    where webhook_id = ${row.webhookId} and event_seq = ${row.seq} and state = 'running' and handoffs = ${row.handoffs}`);
+      values (${row.webhookId}, ${row.seq}, ${row.attempts + 1}, ${attempt.statusCode}, ${attempt.durationMs}, ${attempt.error})),
+    done as (
+      update webhook_outbox set state = 'done', finished_at = now(), handed_at = null
+      where webhook_id = ${row.webhookId} and event_seq = ${row.seq} and state = 'running' and handoffs = ${row.handoffs}
+      returning user_id),
+    following as (
+      select o.webhook_id, o.event_seq from webhook_outbox o, done
+      where o.webhook_id = ${row.webhookId} and o.state = 'pending' and o.next_attempt_at <= now()
+        and not exists (select 1 from webhook_outbox p where p.user_id = done.user_id and p.webhook_id <> ${row.webhookId}
+                          and p.state = 'pending' and p.next_attempt_at <= now())
+        and not exists (select 1 from webhook_outbox r where r.webhook_id = ${row.webhookId} and r.attempts > 0 and r.state <> 'done')
+      order by o.next_attempt_at, o.event_seq limit 1
+      for update of o skip locked)
+    update webhook_outbox o set state = 'running', handoffs = o.handoffs + 1, handed_at = now()
+    from following f where o.webhook_id = f.webhook_id and o.event_seq = f.event_seq and o.state = 'pending'
+    returning o.event_seq::float8 as seq, o.webhook_id as "webhookId", o.handoffs as handoff, o.traceparent`);
+  return next;
 }
 
 /** Ends a delivery (answered 2xx, attempts ran out, endpoint or event gone). Only the current hand-off may. */

@@ -67,6 +67,8 @@ export const webhookOutbox = pgTable(
     primaryKey({ columns: [t.webhookId, t.eventSeq] }),
     // Claiming: due rows per endpoint, oldest first.
     index("webhook_outbox_pending_idx").on(t.webhookId, t.nextAttemptAt, t.eventSeq).where(sql`state = 'pending'`),
+    // Whether another endpoint of the user has a row due (a finished delivery passes its slot on only if not).
+    index("webhook_outbox_user_pending_idx").on(t.userId, t.nextAttemptAt).where(sql`state = 'pending'`),
     // The next due time, for the dispatcher's timer.
     index("webhook_outbox_due_idx").on(t.nextAttemptAt).where(sql`state = 'pending'`),
     // Slots in use per user and endpoint; and the reconciler's look at what Redis should hold.
