@@ -85,4 +85,20 @@ describe("the webhook outbox", () => {
       select attempts from webhook_outbox where webhook_id = ${id}`;
     expect(attempts).toBe(2);
   });
+
+  test("an endpoint with a delivery being retried gets one slot, not its user's two", async () => {
+    const dave = await stack.newUser("dave-outbox");
+    const id = (await stack.http("POST", "/v1/webhooks", { url: "http://127.0.0.1:9/slow", events: ["flow.created"] }, { token: dave })).body.id as string;
+    for (let i = 0; i < 3; i++) expect((await stack.http("POST", "/v1/flows", { name: "f", root: { name: "echo" } }, { token: dave })).status).toBe(201);
+    await dispatchWebhooks(deps());
+    const running = async () => (await rows()).filter((r) => r.webhook_id === id && r.state === "running").length;
+    expect(await running()).toBe(2);
+    // One of them failed (timed out, say) and waits for its retry, due now; the other is still out.
+    await stack.database.sql`
+      update webhook_outbox set state = 'pending', attempts = 1, handed_at = null
+      where webhook_id = ${id} and event_seq = (select min(event_seq) from webhook_outbox where webhook_id = ${id})`;
+    expect(await running()).toBe(1);
+    expect((await dispatchWebhooks(deps())).released).toBe(0);
+    expect(await running()).toBe(1);
+  });
 });
