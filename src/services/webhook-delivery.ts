@@ -28,7 +28,7 @@ interface Attempt {
 
 /**
  * One delivery attempt of an outbox row handed to Redis, recorded whatever happens; the row says
- * what comes next. 2xx ends the delivery (its row goes); 410 disables the endpoint; any other answer
+ * what comes next. 2xx ends the delivery (its row is marked done); 410 disables the endpoint; any other answer
  * (3xx included: redirects are never followed) or a network error puts the row back to pending,
  * due after the next entry of FLOWD_WEBHOOK_RETRY_SCHEDULE (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
  * by default), until the attempts run out. A job whose row is no longer running under its hand-off
