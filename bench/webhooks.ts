@@ -31,7 +31,7 @@ const QUIET_JOBS = 30;
 
 async function flowd() {
   const r = receiver();
-  const cluster = await startCluster({ apis: 1, workers: 1, tag: "bhooks", env: { WORKER_CONCURRENCY: String(CONCURRENCY) } });
+  const cluster = await startCluster({ apis: 1, workers: 1, tag: "bhooks", env: { WORKER_CONCURRENCY: String(CONCURRENCY), ...(process.env.FLOWD_WEBHOOK_SLOTS_PER_USER ? { FLOWD_WEBHOOK_SLOTS_PER_USER: process.env.FLOWD_WEBHOOK_SLOTS_PER_USER } : {}) } });
   const api = cluster.apis[0]!;
   await api.http("POST", "/v1/webhooks", { url: r.url, events: ["*"] });
   for (let i = 0; i < FLOWS; i++)

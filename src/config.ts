@@ -73,6 +73,9 @@ export const EnvSchema = Type.Object({
     hint: "must be comma-separated delays such as 5s,5m,30m,2h (units ms, s, m, h; one per retry, up to 49)",
   }),
   FLOWD_WEBHOOK_DISABLE_AFTER_MS: Type.Integer({ minimum: 100, maximum: 365 * 86_400_000, default: 3 * 86_400_000 }),
+  FLOWD_MAX_WEBHOOKS_PER_USER: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
+  // Unset: half of WORKER_CONCURRENCY (at least 1), so other users always keep the other half.
+  FLOWD_WEBHOOK_SLOTS_PER_USER: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
   FLOWD_SOCKET_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
   FLOWD_SOCKETS_PER_USER: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 64 }),
   FLOWD_SOCKET_SUBSCRIPTIONS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000 }),
@@ -152,6 +155,10 @@ export interface Config {
   readonly callbackRateLimit: number;
   /** An endpoint whose every delivery failed for this long is disabled. */
   readonly webhookDisableAfterMs: number;
+  /** FLOWD_MAX_WEBHOOKS_PER_USER: one more is refused with 409 `webhook_limit`. */
+  readonly maxWebhooksPerUser: number;
+  /** Deliveries of one user handed to Redis at once (and of one endpoint; one while it is being retried). */
+  readonly webhookSlotsPerUser: number;
   /** Bytes queued for one slow socket before it is closed (it resumes with `after`). */
   readonly socketBufferLimit: number;
   /** Open sockets per user on each API process; the upgrade beyond it is refused (429). */
@@ -255,6 +262,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     publicUrl: e.FLOWD_PUBLIC_URL,
     callbackRateLimit: e.FLOWD_CALLBACK_RATE_LIMIT,
     webhookDisableAfterMs: e.FLOWD_WEBHOOK_DISABLE_AFTER_MS,
+    maxWebhooksPerUser: e.FLOWD_MAX_WEBHOOKS_PER_USER,
+    webhookSlotsPerUser: e.FLOWD_WEBHOOK_SLOTS_PER_USER ?? Math.max(1, Math.floor(e.WORKER_CONCURRENCY / 2)),
     stalledIntervalMs: e.FLOWD_STALLED_INTERVAL_MS,
     workerStuckMs: e.FLOWD_WORKER_STUCK_MS,
     rateLimit: e.FLOWD_RATE_LIMIT,

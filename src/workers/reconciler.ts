@@ -4,18 +4,20 @@ import type { Db } from "../db/client";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { noRepairs, reconcileLostJobs, type Repairs } from "../services/reconcile";
+import { pruneEndedDeliveries, reconcileLostDeliveries } from "../services/reconcile-deliveries";
 import { startLoop } from "./loop";
 
 /** Any constant: the same for every flowd process on a database. */
 const RECONCILER_LOCK = 7244119002;
 
 /**
- * Runs the lost-jobs repair every `reconcileIntervalMs`, in one worker process at a time (a
+ * Runs the lost-jobs and lost-deliveries repair every `reconcileIntervalMs`, in one worker process at a time (a
  * session advisory lock taken per pass), leaving rows younger than the interval to the normal path.
  */
 export function startReconciler(deps: { db: Db; sql: Sql; producer: Producer; log: Logger; config: Config }) {
   const log = deps.log.child({ component: "reconciler" });
-  const totals: Repairs = noRepairs();
+  // Webhook deliveries re-added count beside the jobs, as one more kind of repair.
+  const totals: Repairs & { deliveriesRequeued: number } = { ...noRepairs(), deliveriesRequeued: 0 };
   const graceMs = Math.min(deps.config.reconcileIntervalMs, 5_000);
   const page = { after: "" };
   const loop = startLoop(
@@ -27,7 +29,11 @@ export function startReconciler(deps: { db: Db; sql: Sql; producer: Producer; lo
         if (!got?.ok) return;
         try {
           const repairs = await reconcileLostJobs({ ...deps, log }, graceMs, page);
-          for (const kind of Object.keys(totals) as (keyof Repairs)[]) totals[kind] += repairs[kind];
+          const deliveries = await reconcileLostDeliveries(deps, graceMs);
+          totals.deliveriesRequeued += deliveries;
+          if (deliveries > 0) log.warn("webhook deliveries Redis had lost are queued again", { deliveries });
+          await pruneEndedDeliveries(deps);
+          for (const kind of Object.keys(repairs) as (keyof Repairs)[]) totals[kind] += repairs[kind];
         } finally {
           await conn`select pg_advisory_unlock(${RECONCILER_LOCK})`;
         }

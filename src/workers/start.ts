@@ -17,7 +17,8 @@ import { startScheduleKeeper } from "./schedule-keeper";
 import { startHealthServer } from "./health-server";
 import { startReconciler } from "./reconciler";
 import { startWebhookDispatcher } from "./webhook-dispatcher";
-import { deliver, webhookBackoff, WEBHOOKS_QUEUE } from "../services/webhooks";
+import { WEBHOOKS_QUEUE } from "../services/webhooks";
+import { deliver, type DeliveryJob } from "../services/webhook-delivery";
 import { createMetrics, type Metric, type Metrics } from "../metrics";
 import { observeJobs } from "./job-observer";
 import type { RecorderStats } from "./status-recorder";
@@ -68,7 +69,15 @@ export async function startWorkers(deps: {
   const logSink = createJobLogSink(database.db, log);
   const publicUrl = deps.publicUrl ?? (() => config.publicUrl ?? `http://${config.host}:${config.port}`);
   const runJob = createProcessor(config, deps.modules, logSink, createHttpTasks({ db: database.db, config, publicUrl }));
-  const runDelivery: Processor = (delivery) => deliver({ db: database.db, config }, delivery);
+  // Each delivery that ends frees a slot of its user: the dispatcher hands out the next due row at once.
+  let dispatcher: ReturnType<typeof startWebhookDispatcher> | undefined;
+  const runDelivery: Processor = async (delivery) => {
+    try {
+      return await deliver({ db: database.db, config, producer }, delivery as DeliveryJob);
+    } finally {
+      dispatcher?.wake();
+    }
+  };
   const processors = (shard: Shard): [string, Processor][] => [
     ...config.flowQueues.map((q): [string, Processor] => [q, runJob]),
     [JOBS_QUEUE, runJob],
@@ -94,7 +103,6 @@ export async function startWorkers(deps: {
           // A killed worker's jobs run again within about lock + interval (30 s by default).
           lockDuration: config.lockDurationMs,
           stalledInterval: config.stalledIntervalMs,
-          ...(name === WEBHOOKS_QUEUE ? { settings: { backoffStrategy: webhookBackoff(config.webhookRetryScheduleMs) } } : {}),
         },
         () => connectRedis(config, "blocking", shard === null ? `flowd-worker-${name}` : `flowd-worker-${name}-${shard}`, log),
         log,
@@ -129,7 +137,7 @@ export async function startWorkers(deps: {
   const enqueuer = startEnqueuer(services);
   const keeper = startScheduleKeeper(services);
   const reconciler = startReconciler({ ...services, sql: database.sql, config });
-  const dispatcher = startWebhookDispatcher({ ...services, sql: database.sql, config });
+  dispatcher = startWebhookDispatcher({ ...services, sql: database.sql, config });
   const recorderSamples = (pick: (r: ReturnType<typeof startRecording>) => Metric[]) => recordings.flatMap(pick);
 
   const health =
@@ -176,7 +184,7 @@ export async function startWorkers(deps: {
       await shardSet.stop();
       await registration.stop();
       for (const p of probes) await p.stop();
-      await dispatcher.stop();
+      await dispatcher?.stop();
       await reconciler.stop();
       await keeper.stop();
       await enqueuer.stop();

@@ -4,8 +4,9 @@ import { EVENTS_CHANNEL } from "../event-types";
 import type { Db } from "../db/client";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
-import { dispatchWebhooks } from "../services/webhooks";
+import { DISPATCH_BATCH, dispatchWebhooks } from "../services/webhook-dispatch";
 import { anyEnabledWebhook, ensureDispatchCursor, skipDispatchCursorToEnd } from "../db/queries/webhooks";
+import { msUntilNextDue } from "../db/queries/webhook-outbox";
 import { startLoop } from "./loop";
 
 /** The least time between two passes the doorbell asks for. */
@@ -14,15 +15,17 @@ const DOORBELL_GAP_MS = 20;
 const IDLE_CURSOR_MS = 5_000;
 
 /**
- * Turns the event log into webhook deliveries; any number of workers may run it (the cursor row
- * serialises them). It wakes on the event log's NOTIFY (the doorbell the triggers ring for every
- * new event), so a delivery leaves within milliseconds of its event's commit; the poll is only the
- * safety net for a missed ring (a LISTEN connection that was down).
+ * Turns the event log into outbox rows and hands due rows to Redis within their slots; any number
+ * of workers may run it (the cursor row serialises them). It wakes on the event log's NOTIFY (the
+ * doorbell the triggers ring for every new event), so a delivery leaves within milliseconds of its
+ * event's commit; on `wake()` when a delivery of this process ends (its slot is free); and at the
+ * next retry's due time. The poll is only the safety net (a missed ring, another process's slot).
  */
 export function startWebhookDispatcher(deps: { db: Db; sql: Sql; producer: Producer; log: Logger; config: Config }, intervalMs = 1_000) {
   const log = deps.log.child({ component: "webhook-dispatcher" });
   let started = false;
   let idleMovedAt = 0;
+  let dueTimer: ReturnType<typeof setTimeout> | undefined;
   const loop = startLoop(
     intervalMs,
     async () => {
@@ -41,7 +44,15 @@ export function startWebhookDispatcher(deps: { db: Db; sql: Sql; producer: Produ
       }
       idleMovedAt = 0;
       // Drain: a full batch means more is waiting.
-      while ((await dispatchWebhooks(deps)) >= 500);
+      for (;;) {
+        const pass = await dispatchWebhooks(deps);
+        // Another process holds the cursor right now; go round again soon so this ring is served.
+        if (pass.busy) return loop.wake();
+        if (pass.events < DISPATCH_BATCH) break;
+      }
+      const dueIn = await msUntilNextDue(deps.db);
+      clearTimeout(dueTimer);
+      if (dueIn !== null && dueIn < intervalMs) dueTimer = setTimeout(() => loop.wake(), Math.max(dueIn, 1));
     },
     (err) => log.warn("webhook dispatch failed; will retry", { err: String(err) }),
     // Under a burst the triggers ring for every batch: one pass per 20 ms serves them all.
@@ -53,7 +64,10 @@ export function startWebhookDispatcher(deps: { db: Db; sql: Sql; producer: Produ
     return null;
   });
   return {
+    /** A delivery ended: its slot is free for the next due row. */
+    wake: () => loop.wake(),
     async stop() {
+      clearTimeout(dueTimer);
       await (await subscription)?.unlisten().catch(() => {});
       await loop.stop();
     },

@@ -13,6 +13,7 @@ import { JOBS_QUEUE } from "../../services/jobs";
 import { SCHEDULES_QUEUE } from "../../services/schedules";
 import { WEBHOOKS_QUEUE } from "../../services/webhooks";
 import { shardLabel } from "../../shards";
+import { outboxCounts } from "../../db/queries/webhook-outbox";
 
 /** A stream's labels: `shard` only when FLOWD_SHARDS splits the queues (one shard keeps today's series). */
 const streamLabels = (st: StreamBacklog): Record<string, string> => (st.shard === null ? { queue: st.queue } : { queue: st.queue, shard: shardLabel(st.shard) });
@@ -36,9 +37,10 @@ export const metricsRoutes = (deps: {
     "/metrics",
     async ({ set }) => {
       const queues = [...deps.config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE];
-      const [rows, deliveries, depths] = await Promise.all([
+      const [rows, deliveries, outbox, depths] = await Promise.all([
         jobCounts(deps.db),
         deliveryCounts(deps.db),
+        outboxCounts(deps.db),
         Promise.all(queues.map(async (q) => [q, await deps.producer.jobCounts(q)] as const)),
       ]);
       const listener = deps.listener?.stats;
@@ -64,6 +66,12 @@ export const metricsRoutes = (deps: {
           help: "Webhook delivery attempts made, by outcome.",
           type: "counter",
           samples: deliveries.map((d) => ({ labels: { outcome: d.outcome }, value: d.n })),
+        },
+        {
+          name: "flowd_webhook_outbox",
+          help: "Webhook deliveries not yet done, by status: pending (a row waiting for its time or a slot of its user), running (handed to Redis).",
+          type: "gauge",
+          samples: outbox.map((o) => ({ labels: { status: o.state }, value: o.n })),
         },
         { name: "flowd_socket_clients", help: "Open WebSocket clients on this process.", type: "gauge", samples: [{ value: deps.socketCount() }] },
         { name: "flowd_events_published_total", help: "Events this process sent to subscribed sockets.", type: "counter", samples: [{ value: deps.hub.stats.published }] },

@@ -20,8 +20,14 @@ export const webhookRoutes = (deps: ServiceDeps & { authenticate: Authenticate }
       },
       {
         body: CreateWebhookBody,
-        response: { 201: CreatedWebhookSchema, ...errorResponses(413) },
-        detail: { operationId: "createWebhook", summary: "Register an endpoint; deliveries are signed with the returned secret (Standard Webhooks)" },
+        response: { 201: CreatedWebhookSchema, ...errorResponses(409, 413) },
+        detail: {
+          operationId: "createWebhook",
+          summary: "Register an endpoint; deliveries are signed with the returned secret (Standard Webhooks)",
+          description:
+            "409 `webhook_exists` when this user already has a webhook with the same URL and the same set of event types; " +
+            "409 `webhook_limit` when the user already has FLOWD_MAX_WEBHOOKS_PER_USER webhooks (default 100).",
+        },
       },
     )
     .get("", async ({ user, query }) => await listUserWebhooks(deps, user, query), {

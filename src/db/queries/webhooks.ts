@@ -58,8 +58,29 @@ export async function replaceSecrets(db: DbOrTx, changes: { id: string; from: st
   return changed.length;
 }
 
+/** Disables an endpoint and, in the same statement, drops its deliveries still in the outbox (their attempts stay in the log). */
 export async function disableWebhook(db: DbOrTx, id: string, reason: string) {
-  await db.update(webhooks).set({ disabledAt: sql`now()`, disabledReason: reason }).where(eq(webhooks.id, id));
+  await db.execute(sql`
+    with disabled as (update webhooks set disabled_at = now(), disabled_reason = ${reason} where id = ${id} returning id)
+    delete from webhook_outbox where webhook_id in (select id from disabled)`);
+}
+
+/** Holds, until the transaction ends, the right to add webhooks for this user: the cap and the duplicate check see every earlier create. */
+export async function lockUserWebhooks(db: DbOrTx, userId: string) {
+  await db.execute(sql`select pg_advisory_xact_lock(hashtext('flowd.webhooks'), hashtext(${userId}))`);
+}
+
+export async function countWebhooks(db: DbOrTx, userId: string): Promise<number> {
+  const [row] = await db.execute<{ n: number }>(sql`select count(*)::int as n from webhooks where user_id = ${userId}`);
+  return row?.n ?? 0;
+}
+
+/** The user's webhook with this URL and the same set of event types, if there is one. */
+export async function sameWebhook(db: DbOrTx, userId: string, url: string, events: string[]): Promise<string | undefined> {
+  const set = JSON.stringify(events);
+  const [row] = await db.execute<{ id: string }>(sql`
+    select id from webhooks where user_id = ${userId} and url = ${url} and events @> ${set}::jsonb and events <@ ${set}::jsonb limit 1`);
+  return row?.id;
 }
 
 export async function recordDelivery(db: DbOrTx, row: typeof webhookDeliveries.$inferInsert) {
@@ -72,12 +93,6 @@ export async function listDeliveries(db: DbOrTx, webhookId: string, q: { limit: 
   return db.select().from(webhookDeliveries).where(and(...conditions)).orderBy(desc(webhookDeliveries.id)).limit(q.limit);
 }
 
-export interface DueDelivery {
-  seq: number;
-  webhook_id: string;
-  traceparent: string | null;
-}
-
 /** The dispatcher's cursor starts at the end of the event log the first time any dispatcher runs. */
 export async function ensureDispatchCursor(db: DbOrTx) {
   await db.execute(sql`
@@ -86,27 +101,18 @@ export async function ensureDispatchCursor(db: DbOrTx) {
 }
 
 /**
- * One dispatch step, in the caller's transaction, in one statement: locks the cursor row and
- * returns the deliveries due for the next `limit` events and the seq to move the cursor to. Null
- * when another dispatcher holds the row (it is doing this very step: no need to wait for it).
- * A webhook gets the events that happened after it was registered, of the types it asked for.
+ * Locks the dispatch cursor for the caller's transaction and returns where it is and the seq of
+ * the `limit`-th event after it (or of the last one) to move it to. Null when another dispatcher
+ * holds the row (it is doing this very step: no need to wait for it).
  */
-export async function claimDispatch(db: DbOrTx, limit: number): Promise<{ from: number; to: number; due: DueDelivery[] } | null> {
-  const [row] = await db.execute<{ from: string; to: string; due: DueDelivery[] }>(sql`
-    with cur as (select seq from dispatch_cursors where name = 'webhooks' for update skip locked),
-    top as (select coalesce(max(s.seq), (select seq from cur)) as "to"
-            from (select seq from events where seq > (select seq from cur) order by seq limit ${limit}) s)
-    select cur.seq::text as "from", top."to"::text as "to", coalesce((
-      -- With each delivery, the traceparent of the request that created the event's flow (or single job).
-      select jsonb_agg(jsonb_build_object('seq', e.seq, 'webhook_id', w.id, 'traceparent', coalesce(f.traceparent, j.traceparent)) order by e.seq)
-      from events e join webhooks w on w.user_id = e.user_id
-        left join flows f on f.id = e.flow_id
-        left join jobs j on e.flow_id is null and j.id = e.job_id
-      where e.seq > cur.seq and e.seq <= top."to" and w.disabled_at is null and e.at >= w.created_at
-        and (w.events ? e.type or w.events ? '*')), '[]'::jsonb) as due
-    from cur, top`);
+export async function claimDispatch(db: DbOrTx, limit: number): Promise<{ from: number; to: number } | null> {
+  const [row] = await db.execute<{ from: string; to: string }>(sql`
+    with cur as (select seq from dispatch_cursors where name = 'webhooks' for update skip locked)
+    select cur.seq::text as "from", coalesce((
+      select max(s.seq) from (select seq from events where seq > cur.seq order by seq limit ${limit}) s), cur.seq)::text as "to"
+    from cur`);
   if (!row) return null;
-  return { from: Number(row.from), to: Number(row.to), due: row.due };
+  return { from: Number(row.from), to: Number(row.to) };
 }
 
 /** Whether any webhook is enabled: with none, a dispatch pass has nothing to claim. */
