@@ -31,10 +31,11 @@ async function loseRedisAt(atMs: number): Promise<number> {
   return Date.now();
 }
 
-async function inDelayedSet(jobId: string): Promise<boolean> {
+/** Whether BullMQ holds the job delayed: how a parked http task waits. */
+async function inDelayedSet(jobId: string, queue = "jobs"): Promise<boolean> {
   const redis = new IORedis(REDIS_URL, { maxRetriesPerRequest: 1 });
   try {
-    return (await redis.zscore(`${stack.cluster.prefix}:jobs:delayed`, jobId)) !== null;
+    return (await redis.zscore(`${stack.cluster.prefix}:${queue}:delayed`, jobId)) !== null;
   } finally {
     redis.disconnect();
   }
@@ -177,5 +178,34 @@ describe("a parked http task whose keys are lost stays parked on its callback", 
     const calls = stack.receiver.callsTo("/parked-fail");
     expect(calls).toHaveLength(2);
     expect(calls[1]!.headers["flowd-attempt"]).toBe("2");
+  }, 60_000);
+
+  test("a flow's parked child: the flow is rebuilt, the child stays parked on its URL, and completing it completes the flow", async () => {
+    answers.set("/parked-child", () => ({ status: 202 }));
+    const created = await http("POST", "/v1/flows", {
+      name: "parked-child",
+      root: { name: "echo", children: [{ name: "http", data: { url: stack.receiver.url("/parked-child"), method: "POST" }, opts: { attempts: 2 } }] },
+    });
+    expect(created.status).toBe(201);
+    const child = created.body.root.children[0] as { id: string; jobId: string };
+    const childView = async () => (await http("GET", `/v1/flows/${created.body.id}`)).body.root.children[0];
+    await waitFor(async () => (await childView()).callbackUntil !== undefined, 15_000, "the child parked");
+    const url = stack.receiver.callsTo("/parked-child")[0]!.headers["flowd-callback-url"]!;
+    await deletePrefix(stack.cluster.prefix);
+    await waitFor(async () => {
+      const t = await timings("flow_jobs", child.id);
+      return t.job_id !== child.jobId && (await inDelayedSet(t.job_id, "flows")) ? t : null;
+    }, 20_000, "the flow rebuilt and its child parked again");
+    expect(stack.receiver.callsTo("/parked-child")).toHaveLength(1);
+    expect((await callback(url, "complete", { result: { done: 1 } })).status).toBe(200);
+    const flow = await waitFor(async () => {
+      const f = (await http("GET", `/v1/flows/${created.body.id}?wait=5`)).body;
+      return f.status === "completed" && f;
+    }, 20_000, "the flow completed");
+    const [c] = flow.root.children;
+    expect(c.result).toEqual({ done: 1 });
+    expect(c.attemptsMade).toBe(1);
+    expect(flow.root.result.children[c.jobId]).toEqual({ done: 1 });
+    expect(stack.receiver.callsTo("/parked-child")).toHaveLength(1);
   }, 60_000);
 });
