@@ -13,10 +13,10 @@ export const ADD_TIMEOUT_MS = 3_000;
  * Adds a set of tracked rows' `pending` jobs to Redis. The rows leave `pending` when the status
  * recorder reads BullMQ's own events for them — one writer for statuses, no race with a worker
  * that already started the job. Safe to repeat: BullMQ ignores an add whose job id exists.
- * Returns false when there was nothing to add.
+ * Returns false when there was nothing to add. `resumeAtMs`: see buildRedisTrees.
  */
-export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow[], adding?: ReadonlySet<string>): Promise<boolean> {
-  const trees = buildRedisTrees(rows, adding);
+export async function enqueueRows(deps: { producer: Producer }, rows: EnqueueRow[], adding?: ReadonlySet<string>, resumeAtMs?: number): Promise<boolean> {
+  const trees = buildRedisTrees(rows, adding, resumeAtMs);
   if (trees.length === 0) return false;
   await addTrees(deps.producer, rows[0]!.shard, trees);
   return true;

@@ -7,8 +7,36 @@ import { QUEUED_STATUSES } from "../statuses";
 
 const QUEUED: ReadonlySet<string> = new Set(QUEUED_STATUSES);
 
+/** What Postgres recorded of a job that decides how it is added again after Redis lost it. */
+export type ResumeRow = Pick<FlowJobRow, "opts" | "status" | "attemptsMade" | "attemptsBase" | "readyAt" | "createdAt" | "parkedUntil">;
+
 /** The fields of a flow's job row needed to put it into Redis. */
-export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "shard" | "data" | "opts" | "status" | "result" | "attemptsMade"> & { flowId?: string };
+export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "shard" | "data" | "result"> & ResumeRow & { flowId?: string };
+
+/**
+ * How a job Redis lost is added again (the reconciler's add), from what Postgres recorded of it:
+ * - attempts: those of this run that ended already are carried (the job's count goes on from
+ *   them) and the add gets only what `opts.attempts` has left; the attempt Redis lost while it ran
+ *   is run again, not counted twice, and a parked http task resumes its wait (same attempt).
+ * - delay: a delayed job runs when it was due (its recorded ready time: the end of its delay or
+ *   backoff; created + delay when the add put it there), at once if that time has passed; a job
+ *   that was ready or running runs at once; one still waiting for its children keeps its delay for
+ *   when they are done, as BullMQ applies it.
+ */
+export function resumeOptions(row: ResumeRow, nowMs: number): { opts: Pick<JobsOptions, "delay" | "attempts">; meta: JobMeta } {
+  const inFlight = row.status === "active" ? 1 : 0;
+  const carried = Math.max(0, row.attemptsMade - row.attemptsBase - inFlight);
+  const dueMs = row.status === "delayed" ? (row.readyAt?.getTime() ?? row.createdAt.getTime() + (row.opts.delay ?? 0)) : nowMs;
+  const delay = row.status === "waiting-children" ? (row.opts.delay ?? 0) : Math.max(0, dueMs - nowMs);
+  return {
+    opts: { delay, ...(row.opts.attempts ? { attempts: Math.max(1, row.opts.attempts - carried) } : {}) },
+    meta: {
+      ...(row.attemptsBase + carried > 0 ? { attemptsBefore: row.attemptsBase + carried } : {}),
+      ...(carried > 0 ? { attemptsCarried: carried } : {}),
+      ...(row.parkedUntil ? { resumesParked: true } : {}),
+    },
+  };
+}
 
 /** flowd's failure rule: a failed child fails its parent unless the child chose another policy. */
 export const failsParent = (opts: JobOpts) => !(opts.ignoreDependencyOnFailure || opts.continueParentOnFailure || opts.removeDependencyOnFailure);
@@ -40,11 +68,13 @@ export type FlowdFlowJob = FlowJob & { opts: FlowdJobsOptions; kept?: KeptChildr
  * children are not re-run — their results ride along in `kept`, which addTrees writes where
  * `getChildrenValues()` reads them. Its children still live in Redis (a sibling running, parked or
  * waiting when a retry re-adds their failed parent) are not re-run either: they come as `attached`
- * leaves under their own ids, so their own completion releases the new parent.
+ * leaves under their own ids, so their own completion releases the new parent. With `resumeAtMs`,
+ * the rows are jobs Redis lost, added again as they stood at that time (see resumeOptions).
  */
 export function buildRedisTrees(
   rows: EnqueueRow[],
   adding: ReadonlySet<string> = new Set(rows.filter((r) => r.status === "pending").map((r) => r.id)),
+  resumeAtMs?: number,
 ): FlowdFlowJob[] {
   const byParent = new Map<string | null, EnqueueRow[]>();
   for (const row of rows) {
@@ -56,12 +86,12 @@ export function buildRedisTrees(
     const children = byParent.get(row.id) ?? [];
     const kept: KeptChildren = {};
     for (const c of children) if (c.status === "completed") kept[c.jobId] = { queue: c.queueName, result: c.result };
-    const meta: JobMeta = {};
+    const resumed = resumeAtMs === undefined ? undefined : resumeOptions(row, resumeAtMs);
+    const meta: JobMeta = resumed?.meta ?? (row.attemptsMade > 0 ? { attemptsBefore: row.attemptsMade } : {});
     // A child that failed (under the default policy) while this job was out of Redis never told it:
     // the job must fail as BullMQ would have failed it, not run as if nothing happened.
     const failed = children.find((c) => c.status === "failed" && failsParent(c.opts));
     if (failed) meta.failedChild = failed.jobId;
-    if (row.attemptsMade > 0) meta.attemptsBefore = row.attemptsMade;
     if (children.length > 0) meta.parent = true;
     if (row.flowId) meta.flowId = row.flowId;
     const added = children.filter((c) => adding.has(c.id)).map(node);
@@ -70,7 +100,7 @@ export function buildRedisTrees(
       name: row.name,
       queueName: row.queueName,
       data: row.data,
-      opts: { ...bullOptions(row.opts, row.jobId, row.parentId !== null), [META_KEY]: meta },
+      opts: { ...bullOptions(row.opts, row.jobId, row.parentId !== null), ...resumed?.opts, [META_KEY]: meta },
       ...(Object.keys(kept).length > 0 ? { kept } : {}),
       ...(added.length + live.length > 0 ? { children: [...added, ...live] } : {}),
     };

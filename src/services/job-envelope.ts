@@ -10,6 +10,14 @@ export interface JobMeta {
   parent?: boolean;
   /** Attempts made by earlier runs of a retried job, so handlers count attempts across runs. */
   attemptsBefore?: number;
+  /**
+   * Attempts of this run that ended before Redis lost the job and the reconciler added it again:
+   * BullMQ counts from zero on the new add, so flowd adds these to its count (the row's attempts,
+   * the http task's callback attempt) and the add got only the attempts `opts.attempts` had left.
+   */
+  attemptsCarried?: number;
+  /** Added again while its http task was parked: the first run resumes that wait, calling nobody. */
+  resumesParked?: boolean;
   /** A child's job id whose failure (while this job was lost from Redis) means this job fails. */
   failedChild?: string;
   /** The flow a flow job belongs to, for the handler's `ctx.job.flowId`. */
@@ -38,4 +46,18 @@ export function readJob(job: Pick<Job, "data" | "opts">): { data: Record<string,
   }
   // A job added by another tool: its whole data is the input, and it may have children.
   return { data: (job.data ?? {}) as Record<string, unknown>, meta: { parent: true } };
+}
+
+/**
+ * The attempts flowd adds to BullMQ's count (`atm`) for a job, from the opts text on its Redis
+ * hash: those its run made before Redis lost it (see JobMeta.attemptsCarried); 0 for any other.
+ */
+export function carriedAttempts(optsText: string | null | undefined): number {
+  if (!optsText || !optsText.includes("attemptsCarried")) return 0;
+  try {
+    const carried = (JSON.parse(optsText) as FlowdJobsOptions)[META_KEY]?.attemptsCarried;
+    return typeof carried === "number" && carried > 0 ? carried : 0;
+  } catch {
+    return 0;
+  }
 }

@@ -23,7 +23,7 @@ import { ADD_TIMEOUT_MS, removeFromRedis } from "./enqueue";
 import { withTimeout } from "../timeout";
 import { checkJob, singleJobQueue } from "./flow-spec";
 import type { JobOpts } from "../job-opts";
-import { bullOptions, initialStatus } from "./flow-redis";
+import { bullOptions, initialStatus, resumeOptions } from "./flow-redis";
 import { META_KEY, type JobMeta } from "./job-envelope";
 import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { jobView, type JobView } from "./flow-views";
@@ -79,9 +79,10 @@ export async function enqueueJob(deps: Pick<ServiceDeps, "producer" | "log">, ro
 /**
  * Adds the rows' jobs to Redis, one `addBulk` (one round trip, all or none) per queue; false (the
  * rows stay `pending` for the enqueuer) if Redis refused any. A plain add: a job without parent or
- * children needs none of the flow machinery.
+ * children needs none of the flow machinery. With `resumeAtMs`, the rows are jobs Redis lost, added
+ * again as they stood at that time (see resumeOptions).
  */
-export async function enqueueJobs(deps: Pick<ServiceDeps, "producer" | "log">, rows: JobRow[]): Promise<boolean> {
+export async function enqueueJobs(deps: Pick<ServiceDeps, "producer" | "log">, rows: JobRow[], resumeAtMs?: number): Promise<boolean> {
   // One addBulk per shard and queue: a MULTI stays within one hash slot.
   const byQueue = new Map<string, JobRow[]>();
   for (const row of rows) {
@@ -93,8 +94,9 @@ export async function enqueueJobs(deps: Pick<ServiceDeps, "producer" | "log">, r
   const adds = [...byQueue.values()].map((queued) => {
     const queue = deps.producer.at(queued[0]!.shard).queue(queued[0]!.queueName);
     const jobs = queued.map((row) => {
-      const meta: JobMeta = row.attemptsMade > 0 ? { attemptsBefore: row.attemptsMade } : {};
-      return { name: row.name, data: row.data, opts: { ...bullOptions(row.opts, row.jobId, false), [META_KEY]: meta } };
+      const resumed = resumeAtMs === undefined ? undefined : resumeOptions(row, resumeAtMs);
+      const meta: JobMeta = resumed?.meta ?? (row.attemptsMade > 0 ? { attemptsBefore: row.attemptsMade } : {});
+      return { name: row.name, data: row.data, opts: { ...bullOptions(row.opts, row.jobId, false), ...resumed?.opts, [META_KEY]: meta } };
     });
     // A lone job goes as one script call: addBulk's pipeline first copies every BullMQ script (64)
     // onto a fresh object, about a tenth of the API's CPU for a create that arrives alone.

@@ -1,11 +1,12 @@
-import { bumpGeneration, failLostJobs, flowJobsOf, flowsWithQueuedJobs, resetForRetry, type FlowJobRow } from "../db/queries/flows";
-import { queuedJobs, resetJobForRetry } from "../db/queries/jobs";
+import { bumpGeneration, failLostJobs, flowJobsOf, flowsWithQueuedJobs, type FlowJobRow } from "../db/queries/flows";
+import { queuedJobs } from "../db/queries/jobs";
+import { jobsByIds, readyLostRows } from "../db/queries/lost-jobs";
 import { QUEUED_STATUSES } from "../statuses";
 import { bullKey } from "../queues";
 import type { ServiceDeps } from "./deps";
 import { addTrees, enqueueRows } from "./enqueue";
 import { buildRedisTrees } from "./flow-redis";
-import { enqueueJob } from "./jobs";
+import { enqueueJobs } from "./jobs";
 import type { TrackedTable } from "../db/queries/status";
 import { writeStates } from "./converge";
 import { eventStreamKey, parseStreamInfo } from "./event-streams";
@@ -85,7 +86,9 @@ async function shardStatesInRedis(deps: Deps, table: TrackedTable, shard: Shard,
  * - A flow whose queued jobs are all gone has its unfinished part added again under new ids.
  * - A flow that lost some of its jobs gets each lost subtree added again under the same ids, tied
  *   to the parent that still waits for it; its jobs Redis still has are re-linked, not re-run.
- * - A single job that is gone is queued again.
+ * - A single job that is gone is queued again under a new id.
+ * Each lost job is added as it stood (see readyLostRows and resumeOptions): a delayed one for what
+ * is left of its delay, attempts that ended still counted, a parked http task still parked.
  */
 export async function reconcileLostJobs(deps: Deps, graceMs: number, page: { after: string } = { after: "" }): Promise<Repairs> {
   const repairs = noRepairs();
@@ -107,23 +110,30 @@ export async function reconcileLostJobs(deps: Deps, graceMs: number, page: { aft
     await rebuildFlow(deps, flowId, queued);
     repairs.flowsRebuilt++;
   }
-  const jobs = await queuedJobs(deps.db, graceMs, 500);
-  const present = jobs.length > 0 ? await statesInRedis(deps, "jobs", jobs, repairs) : [];
-  for (const [i, job] of jobs.entries()) {
-    if (present[i]) continue;
-    await enqueueJob(deps, await resetJobForRetry(deps.db, job.id));
-    repairs.jobsRequeued++;
-  }
+  repairs.jobsRequeued += await requeueLostJobs(deps, graceMs, repairs);
   if (Object.values(repairs).some((n) => n > 0)) deps.log.warn("repaired jobs Redis had lost", { ...repairs });
   return repairs;
+}
+
+/** Single jobs gone from Redis, queued again under new ids (a stale copy of the old one never runs). */
+async function requeueLostJobs(deps: Deps, graceMs: number, repairs: Repairs): Promise<number> {
+  const jobs = await queuedJobs(deps.db, graceMs, 500);
+  const present = jobs.length > 0 ? await statesInRedis(deps, "jobs", jobs, repairs) : [];
+  const lost = jobs.filter((_, i) => !present[i]);
+  if (lost.length === 0) return 0;
+  await readyLostRows(deps.db, "jobs", lost.map((j) => ({ id: j.id, jobId: `${j.id}-${j.generation + 1}` })));
+  const rows = (await jobsByIds(deps.db, lost.map((j) => j.id))).filter((r) => QUEUED.has(r.status));
+  // Not added (Redis refused): the rows stay queued, and the next pass finds them gone again.
+  return (await enqueueJobs(deps, rows, Date.now())) ? rows.length : 0;
 }
 
 async function rebuildFlow(deps: Deps, flowId: string, queued: FlowJobRow[]) {
   await deps.db.transaction(async (tx) => {
     const generation = await bumpGeneration(tx, flowId);
-    await resetForRetry(tx, queued.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
+    await readyLostRows(tx, "flow_jobs", queued.map((r) => ({ id: r.id, jobId: `${r.id}-${generation}` })));
   });
-  await enqueueRows(deps, await flowJobsOf(deps.db, flowId));
+  const rows = await flowJobsOf(deps.db, flowId);
+  await enqueueRows(deps, rows, new Set(rows.filter((r) => QUEUED.has(r.status)).map((r) => r.id)), Date.now());
 }
 
 /**
@@ -161,7 +171,9 @@ async function restoreLostSubtrees(deps: Deps, rows: FlowJobRow[], lost: Set<str
       continue;
     }
     if (!(await clearedForRestore(deps, lostHere))) continue;
-    const [tree] = buildRedisTrees(rows, subtree);
+    await readyLostRows(deps.db, "flow_jobs", lostHere.map((r) => ({ id: r.id, jobId: r.jobId })));
+    const readied = await flowJobsOf(deps.db, top.flowId);
+    const [tree] = buildRedisTrees(readied, subtree, Date.now());
     if (!tree) continue;
     if (parent) tree.opts = { ...tree.opts, parent: { id: parent.jobId, queue: bullKey(prefixOf(deps, parent), parent.queueName) } };
     await addTrees(deps.producer, top.shard, [tree]);

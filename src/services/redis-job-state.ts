@@ -8,6 +8,7 @@ import { bullKey } from "../queues";
 import type { StatusChange } from "../db/queries/status";
 import { parseJson, userFacingReason } from "./status";
 import { BULLMQ_FINISHED_STATUSES } from "../statuses";
+import { carriedAttempts } from "./job-envelope";
 
 export interface JobRef {
   queueName: string;
@@ -23,6 +24,8 @@ export type RedisJobState = {
   attemptsMade?: number;
   /** The hash's `processedOn` (the last start) and `finishedOn`, epoch ms, when set. */
   startedMs?: number;
+  /** Delayed: when its delay (or backoff) ends, epoch ms. */
+  readyMs?: number;
   finishedMs?: number;
 } | null;
 
@@ -34,7 +37,7 @@ export async function readJobStates(redis: Redis, prefix: string, jobs: JobRef[]
   const pipeline = redis.pipeline();
   for (const j of jobs) {
     const queueKey = (part: string) => bullKey(prefix, j.queueName, part);
-    pipeline.hmget(bullKey(prefix, j.queueName, j.jobId), "name", "returnvalue", "failedReason", "stacktrace", "atm", "processedOn", "finishedOn");
+    pipeline.hmget(bullKey(prefix, j.queueName, j.jobId), "name", "returnvalue", "failedReason", "stacktrace", "atm", "processedOn", "finishedOn", "opts");
     pipeline.zscore(queueKey("completed"), j.jobId);
     pipeline.zscore(queueKey("failed"), j.jobId);
     pipeline.exists(bullKey(prefix, j.queueName, j.jobId, "lock"));
@@ -47,9 +50,9 @@ export async function readJobStates(redis: Redis, prefix: string, jobs: JobRef[]
   if (failure) throw failure[0];
   return jobs.map((_, i) => {
     const at = (k: number) => replies[i * PER_JOB + k]![1];
-    const [name, returnvalue, failedReason, stacktrace, atm, processedOn, finishedOn] = at(0) as (string | null)[];
+    const [name, returnvalue, failedReason, stacktrace, atm, processedOn, finishedOn, opts] = at(0) as (string | null)[];
     if (name === null || name === undefined) return null;
-    const attemptsMade = atm ? Number(atm) : undefined;
+    const attemptsMade = atm ? Number(atm) + carriedAttempts(opts) : undefined;
     const times = { ...(processedOn ? { startedMs: Number(processedOn) } : {}), ...(finishedOn ? { finishedMs: Number(finishedOn) } : {}) };
     if (at(1) !== null) return { status: "completed", result: parseJson(returnvalue), attemptsMade, ...times };
     if (at(2) !== null) {
@@ -59,7 +62,8 @@ export async function readJobStates(redis: Redis, prefix: string, jobs: JobRef[]
       return { status: "failed", error: { message, ...(stack ? { stack } : {}), attemptsMade: attemptsMade ?? 0 }, attemptsMade, ...times };
     }
     if (Number(at(3)) === 1) return { status: "active", ...(times.startedMs ? { startedMs: times.startedMs } : {}) };
-    if (at(4) !== null) return { status: "delayed" };
+    // The delayed set's score is the due time (ms) shifted left 12 bits: when the job becomes ready.
+    if (at(4) !== null) return { status: "delayed", readyMs: Math.floor(Number(at(4)) / 0x1000) };
     if (at(5) !== null) return { status: "waiting-children" };
     return { status: "waiting" };
   });
@@ -81,6 +85,7 @@ export function changeFromState(jobId: string, state: NonNullable<RedisJobState>
     starts: 0,
     streamId,
     ...(state.startedMs !== undefined ? { startedMs: state.startedMs } : {}),
+    ...(state.readyMs !== undefined ? { readyMs: state.readyMs } : {}),
     ...(state.finishedMs !== undefined && FINISHED.has(state.status) ? { finishedMs: state.finishedMs } : {}),
   };
 }

@@ -37,6 +37,9 @@ export function toStatusChange(e: StreamEvent): StatusChange | null {
   // The entry's own time (Redis's clock, `ms-seq`) is when the job moved: timings cost no read.
   const at = Number(e.id.split("-")[0]);
   if (status === "waiting") change.readyMs = at;
+  // A delayed job is ready when its delay (or retry backoff) ends: BullMQ's entry says when. Kept,
+  // the reconciler re-adds a job Redis lost for what is left of it, not for a whole delay again.
+  if (status === "delayed" && Number(e.fields.delay) > 0) change.readyMs = Number(e.fields.delay);
   if (status === "active") change.startedMs = at;
   if (finishedByBullmq.has(status)) change.finishedMs = at;
   if (status === "completed") change.result = parseJson(e.fields.returnvalue);

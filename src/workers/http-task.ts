@@ -7,6 +7,7 @@ import { Parked, RetryLater } from "../handlers/http";
 import { PermanentFailure, type HandlerContext, type TaskCall } from "../handlers/types";
 import { newCallbackToken } from "../services/task-callbacks";
 import { openKeys, signatureHeader, signingKeys } from "../services/signing-secrets";
+import { readJob } from "../services/job-envelope";
 
 /** A parked attempt whose wait ended without a callback: retried per `opts` like any failure. */
 export class CallbackTimeout extends Error {
@@ -35,9 +36,13 @@ type Ctx = HandlerContext<unknown>;
 export function createHttpTasks(deps: HttpTaskDeps) {
   return async function runHttpTask(job: Job, token: string | undefined, ctx: Ctx, call: (ctx: Ctx) => Promise<unknown>): Promise<unknown> {
     const jobId = job.id!;
-    const attempt = job.attemptsMade;
-    // Started more often than attempts made: a wake-up (or a stalled re-run) of one parked attempt.
-    if (job.attemptsStarted > attempt + 1) {
+    const { meta } = readJob(job);
+    // The attempt's number in this run: BullMQ's count, plus the attempts the run made before Redis
+    // lost the job and the reconciler added it again (its callbacks moved along, numbers and all).
+    const attempt = (meta.attemptsCarried ?? 0) + job.attemptsMade;
+    // Started more often than attempts made: a wake-up (or a stalled re-run) of one parked attempt;
+    // or the first run of a parked task Redis lost, which resumes the same wait.
+    if (job.attemptsStarted > job.attemptsMade + 1 || (meta.resumesParked && job.attemptsMade === 0)) {
       const outcome = await claimOutcome(deps.db, jobId, attempt);
       if (outcome) return apply(outcome);
       const parked = await findParked(deps.db, jobId, attempt);
@@ -94,7 +99,7 @@ export function createHttpTasks(deps: HttpTaskDeps) {
     // A callback that landed between the park and the move found the job still active and could
     // not wake it: wake it now, or it would sleep until the deadline. Any URL of this attempt counts:
     // a service that dedups a repeated call (same webhook-id) reports on the URL it got first.
-    if (await hasUnclaimedOutcome(deps.db, job.id!, job.attemptsMade)) await job.promote().catch(() => {});
+    if (await hasUnclaimedOutcome(deps.db, job.id!, attemptOf(job))) await job.promote().catch(() => {});
     throw new DelayedError();
   }
 
@@ -113,7 +118,7 @@ export function createHttpTasks(deps: HttpTaskDeps) {
     if (await endWait(deps.db, { tokenHash: parked.tokenHash, table, jobId: job.id!, resolution: "timed_out", unpark: true }))
       throw new CallbackTimeout(late);
     // The callback won the race with the deadline: apply it; or a heartbeat did: wait again.
-    const won = await findParked(deps.db, job.id!, job.attemptsMade);
+    const won = await findParked(deps.db, job.id!, attemptOf(job));
     if (won?.outcome) return end(table, job.id!, won.tokenHash, won.outcome);
     if (won) return park(job, token, won);
     throw new CallbackTimeout(late);
@@ -127,6 +132,9 @@ export function createHttpTasks(deps: HttpTaskDeps) {
     return apply(outcome);
   }
 }
+
+/** The callback attempt number of a job's current attempt (see runHttpTask). */
+const attemptOf = (job: Job) => (readJob(job).meta.attemptsCarried ?? 0) + job.attemptsMade;
 
 /** The job's result, or the attempt's failure, as the service's callback said. */
 function apply(outcome: CallbackOutcome): unknown {

@@ -2,6 +2,7 @@ import { DelayedError, UnrecoverableError, type Job, type Processor } from "bull
 import { logContext, type Logger } from "../log";
 import type { Metrics } from "../metrics";
 import { inJobSpan } from "../telemetry";
+import { readJob } from "../services/job-envelope";
 
 /**
  * Wraps a queue's processor with what operators read: run time and queue wait histograms, the
@@ -14,8 +15,9 @@ export function observeJobs(queue: string, processor: Processor, deps: { log: Lo
     const startedAt = Date.now();
     // From when the job could first run: added, plus its delay (BullMQ keeps both on the job).
     const readyAt = job.timestamp + (job.opts.delay ?? 0);
-    // A parked http task woken to apply its callback re-runs the same attempt: it did not wait in the queue.
-    const rerun = job.attemptsStarted > job.attemptsMade + 1;
+    // A parked http task woken to apply its callback (or resuming its wait after Redis lost it)
+    // re-runs the same attempt: it did not wait in the queue.
+    const rerun = job.attemptsStarted > job.attemptsMade + 1 || (job.attemptsMade === 0 && readJob(job).meta.resumesParked === true);
     if (job.timestamp > 0 && !rerun) metrics.jobWaitTime.observe(labels, Math.max(0, startedAt - readyAt) / 1000);
     const started = performance.now();
     try {
@@ -36,7 +38,8 @@ export function observeJobs(queue: string, processor: Processor, deps: { log: Lo
         jobId: job.id,
         queue,
         handler: job.name,
-        attempt,
+        // The run's attempt number: attempts made before Redis lost the job count too.
+        attempt: (readJob(job).meta.attemptsCarried ?? 0) + attempt,
         final,
         error: err instanceof Error ? err.message : String(err),
       });

@@ -30,6 +30,7 @@ export function createProcessor(
       throw new UnrecoverableError(`handler '${job.name}' does not run on queue '${job.queueName}'`);
     const { data, meta } = readJob(job);
     if (meta.failedChild) throw new UnrecoverableError(`child job ${meta.failedChild} failed`);
+    if (meta.attemptsCarried) carryExponentialBackoff(job, meta.attemptsCarried);
     // Kept results of children that are not run again are in the same hash (see enqueue.ts).
     const children: Record<string, unknown> = { ...(meta as { kept?: Record<string, unknown> }).kept };
     if (meta.parent) {
@@ -63,6 +64,17 @@ export function createProcessor(
       await logSink?.flush(who.id);
     }
   };
+}
+
+/**
+ * BullMQ doubles an exponential backoff by its own attempt count, which starts again when the
+ * reconciler re-adds a job Redis lost: this attempt's copy of the options (the stored ones are not
+ * touched) backs off by the run's count instead, so the backoff goes on growing where it was.
+ */
+function carryExponentialBackoff(job: Job, carried: number) {
+  const backoff = job.opts.backoff;
+  if (typeof backoff !== "object" || backoff.type !== "exponential") return;
+  job.opts = { ...job.opts, backoff: { type: "fixed", delay: Math.round(2 ** (carried + job.attemptsMade) * (backoff.delay ?? 0)) } };
 }
 
 /** A retried job runs under `<id>-<n>`; flowd's own id is the part before. */

@@ -3,6 +3,7 @@ import type { Db } from "../db/client";
 import { applyStatusBatch, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
 import type { Logger } from "../log";
 import { collapse, failedByChild, toStatusChange, type StreamEvent } from "../services/status";
+import { carriedAttempts } from "../services/job-envelope";
 import { toProgress } from "../services/progress-events";
 import { recordProgress } from "../db/queries/job-reports";
 import type { Lease } from "./lease";
@@ -258,15 +259,16 @@ export function startStatusRecorder(deps: {
     }
     if (failures.length > 0) {
       // The stream names the reason only; the attempt count, the stack and the name live on the
-      // job's hash (gone if the job was removed meanwhile: then the row keeps what it had).
+      // job's hash (gone if the job was removed meanwhile: then the row keeps what it had). Its opts
+      // say how many attempts its run made before Redis lost it, which BullMQ's count leaves out.
       const details = await redis
-        .pipeline(failures.map((f) => ["hmget", f.key, "atm", "stacktrace", "name"]))
+        .pipeline(failures.map((f) => ["hmget", f.key, "atm", "stacktrace", "name", "opts"]))
         .exec()
         .catch(() => null);
       failures.forEach((f, i) => {
-        const [atm, stacktrace, name] = ((details?.[i]?.[1] as (string | null)[] | undefined) ?? []) as (string | null)[];
+        const [atm, stacktrace, name, opts] = ((details?.[i]?.[1] as (string | null)[] | undefined) ?? []) as (string | null)[];
         if (f.byChild && name) deps.onFailedByChild?.(f.queue, name);
-        if (atm !== null && atm !== undefined) f.change.attemptsMade = Number(atm);
+        if (atm !== null && atm !== undefined) f.change.attemptsMade = Number(atm) + carriedAttempts(opts);
         const stacks = safeParse(stacktrace) as string[] | null;
         f.change.error = {
           message: f.change.error!.message,

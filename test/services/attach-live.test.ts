@@ -55,6 +55,10 @@ const row = (id: string, jobId: string, parentId: string | null, status: string,
   status,
   result: null,
   attemptsMade: 0,
+  attemptsBase: 0,
+  readyAt: null,
+  createdAt: new Date(),
+  parkedUntil: null,
 });
 
 /** The first run of a flow, in Redis: a parent over one leaf per id. */

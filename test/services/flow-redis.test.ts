@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { buildRedisTrees, type EnqueueRow, type FlowdFlowJob } from "../../src/services/flow-redis";
+import { buildRedisTrees, resumeOptions, type EnqueueRow, type FlowdFlowJob } from "../../src/services/flow-redis";
 import { readJob } from "../../src/services/job-envelope";
 
 const row = (id: string, parentId: string | null, status: string, opts: EnqueueRow["opts"] = {}): EnqueueRow => ({
@@ -14,6 +14,10 @@ const row = (id: string, parentId: string | null, status: string, opts: EnqueueR
   status,
   result: status === "completed" ? { from: id } : null,
   attemptsMade: 0,
+  attemptsBase: 0,
+  readyAt: null,
+  createdAt: new Date(0),
+  parkedUntil: null,
 });
 
 describe("building the Redis trees of a flow's rows", () => {
@@ -66,5 +70,36 @@ describe("building the Redis trees of a flow's rows", () => {
     expect(readJob({ data: { data: { x: 1 } }, opts: { flowd: { parent: true } } as never })).toEqual({ data: { data: { x: 1 } }, meta: { parent: true } });
     expect(readJob({ data: { data: { x: 1 }, attemptsBefore: 2 }, opts: {} })).toEqual({ data: { x: 1 }, meta: { attemptsBefore: 2 } });
     expect(readJob({ data: { y: 2 }, opts: {} })).toEqual({ data: { y: 2 }, meta: { parent: true } });
+  });
+});
+
+describe("adding a job Redis lost again (resumeOptions)", () => {
+  const now = 1_000_000;
+  const lost = (over: Partial<EnqueueRow>): EnqueueRow => ({ ...row("x", null, "waiting"), createdAt: new Date(now - 3_000), ...over });
+
+  test("a delayed job keeps what is left of its delay: from its recorded ready time, else created + delay", () => {
+    expect(resumeOptions(lost({ status: "delayed", opts: { delay: 6_000 } }), now).opts.delay).toBe(3_000);
+    expect(resumeOptions(lost({ status: "delayed", opts: { delay: 6_000 }, readyAt: new Date(now + 1_234) }), now).opts.delay).toBe(1_234);
+    // Past due: at once, never a fresh delay.
+    expect(resumeOptions(lost({ status: "delayed", opts: { delay: 1_000 } }), now).opts.delay).toBe(0);
+  });
+
+  test("a job that was ready or running runs at once; one waiting for children keeps its delay for later", () => {
+    expect(resumeOptions(lost({ status: "waiting", opts: { delay: 6_000 } }), now).opts.delay).toBe(0);
+    expect(resumeOptions(lost({ status: "active", opts: { delay: 6_000 }, attemptsMade: 1 }), now).opts.delay).toBe(0);
+    expect(resumeOptions(lost({ status: "waiting-children", opts: { delay: 6_000 } }), now).opts.delay).toBe(6_000);
+  });
+
+  test("ended attempts of this run are carried and taken off opts.attempts; the lost running attempt is not", () => {
+    // In its backoff after two failed attempts of a run that began after one earlier attempt (a retry).
+    const backoff = resumeOptions(lost({ status: "delayed", opts: { attempts: 5 }, attemptsBase: 1, attemptsMade: 3, readyAt: new Date(now) }), now);
+    expect(backoff.opts.attempts).toBe(3);
+    expect(backoff.meta).toEqual({ attemptsBefore: 3, attemptsCarried: 2 });
+    // Parked in its first attempt: that attempt goes on, nothing is carried.
+    const parked = resumeOptions(lost({ status: "active", opts: { attempts: 2 }, attemptsMade: 1, parkedUntil: new Date(now + 60_000) }), now);
+    expect(parked.opts.attempts).toBe(2);
+    expect(parked.meta).toEqual({ resumesParked: true });
+    // No attempts option: none is set, so BullMQ's default stays.
+    expect(resumeOptions(lost({}), now).opts).toEqual({ delay: 0 });
   });
 });

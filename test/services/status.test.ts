@@ -98,4 +98,15 @@ describe("status changes from BullMQ's event stream", () => {
     expect(again!.finished).toBeNull();
     expect(new Date(again!.started).getTime()).toBe(t + 450);
   });
+
+  test("a delayed job's ready time is when its delay or backoff ends, as BullMQ's entry says; its promotion replaces it", async () => {
+    const id = await freshJob();
+    const t = 1795917342000;
+    const ready = async () =>
+      (await db.database.sql<{ ready: number }[]>`select (extract(epoch from ready_at) * 1000)::float8 as ready from jobs where id = ${id}`)[0]!.ready;
+    await apply([change(id, "active", `${t}-0`), change(id, "delayed", `${t + 50}-0`, { delay: String(t + 5_050) })]);
+    expect(await ready()).toBe(t + 5_050);
+    await apply([change(id, "waiting", `${t + 5_060}-0`)]);
+    expect(await ready()).toBe(t + 5_060);
+  });
 });

@@ -42,8 +42,9 @@ export const jobColumns = () => ({
   /**
    * The last run's timings, for `GET /v1/stats` (wait = started - ready, run = finished - started).
    * The recorder takes them from BullMQ's stream entry times, so they cost no extra write: ready
-   * when the job last entered `waiting` (or when the API wrote it there), started at its last
-   * `active`, finished at its `completed` / `failed`.
+   * when the job last entered `waiting` (or when the API wrote it there) — while it is `delayed`,
+   * when its delay or retry backoff ends (BullMQ's `delayed` entry says; the reconciler re-adds a
+   * lost job for what is left of it) — started at its last `active`, finished at its `completed` / `failed`.
    */
   readyAt: timestamp("ready_at", { withTimezone: true }),
   startedAt: timestamp("started_at", { withTimezone: true }),
