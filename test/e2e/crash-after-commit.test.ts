@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { insertFlow, type FlowJobRow } from "../../src/db/queries/flows";
 import { planFlow } from "../../src/services/flow-spec";
+import { builtinRegistry } from "../../src/services/handler-registry";
 import { newId } from "../../src/ids";
 import { insertJobs } from "../../src/db/queries/jobs";
 import { newJobRow } from "../../src/services/jobs";
@@ -24,6 +25,8 @@ describe("a crash between the Postgres commit and the Redis add", () => {
     const planned = planFlow(
       { name: "echo", children: [{ name: "http", data: { url: receiver.url("/after-crash"), method: "POST" } }] },
       { flowQueues: ["flows"], maxFlowJobs: 1000, maxFlowDepth: 32 },
+      // The receiver is on loopback, which the cluster allows (FLOWD_ALLOW_PRIVATE_URLS).
+      builtinRegistry({ flowQueues: ["flows"], externalQueues: [], allowPrivateUrls: true }),
     );
     const flowId = newId();
     const now = new Date();
@@ -44,6 +47,8 @@ describe("a crash between the Postgres commit and the Redis add", () => {
     const planned = planFlow(
       { name: "echo", children: [{ name: "http", data: { url: receiver.url("/queued-crash"), method: "POST" } }] },
       { flowQueues: ["flows"], maxFlowJobs: 1000, maxFlowDepth: 32 },
+      // The receiver is on loopback, which the cluster allows (FLOWD_ALLOW_PRIVATE_URLS).
+      builtinRegistry({ flowQueues: ["flows"], externalQueues: [], allowPrivateUrls: true }),
     );
     const flowId = newId();
     const now = new Date();

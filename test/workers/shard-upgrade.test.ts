@@ -4,6 +4,7 @@ import { createLogger } from "../../src/log";
 import { createProducer, type Producer } from "../../src/queues";
 import { connectRedis, type RedisClient } from "../../src/redis";
 import { createFlow } from "../../src/services/flows";
+import { builtinRegistry } from "../../src/services/handler-registry";
 import { createWaiters } from "../../src/services/waiters";
 import { WEBHOOKS_QUEUE } from "../../src/services/webhooks";
 import { AIMED, shardPrefix } from "../../src/shards";
@@ -45,7 +46,7 @@ const flow = (key: string) => ({
 
 test("flows and a webhook delivery left under the first scheme's tags run after the switch to aimed tags; new work goes to aimed tags", async () => {
   const [user] = await stack.database.sql<{ id: string }[]>`select id from users where name = 'alice'`;
-  const deps = { config: stack.config, db: stack.database.db, producer: legacy, log: createLogger("silent"), waiters: createWaiters(), broadcastCancel: async () => {} };
+  const deps = { config: stack.config, db: stack.database.db, producer: legacy, log: createLogger("silent"), waiters: createWaiters(), broadcastCancel: async () => {}, registry: builtinRegistry(stack.config) };
   for (let i = 0; i < 6; i++) await createFlow(deps, { userId: user!.id }, flow(`old${i}`));
   const stored = await stack.database.sql<{ shard: number; n: number }[]>`select shard, count(*)::int as n from flow_jobs group by shard order by shard`;
   expect(stored.map((r) => r.shard)).toEqual([1, 2]);
