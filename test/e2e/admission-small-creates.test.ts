@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster, type Cluster } from "../helpers/cluster";
-import { createBurst, describeBurst } from "../helpers/create-burst";
+import { createBurst, describeBurst, metric } from "../helpers/create-burst";
 
 // What the bound must never cost: a web app whose users all press "create" at once with small flows.
 // One API and one worker process (the compiled binary when FLOWD_BIN is set), default admission
@@ -17,12 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
 });
-
-const metric = (text: string, name: string) =>
-  text
-    .split("\n")
-    .filter((l) => l.startsWith(name))
-    .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
 
 describe("admission under many small creates", () => {
   test(`${CLIENTS} concurrent ${JOBS}-job flows: every one 201 at the first try, memory bounded, all complete`, async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startCluster, type Cluster } from "../helpers/cluster";
-import { createBurst, describeBurst, type BurstReport } from "../helpers/create-burst";
+import { createBurst, describeBurst, metric, type BurstReport } from "../helpers/create-burst";
 
 // The probe that found it: concurrent 1,000-job flow creates against one API and one worker process
 // (the compiled binary when FLOWD_BIN is set). Without a bound the API went to 3 GB and /healthz to
@@ -19,12 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
 });
-
-const metric = (text: string, name: string) =>
-  text
-    .split("\n")
-    .filter((l) => l.startsWith(name))
-    .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
 
 describe("admission control under a burst of large creates", () => {
   test(`${CLIENTS} concurrent ${JOBS}-job flows: bounded memory, live /healthz, 201 or 503 overloaded, all complete once`, async () => {

@@ -59,6 +59,13 @@ export const flowBody = (jobs: number, tag: string, padding = 0) => {
   };
 };
 
+/** The sum of a Prometheus text's samples whose line starts with `name` (every label set). */
+export const metric = (text: string, name: string) =>
+  text
+    .split("\n")
+    .filter((l) => l.startsWith(name))
+    .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+
 export async function rssBytes(pid: number): Promise<number> {
   const status = await Bun.file(`/proc/${pid}/status`).text();
   const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1];
