@@ -6,6 +6,18 @@ import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 export type TrackedJobTable = "flow_jobs" | "jobs";
 
 /**
+ * A worker's statement that writes a callback row and then its job row locks the job row first, in
+ * the order a callback's complete takes them (STORE_OUTCOME: the job's row, then the callback's).
+ * Taken the other way round, a callback arriving while the worker parks (a fast service calls back
+ * before its 202 is read) or times out deadlocked with it, and Postgres could end the worker's
+ * statement: the attempt failed after the service was called, and ran again or failed the job the
+ * callback had just completed. `JOB_LOCKED` in the callback update's condition makes Postgres take
+ * the job lock (an init plan) before it touches the callback row.
+ */
+const LOCK_JOB_FIRST = (table: TrackedJobTable, jobIdParam: string) => `job_lock as (select 1 from ${table} where job_id = ${jobIdParam} for update)`;
+const JOB_LOCKED = "(select count(*) from job_lock) >= 0";
+
+/**
  * Writes the callback offered with one attempt, found by the job's BullMQ id in either table, and
  * reads its owner's signing secrets in the same round trip. No row: the job is gone (deleted).
  */
@@ -58,11 +70,12 @@ export async function parkOffer(
   a: { tokenHash: string; table: TrackedJobTable; jobId: string; attempt: number; deadline: Date; heartbeatTimeoutMs: number | null },
 ): Promise<{ outcome: CallbackOutcome | null } | undefined> {
   const [row] = await db.$client.unsafe<{ outcome: CallbackOutcome | null }[]>(
-    `with cb as (
+    `with ${LOCK_JOB_FIRST(a.table, "$2")},
+     cb as (
        update task_callbacks set parked_at = now(), deadline = $3::timestamptz,
          heartbeat_timeout_ms = $4::int,
          heartbeat_deadline = case when $4::int is null then null else least($3::timestamptz, now() + make_interval(secs => $4::int / 1000.0)) end
-       where token_hash = $1 and resolution is null
+       where token_hash = $1 and resolution is null and ${JOB_LOCKED}
        returning outcome
      ),
      parked as (
@@ -136,9 +149,10 @@ export async function endWait(
   a: { tokenHash: string; table: TrackedJobTable; jobId: string; resolution: "completed" | "failed" | "timed_out"; unpark: boolean },
 ): Promise<boolean> {
   const [row] = await db.$client.unsafe<{ ended: number }[]>(
-    `with cb as (
+    `with ${LOCK_JOB_FIRST(a.table, "$2")},
+     cb as (
        update task_callbacks set resolution = $3, resolved_at = now()
-       where token_hash = $1 and resolution is null
+       where token_hash = $1 and resolution is null and ${JOB_LOCKED}
          -- A timeout only while no callback came and a deadline has passed: a heartbeat that landed
          -- after the worker read the wait (and was answered 200) moved the deadline it woke for.
          and ($3 <> 'timed_out' or (outcome is null and (deadline <= now() or heartbeat_deadline <= now())))
