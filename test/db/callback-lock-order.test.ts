@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createTestDatabase } from "../helpers/db";
-import { endWait, offerCallback, parkOffer } from "../../src/db/queries/http-tasks";
+import { beat, endWait, offerCallback, parkOffer } from "../../src/db/queries/http-tasks";
 import { waitFor } from "../helpers/wait";
 
 // The worker's statements on a parked http task and a callback's complete touch the same two rows,
@@ -69,5 +69,26 @@ describe("a callback racing the worker on a parked http task", () => {
     if (stored.status === "rejected") throw stored.reason;
     if (timedOut.status === "rejected") throw timedOut.reason; // before the fix: deadlock detected (40P01)
     expect(timedOut.value).toBe(false); // the callback came first: no timeout
+  }, 30_000);
+  test("a heartbeat beside the complete takes its turn too, and finds the wait over", async () => {
+    const jobId = "j-lock-order-3";
+    await t.database.sql`insert into jobs (id, job_id, user_id, name, queue_name, data, opts, status, parked_until)
+      values ('r3', ${jobId}, 'u1', 'http', 'jobs', '{}', '{}', 'active', now() + interval '1 minute')`;
+    const tokenHash = "h-lock-order-3";
+    await offerCallback(t.database.db, { tokenHash, jobId, attempt: 0, deadline: new Date(Date.now() + 60_000) });
+    await t.database.sql`update task_callbacks set parked_at = now(), heartbeat_timeout_ms = 10000 where token_hash = ${tokenHash}`;
+    const callback = await t.database.sql.reserve();
+    await callback`begin`;
+    await callback`select 1 from jobs where job_id = ${jobId} for update`;
+    const beating = beat(t.database.db, tokenHash);
+    await waitFor(async () => (await lockWaiters()) >= 1, 5_000, "the heartbeat waiting on the job row");
+    const completing = (async () => {
+      await callback`update task_callbacks set outcome = ${JSON.stringify({ kind: "complete", result: 3 })}::jsonb where token_hash = ${tokenHash}`;
+      await callback`commit`;
+    })().catch(async (err) => { await callback`rollback`; throw err; }).finally(() => callback.release());
+    const [stored, beaten] = await Promise.allSettled([completing, beating]);
+    if (stored.status === "rejected") throw stored.reason;
+    if (beaten.status === "rejected") throw beaten.reason; // before the fix: deadlock detected (40P01), a 500
+    expect(beaten.value).toBeUndefined(); // the complete came first: nothing waits for a heartbeat any more
   }, 30_000);
 });
