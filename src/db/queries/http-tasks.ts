@@ -6,6 +6,23 @@ import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 export type TrackedJobTable = "flow_jobs" | "jobs";
 
 /**
+ * A statement that writes a callback row and then its job row locks the job row first, in
+ * the order a callback's complete takes them (STORE_OUTCOME: the job's row, then the callback's).
+ * Taken the other way round, a callback arriving while the worker parks (a fast service calls back
+ * before its 202 is read) or times out deadlocked with it, and Postgres could end the worker's
+ * statement: the attempt failed after the service was called, and ran again or failed the job the
+ * callback had just completed; a heartbeat beside a complete answered 500. `JOB_LOCKED` in the
+ * callback update's condition makes Postgres take the job lock (an init plan) before it touches
+ * the callback row.
+ */
+const LOCK_JOB_FIRST = (table: TrackedJobTable, jobIdSql: string, name = "job_lock") => `${name} as (select 1 from ${table} where job_id = ${jobIdSql} for update)`;
+const JOB_LOCKED = "(select count(*) from job_lock) >= 0";
+/** The same when the job's table is not known to the statement: the row of that id in either. */
+const LOCK_EITHER_JOB_FIRST = (jobIdSql: (table: TrackedJobTable) => string) =>
+  `${LOCK_JOB_FIRST("flow_jobs", jobIdSql("flow_jobs"), "flow_job_lock")}, ${LOCK_JOB_FIRST("jobs", jobIdSql("jobs"), "job_lock")}`;
+const EITHER_JOB_LOCKED = "(select count(*) from flow_job_lock) + (select count(*) from job_lock) >= 0";
+
+/**
  * Writes the callback offered with one attempt, found by the job's BullMQ id in either table, and
  * reads its owner's signing secrets in the same round trip. No row: the job is gone (deleted).
  */
@@ -58,11 +75,12 @@ export async function parkOffer(
   a: { tokenHash: string; table: TrackedJobTable; jobId: string; attempt: number; deadline: Date; heartbeatTimeoutMs: number | null },
 ): Promise<{ outcome: CallbackOutcome | null } | undefined> {
   const [row] = await db.$client.unsafe<{ outcome: CallbackOutcome | null }[]>(
-    `with cb as (
+    `with ${LOCK_JOB_FIRST(a.table, "$2")},
+     cb as (
        update task_callbacks set parked_at = now(), deadline = $3::timestamptz,
          heartbeat_timeout_ms = $4::int,
          heartbeat_deadline = case when $4::int is null then null else least($3::timestamptz, now() + make_interval(secs => $4::int / 1000.0)) end
-       where token_hash = $1 and resolution is null
+       where token_hash = $1 and resolution is null and ${JOB_LOCKED}
        returning outcome
      ),
      parked as (
@@ -136,9 +154,10 @@ export async function endWait(
   a: { tokenHash: string; table: TrackedJobTable; jobId: string; resolution: "completed" | "failed" | "timed_out"; unpark: boolean },
 ): Promise<boolean> {
   const [row] = await db.$client.unsafe<{ ended: number }[]>(
-    `with cb as (
+    `with ${LOCK_JOB_FIRST(a.table, "$2")},
+     cb as (
        update task_callbacks set resolution = $3, resolved_at = now()
-       where token_hash = $1 and resolution is null
+       where token_hash = $1 and resolution is null and ${JOB_LOCKED}
          -- A timeout only while no callback came and a deadline has passed: a heartbeat that landed
          -- after the worker read the wait (and was answered 200) moved the deadline it woke for.
          and ($3 <> 'timed_out' or (outcome is null and (deadline <= now() or heartbeat_deadline <= now())))
@@ -165,9 +184,10 @@ export async function claimOutcome(db: Db, jobId: string, attempt: number): Prom
   const unpark = (table: TrackedJobTable) =>
     `${table}_unparked as (update ${table} set parked_until = null where job_id = $1 and exists (select 1 from cb where table_name = '${table}' and outcome->>'kind' = 'fail') returning 1)`;
   const [row] = await db.$client.unsafe<{ outcome: CallbackOutcome }[]>(
-    `with cb as (
+    `with ${LOCK_EITHER_JOB_FIRST(() => "$1")},
+     cb as (
        update task_callbacks set resolution = case when outcome->>'kind' = 'complete' then 'completed' else 'failed' end, resolved_at = now()
-       where job_id = $1 and attempt = $2 and resolution is null and outcome is not null
+       where job_id = $1 and attempt = $2 and resolution is null and outcome is not null and ${EITHER_JOB_LOCKED}
        returning outcome, table_name
      ), ${unpark("flow_jobs")}, ${unpark("jobs")}
      select outcome, (select count(*) from flow_jobs_unparked) + (select count(*) from jobs_unparked) as unparked from cb`,
@@ -314,11 +334,12 @@ export async function beat(db: Db, tokenHash: string): Promise<StoredCallback | 
     `${table}_moved as (update ${table} j set parked_until = least(b.deadline, b.heartbeat_deadline)
        from b where b.table_name = '${table}' and j.job_id = b.job_id and b.parked_at is not null and j.parked_until is not null returning 1)`;
   const [row] = await db.$client.unsafe<StoredRow[]>(
-    `with b as (
+    `with ${LOCK_EITHER_JOB_FIRST((table) => `(select job_id from task_callbacks where token_hash = $1 and table_name = '${table}')`)},
+     b as (
        update task_callbacks c
          -- never past the callback deadline: heartbeatBy must not promise more time than the wait has
          set heartbeat_deadline = case when c.heartbeat_timeout_ms is null then null else least(c.deadline, now() + make_interval(secs => c.heartbeat_timeout_ms / 1000.0)) end
-       where ${STILL_WAITING}
+       where ${STILL_WAITING} and ${EITHER_JOB_LOCKED}
        returning c.*
      ), ${moved("flow_jobs")}, ${moved("jobs")}
      select ${STORED_COLUMNS}, (select count(*) from flow_jobs_moved) + (select count(*) from jobs_moved) as moved from b c`,
