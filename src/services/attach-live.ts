@@ -73,6 +73,12 @@ export async function prepareAttached(producer: Producer, shard: Shard, trees: F
  * failure, which any worker applies when it picks the parent up). A job that failed after the tie
  * was handled by BullMQ already: it is no longer among the parent's dependencies.
  */
+/**
+ * HSET only on a job hash that still exists: a parent removed meanwhile (a cancel, a delete) must not
+ * come back as a hash holding one field, which nothing would ever expire.
+ */
+const SET_IF_PRESENT = `if redis.call("exists", KEYS[1]) == 1 then return redis.call("hset", KEYS[1], ARGV[1], ARGV[2]) end return -1`;
+
 export async function settleAttached(producer: Producer, shard: Shard, attached: Attached[]) {
   if (attached.length === 0) return;
   const at = producer.at(shard);
@@ -88,7 +94,7 @@ export async function settleAttached(producer: Producer, shard: Shard, attached:
     const failed = replies?.[2 * i]?.[1] !== null && replies?.[2 * i]?.[1] !== undefined;
     if (!failed || Number(replies?.[2 * i + 1]?.[1]) !== 1) continue;
     try {
-      if (child.opts.failParentOnFailure) await producer.redis.hset(keyOf(parent), "defa", `child ${keyOf(child)} failed`);
+      if (child.opts.failParentOnFailure) await producer.redis.eval(SET_IF_PRESENT, 1, keyOf(parent), "defa", `child ${keyOf(child)} failed`);
       const job = await Job.fromId(at.queue(child.queueName), idOf(child));
       await job?.removeChildDependency();
     } catch {

@@ -3,6 +3,7 @@ import { Queue, Worker, type Job } from "bullmq";
 import { createProducer, type Producer } from "../../src/queues";
 import { createRedis } from "../../src/redis";
 import { enqueueRows } from "../../src/services/enqueue";
+import { settleAttached } from "../../src/services/attach-live";
 import type { EnqueueRow } from "../../src/services/flow-redis";
 import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { REDIS_URL } from "../helpers/services";
@@ -100,5 +101,18 @@ describe("tying live children to a re-added parent", () => {
     await waitFor(async () => (await stateOf("p2-1")) === "failed", 10_000, "the new parent failed");
     expect(await stateOf("n2-1")).toBe("completed");
     expect(await redis.hget(key("p2-1"), "failedReason")).toBe(`child ${key("dead2")} failed`);
+  });
+
+  test("a parent removed between the check and the mark (a cancel, a delete) is not brought back as a one-field hash", async () => {
+    await firstRun("p3", [{ id: "dead3", data: { fail: true } }]);
+    startWorker();
+    await waitFor(async () => (await stateOf("p3")) === "failed", 10_000, "the first run failed");
+    await Promise.all(workers.splice(0).map((w) => w.close()));
+    // The window: the check saw the tie (the dependency is still listed) but the parent's hash is gone.
+    await redis.sadd(`${key("ghost3")}:dependencies`, key("dead3"));
+    const node = (id: string) => ({ name: "leaf", queueName: QUEUE, opts: { jobId: id, failParentOnFailure: true } });
+    await settleAttached(producer, producer.home, [{ child: node("dead3"), parent: node("ghost3") }]);
+    expect(await redis.exists(key("ghost3"))).toBe(0);
+    await redis.del(`${key("ghost3")}:dependencies`);
   });
 });
