@@ -65,12 +65,20 @@ test("a long-poll in progress makes the listener read its job's events, and its 
   const id = await newJob();
   const started = Date.now();
   let wokeAfterMs = -1;
-  const jobStatus = async () => (await db.database.db.execute<{ status: string }>(sql`select status from jobs where id = ${id}`))[0]?.status;
+  let firstRead!: () => void;
+  const firstReadDone = new Promise<void>((resolve) => (firstRead = resolve));
+  const jobStatus = async () => {
+    const status = (await db.database.db.execute<{ status: string }>(sql`select status from jobs where id = ${id}`))[0]?.status;
+    firstRead();
+    return status;
+  };
   const poll = waiters.until(id, 60, jobStatus, (status) => status === "completed").then(() => {
     wokeAfterMs = Date.now() - started;
   });
   expect(waiters.longPolls.waiting).toBe(1);
   const reads = listener.stats.reads;
+  // The change lands after the poll's own first read, so only its event can end the wait.
+  await firstReadDone;
   await setStatus(id, "completed");
   await poll;
   // Woken by its event (the fallback here is 60 s), which the listener read because a poll waited.
