@@ -19,7 +19,8 @@ import { freshJobState } from "../db/schema/columns";
 import { currentTraceparent } from "../telemetry";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
-import { planFlow, type NodeInput } from "./flow-spec";
+import { planFlow, refusal, type NodeInput, type PlannedJob } from "./flow-spec";
+import { planGraph, type GraphJobInput, type PlannedGraphJob } from "../scheduling/graph-plan";
 import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { flowView, flowSummary, type FlowView } from "./flow-views";
 
@@ -33,6 +34,17 @@ import { isFinished } from "../statuses";
 
 export type FlowDeps = ServiceDeps;
 
+/** A flow as a client sends it: a tree (`root`) or a graph (`jobs` with `dependsOn`), never both. */
+export type CreateFlowInput = { name: string; root?: NodeInput; jobs?: GraphJobInput[] };
+
+function formOf(body: CreateFlowInput): "tree" | "graph" {
+  if (body.root !== undefined && body.jobs !== undefined)
+    throw refusal("invalid_input", "/jobs", "Send either root (a tree) or jobs (a graph), not both.");
+  if (body.jobs !== undefined) return "graph";
+  if (body.root === undefined) throw refusal("invalid_input", "/root", "Send root (a tree of jobs) or jobs (a graph of jobs).");
+  return "tree";
+}
+
 /**
  * Validates the tree, writes the flow and every job in one transaction (status `pending`), then adds
  * the tree to Redis under the pre-assigned ids. If Redis refuses, the flow stays `pending` and the
@@ -41,7 +53,7 @@ export type FlowDeps = ServiceDeps;
 export async function createFlow(
   deps: FlowDeps,
   user: User,
-  body: { name: string; root: NodeInput },
+  body: CreateFlowInput,
   idempotencyKey?: string,
 ): Promise<{ flow: FlowView; replayed: boolean }> {
   const hash = idempotencyKey ? requestHash(body) : "";
@@ -49,7 +61,10 @@ export async function createFlow(
     const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
     if (existing) return { flow: await replay(deps, existing, hash), replayed: true };
   }
-  const planned = planFlow(body.root, deps.config, deps.registry);
+  const graph = formOf(body) === "graph";
+  const planned: (PlannedJob & Partial<PlannedGraphJob>)[] = graph
+    ? planGraph(body.jobs!, deps.config, deps.registry)
+    : planFlow(body.root!, deps.config, deps.registry);
   const flowId = newId();
   // A flow and all its jobs on one shard, picked from its id (BullMQ needs a flow in one hash slot).
   const shard = deps.producer.pick(flowId);
@@ -66,19 +81,24 @@ export async function createFlow(
     shard,
     data: p.data,
     opts: p.opts,
-    // Written where the add puts it; back to `pending` below if the add fails.
-    ...freshJobState(now, initialStatus(p, parents.has(p.id))),
+    // Written where the add puts it; back to `pending` below if the add fails. A graph job held
+    // for its dependencies stays `pending` until the recorder releases it (src/scheduling/).
+    ...freshJobState(now, p.waitingFor ? "pending" : initialStatus(p, parents.has(p.id))),
     children: p.children,
     depth: p.depth,
+    key: p.key ?? null,
+    dependsOn: p.dependsOn ?? null,
+    waitingFor: p.waitingFor ?? null,
   }));
   const flow: FlowRow = {
     id: flowId,
     userId: user.userId,
     name: body.name,
     status: "running",
-    rootId: planned[0]!.id,
+    rootId: graph ? null : planned[0]!.id,
     jobCount: planned.length,
     generation: 0,
+    graph,
     idempotencyKey: idempotencyKey ?? null,
     requestHash: idempotencyKey ? hash : null,
     createdAt: now,
@@ -89,7 +109,7 @@ export async function createFlow(
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
   const inserted = insertFlow(deps.db, flow, rows);
-  const adding = addAfter(inserted, () => enqueueRows(deps, rows, new Set(rows.map((r) => r.id))));
+  const adding = addAfter(inserted, () => enqueueRows(deps, rows, new Set(rows.filter((r) => !r.waitingFor).map((r) => r.id))));
   adding.catch(() => {}); // a failed write fails it unsent; otherwise it is awaited below
   try {
     await inserted;
@@ -185,6 +205,8 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
       throw new Conflict("flow_running", "The flow is still running; retry it once it has failed.");
     if (flow.status !== "failed")
       throw new Conflict("nothing_to_retry", `The flow finished as '${flow.status}'; only a failed flow can be retried.`);
+    if (flow.graph)
+      throw new Conflict("retry_not_supported", "Retrying a graph flow is not supported yet; create the flow again to re-run it.");
     const rows = await flowJobsOf(tx, id);
     const rerun = failedFromRoot(rows);
     const generation = await bumpGeneration(tx, id);
