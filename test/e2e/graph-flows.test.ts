@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startCluster, type Cluster } from "../helpers/cluster";
+import { REPO } from "../helpers/process";
+import { REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
 
 /**
@@ -10,13 +15,31 @@ import { waitFor } from "../helpers/wait";
  * on trees; a worker killed while releases happen loses nothing.
  */
 let c: Cluster;
+const dir = mkdtempSync(join(tmpdir(), "flowd-graph-"));
+let node: ReturnType<typeof Bun.spawn> | null = null;
+
+// A user's own worker: nothing of flowd's, only bullmq (its CommonJS build, as a plain node script).
+const WORKER = `
+const { Worker } = require("bullmq");
+const worker = new Worker("ext", async (job) => {
+  if (job.name === "double") return { doubled: job.data.n * 2 };
+  const values = await job.getChildrenValues();
+  console.log(JSON.stringify({ id: job.id, values }));
+  return { got: Object.keys(values).length };
+}, { connection: { url: process.env.REDIS_URL }, prefix: process.env.PREFIX });
+worker.on("ready", () => console.log(JSON.stringify({ ready: true })));
+`;
 
 beforeAll(async () => {
-  c = await startCluster({ tag: "graph", env: { FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" } });
+  c = await startCluster({ tag: "graph", env: { FLOWD_EXTERNAL_QUEUES: "ext", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" } });
 }, 120_000);
-afterAll(async () => await c?.stop(), 60_000);
+afterAll(async () => {
+  node?.kill("SIGKILL");
+  await c?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}, 60_000);
 
-type Job = { key: string; name: string; data?: Record<string, unknown>; dependsOn?: string[]; opts?: Record<string, unknown> };
+type Job = { key: string; name: string; queue?: string; data?: Record<string, unknown>; dependsOn?: string[]; opts?: Record<string, unknown> };
 const http = () => c.apis[0]!.http;
 
 async function create(jobs: Job[], name = "g") {
@@ -139,6 +162,42 @@ describe("graph flows", () => {
     expect(polled.body.jobs.map((j: { status: string }) => j.status)).toEqual(["cancelled", "cancelled"]);
     const del = await http()("DELETE", `/v1/flows/${flow.id}`);
     expect(del.status).toBe(204);
+  }, 60_000);
+
+  test("your own BullMQ worker runs a graph job with two dependencies and sees both results from getChildrenValues()", async () => {
+    writeFileSync(join(dir, "worker.cjs"), WORKER);
+    const lines: { ready?: boolean; id?: string; values?: Record<string, unknown> }[] = [];
+    node = Bun.spawn(["node", join(dir, "worker.cjs")], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "", NODE_PATH: join(REPO, "node_modules"), REDIS_URL, PREFIX: c.prefix },
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    void (async () => {
+      let buf = "";
+      for await (const chunk of node!.stdout as ReadableStream<Uint8Array>) {
+        buf += new TextDecoder().decode(chunk);
+        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+          lines.push(JSON.parse(buf.slice(0, nl)));
+          buf = buf.slice(nl + 1);
+        }
+      }
+    })();
+    await waitFor(() => lines.some((l) => l.ready), 15_000, "the node worker");
+    const flow = await create([
+      { key: "mine", name: "echo", data: { v: 1 } },
+      { key: "theirs", name: "double", queue: "ext", data: { n: 21 } },
+      { key: "join", name: "combine", queue: "ext", dependsOn: ["mine", "theirs"] },
+    ]);
+    const done = await finished(flow.id);
+    expect(done.status).toBe("completed");
+    const [mine, theirs, join_] = done.jobs;
+    expect(join_.result).toEqual({ got: 2 });
+    const seen = lines.find((l) => l.id === join_.jobId)!;
+    expect(seen.values).toEqual({
+      [`${c.prefix}:flows:${mine.jobId}`]: { data: { v: 1 }, children: {} },
+      [`${c.prefix}:ext:${theirs.jobId}`]: { doubled: 42 },
+    });
   }, 60_000);
 
   test("a 10 × 100 layered graph completes with every dependency respected, through a worker killed -9 mid-way", async () => {
