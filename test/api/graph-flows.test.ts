@@ -93,3 +93,48 @@ describe("graph flow input", () => {
     await refused({ name: "g", jobs: [{ key: "a", name: "echo", queue: "nope" }] }, "unknown_queue", /^\/jobs\/0\/queue$/, /Unknown queue 'nope'/);
   });
 });
+
+describe("a release that never reached Redis", () => {
+  test("the enqueuer adds a released job left pending, with its dependency's result, and never a held one", async () => {
+    const { connectRedis } = await import("../../src/redis");
+    const { createProducer } = await import("../../src/queues");
+    const { startEnqueuer } = await import("../../src/workers/enqueuer");
+    const { createLogger } = await import("../../src/log");
+    const { flowsWithPendingJobs } = await import("../../src/db/queries/flows");
+    const db = stack.database.db;
+    const res = await stack.http("POST", "/v1/flows", {
+      name: "crash",
+      jobs: [
+        { key: "a", name: "echo" },
+        { key: "b", name: "echo", dependsOn: ["a"] },
+        { key: "c", name: "echo", dependsOn: ["b"] },
+      ],
+    });
+    expect(res.status).toBe(201);
+    const [a, b, c] = res.body.jobs as { id: string; jobId: string }[];
+    // Held jobs are not the enqueuer's: only `a`, already in Redis, exists for it and it is not pending.
+    expect(await flowsWithPendingJobs(db, 0, 50)).not.toContain(res.body.id);
+    // What a recorder's batch commits before its process dies: `a` completed and `b` released.
+    await db.execute(sql`update flow_jobs set status = 'completed', result = '{"from":"a"}', event_pos = 1 where id = ${a!.id}`);
+    await db.execute(sql`update flow_jobs set waiting_for = null, updated_at = now() - interval '1 minute' where id = ${b!.id}`);
+    expect(await flowsWithPendingJobs(db, 0, 50)).toContain(res.body.id);
+    const redis = connectRedis(stack.config, "request", "graph-test");
+    const producer = createProducer(redis, stack.config);
+    await producer.declare(["flows"]);
+    const enqueuer = startEnqueuer({ db, producer, log: createLogger("silent") }, { intervalMs: 100, graceMs: 0 });
+    try {
+      const queue = producer.at(null).queue("flows");
+      const deadline = Date.now() + 10_000;
+      while ((await queue.getJobState(b!.jobId)) === "unknown" && Date.now() < deadline) await Bun.sleep(50);
+      expect(await queue.getJobState(b!.jobId)).toBe("waiting");
+      const job = (await queue.getJob(b!.jobId))!;
+      expect(Object.values(await job.getChildrenValues())).toEqual([{ from: "a" }]);
+      expect((job.opts as { flowd?: { parentKeys?: Record<string, string> } }).flowd?.parentKeys).toEqual({ [a!.jobId]: "a" });
+      expect(await queue.getJobState(c!.jobId)).toBe("unknown");
+    } finally {
+      await enqueuer.stop();
+      await producer.close();
+      redis.disconnect();
+    }
+  });
+});
