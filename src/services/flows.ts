@@ -14,6 +14,7 @@ import {
   type FlowRow,
 } from "../db/queries/flows";
 import { deleteReply } from "../db/queries/replies";
+import { holdForDependencies, reopenFlow } from "../db/queries/graph-rows";
 import { Conflict, NotFound } from "../errors";
 import { freshJobState } from "../db/schema/columns";
 import { currentTraceparent } from "../telemetry";
@@ -205,16 +206,21 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
       throw new Conflict("flow_running", "The flow is still running; retry it once it has failed.");
     if (flow.status !== "failed")
       throw new Conflict("nothing_to_retry", `The flow finished as '${flow.status}'; only a failed flow can be retried.`);
-    if (flow.graph)
-      throw new Conflict("retry_not_supported", "Retrying a graph flow is not supported yet; create the flow again to re-run it.");
     const rows = await flowJobsOf(tx, id);
-    const rerun = failedFromRoot(rows);
+    // A graph re-runs every failed and cancelled job; each waits again for its dependencies.
+    const rerun = flow.graph ? rows.filter((r) => RUN_AGAIN.has(r.status)) : failedFromRoot(rows);
     const generation = await bumpGeneration(tx, id);
     await resetForRetry(tx, rerun.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
+    if (flow.graph) {
+      await holdForDependencies(tx, rerun.map((r) => r.id));
+      // No root reopens it: the flow runs again until its last job finishes.
+      await reopenFlow(tx, id);
+    }
     return rerun;
   });
-  // Their earlier runs leave Redis, but not the live children BullMQ lists under them.
-  await removeFromRedis(deps, previous.map((r) => ({ ...r, keepChildren: true })));
+  // Their earlier runs leave Redis, but not the live children BullMQ lists under them. (A graph job
+  // cancelled for its failed dependency never entered Redis.)
+  await removeFromRedis(deps, previous.filter((r) => r.key === null || r.status === "failed").map((r) => ({ ...r, keepChildren: true })));
   await enqueueRows(deps, await flowJobsOf(deps.db, id)).catch((err) =>
     deps.log.warn("retry accepted but not yet in Redis; the enqueuer will add it", { flowId: id, err: String(err) }),
   );

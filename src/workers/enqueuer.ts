@@ -5,6 +5,7 @@ import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
 import { mayEnter } from "../services/flow-redis";
+import { releaseStaleHolds } from "../db/queries/graph-rows";
 import { enqueueJob } from "../services/jobs";
 import { startLoop } from "./loop";
 import type { Shard } from "../shards";
@@ -28,6 +29,10 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
   return startLoop(
     opts.intervalMs,
     async () => {
+      // Held graph jobs nothing released although their dependencies are done (a retry raced the
+      // recorder): released here, then added below with the other released rows.
+      const stale = await releaseStaleHolds(deps.db, opts.graceMs, 200);
+      if (stale.length > 0) log.info("released held graph jobs whose dependencies were done", { count: stale.length });
       for (const flowId of await flowsWithPendingJobs(deps.db, opts.graceMs, 50)) {
         const rows = await flowJobsOf(deps.db, flowId);
         if (rows.some((r) => r.key !== null)) {

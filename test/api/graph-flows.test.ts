@@ -95,7 +95,7 @@ describe("graph flow input", () => {
 });
 
 describe("a release that never reached Redis", () => {
-  test("the enqueuer adds a released job left pending, with its dependency's result, and never a held one", async () => {
+  test("the enqueuer adds a released job left pending, with its dependency's result, never a held one, and releases a stale hold", async () => {
     const { connectRedis } = await import("../../src/redis");
     const { createProducer } = await import("../../src/queues");
     const { startEnqueuer } = await import("../../src/workers/enqueuer");
@@ -131,6 +131,15 @@ describe("a release that never reached Redis", () => {
       expect(Object.values(await job.getChildrenValues())).toEqual([{ from: "a" }]);
       expect((job.opts as { flowd?: { parentKeys?: Record<string, string> } }).flowd?.parentKeys).toEqual({ [a!.jobId]: "a" });
       expect(await queue.getJobState(c!.jobId)).toBe("unknown");
+      // A hold nothing released although its dependency is done (a retry racing the recorder):
+      // the enqueuer releases it and adds it.
+      await db.execute(sql`update flow_jobs set status = 'completed', result = '{"from":"b"}', event_pos = 1 where id = ${b!.id}`);
+      const until = Date.now() + 10_000;
+      while ((await queue.getJobState(c!.jobId)) === "unknown" && Date.now() < until) await Bun.sleep(50);
+      expect(await queue.getJobState(c!.jobId)).toBe("waiting");
+      const [row] = await db.execute<{ waiting_for: string | null }>(sql`select waiting_for from flow_jobs where id = ${c!.id}`);
+      expect(row!.waiting_for).toBeNull();
+      expect(Object.values(await (await queue.getJob(c!.jobId))!.getChildrenValues())).toEqual([{ from: "b" }]);
     } finally {
       await enqueuer.stop();
       await producer.close();

@@ -113,10 +113,11 @@ describe("graph flows", () => {
     expect(new Set(events.map((e) => e.data.key))).toEqual(new Set(["A", "B", "C", "D"]));
   }, 90_000);
 
-  test("a failed middle job cancels exactly its descendants, naming it; the other branch completes; the flow fails", async () => {
+  test("a failed middle job cancels exactly its descendants, naming it; the other branch completes; the flow fails; retry completes it", async () => {
     const flow = await create([
       { key: "a", name: "echo" },
-      { key: "bad", name: "fail", data: { message: "boom" }, dependsOn: ["a"] },
+      // Fails its first attempt only: the retry's run succeeds.
+      { key: "bad", name: "fail", data: { times: 1 }, dependsOn: ["a"] },
       { key: "ok", name: "echo", dependsOn: ["a"] },
       { key: "after-bad", name: "echo", dependsOn: ["bad", "ok"] },
       { key: "deeper", name: "echo", dependsOn: ["after-bad"] },
@@ -133,9 +134,22 @@ describe("graph flows", () => {
       expect(by[k].status).toBe("cancelled");
       expect(by[k].error.message).toBe("dependency bad failed");
     }
+    // Retry re-runs the failed job and what it cancelled, keeping every completed result.
     const retry = await http()("POST", `/v1/flows/${flow.id}/retry`);
-    expect(retry.status).toBe(409);
-    expect(retry.body.error.code).toBe("retry_not_supported");
+    expect(retry.status).toBe(200);
+    expect(retry.body.status).toBe("running");
+    const again = await finished(flow.id);
+    expect(again.status).toBe("completed");
+    const after = Object.fromEntries(again.jobs.map((j: { key: string }) => [j.key, j]));
+    for (const k of ["a", "ok", "after-ok"]) {
+      expect(after[k].jobId).toBe(by[k].jobId);
+      expect(after[k].attemptsMade).toBe(1);
+      expect(after[k].result).toEqual(by[k].result);
+    }
+    for (const k of ["bad", "after-bad", "deeper"]) expect(after[k].jobId).not.toBe(by[k].jobId);
+    expect(Object.keys(after["after-bad"].result.parents).sort()).toEqual(["bad", "ok"]);
+    expect(after["after-bad"].result.parents.ok).toEqual(by.ok.result);
+    checkOrder(await timings(flow.id));
   }, 90_000);
 
   test("a failure under ignoreDependencyOnFailure lets its dependents run; the flow still fails", async () => {

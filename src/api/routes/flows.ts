@@ -57,7 +57,7 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
       response: { 200: FlowViewSchema, ...errorResponses(404, 409) },
       detail: {
         operationId: "retryFlow",
-        summary: "Run the failed jobs and the ancestors they failed again; completed results are kept",
+        summary: "Run the failed jobs and the ancestors they failed (a graph: the failed and cancelled jobs) again; completed results are kept",
         description:
           "Only failed and cancelled jobs run again (under new BullMQ ids), with the ancestors they failed. A job still running, " +
           "parked (an http task waiting for its callback) or waiting is never run again: it keeps its attempt, its callback URL " +
