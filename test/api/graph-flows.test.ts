@@ -94,6 +94,22 @@ describe("graph flow input", () => {
   });
 });
 
+describe("idempotency", () => {
+  test("a repeated graph create with one Idempotency-Key answers the first flow, with its jobs", async () => {
+    const body = { name: "once", jobs: [{ key: "a", name: "echo" }, { key: "b", name: "echo", dependsOn: ["a"] }] };
+    const headers = { "idempotency-key": "graph-once" };
+    const first = await stack.http("POST", "/v1/flows", body, { headers });
+    const second = await stack.http("POST", "/v1/flows", body, { headers });
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.headers.get("idempotent-replayed")).toBe("true");
+    expect(second.body.id).toBe(first.body.id);
+    expect(second.body.jobs.map((j: { key: string; dependsOn: string[] }) => [j.key, j.dependsOn])).toEqual([["a", []], ["b", ["a"]]]);
+    const other = await stack.http("POST", "/v1/flows", { ...body, name: "other" }, { headers });
+    expect(other.status).toBe(409);
+  });
+});
+
 describe("a release that never reached Redis", () => {
   test("the enqueuer adds a released job left pending, with its dependency's result, never a held one, and releases a stale hold", async () => {
     const { connectRedis } = await import("../../src/redis");
