@@ -18,4 +18,5 @@ if (!only || only === "handlers") await benchHandlers();
 if (!only || only === "http-tasks") await benchHttpTasks();
 if (!only || only === "cluster") await benchCluster();
 if (!only || only === "flow-page") await benchFlowPage();
+if (only === "graphs") await import("./graphs");
 process.exit(0);

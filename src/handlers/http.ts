@@ -31,7 +31,8 @@ export class RetryLater extends Error {
 /**
  * Calls a URL through the SSRF-guarded fetch, signed (Standard Webhooks) with the user's signing
  * secret. When the job has children, their results travel in the request: the body becomes
- * `{ "body": <body>, "children": { <jobId>: <result> } }` (methods with a body). The answer decides
+ * `{ "body": <body>, "children": { <jobId>: <result> } }` (methods with a body); a graph job's
+ * dependencies' results come both there and keyed by key in `"parents": { <key>: <result> }`. The answer decides
  * the attempt the way task queues do: 2xx completes, 202 parks until the callback, a 4xx a retry
  * cannot fix fails for good, and `Retry-After` holds the next attempt back.
  */
@@ -52,10 +53,10 @@ export const http = defineHandler({
     },
     { additionalProperties: false },
   ),
-  run: async ({ data, children, signal, config, task }) => {
+  run: async ({ data, children, parents, signal, config, task }) => {
     const method = data.method ?? (data.body === undefined && Object.keys(children).length === 0 ? "GET" : "POST");
     const hasChildren = Object.keys(children).length > 0;
-    const payload = hasChildren ? { body: data.body, children } : data.body;
+    const payload = hasChildren ? { body: data.body, children, ...(parents ? { parents } : {}) } : data.body;
     const sendsBody = method !== "GET" && method !== "HEAD" && payload !== undefined;
     const text = sendsBody ? (typeof payload === "string" ? payload : JSON.stringify(payload)) : undefined;
     // The job's trace goes along (W3C traceparent) when tracing is on. flowd's signature and

@@ -5,6 +5,8 @@ export interface HandlerContext<D> {
   data: D;
   /** Results of the job's children, keyed by the child's BullMQ job id. */
   children: Record<string, unknown>;
+  /** A graph flow's job: the results of the jobs it depends on, keyed by their keys (absent otherwise). */
+  parents?: Record<string, unknown>;
   /** Aborted when the job is cancelled or the worker shuts down hard. */
   signal: AbortSignal;
   /** Attempts that failed before this one (0 on the first run). */

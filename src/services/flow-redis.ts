@@ -11,7 +11,10 @@ const QUEUED: ReadonlySet<string> = new Set(QUEUED_STATUSES);
 export type ResumeRow = Pick<FlowJobRow, "opts" | "status" | "attemptsMade" | "attemptsBase" | "readyAt" | "createdAt" | "parkedUntil">;
 
 /** The fields of a flow's job row needed to put it into Redis. */
-export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "shard" | "data" | "result"> & ResumeRow & { flowId?: string };
+export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "shard" | "data" | "result"> & ResumeRow & { flowId?: string } & Partial<Pick<FlowJobRow, "key" | "dependsOn" | "waitingFor">>;
+
+/** A row the default add takes: `pending`, and not held out of Redis (see src/scheduling/). */
+export const mayEnter = (r: Pick<EnqueueRow, "status" | "waitingFor">) => r.status === "pending" && !r.waitingFor;
 
 /**
  * How a job Redis lost is added again (the reconciler's add), from what Postgres recorded of it:
@@ -73,10 +76,11 @@ export type FlowdFlowJob = FlowJob & { opts: FlowdJobsOptions; kept?: KeptChildr
  */
 export function buildRedisTrees(
   rows: EnqueueRow[],
-  adding: ReadonlySet<string> = new Set(rows.filter((r) => r.status === "pending").map((r) => r.id)),
+  adding: ReadonlySet<string> = new Set(rows.filter(mayEnter).map((r) => r.id)),
   resumeAtMs?: number,
 ): FlowdFlowJob[] {
   const byParent = new Map<string | null, EnqueueRow[]>();
+  const byId = new Map(rows.map((r) => [r.id, r]));
   for (const row of rows) {
     const list = byParent.get(row.parentId) ?? [];
     list.push(row);
@@ -86,13 +90,17 @@ export function buildRedisTrees(
     const children = byParent.get(row.id) ?? [];
     const kept: KeptChildren = {};
     for (const c of children) if (c.status === "completed") kept[c.jobId] = { queue: c.queueName, result: c.result };
+    // A graph job's dependencies ride along as kept children: it is added only once they are done.
+    const dependencies = (row.dependsOn ?? []).map((id) => byId.get(id)).filter((d) => d !== undefined);
+    for (const d of dependencies) if (d.status === "completed") kept[d.jobId] = { queue: d.queueName, result: d.result };
     const resumed = resumeAtMs === undefined ? undefined : resumeOptions(row, resumeAtMs);
     const meta: JobMeta = resumed?.meta ?? (row.attemptsMade > 0 ? { attemptsBefore: row.attemptsMade } : {});
     // A child that failed (under the default policy) while this job was out of Redis never told it:
     // the job must fail as BullMQ would have failed it, not run as if nothing happened.
     const failed = children.find((c) => c.status === "failed" && failsParent(c.opts));
     if (failed) meta.failedChild = failed.jobId;
-    if (children.length > 0) meta.parent = true;
+    if (children.length > 0 || dependencies.length > 0) meta.parent = true;
+    if (dependencies.length > 0) meta.parentKeys = Object.fromEntries(dependencies.map((d) => [d.jobId, d.key ?? d.id]));
     if (row.flowId) meta.flowId = row.flowId;
     const added = children.filter((c) => adding.has(c.id)).map(node);
     const live = children.filter((c) => !adding.has(c.id) && QUEUED.has(c.status)).map(attach);

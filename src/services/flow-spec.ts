@@ -21,12 +21,12 @@ export interface NodeInput {
 export type PlannedJob = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" | "queueName" | "data" | "opts" | "depth"> & { children: string[] };
 
 /** A 400 whose details have the same shape as schema validation's: a list of { path, message }. */
-const refusal = (code: string, path: string, message: string) => new InvalidInput(message, [{ path, message }], code);
+export const refusal = (code: string, path: string, message: string) => new InvalidInput(message, [{ path, message }], code);
 
 const POLICY_KEYS = ["failParentOnFailure", "ignoreDependencyOnFailure", "continueParentOnFailure", "removeDependencyOnFailure"] as const;
 
 /** Without a registry (tests, tools), the built-ins on the default queues. */
-const BUILTINS = createHandlerRegistry({ flowQueues: ["flows"], externalQueues: [] });
+export const BUILTINS = createHandlerRegistry({ flowQueues: ["flows"], externalQueues: [] });
 
 /**
  * Checks a job's name, data and opts against the handlers its queue's workers registered (the
@@ -50,6 +50,18 @@ export function singleJobQueue(config: Partial<Pick<Config, "externalQueues">>, 
   );
 }
 
+/** A flow job's queue: one of FLOWD_QUEUES (the first by default) or FLOWD_EXTERNAL_QUEUES; else 400 `unknown_queue`. */
+export function flowQueue(config: Pick<Config, "flowQueues"> & Partial<Pick<Config, "externalQueues">>, queue: string | undefined, path: string): string {
+  const queueName = queue ?? config.flowQueues[0]!;
+  if (!config.flowQueues.includes(queueName) && !config.externalQueues?.includes(queueName))
+    throw refusal(
+      "unknown_queue",
+      `${path}/queue`,
+      `Unknown queue '${queueName}' at ${path}/queue; this deployment accepts ${[...config.flowQueues, ...(config.externalQueues ?? [])].join(", ")} (FLOWD_QUEUES, FLOWD_EXTERNAL_QUEUES).`,
+    );
+  return queueName;
+}
+
 /**
  * Validates a whole flow before anything is written — handler names, queues, data, limits —
  * and plans its rows: depth-first, parents before children, every id assigned.
@@ -65,13 +77,7 @@ export function planFlow(
       throw new InvalidInput(`The flow is deeper than ${config.maxFlowDepth} levels (FLOWD_MAX_FLOW_DEPTH) at ${path}.`, { limit: config.maxFlowDepth }, "flow_too_deep");
     if (planned.length >= config.maxFlowJobs)
       throw new InvalidInput(`The flow has more than ${config.maxFlowJobs} jobs (FLOWD_MAX_FLOW_JOBS).`, { limit: config.maxFlowJobs }, "too_many_jobs");
-    const queueName = node.queue ?? config.flowQueues[0]!;
-    if (!config.flowQueues.includes(queueName) && !config.externalQueues?.includes(queueName))
-      throw refusal(
-        "unknown_queue",
-        `${path}/queue`,
-        `Unknown queue '${queueName}' at ${path}/queue; this deployment accepts ${[...config.flowQueues, ...(config.externalQueues ?? [])].join(", ")} (FLOWD_QUEUES, FLOWD_EXTERNAL_QUEUES).`,
-      );
+    const queueName = flowQueue(config, node.queue, path);
     checkJob(node, path, registry, queueName);
     const id = newId();
     const job: PlannedJob = {

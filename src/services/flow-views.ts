@@ -21,6 +21,13 @@ export interface JobView {
   updatedAt: string;
   /** An `http` task whose service answered 202: it waits for its callback until then. */
   callbackUntil?: string;
+  /** A graph flow's job: its key in the flow. */
+  key?: string;
+}
+/** A job of a graph flow: its view, with the keys of the jobs it depends on. */
+export interface GraphJobView extends JobView {
+  key: string;
+  dependsOn: string[];
 }
 export interface JobNodeView extends JobView {
   children: JobNodeView[];
@@ -34,9 +41,8 @@ export interface FlowSummary {
   updatedAt: string;
   finishedAt: string | null;
 }
-export interface FlowView extends FlowSummary {
-  root: JobNodeView;
-}
+/** A tree flow has `root`; a graph flow has `jobs` (in the order given) instead. */
+export type FlowView = FlowSummary & ({ root: JobNodeView; jobs?: never } | { jobs: GraphJobView[]; root?: never });
 
 /**
  * Timestamps as ISO text. A new flow's rows all share one creation time, so the last answer is
@@ -55,7 +61,7 @@ function iso(d: Date): string {
 
 export function jobView(r: {
   id: string; jobId: string; name: string; queueName: string; status: string; data: unknown; opts: unknown;
-  result: unknown; error: unknown; attemptsMade: number; createdAt: Date; updatedAt: Date; parkedUntil?: Date | null;
+  result: unknown; error: unknown; attemptsMade: number; createdAt: Date; updatedAt: Date; parkedUntil?: Date | null; key?: string | null;
 }): JobView {
   const view: JobView = {
     id: r.id,
@@ -72,6 +78,7 @@ export function jobView(r: {
     updatedAt: iso(r.updatedAt),
   };
   if (r.parkedUntil && r.status === "active") view.callbackUntil = r.parkedUntil.toISOString();
+  if (r.key) view.key = r.key;
   return view;
 }
 
@@ -87,6 +94,7 @@ export const flowSummary = (f: FlowRow): FlowSummary => ({
 
 /** The flow with its jobs nested under their parents; siblings keep the order given (each row lists its children). */
 export function flowView(f: FlowRow, rows: FlowJobRow[]): FlowView {
+  if (f.graph) return { ...flowSummary(f), jobs: graphJobs(rows) };
   const nodes = new Map<string, JobNodeView>();
   for (const r of rows) nodes.set(r.id, Object.assign(jobView(r), { children: [] as JobNodeView[] }));
   for (const r of rows) {
@@ -99,4 +107,12 @@ export function flowView(f: FlowRow, rows: FlowJobRow[]): FlowView {
   const root = nodes.get(f.rootId ?? "") ?? [...nodes.values()][0];
   if (!root) throw new Error(`flow ${f.id} has no jobs`);
   return { ...flowSummary(f), root };
+}
+
+/** A graph flow's jobs in the order they were given (their ids are time-ordered), dependencies by key. */
+function graphJobs(rows: FlowJobRow[]): GraphJobView[] {
+  const keyOf = new Map(rows.map((r) => [r.id, r.key ?? r.id]));
+  return [...rows]
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((r) => ({ ...jobView(r), key: r.key ?? r.id, dependsOn: (r.dependsOn ?? []).map((id) => keyOf.get(id) ?? id) }));
 }

@@ -14,12 +14,14 @@ import {
   type FlowRow,
 } from "../db/queries/flows";
 import { deleteReply } from "../db/queries/replies";
+import { holdForDependencies, reopenFlow } from "../db/queries/graph-rows";
 import { Conflict, NotFound } from "../errors";
 import { freshJobState } from "../db/schema/columns";
 import { currentTraceparent } from "../telemetry";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
-import { planFlow, type NodeInput } from "./flow-spec";
+import { planFlow, refusal, type NodeInput, type PlannedJob } from "./flow-spec";
+import { planGraph, type GraphJobInput, type PlannedGraphJob } from "../scheduling/graph-plan";
 import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { flowView, flowSummary, type FlowView } from "./flow-views";
 
@@ -33,6 +35,17 @@ import { isFinished } from "../statuses";
 
 export type FlowDeps = ServiceDeps;
 
+/** A flow as a client sends it: a tree (`root`) or a graph (`jobs` with `dependsOn`), never both. */
+export type CreateFlowInput = { name: string; root?: NodeInput; jobs?: GraphJobInput[] };
+
+function formOf(body: CreateFlowInput): "tree" | "graph" {
+  if (body.root !== undefined && body.jobs !== undefined)
+    throw refusal("invalid_input", "/jobs", "Send either root (a tree) or jobs (a graph), not both.");
+  if (body.jobs !== undefined) return "graph";
+  if (body.root === undefined) throw refusal("invalid_input", "/root", "Send root (a tree of jobs) or jobs (a graph of jobs).");
+  return "tree";
+}
+
 /**
  * Validates the tree, writes the flow and every job in one transaction (status `pending`), then adds
  * the tree to Redis under the pre-assigned ids. If Redis refuses, the flow stays `pending` and the
@@ -41,7 +54,7 @@ export type FlowDeps = ServiceDeps;
 export async function createFlow(
   deps: FlowDeps,
   user: User,
-  body: { name: string; root: NodeInput },
+  body: CreateFlowInput,
   idempotencyKey?: string,
 ): Promise<{ flow: FlowView; replayed: boolean }> {
   const hash = idempotencyKey ? requestHash(body) : "";
@@ -49,7 +62,10 @@ export async function createFlow(
     const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
     if (existing) return { flow: await replay(deps, existing, hash), replayed: true };
   }
-  const planned = planFlow(body.root, deps.config, deps.registry);
+  const graph = formOf(body) === "graph";
+  const planned: (PlannedJob & Partial<PlannedGraphJob>)[] = graph
+    ? planGraph(body.jobs!, deps.config, deps.registry)
+    : planFlow(body.root!, deps.config, deps.registry);
   const flowId = newId();
   // A flow and all its jobs on one shard, picked from its id (BullMQ needs a flow in one hash slot).
   const shard = deps.producer.pick(flowId);
@@ -66,19 +82,24 @@ export async function createFlow(
     shard,
     data: p.data,
     opts: p.opts,
-    // Written where the add puts it; back to `pending` below if the add fails.
-    ...freshJobState(now, initialStatus(p, parents.has(p.id))),
+    // Written where the add puts it; back to `pending` below if the add fails. A graph job held
+    // for its dependencies stays `pending` until the recorder releases it (src/scheduling/).
+    ...freshJobState(now, p.waitingFor ? "pending" : initialStatus(p, parents.has(p.id))),
     children: p.children,
     depth: p.depth,
+    key: p.key ?? null,
+    dependsOn: p.dependsOn ?? null,
+    waitingFor: p.waitingFor ?? null,
   }));
   const flow: FlowRow = {
     id: flowId,
     userId: user.userId,
     name: body.name,
     status: "running",
-    rootId: planned[0]!.id,
+    rootId: graph ? null : planned[0]!.id,
     jobCount: planned.length,
     generation: 0,
+    graph,
     idempotencyKey: idempotencyKey ?? null,
     requestHash: idempotencyKey ? hash : null,
     createdAt: now,
@@ -89,7 +110,7 @@ export async function createFlow(
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
   const inserted = insertFlow(deps.db, flow, rows);
-  const adding = addAfter(inserted, () => enqueueRows(deps, rows, new Set(rows.map((r) => r.id))));
+  const adding = addAfter(inserted, () => enqueueRows(deps, rows, new Set(rows.filter((r) => !r.waitingFor).map((r) => r.id))));
   adding.catch(() => {}); // a failed write fails it unsent; otherwise it is awaited below
   try {
     await inserted;
@@ -186,13 +207,20 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
     if (flow.status !== "failed")
       throw new Conflict("nothing_to_retry", `The flow finished as '${flow.status}'; only a failed flow can be retried.`);
     const rows = await flowJobsOf(tx, id);
-    const rerun = failedFromRoot(rows);
+    // A graph re-runs every failed and cancelled job; each waits again for its dependencies.
+    const rerun = flow.graph ? rows.filter((r) => RUN_AGAIN.has(r.status)) : failedFromRoot(rows);
     const generation = await bumpGeneration(tx, id);
     await resetForRetry(tx, rerun.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
+    if (flow.graph) {
+      await holdForDependencies(tx, rerun.map((r) => r.id));
+      // No root reopens it: the flow runs again until its last job finishes.
+      await reopenFlow(tx, id);
+    }
     return rerun;
   });
-  // Their earlier runs leave Redis, but not the live children BullMQ lists under them.
-  await removeFromRedis(deps, previous.map((r) => ({ ...r, keepChildren: true })));
+  // Their earlier runs leave Redis, but not the live children BullMQ lists under them. (A graph job
+  // cancelled for its failed dependency never entered Redis.)
+  await removeFromRedis(deps, previous.filter((r) => r.key === null || r.status === "failed").map((r) => ({ ...r, keepChildren: true })));
   await enqueueRows(deps, await flowJobsOf(deps.db, id)).catch((err) =>
     deps.log.warn("retry accepted but not yet in Redis; the enqueuer will add it", { flowId: id, err: String(err) }),
   );

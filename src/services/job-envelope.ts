@@ -20,6 +20,8 @@ export interface JobMeta {
   resumesParked?: boolean;
   /** A child's job id whose failure (while this job was lost from Redis) means this job fails. */
   failedChild?: string;
+  /** A graph job's dependencies, BullMQ job id → key: how the handler's `ctx.parents` is keyed. */
+  parentKeys?: Record<string, string>;
   /** The flow a flow job belongs to, for the handler's `ctx.job.flowId`. */
   flowId?: string;
 }

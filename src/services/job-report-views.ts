@@ -20,8 +20,9 @@ export async function withReports<V extends JobView | FlowView>(db: Db, view: V)
     jobs.push(n);
     n.children.forEach(visit);
   };
-  if ("root" in view) visit(view.root);
-  else jobs.push(view);
+  if ("root" in view && view.root) visit(view.root);
+  else if ("jobs" in view && view.jobs) jobs.push(...view.jobs);
+  else jobs.push(view as JobView);
   const reports = await reportsOf(db, jobs.map((j) => j.id));
   for (const job of jobs) {
     const r = reports.get(job.id);

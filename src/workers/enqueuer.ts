@@ -4,6 +4,8 @@ import { pendingJobs } from "../db/queries/jobs";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
+import { mayEnter } from "../services/flow-redis";
+import { releaseStaleHolds } from "../db/queries/graph-rows";
 import { enqueueJob } from "../services/jobs";
 import { startLoop } from "./loop";
 import type { Shard } from "../shards";
@@ -19,12 +21,28 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
   const inRedis = async (row: { queueName: string; jobId: string; shard: Shard }) =>
     (await deps.producer.at(row.shard).queue(row.queueName).getJobState(row.jobId)) !== "unknown";
 
+  const missingFromRedis = async <R extends { queueName: string; jobId: string; shard: Shard }>(rows: R[]) => {
+    const present = await Promise.all(rows.map(inRedis));
+    return rows.filter((_, i) => !present[i]);
+  };
+
   return startLoop(
     opts.intervalMs,
     async () => {
+      // Held graph jobs nothing released although their dependencies are done (a retry raced the
+      // recorder): released here, then added below with the other released rows.
+      const stale = await releaseStaleHolds(deps.db, opts.graceMs, 200);
+      if (stale.length > 0) log.info("released held graph jobs whose dependencies were done", { count: stale.length });
       for (const flowId of await flowsWithPendingJobs(deps.db, opts.graceMs, 50)) {
         const rows = await flowJobsOf(deps.db, flowId);
-        const pendingIds = new Set(rows.filter((r) => r.status === "pending").map((r) => r.id));
+        if (rows.some((r) => r.key !== null)) {
+          // A graph: each job released (no longer held) but not in Redis goes in on its own.
+          const missing = await missingFromRedis(rows.filter(mayEnter));
+          if (missing.length > 0 && (await enqueueRows(deps, rows, new Set(missing.map((r) => r.id)))))
+            log.info("enqueued released graph jobs", { flowId, count: missing.length });
+          continue;
+        }
+        const pendingIds = new Set(rows.filter(mayEnter).map((r) => r.id));
         const top = rows.find((r) => pendingIds.has(r.id) && !pendingIds.has(r.parentId ?? ""));
         if (!top || (await inRedis(top))) continue;
         if (await enqueueRows(deps, rows)) log.info("enqueued pending flow", { flowId });

@@ -42,6 +42,7 @@ export function createProcessor(
     const ctx = {
       data,
       children,
+      ...(meta.parentKeys ? { parents: byKey(children, meta.parentKeys) } : {}),
       signal: abort,
       attemptsMade: (meta.attemptsBefore ?? 0) + job.attemptsMade,
       config,
@@ -64,6 +65,13 @@ export function createProcessor(
       await logSink?.flush(who.id);
     }
   };
+}
+
+/** A graph job's dependencies' results, keyed by the dependencies' keys instead of BullMQ ids. */
+function byKey(children: Record<string, unknown>, keys: Record<string, string>): Record<string, unknown> {
+  const parents: Record<string, unknown> = {};
+  for (const [jobId, key] of Object.entries(keys)) if (jobId in children) parents[key] = children[jobId];
+  return parents;
 }
 
 /**

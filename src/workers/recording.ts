@@ -8,6 +8,8 @@ import { recorderLease } from "../services/recorder-health";
 import { shardLabel, shardPrefix, type Shard } from "../shards";
 import { startLease } from "./lease";
 import { startStatusRecorder } from "./status-recorder";
+import { addReleased } from "../scheduling/release";
+import { createProducer, type Producer } from "../queues";
 
 const STANDBY_RETRY_MS = 5_000;
 
@@ -43,6 +45,9 @@ export function startRecording(deps: {
   // 5 s), so with workers running one of them records and shows it on its health port; with none,
   // the API takes over within about 5 s.
   const timing = deps.standby ? { retryMs: STANDBY_RETRY_MS, firstTryMs: STANDBY_RETRY_MS } : {};
+  // Opened on the first release: a recorder that never releases a graph job holds no extra connection.
+  let producer: Producer | undefined;
+  const releaser = () => (producer ??= createProducer(connectRedis(config, "request", "flowd-releaser", log), config));
   const lease = startLease({ sql: database.sql, key: recorderLease(shard), name: shard === null ? "status-recorder" : `status-recorder-${shardLabel(shard)}`, log, mayTake: deps.mayTake, ...timing });
   const recorder = startStatusRecorder({
     lease,
@@ -55,6 +60,7 @@ export function startRecording(deps: {
     // A parent failed by its child never reaches a processor (observeJobs counts the rest): the
     // recorder that reads its failure counts it, once, in whichever process holds the lease.
     onFailedByChild: deps.metrics ? (queue, handler) => deps.metrics!.jobsFailed.inc({ queue, handler }) : undefined,
+    release: (ids) => addReleased({ db: database.db, producer: releaser(), log }, ids),
   });
   return {
     shard,
@@ -64,6 +70,10 @@ export function startRecording(deps: {
       await recorder.stop();
       await lease.stop();
       redis.disconnect();
+      if (producer) {
+        await producer.close();
+        producer.redis.disconnect();
+      }
     },
   };
 }

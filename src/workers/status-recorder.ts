@@ -1,6 +1,6 @@
 import type { RedisClient as Redis } from "../redis";
 import type { Db } from "../db/client";
-import { applyStatusBatch, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
+import { recordStatusBatch, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
 import type { Logger } from "../log";
 import { collapse, failedByChild, toStatusChange, type StreamEvent } from "../services/status";
 import { carriedAttempts } from "../services/job-envelope";
@@ -75,6 +75,8 @@ export function startStatusRecorder(deps: {
    * processor saw the failure (`handler` is the job's name).
    */
   onFailedByChild?: (queue: string, handler: string) => void;
+  /** Adds graph jobs a committed batch released to Redis (src/scheduling/release.ts). */
+  release?: (rowIds: string[]) => Promise<void>;
 }) {
   const shard = deps.shard ?? null;
   const log = deps.log.child({ component: "status-recorder", ...(shard === null ? {} : { shard }) });
@@ -101,9 +103,16 @@ export function startStatusRecorder(deps: {
     if (written !== undefined) {
       unsaved.clear();
       savedAt = Date.now();
+      if (written.released.length > 0) await release(written.released);
     }
-    return written;
+    return written?.changed;
   };
+  // Graph jobs the batch released go into Redis now; one that does not (Redis slow, this process
+  // gone) is a `pending` row without a hold, which the enqueuer adds.
+  const release = (ids: string[]) =>
+    withTimeout(deps.release?.(ids) ?? Promise.resolve(), REDIS_TIMEOUT_MS, "add released graph jobs").catch((err) =>
+      log.warn("released graph jobs not yet in Redis; the enqueuer will add them", { count: ids.length, err: String(err) }),
+    );
 
   const leading = () => deps.lease?.held ?? true;
   const loop = (async () => {
@@ -244,7 +253,7 @@ export function startStatusRecorder(deps: {
     const folded = (["flow_jobs", "jobs"] as const).flatMap((table) =>
       collapse(changes.filter((c) => c.table === table).map((c) => c.change)).map((change) => ({ table, change })),
     );
-    return applyStatusBatch(db, folded, cursors);
+    return recordStatusBatch(db, folded, cursors);
   }
 
   async function describe(redis: Redis, prefix: string, events: StreamEvent[]) {

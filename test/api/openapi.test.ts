@@ -61,7 +61,10 @@ type ErrorCode = components["schemas"]["Error"]["error"]["code"];
       `${prelude}
 export const body: CreateFlow = { name: "f", root: { name: "echo", data: { a: 1 }, opts: { attempts: 3, backoff: { type: "fixed", delay: 10 } }, children: [{ name: "sleep", data: { ms: 5 } }] } };
 export const status: Created["status"] = "running";
-export const jobStatus: Created["root"]["children"][number]["status"] = "waiting-children";
+export const graph: CreateFlow = { name: "g", jobs: [{ key: "a", name: "echo" }, { key: "b", name: "echo", dependsOn: ["a"] }] };
+// A tree flow has root, a graph flow jobs: each is optional in the one Flow view.
+export const jobStatus: NonNullable<Created["root"]>["children"][number]["status"] = "waiting-children";
+export const jobKey: NonNullable<Created["jobs"]>[number]["key"] = "a";
 export const code: ErrorCode = "flow_finished";
 export const job: paths["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"] = { name: "echo" };
 `,

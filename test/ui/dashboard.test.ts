@@ -147,6 +147,31 @@ describe("the dashboard", () => {
     await page.close();
   });
 
+  test("a graph flow's page shows every job and every dependency, and goes to completed live", async () => {
+    const id = await created("/v1/flows", {
+      name: "diamond",
+      jobs: [
+        { key: "A", name: "sleep", data: { ms: 1500 } },
+        { key: "B", name: "echo", dependsOn: ["A"] },
+        { key: "C", name: "echo", dependsOn: ["A"] },
+        { key: "D", name: "echo", dependsOn: ["B", "C"] },
+      ],
+    });
+    const page = await signedIn();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`${base}/ui#/flows/${id}`);
+    await page.locator('[data-flow-status="running"]').waitFor({ timeout: 10_000 });
+    await page.locator(".graph .node").first().waitFor();
+    expect(await page.locator(".graph .node").count()).toBe(4);
+    expect(await page.locator(".graph .edges polyline").count()).toBe(4);
+    await page.locator('[data-flow-status="completed"]').waitFor({ timeout: 30_000 });
+    await waitFor(async () => (await page.locator('.graph .node[data-status="completed"]').count()) === 4, 10_000, "every node completed");
+    await shot(page, "graph-flow-completed");
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   test("retry from the page completes a failed flow", async () => {
     const id = await created("/v1/flows", { name: "flaky", root: { name: "echo", children: [{ name: "fail", data: { message: "boom", times: 1 } }] } });
     await waitFor(async () => (await asAlice("GET", `/v1/flows/${id}`)).body.status === "failed", 20_000, "the flow to fail");

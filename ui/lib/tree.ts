@@ -35,7 +35,9 @@ export interface FlowView {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
-  root: JobNode;
+  /** A tree flow's root; a graph flow has `jobs` instead. */
+  root?: JobNode;
+  jobs?: import("./graph-layout").GraphJob[];
 }
 
 export interface FlatJob extends Omit<JobNode, "children"> {

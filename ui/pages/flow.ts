@@ -8,10 +8,11 @@ import { applyJobEvent, flatten, flowStatusOf, layoutTree, statusCounts, type Fl
 import type { LiveEvent } from "../lib/live";
 import { Confirm, ErrorNote, StatusBadge } from "../components/common";
 import { FlowGraph } from "../components/graph";
+import { flattenGraph, layoutGraph } from "../lib/graph-layout";
 import { JobPanel } from "../components/job-panel";
 
 interface Loaded {
-  flow: Omit<FlowView, "root">;
+  flow: Omit<FlowView, "root" | "jobs">;
   jobs: Map<string, FlatJob>;
   layout: Layout;
   rootId: string;
@@ -20,7 +21,13 @@ interface Loaded {
 }
 
 function loaded(view: FlowView, prev: Loaded | null): Loaded {
-  const { root, ...flow } = view;
+  const { root, jobs: graph, ...flow } = view;
+  if (!root) {
+    // A graph flow: its jobs by layer, dependencies drawn as edges.
+    const jobs = flattenGraph(graph ?? []);
+    const layout = prev && prev.jobs.size === jobs.size ? prev.layout : layoutGraph(jobs, graph ?? []);
+    return { flow, jobs, layout, rootId: "", version: (prev?.version ?? 0) + 1 };
+  }
   const jobs = flatten(root);
   // The tree never changes shape after creation, so a reload keeps the layout it had.
   const layout = prev && prev.jobs.size === jobs.size ? prev.layout : layoutTree(jobs);

@@ -48,10 +48,32 @@ export const FlowNodeSchema = t.Recursive(
   { $id: "FlowNode" },
 );
 
-export const CreateFlowBody = t.Object(
-  { name: t.String({ minLength: 1, maxLength: 200 }), root: FlowNodeSchema },
-  { additionalProperties: false, $id: "CreateFlow" },
+/** One job of a graph flow: a flow node without children, named by a key, with the keys it depends on. */
+export const GraphJobSchema = t.Object(
+  {
+    key: t.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.-]{1,64}$", description: "unique in the flow; dependents receive this job's result under it" }),
+    name: t.String({ minLength: 1, maxLength: 100, description: "handler: echo, sleep, http or fail" }),
+    queue: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "one of FLOWD_QUEUES (default: the first) or FLOWD_EXTERNAL_QUEUES" })),
+    data: t.Optional(JobData),
+    opts: t.Optional(JobOptsSchema),
+    dependsOn: t.Optional(
+      t.Array(t.String({ minLength: 1, maxLength: 64 }), {
+        maxItems: 100_000,
+        description: "keys of the jobs that must complete before this one runs; their results reach it keyed by key",
+      }),
+    ),
+  },
+  { additionalProperties: false, $id: "GraphJob" },
 );
+
+const flowName = t.String({ minLength: 1, maxLength: 200 });
+export const CreateTreeFlowBody = t.Object({ name: flowName, root: FlowNodeSchema }, { additionalProperties: false, $id: "CreateTreeFlow" });
+export const CreateGraphFlowBody = t.Object(
+  { name: flowName, jobs: t.Array(GraphJobSchema, { minItems: 1, maxItems: 100_000 }) },
+  { additionalProperties: false, $id: "CreateGraphFlow" },
+);
+/** A tree (`root`, each job with one parent) or a graph (`jobs`, each naming what it depends on). */
+export const CreateFlowBody = t.Union([CreateTreeFlowBody, CreateGraphFlowBody], { $id: "CreateFlow" });
 
 /** Every job view's fields, flow job or single job. */
 export const jobViewFields = {
@@ -70,6 +92,7 @@ export const jobViewFields = {
   attemptsMade: JsonInteger(),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
+  key: t.Optional(t.String({ description: "a graph flow's job: its key" })),
   callbackUntil: t.Optional(
     t.String({ format: "date-time", description: "an `http` task whose service answered 202: it waits (holding no worker) for its callback until then; absent otherwise" }),
   ),
@@ -100,7 +123,20 @@ const flowSummaryFields = {
 };
 /** Typed as the service's view, whose status is the column's text (always one of FLOW_STATUSES). */
 export const FlowSummarySchema = t.Unsafe<FlowSummary>(t.Object(flowSummaryFields, { $id: "FlowSummary" }));
-/** Typed as the service's view: Elysia cannot infer through the recursive job node. */
-export const FlowViewSchema = t.Unsafe<FlowView>(t.Object({ ...flowSummaryFields, root: JobNodeSchema }, { $id: "Flow" }));
+export const GraphJobViewSchema = t.Object(
+  { ...jobViewFields, key: t.String(), dependsOn: t.Array(t.String(), { description: "keys of the jobs it depends on" }) },
+  { $id: "GraphJobView" },
+);
+/** Typed as the service's view: Elysia cannot infer through the recursive job node. A tree flow has `root`, a graph flow `jobs`. */
+export const FlowViewSchema = t.Unsafe<FlowView>(
+  t.Object(
+    {
+      ...flowSummaryFields,
+      root: t.Optional(JobNodeSchema),
+      jobs: t.Optional(t.Array(GraphJobViewSchema, { description: "a graph flow's jobs, in the order given (instead of root)" })),
+    },
+    { $id: "Flow" },
+  ),
+);
 export const FlowPageSchema = t.Object({ items: t.Array(FlowSummarySchema), nextCursor: t.Union([t.Null(), t.String()]) }, { $id: "FlowPage" });
 

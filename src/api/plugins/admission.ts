@@ -21,6 +21,9 @@ export function jobsInBody(route: string, body: unknown): number {
     return Array.isArray(jobs) ? jobs.length : 1;
   }
   if (route !== "/v1/flows") return 1;
+  // The graph form lists its jobs flat.
+  const listed = (body as { jobs?: unknown } | null)?.jobs;
+  if (Array.isArray(listed)) return Math.max(1, listed.length);
   let jobs = 0;
   const todo: unknown[] = [(body as { root?: unknown } | null)?.root];
   while (todo.length > 0) {

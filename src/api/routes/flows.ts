@@ -3,7 +3,7 @@ import { LONG_POLL_MAX_S } from "../../services/waiters";
 import type { FlowDeps } from "../../services/flows";
 import { cancelFlow, createFlow, deleteFlow, getFlow, listUserFlows, retryFlow } from "../../services/flows";
 import type { Authenticate } from "../../services/tokens";
-import type { NodeInput } from "../../services/flow-spec";
+import type { CreateFlowInput } from "../../services/flows";
 import { authPlugin } from "../plugins/auth";
 import { IdParams } from "../models/common";
 import { errorResponses } from "../models/errors";
@@ -18,7 +18,7 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
     .post(
       "",
       async ({ user, body, headers, set }) => {
-        const { flow, replayed } = await createFlow(deps, user, body as { name: string; root: NodeInput }, headers["idempotency-key"]);
+        const { flow, replayed } = await createFlow(deps, user, body as CreateFlowInput, headers["idempotency-key"]);
         set.status = 201;
         if (replayed) set.headers["idempotent-replayed"] = "true";
         return flow;
@@ -57,7 +57,7 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
       response: { 200: FlowViewSchema, ...errorResponses(404, 409) },
       detail: {
         operationId: "retryFlow",
-        summary: "Run the failed jobs and the ancestors they failed again; completed results are kept",
+        summary: "Run the failed jobs and the ancestors they failed (a graph: the failed and cancelled jobs) again; completed results are kept",
         description:
           "Only failed and cancelled jobs run again (under new BullMQ ids), with the ancestors they failed. A job still running, " +
           "parked (an http task waiting for its callback) or waiting is never run again: it keeps its attempt, its callback URL " +

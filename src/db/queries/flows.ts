@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import { newestFirst, olderThan } from "./pagination";
 import type { Db, DbOrTx } from "../client";
 import { flowJobs, flows } from "../schema";
@@ -20,15 +20,17 @@ export type NewFlowJobRow = typeof flowJobs.$inferInsert;
  */
 const INSERT_FLOW = `
   with f as (
-    insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at, traceparent)
-    values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8, $10)
+    insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at, traceparent, graph)
+    values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8, $10, $12)
     returning id, user_id
   )
-  insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, shard, data, opts, status, children, depth, created_at, updated_at, ready_at)
-  select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, $11::smallint, r.data, r.opts, r.status, r.children, r.depth, $8, $8, r.ready_at
+  insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, shard, data, opts, status, children, depth, created_at, updated_at, ready_at,
+                         key, depends_on, waiting_for)
+  select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, $11::smallint, r.data, r.opts, r.status, r.children, r.depth, $8, $8, r.ready_at,
+         r.key, r.depends_on, r.waiting_for
   from f, jsonb_to_recordset($9::jsonb)
     as r(id text, job_id text, parent_id text, name text, queue_name text, data jsonb, opts jsonb, status text, children jsonb, depth int,
-         ready_at timestamptz)`;
+         ready_at timestamptz, key text, depends_on jsonb, waiting_for text)`;
 
 /** A flow's jobs all live on one shard (BullMQ needs a flow in one hash slot): the first row's. */
 export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
@@ -44,6 +46,9 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     children: j.children ?? [],
     depth: j.depth ?? 0,
     ready_at: j.readyAt ?? null,
+    key: j.key ?? null,
+    depends_on: j.dependsOn ?? null,
+    waiting_for: j.waitingFor ?? null,
   }));
   const at = (flow.createdAt ?? new Date()).toISOString();
   await db.$client.unsafe(INSERT_FLOW, [
@@ -58,6 +63,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     JSON.stringify(payload),
     flow.traceparent ?? null,
     jobs[0]?.shard ?? null,
+    flow.graph ?? false,
   ], { prepare: true });
 }
 
@@ -203,7 +209,8 @@ export const pendingFlowsQuery = (db: DbOrTx, olderThanMs: number, limit: number
   db
     .selectDistinct({ flowId: flowJobs.flowId })
     .from(flowJobs)
-    .where(and(isPending(flowJobs.status), untouchedFor(flowJobs.updatedAt, olderThanMs)))
+    // A job held out of Redis (src/scheduling/) is not the enqueuer's to add.
+    .where(and(isPending(flowJobs.status), isNull(flowJobs.waitingFor), untouchedFor(flowJobs.updatedAt, olderThanMs)))
     .limit(limit);
 
 /**

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
+import { GRAPH_STEPS } from "./graph-release";
 import { BULLMQ_FINISHED_STATUSES, FINISHED_STATUSES, PARKED_BULLMQ_STATUSES, sqlLiterals, WAITING_STATUSES } from "../../statuses";
 
 /** One job's new status as the recorder writes it, from BullMQ's events or from Redis's job state. */
@@ -36,7 +37,7 @@ export type TableChange = { table: TrackedTable; change: StatusChange };
  * never overwrites a finished job, and a waiting status the row already holds is not written again
  * — so duplicates and late arrivals are harmless and a fresh job costs no write until it starts.
  */
-const guardedUpdate = (table: TrackedTable) => `
+const guardedUpdate = (table: TrackedTable, returning = "1") => `
     update ${table} as j set
       status = v.status,
       result = case when v.status = 'completed' then v.result else j.result end,
@@ -62,20 +63,21 @@ const guardedUpdate = (table: TrackedTable) => `
       -- A parked http task (its service answered 202) stays active: BullMQ's delay, its wake-up and
       -- the re-run that applies the callback are how flowd waits, not new states of the job.
       and not (j.parked_until is not null and v.status in (${sqlLiterals(PARKED_BULLMQ_STATUSES)}))
-    returning 1`;
+    returning ${returning}`;
 
 /**
  * The recorder's one statement per batch ($1: the changes, $2: the cursors, both JSON). Fixed text
  * sent through postgres.js as a prepared statement (parsed once per connection); drizzle would rebuild it per batch.
  */
 const APPLY_STATUS_BATCH = `
-    with v as (
+    with recursive v as (
       select r.*, split_part(r.stream_id, '-', 1)::bigint * 1000000 + split_part(r.stream_id, '-', 2)::bigint as pos
       from jsonb_to_recordset($1::jsonb)
         as r(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, stream_id text,
              ready_ms bigint, started_ms bigint, finished_ms bigint)
     ),
-    fj as (${guardedUpdate("flow_jobs")}),
+    fj as (${guardedUpdate("flow_jobs", "j.id, j.flow_id, j.status, j.key, j.opts")}),
+    ${GRAPH_STEPS},
     jb as (${guardedUpdate("jobs")}),
     cur as (
       insert into stream_cursors (queue, last_id, updated_at)
@@ -86,17 +88,26 @@ const APPLY_STATUS_BATCH = `
           > (split_part(stream_cursors.last_id, '-', 1)::bigint, split_part(stream_cursors.last_id, '-', 2)::bigint)
       returning 1
     )
-    select ((select count(*) from fj) + (select count(*) from jb) + 0 * (select count(*) from cur))::int as changed`;
+    select ((select count(*) from fj) + (select count(*) from jb) + (select count(*) from dropped) + 0 * (select count(*) from cur))::int as changed,
+           (select coalesce(jsonb_agg(id), '[]'::jsonb) from released) as released`;
 
 /**
  * Applies a batch of status changes to both tables and moves the stream cursors, all in one
  * statement: one round trip and one commit per batch, and the cursors never run ahead of the rows.
+ * In the same statement, graph jobs whose dependencies are now all done are released (their row ids
+ * are returned, for the caller to add to Redis after the commit) and those a failure leaves unable
+ * to run are cancelled (see graph-release.ts).
  */
-export async function applyStatusBatch(
+export async function applyStatusBatch(db: Db, changes: TableChange[], cursors: Map<string, string>): Promise<number> {
+  return (await recordStatusBatch(db, changes, cursors)).changed;
+}
+
+/** applyStatusBatch, also answering the row ids of the graph jobs the batch released (to add to Redis). */
+export async function recordStatusBatch(
   db: Db,
   changes: TableChange[],
   cursors: Map<string, string>,
-): Promise<number> {
+): Promise<{ changed: number; released: string[] }> {
   const batch = changes.map(({ table, change: c }) => ({
     tbl: table,
     job_id: c.jobId,
@@ -111,8 +122,12 @@ export async function applyStatusBatch(
     finished_ms: c.finishedMs ?? null,
   }));
   const cursorRows = [...cursors].map(([queue, last_id]) => ({ queue, last_id }));
-  const [row] = await db.$client.unsafe<{ changed: number }[]>(APPLY_STATUS_BATCH, [JSON.stringify(batch), JSON.stringify(cursorRows)], { prepare: true });
-  return row?.changed ?? 0;
+  const [row] = await db.$client.unsafe<{ changed: number; released: string[] }[]>(
+    APPLY_STATUS_BATCH,
+    [JSON.stringify(batch), JSON.stringify(cursorRows)],
+    { prepare: true },
+  );
+  return { changed: row?.changed ?? 0, released: row?.released ?? [] };
 }
 
 export async function loadStreamCursors(db: DbOrTx): Promise<Map<string, string>> {

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./users";
 import { isPending, isQueued, jobColumns } from "./columns";
 import { hasRunOutcome } from "./jobs";
@@ -14,6 +14,8 @@ export const flows = pgTable(
     status: text("status").notNull().default("running"),
     rootId: text("root_id"),
     jobCount: integer("job_count").notNull(),
+    /** A graph (`jobs` with `dependsOn`) rather than a tree: it finishes when every job has, not with a root. */
+    graph: boolean("graph").notNull().default(false),
     /** Bumped on every retry; a retried job gets a new BullMQ id derived from it. */
     generation: integer("generation").notNull().default(0),
     idempotencyKey: text("idempotency_key"),
@@ -47,6 +49,15 @@ export const flowJobs = pgTable(
     /** Row ids of the direct children, in the order given (BullMQ ids change on retry; these do not). */
     children: jsonb("children").$type<string[]>(),
     depth: integer("depth").notNull().default(0),
+    /** A graph job's key (unique in its flow), by which its dependents receive its result. */
+    key: text("key"),
+    /** A graph job's dependencies: row ids of the jobs it waits for. */
+    dependsOn: jsonb("depends_on").$type<string[]>(),
+    /**
+     * Why a `pending` job is held out of Redis (src/scheduling/): `dependencies` while a graph job
+     * waits for its dependencies. Null once it may enter Redis — the enqueuer adds only such rows.
+     */
+    waitingFor: text("waiting_for"),
   },
   (t) => [
     index("flow_jobs_flow_idx").on(t.flowId),
@@ -55,6 +66,8 @@ export const flowJobs = pgTable(
     // The reconciler's walk over flows with jobs believed in Redis: without it, every pass read
     // every row ever written (260 ms at a million rows; 1.6 ms with it).
     index("flow_jobs_queued_idx").on(t.flowId).where(isQueued(t.status)),
+    // The recorder's look-up of a flow's held jobs when one of their dependencies finishes.
+    index("flow_jobs_held_idx").on(t.flowId).where(sql`${t.waitingFor} is not null`),
     // `GET /v1/flows?data=` matches the root's data only, so only roots are indexed (1 row per
     // flow, not up to 1,000): the query repeats the predicate's text so the planner can use it.
     index("flow_jobs_root_data_idx").using("gin", t.data.op("jsonb_path_ops")).where(sql`${t.parentId} is null`),

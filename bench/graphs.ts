@@ -1,0 +1,73 @@
+/**
+ * `bun run bench graphs`: a 1,000-job graph of `echo` (4 layers of 250, each job past the first
+ * depending on 4 of the layer above: 3,000 edges) beside a 1,000-job tree (an echo root with 999
+ * echo children), alternating in one run against one cluster (api and worker as separate
+ * processes): jobs/s and machine CPU per job for each, and, for the graph, the time from a
+ * dependency's completion to its dependent's start (from the rows' timings in Postgres).
+ */
+import { sql } from "drizzle-orm";
+import { checkServices, ensureTemplate } from "../test/helpers/services";
+import { startCluster, type Cluster } from "../test/helpers/cluster";
+import { cpuSeconds, median, percentile, printConditions, ratio } from "./stats";
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const LAYERS = 4;
+const WIDTH = 250;
+const FAN_IN = 4;
+
+const tree = () => ({ name: "tree", root: { name: "echo", children: Array.from({ length: 999 }, (_, i) => ({ name: "echo", data: { i } })) } });
+const graph = () => ({
+  name: "graph",
+  jobs: Array.from({ length: LAYERS * WIDTH }, (_, n) => {
+    const l = Math.floor(n / WIDTH);
+    const i = n % WIDTH;
+    const dependsOn = l === 0 ? [] : Array.from({ length: FAN_IN }, (_, k) => `${l - 1}.${(i + k * 61) % WIDTH}`);
+    return { key: `${l}.${i}`, name: "echo", data: { i }, ...(dependsOn.length > 0 ? { dependsOn } : {}) };
+  }),
+});
+
+/** One flow from POST to GET showing it finished: jobs/s and the machine's CPU seconds per job. */
+async function run(cluster: Cluster, body: object) {
+  const http = cluster.apis[0]!.http;
+  const before = (await cpuSeconds({})).machine!;
+  const t = performance.now();
+  const created = await http("POST", "/v1/flows", body);
+  if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body).slice(0, 300)}`);
+  let status = created.body.status;
+  while (status === "running") status = (await http("GET", `/v1/flows/${created.body.id}?wait=60`)).body.status;
+  const seconds = (performance.now() - t) / 1000;
+  if (status !== "completed") throw new Error(`flow ended ${status}`);
+  return { id: created.body.id as string, rate: 1000 / seconds, cpuMsPerJob: (((await cpuSeconds({})).machine! - before) * 1000) / 1000 };
+}
+
+/** For every edge: the dependent's start minus its last dependency's finish, in ms. */
+async function releaseLatencies(cluster: Cluster, flowId: string): Promise<number[]> {
+  const rows = await cluster.database.db.execute<{ ms: number }>(sql`
+    select extract(epoch from (j.started_at - (select max(d.finished_at) from flow_jobs d
+             where d.id in (select jsonb_array_elements_text(j.depends_on))))) * 1000 as ms
+    from flow_jobs j where j.flow_id = ${flowId} and jsonb_array_length(j.depends_on) > 0`);
+  return rows.map((r) => Number(r.ms));
+}
+
+await checkServices();
+await ensureTemplate();
+printConditions("graphs: a 1,000-job graph (3,000 edges) beside a 1,000-job tree, echo", { rounds: ROUNDS, layers: LAYERS, width: WIDTH, fanIn: FAN_IN });
+const cluster = await startCluster({ tag: "bench-graphs" });
+try {
+  await run(cluster, tree()); // warm-up, untimed
+  await run(cluster, graph());
+  const trees: Awaited<ReturnType<typeof run>>[] = [];
+  const graphs: Awaited<ReturnType<typeof run>>[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    trees.push(await run(cluster, tree()));
+    graphs.push(await run(cluster, graph()));
+  }
+  const latencies = (await Promise.all(graphs.map((g) => releaseLatencies(cluster, g.id)))).flat();
+  const treeRate = median(trees.map((x) => x.rate));
+  const graphRate = median(graphs.map((x) => x.rate));
+  console.log(`tree:  ${treeRate.toFixed(0)} jobs/s, machine CPU ${median(trees.map((x) => x.cpuMsPerJob)).toFixed(2)} ms/job`);
+  console.log(`graph: ${graphRate.toFixed(0)} jobs/s, machine CPU ${median(graphs.map((x) => x.cpuMsPerJob)).toFixed(2)} ms/job (${ratio(graphRate, treeRate)} of the tree)`);
+  console.log(`graph: dependency finished → dependent started, p50 ${percentile(latencies, 50).toFixed(0)} ms, p95 ${percentile(latencies, 95).toFixed(0)} ms (${latencies.length} dependents; includes their wait for a free worker slot)`);
+} finally {
+  await cluster.stop();
+}

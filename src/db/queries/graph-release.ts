@@ -1,0 +1,46 @@
+/**
+ * The graph steps of the recorder's batch statement (see status.ts), as CTEs over `fj`, the flow
+ * jobs the batch changed (id, flow_id, status, key, opts as they are now). They run in the same
+ * statement, so a release or a cancel commits with the change that caused it, or not at all:
+ * - `released`: held graph jobs (`waiting_for` set) whose dependencies are all done now lose their
+ *   hold; the caller adds them to Redis after the commit (src/scheduling/release.ts). Until it has,
+ *   they are `pending` rows without a hold, which the enqueuer adds if the caller never does.
+ * - `dropped`: held jobs that can no longer run because a dependency failed or was cancelled (and
+ *   its policy does not let them run), transitively, end `cancelled` naming that dependency.
+ * The statement's snapshot predates `fj`'s writes, so a dependency's status is fj's if it has one.
+ */
+
+/** A dependency is done when it completed, or failed under a policy that lets its dependents run. */
+const satisfies = (status: string, opts: string) =>
+  `(${status} = 'completed' or (${status} = 'failed' and (coalesce((${opts}->>'ignoreDependencyOnFailure')::boolean, false)
+     or coalesce((${opts}->>'continueParentOnFailure')::boolean, false))))`;
+
+const held = (d: string) => `${d}.waiting_for is not null and ${d}.status = 'pending'`;
+
+export const GRAPH_STEPS = `
+    done as (select id, flow_id from fj where fj.key is not null and ${satisfies("fj.status", "fj.opts")}),
+    released as (
+      update flow_jobs as d set waiting_for = null, updated_at = now()
+      where d.flow_id in (select flow_id from done) and ${held("d")}
+        and d.depends_on ?| array(select id from done)
+        and not exists (
+          select 1 from jsonb_array_elements_text(d.depends_on) as dep(id)
+          join flow_jobs p on p.id = dep.id
+          left join fj on fj.id = p.id
+          where not ${satisfies("coalesce(fj.status, p.status)", "p.opts")})
+      returning d.id),
+    broken as (
+      select id, flow_id, key, status from fj
+      where fj.key is not null and fj.status in ('failed', 'cancelled') and not ${satisfies("fj.status", "fj.opts")}),
+    doomed(id, flow_id, cause) as (
+      select d.id, d.flow_id, b.key || case b.status when 'failed' then ' failed' else ' was cancelled' end
+      from broken b join flow_jobs d on d.flow_id = b.flow_id and ${held("d")} and d.depends_on ? b.id
+      union
+      select d.id, d.flow_id, x.cause
+      from doomed x join flow_jobs d on d.flow_id = x.flow_id and ${held("d")} and d.depends_on ? x.id),
+    dropped as (
+      update flow_jobs as d set status = 'cancelled', updated_at = now(), finished_at = now(),
+        error = jsonb_build_object('message', 'dependency ' || x.cause, 'attemptsMade', d.attempts_made)
+      from (select distinct on (id) id, cause from doomed order by id, cause) x
+      where d.id = x.id and d.status = 'pending'
+      returning d.id)`;

@@ -1,0 +1,52 @@
+import { inArray, sql } from "drizzle-orm";
+import type { DbOrTx } from "../client";
+import { flowJobs } from "../schema";
+import type { FlowJobRow } from "./flows";
+
+/** Graph jobs by row id, with the jobs they depend on (whose results they are added with). */
+export async function rowsWithDependencies(db: DbOrTx, ids: string[]): Promise<FlowJobRow[]> {
+  const rows = await db.select().from(flowJobs).where(inArray(flowJobs.id, ids));
+  const have = new Set(ids);
+  const dependencies = [...new Set(rows.flatMap((r) => r.dependsOn ?? []))].filter((id) => !have.has(id));
+  if (dependencies.length === 0) return rows;
+  return [...rows, ...(await db.select().from(flowJobs).where(inArray(flowJobs.id, dependencies)))];
+}
+
+const satisfied = `(p.status = 'completed' or (p.status = 'failed' and (coalesce((p.opts->>'ignoreDependencyOnFailure')::boolean, false)
+  or coalesce((p.opts->>'continueParentOnFailure')::boolean, false))))`;
+
+/**
+ * A retry's re-run jobs: each is held (`waiting_for`) while any of its dependencies is not done, so
+ * the recorder releases it when they are; those with nothing to wait for may enter Redis at once.
+ */
+export async function holdForDependencies(db: DbOrTx, ids: string[]) {
+  if (ids.length === 0) return;
+  await db.execute(sql`
+    update flow_jobs d set waiting_for = case when exists (
+        select 1 from jsonb_array_elements_text(coalesce(d.depends_on, '[]'::jsonb)) as dep(id)
+        join flow_jobs p on p.id = dep.id where not ${sql.raw(satisfied)}) then 'dependencies' end
+    where d.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`);
+}
+
+/**
+ * Held jobs whose dependencies are all done but that no batch released (a retry held them while
+ * the recorder recorded their last dependency), untouched for `olderThanMs`: released now, a
+ * compare-and-set on the hold; their ids are returned for the add.
+ */
+export async function releaseStaleHolds(db: DbOrTx, olderThanMs: number, limit: number): Promise<string[]> {
+  const rows = await db.execute<{ id: string }>(sql`
+    update flow_jobs d set waiting_for = null, updated_at = now()
+    where d.id in (
+      select h.id from flow_jobs h
+      where h.waiting_for is not null and h.status = 'pending' and h.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
+        and not exists (select 1 from jsonb_array_elements_text(h.depends_on) as dep(id)
+                        join flow_jobs p on p.id = dep.id where not ${sql.raw(satisfied)})
+      limit ${limit})
+      and d.waiting_for is not null and d.status = 'pending'
+    returning d.id`);
+  return rows.map((r) => r.id);
+}
+
+export async function reopenFlow(db: DbOrTx, flowId: string) {
+  await db.execute(sql`update flows set status = 'running', finished_at = null, updated_at = now() where id = ${flowId}`);
+}
