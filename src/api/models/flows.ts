@@ -67,13 +67,19 @@ export const GraphJobSchema = t.Object(
 );
 
 const flowName = t.String({ minLength: 1, maxLength: 200 });
-export const CreateTreeFlowBody = t.Object({ name: flowName, root: FlowNodeSchema }, { additionalProperties: false, $id: "CreateTreeFlow" });
-export const CreateGraphFlowBody = t.Object(
-  { name: flowName, jobs: t.Array(GraphJobSchema, { minItems: 1, maxItems: 100_000 }) },
-  { additionalProperties: false, $id: "CreateGraphFlow" },
+/**
+ * A tree (`root`, each job with one parent) or a graph (`jobs`, each naming what it depends on):
+ * one object with both optional rather than a union, so a bad tree's error names the field that is
+ * wrong instead of "should be one of 'object', 'object'"; the service requires exactly one of them.
+ */
+export const CreateFlowBody = t.Object(
+  {
+    name: flowName,
+    root: t.Optional(FlowNodeSchema),
+    jobs: t.Optional(t.Array(GraphJobSchema, { minItems: 1, maxItems: 100_000, description: "a graph's jobs; send either this or root" })),
+  },
+  { additionalProperties: false, $id: "CreateFlow", description: "Send exactly one of root (a tree) or jobs (a graph)." },
 );
-/** A tree (`root`, each job with one parent) or a graph (`jobs`, each naming what it depends on). */
-export const CreateFlowBody = t.Union([CreateTreeFlowBody, CreateGraphFlowBody], { $id: "CreateFlow" });
 
 /** Every job view's fields, flow job or single job. */
 export const jobViewFields = {
