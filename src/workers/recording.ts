@@ -36,6 +36,8 @@ export function startRecording(deps: {
   standby?: boolean;
   shard?: Shard;
   mayTake?: () => boolean;
+  /** The process's producer, when it has one (workers): releases of graph jobs go through it. */
+  producer?: Producer;
 }) {
   const { config, database, log } = deps;
   const shard = deps.shard ?? null;
@@ -45,9 +47,10 @@ export function startRecording(deps: {
   // 5 s), so with workers running one of them records and shows it on its health port; with none,
   // the API takes over within about 5 s.
   const timing = deps.standby ? { retryMs: STANDBY_RETRY_MS, firstTryMs: STANDBY_RETRY_MS } : {};
-  // Opened on the first release: a recorder that never releases a graph job holds no extra connection.
+  // Without the process's producer (an API on standby), one of its own, opened on the first release:
+  // a recorder that never releases a graph job holds no extra connection.
   let producer: Producer | undefined;
-  const releaser = () => (producer ??= createProducer(connectRedis(config, "request", "flowd-releaser", log), config));
+  const releaser = () => deps.producer ?? (producer ??= createProducer(connectRedis(config, "request", "flowd-releaser", log), config));
   const lease = startLease({ sql: database.sql, key: recorderLease(shard), name: shard === null ? "status-recorder" : `status-recorder-${shardLabel(shard)}`, log, mayTake: deps.mayTake, ...timing });
   const recorder = startStatusRecorder({
     lease,

@@ -113,7 +113,7 @@ export async function startWorkers(deps: {
     probes.push(startWorkerProbe({ redis: producerRedis, prefix, workers: own, stuckMs: config.workerStuckMs, log }));
     // Each shard has its own recorder lease; the shares spread them over the worker processes.
     let recording: ReturnType<typeof startRecording> | undefined;
-    recording = startRecording({ config, database, log, metrics, shard, mayTake: shares.mayTake(() => recording?.lease) });
+    recording = startRecording({ config, database, log, metrics, shard, producer, mayTake: shares.mayTake(() => recording?.lease) });
     shares.track(recording.lease);
     recordings.push(recording);
   };
