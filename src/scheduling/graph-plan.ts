@@ -8,6 +8,7 @@ import { InvalidInput } from "../errors";
 import { newId } from "../ids";
 import type { JobOpts } from "../job-opts";
 import type { HandlerCheck } from "../services/handler-registry";
+import type { WaitingReason } from "./waiting-for";
 import { BUILTINS, checkJob, flowQueue, refusal, type PlannedJob } from "../services/flow-spec";
 
 /** What a client sends for one job of a graph flow (the route's schema has already checked shapes). */
@@ -20,8 +21,8 @@ export interface GraphJobInput {
   dependsOn?: string[];
 }
 
-/** Why a job is held out of Redis; only graph dependencies for now. */
-export const WAITING_FOR_DEPENDENCIES = "dependencies";
+/** Why a graph job with dependencies is held out of Redis (see waiting-for.ts). */
+export const WAITING_FOR_DEPENDENCIES = "dependencies" satisfies WaitingReason;
 
 /** Edges a graph may have per job: enough for any real fan-in, bounded so one request cannot explode. */
 export const EDGES_PER_JOB = 10;
