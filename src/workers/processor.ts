@@ -17,7 +17,7 @@ const MAX_BULL_LOG_LINES = 1000;
  * turns a cancel or a PermanentFailure into a failure without further attempts.
  */
 export function createProcessor(
-  config: Pick<Config, "prefix" | "allowPrivateUrls">,
+  config: Pick<Config, "prefix" | "allowPrivateUrls"> & Partial<Pick<Config, "maxResultBytes">>,
   modules: readonly LoadedHandler[] = [],
   logSink?: JobLogSink,
   httpTask?: ReturnType<typeof createHttpTasks>,
@@ -50,9 +50,13 @@ export function createProcessor(
       ...reporters(job, who.id, logSink),
     };
     try {
-      if (module) return await runUserCode(module, ctx, abort);
-      if (job.name === "http" && httpTask) return await httpTask(job, token, ctx, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]));
-      return await handlers[job.name as keyof typeof handlers].run(ctx);
+      const result = module
+        ? await runUserCode(module, ctx, abort)
+        : job.name === "http" && httpTask
+          ? await httpTask(job, token, ctx, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
+          : await handlers[job.name as keyof typeof handlers].run(ctx);
+      if (config.maxResultBytes !== undefined) checkResultSize(result, config.maxResultBytes);
+      return result;
     } catch (err) {
       if (abort.aborted) throw new UnrecoverableError(`cancelled: ${(err as Error)?.message ?? String(err)}`);
       if (err instanceof PermanentFailure || (err as { permanent?: unknown })?.permanent === true)
@@ -65,6 +69,20 @@ export function createProcessor(
       await logSink?.flush(who.id);
     }
   };
+}
+
+/**
+ * A result is stored in Redis and Postgres and handed to every dependent (an `echo` of three echoes
+ * triples per layer): one without a bound can exhaust either. Over the bound, the attempt fails for
+ * good, saying what to do, instead of the job completing with a value nothing can hold.
+ */
+function checkResultSize(result: unknown, maxBytes: number) {
+  if (result === undefined) return;
+  const bytes = Buffer.byteLength(JSON.stringify(result) ?? "");
+  if (bytes > maxBytes)
+    throw new PermanentFailure(
+      `the result is ${bytes} bytes, over FLOWD_MAX_RESULT_BYTES (${maxBytes}): store large outputs elsewhere (a bucket, a table) and return a reference to them`,
+    );
 }
 
 /** A graph job's dependencies' results, keyed by the dependencies' keys instead of BullMQ ids. */
