@@ -8,6 +8,7 @@ import { connectRedis } from "../redis";
 import { createWaiters } from "../services/waiters";
 import { createAuthenticator } from "../services/tokens";
 import { pruneEvents } from "../db/queries/event-log";
+import { pruneDeliveries } from "../db/queries/webhooks";
 import { pruneCallbacks } from "../db/queries/http-tasks";
 import { foldTallies } from "../db/queries/metrics";
 import { rateLimited } from "./rate-limit";
@@ -73,6 +74,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
   const prune = setInterval(() => {
     pruneCallbacks(database.db, config.eventsRetentionHours).catch((err) => log.warn("callback pruning failed", { err: String(err) }));
     pruneEvents(database.db, config.eventsRetentionHours).catch((err) => log.warn("event pruning failed", { err: String(err) }));
+    pruneDeliveries(database.db, config.eventsRetentionHours).catch((err) => log.warn("webhook delivery pruning failed", { err: String(err) }));
     foldTallies(database.db).catch((err) => log.warn("folding the metric tallies failed", { err: String(err) }));
   }, 10 * 60_000);
 

@@ -87,6 +87,23 @@ export async function recordDelivery(db: DbOrTx, row: typeof webhookDeliveries.$
   await db.insert(webhookDeliveries).values(row);
 }
 
+/**
+ * Delivery attempts older than the retention go, like events. Ids grow with time, so the cut is
+ * found by walking the primary key to the first attempt still kept, and the delete is an id range.
+ */
+export async function pruneDeliveries(db: DbOrTx, retentionHours: number): Promise<number> {
+  const rows = await db.execute<{ deleted: string }>(sql`
+    with edge as (
+      select id from webhook_deliveries where created_at >= now() - make_interval(hours => ${retentionHours}) order by id limit 1
+    ), gone as (
+      delete from webhook_deliveries
+      where id < coalesce((select id from edge), 9223372036854775807) and created_at < now() - make_interval(hours => ${retentionHours})
+      returning 1
+    )
+    select count(*)::text as deleted from gone`);
+  return Number(rows[0]?.deleted ?? 0);
+}
+
 export async function listDeliveries(db: DbOrTx, webhookId: string, q: { limit: number; before?: number }) {
   const conditions = [eq(webhookDeliveries.webhookId, webhookId)];
   if (q.before !== undefined) conditions.push(sql`${webhookDeliveries.id} < ${q.before}`);
