@@ -8,10 +8,17 @@ const body = (code: string, message: string, details?: unknown) => ({
   error: details === undefined ? { code, message } : { code, message, details },
 });
 
-/** True for errors meaning the database connection is gone, not that the query was wrong. */
+/**
+ * Errors meaning the database cannot serve us right now, not that the query was wrong: the
+ * connection is gone or refused, the server is shutting down or starting, or it has no connection
+ * slot left (53300, when other clients hold them all) — a retry shortly can succeed.
+ */
+const UNAVAILABLE = new Set([
+  "ECONNREFUSED", "ECONNRESET", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT",
+  "57P01", "57P02", "57P03", "53300", "08000", "08001", "08003", "08004", "08006",
+]);
 export function isPostgresDown(err: unknown): boolean {
-  const code = postgresCode(err) ?? "";
-  return ["ECONNREFUSED", "ECONNRESET", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT", "57P01", "57P03"].includes(code);
+  return UNAVAILABLE.has(postgresCode(err) ?? "");
 }
 
 interface Schema {
