@@ -35,6 +35,8 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
         status: t.Optional(FlowStatus),
         name: t.Optional(t.String({ maxLength: 200, description: "flows whose name starts with this" })),
         data: t.Optional(DataFilter),
+        definition: t.Optional(t.String({ maxLength: 128, description: "runs of this definition (any version)" })),
+        scheduleId: t.Optional(t.String({ maxLength: 64, description: "flows this schedule's firings started" })),
         limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })),
         cursor: t.Optional(t.String({ maxLength: 200 })),
       }),
