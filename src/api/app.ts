@@ -28,6 +28,7 @@ import { uiRoutes } from "./routes/ui";
 import { jobRoutes } from "./routes/jobs";
 import { scheduleRoutes } from "./routes/schedules";
 import { definitionRoutes } from "./routes/definitions";
+import { triggerRoutes } from "./routes/triggers";
 import { webhookRoutes } from "./routes/webhooks";
 import { callbackRoutes, signingSecretRoutes } from "./routes/http-tasks";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
@@ -117,6 +118,7 @@ export function createApp(deps: ApiDeps) {
     .use(jobRoutes(deps))
     .use(scheduleRoutes(deps))
     .use(definitionRoutes(deps))
+    .use(triggerRoutes(deps))
     .use(webhookRoutes(deps))
     .use(signingSecretRoutes(deps))
     .use(callbackRoutes(deps))

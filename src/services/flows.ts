@@ -176,9 +176,9 @@ async function markPending(deps: CreateFlowDeps, flowId: string, rows: FlowJobRo
 export function listUserFlows(
   deps: FlowDeps,
   user: User,
-  q: { status?: string; name?: string; data?: string; definition?: string; scheduleId?: string; limit?: number; cursor?: string },
+  q: { status?: string; name?: string; data?: string; definition?: string; scheduleId?: string; eventId?: string; limit?: number; cursor?: string },
 ) {
-  const filters = { status: q.status, name: q.name, data: parseDataFilter(q.data), definition: q.definition, scheduleId: q.scheduleId };
+  const filters = { status: q.status, name: q.name, data: parseDataFilter(q.data), definition: q.definition, scheduleId: q.scheduleId, eventId: q.eventId };
   return keysetPage(q, (limit, before) => listFlows(deps.db, user.userId, { ...filters, limit, before }), flowSummary);
 }
 

@@ -37,6 +37,7 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
         data: t.Optional(DataFilter),
         definition: t.Optional(t.String({ maxLength: 128, description: "runs of this definition (any version)" })),
         scheduleId: t.Optional(t.String({ maxLength: 64, description: "flows this schedule's firings started" })),
+        eventId: t.Optional(t.String({ maxLength: 64, description: "flows this published event's triggers started" })),
         limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })),
         cursor: t.Optional(t.String({ maxLength: 200 })),
       }),

@@ -128,6 +128,7 @@ export type FlowListFilter = {
   data?: Record<string, unknown>;
   definition?: string;
   scheduleId?: string;
+  eventId?: string;
   limit: number;
   before?: { createdAt: Date; id: string };
 };
@@ -144,6 +145,7 @@ export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
   if (q.name) conditions.push(namePrefix(flows.name, q.name));
   if (q.definition) conditions.push(eq(flows.definition, q.definition));
   if (q.scheduleId) conditions.push(eq(flows.scheduleId, q.scheduleId));
+  if (q.eventId) conditions.push(eq(flows.eventId, q.eventId));
   // The root's data, through the roots-only GIN index: its predicate (`parent_id is null`) is repeated
   // here, which is how the planner matches a partial index; the few matches then find their flows by
   // primary key (root_id has no index).

@@ -80,5 +80,6 @@ export const publishedEvents = pgTable(
   (t) => [
     uniqueIndex("published_events_user_key_idx").on(t.userId, t.eventKey),
     index("published_events_created_idx").on(t.createdAt),
+    index("published_events_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
   ],
 );

@@ -41,6 +41,9 @@ export const flows = pgTable(
     index("flows_user_name_idx").on(t.userId, t.name.op("text_pattern_ops")),
     // `GET /v1/flows?definition=`, newest first.
     index("flows_user_definition_idx").on(t.userId, t.definition, t.createdAt.desc(), t.id.desc()).where(sql`${t.definition} is not null`),
+    // `?scheduleId=` and `?eventId=`: the few flows of one schedule or event, found without walking the user's flows.
+    index("flows_schedule_idx").on(t.scheduleId).where(sql`${t.scheduleId} is not null`),
+    index("flows_event_idx").on(t.eventId).where(sql`${t.eventId} is not null`),
   ],
 );
 
