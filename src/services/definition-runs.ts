@@ -58,6 +58,18 @@ export function resolveFlow(flow: DefinitionFlow, input: unknown, name: string) 
   return { name: flow.name ?? name, root: walk(flow.root!, "/flow/root") };
 }
 
+/** A run ready to create: the version it runs and the flow with the input filled in; 404/400 as a run by hand answers. */
+export async function prepareRun(db: CreateFlowDeps["db"], user: User, name: string, body: RunInput) {
+  const input = body.input === undefined ? {} : body.input;
+  const { definition, version } = await runnableVersion(db, user, name, body.version);
+  checkInput(name, definition.id, version, input);
+  return { version: version.version, flow: resolveFlow(version.flow as DefinitionFlow, input, name) };
+}
+export type PreparedRun = Awaited<ReturnType<typeof prepareRun>>;
+
+/** What a repeat of a keyed run must match: the definition, the version asked for, the input. */
+export const runRequest = (name: string, body: RunInput) => ({ definition: name, version: body.version ?? null, input: body.input === undefined ? {} : body.input });
+
 /**
  * Starts a run of a definition: its version (the latest by default) checks the input against its
  * schema, the input fills the `$input` references, and the flow is created as POST /v1/flows
@@ -72,18 +84,32 @@ export async function runDefinition(
   idempotencyKey?: string,
   link: Pick<FlowOrigin, "scheduleId" | "eventId"> = {},
 ): Promise<{ flow: FlowView; replayed: boolean }> {
-  const input = body.input === undefined ? {} : body.input;
-  const request = { definition: name, version: body.version ?? null, input };
+  const request = runRequest(name, body);
   if (idempotencyKey) {
     // Before the definition is read: a repeat answers even if it was deleted since.
     const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
     if (existing) return { flow: await replay(deps, existing, requestHash(request)), replayed: true };
   }
-  const { definition, version } = await runnableVersion(deps.db, user, name, body.version);
-  checkInput(name, definition.id, version, input);
-  const flow = resolveFlow(version.flow as DefinitionFlow, input, name);
-  return createFlow(deps, user, flow, idempotencyKey, {
-    origin: { definition: name, definitionVersion: version.version, ...link },
-    request,
+  const prepared = await prepareRun(deps.db, user, name, body);
+  return createPreparedRun(deps, user, name, prepared, idempotencyKey, { link, request });
+}
+
+/**
+ * Creates a prepared run. `fresh`: the caller knows no flow has the key yet (a key derived from a
+ * row it just wrote), so the look-up before the insert and the stored first answer are skipped —
+ * the flows' unique index on the key still decides a race, and the loser answers the winner's flow.
+ */
+export function createPreparedRun(
+  deps: CreateFlowDeps,
+  user: User,
+  name: string,
+  prepared: PreparedRun,
+  idempotencyKey: string | undefined,
+  o: { link?: Pick<FlowOrigin, "scheduleId" | "eventId">; request: unknown; fresh?: boolean },
+) {
+  return createFlow(deps, user, prepared.flow, idempotencyKey, {
+    origin: { definition: name, definitionVersion: prepared.version, ...o.link },
+    request: o.request,
+    fresh: o.fresh,
   });
 }

@@ -61,11 +61,14 @@ export async function createFlow(
   user: User,
   body: CreateFlowInput,
   idempotencyKey?: string,
-  /** `request`: what a repeat with the key must match, when it is not the flow itself (a run's input). */
-  from?: { origin?: FlowOrigin; request?: unknown },
+  /**
+   * `request`: what a repeat with the key must match, when it is not the flow itself (a run's input).
+   * `fresh`: no flow can have the key yet (see createPreparedRun): no look-up first, no stored reply.
+   */
+  from?: { origin?: FlowOrigin; request?: unknown; fresh?: boolean },
 ): Promise<{ flow: FlowView; replayed: boolean }> {
   const hash = idempotencyKey ? requestHash(from?.request ?? body) : "";
-  if (idempotencyKey) {
+  if (idempotencyKey && !from?.fresh) {
     const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
     if (existing) return { flow: await replay(deps, existing, hash), replayed: true };
   }
@@ -140,7 +143,7 @@ export async function createFlow(
   // Answered from what was just written, so the hot path reads nothing back.
   if (!queued) await markPending(deps, flowId, rows);
   const view = flowView(flow, rows);
-  if (idempotencyKey) await rememberReply(deps, flowId, view);
+  if (idempotencyKey && !from?.fresh) await rememberReply(deps, flowId, view);
   return { flow: view, replayed: false };
 }
 

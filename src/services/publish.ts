@@ -4,7 +4,7 @@ import { AppError } from "../errors";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import { checkName } from "./definitions";
-import { runDefinition } from "./definition-runs";
+import { createPreparedRun, prepareRun, runDefinition, runRequest } from "./definition-runs";
 
 export interface PublishInput {
   topic: string;
@@ -49,17 +49,27 @@ export async function publish(deps: ServiceDeps, user: User, body: PublishInput)
   const event = inserted ?? (await findEventByKey(deps.db, user.userId, key));
   if (!event) throw new Error("a published event conflicted on its id but cannot be read");
   const answer: PublishAnswer = { eventId: event.id, id: key, duplicate: !inserted, started: [], alreadyStarted: [], skipped: [] };
+  const input = event.payload ?? {};
+  // Triggers of one definition and version share their preparation: one read, one check of the input.
+  const preparations = new Map<string, ReturnType<typeof prepareRun>>();
+  const prepare = (definition: string, version: number | null) => {
+    const k = `${definition}@${version}`;
+    let p = preparations.get(k);
+    if (!p) preparations.set(k, (p = prepareRun(deps.db, user, definition, { input, ...(version !== null ? { version } : {}) })));
+    return p;
+  };
   const outcomes = await Promise.all(
     event.matched.map(async (t) => {
+      const body = { input, ...(t.version !== null ? { version: t.version } : {}) };
+      const runKey = `flowd:event:${event.id}:${t.triggerId}`;
       try {
-        const { flow, replayed } = await runDefinition(
-          deps,
-          user,
-          t.definition,
-          { input: event.payload ?? {}, ...(t.version !== null ? { version: t.version } : {}) },
-          `flowd:event:${event.id}:${t.triggerId}`,
-          { eventId: event.id },
-        );
+        const { flow, replayed } = inserted
+          ? await createPreparedRun(deps, user, t.definition, await prepare(t.definition, t.version), runKey, {
+              link: { eventId: event.id },
+              request: runRequest(t.definition, body),
+              fresh: true,
+            })
+          : await runDefinition(deps, user, t.definition, body, runKey, { eventId: event.id });
         return { run: { triggerId: t.triggerId, definition: t.definition, version: flow.definition?.version ?? 0, flowId: flow.id }, replayed };
       } catch (err) {
         if (!(err instanceof AppError) || err.status >= 500) throw err;
