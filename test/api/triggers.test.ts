@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { startStack, type Stack } from "../helpers/stack";
 import { waitFor } from "../helpers/wait";
+import { pruneOldEvents, PUBLISHED_RETENTION_MS } from "../../src/services/publish";
 
 /**
  * Triggers and publish: one run per matching trigger with the payload as input, filters by
@@ -95,6 +96,18 @@ describe("triggers and publish", () => {
       const res = await stack.http("GET", `/v1/flows?eventId=${answers[0]!.eventId}&status=completed`);
       return res.body.items.length === 2;
     }, 30_000, "the event's runs to complete");
+  });
+
+  test("an event past its retention is pruned, and its id may then be published anew", async () => {
+    await trigger({ topic: "prune.me", definition: "notify" });
+    const first = await publish({ topic: "prune.me", id: "old-1", payload: { order: 1 } });
+    expect(first.started.length).toBe(1);
+    await stack.database.db.execute(sql`update published_events set created_at = now() - interval '1 hour' - ${`${PUBLISHED_RETENTION_MS} milliseconds`}::interval where event_key = 'old-1'`);
+    expect(await pruneOldEvents(stack.database.db)).toBe(1);
+    const again = await publish({ topic: "prune.me", id: "old-1", payload: { order: 1 } });
+    expect(again.duplicate).toBe(false);
+    expect(again.started.length).toBe(1);
+    expect(again.started[0]!.flowId).not.toBe(first.started[0]!.flowId);
   });
 
   test("triggers whose schema refuses the payload, or whose definition was deleted, are skipped and named", async () => {
