@@ -71,6 +71,22 @@ describe("schedules that run a definition", () => {
     expect({ schedules: await count("schedules"), flows: await count("flows") }).toEqual(before);
   });
 
+  test("after its definition is deleted, a schedule's firings start nothing and say why; the schedule stays", async () => {
+    expect((await http()("PUT", "/v1/definitions/short-lived", { flow: { root: { name: "echo" } } })).status).toBe(201);
+    const res = await http()("POST", "/v1/schedules", { name: "doomed", every: 1000, run: { definition: "short-lived" } });
+    expect(res.status).toBe(201);
+    const id = res.body.id as string;
+    await waitFor(async () => (await flowsOf(id)).length >= 1, 20_000, "a first firing");
+    expect((await http()("DELETE", "/v1/definitions/short-lived")).status).toBe(204);
+    await c.workers[0]!.waitForLine(/a schedule's firing started no run.*short-lived|short-lived.*a schedule's firing started no run/, 20_000);
+    const settled = (await flowsOf(id)).length;
+    await c.workers[0]!.waitForLine(new RegExp(`"scheduleId":"${id}"`), 5_000);
+    await Bun.sleep(2_500); // two more firings are due in this time; neither may start a flow
+    expect((await flowsOf(id)).length).toBe(settled);
+    expect((await http()("GET", `/v1/schedules/${id}`)).status).toBe(200);
+    expect((await http()("DELETE", `/v1/schedules/${id}`)).status).toBe(204);
+  }, 60_000);
+
   test("firings missed while no worker ran: one late firing by default, the missed ones too with catchUp", async () => {
     const make = async (catchUp: boolean) => {
       const res = await http()("POST", "/v1/schedules", { name: `c-${catchUp}`, every: 1000, catchUp, run: { definition: "nightly-etl", input: { region: "us" } } });
