@@ -62,5 +62,5 @@ CREATE INDEX "published_events_user_created_idx" ON "published_events" USING btr
 CREATE INDEX "triggers_user_topic_idx" ON "triggers" USING btree ("user_id","topic");--> statement-breakpoint
 CREATE INDEX "triggers_user_created_idx" ON "triggers" USING btree ("user_id","created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
 CREATE INDEX "flows_user_definition_idx" ON "flows" USING btree ("user_id","definition","created_at" DESC NULLS LAST,"id" DESC NULLS LAST) WHERE "flows"."definition" is not null;--> statement-breakpoint
-CREATE INDEX "flows_schedule_idx" ON "flows" USING btree ("schedule_id") WHERE "flows"."schedule_id" is not null;--> statement-breakpoint
-CREATE INDEX "flows_event_idx" ON "flows" USING btree ("event_id") WHERE "flows"."event_id" is not null;
+CREATE INDEX "flows_schedule_idx" ON "flows" USING btree ("schedule_id","created_at" DESC NULLS LAST,"id" DESC NULLS LAST) WHERE "flows"."schedule_id" is not null;--> statement-breakpoint
+CREATE INDEX "flows_event_idx" ON "flows" USING btree ("event_id","created_at" DESC NULLS LAST,"id" DESC NULLS LAST) WHERE "flows"."event_id" is not null;

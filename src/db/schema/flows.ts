@@ -42,8 +42,8 @@ export const flows = pgTable(
     // `GET /v1/flows?definition=`, newest first.
     index("flows_user_definition_idx").on(t.userId, t.definition, t.createdAt.desc(), t.id.desc()).where(sql`${t.definition} is not null`),
     // `?scheduleId=` and `?eventId=`: the few flows of one schedule or event, found without walking the user's flows.
-    index("flows_schedule_idx").on(t.scheduleId).where(sql`${t.scheduleId} is not null`),
-    index("flows_event_idx").on(t.eventId).where(sql`${t.eventId} is not null`),
+    index("flows_schedule_idx").on(t.scheduleId, t.createdAt.desc(), t.id.desc()).where(sql`${t.scheduleId} is not null`),
+    index("flows_event_idx").on(t.eventId, t.createdAt.desc(), t.id.desc()).where(sql`${t.eventId} is not null`),
   ],
 );
 
