@@ -19,4 +19,5 @@ if (!only || only === "http-tasks") await benchHttpTasks();
 if (!only || only === "cluster") await benchCluster();
 if (!only || only === "flow-page") await benchFlowPage();
 if (only === "graphs") await import("./graphs");
+if (only === "definitions") await import("./definitions");
 process.exit(0);

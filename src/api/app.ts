@@ -27,6 +27,8 @@ import { registryRoutes } from "./routes/registry";
 import { uiRoutes } from "./routes/ui";
 import { jobRoutes } from "./routes/jobs";
 import { scheduleRoutes } from "./routes/schedules";
+import { definitionRoutes } from "./routes/definitions";
+import { triggerRoutes } from "./routes/triggers";
 import { webhookRoutes } from "./routes/webhooks";
 import { callbackRoutes, signingSecretRoutes } from "./routes/http-tasks";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
@@ -115,6 +117,8 @@ export function createApp(deps: ApiDeps) {
     .use(flowRoutes(deps))
     .use(jobRoutes(deps))
     .use(scheduleRoutes(deps))
+    .use(definitionRoutes(deps))
+    .use(triggerRoutes(deps))
     .use(webhookRoutes(deps))
     .use(signingSecretRoutes(deps))
     .use(callbackRoutes(deps))
@@ -136,6 +140,7 @@ const DOC_TAGS = [
   { name: "events", description: "The event log and the live socket" },
   { name: "stats", description: "Counts and throughput" },
   { name: "handlers", description: "The handler registry and live workers" },
+  { name: "definitions", description: "Named, versioned flows, run with an input by hand, by schedules and by published events" },
   { name: "health", description: "Liveness, readiness, metrics (no token)" },
 ];
 

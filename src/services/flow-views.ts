@@ -40,6 +40,10 @@ export interface FlowSummary {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+  /** A definition's run: which version; and the schedule or published event that started it. */
+  definition?: { name: string; version: number };
+  scheduleId?: string;
+  eventId?: string;
 }
 /** A tree flow has `root`; a graph flow has `jobs` (in the order given) instead. */
 export type FlowView = FlowSummary & ({ root: JobNodeView; jobs?: never } | { jobs: GraphJobView[]; root?: never });
@@ -82,15 +86,21 @@ export function jobView(r: {
   return view;
 }
 
-export const flowSummary = (f: FlowRow): FlowSummary => ({
-  id: f.id,
-  name: f.name,
-  status: f.status,
-  jobCount: f.jobCount,
-  createdAt: f.createdAt.toISOString(),
-  updatedAt: f.updatedAt.toISOString(),
-  finishedAt: f.finishedAt?.toISOString() ?? null,
-});
+export function flowSummary(f: FlowRow): FlowSummary {
+  const summary: FlowSummary = {
+    id: f.id,
+    name: f.name,
+    status: f.status,
+    jobCount: f.jobCount,
+    createdAt: f.createdAt.toISOString(),
+    updatedAt: f.updatedAt.toISOString(),
+    finishedAt: f.finishedAt?.toISOString() ?? null,
+  };
+  if (f.definition !== null && f.definition !== undefined) summary.definition = { name: f.definition, version: f.definitionVersion ?? 0 };
+  if (f.scheduleId) summary.scheduleId = f.scheduleId;
+  if (f.eventId) summary.eventId = f.eventId;
+  return summary;
+}
 
 /** The flow with its jobs nested under their parents; siblings keep the order given (each row lists its children). */
 export function flowView(f: FlowRow, rows: FlowJobRow[]): FlowView {

@@ -34,9 +34,14 @@ import { withReports } from "./job-report-views";
 import { isFinished } from "../statuses";
 
 export type FlowDeps = ServiceDeps;
+/** What creating a flow needs: workers create flows too (a schedule's firing of a definition). */
+export type CreateFlowDeps = Pick<ServiceDeps, "config" | "db" | "producer" | "log" | "registry">;
 
 /** A flow as a client sends it: a tree (`root`) or a graph (`jobs` with `dependsOn`), never both. */
 export type CreateFlowInput = { name: string; root?: NodeInput; jobs?: GraphJobInput[] };
+
+/** Where a flow came from, when not from `POST /v1/flows`: a definition's run, by hand, schedule or event. */
+export type FlowOrigin = { definition: string; definitionVersion: number; scheduleId?: string; eventId?: string };
 
 function formOf(body: CreateFlowInput): "tree" | "graph" {
   if (body.root !== undefined && body.jobs !== undefined)
@@ -52,13 +57,18 @@ function formOf(body: CreateFlowInput): "tree" | "graph" {
  * enqueuer adds it later: an accepted flow is never lost, and the ids make a second add a no-op.
  */
 export async function createFlow(
-  deps: FlowDeps,
+  deps: CreateFlowDeps,
   user: User,
   body: CreateFlowInput,
   idempotencyKey?: string,
+  /**
+   * `request`: what a repeat with the key must match, when it is not the flow itself (a run's input).
+   * `fresh`: no flow can have the key yet (see createPreparedRun): no look-up first, no stored reply.
+   */
+  from?: { origin?: FlowOrigin; request?: unknown; fresh?: boolean },
 ): Promise<{ flow: FlowView; replayed: boolean }> {
-  const hash = idempotencyKey ? requestHash(body) : "";
-  if (idempotencyKey) {
+  const hash = idempotencyKey ? requestHash(from?.request ?? body) : "";
+  if (idempotencyKey && !from?.fresh) {
     const existing = await findFlowByIdempotencyKey(deps.db, user.userId, idempotencyKey);
     if (existing) return { flow: await replay(deps, existing, hash), replayed: true };
   }
@@ -106,6 +116,10 @@ export async function createFlow(
     updatedAt: now,
     traceparent: currentTraceparent(),
     finishedAt: null,
+    definition: from?.origin?.definition ?? null,
+    definitionVersion: from?.origin?.definitionVersion ?? null,
+    scheduleId: from?.origin?.scheduleId ?? null,
+    eventId: from?.origin?.eventId ?? null,
   };
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
@@ -129,11 +143,11 @@ export async function createFlow(
   // Answered from what was just written, so the hot path reads nothing back.
   if (!queued) await markPending(deps, flowId, rows);
   const view = flowView(flow, rows);
-  if (idempotencyKey) await rememberReply(deps, flowId, view);
+  if (idempotencyKey && !from?.fresh) await rememberReply(deps, flowId, view);
   return { flow: view, replayed: false };
 }
 
-async function replay(deps: FlowDeps, existing: FlowRow, hash: string): Promise<FlowView> {
+export async function replay(deps: CreateFlowDeps, existing: FlowRow, hash: string): Promise<FlowView> {
   assertSameRequest(existing.requestHash, hash, existing.id);
   return firstReply(deps.db, existing.id, async () => flowView(existing, await flowJobsOf(deps.db, existing.id)));
 }
@@ -155,7 +169,7 @@ export async function getFlow(deps: FlowDeps, user: User, id: string, waitSecond
  * The add failed (Redis down, too slow): the rows go back to `pending`, where the enqueuer finds
  * them. If even that write fails, the reconciler finds them queued in Postgres and gone from Redis.
  */
-async function markPending(deps: FlowDeps, flowId: string, rows: FlowJobRow[]) {
+async function markPending(deps: CreateFlowDeps, flowId: string, rows: FlowJobRow[]) {
   for (const r of rows) r.status = "pending";
   await markFlowUnqueued(deps.db, flowId).catch((err) =>
     deps.log.warn("could not mark an unqueued flow pending; the reconciler will add it", { flowId, err: String(err) }),
@@ -165,9 +179,9 @@ async function markPending(deps: FlowDeps, flowId: string, rows: FlowJobRow[]) {
 export function listUserFlows(
   deps: FlowDeps,
   user: User,
-  q: { status?: string; name?: string; data?: string; limit?: number; cursor?: string },
+  q: { status?: string; name?: string; data?: string; definition?: string; scheduleId?: string; eventId?: string; limit?: number; cursor?: string },
 ) {
-  const filters = { status: q.status, name: q.name, data: parseDataFilter(q.data) };
+  const filters = { status: q.status, name: q.name, data: parseDataFilter(q.data), definition: q.definition, scheduleId: q.scheduleId, eventId: q.eventId };
   return keysetPage(q, (limit, before) => listFlows(deps.db, user.userId, { ...filters, limit, before }), flowSummary);
 }
 

@@ -22,6 +22,7 @@ import { ADD_TIMEOUT_MS } from "./enqueue";
 import { withTimeout } from "../timeout";
 import { checkJob } from "./flow-spec";
 import { enqueueJob, JOBS_QUEUE, newJobRow, type JobInput } from "./jobs";
+import { checkScheduleRun, fireRun, missedFirings, scheduledAt, type FiringDeps, type ScheduleRun } from "./schedule-runs";
 
 /** The queue holding BullMQ's job schedulers; each tick there becomes a tracked job in `jobs`. */
 export const SCHEDULES_QUEUE = "schedules";
@@ -31,7 +32,10 @@ export interface ScheduleInput {
   pattern?: string;
   every?: number;
   tz?: string;
-  job: JobInput;
+  /** Exactly one: a single job per firing, or a run of a definition. */
+  job?: JobInput;
+  run?: ScheduleRun;
+  catchUp?: boolean;
 }
 
 export interface ScheduleView {
@@ -40,7 +44,9 @@ export interface ScheduleView {
   pattern: string | null;
   every: number | null;
   tz: string | null;
-  job: { name: string; data: Record<string, unknown>; opts: Record<string, unknown> };
+  job?: { name: string; data: Record<string, unknown>; opts: Record<string, unknown> };
+  run?: { definition: string; version: number | null; input: unknown };
+  catchUp: boolean;
   paused: boolean;
   lastRunAt: string | null;
   nextRunAt: string | null;
@@ -56,7 +62,10 @@ export const scheduleView = (r: ScheduleRow, next?: Date | null): ScheduleView =
   pattern: r.pattern,
   every: r.every,
   tz: r.tz,
-  job: { name: r.jobName, data: r.jobData, opts: r.jobOpts },
+  ...(r.runDefinition !== null
+    ? { run: { definition: r.runDefinition, version: r.runVersion, input: r.runInput ?? {} } }
+    : { job: { name: r.jobName ?? "", data: r.jobData ?? {}, opts: r.jobOpts ?? {} } }),
+  catchUp: r.catchUp,
   paused: r.paused,
   lastRunAt: iso(r.lastRunAt),
   nextRunAt: iso(next === undefined ? r.nextRunAt : next),
@@ -109,9 +118,12 @@ export async function registerSchedule(producer: Producer, row: ScheduleRow): Pr
 
 export async function createSchedule(deps: ServiceDeps, user: User, body: ScheduleInput): Promise<ScheduleView> {
   const nextByParser = checkTiming(body);
-  if (body.job.queue !== undefined && body.job.queue !== JOBS_QUEUE)
+  if ((body.job === undefined) === (body.run === undefined))
+    throw new InvalidInput("A schedule takes exactly one of 'job' (a single job per firing) or 'run' (a definition's run).", [{ path: "/job", message: "send job or run, not both" }]);
+  if (body.run) await checkScheduleRun(deps, user, body.run);
+  if (body.job?.queue !== undefined && body.job.queue !== JOBS_QUEUE)
     throw new InvalidInput(`A schedule's runs go to the '${JOBS_QUEUE}' queue; leave out /job/queue.`, [{ path: "/job/queue", message: "must be 'jobs'" }], "unknown_queue");
-  checkJob(body.job, "/job", deps.registry);
+  if (body.job) checkJob(body.job, "/job", deps.registry);
   const now = new Date();
   const id = newId();
   const row: ScheduleRow = {
@@ -121,9 +133,13 @@ export async function createSchedule(deps: ServiceDeps, user: User, body: Schedu
     pattern: body.pattern ?? null,
     every: body.every ?? null,
     tz: body.tz ?? null,
-    jobName: body.job.name,
-    jobData: body.job.data ?? {},
-    jobOpts: (body.job.opts ?? {}) as Record<string, unknown>,
+    jobName: body.job?.name ?? null,
+    jobData: body.job ? (body.job.data ?? {}) : null,
+    jobOpts: body.job ? ((body.job.opts ?? {}) as Record<string, unknown>) : null,
+    runDefinition: body.run?.definition ?? null,
+    runVersion: body.run?.version ?? null,
+    runInput: body.run ? (body.run.input ?? {}) : null,
+    catchUp: body.catchUp ?? false,
     paused: false,
     shard: deps.producer.pick(id),
     lastRunAt: null,
@@ -168,32 +184,45 @@ export const tickJobId = (tickBullId: string) =>
   "c" + BigInt("0x" + createHash("sha256").update(tickBullId).digest("hex")).toString(36).padStart(24, "0").slice(0, 24);
 
 /**
- * One tick of a schedule: a tracked job in `jobs`, then into Redis. Two workers, a retry or a
- * restart seeing the same tick create one row (its id comes from the tick) and one BullMQ job.
- * `shard` is where the tick came from; the job it creates goes where its own id says.
+ * One tick of a schedule: a tracked job in `jobs` (or a definition's run), then into Redis. Two
+ * workers, a retry or a restart seeing the same tick create one row (its id comes from the tick)
+ * and one BullMQ job. `shard` is where the tick came from; the job it creates goes where its own
+ * id says. With `catchUp`, the firings missed while nothing ran (see missedFirings) follow it.
  */
-export async function runTick(deps: Pick<ServiceDeps, "db" | "producer" | "log">, tick: Job, shard: Shard): Promise<{ jobId: string } | { stopped: string }> {
+export async function runTick(deps: FiringDeps, tick: Job, shard: Shard): Promise<{ jobId: string } | { flowIds: string[] } | { stopped: string }> {
   const scheduleId = String((tick.data as { scheduleId?: string })?.scheduleId ?? "");
   const schedule = await findScheduleById(deps.db, scheduleId);
   if (!schedule) {
     await deps.producer.at(shard).queue(SCHEDULES_QUEUE).removeJobScheduler(scheduleId);
     return { stopped: scheduleId };
   }
-  const id = tickJobId(tick.id ?? `${scheduleId}:${tick.timestamp}`);
+  const due = scheduledAt(tick);
+  const times = [due, ...(schedule.catchUp && due !== null ? missedFirings(schedule, due, Date.now()) : [])];
+  const started: (string | null)[] = [];
+  for (const at of times) {
+    // A missed firing gets the id BullMQ would have given its tick: seen again (or fired after all), it is the same job or run.
+    const tickId = at === due ? (tick.id ?? `${scheduleId}:${tick.timestamp}`) : `repeat:${scheduleId}:${at}`;
+    started.push(schedule.runDefinition !== null ? await fireRun(deps, schedule, tickId) : await fireJob(deps, schedule, tickId));
+  }
+  const live = await deps.producer.at(shard).queue(SCHEDULES_QUEUE).getJobScheduler(scheduleId).catch(() => undefined);
+  await recordTick(deps.db, scheduleId, new Date(Math.max(tick.timestamp, times.at(-1) ?? 0)), live?.next ? new Date(live.next) : null);
+  return schedule.runDefinition !== null ? { flowIds: started.filter((id) => id !== null) } : { jobId: started[0]! };
+}
+
+async function fireJob(deps: FiringDeps, schedule: ScheduleRow, tickId: string): Promise<string> {
+  const id = tickJobId(tickId);
   const row = newJobRow(
     schedule.userId,
-    { name: schedule.jobName, data: schedule.jobData, opts: schedule.jobOpts },
-    { id, jobId: id, scheduleId },
+    { name: schedule.jobName ?? "", data: schedule.jobData ?? {}, opts: schedule.jobOpts ?? {} },
+    { id, jobId: id, scheduleId: schedule.id },
     deps.producer,
   );
   if (!(await insertJobOnce(deps.db, row))) {
     const existing = await findJobById(deps.db, id);
-    if (existing?.status !== "pending") return { jobId: id };
+    if (existing?.status !== "pending") return id;
   }
   await enqueueJob(deps, row);
-  const live = await deps.producer.at(shard).queue(SCHEDULES_QUEUE).getJobScheduler(scheduleId).catch(() => undefined);
-  await recordTick(deps.db, scheduleId, new Date(tick.timestamp), live?.next ? new Date(live.next) : null);
-  return { jobId: id };
+  return id;
 }
 
 /** Registers again every schedule Redis has lost (a flush, a new Redis, a failed registration). */

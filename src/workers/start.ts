@@ -81,7 +81,7 @@ export async function startWorkers(deps: {
   const processors = (shard: Shard): [string, Processor][] => [
     ...config.flowQueues.map((q): [string, Processor] => [q, runJob]),
     [JOBS_QUEUE, runJob],
-    [SCHEDULES_QUEUE, (tick) => runTick(services, tick, shard)],
+    [SCHEDULES_QUEUE, (tick) => runTick({ ...services, config }, tick, shard)],
     [WEBHOOKS_QUEUE, runDelivery],
   ];
   const queueNames = processors(null).map(([name]) => name);

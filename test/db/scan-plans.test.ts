@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { pendingFlowsQuery, queuedFlowsQuery } from "../../src/db/queries/flows";
+import { listFlowsQuery, pendingFlowsQuery, queuedFlowsQuery } from "../../src/db/queries/flows";
 import { pendingJobsQuery, queuedJobsQuery } from "../../src/db/queries/jobs";
 import { createTestDatabase } from "../helpers/db";
 
@@ -38,6 +38,16 @@ describe("background scans use their partial indexes", () => {
     ["enqueuer: pending single jobs", () => pendingJobsQuery(t.database.db, 3_000, 200), "jobs_pending_idx"],
     ["reconciler: flows with queued jobs", () => queuedFlowsQuery(t.database.db, 10_000, 100, "c0"), "flow_jobs_queued_idx"],
     ["reconciler: queued single jobs", () => queuedJobsQuery(t.database.db, 10_000, 500), "jobs_queued_idx"],
+  ] as const)("%s", async (_name, query, index) => {
+    expect(await planOf(query())).toContain(index);
+  });
+});
+
+describe("flows of one definition, schedule or event are found through their indexes", () => {
+  test.each([
+    ["?definition=", () => listFlowsQuery(t.database.db, "u1", { definition: "nightly-etl", limit: 21 }), "flows_user_definition_idx"],
+    ["?scheduleId=", () => listFlowsQuery(t.database.db, "u1", { scheduleId: "c0", limit: 21 }), "flows_schedule_idx"],
+    ["?eventId=", () => listFlowsQuery(t.database.db, "u1", { eventId: "c0", limit: 21 }), "flows_event_idx"],
   ] as const)("%s", async (_name, query, index) => {
     expect(await planOf(query())).toContain(index);
   });

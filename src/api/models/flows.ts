@@ -126,6 +126,11 @@ const flowSummaryFields = {
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
   finishedAt: t.Union([t.Null(), t.String({ format: "date-time" })]),
+  definition: t.Optional(
+    t.Object({ name: t.String(), version: JsonInteger() }, { description: "a definition's run: the definition and the version it ran (absent otherwise)" }),
+  ),
+  scheduleId: t.Optional(t.String({ description: "the schedule whose firing started it" })),
+  eventId: t.Optional(t.String({ description: "the published event (its id in GET /v1/published) whose trigger started it" })),
 };
 /** Typed as the service's view, whose status is the column's text (always one of FLOW_STATUSES). */
 export const FlowSummarySchema = t.Unsafe<FlowSummary>(t.Object(flowSummaryFields, { $id: "FlowSummary" }));

@@ -3,7 +3,14 @@ import { Overloaded, type Admission, type Ticket } from "../admission";
 import { requestPath } from "../request-path";
 
 /** The routes that create: the only ones whose cost grows with what a client sends. */
-export const CREATE_ROUTES: readonly string[] = ["/v1/flows", "/v1/jobs", "/v1/jobs/bulk", "/v1/schedules"];
+export const CREATE_ROUTES: readonly string[] = ["/v1/flows", "/v1/jobs", "/v1/jobs/bulk", "/v1/schedules", "/v1/publish"];
+
+/**
+ * A definition's runs are creates too, under a path with its name in it. They and publishes count
+ * as one job each here (their flows' size is the stored definition's, not the body's): they are
+ * bounded by requests and bytes in flight.
+ */
+const RUNS_ROUTE = /^\/v1\/definitions\/[^/]+\/runs$/;
 
 /** The route a create is for: `/v1/jobs/` counts as `/v1/jobs`. */
 const routeOf = (url: string) => {
@@ -56,7 +63,7 @@ export function createAdmissionGate(admission: Admission, routes: readonly strin
     .onRequest(async ({ request }) => {
       if (request.method !== "POST") return;
       const route = routeOf(request.url);
-      if (!paths.has(route)) return;
+      if (!paths.has(route) && !RUNS_ROUTE.test(route)) return;
       const length = request.headers.get("content-length");
       const entered = await admission.admit(length === null ? undefined : Number(length), () => request.signal);
       if (entered instanceof Overloaded) throw entered;

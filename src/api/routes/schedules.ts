@@ -20,8 +20,8 @@ export const scheduleRoutes = (deps: ServiceDeps & { authenticate: Authenticate 
       },
       {
         body: CreateScheduleBody,
-        response: { 201: ScheduleViewSchema, ...errorResponses(413) },
-        detail: { operationId: "createSchedule", summary: "Create a schedule: a cron pattern (with tz) or every N ms, and the job each run creates" },
+        response: { 201: ScheduleViewSchema, ...errorResponses(404, 413) },
+        detail: { operationId: "createSchedule", summary: "Create a schedule: a cron pattern (with tz) or every N ms, and the job each firing creates or the definition it runs" },
       },
     )
     .get("", async ({ user, query }) => await listUserSchedules(deps, user, query), {

@@ -20,8 +20,9 @@ export type NewFlowJobRow = typeof flowJobs.$inferInsert;
  */
 const INSERT_FLOW = `
   with f as (
-    insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at, traceparent, graph)
-    values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8, $10, $12)
+    insert into flows (id, user_id, name, status, root_id, job_count, idempotency_key, request_hash, created_at, updated_at, traceparent, graph,
+                       definition, definition_version, schedule_id, event_id)
+    values ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8, $10, $12, $13, $14, $15, $16)
     returning id, user_id
   )
   insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, shard, data, opts, status, children, depth, created_at, updated_at, ready_at,
@@ -64,6 +65,10 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     flow.traceparent ?? null,
     jobs[0]?.shard ?? null,
     flow.graph ?? false,
+    flow.definition ?? null,
+    flow.definitionVersion ?? null,
+    flow.scheduleId ?? null,
+    flow.eventId ?? null,
   ], { prepare: true });
 }
 
@@ -121,6 +126,9 @@ export type FlowListFilter = {
   status?: string;
   name?: string;
   data?: Record<string, unknown>;
+  definition?: string;
+  scheduleId?: string;
+  eventId?: string;
   limit: number;
   before?: { createdAt: Date; id: string };
 };
@@ -135,6 +143,9 @@ export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
   const conditions = [eq(flows.userId, userId)];
   if (q.status) conditions.push(eq(flows.status, q.status));
   if (q.name) conditions.push(namePrefix(flows.name, q.name));
+  if (q.definition) conditions.push(eq(flows.definition, q.definition));
+  if (q.scheduleId) conditions.push(eq(flows.scheduleId, q.scheduleId));
+  if (q.eventId) conditions.push(eq(flows.eventId, q.eventId));
   // The root's data, through the roots-only GIN index: its predicate (`parent_id is null`) is repeated
   // here, which is how the planner matches a partial index; the few matches then find their flows by
   // primary key (root_id has no index).

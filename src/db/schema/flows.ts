@@ -25,6 +25,12 @@ export const flows = pgTable(
     finishedAt: timestamp("finished_at", { withTimezone: true }),
     /** The creating request's W3C traceparent (tracing on only): its webhook deliveries join that trace. */
     traceparent: text("traceparent"),
+    /** A run of a definition (src/services/definition-runs.ts): its name and version, kept as text so a deleted definition still shows. */
+    definition: text("definition"),
+    definitionVersion: integer("definition_version"),
+    /** The schedule whose firing started it, or the published event (its row id) whose trigger did. */
+    scheduleId: text("schedule_id"),
+    eventId: text("event_id"),
   },
   (t) => [
     // Newest-first keyset pages, with and without a status filter.
@@ -33,6 +39,11 @@ export const flows = pgTable(
     uniqueIndex("flows_user_idempotency_idx").on(t.userId, t.idempotencyKey).where(sql`${t.idempotencyKey} is not null`),
     // `GET /v1/flows?name=` (a prefix): text_pattern_ops lets `like 'x%'` use a btree whatever the collation.
     index("flows_user_name_idx").on(t.userId, t.name.op("text_pattern_ops")),
+    // `GET /v1/flows?definition=`, newest first.
+    index("flows_user_definition_idx").on(t.userId, t.definition, t.createdAt.desc(), t.id.desc()).where(sql`${t.definition} is not null`),
+    // `?scheduleId=` and `?eventId=`: the few flows of one schedule or event, found without walking the user's flows.
+    index("flows_schedule_idx").on(t.scheduleId, t.createdAt.desc(), t.id.desc()).where(sql`${t.scheduleId} is not null`),
+    index("flows_event_idx").on(t.eventId, t.createdAt.desc(), t.id.desc()).where(sql`${t.eventId} is not null`),
   ],
 );
 

@@ -7,3 +7,4 @@ export * from "./tallies";
 export * from "./replies";
 export * from "./registry";
 export * from "./http-tasks";
+export * from "./definitions";

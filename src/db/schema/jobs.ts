@@ -53,9 +53,16 @@ export const schedules = pgTable(
     /** Milliseconds; bigint because the allowed range (up to a year) passes a 32-bit integer's 24.8 days. */
     every: bigint("every", { mode: "number" }),
     tz: text("tz"),
-    jobName: text("job_name").notNull(),
-    jobData: jsonb("job_data").notNull().$type<Record<string, unknown>>(),
-    jobOpts: jsonb("job_opts").notNull().$type<Record<string, unknown>>(),
+    /** A schedule starts either a single job (these three) or a definition's run (the run_* columns). */
+    jobName: text("job_name"),
+    jobData: jsonb("job_data").$type<Record<string, unknown>>(),
+    jobOpts: jsonb("job_opts").$type<Record<string, unknown>>(),
+    runDefinition: text("run_definition"),
+    /** Null: the definition's latest version at each firing. */
+    runVersion: integer("run_version"),
+    runInput: jsonb("run_input"),
+    /** Firings missed while nothing ran are started late (bounded) instead of skipped. */
+    catchUp: boolean("catch_up").notNull().default(false),
     paused: boolean("paused").notNull().default(false),
     /** The Redis shard its job scheduler lives on (see jobColumns' `shard`). */
     shard: smallint("shard"),

@@ -1,0 +1,88 @@
+import { and, desc, eq, isNull, sql } from "drizzle-orm";
+import type { DbOrTx } from "../client";
+import { definitions, definitionVersions } from "../schema";
+import { newestFirst, olderThan } from "./pagination";
+
+export type DefinitionRow = typeof definitions.$inferSelect;
+export type DefinitionVersionRow = typeof definitionVersions.$inferSelect;
+
+/** The definition's row, created when new, locked for the rest of the transaction (versions are numbered under it). */
+export async function lockOrCreateDefinition(tx: DbOrTx, userId: string, name: string, id: string): Promise<DefinitionRow> {
+  await tx.insert(definitions).values({ id, userId, name }).onConflictDoNothing();
+  const [row] = await tx.select().from(definitions).where(and(eq(definitions.userId, userId), eq(definitions.name, name))).for("update").limit(1);
+  return row!;
+}
+
+/** A live (not deleted) definition by name. */
+export async function findDefinition(db: DbOrTx, userId: string, name: string): Promise<DefinitionRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(definitions)
+    .where(and(eq(definitions.userId, userId), eq(definitions.name, name), isNull(definitions.deletedAt)))
+    .limit(1);
+  return row;
+}
+
+export async function findVersion(db: DbOrTx, definitionId: string, version: number): Promise<DefinitionVersionRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(definitionVersions)
+    .where(and(eq(definitionVersions.definitionId, definitionId), eq(definitionVersions.version, version)))
+    .limit(1);
+  return row;
+}
+
+export async function insertVersion(tx: DbOrTx, row: typeof definitionVersions.$inferInsert) {
+  await tx.insert(definitionVersions).values(row);
+  await tx
+    .update(definitions)
+    .set({ latestVersion: row.version, deletedAt: null, updatedAt: sql`now()` })
+    .where(eq(definitions.id, row.definitionId));
+}
+
+/** A definition deleted earlier and PUT again with its last body: live again, with no new version. */
+export async function undelete(tx: DbOrTx, id: string) {
+  await tx.update(definitions).set({ deletedAt: null, updatedAt: sql`now()` }).where(eq(definitions.id, id));
+}
+
+/** The versions' numbers and dates, newest first (their bodies stay in the table). */
+export async function versionsOf(db: DbOrTx, definitionId: string) {
+  return db
+    .select({ version: definitionVersions.version, description: definitionVersions.description, createdAt: definitionVersions.createdAt })
+    .from(definitionVersions)
+    .where(eq(definitionVersions.definitionId, definitionId))
+    .orderBy(desc(definitionVersions.version))
+    .limit(1000);
+}
+
+export async function listDefinitions(db: DbOrTx, userId: string, q: { limit: number; before?: { createdAt: Date; id: string } }) {
+  const conditions = [eq(definitions.userId, userId), isNull(definitions.deletedAt)];
+  if (q.before) conditions.push(olderThan(definitions.createdAt, definitions.id, q.before));
+  return db.select().from(definitions).where(and(...conditions)).orderBy(...newestFirst(definitions.createdAt, definitions.id)).limit(q.limit);
+}
+
+export async function markDeleted(db: DbOrTx, userId: string, name: string): Promise<boolean> {
+  const gone = await db
+    .update(definitions)
+    .set({ deletedAt: sql`now()`, updatedAt: sql`now()` })
+    .where(and(eq(definitions.userId, userId), eq(definitions.name, name), isNull(definitions.deletedAt)))
+    .returning({ id: definitions.id });
+  return gone.length > 0;
+}
+
+/** A live definition with one version (its latest when `version` is absent), in one round trip; either may be missing. */
+export async function findRunnable(db: DbOrTx, userId: string, name: string, version?: number) {
+  const [row] = await db
+    .select({ definition: definitions, version: definitionVersions })
+    .from(definitions)
+    .leftJoin(
+      definitionVersions,
+      and(
+        eq(definitionVersions.definitionId, definitions.id),
+        eq(definitionVersions.version, version === undefined ? definitions.latestVersion : sql`${version}::int`),
+      ),
+    )
+    .where(and(eq(definitions.userId, userId), eq(definitions.name, name), isNull(definitions.deletedAt)))
+    .limit(1);
+  return row;
+}
