@@ -2,6 +2,7 @@ import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { definitions, definitionVersions } from "../schema";
 import { newestFirst, olderThan } from "./pagination";
+import { preparedPerDb } from "./prepared";
 
 export type DefinitionRow = typeof definitions.$inferSelect;
 export type DefinitionVersionRow = typeof definitionVersions.$inferSelect;
@@ -70,19 +71,25 @@ export async function markDeleted(db: DbOrTx, userId: string, name: string): Pro
   return gone.length > 0;
 }
 
-/** A live definition with one version (its latest when `version` is absent), in one round trip; either may be missing. */
-export async function findRunnable(db: DbOrTx, userId: string, name: string, version?: number) {
-  const [row] = await db
+// Read on every run of a definition: prepared once per database handle (see prepared.ts).
+const runnable = preparedPerDb((db) =>
+  db
     .select({ definition: definitions, version: definitionVersions })
     .from(definitions)
     .leftJoin(
       definitionVersions,
       and(
         eq(definitionVersions.definitionId, definitions.id),
-        eq(definitionVersions.version, version === undefined ? definitions.latestVersion : sql`${version}::int`),
+        eq(definitionVersions.version, sql`coalesce(${sql.placeholder("version")}::int, ${definitions.latestVersion})`),
       ),
     )
-    .where(and(eq(definitions.userId, userId), eq(definitions.name, name), isNull(definitions.deletedAt)))
-    .limit(1);
+    .where(and(eq(definitions.userId, sql.placeholder("userId")), eq(definitions.name, sql.placeholder("name")), isNull(definitions.deletedAt)))
+    .limit(1)
+    .prepare("flowd_runnable_definition"),
+);
+
+/** A live definition with one version (its latest when `version` is absent), in one round trip; either may be missing. */
+export async function findRunnable(db: DbOrTx, userId: string, name: string, version?: number) {
+  const [row] = await runnable(db).execute({ userId, name, version: version ?? null });
   return row;
 }
