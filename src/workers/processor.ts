@@ -5,7 +5,7 @@ import type { LoadedHandler } from "../handlers/loader";
 import { PermanentFailure, type JobIdentity } from "../handlers/types";
 import { parseJobKey } from "../queues";
 import { readJob } from "../services/job-envelope";
-import { runUserCode } from "./user-code";
+import { raceAttempt, runUserCode } from "./user-code";
 import type { createHttpTasks } from "./http-task";
 import { MAX_LINE_CHARS, type JobLogSink } from "./job-log-sink";
 
@@ -49,12 +49,16 @@ export function createProcessor(
       job: who,
       ...reporters(job, who.id, logSink),
     };
+    // The job's own timeoutMs, else a module's default (see job-opts.ts).
+    const timeoutMs = (job.opts as { timeoutMs?: number }).timeoutMs ?? module?.timeoutMs;
     try {
       const result = module
-        ? await runUserCode(module, ctx, abort)
-        : job.name === "http" && httpTask
-          ? await httpTask(job, token, ctx, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
-          : await handlers[job.name as keyof typeof handlers].run(ctx);
+        ? await runUserCode(module, ctx, abort, timeoutMs)
+        : await raceAttempt(abort, timeoutMs, (signal) =>
+            job.name === "http" && httpTask
+              ? httpTask(job, token, { ...ctx, signal }, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
+              : handlers[job.name as keyof typeof handlers].run({ ...ctx, signal }),
+          );
       if (config.maxResultBytes !== undefined) checkResultSize(result, config.maxResultBytes);
       return result;
     } catch (err) {

@@ -1,11 +1,11 @@
 import { t } from "elysia";
 import { MAX_BULK_JOBS, type SingleJobView } from "../../services/jobs";
 import { JobStatus } from "./common";
-import { JobData, jobOptsFields, jobViewFields } from "./flows";
+import { DebounceSchema, JobData, jobOptsFields, jobViewFields } from "./flows";
 import { QueryInteger } from "./query";
 
 /** A single job has no parent, so the failure policies of flow jobs do not apply. */
-export const SingleJobOptsSchema = t.Object(jobOptsFields, { additionalProperties: false, $id: "JobOpts" });
+export const SingleJobOptsSchema = t.Object({ ...jobOptsFields, debounce: t.Optional(DebounceSchema) }, { additionalProperties: false, $id: "JobOpts" });
 
 export const JobInputSchema = t.Object(
   {
