@@ -124,7 +124,12 @@ export const jobViewFields = {
   result: t.Unknown(),
   error: t.Union([
     t.Null(),
-    t.Object({ message: t.String(), stack: t.Optional(t.String()), attemptsMade: t.Number() }),
+    t.Object({
+      message: t.String(),
+      stack: t.Optional(t.String()),
+      attemptsMade: t.Number(),
+      code: t.Optional(t.String({ description: "`expired`: the job did not start within its opts.expireAfterMs (no attempt was made)" })),
+    }),
   ]),
   attemptsMade: JsonInteger(),
   createdAt: t.String({ format: "date-time" }),
