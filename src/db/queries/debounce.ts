@@ -40,7 +40,12 @@ export async function upsertDebounced(db: DbOrTx, row: JobRow, key: string, ms: 
  * window on holds the row's lock: such a row is skipped now and looked at again next pass.
  */
 export async function releaseDebounced(db: DbOrTx, limit: number): Promise<JobRow[]> {
-  return db
+  return releaseDebouncedQuery(db, limit);
+}
+
+/** The statement behind `releaseDebounced`, for a test to check its plan. */
+export const releaseDebouncedQuery = (db: DbOrTx, limit: number) =>
+  db
     .update(jobs)
     .set({ waitingFor: null, updatedAt: sql`now()` })
     .where(
@@ -48,4 +53,3 @@ export async function releaseDebounced(db: DbOrTx, limit: number): Promise<JobRo
                          order by debounce_until limit ${limit} for update skip locked)`,
     )
     .returning();
-}

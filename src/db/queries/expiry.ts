@@ -26,9 +26,12 @@ const overdue = (table: TrackedTable) => sql.raw(`
  * sweep fails them (src/services/expiry.ts). Oldest ready first, `limit` per table.
  */
 export async function overdueJobs(db: DbOrTx, limit: number): Promise<ExpiredJob[]> {
-  const rows = await db.execute<{ tbl: TrackedTable; job_id: string; queue_name: string; shard: number | null; expire_after_ms: string }>(sql`
-    (${overdue("flow_jobs")} order by ready_at limit ${limit})
-    union all
-    (${overdue("jobs")} order by ready_at limit ${limit})`);
+  const rows = await db.execute<{ tbl: TrackedTable; job_id: string; queue_name: string; shard: number | null; expire_after_ms: string }>(overdueJobsSql(limit));
   return rows.map((r) => ({ tbl: r.tbl, jobId: r.job_id, queueName: r.queue_name, shard: r.shard, expireAfterMs: Number(r.expire_after_ms) }));
 }
+
+/** The statement behind `overdueJobs`, for a test to check its plan. */
+export const overdueJobsSql = (limit: number) => sql`
+    (${overdue("flow_jobs")} order by ready_at limit ${limit})
+    union all
+    (${overdue("jobs")} order by ready_at limit ${limit})`;
