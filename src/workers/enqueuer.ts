@@ -6,7 +6,9 @@ import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
 import { mayEnter } from "../services/flow-redis";
 import { releaseStaleHolds } from "../db/queries/graph-rows";
-import { enqueueJob } from "../services/jobs";
+import { enqueueJob, enqueueJobs } from "../services/jobs";
+import { releaseDebounced } from "../db/queries/debounce";
+import { expireOverdue } from "../services/expiry";
 import { startLoop } from "./loop";
 import type { Shard } from "../shards";
 
@@ -47,6 +49,11 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
         if (!top || (await inRedis(top))) continue;
         if (await enqueueRows(deps, rows)) log.info("enqueued pending flow", { flowId });
       }
+      // Debounced jobs whose window ended go in now; one whose add fails is a plain pending row below.
+      const debounced = await releaseDebounced(deps.db, 200);
+      if (debounced.length > 0 && (await enqueueJobs({ ...deps, log }, debounced))) log.info("enqueued debounced jobs", { count: debounced.length });
+      // Jobs past their expireAfterMs that no worker took: failed with code `expired` (services/expiry.ts).
+      await expireOverdue({ ...deps, log });
       for (const job of await pendingJobs(deps.db, opts.graceMs, 200)) {
         if (await inRedis(job)) continue;
         if (await enqueueJob({ ...deps, log }, job)) log.info("enqueued pending job", { jobId: job.id });
