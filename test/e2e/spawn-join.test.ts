@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { sql } from "drizzle-orm";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startCluster, type Cluster } from "../helpers/cluster";
+import { waitFor } from "../helpers/wait";
+
+/**
+ * Jobs added while a graph flow runs, and joins on them, with the API and a worker as separate
+ * processes: a module handler fans out and joins without holding its worker slot (concurrency 1),
+ * runs again after the join with every result, and a worker killed while it is parked loses nothing.
+ */
+let c: Cluster;
+const dir = mkdtempSync(join(tmpdir(), "flowd-spawn-"));
+
+// `fan` adds n `square` jobs and joins on them; it runs again after the join (re-entry), when its
+// spawn answers the jobs already added and the join their results. Each run is counted in its log.
+const MODULE = `
+export default {
+  fan: {
+    async run(ctx) {
+      ctx.log("run");
+      const keys = Array.from({ length: ctx.data.n }, (_, i) => "sq-" + i);
+      const spawned = await ctx.spawn(keys.map((key, i) => ({ key, name: "square", data: { i, ms: ctx.data.ms ?? 0 } })));
+      const results = await ctx.waitFor(keys);
+      return {
+        count: Object.keys(results).length,
+        sum: Object.values(results).reduce((a, r) => a + r.sq, 0),
+        addedThisRun: spawned.filter((s) => s.added).length,
+      };
+    },
+  },
+  square: {
+    async run(ctx) {
+      if (ctx.data.ms) await new Promise((r) => setTimeout(r, ctx.data.ms));
+      return { sq: ctx.data.i * ctx.data.i };
+    },
+  },
+};
+`;
+
+beforeAll(async () => {
+  writeFileSync(join(dir, "fan.ts"), MODULE);
+  c = await startCluster({
+    tag: "spawn",
+    workers: 0,
+    env: { FLOWD_HANDLERS: join(dir, "fan.ts"), WORKER_CONCURRENCY: "1", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" },
+  });
+  await c.startWorker();
+}, 120_000);
+afterAll(async () => {
+  await c?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+const http = () => c.apis[0]!.http;
+type Job = { key: string; name: string; queue?: string; data?: Record<string, unknown>; dependsOn?: string[] };
+
+async function create(jobs: Job[], name = "g") {
+  const res = await http()("POST", "/v1/flows", { name, jobs });
+  expect(res.status).toBe(201);
+  return res.body as { id: string; jobs: { key: string; id: string; jobId: string; status: string }[] };
+}
+
+async function finished(id: string, ms = 60_000) {
+  return waitFor(async () => {
+    const res = await http()("GET", `/v1/flows/${id}?wait=5`);
+    if (res.status !== 200) throw new Error(`GET /v1/flows/${id}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+    return res.body.status !== "running" ? res.body : null;
+  }, ms, `flow ${id} to finish`);
+}
+
+const sumOfSquares = (n: number) => Array.from({ length: n }, (_, i) => i * i).reduce((a, b) => a + b, 0);
+
+describe("jobs added while a flow runs", () => {
+  test("a module handler spawns 50 jobs and joins on them with WORKER_CONCURRENCY=1: it parks without its slot and completes with their results", async () => {
+    const flow = await create([
+      { key: "start", name: "echo" },
+      { key: "fan", name: "fan", data: { n: 50, ms: 20 }, dependsOn: ["start"] },
+    ]);
+    // While the squares run, the fan job is parked: active, waiting for its 50 children, no worker slot.
+    const parked = await waitFor(async () => {
+      const res = await http()("GET", `/v1/flows/${flow.id}`);
+      const fan = res.body.jobs.find((j: { key: string }) => j.key === "fan");
+      return fan.waitingFor?.reason === "children" ? { fan, jobs: res.body.jobs } : null;
+    }, 30_000, "the fan job to park");
+    expect(parked.fan.status).toBe("active");
+    expect(parked.fan.waitingFor.keys.length).toBe(50);
+    expect(parked.jobs.length).toBe(52);
+    const done = await finished(flow.id);
+    expect(done.status).toBe("completed");
+    expect(done.jobCount).toBe(52);
+    const fan = done.jobs.find((j: { key: string }) => j.key === "fan");
+    expect(fan.result).toEqual({ count: 50, sum: sumOfSquares(50), addedThisRun: 0 });
+    expect(fan.attemptsMade).toBe(1);
+    expect(fan.waitingFor).toBeUndefined();
+    const squares = done.jobs.filter((j: { key: string }) => j.key.startsWith("sq-"));
+    expect(squares.length).toBe(50);
+    for (const s of squares) {
+      expect(s.status).toBe("completed");
+      expect(s.spawnedBy).toBe("fan");
+    }
+    // The handler ran twice: once to spawn and park, once after the join (re-entry).
+    expect(fan.log.lines.map((l: { line: string }) => l.line)).toEqual(["run", "run"]);
+    // Each added job was logged as it was added, with its key and who added it.
+    const added = await c.database.db.execute<{ data: { key: string; spawnedBy: string } }>(
+      sql`select data from events where flow_id = ${flow.id} and type = 'job.updated' and status = 'pending' and data ? 'spawnedBy'`,
+    );
+    expect(added.length).toBe(50);
+    expect(new Set(added.map((e) => e.data.spawnedBy))).toEqual(new Set([fan.id]));
+  }, 90_000);
+});
