@@ -3,7 +3,11 @@ import { sql } from "drizzle-orm";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Worker } from "bullmq";
+import IORedis from "ioredis";
 import { startCluster, type Cluster } from "../helpers/cluster";
+import { REPO } from "../helpers/process";
+import { REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
 
 /**
@@ -13,6 +17,31 @@ import { waitFor } from "../helpers/wait";
  */
 let c: Cluster;
 const dir = mkdtempSync(join(tmpdir(), "flowd-spawn-"));
+let node: ReturnType<typeof Bun.spawn> | null = null;
+let holder: Worker | null = null;
+
+// A user's own worker (plain node, only bullmq): `split` adds four `part` jobs through the REST
+// route with its lock token and joins on them; parked, it ends the run with DelayedError, and when
+// it runs again the same request answers the parts' results. Concurrency 1: the parts run only
+// because the parked job gave its slot back.
+const WORKER = `
+const { Worker, DelayedError } = require("bullmq");
+const worker = new Worker("ext", async (job, token) => {
+  if (job.name === "part") return { v: job.data.i * 10 };
+  const keys = [0, 1, 2, 3].map((i) => "p" + i);
+  const res = await fetch(process.env.API + "/v1/jobs/" + job.id + "/spawn", {
+    method: "POST",
+    headers: { authorization: "Bearer " + process.env.TOKEN, "content-type": "application/json" },
+    body: JSON.stringify({ lockToken: token, jobs: keys.map((key, i) => ({ key, name: "part", queue: "ext", data: { i } })), waitFor: keys }),
+  });
+  const answer = await res.json();
+  console.log(JSON.stringify({ id: job.id, status: res.status, answer }));
+  if (res.status !== 200) throw new Error(JSON.stringify(answer));
+  if (answer.parked) throw new DelayedError();
+  return { total: Object.values(answer.results).reduce((a, r) => a + r.v, 0) };
+}, { connection: { url: process.env.REDIS_URL }, prefix: process.env.PREFIX, concurrency: 1 });
+worker.on("ready", () => console.log(JSON.stringify({ ready: true })));
+`;
 
 // `fan` adds n `square` jobs and joins on them; it runs again after the join (re-entry), when its
 // spawn answers the jobs already added and the join their results. Each run is counted in its log.
@@ -45,11 +74,13 @@ beforeAll(async () => {
   c = await startCluster({
     tag: "spawn",
     workers: 0,
-    env: { FLOWD_HANDLERS: join(dir, "fan.ts"), WORKER_CONCURRENCY: "1", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" },
+    env: { FLOWD_HANDLERS: join(dir, "fan.ts"), FLOWD_EXTERNAL_QUEUES: "ext,held", WORKER_CONCURRENCY: "1", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" },
   });
   await c.startWorker();
 }, 120_000);
 afterAll(async () => {
+  node?.kill("SIGKILL");
+  await holder?.close(true);
   await c?.stop();
   rmSync(dir, { recursive: true, force: true });
 }, 60_000);
@@ -110,4 +141,42 @@ describe("jobs added while a flow runs", () => {
     expect(added.length).toBe(50);
     expect(new Set(added.map((e) => e.data.spawnedBy))).toEqual(new Set([fan.id]));
   }, 90_000);
+
+  test("your own node BullMQ worker (concurrency 1) spawns through the REST route with its lock token, parks, and completes with the parts' results", async () => {
+    writeFileSync(join(dir, "worker.cjs"), WORKER);
+    const lines: { ready?: boolean; id?: string; status?: number; answer?: { parked: boolean; jobs: { added: boolean }[]; results?: Record<string, unknown> } }[] = [];
+    node = Bun.spawn(["node", join(dir, "worker.cjs")], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "", NODE_PATH: join(REPO, "node_modules"), REDIS_URL, PREFIX: c.prefix, API: c.apis[0]!.url, TOKEN: c.token },
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    void (async () => {
+      let buf = "";
+      for await (const chunk of node!.stdout as ReadableStream<Uint8Array>) {
+        buf += new TextDecoder().decode(chunk);
+        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+          lines.push(JSON.parse(buf.slice(0, nl)));
+          buf = buf.slice(nl + 1);
+        }
+      }
+    })();
+    await waitFor(() => lines.some((l) => l.ready), 15_000, "the node worker");
+    const flow = await create([{ key: "split", name: "split", queue: "ext" }]);
+    const done = await finished(flow.id);
+    expect(done.status).toBe("completed");
+    const split = done.jobs.find((j: { key: string }) => j.key === "split");
+    expect(split.result).toEqual({ total: 60 });
+    expect(split.attemptsMade).toBe(1);
+    expect(done.jobs.map((j: { key: string }) => j.key).sort()).toEqual(["p0", "p1", "p2", "p3", "split"]);
+    const answers = lines.filter((l) => l.id === split.jobId);
+    // First run: added and parked; the run after the join: nothing added, the results.
+    expect(answers[0]!.status).toBe(200);
+    expect(answers[0]!.answer!.parked).toBe(true);
+    expect(answers[0]!.answer!.jobs.every((j) => j.added)).toBe(true);
+    const last = answers.at(-1)!.answer!;
+    expect(last.parked).toBe(false);
+    expect(last.jobs.some((j) => j.added)).toBe(false);
+    expect(last.results).toEqual({ p0: { v: 0 }, p1: { v: 10 }, p2: { v: 20 }, p3: { v: 30 } });
+  }, 60_000);
 });
