@@ -140,6 +140,7 @@ const refusal = (path: string, message: string) => new InvalidInput(message, [{ 
 
 /** A job downstream of the spawner runs only once the spawner completed: joining on it would never end. */
 async function refuseDeadlock(db: Db, spawner: SpawnerRow, waited: JoinRow[], keys: string[], path: string) {
+  if (waited.length === 0) return;
   const rows = await db.$client<{ id: string; key: string | null }[]>`
     with recursive up(id, origin) as (
       select j.id, j.id from flow_jobs j where j.id in ${db.$client(waited.map((w) => w.id))}
@@ -246,7 +247,8 @@ export async function spawnForAttempt(deps: SpawnDeps, userId: string, id: strin
 
 /** A join's keys, checked before a spawn writes: each names a job of the flow or of the spawn, not the job itself. */
 async function checkJoinKeys(db: Db, spawner: SpawnerRow, keys: string[], jobs: GraphJobInput[]) {
-  const found = new Set((await jobsByKey(db, spawner.flowId, keys)).map((r) => r.key));
+  const existing = await jobsByKey(db, spawner.flowId, keys);
+  const found = new Set(existing.map((r) => r.key));
   const own = (await db.$client<{ key: string | null }[]>`select key from flow_jobs where id = ${spawner.id}`)[0]?.key ?? null;
   const added = new Map(jobs.map((j) => [j.key, j]));
   keys.forEach((k, i) => {
@@ -255,4 +257,5 @@ async function checkJoinKeys(db: Db, spawner: SpawnerRow, keys: string[], jobs: 
     if (own !== null && added.get(k)?.dependsOn?.includes(own))
       throw refusal(`/waitFor/${i}`, `waitFor names '${k}', which depends on the job itself: the join could never end.`);
   });
+  await refuseDeadlock(db, spawner, existing.filter((r) => r.id !== spawner.id), keys, "/waitFor");
 }

@@ -179,4 +179,92 @@ describe("jobs added while a flow runs", () => {
     expect(last.jobs.some((j) => j.added)).toBe(false);
     expect(last.results).toEqual({ p0: { v: 0 }, p1: { v: 10 }, p2: { v: 20 }, p3: { v: 30 } });
   }, 60_000);
+
+  describe("bad spawns are refused with nothing written", () => {
+    // The test itself holds jobs of the `held` queue as a worker would, to have their lock tokens.
+    const held = new Map<string, { token: string; release: (v: unknown) => void }>();
+    const heldJob = (jobId: string) => waitFor(() => held.get(jobId) ?? null, 20_000, `job ${jobId} to be held`);
+    const spawn = (jobId: string, body: unknown, token?: string) => http()("POST", `/v1/jobs/${jobId}/spawn`, body, token ? { token } : {});
+
+    async function written(flowId: string) {
+      const [row] = await c.database.db.execute<{ jobs: number; count: number; events: number }>(sql`
+        select (select count(*)::int from flow_jobs where flow_id = ${flowId}) as jobs,
+               (select job_count from flows where id = ${flowId}) as count,
+               (select count(*)::int from events where flow_id = ${flowId} and data ? 'spawnedBy') as events`);
+      return row!;
+    }
+
+    test("each bad input is a clear 4xx naming the path; the flow is as it was", async () => {
+      holder = new Worker("held", (job, token) => new Promise((resolve) => held.set(job.id!, { token: token!, release: resolve })), {
+        connection: new IORedis(REDIS_URL, { maxRetriesPerRequest: null }),
+        prefix: c.prefix,
+        concurrency: 10,
+      });
+      const ks = Array.from({ length: 11 }, (_, i) => ({ key: `k${i}`, name: "echo" }));
+      const flow = await create([{ key: "me", name: "hold", queue: "held" }, { key: "broken", name: "fail" }, { key: "after", name: "echo", dependsOn: ["me"] }, ...ks]);
+      const me = flow.jobs.find((j) => j.key === "me")!;
+      const { token } = await heldJob(me.jobId);
+      await waitFor(async () => (await http()("GET", `/v1/flows/${flow.id}`)).body.jobs.find((j: { key: string }) => j.key === "broken").status === "failed", 20_000, "broken to fail");
+      const before = await written(flow.id);
+      expect(before).toEqual({ jobs: 14, count: 14, events: 0 });
+
+      const job = (key: string, extra: Record<string, unknown> = {}) => ({ key, name: "echo", ...extra });
+      const cases: [string, unknown, number, string, string | null][] = [
+        ["a lock token that is not the attempt's", { lockToken: "nope", jobs: [job("x")] }, 409, "attempt_ended", null],
+        ["no lock token", { jobs: [job("x")] }, 400, "invalid_input", null],
+        ["neither jobs nor waitFor", { lockToken: token }, 400, "invalid_input", "/jobs"],
+        ["an empty jobs", { lockToken: token, jobs: [] }, 400, "invalid_input", null],
+        ["a key of the flow", { lockToken: token, jobs: [job("x"), job("k3")] }, 400, "duplicate_key", "/jobs/1/key"],
+        ["a key twice", { lockToken: token, jobs: [job("x"), job("x")] }, 400, "duplicate_key", "/jobs/1/key"],
+        ["a bad key", { lockToken: token, jobs: [job("a b")] }, 400, "invalid_input", null],
+        ["an unknown dependency", { lockToken: token, jobs: [job("x", { dependsOn: ["k1", "ghost"] })] }, 400, "invalid_dependency", "/jobs/0/dependsOn/1"],
+        ["a dependency on itself", { lockToken: token, jobs: [job("x", { dependsOn: ["x"] })] }, 400, "invalid_dependency", "/jobs/0/dependsOn/0"],
+        ["a dependency on a failed job", { lockToken: token, jobs: [job("x", { dependsOn: ["broken"] })] }, 400, "invalid_dependency", "/jobs/0/dependsOn/0"],
+        ["a cycle", { lockToken: token, jobs: [job("x", { dependsOn: ["y"] }), job("y", { dependsOn: ["x"] })] }, 400, "dependency_cycle", null],
+        ["11 dependencies on one added job", { lockToken: token, jobs: [job("x", { dependsOn: ks.map((k) => k.key) })] }, 400, "too_many_edges", "/jobs"],
+        ["past FLOWD_MAX_FLOW_JOBS", { lockToken: token, jobs: Array.from({ length: 990 }, (_, i) => job(`n${i}`)) }, 400, "too_many_jobs", "/jobs"],
+        ["an unknown handler", { lockToken: token, jobs: [{ key: "x", name: "nope" }] }, 400, "unknown_handler", "/jobs/0/name"],
+        ["a join on an unknown key", { lockToken: token, jobs: [job("x")], waitFor: ["x", "ghost"] }, 400, "invalid_join", "/waitFor/1"],
+        ["a join on itself", { lockToken: token, jobs: [job("x")], waitFor: ["me"] }, 400, "invalid_join", "/waitFor/0"],
+        ["a join on a job that waits for it", { lockToken: token, jobs: [job("x")], waitFor: ["k2", "after"] }, 400, "invalid_join", "/waitFor/1"],
+        ["a join on an added job that depends on it", { lockToken: token, jobs: [job("x", { dependsOn: ["me"] })], waitFor: ["x"] }, 400, "invalid_join", "/waitFor/0"],
+        ["a body over FLOWD_BODY_LIMIT", { lockToken: token, jobs: [job("x", { data: { pad: "x".repeat(1_100_000) } })] }, 413, "payload_too_large", null],
+      ];
+      for (const [what, body, status, code, path] of cases) {
+        const res = await spawn(me.jobId, body);
+        expect({ what, status: res.status, code: res.body?.error?.code }).toEqual({ what, status, code });
+        if (path) expect({ what, paths: res.body.error.details.map((d: { path: string }) => d.path) }).toEqual({ what, paths: [path] });
+      }
+      // Another user's job answers as a missing one.
+      const other = await c.newUser("mallory");
+      const theirs = await spawn(me.jobId, { lockToken: token, jobs: [job("x")] }, other);
+      expect(theirs.status).toBe(404);
+      expect(await written(flow.id)).toEqual(before);
+
+      // A good spawn from the same attempt is taken; once the attempt ended, its token adds nothing.
+      const good = await spawn(me.jobId, { lockToken: token, jobs: [job("x", { dependsOn: ["k0"] })] });
+      expect(good.status).toBe(200);
+      expect(good.body.jobs.map((j: { key: string; added: boolean }) => [j.key, j.added])).toEqual([["x", true]]);
+      held.get(me.jobId)!.release({ held: true });
+      await waitFor(async () => (await http()("GET", `/v1/flows/${flow.id}`)).body.jobs.find((j: { key: string }) => j.key === "me").status === "completed", 20_000, "me to complete");
+      const ended = await spawn(me.jobId, { lockToken: token, jobs: [job("y")] });
+      expect(ended.status).toBe(409);
+      expect(ended.body.error.code).toBe("attempt_ended");
+      const done = await finished(flow.id);
+      expect(done.status).toBe("failed"); // `broken` failed
+      expect(done.jobs.find((j: { key: string }) => j.key === "x").status).toBe("completed");
+      expect(await written(flow.id)).toEqual({ jobs: 15, count: 15, events: 1 });
+    }, 60_000);
+
+    test("a tree flow's job cannot spawn: 409 not_a_graph", async () => {
+      const res = await http()("POST", "/v1/flows", { name: "tree", root: { name: "hold", queue: "held" } });
+      expect(res.status).toBe(201);
+      const { token } = await heldJob(res.body.root.jobId);
+      const refused = await spawn(res.body.root.jobId, { lockToken: token, jobs: [{ key: "x", name: "echo" }] });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe("not_a_graph");
+      held.get(res.body.root.jobId)!.release({});
+      expect((await finished(res.body.id)).jobCount).toBe(1);
+    }, 30_000);
+  });
 });
