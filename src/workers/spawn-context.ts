@@ -1,9 +1,12 @@
+import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { DelayedError, type Job } from "bullmq";
+import { t } from "elysia";
+import { GraphJobSchema } from "../api/models/flows";
 import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { listHandlerRows } from "../db/queries/registry";
 import { findSpawner, unparkJoined, type SpawnerRow } from "../db/queries/spawn";
-import { AppError } from "../errors";
+import { AppError, InvalidInput, TooLarge } from "../errors";
 import { PermanentFailure } from "../handlers/types";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
@@ -43,9 +46,24 @@ function registryReader(db: Db, config: Pick<Config, "flowQueues" | "externalQue
   };
 }
 
+/** The route's own schema for a spawn's jobs: a module's spawn is checked exactly as the REST route's. */
+const jobsShape = TypeCompiler.Compile(t.Array(GraphJobSchema, { minItems: 1, maxItems: 100_000 }));
+const joinKeys = TypeCompiler.Compile(t.Array(t.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100_000 }));
+
+/** What the REST route's schema and body limit would say of the same request, as the same errors. */
+function checkShape(check: typeof joinKeys | typeof jobsShape, value: unknown, root: string, bodyLimit: number) {
+  if (!check.Check(value)) {
+    const first = check.Errors(value).First();
+    const path = `${root}${first?.path ?? ""}`;
+    throw new InvalidInput(`Invalid ${root.slice(1)} at ${path}: ${first?.message ?? "does not match"}.`, [{ path, message: first?.message ?? "does not match" }]);
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(value));
+  if (bytes > bodyLimit) throw new TooLarge(`The spawn is ${bytes} bytes, more than ${bodyLimit} (FLOWD_BODY_LIMIT).`, { limit: bodyLimit });
+}
+
 /** A refusal inside a handler fails the attempt for good (the same spawn would be refused again), keeping its code and details. */
 function permanent(err: unknown): never {
-  if (err instanceof AppError) throw Object.assign(new PermanentFailure(err.message), { code: err.code, details: err.details });
+  if (err instanceof AppError) throw Object.assign(new PermanentFailure(`${err.code}: ${err.message}`), { code: err.code, details: err.details });
   throw err;
 }
 
@@ -54,7 +72,7 @@ function permanent(err: unknown): never {
  * a join not over yet parks again without running the handler. After the handler, `settle` parks
  * the job if it asked to wait, or unparks a woken job whose attempt failed.
  */
-export function createSpawnContexts(deps: { db: Db; producer: Producer; log: Logger; config: Pick<Config, "flowQueues" | "maxFlowJobs" | "externalQueues" | "allowPrivateUrls"> }) {
+export function createSpawnContexts(deps: { db: Db; producer: Producer; log: Logger; config: Pick<Config, "flowQueues" | "maxFlowJobs" | "externalQueues" | "allowPrivateUrls" | "bodyLimit"> }) {
   const registry = registryReader(deps.db, deps.config);
   return (job: Job, token: string | undefined) => {
     const { meta } = readJob(job);
@@ -72,10 +90,20 @@ export function createSpawnContexts(deps: { db: Db; producer: Producer; log: Log
     };
     const ctx: SpawnContext = {
       async spawn(jobs) {
+        try {
+          checkShape(jobsShape, jobs, "/jobs", deps.config.bodyLimit);
+        } catch (err) {
+          permanent(err);
+        }
         const spawner = await self();
         return spawnJobs({ ...deps, registry: await registry() }, spawner, jobs).catch(permanent);
       },
       async waitFor(keys) {
+        try {
+          checkShape(joinKeys, keys, "/waitFor", deps.config.bodyLimit);
+        } catch (err) {
+          permanent(err);
+        }
         const spawner = await self();
         const state = await joinState(deps.db, spawner, keys).catch(permanent);
         if (!state.done) {

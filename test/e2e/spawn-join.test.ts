@@ -60,6 +60,18 @@ export default {
       };
     },
   },
+  badspawn: {
+    async run(ctx) {
+      await ctx.spawn([{ key: "z", name: "square", data: { i: 1 }, dependsOn: ["ghost"] }]);
+      return "unreachable";
+    },
+  },
+  failjoin: {
+    async run(ctx) {
+      await ctx.spawn([{ key: "f1", name: "fail", data: { message: "no luck" } }, { key: "f2", name: "square", data: { i: 2 } }]);
+      return await ctx.waitFor(["f1", "f2"]);
+    },
+  },
   square: {
     async run(ctx) {
       if (ctx.data.ms) await new Promise((r) => setTimeout(r, ctx.data.ms));
@@ -140,6 +152,41 @@ describe("jobs added while a flow runs", () => {
     );
     expect(added.length).toBe(50);
     expect(new Set(added.map((e) => e.data.spawnedBy))).toEqual(new Set([fan.id]));
+  }, 90_000);
+
+  test("a module's refused spawn fails its job for good, naming the problem, with nothing added; a joined job that failed fails the join", async () => {
+    const flow = await create([{ key: "bad", name: "badspawn" }, { key: "fj", name: "failjoin" }]);
+    const done = await finished(flow.id);
+    expect(done.status).toBe("failed");
+    const by = Object.fromEntries(done.jobs.map((j: { key: string }) => [j.key, j]));
+    expect(by.bad.status).toBe("failed");
+    expect(by.bad.error.message).toContain("invalid_dependency");
+    expect(by.bad.error.message).toContain("'ghost'");
+    expect(by.bad.attemptsMade).toBe(1);
+    expect(by.z).toBeUndefined();
+    expect(by.f1.status).toBe("failed");
+    expect(by.f2.status).toBe("completed");
+    expect(by.fj.status).toBe("failed");
+    expect(by.fj.error.message).toContain("f1 failed (no luck)");
+    expect(done.jobCount).toBe(4);
+  }, 60_000);
+
+  test("kill -9 of the worker while a job is parked on a join loses nothing: a new worker runs the rest and the join completes", async () => {
+    const flow = await create([{ key: "fan", name: "fan", data: { n: 6, ms: 700 } }]);
+    await waitFor(async () => {
+      const res = await http()("GET", `/v1/flows/${flow.id}`);
+      return res.body.jobs.find((j: { key: string }) => j.key === "fan").waitingFor?.reason === "children";
+    }, 30_000, "the fan job to park");
+    await c.workers[0]!.stop("SIGKILL");
+    c.workers.splice(0, 1);
+    await c.startWorker();
+    const done = await finished(flow.id);
+    expect(done.status).toBe("completed");
+    const fan = done.jobs.find((j: { key: string }) => j.key === "fan");
+    expect(fan.result).toEqual({ count: 6, sum: sumOfSquares(6), addedThisRun: 0 });
+    expect(fan.attemptsMade).toBe(1);
+    // Parked, it held no lock the kill could break: it ran once to park, once after the join.
+    expect(fan.log.lines.map((l: { line: string }) => l.line)).toEqual(["run", "run"]);
   }, 90_000);
 
   test("your own node BullMQ worker (concurrency 1) spawns through the REST route with its lock token, parks, and completes with the parts' results", async () => {
