@@ -6,6 +6,8 @@ import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
 import { mayEnter } from "../services/flow-redis";
 import { releaseStaleHolds } from "../db/queries/graph-rows";
+import { wakeStaleJoins } from "../db/queries/spawn";
+import { Job } from "bullmq";
 import { enqueueJob } from "../services/jobs";
 import { startLoop } from "./loop";
 import type { Shard } from "../shards";
@@ -33,6 +35,10 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
       // recorder): released here, then added below with the other released rows.
       const stale = await releaseStaleHolds(deps.db, opts.graceMs, 200);
       if (stale.length > 0) log.info("released held graph jobs whose dependencies were done", { count: stale.length });
+      // Jobs parked on a join that ended without waking them (see src/services/spawn.ts): woken here.
+      const joins = await wakeStaleJoins(deps.db, opts.graceMs, 200);
+      for (const row of joins) await new Job(deps.producer.at(row.shard).queue(row.queueName), "", {}, {}, row.jobId).promote().catch(() => {});
+      if (joins.length > 0) log.info("woke jobs whose joins had ended", { count: joins.length });
       for (const flowId of await flowsWithPendingJobs(deps.db, opts.graceMs, 50)) {
         const rows = await flowJobsOf(deps.db, flowId);
         if (rows.some((r) => r.key !== null)) {

@@ -125,3 +125,22 @@ export async function endJoinWait(db: DbOrTx, id: string) {
 export async function unparkJoined(db: DbOrTx, id: string) {
   await db.execute(sql`update flow_jobs set parked_until = null, waiting_for = null, updated_at = now() where id = ${id} and waits_on is not null`);
 }
+
+/**
+ * Jobs parked on a join whose awaited jobs have all ended, but that no batch woke (the recorder's
+ * snapshot missed a park made as the last of them ended), untouched for `olderThanMs`: their wait is
+ * ended now (a compare-and-set) and they are returned to be promoted in Redis.
+ */
+export async function wakeStaleJoins(db: DbOrTx, olderThanMs: number, limit: number): Promise<{ id: string; jobId: string; queueName: string; shard: number | null }[]> {
+  const rows = await db.execute<{ id: string; job_id: string; queue_name: string; shard: number | null }>(sql`
+    update flow_jobs w set waiting_for = null, updated_at = now()
+    where w.id in (
+      select h.id from flow_jobs h
+      where h.waiting_for = 'children' and h.status = 'active' and h.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
+        and not exists (select 1 from jsonb_array_elements_text(h.waits_on) as dep(id)
+                        join flow_jobs p on p.id = dep.id where p.status not in (${sql.raw(sqlLiterals(FINISHED_STATUSES))}))
+      limit ${limit})
+      and w.waiting_for = 'children'
+    returning w.id, w.job_id, w.queue_name, w.shard`);
+  return rows.map((r) => ({ id: r.id, jobId: r.job_id, queueName: r.queue_name, shard: r.shard }));
+}
