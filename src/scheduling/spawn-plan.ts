@@ -7,6 +7,7 @@
  * a handler that runs again after a join adds the same jobs without adding anything twice.
  */
 import type { Config } from "../config";
+import { InvalidInput } from "../errors";
 import { newId } from "../ids";
 import type { FlowKeyRow } from "../db/queries/spawn";
 import { checkJob, BUILTINS, flowQueue, refusal } from "../services/flow-spec";
@@ -95,7 +96,7 @@ function plan(
   const newKeys = new Set(fresh.map((f) => f.job.key));
   const local = fresh.map(({ job }) => ({ ...job, dependsOn: (job.dependsOn ?? []).filter((k) => newKeys.has(k)) }));
   const localIndex = new Map(local.map((job, n) => [job.key, n]));
-  const depth = layers(local, localIndex);
+  const depth = inRequestOrder(fresh, () => layers(local, localIndex));
   const planned = fresh.map(({ job, i }, n): PlannedGraphJob => {
     const queueName = flowQueue(config, job.queue, `/jobs/${i}`);
     checkJob(job, `/jobs/${i}`, registry, queueName);
@@ -119,4 +120,16 @@ function plan(
   const ids = new Map(planned.map((p) => [p.key, p.id]));
   fresh.forEach(({ job }, n) => (planned[n]!.dependsOn = (job.dependsOn ?? []).map((k) => ids.get(k) ?? existing.get(k)!.id)));
   return planned;
+}
+
+/** layers() names a cycle's first job by its index among the new jobs: named here by its index in the request. */
+function inRequestOrder<T>(fresh: { job: GraphJobInput; i: number }[], fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof InvalidInput) || err.code !== "dependency_cycle") throw err;
+    const [detail] = err.details as [{ path: string; message: string; keys: string[] }];
+    const i = fresh.find((f) => f.job.key === detail.keys[0])?.i ?? 0;
+    throw new InvalidInput(err.message, [{ ...detail, path: `/jobs/${i}/dependsOn` }], err.code);
+  }
 }
