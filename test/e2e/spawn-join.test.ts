@@ -9,6 +9,7 @@ import { startCluster, type Cluster } from "../helpers/cluster";
 import { REPO } from "../helpers/process";
 import { REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
+import { connectWs } from "../helpers/ws-client";
 
 /**
  * Jobs added while a graph flow runs, and joins on them, with the API and a worker as separate
@@ -119,9 +120,13 @@ const sumOfSquares = (n: number) => Array.from({ length: n }, (_, i) => i * i).r
 describe("jobs added while a flow runs", () => {
   test("a module handler spawns 50 jobs and joins on them with WORKER_CONCURRENCY=1: it parks without its slot and completes with their results", async () => {
     const flow = await create([
-      { key: "start", name: "echo" },
+      { key: "start", name: "sleep", data: { ms: 500 } },
       { key: "fan", name: "fan", data: { n: 50, ms: 20 }, dependsOn: ["start"] },
     ]);
+    // Subscribed before the spawn happens: the added jobs reach the socket live.
+    const socket = await connectWs(c.apis[0]!.wsUrl, c.token);
+    socket.send({ op: "subscribe", flowId: flow.id });
+    await socket.next((m) => m.type === "subscribed");
     // While the squares run, the fan job is parked: active, waiting for its 50 children, no worker slot.
     const parked = await waitFor(async () => {
       const res = await http()("GET", `/v1/flows/${flow.id}`);
@@ -152,6 +157,8 @@ describe("jobs added while a flow runs", () => {
     );
     expect(added.length).toBe(50);
     expect(new Set(added.map((e) => e.data.spawnedBy))).toEqual(new Set([fan.id]));
+    await waitFor(() => socket.messages.filter((m) => m.type === "event" && m.status === "pending" && m.data?.spawnedBy === fan.id).length === 50, 10_000, "50 added jobs on the socket");
+    socket.close();
   }, 90_000);
 
   test("a module's refused spawn fails its job for good, naming the problem, with nothing added; a joined job that failed fails the join", async () => {
@@ -188,6 +195,30 @@ describe("jobs added while a flow runs", () => {
     // Parked, it held no lock the kill could break: it ran once to park, once after the join.
     expect(fan.log.lines.map((l: { line: string }) => l.line)).toEqual(["run", "run"]);
   }, 90_000);
+
+  test("cancelling the flow while a job is parked on a join cancels it and what it added, and leaves nothing in Redis", async () => {
+    const flow = await create([{ key: "fan", name: "fan", data: { n: 3, ms: 4_000 } }]);
+    await waitFor(async () => {
+      const res = await http()("GET", `/v1/flows/${flow.id}`);
+      return res.body.jobs.find((j: { key: string }) => j.key === "fan").waitingFor?.reason === "children";
+    }, 30_000, "the fan job to park");
+    const cancel = await http()("POST", `/v1/flows/${flow.id}/cancel`);
+    expect(cancel.status).toBe(200);
+    const done = await finished(flow.id);
+    expect(done.status).toBe("cancelled");
+    expect(done.jobs.map((j: { key: string; status: string }) => [j.key, j.status])).toEqual([
+      ["fan", "cancelled"],
+      ["sq-0", "cancelled"],
+      ["sq-1", "cancelled"],
+      ["sq-2", "cancelled"],
+    ]);
+    const redis = new IORedis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    try {
+      await waitFor(async () => (await redis.exists(`${c.prefix}:flows:${flow.jobs[0]!.jobId}`)) === 0, 20_000, "the parked job to leave Redis");
+    } finally {
+      redis.disconnect();
+    }
+  }, 60_000);
 
   test("your own node BullMQ worker (concurrency 1) spawns through the REST route with its lock token, parks, and completes with the parts' results", async () => {
     writeFileSync(join(dir, "worker.cjs"), WORKER);
