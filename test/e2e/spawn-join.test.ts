@@ -149,6 +149,12 @@ describe("jobs added while a flow runs", () => {
       expect(s.status).toBe("completed");
       expect(s.spawnedBy).toBe("fan");
     }
+    // From the last square's end to the fan's: the wake, the handler's second run and its completion.
+    const [gap] = await c.database.db.execute<{ ms: number }>(sql`
+      select extract(epoch from (select finished_at from flow_jobs where id = ${fan.id})
+        - (select max(finished_at) from flow_jobs where flow_id = ${flow.id} and key like 'sq-%')) * 1000 as ms`);
+    console.log(`join end → joined job completed: ${Math.round(Number(gap!.ms))} ms`);
+    expect(Number(gap!.ms)).toBeLessThan(5_000);
     // The handler ran twice: once to spawn and park, once after the join (re-entry).
     expect(fan.log.lines.map((l: { line: string }) => l.line)).toEqual(["run", "run"]);
     // Each added job was logged as it was added, with its key and who added it.
