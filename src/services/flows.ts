@@ -102,6 +102,8 @@ export async function createFlow(
     key: p.key ?? null,
     dependsOn: p.dependsOn ?? null,
     waitingFor: p.waitingFor ?? null,
+    spawnedBy: null,
+    waitsOn: null,
   }));
   const flow: FlowRow = {
     id: flowId,

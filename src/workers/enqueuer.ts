@@ -9,6 +9,8 @@ import { releaseStaleHolds } from "../db/queries/graph-rows";
 import { enqueueJob, enqueueJobs } from "../services/jobs";
 import { releaseDebounced } from "../db/queries/debounce";
 import { expireOverdue } from "../services/expiry";
+import { wakeStaleJoins } from "../db/queries/spawn";
+import { Job } from "bullmq";
 import { startLoop } from "./loop";
 import type { Shard } from "../shards";
 
@@ -35,6 +37,10 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
       // recorder): released here, then added below with the other released rows.
       const stale = await releaseStaleHolds(deps.db, opts.graceMs, 200);
       if (stale.length > 0) log.info("released held graph jobs whose dependencies were done", { count: stale.length });
+      // Jobs parked on a join that ended without waking them (see src/services/spawn.ts): woken here.
+      const joins = await wakeStaleJoins(deps.db, opts.graceMs, 200);
+      for (const row of joins) await new Job(deps.producer.at(row.shard).queue(row.queueName), "", {}, {}, row.jobId).promote().catch(() => {});
+      if (joins.length > 0) log.info("woke jobs whose joins had ended", { count: joins.length });
       for (const flowId of await flowsWithPendingJobs(deps.db, opts.graceMs, 50)) {
         const rows = await flowJobsOf(deps.db, flowId);
         if (rows.some((r) => r.key !== null)) {

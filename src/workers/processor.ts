@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from "bullmq";
+import { DelayedError, UnrecoverableError, type Job } from "bullmq";
 import type { Config } from "../config";
 import { handlers, isHandlerName } from "../handlers/catalog";
 import type { LoadedHandler } from "../handlers/loader";
@@ -9,6 +9,7 @@ import { expiredReason } from "../services/expiry";
 import { raceAttempt, runUserCode } from "./user-code";
 import type { createHttpTasks } from "./http-task";
 import { MAX_LINE_CHARS, type JobLogSink } from "./job-log-sink";
+import type { createSpawnContexts } from "./spawn-context";
 
 /** BullMQ's job log is for people reading bull-board: a runaway logger must not fill Redis. */
 const MAX_BULL_LOG_LINES = 1000;
@@ -22,6 +23,7 @@ export function createProcessor(
   modules: readonly LoadedHandler[] = [],
   logSink?: JobLogSink,
   httpTask?: ReturnType<typeof createHttpTasks>,
+  spawnContexts?: ReturnType<typeof createSpawnContexts>,
 ) {
   const byName = new Map(modules.map((h) => [h.name, h]));
   return async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
@@ -41,9 +43,14 @@ export function createProcessor(
       const values = await job.getChildrenValues();
       for (const [key, value] of Object.entries(values)) children[parseJobKey(key)?.jobId ?? key] = value;
     }
+    // A module handler on a flow job may add jobs to its flow and join on them (src/services/spawn.ts);
+    // a wake-up of its parked join (a start that is no new attempt) parks again while the join lasts.
+    const joins = module && meta.flowId && spawnContexts ? spawnContexts(job, token) : undefined;
+    if (joins && (job.attemptsStarted > job.attemptsMade + 1 || meta.resumesParked)) await joins.resume();
     const abort = signal ?? new AbortController().signal;
     const who = identity(job, meta.flowId);
     const ctx = {
+      ...(joins ? { spawn: joins.ctx.spawn, waitFor: joins.ctx.waitFor } : {}),
       data,
       children,
       ...(meta.parentKeys ? { parents: byKey(children, meta.parentKeys) } : {}),
@@ -63,9 +70,13 @@ export function createProcessor(
               ? httpTask(job, token, { ...ctx, signal }, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
               : handlers[job.name as keyof typeof handlers].run({ ...ctx, signal }),
           );
+      // A handler that caught its join's JoinPending and returned still parks.
+      await joins?.settle(false);
       if (config.maxResultBytes !== undefined) checkResultSize(result, config.maxResultBytes);
       return result;
     } catch (err) {
+      if (err instanceof DelayedError) throw err;
+      await joins?.settle(true);
       if (abort.aborted) throw new UnrecoverableError(`cancelled: ${(err as Error)?.message ?? String(err)}`);
       if (err instanceof PermanentFailure || (err as { permanent?: unknown })?.permanent === true)
         throw new UnrecoverableError((err as Error).message);

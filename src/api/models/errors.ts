@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   "unknown_queue",
   "flow_too_deep",
   "too_many_jobs",
+  "invalid_join",
   // 401, 404
   "unauthorized",
   "not_found",
@@ -31,6 +32,8 @@ export const ERROR_CODES = [
   "nothing_to_retry",
   "callback_expired",
   "idempotency_key_reused",
+  "not_a_graph",
+  "attempt_ended",
   // 410, 413, 429, 431
   "events_expired",
   "callback_used",

@@ -171,7 +171,18 @@ const flowSummaryFields = {
 /** Typed as the service's view, whose status is the column's text (always one of FLOW_STATUSES). */
 export const FlowSummarySchema = t.Unsafe<FlowSummary>(t.Object(flowSummaryFields, { $id: "FlowSummary" }));
 export const GraphJobViewSchema = t.Object(
-  { ...jobViewFields, key: t.String(), dependsOn: t.Array(t.String(), { description: "keys of the jobs it depends on" }) },
+  {
+    ...jobViewFields,
+    key: t.String(),
+    dependsOn: t.Array(t.String(), { description: "keys of the jobs it depends on" }),
+    waitingFor: t.Optional(
+      t.Object(
+        { reason: t.String({ description: "`dependencies`: held until they are done; `children`: running, parked on a join" }), keys: t.Optional(t.Array(t.String())) },
+        { description: "why the job waits (absent when nothing holds it); `keys`: the jobs a join waits for" },
+      ),
+    ),
+    spawnedBy: t.Optional(t.String({ description: "added while the flow ran, by the job with this key" })),
+  },
   { $id: "GraphJobView" },
 );
 /** Typed as the service's view: Elysia cannot infer through the recursive job node. A tree flow has `root`, a graph flow `jobs`. */

@@ -64,6 +64,16 @@ export const flowJobs = pgTable(
     key: text("key"),
     /** A graph job's dependencies: row ids of the jobs it waits for. */
     dependsOn: jsonb("depends_on").$type<string[]>(),
+    /**
+     * A job added while its flow ran (src/services/spawn.ts): the row id of the running job that
+     * added it. A handler that runs again (after a join) and adds the same keys gets these rows back.
+     */
+    spawnedBy: text("spawned_by"),
+    /**
+     * A running job parked on a join (`waiting_for` = `children`): the row ids of the jobs it waits
+     * for; the recorder's batch that finishes the last of them wakes it.
+     */
+    waitsOn: jsonb("waits_on").$type<string[]>(),
   },
   (t) => [
     index("flow_jobs_flow_idx").on(t.flowId),
