@@ -29,7 +29,7 @@ import { enqueueRows, removeFromRedis } from "./enqueue";
 import { addAfter } from "../queues";
 import { initialStatus } from "./flow-redis";
 import { keysetPage } from "./cursor";
-import { parseDataFilter } from "./search";
+import { parseDataFilter, timeRange } from "./search";
 import { withReports } from "./job-report-views";
 import { isFinished } from "../statuses";
 
@@ -179,9 +179,28 @@ async function markPending(deps: CreateFlowDeps, flowId: string, rows: FlowJobRo
 export function listUserFlows(
   deps: FlowDeps,
   user: User,
-  q: { status?: string; name?: string; data?: string; definition?: string; scheduleId?: string; eventId?: string; limit?: number; cursor?: string },
+  q: {
+    status?: string;
+    name?: string;
+    data?: string;
+    definition?: string;
+    scheduleId?: string;
+    eventId?: string;
+    since?: string;
+    until?: string;
+    limit?: number;
+    cursor?: string;
+  },
 ) {
-  const filters = { status: q.status, name: q.name, data: parseDataFilter(q.data), definition: q.definition, scheduleId: q.scheduleId, eventId: q.eventId };
+  const filters = {
+    status: q.status,
+    name: q.name,
+    data: parseDataFilter(q.data),
+    definition: q.definition,
+    scheduleId: q.scheduleId,
+    eventId: q.eventId,
+    ...timeRange(q),
+  };
   return keysetPage(q, (limit, before) => listFlows(deps.db, user.userId, { ...filters, limit, before }), flowSummary);
 }
 

@@ -19,6 +19,8 @@ export const ERROR_CODES = [
   "unknown_queue",
   "flow_too_deep",
   "too_many_jobs",
+  "bulk_too_large",
+  "empty_filter",
   // 401, 404
   "unauthorized",
   "not_found",
@@ -30,6 +32,7 @@ export const ERROR_CODES = [
   "job_running",
   "nothing_to_retry",
   "callback_expired",
+  "operation_finished",
   "idempotency_key_reused",
   // 410, 413, 429, 431
   "events_expired",
