@@ -64,7 +64,7 @@ export async function runClient(argv: string[], io: Io): Promise<number> {
     return await dispatch(argv, io);
   } catch (err) {
     if (err instanceof ClientUsageError) {
-      io.err(`flowd: ${err.message}\n\n${CLIENT_USAGE}`);
+      io.err(`flowd: ${err.message}\n\nUsage:\n${CLIENT_USAGE}`);
       return 2;
     }
     if (err instanceof ClientError) {

@@ -76,7 +76,7 @@ export function startOperationRunner(deps: ServiceDeps, options: Partial<RunnerO
         } catch (err) {
           const skipped = err instanceof AppError && (err.status === 409 || err.status === 404);
           const code = err instanceof AppError ? err.code : "internal_error";
-          addReason(reasons, code, err instanceof Error ? err.message : String(err), id);
+          addReason(reasons, code, describe(err), id);
           if (!skipped) log.warn("bulk operation: an item failed", { operationId: op.id, id, err: String(err) });
           return { id, outcome: (skipped ? "skipped" : "failed") as ItemOutcome };
         }
@@ -102,6 +102,15 @@ export function startOperationRunner(deps: ServiceDeps, options: Partial<RunnerO
   };
 }
 export type OperationRunner = ReturnType<typeof startOperationRunner>;
+
+/** A refusal's own sentence; for anything else the database's (or runtime's) message, not the SQL text around it. */
+function describe(err: unknown): string {
+  if (err instanceof AppError) return err.message;
+  const e = err as { message?: string; code?: string; cause?: { message?: string; code?: string } };
+  const inner = e?.cause?.message ? e.cause : e;
+  const text = `${inner.code ? `${inner.code}: ` : ""}${inner.message ?? String(err)}`;
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
 
 function addReason(reasons: OperationReason[], code: string, message: string, id: string) {
   let reason = reasons.find((r) => r.code === code);
