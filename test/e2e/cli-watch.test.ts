@@ -112,12 +112,12 @@ describe("run --watch in a terminal (tmux)", () => {
     const command = `env -u NO_COLOR ${env.join(" ")} TERM=xterm-256color ${bin} run ${file} --watch; echo "EXIT=$?"; sleep 600`;
     expect(tmux("new-session", "-d", "-s", session, "-x", "110", "-y", "40", command).exitCode).toBe(0);
     let live = "";
-    const screen = await waitFor(
-      () => {
+    const screen: string = await waitFor(
+      (): string | undefined => {
         const text = capture(session);
         // A frame in the middle of the flow: the bar has started but not finished.
         if (!live && /\] [1-9]\d*\/\d+ jobs/.test(text) && !/EXIT=/.test(text)) live = text;
-        return /EXIT=\d/.test(text) && text;
+        return /EXIT=\d/.test(text) ? text : undefined;
       },
       60_000,
       "the watch to end",
