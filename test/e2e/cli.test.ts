@@ -126,6 +126,16 @@ describe("login and bad input", () => {
 });
 
 describe("every command in --json mode matches the REST API", () => {
+  test("every route the client calls is in the OpenAPI document", async () => {
+    const { ROUTES } = await import("../../src/client/api");
+    const doc = (await stack.http("GET", "/docs/json")).body;
+    const missing = ROUTES.filter((r) => {
+      const [method, path] = r.split(" ");
+      return !doc.paths[path!]?.[method!.toLowerCase()];
+    });
+    expect(missing).toEqual([]);
+  });
+
   test("run --wait, flows list/get, jobs list/get, schedules/webhooks/handlers/workers list", async () => {
     const flow = await cliJson(["run", flowFile("ok.json", { name: "cli-ok", root: { name: "echo", data: { a: 1 }, children: [{ name: "echo", data: { b: 2 } }] } }), "--wait"]);
     expect(flow.status).toBe("completed");
