@@ -149,4 +149,32 @@ describe("run --watch in a terminal (tmux)", () => {
     expect(screen).toContain("the disk is full");
     expect(screen).toMatch(/tmux-fail  failed/);
   }, 90_000);
+
+  test("a bulk action asks for confirmation with the count on a terminal; colours there, none with NO_COLOR", async () => {
+    const ids = await Promise.all([1, 2].map(async (i) => (await stack.http("POST", "/v1/flows", { name: `confirm-${i}`, root: { name: "fail", opts: { attempts: 1 } } })).body.id));
+    await waitFor(
+      async () => Number((await stack.database.sql`select count(*)::int as n from flows where id = any(${ids}) and status = 'failed'`)[0]!.n) === 2,
+      20_000,
+      "flows failed",
+    );
+    const env = Object.entries(clientEnv()).map(([k, v]) => `${k}=${v}`).join(" ");
+    const command = `env -u NO_COLOR ${env} TERM=xterm-256color ${bin} flows retry --status failed --name confirm-; echo "EXIT=$?"; sleep 600`;
+    expect(tmux("new-session", "-d", "-s", "confirm", "-x", "110", "-y", "20", command).exitCode).toBe(0);
+    await waitFor(() => capture("confirm").includes("Retry 2 flows? [y/N]"), 20_000, "the confirmation");
+    tmux("send-keys", "-t", "confirm", "y", "Enter");
+    const screen = await waitFor(() => (/EXIT=\d/.test(capture("confirm")) ? capture("confirm") : undefined), 30_000, "the bulk retry to end");
+    const coloured = tmux("capture-pane", "-p", "-e", "-t", "confirm").stdout.toString();
+    tmux("kill-session", "-t", "confirm");
+    writeFileSync("/tmp/cli-confirm.txt", screen);
+    expect(screen).toContain("EXIT=0");
+    expect(screen).toMatch(/matched 2 {2}done 2 {2}skipped 0 {2}failed 0/);
+    expect(coloured).toContain("\x1b[");
+    const plain = `NO_COLOR=1 ${env} TERM=xterm-256color ${bin} flows list --name confirm-; echo "EXIT=$?"; sleep 600`;
+    expect(tmux("new-session", "-d", "-s", "plain", "-x", "110", "-y", "20", plain).exitCode).toBe(0);
+    await waitFor(() => capture("plain").includes("EXIT="), 20_000, "the list");
+    const raw = tmux("capture-pane", "-p", "-e", "-t", "plain").stdout.toString();
+    tmux("kill-session", "-t", "plain");
+    expect(raw).toContain("confirm-1");
+    expect(raw).not.toContain("\x1b[");
+  }, 90_000);
 });

@@ -186,6 +186,38 @@ describe("every command in --json mode matches the REST API", () => {
   }, 60_000);
 });
 
+describe("human output", () => {
+  test("a graph flow's jobs with what each waits for; no colour codes when stdout is not a terminal", async () => {
+    const flow = await cliJson(["run", flowFile("graph.json", { name: "cli-graph", jobs: [{ key: "extract", name: "echo" }, { key: "load", name: "echo", dependsOn: ["extract"] }] }), "--wait"]);
+    const r = await cli(["flows", "get", flow.id]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("cli-graph  completed");
+    expect(r.stdout).toMatch(/✓ load echo completed c[0-9a-z]{24} ← extract/);
+    expect(r.stdout).toContain("2/2 jobs  100%");
+    expect(r.stdout).not.toContain("\x1b[");
+    const list = await cli(["flows", "list", "--name", "cli-graph"]);
+    expect(list.stdout).toMatch(/^ID +NAME +STATUS +JOBS +CREATED\n/);
+    expect(list.stdout).toContain(flow.id);
+    const none = await cli(["flows", "list", "--name", "no-such-name"]);
+    expect(none.stdout).toBe("No flows match.\n");
+  }, 60_000);
+
+  test("single jobs by filter: a bulk delete of the finished ones", async () => {
+    const created = await Promise.all([1, 2, 3].map((i) => stack.http("POST", "/v1/jobs", { name: "echo", data: { batch: "cli-jobs", i } })));
+    const ids = created.map((r) => r.body.id as string);
+    await waitFor(
+      async () => Number((await stack.database.sql`select count(*)::int as n from jobs where id = any(${ids}) and status = 'completed'`)[0]!.n) === 3,
+      20_000,
+      "jobs completed",
+    );
+    const dry = await cliJson(["jobs", "delete", "--data", '{"batch":"cli-jobs"}', "--status", "completed", "--dry-run"]);
+    expect(dry.matched).toBe(3);
+    const op = await cliJson(["jobs", "delete", "--data", '{"batch":"cli-jobs"}', "--status", "completed", "--yes"]);
+    expect(op).toMatchObject({ kind: "jobs.delete", status: "completed", matched: 3, done: 3 });
+    for (const id of ids) expect((await stack.http("GET", `/v1/jobs/${id}`)).status).toBe(404);
+  }, 60_000);
+});
+
 describe("bulk actions from the command line", () => {
   const FAILED = 500;
   test(`retry by filter of ${FAILED} failed flows: dry run first, confirmation, counts right, each retried once`, async () => {
