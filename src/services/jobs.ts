@@ -6,18 +6,19 @@ import {
   listJobs,
   lockJob,
   resetJobForRetry,
+  deleteJobRow,
   setJobStatus,
   type JobRow,
 } from "../db/queries/jobs";
 import { Conflict, InvalidInput, NotFound } from "../errors";
-import { findReply, replaceReply, saveReply } from "../db/queries/replies";
+import { deleteReply, findReply, replaceReply, saveReply } from "../db/queries/replies";
 import { freshJobState } from "../db/schema/columns";
 import { currentTraceparent } from "../telemetry";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import type { Producer } from "../queues";
 import { keysetPage } from "./cursor";
-import { parseDataFilter } from "./search";
+import { parseDataFilter, timeRange } from "./search";
 import { withReports } from "./job-report-views";
 import { ADD_TIMEOUT_MS, removeFromRedis } from "./enqueue";
 import { withTimeout } from "../timeout";
@@ -283,9 +284,9 @@ export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeco
 export function listUserJobs(
   deps: ServiceDeps,
   user: User,
-  q: { status?: string; name?: string; data?: string; scheduleId?: string; limit?: number; cursor?: string },
+  q: { status?: string; name?: string; data?: string; scheduleId?: string; since?: string; until?: string; limit?: number; cursor?: string },
 ) {
-  const filters = { status: q.status, name: q.name, scheduleId: q.scheduleId, data: parseDataFilter(q.data) };
+  const filters = { status: q.status, name: q.name, scheduleId: q.scheduleId, data: parseDataFilter(q.data), ...timeRange(q) };
   return keysetPage(q, (limit, before) => listJobs(deps.db, user.userId, { ...filters, limit, before }), singleJobView);
 }
 
@@ -316,4 +317,20 @@ export async function retryJob(deps: ServiceDeps, user: User, id: string): Promi
   await removeFromRedis(deps, [previous]);
   await enqueueJob(deps, row);
   return getJob(deps, user, id);
+}
+
+/**
+ * Deletes a finished single job: its row (its events stay in the log) and whatever of it Redis
+ * still holds. 409 `job_running` while it has not finished: cancel it first.
+ */
+export async function deleteJob(deps: ServiceDeps, user: User, id: string): Promise<void> {
+  const row = await deps.db.transaction(async (tx) => {
+    const job = await lockJob(tx, user.userId, id);
+    if (!job) throw new NotFound("job", id);
+    if (!isFinished(job.status)) throw new Conflict("job_running", "The job has not finished; cancel it or wait for it to finish before deleting it.");
+    await deleteJobRow(tx, id);
+    await deleteReply(tx, id);
+    return job;
+  });
+  await removeFromRedis(deps, [row]);
 }

@@ -78,6 +78,8 @@ export const JobListQuery = t.Object({
   name: t.Optional(t.String({ maxLength: 100, description: "jobs whose handler name starts with this" })),
   data: t.Optional(DataFilter),
   scheduleId: t.Optional(t.String({ maxLength: 64 })),
+  since: t.Optional(t.String({ format: "date-time", maxLength: 64, description: "created at or after this instant" })),
+  until: t.Optional(t.String({ format: "date-time", maxLength: 64, description: "created before this instant" })),
   limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })),
   cursor: t.Optional(t.String({ maxLength: 200 })),
 });

@@ -2,12 +2,12 @@ import { Elysia, t } from "elysia";
 import { LONG_POLL_MAX_S } from "../../services/waiters";
 import type { ServiceDeps } from "../../services/deps";
 import { createDebouncedJob } from "../../services/debounce";
-import { cancelJob, createJob, createJobs, getJob, listUserJobs, retryJob } from "../../services/jobs";
+import { cancelJob, createJob, createJobs, deleteJob, getJob, listUserJobs, retryJob } from "../../services/jobs";
 import type { Authenticate } from "../../services/tokens";
 import { authPlugin } from "../plugins/auth";
 import { IdParams } from "../models/common";
 import { errorResponses } from "../models/errors";
-import { IdempotencyHeaders } from "../models/openapi";
+import { IdempotencyHeaders, NoContent } from "../models/openapi";
 import { CreatedJobViewSchema, CreateJobsBulkBody, JobItemsSchema, JobInputSchema, JobListQuery, JobPageSchema, SingleJobViewSchema } from "../models/jobs";
 import { QueryNumber } from "../models/query";
 
@@ -72,4 +72,15 @@ export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
       params: IdParams,
       response: { 200: SingleJobViewSchema, ...errorResponses(404, 409) },
       detail: { operationId: "retryJob", summary: "Run a failed job again (409 otherwise)" },
-    });
+    })
+    .delete(
+      "/:id",
+      async ({ user, params, set }) => {
+        await deleteJob(deps, user, params.id);
+        set.status = 204;
+      },
+      {
+        params: IdParams,
+        detail: { operationId: "deleteJob", summary: "Delete a finished single job (409 `job_running` until it finished)", responses: NoContent("Deleted", 404, 409) },
+      },
+    );

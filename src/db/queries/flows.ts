@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, inArray, isNull, lt, sql, type SQL } from "drizzle-orm";
 import { newestFirst, olderThan } from "./pagination";
 import type { Db, DbOrTx } from "../client";
 import { flowJobs, flows } from "../schema";
@@ -135,13 +135,20 @@ export async function flowJobsOf(db: DbOrTx, flowId: string): Promise<FlowJobRow
   return jobsOfFlow(db).execute({ flowId });
 }
 
-export type FlowListFilter = {
+/** What picks flows out: the list route's filters and a bulk action's (a time range on created_at, explicit ids). */
+export type FlowMatch = {
   status?: string;
   name?: string;
   data?: Record<string, unknown>;
   definition?: string;
   scheduleId?: string;
   eventId?: string;
+  since?: Date;
+  until?: Date;
+  ids?: string[];
+};
+
+export type FlowListFilter = FlowMatch & {
   limit: number;
   before?: { createdAt: Date; id: string };
 };
@@ -151,14 +158,17 @@ export async function listFlows(db: DbOrTx, userId: string, q: FlowListFilter) {
   return listFlowsQuery(db, userId, q);
 }
 
-/** The query behind `listFlows`, for a test to check its plan. */
-export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
+/** A user's flows that `q` picks, as conditions on `flows`. */
+export function flowConditions(userId: string, q: FlowMatch): SQL[] {
   const conditions = [eq(flows.userId, userId)];
   if (q.status) conditions.push(eq(flows.status, q.status));
   if (q.name) conditions.push(namePrefix(flows.name, q.name));
   if (q.definition) conditions.push(eq(flows.definition, q.definition));
   if (q.scheduleId) conditions.push(eq(flows.scheduleId, q.scheduleId));
   if (q.eventId) conditions.push(eq(flows.eventId, q.eventId));
+  if (q.since) conditions.push(gte(flows.createdAt, q.since));
+  if (q.until) conditions.push(lt(flows.createdAt, q.until));
+  if (q.ids) conditions.push(inArray(flows.id, q.ids));
   // The root's data, through the roots-only GIN index: its predicate (`parent_id is null`) is repeated
   // here, which is how the planner matches a partial index; the few matches then find their flows by
   // primary key (root_id has no index).
@@ -166,6 +176,12 @@ export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
     conditions.push(
       sql`${flows.id} in (select r.flow_id from ${flowJobs} r where r.parent_id is null and r.user_id = ${userId} and r.data @> ${JSON.stringify(q.data)}::jsonb)`,
     );
+  return conditions;
+}
+
+/** The query behind `listFlows`, for a test to check its plan. */
+export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
+  const conditions = flowConditions(userId, q);
   if (q.before) conditions.push(olderThan(flows.createdAt, flows.id, q.before));
   return db
     .select()
