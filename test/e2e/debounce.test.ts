@@ -150,6 +150,7 @@ describe("bad timeouts, expiry and debounce options are refused, nothing written
     expect(res.body.error.code).toMatch(/^invalid_/);
     const paths = (res.body.error.details as { path: string }[]).map((d) => d.path);
     expect(paths.some((p) => p === at || p.startsWith(at))).toBe(true);
+    if (at.endsWith("/opts/debounce") && at !== "/opts/debounce") expect(res.body.error.message).toContain("POST /v1/jobs");
     expect({ rows: await count(), keys: await countKeys(stack.config.prefix) }).toEqual(before);
   });
 });
