@@ -1,6 +1,6 @@
 import { Job, UnrecoverableError } from "bullmq";
 import type { Db } from "../db/client";
-import { overdueJobs } from "../db/queries/expiry";
+import { overdueJobs, type ExpiredJob } from "../db/queries/expiry";
 import type { Logger } from "../log";
 import { bullKey, type Producer } from "../queues";
 import { newId } from "../ids";
@@ -43,22 +43,31 @@ const CLAIM_WAITING = `
 export async function expireOverdue(deps: { db: Db; producer: Producer; log: Logger }, limit = 200): Promise<number> {
   let expired = 0;
   for (const row of await overdueJobs(deps.db, limit)) {
-    const { prefix } = deps.producer.at(row.shard);
-    const key = (...parts: string[]) => bullKey(prefix, row.queueName, ...parts);
-    const token = `expiry-${newId()}`;
-    const claimed = await deps.producer.redis.eval(
-      CLAIM_WAITING,
-      6,
-      key("wait"), key("active"), key("prioritized"), key("paused"), key(row.jobId), key(row.jobId, "lock"),
-      row.jobId, token, 30_000,
-    );
-    if (claimed !== 1) continue;
-    const queue = deps.producer.at(row.shard).queue(row.queueName);
-    const job = await Job.fromId(queue, row.jobId);
-    if (!job) continue;
-    await job.moveToFailed(new UnrecoverableError(expiredReason(row.expireAfterMs)), token, false);
-    expired++;
+    try {
+      if (await expireOne(deps, row)) expired++;
+    } catch (err) {
+      // Claimed but not failed (Redis went away): the claim's lock lapses and BullMQ's stalled-job
+      // check puts the job back in `wait`, where this sweep or a worker's check finds it again.
+      deps.log.warn("could not expire a job; trying again next pass", { jobId: row.jobId, err: String(err) });
+    }
   }
   if (expired > 0) deps.log.info("expired jobs that did not start within their expireAfterMs", { count: expired });
   return expired;
+}
+
+async function expireOne(deps: { producer: Producer }, row: ExpiredJob): Promise<boolean> {
+  const { prefix } = deps.producer.at(row.shard);
+  const key = (...parts: string[]) => bullKey(prefix, row.queueName, ...parts);
+  const token = `expiry-${newId()}`;
+  const claimed = await deps.producer.redis.eval(
+    CLAIM_WAITING,
+    6,
+    key("wait"), key("active"), key("prioritized"), key("paused"), key(row.jobId), key(row.jobId, "lock"),
+    row.jobId, token, 30_000,
+  );
+  if (claimed !== 1) return false;
+  const job = await Job.fromId(deps.producer.at(row.shard).queue(row.queueName), row.jobId);
+  if (!job) return false;
+  await job.moveToFailed(new UnrecoverableError(expiredReason(row.expireAfterMs)), token, false);
+  return true;
 }

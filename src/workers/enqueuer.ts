@@ -59,7 +59,8 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
       const debounced = await releaseDebounced(deps.db, 200);
       if (debounced.length > 0 && (await enqueueJobs({ ...deps, log }, debounced))) log.info("enqueued debounced jobs", { count: debounced.length });
       // Jobs past their expireAfterMs that no worker took: failed with code `expired` (services/expiry.ts).
-      await expireOverdue({ ...deps, log });
+      // Its own failure must not hold back the adds below.
+      await expireOverdue({ ...deps, log }).catch((err) => log.warn("expiry sweep failed; will retry", { err: String(err) }));
       for (const job of await pendingJobs(deps.db, opts.graceMs, 200)) {
         if (await inRedis(job)) continue;
         if (await enqueueJob({ ...deps, log }, job)) log.info("enqueued pending job", { jobId: job.id });

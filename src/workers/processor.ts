@@ -62,14 +62,17 @@ export function createProcessor(
     };
     // The job's own timeoutMs, else a module's default (see job-opts.ts).
     const timeoutMs = (job.opts as { timeoutMs?: number }).timeoutMs ?? module?.timeoutMs;
+    const builtin = (signal: AbortSignal) =>
+      job.name === "http" && httpTask
+        ? httpTask(job, token, { ...ctx, signal }, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
+        : handlers[job.name as keyof typeof handlers].run({ ...ctx, signal });
     try {
+      // A built-in without a timeout heeds its signal: it runs as it is, without a race to set up per job.
       const result = module
         ? await runUserCode(module, ctx, abort, timeoutMs)
-        : await raceAttempt(abort, timeoutMs, (signal) =>
-            job.name === "http" && httpTask
-              ? httpTask(job, token, { ...ctx, signal }, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
-              : handlers[job.name as keyof typeof handlers].run({ ...ctx, signal }),
-          );
+        : timeoutMs
+          ? await raceAttempt(abort, timeoutMs, builtin)
+          : await builtin(abort);
       // A handler that caught its join's JoinPending and returned still parks.
       await joins?.settle(false);
       if (config.maxResultBytes !== undefined) checkResultSize(result, config.maxResultBytes);
