@@ -89,7 +89,7 @@ beforeAll(async () => {
     workers: 0,
     env: { FLOWD_HANDLERS: join(dir, "fan.ts"), FLOWD_EXTERNAL_QUEUES: "ext,held", WORKER_CONCURRENCY: "1", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" },
   });
-  await c.startWorker();
+  await c.startWorker({ FLOWD_PUBLIC_URL: c.apis[0]!.url });
 }, 120_000);
 afterAll(async () => {
   node?.kill("SIGKILL");
@@ -192,7 +192,7 @@ describe("jobs added while a flow runs", () => {
     }, 30_000, "the fan job to park");
     await c.workers[0]!.stop("SIGKILL");
     c.workers.splice(0, 1);
-    await c.startWorker();
+    await c.startWorker({ FLOWD_PUBLIC_URL: c.apis[0]!.url });
     const done = await finished(flow.id);
     expect(done.status).toBe("completed");
     const fan = done.jobs.find((j: { key: string }) => j.key === "fan");
@@ -262,6 +262,43 @@ describe("jobs added while a flow runs", () => {
     expect(last.parked).toBe(false);
     expect(last.jobs.some((j) => j.added)).toBe(false);
     expect(last.results).toEqual({ p0: { v: 0 }, p1: { v: 10 }, p2: { v: 20 }, p3: { v: 30 } });
+  }, 60_000);
+
+  test("an http task's service adds jobs through its callback URL while its request is in flight; after the attempt, the URL adds nothing", async () => {
+    const urls: string[] = [];
+    const answers: unknown[] = [];
+    const service = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        const callback = req.headers.get("flowd-callback-url")!;
+        urls.push(callback);
+        const res = await fetch(`${callback}/spawn`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ jobs: [{ key: "t1", name: "echo", data: { from: "task" } }, { key: "t2", name: "echo", dependsOn: ["t1", "task"] }] }),
+        });
+        answers.push({ status: res.status, body: await res.json() });
+        return Response.json({ spawned: res.status });
+      },
+    });
+    try {
+      const flow = await create([{ key: "task", name: "http", data: { url: `http://127.0.0.1:${service.port}/`, method: "POST" } }]);
+      const done = await finished(flow.id);
+      expect(done.status).toBe("completed");
+      expect(answers).toEqual([{ status: 200, body: { jobs: [expect.objectContaining({ key: "t1", added: true }), expect.objectContaining({ key: "t2", added: true })] } }]);
+      const by = Object.fromEntries(done.jobs.map((j: { key: string }) => [j.key, j]));
+      expect(by.task.result.body).toEqual({ spawned: 200 });
+      expect(by.t2.result.parents.t1.data).toEqual({ from: "task" });
+      expect(by.t2.result.parents.task.body).toEqual({ spawned: 200 });
+      expect(by.t1.spawnedBy).toBe("task");
+      const late = await fetch(`${urls[0]}/spawn`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jobs: [{ key: "t3", name: "echo" }] }) });
+      expect(late.status).toBe(409);
+      expect(((await late.json()) as { error: { code: string } }).error.code).toBe("attempt_ended");
+      expect((await http()("GET", `/v1/flows/${flow.id}`)).body.jobCount).toBe(3);
+    } finally {
+      service.stop(true);
+    }
   }, 60_000);
 
   describe("bad spawns are refused with nothing written", () => {
