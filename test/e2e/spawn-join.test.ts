@@ -102,7 +102,11 @@ const http = () => c.apis[0]!.http;
 type Job = { key: string; name: string; queue?: string; data?: Record<string, unknown>; dependsOn?: string[] };
 
 async function create(jobs: Job[], name = "g") {
-  const res = await http()("POST", "/v1/flows", { name, jobs });
+  // The API learns the worker's module handlers from the registry's notification, a moment after the worker is ready.
+  const res = await waitFor(async () => {
+    const r = await http()("POST", "/v1/flows", { name, jobs });
+    return r.status === 400 && r.body.error.code === "unknown_handler" ? null : r;
+  }, 10_000, "the API to know the module's handlers");
   expect(res.status).toBe(201);
   return res.body as { id: string; jobs: { key: string; id: string; jobId: string; status: string }[] };
 }
