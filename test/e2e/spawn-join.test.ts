@@ -353,6 +353,13 @@ describe("jobs added while a flow runs", () => {
         ["a join on itself", { lockToken: token, jobs: [job("x")], waitFor: ["me"] }, 400, "invalid_join", "/waitFor/0"],
         ["a join on a job that waits for it", { lockToken: token, jobs: [job("x")], waitFor: ["k2", "after"] }, 400, "invalid_join", "/waitFor/1"],
         ["a join on an added job that depends on it", { lockToken: token, jobs: [job("x", { dependsOn: ["me"] })], waitFor: ["x"] }, 400, "invalid_join", "/waitFor/0"],
+        [
+          "a join on an added job that depends on it through others",
+          { lockToken: token, jobs: [job("x", { dependsOn: ["y"] }), job("y", { dependsOn: ["k1", "after"] })], waitFor: ["k2", "x"] },
+          400,
+          "invalid_join",
+          "/waitFor/1",
+        ],
         ["a body over FLOWD_BODY_LIMIT", { lockToken: token, jobs: [job("x", { data: { pad: "x".repeat(1_100_000) } })] }, 413, "payload_too_large", null],
       ];
       for (const [what, body, status, code, path] of cases) {
