@@ -73,6 +73,12 @@ export default {
       return await ctx.waitFor(["f1", "f2"]);
     },
   },
+  retryjoin: {
+    async run(ctx) {
+      await ctx.spawn([{ key: "once", name: "fail", data: { times: 1 } }, { key: "sq", name: "square", data: { i: 3 } }]);
+      return await ctx.waitFor(["once", "sq"]);
+    },
+  },
   square: {
     async run(ctx) {
       if (ctx.data.ms) await new Promise((r) => setTimeout(r, ctx.data.ms));
@@ -186,6 +192,24 @@ describe("jobs added while a flow runs", () => {
     expect(by.fj.status).toBe("failed");
     expect(by.fj.error.message).toContain("f1 failed (no luck)");
     expect(done.jobCount).toBe(4);
+  }, 60_000);
+
+  test("a flow retry re-runs the failed added job and the join that failed with it, keeping the completed one", async () => {
+    const flow = await create([{ key: "rj", name: "retryjoin" }]);
+    const failed = await finished(flow.id);
+    expect(failed.status).toBe("failed");
+    const before = Object.fromEntries(failed.jobs.map((j: { key: string }) => [j.key, j]));
+    expect([before.rj.status, before.once.status, before.sq.status]).toEqual(["failed", "failed", "completed"]);
+    const retry = await http()("POST", `/v1/flows/${flow.id}/retry`);
+    expect(retry.status).toBe(200);
+    const done = await finished(flow.id);
+    expect(done.status).toBe("completed");
+    const by = Object.fromEntries(done.jobs.map((j: { key: string }) => [j.key, j]));
+    expect(Object.keys(by.rj.result).sort()).toEqual(["once", "sq"]);
+    expect(by.rj.result.once).toEqual(by.once.result);
+    expect(by.rj.result.sq).toEqual({ sq: 9 });
+    expect(by.sq.jobId).toBe(before.sq.jobId);
+    expect(done.jobCount).toBe(3);
   }, 60_000);
 
   test("kill -9 of the worker while a job is parked on a join loses nothing: a new worker runs the rest and the join completes", async () => {
