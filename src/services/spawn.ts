@@ -7,8 +7,10 @@
  * for. The recorder's batch that ends the last of those wakes it (graph-release.ts: `woken`, promoted
  * after the commit by src/scheduling/release.ts), and the job runs again from the start of its
  * handler: spawning the same keys again returns the jobs already added, and the join answers at once
- * with their results (re-entry, like BullMQ's step pattern). A wake lost with a crashed process is
- * made good by the park's own deadline (JOIN_RECHECK_MS), after which the job looks again.
+ * with their results (re-entry, like BullMQ's step pattern). A wake the batch missed (the park
+ * committed while the last end was being recorded) is caught by the parking side's second look
+ * (parkOnJoin) and the enqueuer (wakeStaleJoins); one lost with Redis, by the park's own deadline
+ * (JOIN_RECHECK_MS), after which the job looks again and parks again if the join is not over.
  */
 import { Job } from "bullmq";
 import type { Config } from "../config";
