@@ -23,6 +23,8 @@ export interface WaitingFor {
   reason: WaitingReason;
   key?: string;
   until?: string;
+  /** `children`: the keys of the jobs a parked join waits for (src/services/spawn.ts). */
+  keys?: string[];
 }
 
 const reasons: ReadonlySet<string> = new Set(WAITING_REASONS);

@@ -1,3 +1,4 @@
+import type { WaitingFor, WaitingReason } from "../scheduling/waiting-for";
 import type { FlowJobRow, FlowRow } from "../db/queries/flows";
 
 export interface JobError {
@@ -31,7 +32,7 @@ export interface GraphJobView extends JobView {
   key: string;
   dependsOn: string[];
   /** Why it waits: `dependencies` (held out of Redis), `children` (parked on a join of jobs it added). */
-  waitingFor?: { reason: string; keys?: string[] };
+  waitingFor?: WaitingFor;
   /** Added while the flow ran, by the job with this key (src/services/spawn.ts). */
   spawnedBy?: string;
 }
@@ -135,7 +136,7 @@ function graphJobs(rows: FlowJobRow[]): GraphJobView[] {
       // A job parked on a join is no http task waiting for a callback: its park's deadline is only when it looks again.
       if (r.waitsOn) delete view.callbackUntil;
       if (r.waitingFor)
-        view.waitingFor = { reason: r.waitingFor, ...(r.waitingFor === "children" && r.waitsOn ? { keys: r.waitsOn.map((id) => keyOf.get(id) ?? id) } : {}) };
+        view.waitingFor = { reason: r.waitingFor as WaitingReason, ...(r.waitingFor === "children" && r.waitsOn ? { keys: r.waitsOn.map((id) => keyOf.get(id) ?? id) } : {}) };
       if (r.spawnedBy) view.spawnedBy = keyOf.get(r.spawnedBy) ?? r.spawnedBy;
       return view;
     });

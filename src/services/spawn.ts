@@ -7,8 +7,10 @@
  * for. The recorder's batch that ends the last of those wakes it (graph-release.ts: `woken`, promoted
  * after the commit by src/scheduling/release.ts), and the job runs again from the start of its
  * handler: spawning the same keys again returns the jobs already added, and the join answers at once
- * with their results (re-entry, like BullMQ's step pattern). A wake lost with a crashed process is
- * made good by the park's own deadline (JOIN_RECHECK_MS), after which the job looks again.
+ * with their results (re-entry, like BullMQ's step pattern). A wake the batch missed (the park
+ * committed while the last end was being recorded) is caught by the parking side's second look
+ * (parkOnJoin) and the enqueuer (wakeStaleJoins); one lost with Redis, by the park's own deadline
+ * (JOIN_RECHECK_MS), after which the job looks again and parks again if the join is not over.
  */
 import { Job } from "bullmq";
 import type { Config } from "../config";
@@ -140,19 +142,24 @@ const refusal = (path: string, message: string) => new InvalidInput(message, [{ 
 
 /** A job downstream of the spawner runs only once the spawner completed: joining on it would never end. */
 async function refuseDeadlock(db: Db, spawner: SpawnerRow, waited: JoinRow[], keys: string[], path: string) {
-  if (waited.length === 0) return;
-  const rows = await db.$client<{ id: string; key: string | null }[]>`
+  const [first] = await downstreamOf(db, spawner.id, waited.map((w) => w.id));
+  if (first) {
+    const key = waited.find((w) => w.id === first)?.key ?? first;
+    throw refusal(`${path}/${keys.indexOf(key)}`, `waitFor names '${key}', which depends (directly or through others) on the job itself: the join could never end.`);
+  }
+}
+
+/** Which of `ids` depend, directly or through others, on the job `spawnerId`. */
+async function downstreamOf(db: Db, spawnerId: string, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.$client<{ id: string }[]>`
     with recursive up(id, origin) as (
-      select j.id, j.id from flow_jobs j where j.id in ${db.$client(waited.map((w) => w.id))}
+      select j.id, j.id from flow_jobs j where j.id in ${db.$client(ids)}
       union
       select dep.id, up.origin from up join flow_jobs j on j.id = up.id, jsonb_array_elements_text(coalesce(j.depends_on, '[]'::jsonb)) as dep(id)
     )
-    select distinct w.id, w.key from up join flow_jobs w on w.id = up.origin where up.id = ${spawner.id}`;
-  const first = rows[0];
-  if (first) {
-    const i = keys.indexOf(first.key ?? "");
-    throw refusal(`${path}/${i}`, `waitFor names '${first.key}', which depends (directly or through others) on the job itself: the join could never end.`);
-  }
+    select distinct origin as id from up where up.id = ${spawnerId}`;
+  return rows.map((r) => r.id);
 }
 
 /**
@@ -247,15 +254,35 @@ export async function spawnForAttempt(deps: SpawnDeps, userId: string, id: strin
 
 /** A join's keys, checked before a spawn writes: each names a job of the flow or of the spawn, not the job itself. */
 async function checkJoinKeys(db: Db, spawner: SpawnerRow, keys: string[], jobs: GraphJobInput[]) {
-  const existing = await jobsByKey(db, spawner.flowId, keys);
-  const found = new Set(existing.map((r) => r.key));
-  const own = (await db.$client<{ key: string | null }[]>`select key from flow_jobs where id = ${spawner.id}`)[0]?.key ?? null;
-  const added = new Map(jobs.map((j) => [j.key, j]));
-  keys.forEach((k, i) => {
+  const rows = await flowKeyRows(db, spawner.flowId);
+  const byKey = new Map(rows.flatMap((r) => (r.key === null ? [] : [[r.key, r] as const])));
+  const own = rows.find((r) => r.id === spawner.id)?.key ?? null;
+  const added = new Map(jobs.filter((j) => !byKey.has(j.key)).map((j) => [j.key, j]));
+  // The flow's jobs each waited-for key waits for, itself or through jobs of this spawn: none may wait for the spawner.
+  const waitedBy = new Map<string, number>();
+  for (const [i, k] of keys.entries()) {
     if (k === own) throw refusal(`/waitFor/${i}`, `waitFor names '${k}', the job itself.`);
-    if (!found.has(k) && !added.has(k)) throw refusal(`/waitFor/${i}`, `waitFor names '${k}', which is no job of the flow nor of this spawn.`);
-    if (own !== null && added.get(k)?.dependsOn?.includes(own))
-      throw refusal(`/waitFor/${i}`, `waitFor names '${k}', which depends on the job itself: the join could never end.`);
-  });
-  await refuseDeadlock(db, spawner, existing.filter((r) => r.id !== spawner.id), keys, "/waitFor");
+    if (!byKey.has(k) && !added.has(k)) throw refusal(`/waitFor/${i}`, `waitFor names '${k}', which is no job of the flow nor of this spawn.`);
+    const seen = new Set<string>([k]);
+    const todo = [k];
+    while (todo.length > 0) {
+      const at = todo.pop()!;
+      const job = added.get(at);
+      if (!job) {
+        const id = byKey.get(at)?.id;
+        if (id === spawner.id) throw deadlock(i, k);
+        if (id !== undefined && !waitedBy.has(id)) waitedBy.set(id, i);
+      }
+      for (const d of job?.dependsOn ?? []) {
+        if (seen.has(d)) continue;
+        seen.add(d);
+        todo.push(d);
+      }
+    }
+  }
+  const [first] = await downstreamOf(db, spawner.id, [...waitedBy.keys()]);
+  if (first) throw deadlock(waitedBy.get(first)!, keys[waitedBy.get(first)!]!);
 }
+
+const deadlock = (i: number, key: string) =>
+  refusal(`/waitFor/${i}`, `waitFor names '${key}', which depends (directly or through others) on the job itself: the join could never end.`);

@@ -7,7 +7,7 @@ import type { Producer } from "../queues";
 import { isFinished } from "../statuses";
 
 /** A callback path's token: 32 random bytes, base64url (43 characters). Only its SHA-256 is stored. */
-const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+export const CALLBACK_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 export const hashCallbackToken = (token: string) => createHash("sha256").update(token).digest("hex");
 
@@ -44,7 +44,7 @@ export interface CallbackAnswer {
  * outcome at once instead of at its deadline. A refusal reads the row again to say why.
  */
 export async function applyCallback(deps: { db: Db; producer: Producer }, token: string, input: CallbackInput): Promise<CallbackAnswer> {
-  if (!TOKEN.test(token)) throw new CallbackNotFound();
+  if (!CALLBACK_TOKEN.test(token)) throw new CallbackNotFound();
   const hash = hashCallbackToken(token);
   const done =
     input.kind === "heartbeat"

@@ -79,7 +79,8 @@ export function createProcessor(
       return result;
     } catch (err) {
       if (err instanceof DelayedError) throw err;
-      await joins?.settle(true);
+      // A cancelled job does not park: its attempt ends here.
+      if (!abort.aborted) await joins?.settle(true);
       if (abort.aborted) throw new UnrecoverableError(`cancelled: ${(err as Error)?.message ?? String(err)}`);
       if (err instanceof PermanentFailure || (err as { permanent?: unknown })?.permanent === true)
         throw new UnrecoverableError((err as Error).message);

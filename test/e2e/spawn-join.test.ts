@@ -73,6 +73,12 @@ export default {
       return await ctx.waitFor(["f1", "f2"]);
     },
   },
+  retryjoin: {
+    async run(ctx) {
+      await ctx.spawn([{ key: "once", name: "fail", data: { times: 1 } }, { key: "sq", name: "square", data: { i: 3 } }]);
+      return await ctx.waitFor(["once", "sq"]);
+    },
+  },
   square: {
     async run(ctx) {
       if (ctx.data.ms) await new Promise((r) => setTimeout(r, ctx.data.ms));
@@ -89,7 +95,7 @@ beforeAll(async () => {
     workers: 0,
     env: { FLOWD_HANDLERS: join(dir, "fan.ts"), FLOWD_EXTERNAL_QUEUES: "ext,held", WORKER_CONCURRENCY: "1", FLOWD_LOCK_DURATION_MS: "3000", FLOWD_STALLED_INTERVAL_MS: "1000" },
   });
-  await c.startWorker();
+  await c.startWorker({ FLOWD_PUBLIC_URL: c.apis[0]!.url });
 }, 120_000);
 afterAll(async () => {
   node?.kill("SIGKILL");
@@ -102,7 +108,11 @@ const http = () => c.apis[0]!.http;
 type Job = { key: string; name: string; queue?: string; data?: Record<string, unknown>; dependsOn?: string[] };
 
 async function create(jobs: Job[], name = "g") {
-  const res = await http()("POST", "/v1/flows", { name, jobs });
+  // The API learns the worker's module handlers from the registry's notification, a moment after the worker is ready.
+  const res = await waitFor(async () => {
+    const r = await http()("POST", "/v1/flows", { name, jobs });
+    return r.status === 400 && r.body.error.code === "unknown_handler" ? null : r;
+  }, 10_000, "the API to know the module's handlers");
   expect(res.status).toBe(201);
   return res.body as { id: string; jobs: { key: string; id: string; jobId: string; status: string }[] };
 }
@@ -184,6 +194,24 @@ describe("jobs added while a flow runs", () => {
     expect(done.jobCount).toBe(4);
   }, 60_000);
 
+  test("a flow retry re-runs the failed added job and the join that failed with it, keeping the completed one", async () => {
+    const flow = await create([{ key: "rj", name: "retryjoin" }]);
+    const failed = await finished(flow.id);
+    expect(failed.status).toBe("failed");
+    const before = Object.fromEntries(failed.jobs.map((j: { key: string }) => [j.key, j]));
+    expect([before.rj.status, before.once.status, before.sq.status]).toEqual(["failed", "failed", "completed"]);
+    const retry = await http()("POST", `/v1/flows/${flow.id}/retry`);
+    expect(retry.status).toBe(200);
+    const done = await finished(flow.id);
+    expect(done.status).toBe("completed");
+    const by = Object.fromEntries(done.jobs.map((j: { key: string }) => [j.key, j]));
+    expect(Object.keys(by.rj.result).sort()).toEqual(["once", "sq"]);
+    expect(by.rj.result.once).toEqual(by.once.result);
+    expect(by.rj.result.sq).toEqual({ sq: 9 });
+    expect(by.sq.jobId).toBe(before.sq.jobId);
+    expect(done.jobCount).toBe(3);
+  }, 60_000);
+
   test("kill -9 of the worker while a job is parked on a join loses nothing: a new worker runs the rest and the join completes", async () => {
     const flow = await create([{ key: "fan", name: "fan", data: { n: 6, ms: 700 } }]);
     await waitFor(async () => {
@@ -192,7 +220,7 @@ describe("jobs added while a flow runs", () => {
     }, 30_000, "the fan job to park");
     await c.workers[0]!.stop("SIGKILL");
     c.workers.splice(0, 1);
-    await c.startWorker();
+    await c.startWorker({ FLOWD_PUBLIC_URL: c.apis[0]!.url });
     const done = await finished(flow.id);
     expect(done.status).toBe("completed");
     const fan = done.jobs.find((j: { key: string }) => j.key === "fan");
@@ -264,6 +292,43 @@ describe("jobs added while a flow runs", () => {
     expect(last.results).toEqual({ p0: { v: 0 }, p1: { v: 10 }, p2: { v: 20 }, p3: { v: 30 } });
   }, 60_000);
 
+  test("an http task's service adds jobs through its callback URL while its request is in flight; after the attempt, the URL adds nothing", async () => {
+    const urls: string[] = [];
+    const answers: unknown[] = [];
+    const service = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        const callback = req.headers.get("flowd-callback-url")!;
+        urls.push(callback);
+        const res = await fetch(`${callback}/spawn`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ jobs: [{ key: "t1", name: "echo", data: { from: "task" } }, { key: "t2", name: "echo", dependsOn: ["t1", "task"] }] }),
+        });
+        answers.push({ status: res.status, body: await res.json() });
+        return Response.json({ spawned: res.status });
+      },
+    });
+    try {
+      const flow = await create([{ key: "task", name: "http", data: { url: `http://127.0.0.1:${service.port}/`, method: "POST" } }]);
+      const done = await finished(flow.id);
+      expect(done.status).toBe("completed");
+      expect(answers).toEqual([{ status: 200, body: { jobs: [expect.objectContaining({ key: "t1", added: true }), expect.objectContaining({ key: "t2", added: true })] } }]);
+      const by = Object.fromEntries(done.jobs.map((j: { key: string }) => [j.key, j]));
+      expect(by.task.result.body).toEqual({ spawned: 200 });
+      expect(by.t2.result.parents.t1.data).toEqual({ from: "task" });
+      expect(by.t2.result.parents.task.body).toEqual({ spawned: 200 });
+      expect(by.t1.spawnedBy).toBe("task");
+      const late = await fetch(`${urls[0]}/spawn`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jobs: [{ key: "t3", name: "echo" }] }) });
+      expect(late.status).toBe(409);
+      expect(((await late.json()) as { error: { code: string } }).error.code).toBe("attempt_ended");
+      expect((await http()("GET", `/v1/flows/${flow.id}`)).body.jobCount).toBe(3);
+    } finally {
+      service.stop(true);
+    }
+  }, 60_000);
+
   describe("bad spawns are refused with nothing written", () => {
     // The test itself holds jobs of the `held` queue as a worker would, to have their lock tokens.
     const held = new Map<string, { token: string; release: (v: unknown) => void }>();
@@ -312,6 +377,13 @@ describe("jobs added while a flow runs", () => {
         ["a join on itself", { lockToken: token, jobs: [job("x")], waitFor: ["me"] }, 400, "invalid_join", "/waitFor/0"],
         ["a join on a job that waits for it", { lockToken: token, jobs: [job("x")], waitFor: ["k2", "after"] }, 400, "invalid_join", "/waitFor/1"],
         ["a join on an added job that depends on it", { lockToken: token, jobs: [job("x", { dependsOn: ["me"] })], waitFor: ["x"] }, 400, "invalid_join", "/waitFor/0"],
+        [
+          "a join on an added job that depends on it through others",
+          { lockToken: token, jobs: [job("x", { dependsOn: ["y"] }), job("y", { dependsOn: ["k1", "after"] })], waitFor: ["k2", "x"] },
+          400,
+          "invalid_join",
+          "/waitFor/1",
+        ],
         ["a body over FLOWD_BODY_LIMIT", { lockToken: token, jobs: [job("x", { data: { pad: "x".repeat(1_100_000) } })] }, 413, "payload_too_large", null],
       ];
       for (const [what, body, status, code, path] of cases) {

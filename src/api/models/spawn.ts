@@ -47,3 +47,18 @@ export const SpawnAnswerSchema = t.Object(
   },
   { $id: "SpawnAnswer" },
 );
+
+/** An http task's spawn through its callback URL: the token is in the path. */
+export const TaskSpawnBody = t.Object(
+  { jobs: t.Array(GraphJobSchema, { minItems: 1, maxItems: 100_000, description: "jobs to add to the task's graph flow (see SpawnRequest)" }) },
+  { additionalProperties: false, $id: "TaskSpawnRequest" },
+);
+
+export const TaskSpawnAnswer = t.Object(
+  {
+    jobs: t.Array(
+      t.Object({ key: t.String(), id: t.String(), jobId: t.String(), status: t.String(), added: t.Boolean() }),
+    ),
+  },
+  { $id: "TaskSpawnAnswer" },
+);

@@ -132,7 +132,12 @@ export async function unparkJoined(db: DbOrTx, id: string) {
  * ended now (a compare-and-set) and they are returned to be promoted in Redis.
  */
 export async function wakeStaleJoins(db: DbOrTx, olderThanMs: number, limit: number): Promise<{ id: string; jobId: string; queueName: string; shard: number | null }[]> {
-  const rows = await db.execute<{ id: string; job_id: string; queue_name: string; shard: number | null }>(sql`
+  const rows = await db.execute<{ id: string; job_id: string; queue_name: string; shard: number | null }>(staleJoinsSql(olderThanMs, limit));
+  return rows.map((r) => ({ id: r.id, jobId: r.job_id, queueName: r.queue_name, shard: r.shard }));
+}
+
+/** wakeStaleJoins' statement: it runs every second, through flow_jobs_joins_idx (test/db/scan-plans.test.ts). */
+export const staleJoinsSql = (olderThanMs: number, limit: number) => sql`
     update flow_jobs w set waiting_for = null, updated_at = now()
     where w.id in (
       select h.id from flow_jobs h
@@ -141,6 +146,4 @@ export async function wakeStaleJoins(db: DbOrTx, olderThanMs: number, limit: num
                         join flow_jobs p on p.id = dep.id where p.status not in (${sql.raw(sqlLiterals(FINISHED_STATUSES))}))
       limit ${limit})
       and w.waiting_for = 'children'
-    returning w.id, w.job_id, w.queue_name, w.shard`);
-  return rows.map((r) => ({ id: r.id, jobId: r.job_id, queueName: r.queue_name, shard: r.shard }));
-}
+    returning w.id, w.job_id, w.queue_name, w.shard`;

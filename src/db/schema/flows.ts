@@ -84,6 +84,9 @@ export const flowJobs = pgTable(
     index("flow_jobs_queued_idx").on(t.flowId).where(isQueued(t.status)),
     // The recorder's look-up of a flow's held jobs when one of their dependencies finishes.
     index("flow_jobs_held_idx").on(t.flowId).where(sql`${t.waitingFor} is not null`),
+    // The recorder's look-up of a flow's jobs parked on a join (few) when a job of the flow ends,
+    // without walking its held jobs (many, in a large graph).
+    index("flow_jobs_joins_idx").on(t.flowId).where(sql`${t.waitingFor} = 'children'`),
     // `GET /v1/flows?data=` matches the root's data only, so only roots are indexed (1 row per
     // flow, not up to 1,000): the query repeats the predicate's text so the planner can use it.
     index("flow_jobs_root_data_idx").using("gin", t.data.op("jsonb_path_ops")).where(sql`${t.parentId} is null`),
