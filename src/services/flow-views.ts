@@ -1,7 +1,10 @@
 import type { FlowJobRow, FlowRow } from "../db/queries/flows";
+import { isWaitingReason, shownUntil, type WaitingFor } from "../scheduling/waiting-for";
 
 export interface JobError {
   message: string;
+  /** Set for failures flowd names: `timed_out` (a wait step's timeout). */
+  code?: string;
   stack?: string;
   attemptsMade: number;
 }
@@ -23,6 +26,8 @@ export interface JobView {
   callbackUntil?: string;
   /** A graph flow's job: its key in the flow. */
   key?: string;
+  /** A parked wait step: what it waits for, and until when if its wait ends by itself. */
+  waitingFor?: WaitingFor;
 }
 /** A job of a graph flow: its view, with the keys of the jobs it depends on. */
 export interface GraphJobView extends JobView {
@@ -66,6 +71,7 @@ function iso(d: Date): string {
 export function jobView(r: {
   id: string; jobId: string; name: string; queueName: string; status: string; data: unknown; opts: unknown;
   result: unknown; error: unknown; attemptsMade: number; createdAt: Date; updatedAt: Date; parkedUntil?: Date | null; key?: string | null;
+  waitingFor?: string | null;
 }): JobView {
   const view: JobView = {
     id: r.id,
@@ -81,7 +87,12 @@ export function jobView(r: {
     createdAt: iso(r.createdAt),
     updatedAt: iso(r.updatedAt),
   };
-  if (r.parkedUntil && r.status === "active") view.callbackUntil = r.parkedUntil.toISOString();
+  if (r.parkedUntil && r.status === "active") {
+    if (r.waitingFor && isWaitingReason(r.waitingFor)) {
+      const until = shownUntil(r.parkedUntil);
+      view.waitingFor = { reason: r.waitingFor, ...(until ? { until } : {}) };
+    } else view.callbackUntil = r.parkedUntil.toISOString();
+  }
   if (r.key) view.key = r.key;
   return view;
 }

@@ -67,6 +67,7 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     idempotencyKey: null,
     requestHash: null,
     traceparent: currentTraceparent(),
+    waitingFor: null,
     ...extra,
   };
 }

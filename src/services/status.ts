@@ -43,7 +43,7 @@ export function toStatusChange(e: StreamEvent): StatusChange | null {
   if (status === "active") change.startedMs = at;
   if (finishedByBullmq.has(status)) change.finishedMs = at;
   if (status === "completed") change.result = parseJson(e.fields.returnvalue);
-  if (status === "failed") change.error = { message: userFacingReason(e.fields.failedReason ?? "failed"), attemptsMade: 0 };
+  if (status === "failed") change.error = { ...failureOf(e.fields.failedReason ?? "failed"), attemptsMade: 0 };
   return change;
 }
 
@@ -57,6 +57,15 @@ export function userFacingReason(reason: string): string {
   const key = CHILD_FAILED.exec(reason)?.[1];
   const child = key ? parseJobKey(key) : null;
   return child ? `child job ${child.jobId} (queue ${child.queue}) failed` : reason;
+}
+
+/**
+ * A failure's reason as a job's error: a code flowd gave it (`[timed_out] …`, as wait steps do)
+ * moves from the head of the message into `code`.
+ */
+export function failureOf(reason: string): { message: string; code?: string } {
+  const coded = /^\[([a-z_]+)\] ([\s\S]*)$/.exec(reason);
+  return coded ? { message: coded[2]!, code: coded[1]! } : { message: userFacingReason(reason) };
 }
 
 /** A JSON value BullMQ stored as text; text that is not JSON is kept as it is. */

@@ -2,7 +2,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { Job } from "bullmq";
 import type { Db } from "../db/client";
 import { beat, findCallback, storeOutcome, type CallbackTarget, type StoredCallback } from "../db/queries/http-tasks";
+import { waitTermsOf } from "../db/queries/waits";
 import { AppError, Conflict } from "../errors";
+import { checkPayload } from "./signal-payloads";
 import type { Producer } from "../queues";
 import { isFinished } from "../statuses";
 
@@ -46,6 +48,11 @@ export interface CallbackAnswer {
 export async function applyCallback(deps: { db: Db; producer: Producer }, token: string, input: CallbackInput): Promise<CallbackAnswer> {
   if (!TOKEN.test(token)) throw new CallbackNotFound();
   const hash = hashCallbackToken(token);
+  // A signal step's completion URL: its result must match the step's schema like a signal's payload.
+  if (input.kind === "complete") {
+    const terms = await waitTermsOf(deps.db, hash);
+    if (terms) checkPayload(terms.terms, terms.jobId, input.result, "/result");
+  }
   const done =
     input.kind === "heartbeat"
       ? await beat(deps.db, hash)
@@ -81,7 +88,7 @@ function refuseEnded(target: CallbackTarget) {
  * Moves the parked job from BullMQ's delayed set to waiting. If it is not delayed (the worker has
  * not finished parking it), the worker finds the stored outcome itself right after parking.
  */
-async function wakeParked(producer: Producer, target: StoredCallback) {
+export async function wakeParked(producer: Producer, target: StoredCallback) {
   try {
     // Promoting needs only the id: no need to read the job's hash first.
     await new Job(producer.at(target.shard).queue(target.queueName), "http", {}, {}, target.jobId).promote();

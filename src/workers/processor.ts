@@ -1,12 +1,13 @@
 import { UnrecoverableError, type Job } from "bullmq";
 import type { Config } from "../config";
-import { handlers, isHandlerName } from "../handlers/catalog";
+import { handlers, isHandlerName, isWaitStep, type HandlerName } from "../handlers/catalog";
 import type { LoadedHandler } from "../handlers/loader";
-import { PermanentFailure, type JobIdentity } from "../handlers/types";
+import { PermanentFailure, type Handler, type JobIdentity } from "../handlers/types";
 import { parseJobKey } from "../queues";
 import { readJob } from "../services/job-envelope";
 import { runUserCode } from "./user-code";
 import type { createHttpTasks } from "./http-task";
+import type { createWaitSteps } from "./wait-steps";
 import { MAX_LINE_CHARS, type JobLogSink } from "./job-log-sink";
 
 /** BullMQ's job log is for people reading bull-board: a runaway logger must not fill Redis. */
@@ -21,6 +22,7 @@ export function createProcessor(
   modules: readonly LoadedHandler[] = [],
   logSink?: JobLogSink,
   httpTask?: ReturnType<typeof createHttpTasks>,
+  waitStep?: ReturnType<typeof createWaitSteps>,
 ) {
   const byName = new Map(modules.map((h) => [h.name, h]));
   return async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
@@ -54,7 +56,9 @@ export function createProcessor(
         ? await runUserCode(module, ctx, abort)
         : job.name === "http" && httpTask
           ? await httpTask(job, token, ctx, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
-          : await handlers[job.name as keyof typeof handlers].run(ctx);
+          : isWaitStep(job.name) && waitStep
+            ? await waitStep(job, token, ctx, (c) => handlers[job.name as HandlerName].run(c as Parameters<Handler["run"]>[0]))
+            : await handlers[job.name as keyof typeof handlers].run(ctx);
       if (config.maxResultBytes !== undefined) checkResultSize(result, config.maxResultBytes);
       return result;
     } catch (err) {

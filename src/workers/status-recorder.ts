@@ -280,7 +280,7 @@ export function startStatusRecorder(deps: {
         if (atm !== null && atm !== undefined) f.change.attemptsMade = Number(atm) + carriedAttempts(opts);
         const stacks = safeParse(stacktrace) as string[] | null;
         f.change.error = {
-          message: f.change.error!.message,
+          ...f.change.error!,
           ...(stacks && stacks.length > 0 ? { stack: stacks[stacks.length - 1] } : {}),
           attemptsMade: f.change.attemptsMade ?? 0,
         };

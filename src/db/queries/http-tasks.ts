@@ -1,6 +1,6 @@
 import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
-import { taskCallbacks, type CallbackOutcome } from "../schema";
+import { taskCallbacks, type ApprovalDecision, type CallbackOutcome } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 
 export type TrackedJobTable = "flow_jobs" | "jobs";
@@ -97,7 +97,7 @@ export async function parkOffer(
   return row && { outcome: row.outcome };
 }
 
-export type ParkedCallback = Pick<typeof taskCallbacks.$inferSelect, "tokenHash" | "tableName" | "outcome" | "deadline" | "heartbeatDeadline">;
+export type ParkedCallback = Pick<typeof taskCallbacks.$inferSelect, "tokenHash" | "tableName" | "outcome" | "deadline" | "heartbeatDeadline" | "kind">;
 
 /** The wait of one parked job attempt that has not ended. */
 export async function findParked(db: DbOrTx, jobId: string, attempt: number): Promise<ParkedCallback | undefined> {
@@ -108,6 +108,7 @@ export async function findParked(db: DbOrTx, jobId: string, attempt: number): Pr
       outcome: taskCallbacks.outcome,
       deadline: taskCallbacks.deadline,
       heartbeatDeadline: taskCallbacks.heartbeatDeadline,
+      kind: taskCallbacks.kind,
     })
     .from(taskCallbacks)
     // Parked only: an offer whose worker died before reading the answer means the call is made again.
@@ -164,7 +165,7 @@ export async function endWait(
        returning 1
      ),
      unparked as (
-       update ${a.table} set parked_until = null
+       update ${a.table} set parked_until = null, waiting_for = null
        where job_id = $2 and $4::boolean and exists (select 1 from cb)
        returning 1
      )
@@ -182,7 +183,7 @@ export async function endWait(
  */
 export async function claimOutcome(db: Db, jobId: string, attempt: number): Promise<CallbackOutcome | undefined> {
   const unpark = (table: TrackedJobTable) =>
-    `${table}_unparked as (update ${table} set parked_until = null where job_id = $1 and exists (select 1 from cb where table_name = '${table}' and outcome->>'kind' = 'fail') returning 1)`;
+    `${table}_unparked as (update ${table} set parked_until = null, waiting_for = null where job_id = $1 and exists (select 1 from cb where table_name = '${table}' and outcome->>'kind' = 'fail') returning 1)`;
   const [row] = await db.$client.unsafe<{ outcome: CallbackOutcome }[]>(
     `with ${LOCK_EITHER_JOB_FIRST(() => "$1")},
      cb as (
@@ -276,7 +277,7 @@ const STORE_OUTCOME = (table: TrackedJobTable) => `
     for update of j
   ),
   cb as (
-    update task_callbacks c set outcome = $2::jsonb
+    update task_callbacks c set outcome = $2::jsonb, decision = coalesce($3::jsonb, c.decision)
     where c.token_hash = $1 and c.outcome is null and c.resolution is null and exists (select 1 from locked)
     returning ${STORED_COLUMNS}
   ),
@@ -286,8 +287,14 @@ const STORE_OUTCOME = (table: TrackedJobTable) => `
       attempts_made = greatest(t.attempts_made, t.attempts_base + (select attempt from wanted) + 1)
     where $2::jsonb ->> 'kind' = 'complete' and t.id in (select id from locked) and exists (select 1 from cb)
     returning 1
+  ),
+  -- A rejected approval's decision is kept on the job as its result (a failed job keeps its result).
+  kept as (
+    update ${table} t set result = $3::jsonb, updated_at = now()
+    where $3::jsonb is not null and $2::jsonb ->> 'kind' = 'fail' and t.id in (select id from locked) and exists (select 1 from cb)
+    returning 1
   )
-  select cb.*, (select count(*) from done) as done from cb`;
+  select cb.*, (select count(*) from done) + (select count(*) from kept) as done from cb`;
 
 /**
  * Stores a callback's outcome if it still waits (see STORE_OUTCOME); two callbacks at once take
@@ -295,19 +302,19 @@ const STORE_OUTCOME = (table: TrackedJobTable) => `
  * and delete take them — the flow's row, then the job's — so a callback never deadlocks with them.
  * Undefined: refused (see findCallback why).
  */
-export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
+export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackOutcome, decision: ApprovalDecision | null = null): Promise<StoredCallback | undefined> {
   // The recorder locks a root job's row before its flow's (through the flow-status trigger): should
   // the two meet, Postgres ends one of them, and a callback tries again rather than answer 500.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await storeOutcomeOnce(db, tokenHash, outcome);
+      return await storeOutcomeOnce(db, tokenHash, outcome, decision);
     } catch (err) {
       if ((err as { code?: string }).code !== "40P01" || attempt >= 3) throw err;
     }
   }
 }
 
-async function storeOutcomeOnce(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
+async function storeOutcomeOnce(db: Db, tokenHash: string, outcome: CallbackOutcome, decision: ApprovalDecision | null): Promise<StoredCallback | undefined> {
   return db.$client.begin(async (tx) => {
     const [target] = await tx.unsafe<{ table_name: TrackedJobTable }[]>(
       `select table_name from task_callbacks where token_hash = $1`,
@@ -321,7 +328,9 @@ async function storeOutcomeOnce(db: Db, tokenHash: string, outcome: CallbackOutc
         [tokenHash],
         { prepare: true },
       );
-    const [row] = await tx.unsafe<StoredRow[]>(STORE_OUTCOME(target.table_name), [tokenHash, JSON.stringify(outcome)], { prepare: true });
+    const [row] = await tx.unsafe<StoredRow[]>(STORE_OUTCOME(target.table_name), [tokenHash, JSON.stringify(outcome), decision === null ? null : JSON.stringify(decision)], {
+      prepare: true,
+    });
     return stored(row);
   });
 }
@@ -360,6 +369,14 @@ export async function pruneCallbacks(db: Db, retentionHours: number): Promise<vo
         and(isNull(taskCallbacks.parkedAt), lt(taskCallbacks.createdAt, sql`now() - interval '1 day'`)),
         // A parked wait whose job is gone (cancelled, deleted) is never resolved by a worker.
         and(isNull(taskCallbacks.resolution), lt(taskCallbacks.deadline, sql`now() - make_interval(hours => ${retentionHours})`)),
+        // Nor is a wait step's whose job finished without it (cancelled): its deadline may be far off.
+        and(
+          isNull(taskCallbacks.resolution),
+          lt(taskCallbacks.createdAt, ended),
+          sql`${taskCallbacks.kind} <> 'http' and not exists (
+            select 1 from flow_jobs j where j.job_id = ${taskCallbacks.jobId} and j.status not in (${sql.raw(sqlLiterals(FINISHED_STATUSES))})
+            union all select 1 from jobs j where j.job_id = ${taskCallbacks.jobId} and j.status not in (${sql.raw(sqlLiterals(FINISHED_STATUSES))}))`,
+        ),
       ),
     );
 }

@@ -23,6 +23,8 @@ export const jobs = pgTable(
     requestHash: text("request_hash"),
     /** The creating request's W3C traceparent (tracing on only): its webhook deliveries join that trace. */
     traceparent: text("traceparent"),
+    /** Why the job waits (src/scheduling/waiting-for.ts): a wait step parked for `sleep`, `signal` or `approval`. */
+    waitingFor: text("waiting_for"),
   },
   (t) => [
     index("jobs_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
@@ -36,6 +38,8 @@ export const jobs = pgTable(
     index("jobs_data_idx").using("gin", t.data.op("jsonb_path_ops")),
     // `GET /v1/stats`: a user's finished jobs by the minute they finished in.
     index("jobs_user_finished_idx").on(t.userId, t.updatedAt).where(hasRunOutcome(t.status)),
+    // /metrics counts parked wait steps by reason without reading the table.
+    index("jobs_parked_idx").on(t.waitingFor).where(sql`${t.waitingFor} is not null and ${t.status} = 'active'`),
   ],
 );
 

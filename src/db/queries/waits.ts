@@ -1,0 +1,153 @@
+import type { Db } from "../client";
+import type { TrackedJobTable } from "./http-tasks";
+import type { WaitTerms } from "../schema";
+import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
+
+/**
+ * Wait steps (`wait`, `signal`, `approval`) park through the same rows as `http` tasks' callbacks
+ * (task_callbacks, `kind` saying what the wait is for): claimed, timed out, pruned and completed by
+ * the same statements (http-tasks.ts). What differs is here: a wait step parks at once (nothing is
+ * called first), and routes find a job's open wait by the job's row id and the caller.
+ */
+
+const UNFINISHED = `status not in (${sqlLiterals(FINISHED_STATUSES)})`;
+
+const parkRow = (table: TrackedJobTable) => `
+  ${table}_parked as (
+    update ${table} set parked_until = $4::timestamptz, waiting_for = $5, status = 'active',
+      attempts_made = attempts_base + $3::int + 1, updated_at = now()
+    where job_id = $2 and ${UNFINISHED} and exists (select 1 from ins where table_name = '${table}')
+    returning 1
+  )`;
+
+/**
+ * Writes a wait step's wait, already parked until `deadline`, and marks its job row parked in the
+ * same statement: `active`, waiting for `kind`, this attempt counted (the recorder leaves a parked
+ * row alone through BullMQ's delay). Undefined: the job's row is gone or finished (cancelled).
+ */
+export async function parkWaitStep(
+  db: Db,
+  a: { tokenHash: string; jobId: string; attempt: number; kind: string; deadline: Date; signalKey: string | null; terms: WaitTerms },
+): Promise<{ table: TrackedJobTable } | undefined> {
+  const [row] = await db.$client.unsafe<{ table_name: TrackedJobTable }[]>(
+    `with j as (
+       select 'flow_jobs' as tbl, user_id, queue_name from flow_jobs where job_id = $2 and ${UNFINISHED}
+       union all select 'jobs', user_id, queue_name from jobs where job_id = $2 and ${UNFINISHED}
+       limit 1
+     ),
+     ins as (
+       insert into task_callbacks (token_hash, user_id, table_name, job_id, queue_name, attempt, deadline, parked_at, kind, signal_key, terms)
+       select $1, user_id, tbl, $2, queue_name, $3, $4::timestamptz, now(), $5, $6, $7::jsonb from j
+       returning table_name
+     ),
+     ${parkRow("flow_jobs")}, ${parkRow("jobs")}
+     select table_name from ins`,
+    [a.tokenHash, a.jobId, a.attempt, a.deadline.toISOString(), a.kind, a.signalKey, JSON.stringify(a.terms)],
+    { prepare: true },
+  );
+  return row && { table: row.table_name };
+}
+
+/** A job as the wait routes see it, with its open wait (unanswered, not timed out) if it has one. */
+export interface WaitTarget {
+  table: TrackedJobTable;
+  id: string;
+  jobId: string;
+  userId: string;
+  ownerName: string;
+  status: string;
+  waitingFor: string | null;
+  wait: { tokenHash: string; kind: string; terms: WaitTerms | null; decided: boolean } | null;
+}
+
+type TargetRow = {
+  tbl: TrackedJobTable; id: string; job_id: string; user_id: string; owner_name: string; status: string; waiting_for: string | null;
+  token_hash: string | null; kind: string | null; terms: WaitTerms | null; decided: boolean | null;
+};
+
+const TARGET = (table: TrackedJobTable, where: string) => `
+  select '${table}' as tbl, j.id, j.job_id, j.user_id, u.name as owner_name, j.status, j.waiting_for,
+         c.token_hash, c.kind, c.terms, c.decided
+  from ${table} j join users u on u.id = j.user_id
+  left join lateral (
+    select token_hash, kind, terms, outcome is not null as decided from task_callbacks c
+    where c.job_id = j.job_id and c.kind <> 'http' and c.parked_at is not null and c.resolution is null
+    order by c.created_at desc limit 1
+  ) c on true
+  where ${where}`;
+
+const target = (r: TargetRow): WaitTarget => ({
+  table: r.tbl,
+  id: r.id,
+  jobId: r.job_id,
+  userId: r.user_id,
+  ownerName: r.owner_name,
+  status: r.status,
+  waitingFor: r.waiting_for,
+  wait: r.token_hash === null ? null : { tokenHash: r.token_hash, kind: r.kind!, terms: r.terms, decided: r.decided === true },
+});
+
+/** The job of this row id (a flow's job or a single job, anyone's: the caller decides who may see it). */
+export async function findWaitTarget(db: Db, id: string): Promise<WaitTarget | undefined> {
+  const [row] = await db.$client.unsafe<TargetRow[]>(
+    `${TARGET("flow_jobs", "j.id = $1")} union all ${TARGET("jobs", "j.id = $1")} limit 1`,
+    [id],
+    { prepare: true },
+  );
+  return row && target(row);
+}
+
+/** The user's jobs waiting for a signal on `key`, oldest first (at most `limit`). */
+export async function findSignalWaits(db: Db, userId: string, key: string, limit: number): Promise<WaitTarget[]> {
+  const rows = await db.$client.unsafe<(TargetRow & { created_at: Date })[]>(
+    `select c.table_name as tbl, coalesce(fj.id, jb.id) as id, c.job_id, c.user_id, '' as owner_name,
+            coalesce(fj.status, jb.status) as status, coalesce(fj.waiting_for, jb.waiting_for) as waiting_for,
+            c.token_hash, c.kind, c.terms, false as decided
+     from task_callbacks c
+     left join flow_jobs fj on c.table_name = 'flow_jobs' and fj.job_id = c.job_id
+     left join jobs jb on c.table_name = 'jobs' and jb.job_id = c.job_id
+     where c.user_id = $1 and c.signal_key = $2 and c.resolution is null and c.outcome is null and c.parked_at is not null
+       and coalesce(fj.status, jb.status) not in (${sqlLiterals(FINISHED_STATUSES)})
+     order by c.created_at limit $3`,
+    [userId, key, limit],
+    { prepare: true },
+  );
+  return rows.map(target);
+}
+
+/** The user's id by name, for approvers named in an approval step. */
+export async function userNameOf(db: Db, userId: string): Promise<string | undefined> {
+  const [row] = await db.$client.unsafe<{ name: string }[]>(`select name from users where id = $1`, [userId], { prepare: true });
+  return row?.name;
+}
+
+/** Counts of parked wait steps by reason, for /metrics. */
+export async function countParkedWaits(db: Db): Promise<Record<string, number>> {
+  const rows = await db.$client.unsafe<{ reason: string; n: number }[]>(
+    `select waiting_for as reason, count(*)::int as n from (
+       select waiting_for from flow_jobs where waiting_for is not null and status = 'active'
+       union all select waiting_for from jobs where waiting_for is not null and status = 'active') w
+     group by waiting_for`,
+  );
+  return Object.fromEntries(rows.map((r: { reason: string; n: number }) => [r.reason, r.n]));
+}
+
+/** Issues a new completion URL for a job's open wait: its token changes, so an earlier URL stops working. */
+export async function rotateWaitToken(db: Db, oldHash: string, newHash: string): Promise<boolean> {
+  const rows = await db.$client.unsafe(
+    `update task_callbacks set token_hash = $2 where token_hash = $1 and resolution is null and outcome is null returning 1`,
+    [oldHash, newHash],
+    { prepare: true },
+  );
+  return rows.length > 0;
+}
+
+/** A wait step's terms and job, by its token's hash (undefined for an `http` task's callback or none). */
+export async function waitTermsOf(db: Db, tokenHash: string): Promise<{ terms: WaitTerms | null; jobId: string } | undefined> {
+  const [row] = await db.$client.unsafe<{ terms: WaitTerms | null; job_id: string }[]>(
+    `select terms, job_id from task_callbacks where token_hash = $1 and kind <> 'http'`,
+    [tokenHash],
+    { prepare: true },
+  );
+  return row && { terms: row.terms, jobId: row.job_id };
+}
