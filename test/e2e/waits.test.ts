@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { startCluster, type Cluster } from "../helpers/cluster";
 import { waitFor } from "../helpers/wait";
+import { startWebhookReceiver } from "../helpers/webhook-receiver";
 
 /**
  * Wait steps with the API and a worker as separate processes (the compiled binary under FLOWD_BIN):
@@ -10,11 +11,13 @@ import { waitFor } from "../helpers/wait";
  * and bad input is refused with nothing written.
  */
 let c: Cluster;
+const rx = startWebhookReceiver();
 
 beforeAll(async () => {
   c = await startCluster({ tag: "waits" });
 }, 120_000);
 afterAll(async () => {
+  rx.stop();
   await c?.stop();
 }, 60_000);
 
@@ -127,6 +130,86 @@ describe("signal steps", () => {
     expect(done.jobs.find((j) => j.key === "ship")!.result.parents).toEqual({ pay: { ok: true } });
     const twice = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ result: { ok: true } }) });
     expect(twice.status).toBeGreaterThanOrEqual(409);
+  });
+});
+
+describe("approval steps", () => {
+  const approvalGraph = (data: Record<string, unknown>) => [
+    { key: "ok", name: "approval", data: { prompt: "Deploy v2?", ...data } },
+    { key: "deploy", name: "echo", data: { step: "deploy" }, dependsOn: ["ok"] },
+  ];
+  let bob: string;
+  let carol: string;
+  let hookPath: string;
+  beforeAll(async () => {
+    bob = await c.newUser("bob");
+    carol = await c.newUser("carol");
+    hookPath = "/approvals";
+    const hook = await http()("POST", "/v1/webhooks", { url: rx.url(hookPath), events: ["job.updated", "flow.failed"] });
+    expect(hook.status).toBe(201);
+  });
+
+  /** The events of the owner's log about one job, and the webhook deliveries about it. */
+  const eventsOf = async (flowId: string, jobRowId: string) => {
+    const res = await http()("GET", `/v1/events?after=0&limit=1000&flowId=${flowId}`);
+    return (res.body.items as { type: string; jobId?: string; status?: string; data?: any }[]).filter((e) => e.jobId === jobRowId);
+  };
+  const deliveredFor = (jobRowId: string, status: string) =>
+    waitFor(() => rx.arrivals.find((a) => a.path === hookPath && a.body.type === "job.updated" && a.body.data.id === jobRowId && a.body.data.status === status), 20_000, `a webhook for ${jobRowId} ${status}`);
+
+  test("a named approver approves: the decision (who, when, comment) is the step's result, in its event and webhook, and the flow goes on", async () => {
+    const f = await createGraph(approvalGraph({ approvers: ["bob"] }));
+    const step = await parked(f.id, "ok", "approval");
+    // carol is no approver and not the owner: as for any other user's job, 404. alice owns it but is not named: 403.
+    const byCarol = await http()("POST", `/v1/jobs/${step.id}/approve`, {}, { token: carol });
+    expect(byCarol.status).toBe(404);
+    const byOwner = await http()("POST", `/v1/jobs/${step.id}/approve`, {});
+    expect(byOwner.status).toBe(403);
+    expect(byOwner.body.error.code).toBe("not_an_approver");
+    expect((await parked(f.id, "ok", "approval")).status).toBe("active");
+    const res = await http()("POST", `/v1/jobs/${step.id}/approve`, { comment: "ship it" }, { token: bob });
+    expect(res.status).toBe(200);
+    expect(res.body.accepted).toBe("approve");
+    const twice = await http()("POST", `/v1/jobs/${step.id}/reject`, {}, { token: bob });
+    expect(twice.status).toBe(409);
+    const done = await finished(f.id);
+    expect(done.status).toBe("completed");
+    const ok = done.jobs.find((j) => j.key === "ok")!;
+    expect(ok.result).toMatchObject({ approved: true, by: "bob", comment: "ship it" });
+    expect(Date.parse(ok.result.at)).toBeGreaterThan(0);
+    expect(done.jobs.find((j) => j.key === "deploy")!.result.parents.ok.by).toBe("bob");
+    const events = await eventsOf(f.id, step.id);
+    expect(events.find((e) => e.status === "completed")!.data.result).toMatchObject({ approved: true, by: "bob" });
+    const hook = await deliveredFor(step.id, "completed");
+    expect(hook.body.data.result).toMatchObject({ approved: true, by: "bob", comment: "ship it" });
+  });
+
+  test("a rejection fails the step with code rejected and fails the flow; the decision stays on the job and goes out as its event and webhook", async () => {
+    const f = await createGraph(approvalGraph({}));
+    const step = await parked(f.id, "ok", "approval");
+    // No approvers named: only the owner decides; another user's token is 404.
+    expect((await http()("POST", `/v1/jobs/${step.id}/reject`, {}, { token: bob })).status).toBe(404);
+    const res = await http()("POST", `/v1/jobs/${step.id}/reject`, { comment: "not today" });
+    expect(res.status).toBe(200);
+    const done = await finished(f.id);
+    expect(done.status).toBe("failed");
+    const ok = done.jobs.find((j) => j.key === "ok")!;
+    expect(ok.status).toBe("failed");
+    expect(ok.error.code).toBe("rejected");
+    expect(ok.error.message).toContain("alice");
+    expect(ok.result).toMatchObject({ approved: false, by: "alice", comment: "not today" });
+    expect(done.jobs.find((j) => j.key === "deploy")!.status).toBe("cancelled");
+    const events = await eventsOf(f.id, step.id);
+    expect(events.find((e) => e.status === "failed")!.data.result).toMatchObject({ approved: false, by: "alice" });
+    const hook = await deliveredFor(step.id, "failed");
+    expect(hook.body.data.error.code).toBe("rejected");
+  });
+
+  test("an approval's timeout fails it with code timed_out", async () => {
+    const f = await createGraph(approvalGraph({ timeoutMs: 1000 }));
+    await parked(f.id, "ok", "approval");
+    const done = await finished(f.id);
+    expect(done.jobs.find((j) => j.key === "ok")!.error.code).toBe("timed_out");
   });
 });
 
