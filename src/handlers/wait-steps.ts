@@ -48,10 +48,11 @@ export const wait = defineHandler({
   run: async ({ data }) => new WaitRequest("sleep", waitUntil(data, Date.now())),
 });
 
-/** When a `wait` ends: the later of `for` from now and `until` (either alone; neither ends at once). */
+/** When a `wait` ends: the later of `for` from now and `until` (either alone; neither: now). A past `until` stays past: it runs at once. */
 export function waitUntil(data: { for?: number | string; until?: string }, now: number): Date {
-  const after = data.for === undefined ? now : now + durationMs(data.for);
-  const at = data.until === undefined ? now : Date.parse(data.until);
+  if (data.for === undefined && data.until === undefined) return new Date(now);
+  const after = data.for === undefined ? -Infinity : now + durationMs(data.for);
+  const at = data.until === undefined ? -Infinity : Date.parse(data.until);
   return new Date(Math.max(after, at));
 }
 

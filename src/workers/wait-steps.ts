@@ -1,7 +1,7 @@
 import { DelayedError, type Job } from "bullmq";
 import type { Db } from "../db/client";
-import { claimOutcome, endWait, findEnded, findParked, hasUnclaimedOutcome, type ParkedCallback, type TrackedJobTable } from "../db/queries/http-tasks";
-import { parkWaitStep } from "../db/queries/waits";
+import { endWait, findEnded, findParked, hasUnclaimedOutcome, type TrackedJobTable } from "../db/queries/http-tasks";
+import { parkWaitStep, wakeWaitStep, type WokenWait } from "../db/queries/waits";
 import type { CallbackOutcome } from "../db/schema";
 import { WaitRequest } from "../handlers/wait-steps";
 import { PermanentFailure, type HandlerContext } from "../handlers/types";
@@ -33,10 +33,10 @@ export function createWaitSteps(deps: { db: Db }) {
     const attempt = attemptOf(job);
     // A wake-up of a parked attempt (or the first run of one Redis lost, re-added by the reconciler).
     if (job.attemptsStarted > job.attemptsMade + 1 || (meta.resumesParked && job.attemptsMade === 0)) {
-      const outcome = await claimOutcome(deps.db, jobId, attempt);
-      if (outcome) return apply(outcome);
-      const parked = await findParked(deps.db, jobId, attempt);
-      if (parked) return wake(job, token, parked);
+      const woken = await wakeWaitStep(deps.db, jobId, attempt);
+      if (woken?.ended && woken.outcome) return apply(woken.outcome);
+      if (woken?.ended) return { waitedUntil: woken.deadline.toISOString() };
+      if (woken) return wake(job, token, woken);
       // The worker that ended this wait died before BullMQ recorded the attempt: end it the same way.
       const ended = await findEnded(deps.db, jobId, attempt);
       if (ended?.outcome) return apply(ended.outcome);
@@ -71,7 +71,7 @@ export function createWaitSteps(deps: { db: Db }) {
     throw new DelayedError();
   }
 
-  async function wake(job: Job, token: string | undefined, parked: ParkedCallback): Promise<unknown> {
+  async function wake(job: Job, token: string | undefined, parked: Pick<WokenWait, "tableName" | "tokenHash" | "outcome" | "deadline" | "kind">): Promise<unknown> {
     const table = parked.tableName as TrackedJobTable;
     const jobId = job.id!;
     if (parked.outcome) return end(table, jobId, parked.tokenHash, parked.outcome);

@@ -202,7 +202,7 @@ describe("approval steps", () => {
     const events = await eventsOf(f.id, step.id);
     expect(events.find((e) => e.status === "failed")!.data.result).toMatchObject({ approved: false, by: "alice" });
     const hook = await deliveredFor(step.id, "failed");
-    expect(hook.body.data.error.code).toBe("rejected");
+    expect((hook.body.data.error as { code: string }).code).toBe("rejected");
   });
 
   test("an approval's timeout fails it with code timed_out", async () => {

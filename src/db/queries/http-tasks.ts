@@ -18,9 +18,9 @@ export type TrackedJobTable = "flow_jobs" | "jobs";
 const LOCK_JOB_FIRST = (table: TrackedJobTable, jobIdSql: string, name = "job_lock") => `${name} as (select 1 from ${table} where job_id = ${jobIdSql} for update)`;
 const JOB_LOCKED = "(select count(*) from job_lock) >= 0";
 /** The same when the job's table is not known to the statement: the row of that id in either. */
-const LOCK_EITHER_JOB_FIRST = (jobIdSql: (table: TrackedJobTable) => string) =>
+export const LOCK_EITHER_JOB_FIRST = (jobIdSql: (table: TrackedJobTable) => string) =>
   `${LOCK_JOB_FIRST("flow_jobs", jobIdSql("flow_jobs"), "flow_job_lock")}, ${LOCK_JOB_FIRST("jobs", jobIdSql("jobs"), "job_lock")}`;
-const EITHER_JOB_LOCKED = "(select count(*) from flow_job_lock) + (select count(*) from job_lock) >= 0";
+export const EITHER_JOB_LOCKED = "(select count(*) from flow_job_lock) + (select count(*) from job_lock) >= 0";
 
 /**
  * Writes the callback offered with one attempt, found by the job's BullMQ id in either table, and

@@ -1,6 +1,6 @@
 import type { Db } from "../client";
-import type { TrackedJobTable } from "./http-tasks";
-import type { WaitTerms } from "../schema";
+import { EITHER_JOB_LOCKED, LOCK_EITHER_JOB_FIRST, type TrackedJobTable } from "./http-tasks";
+import type { CallbackOutcome, WaitTerms } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 
 /**
@@ -150,4 +150,50 @@ export async function waitTermsOf(db: Db, tokenHash: string): Promise<{ terms: W
     { prepare: true },
   );
   return row && { terms: row.terms, jobId: row.job_id };
+}
+
+/** A woken wait step's wait, and how this wake-up ended it (null: it goes on waiting, or times out). */
+export interface WokenWait {
+  tokenHash: string;
+  tableName: TrackedJobTable;
+  kind: string;
+  outcome: CallbackOutcome | null;
+  deadline: Date;
+  ended: "completed" | "failed" | null;
+}
+
+/**
+ * The common wake-ups of a wait step in one round trip (a hundred sleepers waking at once on two
+ * slots leave ~20 ms each): ends the attempt's open wait when a signal or decision came (claiming
+ * it, and un-parking the job row when it is a failure, so the retry is recorded) or when a sleep's
+ * time has come — the job row then stays parked until the recorder writes `completed`. A wait still
+ * running, or one whose timeout passed, is returned as it is for the caller to park or time out.
+ */
+export async function wakeWaitStep(db: Db, jobId: string, attempt: number): Promise<WokenWait | undefined> {
+  const unpark = (table: TrackedJobTable) =>
+    `${table}_unparked as (update ${table} set parked_until = null, waiting_for = null
+       where job_id = $1 and exists (select 1 from ended where table_name = '${table}' and resolution = 'failed') returning 1)`;
+  const [row] = await db.$client.unsafe<{ token_hash: string; table_name: TrackedJobTable; kind: string; outcome: CallbackOutcome | null; deadline: Date; ended: "completed" | "failed" | null }[]>(
+    `with ${LOCK_EITHER_JOB_FIRST(() => "$1")},
+     w as (
+       select token_hash, table_name, kind, outcome, deadline from task_callbacks
+       where job_id = $1 and attempt = $2 and resolution is null and parked_at is not null and ${EITHER_JOB_LOCKED}
+       order by created_at desc limit 1
+     ),
+     ended as (
+       update task_callbacks c
+         set resolution = case when w.outcome is null then 'completed' when w.outcome->>'kind' = 'complete' then 'completed' else 'failed' end,
+             resolved_at = now()
+       from w
+       where c.token_hash = w.token_hash and c.resolution is null
+         and (w.outcome is not null or (w.kind = 'sleep' and w.deadline <= now()))
+       returning c.table_name, c.resolution
+     ), ${unpark("flow_jobs")}, ${unpark("jobs")}
+     select w.*, (select resolution from ended) as ended,
+            (select count(*) from flow_jobs_unparked) + (select count(*) from jobs_unparked) as unparked
+     from w`,
+    [jobId, attempt],
+    { prepare: true },
+  );
+  return row && { tokenHash: row.token_hash, tableName: row.table_name, kind: row.kind, outcome: row.outcome, deadline: new Date(row.deadline), ended: row.ended };
 }
