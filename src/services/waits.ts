@@ -2,6 +2,7 @@ import { storeOutcome, type StoredCallback } from "../db/queries/http-tasks";
 import { findSignalWaits, findWaitTarget, rotateWaitToken, type WaitTarget } from "../db/queries/waits";
 import type { ApprovalDecision, CallbackOutcome } from "../db/schema";
 import { Conflict, Forbidden, NotFound } from "../errors";
+import { isFinished } from "../statuses";
 import type { ServiceDeps } from "./deps";
 import { checkPayload } from "./signal-payloads";
 import { newCallbackToken, wakeParked } from "./task-callbacks";
@@ -84,7 +85,9 @@ export async function completionUrl(deps: Deps, user: AuthUser, id: string, base
 
 function openWait(target: WaitTarget, kind: "signal" | "approval") {
   const wait = target.wait;
-  if (!wait || wait.kind !== kind || target.status !== "active") throw notWaiting(target, kind);
+  if (wait?.kind === kind && wait.decided && !isFinished(target.status))
+    throw new Conflict("already_decided", kind === "approval" ? "The approval was decided already; the first decision stays." : "The step was signalled already; the first payload stays.");
+  if (!wait || wait.kind !== kind || !wait.open || target.status !== "active") throw notWaiting(target, kind);
   if (wait.decided)
     throw new Conflict("already_decided", kind === "approval" ? "The approval was decided already; the first decision stays." : "The step was signalled already; the first payload stays.");
   return wait;

@@ -57,21 +57,22 @@ export interface WaitTarget {
   ownerName: string;
   status: string;
   waitingFor: string | null;
-  wait: { tokenHash: string; kind: string; terms: WaitTerms | null; decided: boolean } | null;
+  /** Its latest wait step's wait (ended too: who may decide an approval outlives the decision). */
+  wait: { tokenHash: string; kind: string; terms: WaitTerms | null; decided: boolean; open: boolean } | null;
 }
 
 type TargetRow = {
   tbl: TrackedJobTable; id: string; job_id: string; user_id: string; owner_name: string; status: string; waiting_for: string | null;
-  token_hash: string | null; kind: string | null; terms: WaitTerms | null; decided: boolean | null;
+  token_hash: string | null; kind: string | null; terms: WaitTerms | null; decided: boolean | null; open: boolean | null;
 };
 
 const TARGET = (table: TrackedJobTable, where: string) => `
   select '${table}' as tbl, j.id, j.job_id, j.user_id, u.name as owner_name, j.status, j.waiting_for,
-         c.token_hash, c.kind, c.terms, c.decided
+         c.token_hash, c.kind, c.terms, c.decided, c.open
   from ${table} j join users u on u.id = j.user_id
   left join lateral (
-    select token_hash, kind, terms, outcome is not null as decided from task_callbacks c
-    where c.job_id = j.job_id and c.kind <> 'http' and c.parked_at is not null and c.resolution is null
+    select token_hash, kind, terms, outcome is not null as decided, resolution is null as open from task_callbacks c
+    where c.job_id = j.job_id and c.kind <> 'http' and c.parked_at is not null
     order by c.created_at desc limit 1
   ) c on true
   where ${where}`;
@@ -84,7 +85,7 @@ const target = (r: TargetRow): WaitTarget => ({
   ownerName: r.owner_name,
   status: r.status,
   waitingFor: r.waiting_for,
-  wait: r.token_hash === null ? null : { tokenHash: r.token_hash, kind: r.kind!, terms: r.terms, decided: r.decided === true },
+  wait: r.token_hash === null ? null : { tokenHash: r.token_hash, kind: r.kind!, terms: r.terms, decided: r.decided === true, open: r.open === true },
 });
 
 /** The job of this row id (a flow's job or a single job, anyone's: the caller decides who may see it). */
@@ -102,7 +103,7 @@ export async function findSignalWaits(db: Db, userId: string, key: string, limit
   const rows = await db.$client.unsafe<(TargetRow & { created_at: Date })[]>(
     `select c.table_name as tbl, coalesce(fj.id, jb.id) as id, c.job_id, c.user_id, '' as owner_name,
             coalesce(fj.status, jb.status) as status, coalesce(fj.waiting_for, jb.waiting_for) as waiting_for,
-            c.token_hash, c.kind, c.terms, false as decided
+            c.token_hash, c.kind, c.terms, false as decided, true as open
      from task_callbacks c
      left join flow_jobs fj on c.table_name = 'flow_jobs' and fj.job_id = c.job_id
      left join jobs jb on c.table_name = 'jobs' and jb.job_id = c.job_id
