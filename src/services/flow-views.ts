@@ -90,7 +90,9 @@ export function jobView(r: {
   if (r.parkedUntil && r.status === "active") {
     if (r.waitingFor && isWaitingReason(r.waitingFor)) {
       const until = shownUntil(r.parkedUntil);
-      view.waitingFor = { reason: r.waitingFor, ...(until ? { until } : {}) };
+      // A signal step's key is its data's: what POST /v1/signals names.
+      const key = r.waitingFor === "signal" ? (r.data as { key?: unknown }).key : undefined;
+      view.waitingFor = { reason: r.waitingFor, ...(typeof key === "string" ? { key } : {}), ...(until ? { until } : {}) };
     } else view.callbackUntil = r.parkedUntil.toISOString();
   }
   if (r.key) view.key = r.key;

@@ -1,7 +1,8 @@
 import { storeOutcome, type StoredCallback } from "../db/queries/http-tasks";
-import { findSignalWaits, findWaitTarget, rotateWaitToken, type WaitTarget } from "../db/queries/waits";
+import { findSignalWaits, findWaitTarget, openApprovals, rotateWaitToken, type WaitTarget } from "../db/queries/waits";
 import type { ApprovalDecision, CallbackOutcome } from "../db/schema";
 import { Conflict, Forbidden, NotFound } from "../errors";
+import { shownUntil } from "../scheduling/waiting-for";
 import { isFinished } from "../statuses";
 import type { ServiceDeps } from "./deps";
 import { checkPayload } from "./signal-payloads";
@@ -108,4 +109,37 @@ async function store(deps: Deps, target: WaitTarget, tokenHash: string, outcome:
   }
   await wakeParked(deps.producer, stored);
   return stored;
+}
+
+export interface ApprovalView {
+  id: string;
+  jobId: string;
+  flowId?: string;
+  key?: string;
+  owner: string;
+  prompt: string;
+  approvers?: string[];
+  since: string;
+  until?: string;
+}
+
+/** What waits for this user's decision ("Approvals"): steps naming them, and their own naming nobody. */
+export async function listApprovals(deps: Pick<ServiceDeps, "db">, user: AuthUser, limit = 100): Promise<{ items: ApprovalView[] }> {
+  const rows = await openApprovals(deps.db, user.userId, user.userName, limit);
+  return {
+    items: rows.map((r) => {
+      const until = shownUntil(r.deadline);
+      return {
+        id: r.id,
+        jobId: r.jobId,
+        ...(r.flowId ? { flowId: r.flowId } : {}),
+        ...(r.key ? { key: r.key } : {}),
+        owner: r.owner,
+        prompt: r.terms.prompt ?? "",
+        ...(r.terms.approvers ? { approvers: r.terms.approvers } : {}),
+        since: r.since.toISOString(),
+        ...(until ? { until } : {}),
+      };
+    }),
+  };
 }

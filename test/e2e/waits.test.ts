@@ -33,7 +33,7 @@ async function createGraph(jobs: GraphJob[]) {
 async function flow(id: string) {
   const res = await http()("GET", `/v1/flows/${id}`);
   expect(res.status).toBe(200);
-  return res.body as { status: string; jobs: { id: string; key: string; status: string; result: any; error: any; waitingFor?: { reason: string; until?: string } }[] };
+  return res.body as { status: string; jobs: { id: string; key: string; status: string; result: any; error: any; waitingFor?: { reason: string; key?: string; until?: string } }[] };
 }
 
 const finished = (id: string, ms = 30_000) =>
@@ -82,7 +82,7 @@ describe("signal steps", () => {
     const other = await c.newUser("mallory");
     const otherFlow = await http()("POST", "/v1/flows", { name: "o", jobs: signalGraph({ key }) }, { token: other });
     expect(otherFlow.status).toBe(201);
-    await parked(a.id, "pay", "signal");
+    expect((await parked(a.id, "pay", "signal")).waitingFor).toEqual({ reason: "signal", key });
     await parked(b.id, "pay", "signal");
     const res = await http()("POST", "/v1/signals", { key, payload: { via: "key" } });
     expect(res.status).toBe(200);
@@ -98,6 +98,21 @@ describe("signal steps", () => {
     const none = await http()("POST", "/v1/signals", { key: "nobody-waits", payload: 1 });
     expect(none.status).toBe(200);
     expect(none.body.jobs).toEqual([]);
+  });
+
+  test("a single job waits for its signal like a flow's step", async () => {
+    const created = await http()("POST", "/v1/jobs", { name: "signal", data: { timeoutMs: 60_000 } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    await waitFor(async () => (await http()("GET", `/v1/jobs/${id}`)).body.waitingFor?.reason === "signal", 20_000, "the job to wait");
+    const view = (await http()("GET", `/v1/jobs/${id}`)).body;
+    expect(view.status).toBe("active");
+    expect(Date.parse(view.waitingFor.until)).toBeGreaterThan(Date.now() + 50_000);
+    expect((await http()("POST", `/v1/jobs/${id}/signal`, { payload: [1, 2] })).status).toBe(200);
+    const done = await http()("GET", `/v1/jobs/${id}?wait=10`);
+    expect(done.body.status).toBe("completed");
+    expect(done.body.result).toEqual([1, 2]);
+    expect(done.body.waitingFor).toBeUndefined();
   });
 
   test("a signal step's timeout fails it with code timed_out, and its flow fails", async () => {
@@ -160,6 +175,12 @@ describe("approval steps", () => {
   test("a named approver approves: the decision (who, when, comment) is the step's result, in its event and webhook, and the flow goes on", async () => {
     const f = await createGraph(approvalGraph({ approvers: ["bob"] }));
     const step = await parked(f.id, "ok", "approval");
+    // It is in bob's Approvals, not in carol's nor in its owner's (who is not named).
+    const listed = await http()("GET", "/v1/approvals", undefined, { token: bob });
+    expect(listed.status).toBe(200);
+    expect(listed.body.items.find((a: { id: string }) => a.id === step.id)).toMatchObject({ flowId: f.id, key: "ok", owner: "alice", prompt: "Deploy v2?", approvers: ["bob"] });
+    for (const token of [carol, c.token])
+      expect((await http()("GET", "/v1/approvals", undefined, { token })).body.items.some((a: { id: string }) => a.id === step.id)).toBe(false);
     // carol is no approver and not the owner: as for any other user's job, 404. alice owns it but is not named: 403.
     const byCarol = await http()("POST", `/v1/jobs/${step.id}/approve`, {}, { token: carol });
     expect(byCarol.status).toBe(404);
@@ -187,7 +208,9 @@ describe("approval steps", () => {
   test("a rejection fails the step with code rejected and fails the flow; the decision stays on the job and goes out as its event and webhook", async () => {
     const f = await createGraph(approvalGraph({}));
     const step = await parked(f.id, "ok", "approval");
-    // No approvers named: only the owner decides; another user's token is 404.
+    // No approvers named: only the owner decides (and sees it in Approvals); another user's token is 404.
+    expect((await http()("GET", "/v1/approvals")).body.items.some((a: { id: string }) => a.id === step.id)).toBe(true);
+    expect((await http()("GET", "/v1/approvals", undefined, { token: bob })).body.items.some((a: { id: string }) => a.id === step.id)).toBe(false);
     expect((await http()("POST", `/v1/jobs/${step.id}/reject`, {}, { token: bob })).status).toBe(404);
     const res = await http()("POST", `/v1/jobs/${step.id}/reject`, { comment: "not today" });
     expect(res.status).toBe(200);

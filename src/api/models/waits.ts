@@ -31,3 +31,17 @@ export const CompletionUrlSchema = t.Object({
   jobId: t.String(),
   url: t.String({ description: "POST `{ \"result\": … }` here, without a token, to complete the step once; a newer URL replaces it" }),
 });
+
+export const ApprovalSchema = t.Object({
+  id: t.String({ description: "the step's job row id: POST /v1/jobs/:id/approve or /reject" }),
+  jobId: t.String(),
+  flowId: t.Optional(t.String()),
+  key: t.Optional(t.String({ description: "a graph flow's step: its key" })),
+  owner: t.String({ description: "the user whose flow or job it is" }),
+  prompt: t.String(),
+  approvers: t.Optional(t.Array(t.String())),
+  since: t.String({ format: "date-time", description: "when it started waiting" }),
+  until: t.Optional(t.String({ format: "date-time", description: "when it times out" })),
+});
+
+export const ApprovalListSchema = t.Object({ items: t.Array(ApprovalSchema) });

@@ -2,11 +2,11 @@ import { Elysia } from "elysia";
 import type { Config } from "../../config";
 import type { ServiceDeps } from "../../services/deps";
 import type { Authenticate } from "../../services/tokens";
-import { completionUrl, decide, signalJob, signalKey } from "../../services/waits";
+import { completionUrl, decide, listApprovals, signalJob, signalKey } from "../../services/waits";
 import { authPlugin } from "../plugins/auth";
 import { IdParams } from "../models/common";
 import { errorResponses } from "../models/errors";
-import { CompletionUrlSchema, DecisionBody, KeySignalAnswerSchema, KeySignalBody, SignalBody, WaitAnswerSchema } from "../models/waits";
+import { ApprovalListSchema, CompletionUrlSchema, DecisionBody, KeySignalAnswerSchema, KeySignalBody, SignalBody, WaitAnswerSchema } from "../models/waits";
 
 /**
  * Ending wait steps (services/waits.ts): signals by job or by key, approvals' decisions, and a
@@ -37,6 +37,10 @@ export const waitRoutes = (deps: Pick<ServiceDeps, "db" | "producer"> & { config
       body: DecisionBody,
       response: { 200: WaitAnswerSchema, ...errorResponses(403, 404, 409, 413) },
       detail: { operationId: "rejectJob", summary: "Reject a waiting `approval` step: it fails with code `rejected` (its flow's policy decides the rest)" },
+    })
+    .get("/approvals", async ({ user }) => await listApprovals(deps, user), {
+      response: { 200: ApprovalListSchema, ...errorResponses() },
+      detail: { operationId: "listApprovals", summary: "Approval steps waiting for your decision (naming you, or yours naming nobody), newest first (at most 100)" },
     })
     .post(
       "/jobs/:id/completion-url",

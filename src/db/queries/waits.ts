@@ -198,3 +198,47 @@ export async function wakeWaitStep(db: Db, jobId: string, attempt: number): Prom
   );
   return row && { tokenHash: row.token_hash, tableName: row.table_name, kind: row.kind, outcome: row.outcome, deadline: new Date(row.deadline), ended: row.ended };
 }
+
+/** An open approval as `GET /v1/approvals` lists it. */
+export interface OpenApproval {
+  id: string;
+  jobId: string;
+  flowId: string | null;
+  key: string | null;
+  owner: string;
+  terms: WaitTerms;
+  since: Date;
+  deadline: Date;
+}
+
+/**
+ * The open approvals `userName` may decide: those naming them, and their own (`userId`'s) naming
+ * nobody. Newest first, at most `limit`.
+ */
+export async function openApprovals(db: Db, userId: string, userName: string, limit: number): Promise<OpenApproval[]> {
+  const rows = await db.$client.unsafe<
+    { id: string; job_id: string; flow_id: string | null; key: string | null; owner: string; terms: WaitTerms; created_at: Date; deadline: Date }[]
+  >(
+    `select coalesce(fj.id, jb.id) as id, c.job_id, fj.flow_id, fj.key, u.name as owner, c.terms, c.created_at, c.deadline
+     from task_callbacks c
+     join users u on u.id = c.user_id
+     left join flow_jobs fj on c.table_name = 'flow_jobs' and fj.job_id = c.job_id
+     left join jobs jb on c.table_name = 'jobs' and jb.job_id = c.job_id
+     where c.kind = 'approval' and c.resolution is null and c.outcome is null and c.parked_at is not null
+       and coalesce(fj.status, jb.status) = 'active'
+       and ((c.user_id = $1 and c.terms->'approvers' is null) or coalesce(c.terms->'approvers', '[]'::jsonb) ? $2)
+     order by c.created_at desc limit $3`,
+    [userId, userName, limit],
+    { prepare: true },
+  );
+  return rows.map((r: (typeof rows)[number]) => ({
+    id: r.id,
+    jobId: r.job_id,
+    flowId: r.flow_id,
+    key: r.key,
+    owner: r.owner,
+    terms: r.terms,
+    since: new Date(r.created_at),
+    deadline: new Date(r.deadline),
+  }));
+}

@@ -64,6 +64,8 @@ export const taskCallbacks = pgTable(
     index("task_callbacks_created_idx").on(t.createdAt),
     // `POST /v1/signals`: the user's open waits on one key.
     index("task_callbacks_signal_idx").on(t.userId, t.signalKey).where(sql`${t.signalKey} is not null and ${t.resolution} is null`),
+    // `GET /v1/approvals`: the open approvals, few at any time.
+    index("task_callbacks_approvals_idx").on(t.createdAt).where(sql`${t.kind} = 'approval' and ${t.resolution} is null`),
   ],
 );
 
