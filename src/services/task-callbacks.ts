@@ -4,6 +4,8 @@ import type { Db } from "../db/client";
 import { beat, findCallback, storeOutcome, type CallbackTarget, type StoredCallback } from "../db/queries/http-tasks";
 import { waitTermsOf } from "../db/queries/waits";
 import { AppError, Conflict } from "../errors";
+import type { Logger } from "../log";
+import { addReleased } from "../scheduling/release";
 import { checkPayload } from "./signal-payloads";
 import type { Producer } from "../queues";
 import { isFinished } from "../statuses";
@@ -45,7 +47,7 @@ export interface CallbackAnswer {
  * single-use URL still waits (one statement), then wakes the parked job so a worker applies the
  * outcome at once instead of at its deadline. A refusal reads the row again to say why.
  */
-export async function applyCallback(deps: { db: Db; producer: Producer }, token: string, input: CallbackInput): Promise<CallbackAnswer> {
+export async function applyCallback(deps: { db: Db; producer: Producer; log?: Logger }, token: string, input: CallbackInput): Promise<CallbackAnswer> {
   if (!TOKEN.test(token)) throw new CallbackNotFound();
   const hash = hashCallbackToken(token);
   // A signal step's completion URL: its result must match the step's schema like a signal's payload.
@@ -67,6 +69,7 @@ export async function applyCallback(deps: { db: Db; producer: Producer }, token:
   // worker, and the job parked since under a later call of the same attempt (same webhook-id, which
   // a service that dedups acknowledges and reports on the first URL). The re-run claims this outcome.
   if (input.kind !== "heartbeat") await wakeParked(deps.producer, done);
+  if (deps.log) await addReleased({ db: deps.db, producer: deps.producer, log: deps.log }, done.released);
   return { jobId: done.jobId, accepted: input.kind, ...(done.heartbeatDeadline && input.kind === "heartbeat" ? { heartbeatBy: done.heartbeatDeadline.toISOString() } : {}) };
 }
 

@@ -2,6 +2,7 @@ import { storeOutcome, type StoredCallback } from "../db/queries/http-tasks";
 import { findSignalWaits, findWaitTarget, openApprovals, rotateWaitToken, type WaitTarget } from "../db/queries/waits";
 import type { ApprovalDecision, CallbackOutcome } from "../db/schema";
 import { Conflict, Forbidden, NotFound } from "../errors";
+import { addReleased } from "../scheduling/release";
 import { shownUntil } from "../scheduling/waiting-for";
 import { isFinished } from "../statuses";
 import type { ServiceDeps } from "./deps";
@@ -16,7 +17,7 @@ import type { AuthUser } from "./tokens";
  * written `completed` at once) and promotes the parked job, whose re-run applies it.
  */
 
-type Deps = Pick<ServiceDeps, "db" | "producer" | "config">;
+type Deps = Pick<ServiceDeps, "db" | "producer" | "config" | "log">;
 
 export interface WaitAnswer {
   id: string;
@@ -46,6 +47,7 @@ export async function signalKey(deps: Deps, user: AuthUser, key: string, payload
     const stored = await storeOutcome(deps.db, w.wait!.tokenHash, { kind: "complete", result: payload });
     if (!stored) continue; // ended meanwhile (timed out, cancelled, signalled by id)
     await wakeParked(deps.producer, stored);
+    await addReleased(deps, stored.released);
     jobs.push(w.id);
   }
   return { key, jobs };
@@ -108,6 +110,8 @@ async function store(deps: Deps, target: WaitTarget, tokenHash: string, outcome:
     throw notWaiting(now ?? target, target.wait?.kind ?? "signal");
   }
   await wakeParked(deps.producer, stored);
+  // Its dependents, released in the same statement, start now rather than after the recorder sees BullMQ's completion.
+  await addReleased(deps, stored.released);
   return stored;
 }
 

@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import type { Config } from "../../config";
 import type { Db } from "../../db/client";
+import type { Logger } from "../../log";
 import { RateLimited } from "../../errors";
 import type { Producer } from "../../queues";
 import { rotateUserSigningSecret, showSigningSecret } from "../../services/signing-secrets";
@@ -11,7 +12,7 @@ import { errorResponses, publicErrorResponses } from "../models/errors";
 import { CallbackAnswerSchema, CallbackParams, CompleteCallbackBody, FailCallbackBody, SigningSecretSchema } from "../models/http-tasks";
 import { createRateLimiter } from "../rate-limit";
 
-type Deps = { config: Config; db: Db; producer: Producer; authenticate: Authenticate };
+type Deps = { config: Config; db: Db; producer: Producer; authenticate: Authenticate; log?: Logger };
 
 /** The signing secret of `http` task requests: shown, and rotated with a 24 h overlap. */
 export const signingSecretRoutes = (deps: Deps) =>

@@ -12,7 +12,7 @@ import { ApprovalListSchema, CompletionUrlSchema, DecisionBody, KeySignalAnswerS
  * Ending wait steps (services/waits.ts): signals by job or by key, approvals' decisions, and a
  * signal step's completion URL for a third party. `:id` is a job's row id, a flow's job or a single job.
  */
-export const waitRoutes = (deps: Pick<ServiceDeps, "db" | "producer"> & { config: Config; authenticate: Authenticate }) =>
+export const waitRoutes = (deps: Pick<ServiceDeps, "db" | "producer" | "log"> & { config: Config; authenticate: Authenticate }) =>
   new Elysia({ prefix: "/v1", detail: { tags: ["waits"] } })
     .use(authPlugin(deps.authenticate))
     .post("/jobs/:id/signal", async ({ user, params, body }) => await signalJob(deps, user, params.id, body.payload ?? null), {

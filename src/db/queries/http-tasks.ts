@@ -2,6 +2,7 @@ import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
 import { taskCallbacks, type ApprovalDecision, type CallbackOutcome } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
+import { GRAPH_STEPS } from "./graph-release";
 
 export type TrackedJobTable = "flow_jobs" | "jobs";
 
@@ -250,10 +251,21 @@ const STILL_WAITING = `c.token_hash = $1 and c.outcome is null and c.resolution 
     select 1 from jobs j where c.table_name = 'jobs' and j.job_id = c.job_id and j.status not in (${sqlLiterals(FINISHED_STATUSES)}))`;
 
 /** The job's shard (its BullMQ key prefix), from its row: null is the plain prefix. */
-export type StoredCallback = { jobId: string; queueName: string; shard: number | null; parked: boolean; heartbeatDeadline: Date | null };
-type StoredRow = { job_id: string; queue_name: string; shard: number | null; parked: boolean; heartbeat_deadline: string | null };
+export type StoredCallback = {
+  jobId: string; queueName: string; shard: number | null; parked: boolean; heartbeatDeadline: Date | null;
+  /** Graph jobs the outcome released (row ids), to add to Redis after the commit (scheduling/release.ts). */
+  released: string[];
+};
+type StoredRow = { job_id: string; queue_name: string; shard: number | null; parked: boolean; heartbeat_deadline: string | null; released?: string[] };
 const stored = (r: StoredRow | undefined): StoredCallback | undefined =>
-  r && { jobId: r.job_id, queueName: r.queue_name, shard: r.shard, parked: r.parked, heartbeatDeadline: r.heartbeat_deadline === null ? null : new Date(r.heartbeat_deadline) };
+  r && {
+    jobId: r.job_id,
+    queueName: r.queue_name,
+    shard: r.shard,
+    parked: r.parked,
+    heartbeatDeadline: r.heartbeat_deadline === null ? null : new Date(r.heartbeat_deadline),
+    released: r.released ?? [],
+  };
 const STORED_COLUMNS = `job_id, queue_name, parked_at is not null as parked, heartbeat_deadline,
   coalesce((select shard from flow_jobs j where c.table_name = 'flow_jobs' and j.job_id = c.job_id),
            (select shard from jobs j where c.table_name = 'jobs' and j.job_id = c.job_id))::int as shard`;
@@ -267,7 +279,7 @@ const STORED_COLUMNS = `job_id, queue_name, parked_at is not null as parked, hea
  * recorder writes BullMQ's own completion: the wake-up's stale states are not written over it.
  */
 const STORE_OUTCOME = (table: TrackedJobTable) => `
-  with wanted as (
+  with recursive wanted as (
     select job_id, attempt from task_callbacks
     where token_hash = $1 and table_name = '${table}' and outcome is null and resolution is null
   ),
@@ -281,20 +293,23 @@ const STORE_OUTCOME = (table: TrackedJobTable) => `
     where c.token_hash = $1 and c.outcome is null and c.resolution is null and exists (select 1 from locked)
     returning ${STORED_COLUMNS}
   ),
-  done as (
+  ${table === "flow_jobs" ? "fj" : "completes"} as (
     update ${table} t set status = 'completed', result = $2::jsonb -> 'result', error = null, updated_at = now(), finished_at = now(),
       parked_until = coalesce(t.parked_until, now()),
       attempts_made = greatest(t.attempts_made, t.attempts_base + (select attempt from wanted) + 1)
     where $2::jsonb ->> 'kind' = 'complete' and t.id in (select id from locked) and exists (select 1 from cb)
-    returning 1
+    returning ${table === "flow_jobs" ? "t.id, t.flow_id, t.status, t.key, t.opts" : "1"}
   ),
+  -- A graph job completed here releases its dependents in the same statement, as the recorder's
+  -- batch does (graph-release.ts): they start now, not after BullMQ's completion reaches the recorder.
+  ${table === "flow_jobs" ? GRAPH_STEPS : "released as (select null::text as id where false)"},
   -- A rejected approval's decision is kept on the job as its result (a failed job keeps its result).
   kept as (
     update ${table} t set result = $3::jsonb, updated_at = now()
     where $3::jsonb is not null and $2::jsonb ->> 'kind' = 'fail' and t.id in (select id from locked) and exists (select 1 from cb)
     returning 1
   )
-  select cb.*, (select count(*) from done) + (select count(*) from kept) as done from cb`;
+  select cb.*, (select coalesce(jsonb_agg(id), '[]'::jsonb) from released) as released from cb`;
 
 /**
  * Stores a callback's outcome if it still waits (see STORE_OUTCOME); two callbacks at once take
