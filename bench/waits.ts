@@ -78,19 +78,26 @@ export async function benchWaits() {
     ws.send({ op: "subscribe", all: true });
     await ws.next((m) => m.type === "subscribed");
     const delays: number[] = [];
+    const sentAt = new Map<string, number>();
     for (const f of flows) {
       const sent = performance.now();
+      sentAt.set(f.id, Date.now());
       const res = await api.http("POST", `/v1/jobs/${f.signalId}/signal`, { payload: { i: 1 } });
       if (res.status !== 200) throw new Error(`signal answered ${res.status}`);
       await ws.next((m) => m.type === "event" && m.flowId === f.id && m.data?.key === "d" && (m.status === "active" || m.status === "completed"), 10_000);
       delays.push(performance.now() - sent);
     }
     ws.close();
+    // When each dependent actually started (BullMQ's `active`, Redis's clock on this machine), not when its event arrived.
+    const starts = await cluster.database.sql<{ flow_id: string; started_at: Date }[]>`
+      select flow_id, started_at from flow_jobs where key = 'd' and flow_id in ${cluster.database.sql(flows.map((f) => f.id))}`;
+    const startDelays = starts.map((r) => new Date(r.started_at).getTime() - sentAt.get(r.flow_id)!);
 
     console.log(`${STEPS} signal steps parked in ${(parkMs / 1000).toFixed(1)} s (${(STEPS / (parkMs / 1000)).toFixed(0)}/s)`);
     console.log(`worker RSS       idle ${idleRss.toFixed(0)} MiB, with ${STEPS} parked ${parkedRss.toFixed(0)} MiB (+${(parkedRss - idleRss).toFixed(0)} MiB; goal ≤ +50), peak ${peakRss.toFixed(0)} MiB (${ratio(peakRss, idleRss)} idle)`);
     console.log(`Redis (prefix)   idle ${idleRedis.toFixed(1)} MiB, with ${STEPS} parked ${parkedRedis.toFixed(1)} MiB (+${(parkedRedis - idleRedis).toFixed(1)} MiB; goal ≤ 20)`);
-    console.log(`signal → dependent started (${delays.length})  p50 ${percentile(delays, 50).toFixed(1)} ms  p90 ${percentile(delays, 90).toFixed(1)} ms  p99 ${percentile(delays, 99).toFixed(1)} ms (goal p50 ≤ 20)`);
+    console.log(`signal sent → dependent started_at (${startDelays.length})  p50 ${percentile(startDelays, 50).toFixed(1)} ms  p90 ${percentile(startDelays, 90).toFixed(1)} ms (goal p50 ≤ 20)`);
+    console.log(`signal → dependent's job.updated on a socket (${delays.length})  p50 ${percentile(delays, 50).toFixed(1)} ms  p90 ${percentile(delays, 90).toFixed(1)} ms  p99 ${percentile(delays, 99).toFixed(1)} ms (goal p50 ≤ 20)`);
   } finally {
     await cluster.stop();
   }

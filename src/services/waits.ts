@@ -46,8 +46,8 @@ export async function signalKey(deps: Deps, user: AuthUser, key: string, payload
   for (const w of waits) {
     const stored = await storeOutcome(deps.db, w.wait!.tokenHash, { kind: "complete", result: payload });
     if (!stored) continue; // ended meanwhile (timed out, cancelled, signalled by id)
-    await wakeParked(deps.producer, stored);
     await addReleased(deps, stored.released);
+    await wakeParked(deps.producer, stored);
     jobs.push(w.id);
   }
   return { key, jobs };
@@ -109,9 +109,10 @@ async function store(deps: Deps, target: WaitTarget, tokenHash: string, outcome:
     if (now?.wait?.decided) throw new Conflict("already_decided", "The step was signalled or decided already; the first one stays.");
     throw notWaiting(now ?? target, target.wait?.kind ?? "signal");
   }
-  await wakeParked(deps.producer, stored);
-  // Its dependents, released in the same statement, start now rather than after the recorder sees BullMQ's completion.
+  // Its dependents, released in the same statement, start now rather than after the recorder sees
+  // BullMQ's completion; they go first, the step's own wake-up only tidies up after it.
   await addReleased(deps, stored.released);
+  await wakeParked(deps.producer, stored);
   return stored;
 }
 
