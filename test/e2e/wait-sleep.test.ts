@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { startCluster, type Cluster } from "../helpers/cluster";
+import { deletePrefix } from "../helpers/redis";
 import { waitFor } from "../helpers/wait";
 
 /**
@@ -12,7 +13,7 @@ import { waitFor } from "../helpers/wait";
 let c: Cluster;
 
 beforeAll(async () => {
-  c = await startCluster({ tag: "sleep", env: { WORKER_CONCURRENCY: "2" } });
+  c = await startCluster({ tag: "sleep", env: { WORKER_CONCURRENCY: "2", FLOWD_RECONCILE_INTERVAL_MS: "1000" } });
 }, 120_000);
 afterAll(async () => {
   await c?.stop();
@@ -97,5 +98,32 @@ describe("durable sleep", () => {
     expect(row!.status).toBe("completed");
     expect(Number(row!.late_ms)).toBeGreaterThanOrEqual(0);
     expect(Number(row!.late_ms)).toBeLessThan(1_000);
+  }, 60_000);
+
+  test("Redis losing every key: a sleep still wakes on time and a signal still completes its step (the reconciler re-adds both parked)", async () => {
+    const sleeper = await http()("POST", "/v1/jobs", { name: "wait", data: { for: "6s" } });
+    const waiter = await http()("POST", "/v1/jobs", { name: "signal", data: {} });
+    for (const id of [sleeper.body.id, waiter.body.id])
+      await waitFor(async () => (await http()("GET", `/v1/jobs/${id}`)).body.waitingFor !== undefined, 15_000, `${id} to park`);
+    await deletePrefix(c.prefix);
+    // Re-added by the reconciler, each wakes, finds its wait and parks again.
+    await waitFor(async () => {
+      const rows = await c.database.db.execute<{ n: number }>(
+        sql`select count(*)::int as n from task_callbacks where job_id in (${sleeper.body.id}, ${waiter.body.id}) and resolution is null`,
+      );
+      const views = await Promise.all([sleeper.body.id, waiter.body.id].map(async (id) => (await http()("GET", `/v1/jobs/${id}`)).body.status));
+      return rows[0]!.n === 2 && views.every((s) => s === "active");
+    }, 10_000, "both still waiting");
+    await Bun.sleep(2_500); // past a reconcile pass or two: the signal must find the job re-added or re-add it
+    const signalled = await http()("POST", `/v1/jobs/${waiter.body.id}/signal`, { payload: "after the loss" });
+    expect(signalled.status).toBe(200);
+    await allFinished([sleeper.body.id, waiter.body.id], 20_000);
+    const [row] = await lateness([sleeper.body.id]);
+    console.log(`sleep across a Redis loss: late by ${Number(row!.late_ms).toFixed(0)} ms`);
+    expect(row!.status).toBe("completed");
+    expect(Number(row!.late_ms)).toBeLessThan(1_000);
+    const signalView = (await http()("GET", `/v1/jobs/${waiter.body.id}`)).body;
+    expect(signalView.status).toBe("completed");
+    expect(signalView.result).toBe("after the loss");
   }, 60_000);
 });
