@@ -28,7 +28,8 @@ export class WaitRequest {
   constructor(
     readonly reason: "sleep" | "signal" | "approval",
     readonly until: Date | null,
-    readonly terms: { key?: string; schema?: unknown; prompt?: string; approvers?: string[]; timeoutMs?: number } = {},
+    /** `result`: what the step returns when its sleep ends (a `wait`'s is `{ waitedUntil }`). */
+    readonly terms: { key?: string; schema?: unknown; prompt?: string; approvers?: string[]; timeoutMs?: number; result?: unknown } = {},
   ) {}
 }
 

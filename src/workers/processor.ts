@@ -56,7 +56,7 @@ export function createProcessor(
         ? await runUserCode(module, ctx, abort)
         : job.name === "http" && httpTask
           ? await httpTask(job, token, ctx, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
-          : isWaitStep(job.name) && waitStep
+          : (isWaitStep(job.name) || job.name === "sleep") && waitStep
             ? await waitStep(job, token, ctx, (c) => handlers[job.name as HandlerName].run(c as Parameters<Handler["run"]>[0]))
             : await handlers[job.name as keyof typeof handlers].run(ctx);
       if (config.maxResultBytes !== undefined) checkResultSize(result, config.maxResultBytes);

@@ -35,18 +35,18 @@ export function createWaitSteps(deps: { db: Db }) {
     if (job.attemptsStarted > job.attemptsMade + 1 || (meta.resumesParked && job.attemptsMade === 0)) {
       const woken = await wakeWaitStep(deps.db, jobId, attempt);
       if (woken?.ended && woken.outcome) return apply(woken.outcome);
-      if (woken?.ended) return { waitedUntil: woken.deadline.toISOString() };
+      if (woken?.ended) return slept(woken);
       if (woken) return wake(job, token, woken);
       // The worker that ended this wait died before BullMQ recorded the attempt: end it the same way.
       const ended = await findEnded(deps.db, jobId, attempt);
       if (ended?.outcome) return apply(ended.outcome);
-      if (ended?.resolution === "completed") return { waitedUntil: ended.deadline.toISOString() };
+      if (ended?.resolution === "completed") return slept(ended);
       if (ended?.resolution === "timed_out") throw timedOut(ended.deadline);
     }
     const request = await call(ctx);
     if (!(request instanceof WaitRequest)) return request;
     // An `until` already past runs at once: nothing to park for.
-    if (request.reason === "sleep" && request.until && request.until.getTime() <= Date.now()) return { waitedUntil: request.until.toISOString() };
+    if (request.reason === "sleep" && request.until && request.until.getTime() <= Date.now()) return slept({ deadline: request.until, terms: request.terms });
     const deadline = request.until ?? new Date(Date.now() + NO_DEADLINE_MS);
     const { key, ...terms } = request.terms;
     const parked = await parkWaitStep(deps.db, {
@@ -71,7 +71,7 @@ export function createWaitSteps(deps: { db: Db }) {
     throw new DelayedError();
   }
 
-  async function wake(job: Job, token: string | undefined, parked: Pick<WokenWait, "tableName" | "tokenHash" | "outcome" | "deadline" | "kind">): Promise<unknown> {
+  async function wake(job: Job, token: string | undefined, parked: Pick<WokenWait, "tableName" | "tokenHash" | "outcome" | "deadline" | "kind" | "terms">): Promise<unknown> {
     const table = parked.tableName as TrackedJobTable;
     const jobId = job.id!;
     if (parked.outcome) return end(table, jobId, parked.tokenHash, parked.outcome);
@@ -80,7 +80,7 @@ export function createWaitSteps(deps: { db: Db }) {
     if (parked.kind === "sleep") {
       // Stays parked until the recorder writes `completed`, like a completed callback.
       await endWait(deps.db, { tokenHash: parked.tokenHash, table, jobId, resolution: "completed", unpark: false });
-      return { waitedUntil: parked.deadline.toISOString() };
+      return slept(parked);
     }
     if (await endWait(deps.db, { tokenHash: parked.tokenHash, table, jobId, resolution: "timed_out", unpark: true })) throw timedOut(parked.deadline, parked.kind);
     // A signal or decision won the race with the deadline: apply it.
@@ -96,6 +96,9 @@ export function createWaitSteps(deps: { db: Db }) {
     return apply(outcome);
   }
 }
+
+/** A sleep's result: the one its handler asked for (the durable `sleep`'s `{ slept }`), else `{ waitedUntil }`. */
+const slept = (w: Pick<WokenWait, "deadline" | "terms">) => (w.terms?.result !== undefined ? w.terms.result : { waitedUntil: w.deadline.toISOString() });
 
 const attemptOf = (job: Job) => (readJob(job).meta.attemptsCarried ?? 0) + job.attemptsMade;
 

@@ -74,6 +74,18 @@ describe("durable sleep", () => {
     expect(done.body.result).toEqual({ waitedUntil: "2020-01-01T00:00:00.000Z" });
   });
 
+  test("the sleep handler parks from a minute on: no slot held, the same wait as a `wait` step", async () => {
+    const res = await http()("POST", "/v1/jobs", { name: "sleep", data: { ms: 120_000 } });
+    const view = await waitFor(async () => {
+      const v = (await http()("GET", `/v1/jobs/${res.body.id}`)).body;
+      return v.waitingFor?.reason === "sleep" ? v : null;
+    }, 15_000, "the sleep to park");
+    expect(Date.parse(view.waitingFor.until) - Date.now()).toBeGreaterThan(100_000);
+    const [w] = await c.database.db.execute<{ terms: { result: unknown } }>(sql`select terms from task_callbacks where job_id = ${res.body.id}`);
+    expect(w!.terms.result).toEqual({ slept: 120_000 });
+    expect((await http()("POST", `/v1/jobs/${res.body.id}/cancel`)).body.status).toBe("cancelled");
+  });
+
   test("a cancel ends a sleep at once", async () => {
     const res = await http()("POST", "/v1/jobs", { name: "wait", data: { for: "1h" } });
     await waitFor(async () => (await http()("GET", `/v1/jobs/${res.body.id}`)).body.waitingFor?.reason === "sleep", 15_000, "the sleep to park");

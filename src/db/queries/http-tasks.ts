@@ -1,6 +1,6 @@
 import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
-import { taskCallbacks, type ApprovalDecision, type CallbackOutcome } from "../schema";
+import { taskCallbacks, type ApprovalDecision, type CallbackOutcome, type WaitTerms } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 import { GRAPH_STEPS } from "./graph-release";
 
@@ -135,9 +135,19 @@ export async function hasUnclaimedOutcome(db: DbOrTx, jobId: string, attempt: nu
  * The wait of one job attempt that already ended (a worker applied its outcome or its timeout) but
  * whose attempt BullMQ never finished: the worker died between the two, and the job ran again.
  */
-export async function findEnded(db: DbOrTx, jobId: string, attempt: number): Promise<Pick<ParkedCallback, "outcome" | "deadline" | "heartbeatDeadline"> & { resolution: string } | undefined> {
+export async function findEnded(
+  db: DbOrTx,
+  jobId: string,
+  attempt: number,
+): Promise<(Pick<ParkedCallback, "outcome" | "deadline" | "heartbeatDeadline"> & { resolution: string; terms: WaitTerms | null }) | undefined> {
   const [row] = await db
-    .select({ outcome: taskCallbacks.outcome, resolution: taskCallbacks.resolution, deadline: taskCallbacks.deadline, heartbeatDeadline: taskCallbacks.heartbeatDeadline })
+    .select({
+      outcome: taskCallbacks.outcome,
+      resolution: taskCallbacks.resolution,
+      deadline: taskCallbacks.deadline,
+      heartbeatDeadline: taskCallbacks.heartbeatDeadline,
+      terms: taskCallbacks.terms,
+    })
     .from(taskCallbacks)
     .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNotNull(taskCallbacks.resolution), isNotNull(taskCallbacks.parkedAt)))
     .orderBy(desc(taskCallbacks.resolvedAt))

@@ -160,6 +160,7 @@ export interface WokenWait {
   kind: string;
   outcome: CallbackOutcome | null;
   deadline: Date;
+  terms: WaitTerms | null;
   ended: "completed" | "failed" | null;
 }
 
@@ -174,10 +175,12 @@ export async function wakeWaitStep(db: Db, jobId: string, attempt: number): Prom
   const unpark = (table: TrackedJobTable) =>
     `${table}_unparked as (update ${table} set parked_until = null, waiting_for = null
        where job_id = $1 and exists (select 1 from ended where table_name = '${table}' and resolution = 'failed') returning 1)`;
-  const [row] = await db.$client.unsafe<{ token_hash: string; table_name: TrackedJobTable; kind: string; outcome: CallbackOutcome | null; deadline: Date; ended: "completed" | "failed" | null }[]>(
+  const [row] = await db.$client.unsafe<
+    { token_hash: string; table_name: TrackedJobTable; kind: string; outcome: CallbackOutcome | null; deadline: Date; terms: WaitTerms | null; ended: "completed" | "failed" | null }[]
+  >(
     `with ${LOCK_EITHER_JOB_FIRST(() => "$1")},
      w as (
-       select token_hash, table_name, kind, outcome, deadline from task_callbacks
+       select token_hash, table_name, kind, outcome, deadline, terms from task_callbacks
        where job_id = $1 and attempt = $2 and resolution is null and parked_at is not null and ${EITHER_JOB_LOCKED}
        order by created_at desc limit 1
      ),
@@ -196,7 +199,7 @@ export async function wakeWaitStep(db: Db, jobId: string, attempt: number): Prom
     [jobId, attempt],
     { prepare: true },
   );
-  return row && { tokenHash: row.token_hash, tableName: row.table_name, kind: row.kind, outcome: row.outcome, deadline: new Date(row.deadline), ended: row.ended };
+  return row && { tokenHash: row.token_hash, tableName: row.table_name, kind: row.kind, outcome: row.outcome, deadline: new Date(row.deadline), terms: row.terms, ended: row.ended };
 }
 
 /** An open approval as `GET /v1/approvals` lists it. */

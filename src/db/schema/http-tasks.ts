@@ -70,6 +70,8 @@ export const taskCallbacks = pgTable(
 );
 
 export interface WaitTerms {
+  /** A sleep's result when it ends (the durable `sleep` handler's `{ slept }`); a `wait` returns `{ waitedUntil }`. */
+  result?: unknown;
   schema?: unknown;
   prompt?: string;
   approvers?: string[];
