@@ -33,6 +33,7 @@ import { triggerRoutes } from "./routes/triggers";
 import { webhookRoutes } from "./routes/webhooks";
 import { operationRoutes } from "./routes/operations";
 import { callbackRoutes, signingSecretRoutes } from "./routes/http-tasks";
+import { waitRoutes } from "./routes/waits";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
 import { LONG_POLL_MAX_S } from "../services/waiters";
 import { MAX_BULK_JOBS } from "../services/jobs";
@@ -128,6 +129,7 @@ export function createApp(deps: ApiDeps) {
     .use(operationRoutes(deps))
     .use(signingSecretRoutes(deps))
     .use(callbackRoutes(deps))
+    .use(waitRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(statsRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(registryRoutes(deps))
@@ -143,6 +145,7 @@ const DOC_TAGS = [
   { name: "schedules", description: "Cron or interval schedulers that create jobs" },
   { name: "webhooks", description: "Signed deliveries of events (Standard Webhooks)" },
   { name: "http tasks", description: "Signed calls to your services, and the callbacks of tasks parked by a 202" },
+  { name: "waits", description: "Wait steps (wait, signal, approval): signals, decisions and completion URLs" },
   { name: "events", description: "The event log and the live socket" },
   { name: "stats", description: "Counts and throughput" },
   { name: "handlers", description: "The handler registry and live workers" },

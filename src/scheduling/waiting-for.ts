@@ -18,6 +18,9 @@ export const HELD_REASONS = ["dependencies", "concurrency", "rateLimit", "deboun
 /** Reasons a started job is parked for: no worker slot, woken when what it waits for happens. */
 export const PARKED_REASONS = ["children", "sleep", "signal", "approval"] as const satisfies readonly WaitingReason[];
 
+/** What a wait step (handlers/wait-steps.ts) parks for: its job row's `waiting_for` while it waits. */
+export const PARKED_WAIT_REASONS = ["sleep", "signal", "approval"] as const satisfies readonly WaitingReason[];
+
 /** A job view's `waitingFor`: why the job waits, and for what key or until when where that applies. */
 export interface WaitingFor {
   reason: WaitingReason;
@@ -29,3 +32,11 @@ export interface WaitingFor {
 
 const reasons: ReadonlySet<string> = new Set(WAITING_REASONS);
 export const isWaitingReason = (value: string): value is WaitingReason => reasons.has(value);
+
+/**
+ * A wait with no timeout (a signal or an approval without `timeoutMs`) still has a deadline row and
+ * a parked_until: this far off. Views leave such an `until` out, since nothing happens then.
+ */
+export const NO_DEADLINE_MS = 100 * 365 * 86_400_000;
+export const shownUntil = (until: Date | null | undefined, now = Date.now()): string | undefined =>
+  until && until.getTime() - now < NO_DEADLINE_MS / 2 ? until.toISOString() : undefined;

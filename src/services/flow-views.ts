@@ -1,12 +1,13 @@
-import type { WaitingFor, WaitingReason } from "../scheduling/waiting-for";
+import type { WaitingReason } from "../scheduling/waiting-for";
 import type { FlowJobRow, FlowRow } from "../db/queries/flows";
+import { isWaitingReason, shownUntil, type WaitingFor } from "../scheduling/waiting-for";
 
 export interface JobError {
   message: string;
+  /** Set for failures flowd names: `expired` (no start within opts.expireAfterMs; no attempt made), `timed_out` (a wait step's timeout), `rejected` (an approval step). */
+  code?: string;
   stack?: string;
   attemptsMade: number;
-  /** `expired`: the job did not start within its opts.expireAfterMs (no attempt made). */
-  code?: string;
 }
 
 export interface JobView {
@@ -26,6 +27,8 @@ export interface JobView {
   callbackUntil?: string;
   /** A graph flow's job: its key in the flow. */
   key?: string;
+  /** A parked wait step: what it waits for, and until when if its wait ends by itself. */
+  waitingFor?: WaitingFor;
 }
 /** A job of a graph flow: its view, with the keys of the jobs it depends on. */
 export interface GraphJobView extends JobView {
@@ -73,6 +76,7 @@ function iso(d: Date): string {
 export function jobView(r: {
   id: string; jobId: string; name: string; queueName: string; status: string; data: unknown; opts: unknown;
   result: unknown; error: unknown; attemptsMade: number; createdAt: Date; updatedAt: Date; parkedUntil?: Date | null; key?: string | null;
+  waitingFor?: string | null;
 }): JobView {
   const view: JobView = {
     id: r.id,
@@ -88,7 +92,14 @@ export function jobView(r: {
     createdAt: iso(r.createdAt),
     updatedAt: iso(r.updatedAt),
   };
-  if (r.parkedUntil && r.status === "active") view.callbackUntil = r.parkedUntil.toISOString();
+  if (r.parkedUntil && r.status === "active") {
+    if (r.waitingFor && isWaitingReason(r.waitingFor)) {
+      const until = shownUntil(r.parkedUntil);
+      // A signal step's key is its data's: what POST /v1/signals names.
+      const key = r.waitingFor === "signal" ? (r.data as { key?: unknown }).key : undefined;
+      view.waitingFor = { reason: r.waitingFor, ...(typeof key === "string" ? { key } : {}), ...(until ? { until } : {}) };
+    } else view.callbackUntil = r.parkedUntil.toISOString();
+  }
   if (r.key) view.key = r.key;
   return view;
 }
@@ -126,6 +137,8 @@ export function flowView(f: FlowRow, rows: FlowJobRow[]): FlowView {
   return { ...flowSummary(f), root };
 }
 
+const isWaitStepReason = (reason: string) => reason === "sleep" || reason === "signal" || reason === "approval";
+
 /** A graph flow's jobs in the order they were given (their ids are time-ordered), dependencies by key. */
 function graphJobs(rows: FlowJobRow[]): GraphJobView[] {
   const keyOf = new Map(rows.map((r) => [r.id, r.key ?? r.id]));
@@ -135,7 +148,8 @@ function graphJobs(rows: FlowJobRow[]): GraphJobView[] {
       const view: GraphJobView = { ...jobView(r), key: r.key ?? r.id, dependsOn: (r.dependsOn ?? []).map((id) => keyOf.get(id) ?? id) };
       // A job parked on a join is no http task waiting for a callback: its park's deadline is only when it looks again.
       if (r.waitsOn) delete view.callbackUntil;
-      if (r.waitingFor)
+      // A parked wait step's reason (with its key and until) is jobView's; held and joined jobs are told here.
+      if (r.waitingFor && !isWaitStepReason(r.waitingFor))
         view.waitingFor = { reason: r.waitingFor as WaitingReason, ...(r.waitingFor === "children" && r.waitsOn ? { keys: r.waitsOn.map((id) => keyOf.get(id) ?? id) } : {}) };
       if (r.spawnedBy) view.spawnedBy = keyOf.get(r.spawnedBy) ?? r.spawnedBy;
       return view;

@@ -51,6 +51,9 @@ export function toStatusChange(e: StreamEvent): StatusChange | null {
 /** A failure as the row stores it; an expired job (opts.expireAfterMs) says so in `code`. */
 export function failureOf(reason: string | null | undefined): NonNullable<StatusChange["error"]> {
   if (isExpiredReason(reason)) return { message: reason!, attemptsMade: 0, code: EXPIRED_CODE };
+  // A code flowd gave the failure (`[timed_out] …`, as wait steps do) moves from the message into `code`.
+  const coded = /^\[([a-z_]+)\] ([\s\S]*)$/.exec(reason ?? "");
+  if (coded) return { message: coded[2]!, code: coded[1]!, attemptsMade: 0 };
   return { message: userFacingReason(reason ?? "failed"), attemptsMade: 0 };
 }
 
@@ -60,7 +63,7 @@ export function failureOf(reason: string | null | undefined): NonNullable<Status
  */
 export function withAttempts(error: NonNullable<StatusChange["error"]>, attemptsMade: number | undefined, stack: string | undefined) {
   if (error.code === EXPIRED_CODE) return { error, attemptsMade: 0 };
-  return { error: { message: error.message, ...(stack ? { stack } : {}), attemptsMade: attemptsMade ?? 0 }, attemptsMade };
+  return { error: { message: error.message, ...(error.code ? { code: error.code } : {}), ...(stack ? { stack } : {}), attemptsMade: attemptsMade ?? 0 }, attemptsMade };
 }
 
 /** BullMQ fails a parent with "child <prefix>:<queue>:<id> failed", naming a Redis key, not a job id. */

@@ -1,13 +1,14 @@
 import { DelayedError, UnrecoverableError, type Job } from "bullmq";
 import type { Config } from "../config";
-import { handlers, isHandlerName } from "../handlers/catalog";
+import { handlers, isHandlerName, isWaitStep, type HandlerName } from "../handlers/catalog";
 import type { LoadedHandler } from "../handlers/loader";
-import { PermanentFailure, type JobIdentity } from "../handlers/types";
+import { PermanentFailure, type Handler, type JobIdentity } from "../handlers/types";
 import { parseJobKey } from "../queues";
 import { readJob, type JobMeta } from "../services/job-envelope";
 import { expiredReason } from "../services/expiry";
 import { raceAttempt, runUserCode } from "./user-code";
 import type { createHttpTasks } from "./http-task";
+import type { createWaitSteps } from "./wait-steps";
 import { MAX_LINE_CHARS, type JobLogSink } from "./job-log-sink";
 import type { createSpawnContexts } from "./spawn-context";
 
@@ -24,6 +25,7 @@ export function createProcessor(
   logSink?: JobLogSink,
   httpTask?: ReturnType<typeof createHttpTasks>,
   spawnContexts?: ReturnType<typeof createSpawnContexts>,
+  waitStep?: ReturnType<typeof createWaitSteps>,
 ) {
   const byName = new Map(modules.map((h) => [h.name, h]));
   return async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
@@ -65,7 +67,9 @@ export function createProcessor(
     const builtin = (signal: AbortSignal) =>
       job.name === "http" && httpTask
         ? httpTask(job, token, { ...ctx, signal }, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
-        : handlers[job.name as keyof typeof handlers].run({ ...ctx, signal });
+        : (isWaitStep(job.name) || job.name === "sleep") && waitStep
+          ? waitStep(job, token, { ...ctx, signal }, (c) => handlers[job.name as HandlerName].run(c as Parameters<Handler["run"]>[0]))
+          : handlers[job.name as keyof typeof handlers].run({ ...ctx, signal });
     try {
       // A built-in without a timeout heeds its signal: it runs as it is, without a race to set up per job.
       const result = module

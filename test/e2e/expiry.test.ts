@@ -52,8 +52,9 @@ const overdue = (table: "jobs" | "flow_jobs", id: string, ms: number) =>
   );
 
 /** A flow whose only job sleeps, holding the flows queue's one slot until cancelled. */
+// Just under DURABLE_SLEEP_MS: a sleep that long would park and give its slot back.
 async function blockFlowsQueue() {
-  const blocker = (await http("POST", "/v1/flows", { name: "blocker", root: { name: "sleep", data: { ms: 60_000 } } })).body;
+  const blocker = (await http("POST", "/v1/flows", { name: "blocker", root: { name: "sleep", data: { ms: 59_000 } } })).body;
   await waitFor(async () => (await http("GET", `/v1/flows/${blocker.id}`)).body.root.status === "active", 10_000, "the blocker running");
   return { release: () => http("POST", `/v1/flows/${blocker.id}/cancel`) };
 }

@@ -128,7 +128,7 @@ export const jobViewFields = {
       message: t.String(),
       stack: t.Optional(t.String()),
       attemptsMade: t.Number(),
-      code: t.Optional(t.String({ description: "`expired`: the job did not start within its opts.expireAfterMs (no attempt was made)" })),
+      code: t.Optional(t.String({ description: "set for failures flowd names: `expired` (the job did not start within its opts.expireAfterMs; no attempt was made), `timed_out` (a signal or approval step's timeoutMs passed), `rejected` (an approval step was rejected)" })),
     }),
   ]),
   attemptsMade: JsonInteger(),
@@ -137,6 +137,16 @@ export const jobViewFields = {
   key: t.Optional(t.String({ description: "a graph flow's job: its key" })),
   callbackUntil: t.Optional(
     t.String({ format: "date-time", description: "an `http` task whose service answered 202: it waits (holding no worker) for its callback until then; absent otherwise" }),
+  ),
+  waitingFor: t.Optional(
+    t.Object(
+      {
+        reason: t.String({ description: "`sleep`, `signal` or `approval` for a parked wait step (held jobs show their own reasons)" }),
+        key: t.Optional(t.String()),
+        until: t.Optional(t.String({ format: "date-time", description: "when the wait ends by itself (a sleep wakes, a timeout fails the step)" })),
+      },
+      { description: "why the job waits, holding no worker slot; absent when it does not" },
+    ),
   ),
   progress: t.Optional(t.Unknown({ description: "the last value the handler passed to ctx.progress (BullMQ updateProgress); absent until one" })),
   log: t.Optional(

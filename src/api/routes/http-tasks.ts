@@ -1,8 +1,8 @@
 import { Elysia } from "elysia";
 import type { Config } from "../../config";
 import type { Db } from "../../db/client";
-import { RateLimited } from "../../errors";
 import type { Logger } from "../../log";
+import { RateLimited } from "../../errors";
 import type { Producer } from "../../queues";
 import type { HandlerCheck } from "../../services/handler-registry";
 import { spawnForTask } from "../../services/task-spawn";

@@ -14,6 +14,8 @@ import { SCHEDULES_QUEUE } from "../../services/schedules";
 import { WEBHOOKS_QUEUE } from "../../services/webhooks";
 import { shardLabel } from "../../shards";
 import { outboxCounts } from "../../db/queries/webhook-outbox";
+import { countParkedWaits } from "../../db/queries/waits";
+import { PARKED_WAIT_REASONS } from "../../scheduling/waiting-for";
 
 /** A stream's labels: `shard` only when FLOWD_SHARDS splits the queues (one shard keeps today's series). */
 const streamLabels = (st: StreamBacklog): Record<string, string> => (st.shard === null ? { queue: st.queue } : { queue: st.queue, shard: shardLabel(st.shard) });
@@ -37,11 +39,12 @@ export const metricsRoutes = (deps: {
     "/metrics",
     async ({ set }) => {
       const queues = [...deps.config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE];
-      const [rows, deliveries, outbox, depths] = await Promise.all([
+      const [rows, deliveries, outbox, depths, waits] = await Promise.all([
         jobCounts(deps.db),
         deliveryCounts(deps.db),
         outboxCounts(deps.db),
         Promise.all(queues.map(async (q) => [q, await deps.producer.jobCounts(q)] as const)),
+        countParkedWaits(deps.db),
       ]);
       const listener = deps.listener?.stats;
       const metrics: Metric[] = [
@@ -52,6 +55,12 @@ export const metricsRoutes = (deps: {
           help: "Tracked jobs in Postgres now, by table, queue and status; falls when flows or jobs are deleted (for rates use flowd_jobs_completed_total and flowd_jobs_failed_total).",
           type: "gauge",
           samples: rows.map((r) => ({ labels: { table: r.tbl, queue: r.queue, status: r.status }, value: r.n })),
+        },
+        {
+          name: "flowd_waiting_steps",
+          help: "Wait steps parked now (holding no worker slot), by what they wait for: sleep, signal or approval.",
+          type: "gauge",
+          samples: PARKED_WAIT_REASONS.map((reason) => ({ labels: { reason }, value: waits[reason] ?? 0 })),
         },
         {
           name: "flowd_queue_jobs",

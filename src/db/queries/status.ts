@@ -49,6 +49,7 @@ const guardedUpdate = (table: TrackedTable, returning = "1") => `
       attempts_made = coalesce(j.attempts_base + v.attempts, j.attempts_made + case when j.parked_until is null then v.starts else 0 end),
       event_pos = v.pos,
       parked_until = case when v.status in (${sqlLiterals(FINISHED_STATUSES)}) then null else j.parked_until end,
+      waiting_for = case when v.status in (${sqlLiterals(FINISHED_STATUSES)}) then null else j.waiting_for end,
       updated_at = now(),
       -- Run timings ride along in the same write (see jobColumns); a later start replaces an earlier one.
       ready_at = coalesce(to_timestamp(v.ready_ms / 1000.0), j.ready_at),

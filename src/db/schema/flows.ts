@@ -87,6 +87,8 @@ export const flowJobs = pgTable(
     // The recorder's look-up of a flow's jobs parked on a join (few) when a job of the flow ends,
     // without walking its held jobs (many, in a large graph).
     index("flow_jobs_joins_idx").on(t.flowId).where(sql`${t.waitingFor} = 'children'`),
+    // /metrics counts parked wait steps by reason without reading the table.
+    index("flow_jobs_parked_idx").on(t.waitingFor).where(sql`${t.waitingFor} is not null and ${t.status} = 'active'`),
     // `GET /v1/flows?data=` matches the root's data only, so only roots are indexed (1 row per
     // flow, not up to 1,000): the query repeats the predicate's text so the planner can use it.
     index("flow_jobs_root_data_idx").using("gin", t.data.op("jsonb_path_ops")).where(sql`${t.parentId} is null`),

@@ -48,6 +48,8 @@ export const jobs = pgTable(
     // The expiry sweep: ready jobs with an expireAfterMs that have not started, oldest ready first.
     index("jobs_expiry_idx").on(t.readyAt).where(mayExpire(t)),
     index("jobs_debounce_until_idx").on(t.debounceUntil).where(sql`${t.waitingFor} = 'debounce' and ${t.status} = 'pending'`),
+    // /metrics counts parked wait steps by reason without reading the table.
+    index("jobs_parked_idx").on(t.waitingFor).where(sql`${t.waitingFor} is not null and ${t.status} = 'active'`),
   ],
 );
 
