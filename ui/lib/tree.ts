@@ -17,6 +17,9 @@ export interface JobNode {
   /** What the handler reported: its last progress, and its kept log lines. */
   progress?: unknown;
   log?: JobLog;
+  /** A graph flow's job: its key, and the keys of the jobs it depends on. */
+  key?: string;
+  dependsOn?: string[];
   children: JobNode[];
 }
 

@@ -6,7 +6,7 @@ import { isFinished, when } from "../lib/format";
 import { href } from "../lib/route";
 import { applyJobEvent, flatten, flowStatusOf, layoutTree, statusCounts, type FlatJob, type FlowView, type Layout } from "../lib/tree";
 import type { LiveEvent } from "../lib/live";
-import { Confirm, ErrorNote, StatusBadge } from "../components/common";
+import { Confirm, ErrorNote, Json, StatusBadge } from "../components/common";
 import { FlowGraph } from "../components/graph";
 import { flattenGraph, layoutGraph } from "../lib/graph-layout";
 import { JobPanel } from "../components/job-panel";
@@ -25,7 +25,10 @@ function loaded(view: FlowView, prev: Loaded | null): Loaded {
   if (!root) {
     // A graph flow: its jobs by layer, dependencies drawn as edges.
     const jobs = flattenGraph(graph ?? []);
-    const layout = prev && prev.jobs.size === jobs.size ? prev.layout : layoutGraph(jobs, graph ?? []);
+    // Statuses do not move a node: the layout is kept while the jobs are the same ones (a retry's
+    // jobs have new ids, a job may add jobs while it runs).
+    const same = prev && prev.jobs.size === jobs.size && [...jobs.keys()].every((k) => prev.layout.nodes.has(k));
+    const layout = same ? prev.layout : layoutGraph(jobs, graph ?? []);
     return { flow, jobs, layout, rootId: "", version: (prev?.version ?? 0) + 1 };
   }
   const jobs = flatten(root);
@@ -49,6 +52,37 @@ function applyEvents(prev: Loaded, events: LiveEvent[]): Loaded {
   if (root && !isFinished(root.status)) status = "running";
   const at = events[events.length - 1]!.at;
   return { ...prev, flow: { ...prev.flow, status, updatedAt: at }, version: prev.version + 1 };
+}
+
+/**
+ * A graph job's place in the flow: the jobs it depends on, each with its status and the result it
+ * hands over, and the jobs that depend on it. Each is a button that opens that job's panel.
+ */
+function Dependencies({ job, jobs, onSelect }: { job: FlatJob; jobs: Map<string, FlatJob>; onSelect: (id: string) => void }) {
+  const byKey = new Map([...jobs.values()].map((j) => [j.key, j]));
+  const deps = (job.dependsOn ?? []).flatMap((k) => byKey.get(k) ?? []);
+  const dependents = [...jobs.values()].filter((j) => j.dependsOn?.includes(job.key!));
+  const link = (j: FlatJob) =>
+    html`<button type="button" class="link" onClick=${() => onSelect(j.id)} data-dep=${j.key}>${j.key}</button> <${StatusBadge} status=${j.status} />`;
+  return html`<section class="deps" aria-label="Dependencies">
+    <h4>Depends on${deps.length ? ` (${deps.length})` : ""}</h4>
+    ${deps.length === 0
+      ? html`<p class="hint">Nothing: it runs as soon as the flow starts.</p>`
+      : html`<ul class="dep-list">
+          ${deps.map(
+            (d) => html`<li key=${d.id} data-dependency=${d.key}>
+              ${link(d)}
+              ${d.status === "completed"
+                ? html`<${Json} value=${d.result} label=${`Result of ${d.key}`} />`
+                : html`<p class="hint">${isFinished(d.status) ? "No result: it did not complete." : "No result yet."}</p>`}
+            </li>`,
+          )}
+        </ul>`}
+    <h4>Needed by${dependents.length ? ` (${dependents.length})` : ""}</h4>
+    ${dependents.length === 0
+      ? html`<p class="hint">No job: the flow ends with it.</p>`
+      : html`<ul class="dep-list inline">${dependents.map((d) => html`<li key=${d.id}>${link(d)}</li>`)}</ul>`}
+  </section>`;
 }
 
 type Action = "cancel" | "retry" | "delete";
@@ -92,10 +126,32 @@ export function Flow({ id }: { id: string }) {
       onEvents: (events) => {
         if (recording.current) recording.current.push(...events);
         setState((prev) => (prev ? applyEvents(prev, events) : prev));
+        // A graph grows while it runs (a job adds jobs): an event about a job the page has not seen loads the flow again.
+        const now = current.current;
+        if (now && now.rootId === "" && events.some((e) => e.jobId && e.event.startsWith("job.") && !now.jobs.has(e.jobId))) void refresh();
       },
     },
     [id],
   );
+
+  /** Loads the flow again, then applies every event that arrived meanwhile (the answer may be older than they are). */
+  const refreshing = useRef(false);
+  const refresh = async () => {
+    if (refreshing.current || recording.current) return;
+    refreshing.current = true;
+    recording.current = [];
+    try {
+      const view = await api<FlowView>("GET", `/v1/flows/${encodeURIComponent(id)}`);
+      const missed = recording.current;
+      const next = loaded(view, current.current);
+      setState(missed.length ? applyEvents(next, missed) : next);
+    } catch {
+      // The next unknown job's event tries again; what the page shows stays as it was.
+    } finally {
+      recording.current = null;
+      refreshing.current = false;
+    }
+  };
 
   const counts = useMemo(() => (state ? statusCounts(state.jobs.values()) : {}), [state?.version]);
 
@@ -163,7 +219,11 @@ export function Flow({ id }: { id: string }) {
     >${asking ? ACTIONS[asking].text : ""}</${Confirm}>
     <div class="flow-body">
       <${FlowGraph} layout=${layout} jobs=${jobs} selected=${selected} onSelect=${setSelected} version=${state.version} />
-      ${job ? html`<${JobPanel} job=${job} onClose=${() => setSelected(null)} />` : html`<p class="hint">Select a job to see its data, result and error.</p>`}
+      ${job
+        ? html`<${JobPanel} job=${job} onClose=${() => setSelected(null)}>
+            ${job.key !== undefined && html`<${Dependencies} job=${job} jobs=${jobs} onSelect=${setSelected} />`}
+          </${JobPanel}>`
+        : html`<p class="hint">Select a job to see its data, result and error${state.rootId === "" ? ", and the results of the jobs it depends on" : ""}.</p>`}
     </div>
   </section>`;
 }

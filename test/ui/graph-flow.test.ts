@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Page } from "playwright-core";
+import { createToken } from "../../src/services/tokens";
+import { httpClient } from "../helpers/http";
+import { waitFor } from "../helpers/wait";
+import type { Browser } from "./browser";
+import { startBinaryStack, type BinaryStack } from "./binary-stack";
+
+/**
+ * A graph flow's page in Chromium against the compiled binary: drawn as a layered DAG (dagre),
+ * live over the socket, each job's panel with the jobs it depends on and their results. The
+ * screenshot goes to FLOWD_UI_GRAPH_SHOT (default /tmp/ui-graph.png) to be looked at.
+ */
+const SHOT = process.env.FLOWD_UI_GRAPH_SHOT ?? "/tmp/ui-graph.png";
+let stack: BinaryStack;
+let base: string;
+let browser: Browser;
+let token: string;
+let api: ReturnType<typeof httpClient>;
+
+beforeAll(async () => {
+  stack = await startBinaryStack("uigraph");
+  ({ base, browser } = stack);
+  token = (await createToken(stack.db.database.db, "graph")).token;
+  api = httpClient(base, token);
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function signedIn(): Promise<Page> {
+  const page = await browser.newPage(1280, 900);
+  await page.goto(`${base}/ui`);
+  await page.getByLabel("API token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#h-overview").waitFor({ timeout: 10_000 });
+  return page;
+}
+
+/** Node boxes as the browser drew them, by key: none may overlap another. */
+async function boxes(page: Page) {
+  return page.locator(".graph .node").evaluateAll((nodes) =>
+    nodes.map((n) => {
+      const r = n.getBoundingClientRect();
+      return { key: n.querySelector(".node-name")!.textContent!, status: n.getAttribute("data-status"), x: r.x, y: r.y, w: r.width, h: r.height };
+    }),
+  );
+}
+
+describe("a graph flow's page", () => {
+  test("a diamond: 4 nodes, 4 edges, dependencies above dependents, live to completed; a node's panel shows its dependencies' results", async () => {
+    const res = await api("POST", "/v1/flows", {
+      name: "orders-diamond",
+      jobs: [
+        { key: "fetch-orders", name: "sleep", data: { ms: 5000 } },
+        { key: "price", name: "echo", data: { currency: "EUR" }, dependsOn: ["fetch-orders"] },
+        { key: "reserve-stock", name: "echo", data: { warehouse: "north" }, dependsOn: ["fetch-orders"] },
+        { key: "ship", name: "echo", data: { carrier: "post" }, dependsOn: ["price", "reserve-stock"] },
+      ],
+    });
+    expect(res.status).toBe(201);
+    const id = res.body.id as string;
+    const page = await signedIn();
+    await page.goto(`${base}/ui#/flows/${id}`);
+    await page.locator('[data-flow-status="running"]').waitFor({ timeout: 10_000 });
+    await page.locator('.graph[data-drawn="all"]').waitFor();
+    expect(await page.locator(".graph .node").count()).toBe(4);
+    expect(await page.locator(".graph .edges polyline").count()).toBe(4);
+    expect(await page.getByRole("group", { name: /as a graph/ }).count()).toBe(1);
+    // Top-down layers: the source alone on top, the two middle jobs side by side, the join below; no box over another.
+    const b = Object.fromEntries((await boxes(page)).map((x) => [x.key, x]));
+    expect(b["price"]!.y).toBeGreaterThan(b["fetch-orders"]!.y + b["fetch-orders"]!.h);
+    expect(b["price"]!.y).toBe(b["reserve-stock"]!.y);
+    expect(Math.abs(b["price"]!.x - b["reserve-stock"]!.x)).toBeGreaterThanOrEqual(b["price"]!.w);
+    expect(b["ship"]!.y).toBeGreaterThan(b["price"]!.y + b["price"]!.h);
+    // Every edge has an arrow into its dependent.
+    expect(await page.locator(".graph .edges polyline[marker-end]").count()).toBe(4);
+
+    // Live: every node turns completed over the socket, with no request and no reload.
+    const requests: string[] = [];
+    page.on("request", (r) => {
+      if (r.resourceType() !== "websocket") requests.push(`${r.method()} ${r.url()}`);
+    });
+    await page.locator('[data-flow-status="completed"]').waitFor({ timeout: 30_000 });
+    await waitFor(async () => (await page.locator('.graph .node[data-status="completed"]').count()) === 4, 10_000, "every node completed");
+    expect(requests).toEqual([]);
+
+    // The join's panel: its two dependencies, each with the result it handed over, and a way to open them.
+    await page.locator(".graph .node", { hasText: "ship" }).click();
+    const panel = page.locator("[data-job-panel]");
+    await panel.waitFor();
+    expect(await panel.locator("#job-panel-title").textContent()).toContain("ship");
+    const deps = panel.locator("[data-dependency]");
+    expect(await deps.evaluateAll((ls) => ls.map((l) => l.getAttribute("data-dependency")))).toEqual(["price", "reserve-stock"]);
+    expect(await panel.getByLabel("Result of price").textContent()).toContain('"currency": "EUR"');
+    expect(await panel.getByLabel("Result of reserve-stock").textContent()).toContain('"warehouse": "north"');
+    // Its own result holds both, by key.
+    const own = JSON.parse((await panel.getByLabel("Job result").textContent())!);
+    expect(Object.keys(own.parents).sort()).toEqual(["price", "reserve-stock"]);
+    await page.screenshot({ path: SHOT, fullPage: true });
+    // From a dependency's link to its panel, which names the join as needing it.
+    await panel.getByRole("button", { name: "price" }).click();
+    await page.locator("#job-panel-title", { hasText: "price" }).waitFor();
+    await waitFor(async () => (await panel.locator("[data-dependency]").count()) === 1, 5_000, "price's one dependency");
+    expect(await panel.locator("[data-dependency]").getAttribute("data-dependency")).toBe("fetch-orders");
+    expect(await panel.getByRole("button", { name: "ship" }).count()).toBe(1);
+    expect(browser.problems).toEqual([]);
+    expect(browser.violations).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  test("a retried graph (its failed jobs run again under new ids) is laid out again and completes on the page", async () => {
+    const res = await api("POST", "/v1/flows", {
+      name: "flaky-graph",
+      jobs: [
+        { key: "a", name: "echo" },
+        { key: "b", name: "fail", data: { message: "boom", times: 1 }, dependsOn: ["a"] },
+        { key: "c", name: "echo", dependsOn: ["a", "b"] },
+      ],
+    });
+    expect(res.status).toBe(201);
+    const id = res.body.id as string;
+    await waitFor(async () => (await api("GET", `/v1/flows/${id}`)).body.status === "failed", 20_000, "the flow to fail");
+    const page = await signedIn();
+    await page.goto(`${base}/ui#/flows/${id}`);
+    await page.locator('[data-flow-status="failed"]').waitFor({ timeout: 10_000 });
+    expect(await page.locator(".graph .node").count()).toBe(3);
+    await page.getByRole("button", { name: "Retry", exact: true }).click();
+    await page.getByRole("button", { name: "Retry flow" }).click();
+    await page.locator('[data-flow-status="completed"]').waitFor({ timeout: 30_000 });
+    await waitFor(async () => (await page.locator('.graph .node[data-status="completed"]').count()) === 3, 10_000, "every node completed");
+    expect(await page.locator(".graph .edges polyline").count()).toBe(3);
+    const ids = (await api("GET", `/v1/flows/${id}`)).body.jobs.map((j: { id: string }) => j.id).sort();
+    expect(await page.locator(".graph .node").evaluateAll((ns) => ns.map((n) => n.getAttribute("data-job")).sort())).toEqual(ids);
+    expect(browser.problems).toEqual([]);
+    await page.close();
+  }, 60_000);
+});
