@@ -38,6 +38,10 @@ export interface FlowView {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+  /** A definition's run: its name and version, and the schedule or published event that started it. */
+  definition?: { name: string; version: number };
+  scheduleId?: string;
+  eventId?: string;
   /** A tree flow's root; a graph flow has `jobs` instead. */
   root?: JobNode;
   jobs?: import("./graph-layout").GraphJob[];

@@ -196,6 +196,10 @@ export function Flow({ id }: { id: string }) {
     <h1 id="h-flow">${flow.name} <span data-flow-status=${flow.status}><${StatusBadge} status=${flow.status} /></span></h1>
     <dl class="facts">
       <div><dt>Id</dt><dd><code>${flow.id}</code></dd></div>
+      ${flow.definition &&
+      html`<div><dt>Definition</dt><dd><a href=${href({ page: "definition", name: flow.definition.name, version: String(flow.definition.version) })} data-link="definition">${flow.definition.name} v${flow.definition.version}</a></dd></div>`}
+      ${flow.scheduleId && html`<div><dt>Started by</dt><dd><a href=${href({ page: "schedules" })} data-link="schedule">schedule <code>${flow.scheduleId}</code></a></dd></div>`}
+      ${flow.eventId && html`<div><dt>Started by</dt><dd><a href=${href({ page: "definitions", event: flow.eventId })} data-link="event">published event <code>${flow.eventId}</code></a></dd></div>`}
       <div><dt>Created</dt><dd>${when(flow.createdAt)}</dd></div>
       <div><dt>Finished</dt><dd>${isFinished(flow.status) ? when(flow.finishedAt ?? flow.updatedAt) : "–"}</dd></div>
       <div class="wide"><dt>Progress</dt><dd>

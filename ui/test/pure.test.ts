@@ -3,6 +3,8 @@ import { href, parseRoute } from "../lib/route";
 import { duration, parseDataSearch, timing } from "../lib/format";
 import { applyJobEvent, flatten, flowStatusOf, layoutTree, MAX_LOG_LINES, NODE_H, NODE_W, statusCounts, withJobEvent, type JobNode } from "../lib/tree";
 import { flattenGraph, layoutGraph, type GraphJob } from "../lib/graph-layout";
+import { canonicalPretty, sideBySide } from "../lib/json-diff";
+import { buildInput, fieldsOf, initialValue } from "../lib/schema-form";
 
 const job = (id: string, children: JobNode[] = [], status = "waiting"): JobNode => ({
   id, jobId: `b-${id}`, name: "echo", queueName: "flows", status, data: {}, opts: {}, result: null, error: null,
@@ -20,8 +22,15 @@ describe("routes", () => {
       { page: "schedules" },
       { page: "webhooks" },
       { page: "handlers" },
+      { page: "definitions", event: "c0ev" },
+      { page: "definition", name: "nightly-etl", version: "2" },
+      { page: "definition", name: "a:b.c" },
     ] as const)
-      expect(parseRoute(href(r as never))).toEqual({ status: undefined, name: undefined, data: undefined, ...r } as never);
+      expect(parseRoute(href(r as never))).toEqual(
+        r.page === "definitions" || r.page === "definition"
+          ? ({ event: undefined, version: undefined, ...r } as never)
+          : ({ status: undefined, name: undefined, data: undefined, ...r } as never),
+      );
     expect(parseRoute("#/nope/1")).toEqual({ page: "missing", path: "/nope/1" });
     expect(parseRoute("")).toEqual({ page: "overview" });
   });
@@ -146,6 +155,60 @@ describe("flow graph", () => {
     expect(layout.edges).toHaveLength(2700);
     expect(overlaps(layout.nodes)).toBe(0);
     expect(ms).toBeLessThan(5000);
+  });
+});
+
+describe("definition versions side by side", () => {
+  test("keys in one order whatever order they were stored in", () => {
+    expect(canonicalPretty({ b: 1, a: { d: [{ z: 1, y: 2 }], c: null } })).toBe(canonicalPretty({ a: { c: null, d: [{ y: 2, z: 1 }] }, b: 1 }));
+  });
+  test("a changed value is a changed row, an added key a row on the right only, the rest the same on both sides", () => {
+    const v1 = { input: { type: "object" }, flow: { root: { name: "echo", data: { a: 1 } } } };
+    const v2 = { input: { type: "object" }, flow: { root: { name: "echo", data: { a: 2, b: 3 } } } };
+    const rows = sideBySide(v1, v2);
+    const changed = rows.filter((r) => r.kind !== "same");
+    expect(changed.length).toBeGreaterThan(0);
+    expect(changed.some((r) => r.left?.includes('"a": 1') && r.right?.includes('"a": 2'))).toBe(true);
+    expect(changed.some((r) => r.right?.includes('"b": 3'))).toBe(true);
+    // Read down either side, the rows give back each version's text.
+    expect(rows.flatMap((r) => (r.left === null ? [] : [r.left])).join("\n")).toBe(canonicalPretty(v1));
+    expect(rows.flatMap((r) => (r.right === null ? [] : [r.right])).join("\n")).toBe(canonicalPretty(v2));
+    expect(sideBySide(v1, v1).every((r) => r.kind === "same")).toBe(true);
+  });
+});
+
+describe("a run form from an input schema", () => {
+  const schema = {
+    type: "object",
+    required: ["customer", "plan"],
+    properties: {
+      customer: { type: "string", description: "Customer id" },
+      seats: { type: "integer", default: 5 },
+      ratio: { type: "number" },
+      trial: { type: "boolean" },
+      plan: { enum: ["basic", "pro"] },
+      tags: { type: "array", items: { type: "string" } },
+    },
+  };
+  test("simple properties are fields, anything else a JSON box; no object schema is one JSON box", () => {
+    const fields = fieldsOf(schema)!;
+    // Required first, then by name.
+    expect(fields.map((f) => [f.name, f.kind, f.required])).toEqual([
+      ["customer", "string", true], ["plan", "enum", true], ["ratio", "number", false],
+      ["seats", "integer", false], ["tags", "json", false], ["trial", "boolean", false],
+    ]);
+    expect(fields.map(initialValue)).toEqual(["", "", "", "5", "", "false"]);
+    for (const none of [null, undefined, {}, { type: "string" }, { type: "object" }, [1]]) expect(fieldsOf(none)).toBeNull();
+  });
+  test("values are typed from the schema; empty optional fields are left out; bad values name their field", () => {
+    const fields = fieldsOf(schema)!;
+    expect(buildInput(fields, { customer: "c-1", seats: "7", ratio: "0.5", trial: "true", plan: "pro", tags: '["a"]' })).toEqual({
+      ok: true, input: { customer: "c-1", seats: 7, ratio: 0.5, trial: true, plan: "pro", tags: ["a"] },
+    });
+    expect(buildInput(fields, { customer: "c-1", plan: "basic", trial: "false" })).toEqual({ ok: true, input: { customer: "c-1", plan: "basic", trial: false } });
+    expect(buildInput(fields, { plan: "basic" })).toMatchObject({ ok: false, field: "customer" });
+    expect(buildInput(fields, { customer: "c", plan: "basic", seats: "2.5" })).toMatchObject({ ok: false, field: "seats" });
+    expect(buildInput(fields, { customer: "c", plan: "basic", tags: "[a" })).toMatchObject({ ok: false, field: "tags" });
   });
 });
 
