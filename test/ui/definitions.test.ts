@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import axe from "axe-core";
 import type { Page } from "playwright-core";
 import { createToken } from "../../src/services/tokens";
 import { httpClient } from "../helpers/http";
@@ -30,8 +31,8 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function signedIn(): Promise<Page> {
-  const page = await browser.newPage(1280, 900);
+async function signedIn(width = 1280, height = 900): Promise<Page> {
+  const page = await browser.newPage(width, height);
   await page.goto(`${base}/ui`);
   await page.getByLabel("API token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
@@ -154,6 +155,47 @@ describe("the definitions pages", () => {
     expect(flow.root.data).toEqual({ xs: [1, 2, 3] });
     await page.close();
   }, 60_000);
+
+  test("the new pages (definitions, one definition, a graph flow's page with a run's links): no console error, no sideways scroll at 390 px, no serious axe violation", async () => {
+    await api("PUT", "/v1/definitions/tour", { description: "v1", flow: { jobs: [{ key: "a", name: "echo" }, { key: "b", name: "echo", dependsOn: ["a"] }] } });
+    await api("PUT", "/v1/definitions/tour", { description: "v2", input: { type: "object", properties: { n: { type: "integer" } } }, flow: { jobs: [{ key: "a", name: "echo", data: { n: { $input: "/n" } } }, { key: "b", name: "echo", dependsOn: ["a"] }] } });
+    const run = await api("POST", "/v1/definitions/tour/runs", { input: { n: 3 } });
+    expect(run.status).toBe(201);
+    await api("POST", "/v1/triggers", { topic: "tour.started", definition: "tour" });
+    const published = await api("POST", "/v1/publish", { topic: "tour.started", payload: { n: 4 }, id: "tour-1" });
+    expect(published.body.started).toHaveLength(1);
+    const pages: [string, string, string][] = [
+      ["definitions", "#/definitions", "tr[data-definition]"],
+      ["definition", "#/definitions/tour", "form.run-form"],
+      ["run", `#/flows/${run.body.id}`, ".graph .node"],
+      ["event-run", `#/flows/${published.body.started[0].flowId}`, '[data-link="event"]'],
+    ];
+    const failures: string[] = [];
+    for (const [width, height] of [[1280, 900], [390, 844]] as const) {
+      const page = await signedIn(width, height);
+      const before = browser.problems.length;
+      for (const [name, hash, ready] of pages) {
+        await page.goto(`${base}/ui${hash}`);
+        await page.locator(ready).first().waitFor({ timeout: 10_000 });
+        if (name === "run") await page.locator(".graph .node").last().click();
+        const scroll = await page.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+        if (scroll > 0) failures.push(`${name} at ${width}px scrolls sideways by ${scroll}px`);
+        await page.evaluate(axe.source);
+        const result = await page.evaluate<any>('axe.run(document, { resultTypes: ["violations"] })');
+        for (const v of result.violations as { id: string; impact: string; nodes: { target: string[] }[] }[])
+          if (v.impact === "serious" || v.impact === "critical")
+            failures.push(`${name} at ${width}px: axe ${v.impact} ${v.id} on ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+      }
+      // The event link lands on its row of published events.
+      await page.locator('[data-link="event"]').click();
+      await page.locator('tr.highlight[aria-current="true"]', { hasText: "tour-1" }).waitFor();
+      failures.push(...browser.problems.slice(before));
+      await page.close();
+    }
+    expect(failures).toEqual([]);
+    expect(browser.violations).toEqual([]);
+    expect(browser.outside).toEqual([]);
+  }, 90_000);
 
   test("a missing definition reads as not found", async () => {
     const page = await signedIn();

@@ -209,7 +209,8 @@ function VersionDiff({ older, newer }: { older?: Version; newer?: Version }) {
   const rows = useMemo(() => (older && newer ? sideBySide(body(older), body(newer)) : null), [older, newer]);
   if (!older || !newer || !rows) return html`<p aria-busy="true">Loading the versions…</p>`;
   const changed = rows.filter((r) => r.kind !== "same").length;
-  return html`<div class="diff-wrap">
+  // Scrolls on its own (a long flow), so it takes focus: the keyboard can scroll it too.
+  return html`<div class="diff-wrap" tabindex="0" role="region" aria-label="Differences between the two versions">
     <p class="hint" role="status">${older.version === newer.version ? `Version ${newer.version} alone (no older version to compare).` : changed === 0 ? "The two versions are the same." : `${changed} line${changed === 1 ? "" : "s"} differ between v${older.version} and v${newer.version}.`}</p>
     <table class="diff" aria-label=${`Version ${older.version} beside version ${newer.version}`}>
       <thead><tr><th scope="col">v${older.version}</th><th scope="col">v${newer.version}</th></tr></thead>
