@@ -110,6 +110,28 @@ describe("a graph flow's page", () => {
     await page.close();
   }, 60_000);
 
+  test("a 1,000-job graph with 3,000 edges is laid out in the layout worker, drawn whole, and completes live", async () => {
+    // As bench graphs: 4 layers of 250, each job past the first depending on 4 of the layer above.
+    const jobs = Array.from({ length: 1000 }, (_, n) => {
+      const [l, i] = [Math.floor(n / 250), n % 250];
+      return { key: `${l}.${i}`, name: "echo", ...(l ? { dependsOn: [0, 1, 2, 3].map((k) => `${l - 1}.${(i + k * 61) % 250}`) } : {}) };
+    });
+    const page = await signedIn();
+    const res = await api("POST", "/v1/flows", { name: "big-graph", jobs });
+    expect(res.status).toBe(201);
+    await page.evaluate(`location.hash = "#/flows/${res.body.id}"`);
+    await page.locator('.graph[data-drawn="all"]').waitFor({ timeout: 60_000 });
+    expect(await page.locator(".graph .node").count()).toBe(1000);
+    expect(await page.locator(".graph .edges polyline").count()).toBe(3000);
+    // The layout ran in a worker started from the dashboard's own bundle.
+    expect(page.workers().map((w) => new URL(w.url()).pathname)).toEqual([expect.stringMatching(/^\/ui\/assets\/.+\.js$/)]);
+    await page.locator('[data-flow-status="completed"]').waitFor({ timeout: 120_000 });
+    await waitFor(async () => (await page.locator('.graph .node[data-status="completed"]').count()) === 1000, 20_000, "every node completed");
+    expect(browser.problems).toEqual([]);
+    expect(browser.violations).toEqual([]);
+    await page.close();
+  }, 200_000);
+
   test("a retried graph (its failed jobs run again under new ids) is laid out again and completes on the page", async () => {
     const res = await api("POST", "/v1/flows", {
       name: "flaky-graph",

@@ -1,4 +1,4 @@
-import { useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, ApiError } from "../lib/api";
 import { html } from "../lib/html";
 import { useLiveTarget } from "../lib/context";
@@ -8,13 +8,16 @@ import { applyJobEvent, flatten, flowStatusOf, layoutTree, statusCounts, type Fl
 import type { LiveEvent } from "../lib/live";
 import { Confirm, ErrorNote, Json, StatusBadge } from "../components/common";
 import { FlowGraph } from "../components/graph";
-import { flattenGraph, layoutGraph } from "../lib/graph-layout";
+import { flattenGraph, layoutGraph, type GraphJob } from "../lib/graph-layout";
+import { layoutGraphOffThread, OFF_THREAD_FROM } from "../lib/layout-worker";
 import { JobPanel } from "../components/job-panel";
 
 interface Loaded {
   flow: Omit<FlowView, "root" | "jobs">;
   jobs: Map<string, FlatJob>;
-  layout: Layout;
+  /** Null while a big graph is laid out in the layout worker (then `graph` is what it lays out). */
+  layout: Layout | null;
+  graph?: GraphJob[];
   rootId: string;
   /** Bumped on every change, so a render sees a new value while the Map itself is reused. */
   version: number;
@@ -27,13 +30,16 @@ function loaded(view: FlowView, prev: Loaded | null): Loaded {
     const jobs = flattenGraph(graph ?? []);
     // Statuses do not move a node: the layout is kept while the jobs are the same ones (a retry's
     // jobs have new ids, a job may add jobs while it runs).
-    const same = prev && prev.jobs.size === jobs.size && [...jobs.keys()].every((k) => prev.layout.nodes.has(k));
-    const layout = same ? prev.layout : layoutGraph(jobs, graph ?? []);
-    return { flow, jobs, layout, rootId: "", version: (prev?.version ?? 0) + 1 };
+    const same = !!prev && prev.jobs.size === jobs.size && [...jobs.keys()].every((k) => prev.jobs.has(k));
+    if (same && prev.rootId === "") return { flow, jobs, layout: prev.layout, graph: prev.graph, rootId: "", version: prev.version + 1 };
+    // A big graph is laid out off the main thread (the page draws it when the worker answers); a small one at once.
+    const all = graph ?? [];
+    const small = all.length + all.reduce((n, g) => n + g.dependsOn.length, 0) <= OFF_THREAD_FROM;
+    return { flow, jobs, layout: small ? layoutGraph(jobs, all) : null, graph: all, rootId: "", version: (prev?.version ?? 0) + 1 };
   }
   const jobs = flatten(root);
   // The tree never changes shape after creation, so a reload keeps the layout it had.
-  const layout = prev && prev.jobs.size === jobs.size ? prev.layout : layoutTree(jobs);
+  const layout = prev?.layout && prev.jobs.size === jobs.size ? prev.layout : layoutTree(jobs);
   return { flow, jobs, layout, rootId: root.id, version: (prev?.version ?? 0) + 1 };
 }
 
@@ -153,6 +159,19 @@ export function Flow({ id }: { id: string }) {
     }
   };
 
+  // A big graph's layout, from the worker: kept only if the page still shows those jobs.
+  const pendingGraph = state && state.layout === null ? state.graph : undefined;
+  useEffect(() => {
+    if (!pendingGraph) return;
+    let gone = false;
+    void layoutGraphOffThread(pendingGraph).then((layout) => {
+      if (!gone) setState((p) => (p && p.layout === null && p.graph === pendingGraph ? { ...p, layout, version: p.version + 1 } : p));
+    });
+    return () => {
+      gone = true;
+    };
+  }, [pendingGraph]);
+
   const counts = useMemo(() => (state ? statusCounts(state.jobs.values()) : {}), [state?.version]);
 
   const act = async (action: Action) => {
@@ -222,7 +241,9 @@ export function Flow({ id }: { id: string }) {
       onCancel=${() => setAsking(null)}
     >${asking ? ACTIONS[asking].text : ""}</${Confirm}>
     <div class="flow-body">
-      <${FlowGraph} layout=${layout} jobs=${jobs} selected=${selected} onSelect=${setSelected} version=${state.version} />
+      ${layout
+        ? html`<${FlowGraph} layout=${layout} jobs=${jobs} selected=${selected} onSelect=${setSelected} version=${state.version} />`
+        : html`<div class="graph-scroll graph-pending" aria-busy="true"><p class="hint">Laying out ${jobs.size.toLocaleString("en")} jobs…</p></div>`}
       ${job
         ? html`<${JobPanel} job=${job} onClose=${() => setSelected(null)}>
             ${job.key !== undefined && html`<${Dependencies} job=${job} jobs=${jobs} onSelect=${setSelected} />`}
