@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { createToken } from "../../src/services/tokens";
 import { httpClient } from "../helpers/http";
@@ -18,8 +21,30 @@ let browser: Browser;
 let token: string;
 let api: ReturnType<typeof httpClient>;
 
+/** `fan` adds `n` `square` jobs to its flow while it runs and joins on them (ctx.spawn / ctx.waitFor). */
+const MODULE = `
+export default {
+  fan: {
+    async run(ctx) {
+      const keys = Array.from({ length: ctx.data.n }, (_, i) => "sq-" + i);
+      await ctx.spawn(keys.map((key, i) => ({ key, name: "square", data: { i, ms: ctx.data.ms } })));
+      const results = await ctx.waitFor(keys);
+      return { sum: Object.values(results).reduce((a, r) => a + r.sq, 0) };
+    },
+  },
+  square: {
+    async run(ctx) {
+      await new Promise((r) => setTimeout(r, ctx.data.ms));
+      return { sq: ctx.data.i * ctx.data.i };
+    },
+  },
+};
+`;
+const modules = mkdtempSync(join(tmpdir(), "flowd-uigraph-handlers-"));
+
 beforeAll(async () => {
-  stack = await startBinaryStack("uigraph");
+  writeFileSync(join(modules, "fan.ts"), MODULE);
+  stack = await startBinaryStack("uigraph", { FLOWD_HANDLERS: join(modules, "fan.ts") });
   ({ base, browser } = stack);
   token = (await createToken(stack.db.database.db, "graph")).token;
   api = httpClient(base, token);
@@ -27,6 +52,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
+  rmSync(modules, { recursive: true, force: true });
 });
 
 async function signedIn(): Promise<Page> {
@@ -131,6 +157,40 @@ describe("a graph flow's page", () => {
     expect(browser.violations).toEqual([]);
     await page.close();
   }, 200_000);
+
+  test("jobs a running job adds to the flow appear live, each drawn from the job that added it, and the join completes", async () => {
+    const res = await api("POST", "/v1/flows", {
+      name: "fan-out",
+      jobs: [
+        { key: "start", name: "sleep", data: { ms: 1500 } },
+        { key: "fan", name: "fan", data: { n: 5, ms: 1500 }, dependsOn: ["start"] },
+        { key: "report", name: "echo", dependsOn: ["fan"] },
+      ],
+    });
+    expect(res.status).toBe(201);
+    const page = await signedIn();
+    await page.goto(`${base}/ui#/flows/${res.body.id}`);
+    await page.locator('.graph[data-drawn="all"]').waitFor({ timeout: 10_000 });
+    expect(await page.locator(".graph .node").count()).toBe(3);
+    const navigations: string[] = [];
+    page.on("framenavigated", (f) => f === page.mainFrame() && navigations.push(f.url()));
+    // The five added jobs arrive as events about jobs the page does not know: it loads the flow again and lays it out anew.
+    await waitFor(async () => (await page.locator(".graph .node").count()) === 8, 30_000, "the 5 added jobs drawn");
+    expect(await page.locator(".graph .edges polyline.spawn").count()).toBe(5);
+    expect(await page.locator(".graph .edges polyline").count()).toBe(7);
+    await page.locator('[data-flow-status="completed"]').waitFor({ timeout: 30_000 });
+    await waitFor(async () => (await page.locator('.graph .node[data-status="completed"]').count()) === 8, 10_000, "every node completed");
+    expect(navigations).toEqual([]);
+    await page.locator(".graph .node", { hasText: "fan" }).click();
+    const panel = page.locator("[data-job-panel]");
+    expect(await panel.locator("[data-added] li").count()).toBe(5);
+    expect(JSON.parse((await panel.getByLabel("Job result").textContent())!)).toEqual({ sum: 0 + 1 + 4 + 9 + 16 });
+    await page.screenshot({ path: SHOT.replace(/\.png$/, "-spawn.png"), fullPage: true });
+    await panel.getByRole("button", { name: "sq-3" }).click();
+    await page.locator('[data-spawned-by="fan"]').waitFor();
+    expect(browser.problems).toEqual([]);
+    await page.close();
+  }, 90_000);
 
   test("a retried graph (its failed jobs run again under new ids) is laid out again and completes on the page", async () => {
     const res = await api("POST", "/v1/flows", {

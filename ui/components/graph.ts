@@ -70,7 +70,7 @@ export function FlowGraph(props: { layout: Layout; jobs: Map<string, FlatJob>; s
     () => html`<g class="edges" aria-hidden="true">
       ${layout.edges.map((e) =>
         drawn.has(e.to) && drawn.has(e.from)
-          ? html`<polyline key=${`${e.from}-${e.to}`} data-from=${e.from} data-to=${e.to} points=${e.points.map((p) => `${p.x},${p.y}`).join(" ")} marker-end=${graph ? "url(#arrow)" : undefined} />`
+          ? html`<polyline key=${`${e.from}-${e.to}`} class=${e.kind ?? undefined} data-from=${e.from} data-to=${e.to} points=${e.points.map((p) => `${p.x},${p.y}`).join(" ")} marker-end=${graph ? "url(#arrow)" : undefined} />`
           : null,
       )}
     </g>`,

@@ -7,6 +7,16 @@ export interface GraphJob extends Omit<FlatJob, "parentId" | "childIds" | "depth
   dependsOn: string[];
 }
 
+/** The edges drawn: one per dependency, and one from a job to each job it added (unless that one depends on it). */
+function edgesOf(graph: Pick<GraphJob, "key" | "dependsOn" | "spawnedBy">[]): { from: string; to: string; kind?: "spawn" }[] {
+  const out: { from: string; to: string; kind?: "spawn" }[] = [];
+  for (const j of graph) {
+    for (const k of j.dependsOn) out.push({ from: k, to: j.key });
+    if (j.spawnedBy && !j.dependsOn.includes(j.spawnedBy)) out.push({ from: j.spawnedBy, to: j.key, kind: "spawn" });
+  }
+  return out;
+}
+
 /**
  * A graph flow's jobs as the page's rows: no parents or children (a graph job has dependencies
  * instead), each at its layer (1 + its longest chain of dependencies), so the tree's panel and
@@ -141,11 +151,15 @@ export function layoutGraph(jobs: Map<string, FlatJob>, graph: GraphJob[]): Layo
   g.setDefaultEdgeLabel(() => ({}));
   for (const id of jobs.keys()) g.setNode(id, { width: NODE_W, height: NODE_H });
   let edgeCount = 0;
-  for (const j of graph)
-    for (const key of j.dependsOn) {
-      const from = idOf.get(key);
-      if (from && jobs.has(from) && jobs.has(j.id)) (g.setEdge(from, j.id), edgeCount++);
-    }
+  const spawn = new Set<string>();
+  for (const e of edgesOf(graph)) {
+    const from = idOf.get(e.from);
+    const to = idOf.get(e.to);
+    if (!from || !to || !jobs.has(from) || !jobs.has(to)) continue;
+    g.setEdge(from, to);
+    edgeCount++;
+    if (e.kind) spawn.add(`${from}>${to}`);
+  }
   dagreLayout(g, jobs.size + edgeCount > FULL_ORDER_LIMIT ? { customOrder: (graph) => orderLayers(graph) } : {});
   const nodes = new Map<string, { x: number; y: number }>();
   let width = 0;
@@ -183,7 +197,7 @@ export function layoutGraph(jobs: Map<string, FlatJob>, graph: GraphJob[]): Layo
   const edges: Layout["edges"] = routes.map((r) => {
     const points = [{ x: starts.get(r)!, y: nodes.get(r.from)!.y + NODE_H }, ...r.route, { x: stops.get(r)!, y: nodes.get(r.to)!.y }];
     for (const p of points) width = Math.max(width, p.x + MARGIN);
-    return { from: r.from, to: r.to, points };
+    return spawn.has(`${r.from}>${r.to}`) ? { from: r.from, to: r.to, points, kind: "spawn" as const } : { from: r.from, to: r.to, points };
   });
   performance.measure("flowd:layout", { start });
   return { width: Math.ceil(width), height: Math.ceil(height), nodes, edges };

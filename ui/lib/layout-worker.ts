@@ -9,7 +9,7 @@ import type { FlatJob, Layout } from "./tree";
  * Content-Security-Policy's `worker-src 'self'` allows it); main.ts starts the app in a page and
  * `serveLayouts` in a worker. A browser that cannot start it lays out on the main thread.
  */
-type Shape = Pick<GraphJob, "id" | "key" | "dependsOn">;
+type Shape = Pick<GraphJob, "id" | "key" | "dependsOn" | "spawnedBy">;
 type Request = { id: number; graph: Shape[] };
 type Answer = { id: number; layout?: { width: number; height: number; nodes: [string, { x: number; y: number }][]; edges: Layout["edges"] }; error?: string };
 
@@ -59,7 +59,7 @@ function start(): Worker | null {
 
 /** The graph's layout: in the page for a small graph, in the worker for a big one. */
 export function layoutGraphOffThread(graph: GraphJob[]): Promise<Layout> {
-  const shape = graph.map(({ id, key, dependsOn }) => ({ id, key, dependsOn }));
+  const shape = graph.map(({ id, key, dependsOn, spawnedBy }) => ({ id, key, dependsOn, ...(spawnedBy ? { spawnedBy } : {}) }));
   const size = graph.length + graph.reduce((n, g) => n + g.dependsOn.length, 0);
   if (size <= OFF_THREAD_FROM) return Promise.resolve(run(shape));
   if (worker === undefined) worker = start();

@@ -20,6 +20,8 @@ export interface JobNode {
   /** A graph flow's job: its key, and the keys of the jobs it depends on. */
   key?: string;
   dependsOn?: string[];
+  /** A job added while the flow ran: the key of the job that added it. */
+  spawnedBy?: string;
   children: JobNode[];
 }
 
@@ -121,7 +123,8 @@ export interface Layout {
   width: number;
   height: number;
   nodes: Map<string, { x: number; y: number }>;
-  edges: { from: string; to: string; points: { x: number; y: number }[] }[];
+  /** `spawn`: from a job to a job it added while it ran (not a dependency). */
+  edges: { from: string; to: string; points: { x: number; y: number }[]; kind?: "spawn" }[];
 }
 
 /** Space between siblings, and between a parent's row and its children's (px). */

@@ -68,6 +68,8 @@ function Dependencies({ job, jobs, onSelect }: { job: FlatJob; jobs: Map<string,
   const byKey = new Map([...jobs.values()].map((j) => [j.key, j]));
   const deps = (job.dependsOn ?? []).flatMap((k) => byKey.get(k) ?? []);
   const dependents = [...jobs.values()].filter((j) => j.dependsOn?.includes(job.key!));
+  const spawner = job.spawnedBy ? byKey.get(job.spawnedBy) : undefined;
+  const added = [...jobs.values()].filter((j) => j.spawnedBy === job.key);
   const link = (j: FlatJob) =>
     html`<button type="button" class="link" onClick=${() => onSelect(j.id)} data-dep=${j.key}>${j.key}</button> <${StatusBadge} status=${j.status} />`;
   return html`<section class="deps" aria-label="Dependencies">
@@ -84,6 +86,10 @@ function Dependencies({ job, jobs, onSelect }: { job: FlatJob; jobs: Map<string,
             </li>`,
           )}
         </ul>`}
+    ${spawner && html`<h4>Added by</h4><p data-spawned-by=${spawner.key}>${link(spawner)} while it ran</p>`}
+    ${added.length > 0 &&
+    html`<h4>Added while it ran (${added.length})</h4>
+      <ul class="dep-list inline" data-added>${added.map((d) => html`<li key=${d.id}>${link(d)}</li>`)}</ul>`}
     <h4>Needed by${dependents.length ? ` (${dependents.length})` : ""}</h4>
     ${dependents.length === 0
       ? html`<p class="hint">No job: the flow ends with it.</p>`
