@@ -5,7 +5,8 @@
  * at least 2,000 events applied). Long tasks are the browser's own (PerformanceObserver
  * `longtask`, ≥ 50 ms); the layout's own time is the page's `flowd:layout` measure.
  * Wall-clock figures mean little without the load around them, so whole-machine CPU (/proc/stat)
- * and the load average are printed beside them.
+ * and the load average are printed beside them. `bun run bench graph-page` measures the same for
+ * a 1,000-job graph flow with 3,000 edges (bigGraph), whose layered layout is the costly part.
  */
 import { readFileSync } from "node:fs";
 import { createToken } from "../src/services/tokens";
@@ -44,10 +45,35 @@ interface Round {
   cpuEvents: string;
 }
 
-export async function benchFlowPage() {
+/**
+ * A 1,000-job graph as bench graphs runs it: 4 layers of 250, each job past the first depending on
+ * 4 of the layer above (3,000 edges). The first layer sleeps (so the page is open while the graph
+ * runs); half the jobs below fail once and pass on their second attempt, for more events.
+ */
+export function bigGraph() {
+  const [LAYERS, WIDTH, FAN_IN] = [4, 250, 4];
+  return {
+    name: "big-graph",
+    jobs: Array.from({ length: LAYERS * WIDTH }, (_, n) => {
+      const l = Math.floor(n / WIDTH);
+      const i = n % WIDTH;
+      if (l === 0) return { key: `${l}.${i}`, name: "sleep", data: { ms: 500 } };
+      const dependsOn = Array.from({ length: FAN_IN }, (_, k) => `${l - 1}.${(i + k * 61) % WIDTH}`);
+      return i % 2
+        ? { key: `${l}.${i}`, name: "fail", data: { times: 1, i }, opts: { attempts: 2 }, dependsOn }
+        : { key: `${l}.${i}`, name: "echo", data: { i }, dependsOn };
+    }),
+  };
+}
+
+export const benchFlowPage = () => benchPage("flow page: a 1,000-job flow in Chromium", bigFlow, EVENTS_GOAL);
+/** The same measures for a graph flow's page: its layered layout (dagre) is the part a tree does not have. */
+export const benchGraphPage = () => benchPage("graph page: a 1,000-job graph with 3,000 edges in Chromium", bigGraph, 0);
+
+async function benchPage(title: string, body: () => object, eventsGoal: number) {
   await checkServices();
   await ensureTemplate();
-  printConditions("flow page: a 1,000-job flow in Chromium", {
+  printConditions(title, {
     rounds: ROUNDS,
     chromium: Bun.spawnSync(["/usr/bin/chromium", "--version"]).stdout.toString().trim() || "unknown",
     loadavg: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
@@ -56,7 +82,7 @@ export async function benchFlowPage() {
   try {
     const token = (await createToken(stack.db.database.db, "bench")).token;
     const rounds: Round[] = [];
-    for (let r = 0; r < ROUNDS; r++) rounds.push(await round(stack, token));
+    for (let r = 0; r < ROUNDS; r++) rounds.push(await round(stack, token, body()));
     for (const [i, x] of rounds.entries())
       console.log(
         `round ${i + 1}: first node in ${x.firstMs} ms, all 1,000 drawn in ${x.renderMs} ms (layout ${x.layoutMs.toFixed(0)} ms; long tasks ${list(x.renderTasks)}; CPU ${x.cpuRender}); ` +
@@ -67,11 +93,12 @@ export async function benchFlowPage() {
     const renderTask = Math.max(0, ...rounds.flatMap((x) => x.renderTasks));
     const eventTask = Math.max(0, ...rounds.flatMap((x) => x.eventTasks));
     const events = Math.min(...rounds.map((x) => x.events));
+    console.log(`layout p50 ${median(rounds.map((x) => Math.round(x.layoutMs)))} ms`);
     console.log(`render p50 ${render} ms (goal ≤ ${RENDER_GOAL_MS}): ${render <= RENDER_GOAL_MS ? "met" : "NOT met"}`);
     console.log(`longest task while drawing ${Math.round(renderTask)} ms (goal ≤ ${TASK_GOAL_MS}): ${renderTask <= TASK_GOAL_MS ? "met" : "NOT met"}`);
     console.log(
-      `longest task while ${events}+ events applied ${Math.round(eventTask)} ms (goal ≤ ${TASK_GOAL_MS} over ≥ ${EVENTS_GOAL} events): ` +
-        `${eventTask <= TASK_GOAL_MS && events >= EVENTS_GOAL ? "met" : "NOT met"}`,
+      `longest task while ${events}+ events applied ${Math.round(eventTask)} ms (goal ≤ ${TASK_GOAL_MS}${eventsGoal ? ` over ≥ ${eventsGoal} events` : ""}): ` +
+        `${eventTask <= TASK_GOAL_MS && events >= eventsGoal ? "met" : "NOT met"}`,
     );
   } finally {
     await stack.stop();
@@ -80,7 +107,7 @@ export async function benchFlowPage() {
 
 const list = (xs: number[]) => (xs.length ? xs.map((d) => Math.round(d)).join(", ") + " ms" : "none");
 
-async function round(stack: Awaited<ReturnType<typeof startBinaryStack>>, token: string): Promise<Round> {
+async function round(stack: Awaited<ReturnType<typeof startBinaryStack>>, token: string, body: object): Promise<Round> {
   const page = await stack.browser.newPage();
   const groups = async () => ({ flowd: [stack.proc.proc.pid], chromium: await pidsNamed("chromium") });
   try {
@@ -98,7 +125,7 @@ async function round(stack: Awaited<ReturnType<typeof startBinaryStack>>, token:
     await page.locator("#h-overview").waitFor();
     await page.evaluate(`window.longTasks = []; new PerformanceObserver((l) => { for (const e of l.getEntries()) window.longTasks.push(e.duration); }).observe({ type: "longtask" });`);
     // Created just before the page opens: its jobs start running while the page draws, as they would.
-    const res = await httpClient(stack.base, token)("POST", "/v1/flows", bigFlow());
+    const res = await httpClient(stack.base, token)("POST", "/v1/flows", body);
     if (res.status !== 201 || res.body.jobCount !== 1000) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
     const id = res.body.id as string;
     const cpu0 = await cpuSeconds(await groups());
@@ -106,7 +133,7 @@ async function round(stack: Awaited<ReturnType<typeof startBinaryStack>>, token:
     await page.evaluate(`location.hash = "#/flows/${id}"`);
     await page.locator(".graph .node").first().waitFor({ timeout: 10_000 });
     const firstMs = Date.now() - t0;
-    await page.locator('.graph[data-drawn="all"]').waitFor({ timeout: 10_000 });
+    await page.locator('.graph[data-drawn="all"]').waitFor({ timeout: 30_000 });
     const renderMs = Date.now() - t0;
     const cpu1 = await cpuSeconds(await groups());
     const nodes = await page.locator(".graph .node").count();

@@ -7,7 +7,7 @@ import { benchWebhooks } from "./webhooks";
 import { benchHandlers } from "./handlers";
 import { benchHttpTasks } from "./http-tasks";
 import { benchCluster } from "./cluster";
-import { benchFlowPage } from "./flow-page";
+import { benchFlowPage, benchGraphPage } from "./flow-page";
 
 const only = process.argv[2];
 if (!only || only === "flows") await benchFlows();
@@ -19,6 +19,7 @@ if (!only || only === "http-tasks") await benchHttpTasks();
 if (!only || only === "cluster") await benchCluster();
 if (!only || only === "flow-page") await benchFlowPage();
 if (only === "waits") await (await import("./waits")).benchWaits();
+if (!only || only === "graph-page") await benchGraphPage();
 if (only === "graphs") await import("./graphs");
 if (only === "definitions") await import("./definitions");
 process.exit(0);

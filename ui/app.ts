@@ -12,6 +12,7 @@ import { Schedules } from "./pages/schedules";
 import { Webhooks } from "./pages/webhooks";
 import { Handlers } from "./pages/handlers";
 import { Approvals } from "./pages/approvals";
+import { Definition, Definitions } from "./pages/definitions";
 
 const useRoute = () => {
   const [route, setRoute] = useState<Route>(() => parseRoute(location.hash));
@@ -89,6 +90,7 @@ const NAV: { label: string; route: Route; match: Route["page"][] }[] = [
   { label: "Overview", route: { page: "overview" }, match: ["overview"] },
   { label: "Flows", route: { page: "flows" }, match: ["flows", "flow"] },
   { label: "Jobs", route: { page: "jobs" }, match: ["jobs", "job"] },
+  { label: "Definitions", route: { page: "definitions" }, match: ["definitions", "definition"] },
   { label: "Schedules", route: { page: "schedules" }, match: ["schedules"] },
   { label: "Webhooks", route: { page: "webhooks" }, match: ["webhooks"] },
   { label: "Handlers", route: { page: "handlers" }, match: ["handlers"] },
@@ -141,6 +143,10 @@ function page(route: Route) {
       return html`<${Handlers} />`;
     case "approvals":
       return html`<${Approvals} />`;
+    case "definitions":
+      return html`<${Definitions} event=${route.event} />`;
+    case "definition":
+      return html`<${Definition} name=${route.name} version=${route.version} key=${route.name} />`;
     case "missing":
       return html`<section><h1>Page not found</h1><p>Nothing lives at <code>${route.path}</code>. <a href="#/">Go to the overview</a>.</p></section>`;
   }

@@ -11,15 +11,15 @@ import { launchBrowser, type Browser } from "./browser";
 /**
  * What the browser tests drive: the compiled binary copied alone into an empty folder (its assets
  * come from inside it), one `--role=all` process on a database and prefix of the file's own, and
- * Chromium. `env` is the process's environment, for tests that start more processes on it.
+ * Chromium. `env` is the process's environment (`extraEnv` added, e.g. FLOWD_HANDLERS), for tests that start more processes on it.
  */
-export async function startBinaryStack(tag: string) {
+export async function startBinaryStack(tag: string, extraEnv: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), `flowd-${tag}-`));
   const bin = join(dir, "flowd");
   prepareBinary(bin);
   const db = await createTestDatabase();
   const prefix = uniquePrefix(tag);
-  const env = { DATABASE_URL: db.url, REDIS_URL, FLOWD_PREFIX: prefix, LOG_LEVEL: "info" };
+  const env = { DATABASE_URL: db.url, REDIS_URL, FLOWD_PREFIX: prefix, LOG_LEVEL: "info", ...extraEnv };
   // PORT=0: the system picks a free port; one picked by guess can be another process's.
   const proc: FlowdProcess = spawnFlowd(["--role=all"], { ...env, PORT: "0" }, { bin, cwd: dir });
   const port = Number(new URL((JSON.parse(await proc.waitForLine(/"listening"/)) as { url: string }).url).port);

@@ -11,7 +11,9 @@ import { NODE_H, NODE_W, type FlatJob, type Layout } from "../lib/tree";
 const Node = memo(function Node(props: { job: FlatJob; x: number; y: number; selected: boolean; onSelect: (id: string) => void }) {
   const { job, x, y, selected } = props;
   const open = () => props.onSelect(job.id);
-  const label = job.name.length > 18 ? job.name.slice(0, 17) + "…" : job.name;
+  // A graph job is known by its key (its name is its handler's); a tree job by its name.
+  const text = job.key ?? job.name;
+  const label = text.length > 20 ? text.slice(0, 19) + "…" : text;
   return html`<g
     class=${`node s-${job.status}${selected ? " selected" : ""}`}
     transform=${`translate(${x},${y})`}
@@ -23,6 +25,7 @@ const Node = memo(function Node(props: { job: FlatJob; x: number; y: number; sel
     onClick=${open}
     onKeyDown=${(e: KeyboardEvent) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), open())}
   >
+    <title>${job.key ? `${job.key} (${job.name})` : job.name}</title>
     <rect width=${NODE_W} height=${NODE_H} rx="6" />
     <text x="10" y="20" class="node-name">${label}</text>
     <text x="10" y="38" class="node-status">${job.status}${job.attemptsMade > 1 ? ` · ${job.attemptsMade} attempts` : ""}</text>
@@ -38,6 +41,7 @@ const SLICE = 150;
 export function FlowGraph(props: { layout: Layout; jobs: Map<string, FlatJob>; selected: string | null; onSelect: (id: string) => void }) {
   const { layout, jobs } = props;
   const box = useRef<HTMLDivElement>(null);
+  const graph = useMemo(() => [...jobs.values()].some((j) => j.key !== undefined), [layout]);
   const rootPos = useMemo(() => {
     const root = [...jobs.values()].find((j) => j.parentId === null);
     return root ? layout.nodes.get(root.id) : undefined;
@@ -65,13 +69,15 @@ export function FlowGraph(props: { layout: Layout; jobs: Map<string, FlatJob>; s
   const edges = useMemo(
     () => html`<g class="edges" aria-hidden="true">
       ${layout.edges.map((e) =>
-        drawn.has(e.to) ? html`<polyline key=${`${e.from}-${e.to}`} points=${e.points.map((p) => `${p.x},${p.y}`).join(" ")} />` : null,
+        drawn.has(e.to) && drawn.has(e.from)
+          ? html`<polyline key=${`${e.from}-${e.to}`} class=${e.kind ?? undefined} data-from=${e.from} data-to=${e.to} points=${e.points.map((p) => `${p.x},${p.y}`).join(" ")} marker-end=${graph ? "url(#arrow)" : undefined} />`
+          : null,
       )}
     </g>`,
     [layout, drawn],
   );
   // Drawn in tree order whatever the slice: the DOM order is the Tab order.
-  return html`<div class="graph-scroll" role="group" aria-label="The flow's jobs as a tree" ref=${box}>
+  return html`<div class="graph-scroll" role="group" aria-label=${graph ? "The flow's jobs as a graph, dependencies above their dependents" : "The flow's jobs as a tree"} ref=${box}>
     <svg
       width=${layout.width}
       height=${layout.height}
@@ -79,6 +85,7 @@ export function FlowGraph(props: { layout: Layout; jobs: Map<string, FlatJob>; s
       class="graph"
       data-drawn=${drawn.size >= layout.nodes.size ? "all" : "part"}
     >
+      ${graph && html`<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" class="arrow-head" /></marker></defs>`}
       ${edges}
       ${[...jobs.values()].map((j) => {
         const pos = drawn.has(j.id) ? layout.nodes.get(j.id) : undefined;

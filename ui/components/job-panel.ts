@@ -1,3 +1,4 @@
+import type { ComponentChildren } from "preact";
 import { html } from "../lib/html";
 import { duration, when } from "../lib/format";
 import { Json, StatusBadge } from "./common";
@@ -19,6 +20,8 @@ export interface JobLike {
   updatedAt: string;
   progress?: unknown;
   log?: JobLog;
+  /** A graph flow's job: its key, by which the flow names it (its name is its handler's). */
+  key?: string;
   /** An http task its service answered 202: it waits for the callback until then. */
   callbackUntil?: string;
   /** A parked wait step: what it waits for (sleep, signal, approval), on what key, until when. */
@@ -41,15 +44,16 @@ function Log({ log }: { log: JobLog }) {
 }
 
 /** Everything flowd knows about one job: data, opts, result, error with stack, attempts, timings, progress and log. */
-export function JobPanel({ job, onClose, heading = "h3" }: { job: JobLike; onClose?: () => void; heading?: "h2" | "h3" }) {
+export function JobPanel({ job, onClose, heading = "h3", children }: { job: JobLike; onClose?: () => void; heading?: "h2" | "h3"; children?: ComponentChildren }) {
   const H = heading;
   const attempts = (job.opts as { attempts?: number } | null)?.attempts ?? 1;
   return html`<aside class="job-panel" aria-labelledby="job-panel-title" data-job-panel=${job.id}>
     <header>
-      <${H} id="job-panel-title">${job.name} <${StatusBadge} status=${job.status} /></${H}>
+      <${H} id="job-panel-title">${job.key ?? job.name} <${StatusBadge} status=${job.status} /></${H}>
       ${onClose && html`<button type="button" onClick=${onClose} aria-label="Close the job panel">Close</button>`}
     </header>
     <dl class="facts">
+      ${job.key !== undefined && html`<div><dt>Handler</dt><dd>${job.name}</dd></div>`}
       <div><dt>Id</dt><dd><code>${job.id}</code></dd></div>
       <div><dt>BullMQ id</dt><dd><code>${job.jobId}</code></dd></div>
       <div><dt>Queue</dt><dd>${job.queueName}</dd></div>
@@ -64,6 +68,7 @@ export function JobPanel({ job, onClose, heading = "h3" }: { job: JobLike; onClo
     html`<h4>Decision</h4>
       <p class="prompt">${(job.data as { prompt?: string } | null)?.prompt ?? ""}</p>
       <${Decision} jobId=${job.id} key=${job.jobId} />`}
+    ${children}
     <h4>Data</h4>
     <${Json} value=${job.data} label="Job data" />
     <h4>Options</h4>

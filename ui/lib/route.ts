@@ -12,6 +12,8 @@ export type Route =
   | { page: "webhooks" }
   | { page: "handlers" }
   | { page: "approvals" }
+  | { page: "definitions"; event?: string }
+  | { page: "definition"; name: string; version?: string }
   | { page: "missing"; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -37,6 +39,8 @@ export function parseRoute(hash: string): Route {
   if (head === "webhooks" && parts.length === 1) return { page: "webhooks" };
   if (head === "handlers" && parts.length === 1) return { page: "handlers" };
   if (head === "approvals" && parts.length === 1) return { page: "approvals" };
+  if (head === "definitions" && parts.length === 1) return { page: "definitions", event: q.get("event") ?? undefined };
+  if (head === "definitions" && id && parts.length === 2) return { page: "definition", name: id, version: q.get("version") ?? undefined };
   return { page: "missing", path };
 }
 
@@ -74,6 +78,10 @@ export function href(route: Route): string {
       return "#/handlers";
     case "approvals":
       return "#/approvals";
+    case "definitions":
+      return `#/definitions${route.event ? `?event=${encodeURIComponent(route.event)}` : ""}`;
+    case "definition":
+      return `#/definitions/${encodeURIComponent(route.name)}${route.version ? `?version=${encodeURIComponent(route.version)}` : ""}`;
     case "missing":
       return `#${route.path}`;
   }

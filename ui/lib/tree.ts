@@ -17,6 +17,11 @@ export interface JobNode {
   /** What the handler reported: its last progress, and its kept log lines. */
   progress?: unknown;
   log?: JobLog;
+  /** A graph flow's job: its key, and the keys of the jobs it depends on. */
+  key?: string;
+  dependsOn?: string[];
+  /** A job added while the flow ran: the key of the job that added it. */
+  spawnedBy?: string;
   children: JobNode[];
 }
 
@@ -35,6 +40,10 @@ export interface FlowView {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+  /** A definition's run: its name and version, and the schedule or published event that started it. */
+  definition?: { name: string; version: number };
+  scheduleId?: string;
+  eventId?: string;
   /** A tree flow's root; a graph flow has `jobs` instead. */
   root?: JobNode;
   jobs?: import("./graph-layout").GraphJob[];
@@ -114,7 +123,8 @@ export interface Layout {
   width: number;
   height: number;
   nodes: Map<string, { x: number; y: number }>;
-  edges: { from: string; to: string; points: { x: number; y: number }[] }[];
+  /** `spawn`: from a job to a job it added while it ran (not a dependency). */
+  edges: { from: string; to: string; points: { x: number; y: number }[]; kind?: "spawn" }[];
 }
 
 /** Space between siblings, and between a parent's row and its children's (px). */

@@ -1,4 +1,4 @@
-import { useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, ApiError } from "../lib/api";
 import { html } from "../lib/html";
 import { useLiveTarget } from "../lib/context";
@@ -6,15 +6,18 @@ import { isFinished, when } from "../lib/format";
 import { href } from "../lib/route";
 import { applyJobEvent, flatten, flowStatusOf, layoutTree, statusCounts, type FlatJob, type FlowView, type Layout } from "../lib/tree";
 import type { LiveEvent } from "../lib/live";
-import { Confirm, ErrorNote, StatusBadge } from "../components/common";
+import { Confirm, ErrorNote, Json, StatusBadge } from "../components/common";
 import { FlowGraph } from "../components/graph";
-import { flattenGraph, layoutGraph } from "../lib/graph-layout";
+import { flattenGraph, layoutGraph, type GraphJob } from "../lib/graph-layout";
+import { layoutGraphOffThread, OFF_THREAD_FROM } from "../lib/layout-worker";
 import { JobPanel } from "../components/job-panel";
 
 interface Loaded {
   flow: Omit<FlowView, "root" | "jobs">;
   jobs: Map<string, FlatJob>;
-  layout: Layout;
+  /** Null while a big graph is laid out in the layout worker (then `graph` is what it lays out). */
+  layout: Layout | null;
+  graph?: GraphJob[];
   rootId: string;
   /** Bumped on every change, so a render sees a new value while the Map itself is reused. */
   version: number;
@@ -25,12 +28,18 @@ function loaded(view: FlowView, prev: Loaded | null): Loaded {
   if (!root) {
     // A graph flow: its jobs by layer, dependencies drawn as edges.
     const jobs = flattenGraph(graph ?? []);
-    const layout = prev && prev.jobs.size === jobs.size ? prev.layout : layoutGraph(jobs, graph ?? []);
-    return { flow, jobs, layout, rootId: "", version: (prev?.version ?? 0) + 1 };
+    // Statuses do not move a node: the layout is kept while the jobs are the same ones (a retry's
+    // jobs have new ids, a job may add jobs while it runs).
+    const same = !!prev && prev.jobs.size === jobs.size && [...jobs.keys()].every((k) => prev.jobs.has(k));
+    if (same && prev.rootId === "") return { flow, jobs, layout: prev.layout, graph: prev.graph, rootId: "", version: prev.version + 1 };
+    // A big graph is laid out off the main thread (the page draws it when the worker answers); a small one at once.
+    const all = graph ?? [];
+    const small = all.length + all.reduce((n, g) => n + g.dependsOn.length, 0) <= OFF_THREAD_FROM;
+    return { flow, jobs, layout: small ? layoutGraph(jobs, all) : null, graph: all, rootId: "", version: (prev?.version ?? 0) + 1 };
   }
   const jobs = flatten(root);
   // The tree never changes shape after creation, so a reload keeps the layout it had.
-  const layout = prev && prev.jobs.size === jobs.size ? prev.layout : layoutTree(jobs);
+  const layout = prev?.layout && prev.jobs.size === jobs.size ? prev.layout : layoutTree(jobs);
   return { flow, jobs, layout, rootId: root.id, version: (prev?.version ?? 0) + 1 };
 }
 
@@ -49,6 +58,43 @@ function applyEvents(prev: Loaded, events: LiveEvent[]): Loaded {
   if (root && !isFinished(root.status)) status = "running";
   const at = events[events.length - 1]!.at;
   return { ...prev, flow: { ...prev.flow, status, updatedAt: at }, version: prev.version + 1 };
+}
+
+/**
+ * A graph job's place in the flow: the jobs it depends on, each with its status and the result it
+ * hands over, and the jobs that depend on it. Each is a button that opens that job's panel.
+ */
+function Dependencies({ job, jobs, onSelect }: { job: FlatJob; jobs: Map<string, FlatJob>; onSelect: (id: string) => void }) {
+  const byKey = new Map([...jobs.values()].map((j) => [j.key, j]));
+  const deps = (job.dependsOn ?? []).flatMap((k) => byKey.get(k) ?? []);
+  const dependents = [...jobs.values()].filter((j) => j.dependsOn?.includes(job.key!));
+  const spawner = job.spawnedBy ? byKey.get(job.spawnedBy) : undefined;
+  const added = [...jobs.values()].filter((j) => j.spawnedBy === job.key);
+  const link = (j: FlatJob) =>
+    html`<button type="button" class="link" onClick=${() => onSelect(j.id)} data-dep=${j.key}>${j.key}</button> <${StatusBadge} status=${j.status} />`;
+  return html`<section class="deps" aria-label="Dependencies">
+    <h4>Depends on${deps.length ? ` (${deps.length})` : ""}</h4>
+    ${deps.length === 0
+      ? html`<p class="hint">Nothing: it runs as soon as the flow starts.</p>`
+      : html`<ul class="dep-list">
+          ${deps.map(
+            (d) => html`<li key=${d.id} data-dependency=${d.key}>
+              ${link(d)}
+              ${d.status === "completed"
+                ? html`<${Json} value=${d.result} label=${`Result of ${d.key}`} />`
+                : html`<p class="hint">${isFinished(d.status) ? "No result: it did not complete." : "No result yet."}</p>`}
+            </li>`,
+          )}
+        </ul>`}
+    ${spawner && html`<h4>Added by</h4><p data-spawned-by=${spawner.key}>${link(spawner)} while it ran</p>`}
+    ${added.length > 0 &&
+    html`<h4>Added while it ran (${added.length})</h4>
+      <ul class="dep-list inline" data-added>${added.map((d) => html`<li key=${d.id}>${link(d)}</li>`)}</ul>`}
+    <h4>Needed by${dependents.length ? ` (${dependents.length})` : ""}</h4>
+    ${dependents.length === 0
+      ? html`<p class="hint">No job: the flow ends with it.</p>`
+      : html`<ul class="dep-list inline">${dependents.map((d) => html`<li key=${d.id}>${link(d)}</li>`)}</ul>`}
+  </section>`;
 }
 
 type Action = "cancel" | "retry" | "delete";
@@ -92,10 +138,45 @@ export function Flow({ id }: { id: string }) {
       onEvents: (events) => {
         if (recording.current) recording.current.push(...events);
         setState((prev) => (prev ? applyEvents(prev, events) : prev));
+        // A graph grows while it runs (a job adds jobs): an event about a job the page has not seen loads the flow again.
+        const now = current.current;
+        if (now && now.rootId === "" && events.some((e) => e.jobId && e.event.startsWith("job.") && !now.jobs.has(e.jobId))) void refresh();
       },
     },
     [id],
   );
+
+  /** Loads the flow again, then applies every event that arrived meanwhile (the answer may be older than they are). */
+  const refreshing = useRef(false);
+  const refresh = async () => {
+    if (refreshing.current || recording.current) return;
+    refreshing.current = true;
+    recording.current = [];
+    try {
+      const view = await api<FlowView>("GET", `/v1/flows/${encodeURIComponent(id)}`);
+      const missed = recording.current;
+      const next = loaded(view, current.current);
+      setState(missed.length ? applyEvents(next, missed) : next);
+    } catch {
+      // The next unknown job's event tries again; what the page shows stays as it was.
+    } finally {
+      recording.current = null;
+      refreshing.current = false;
+    }
+  };
+
+  // A big graph's layout, from the worker: kept only if the page still shows those jobs.
+  const pendingGraph = state && state.layout === null ? state.graph : undefined;
+  useEffect(() => {
+    if (!pendingGraph) return;
+    let gone = false;
+    void layoutGraphOffThread(pendingGraph).then((layout) => {
+      if (!gone) setState((p) => (p && p.layout === null && p.graph === pendingGraph ? { ...p, layout, version: p.version + 1 } : p));
+    });
+    return () => {
+      gone = true;
+    };
+  }, [pendingGraph]);
 
   const counts = useMemo(() => (state ? statusCounts(state.jobs.values()) : {}), [state?.version]);
 
@@ -140,6 +221,10 @@ export function Flow({ id }: { id: string }) {
     <h1 id="h-flow">${flow.name} <span data-flow-status=${flow.status}><${StatusBadge} status=${flow.status} /></span></h1>
     <dl class="facts">
       <div><dt>Id</dt><dd><code>${flow.id}</code></dd></div>
+      ${flow.definition &&
+      html`<div><dt>Definition</dt><dd><a href=${href({ page: "definition", name: flow.definition.name, version: String(flow.definition.version) })} data-link="definition">${flow.definition.name} v${flow.definition.version}</a></dd></div>`}
+      ${flow.scheduleId && html`<div><dt>Started by</dt><dd><a href=${href({ page: "schedules" })} data-link="schedule">schedule <code>${flow.scheduleId}</code></a></dd></div>`}
+      ${flow.eventId && html`<div><dt>Started by</dt><dd><a href=${href({ page: "definitions", event: flow.eventId })} data-link="event">published event <code>${flow.eventId}</code></a></dd></div>`}
       <div><dt>Created</dt><dd>${when(flow.createdAt)}</dd></div>
       <div><dt>Finished</dt><dd>${isFinished(flow.status) ? when(flow.finishedAt ?? flow.updatedAt) : "–"}</dd></div>
       <div class="wide"><dt>Progress</dt><dd>
@@ -162,8 +247,14 @@ export function Flow({ id }: { id: string }) {
       onCancel=${() => setAsking(null)}
     >${asking ? ACTIONS[asking].text : ""}</${Confirm}>
     <div class="flow-body">
-      <${FlowGraph} layout=${layout} jobs=${jobs} selected=${selected} onSelect=${setSelected} version=${state.version} />
-      ${job ? html`<${JobPanel} job=${job} onClose=${() => setSelected(null)} />` : html`<p class="hint">Select a job to see its data, result and error.</p>`}
+      ${layout
+        ? html`<${FlowGraph} layout=${layout} jobs=${jobs} selected=${selected} onSelect=${setSelected} version=${state.version} />`
+        : html`<div class="graph-scroll graph-pending" aria-busy="true"><p class="hint">Laying out ${jobs.size.toLocaleString("en")} jobs…</p></div>`}
+      ${job
+        ? html`<${JobPanel} job=${job} onClose=${() => setSelected(null)}>
+            ${job.key !== undefined && html`<${Dependencies} job=${job} jobs=${jobs} onSelect=${setSelected} />`}
+          </${JobPanel}>`
+        : html`<p class="hint">Select a job to see its data, result and error${state.rootId === "" ? ", and the results of the jobs it depends on" : ""}.</p>`}
     </div>
   </section>`;
 }

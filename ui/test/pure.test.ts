@@ -1,7 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { href, parseRoute } from "../lib/route";
 import { duration, parseDataSearch, timing } from "../lib/format";
-import { applyJobEvent, flatten, flowStatusOf, layoutTree, MAX_LOG_LINES, statusCounts, withJobEvent, type JobNode } from "../lib/tree";
+import { applyJobEvent, flatten, flowStatusOf, layoutTree, MAX_LOG_LINES, NODE_H, NODE_W, statusCounts, withJobEvent, type JobNode } from "../lib/tree";
+import { flattenGraph, layoutGraph, type GraphJob } from "../lib/graph-layout";
+import { canonicalPretty, sideBySide } from "../lib/json-diff";
+import { buildInput, fieldsOf, initialValue } from "../lib/schema-form";
 
 const job = (id: string, children: JobNode[] = [], status = "waiting"): JobNode => ({
   id, jobId: `b-${id}`, name: "echo", queueName: "flows", status, data: {}, opts: {}, result: null, error: null,
@@ -19,8 +22,15 @@ describe("routes", () => {
       { page: "schedules" },
       { page: "webhooks" },
       { page: "handlers" },
+      { page: "definitions", event: "c0ev" },
+      { page: "definition", name: "nightly-etl", version: "2" },
+      { page: "definition", name: "a:b.c" },
     ] as const)
-      expect(parseRoute(href(r as never))).toEqual({ status: undefined, name: undefined, data: undefined, ...r } as never);
+      expect(parseRoute(href(r as never))).toEqual(
+        r.page === "definitions" || r.page === "definition"
+          ? ({ event: undefined, version: undefined, ...r } as never)
+          : ({ status: undefined, name: undefined, data: undefined, ...r } as never),
+      );
     expect(parseRoute("#/nope/1")).toEqual({ page: "missing", path: "/nope/1" });
     expect(parseRoute("")).toEqual({ page: "overview" });
   });
@@ -83,6 +93,122 @@ describe("flow tree", () => {
     const ms = performance.now() - t0;
     console.log(`layout of ${jobs.size} jobs: ${ms.toFixed(0)} ms`);
     expect(ms).toBeLessThan(3000);
+  });
+});
+
+describe("flow graph", () => {
+  const gjob = (key: string, dependsOn: string[] = []): GraphJob => {
+    const { children: _, ...rest } = job(`id-${key}`);
+    return { ...rest, key, dependsOn };
+  };
+  /** No two nodes share any pixel. */
+  const overlaps = (nodes: Map<string, { x: number; y: number }>) => {
+    const all = [...nodes.values()].sort((a, b) => a.y - b.y || a.x - b.x);
+    let n = 0;
+    for (let i = 0; i < all.length; i++)
+      for (let j = i + 1; j < all.length && all[j]!.y < all[i]!.y + NODE_H; j++)
+        if (Math.abs(all[j]!.x - all[i]!.x) < NODE_W) n++;
+    return n;
+  };
+
+  test("a diamond: A above B and C side by side, D below both, one edge per dependency, down the page", () => {
+    const graph = [gjob("A"), gjob("B", ["A"]), gjob("C", ["A"]), gjob("D", ["B", "C"])];
+    const jobs = flattenGraph(graph);
+    expect([...jobs.values()].map((j) => [j.key, j.depth])).toEqual([["A", 0], ["B", 1], ["C", 1], ["D", 2]]);
+    const layout = layoutGraph(jobs, graph);
+    const at = (k: string) => layout.nodes.get(`id-${k}`)!;
+    expect(layout.nodes.size).toBe(4);
+    expect(layout.edges.map((e) => `${e.from}>${e.to}`).sort()).toEqual(["id-A>id-B", "id-A>id-C", "id-B>id-D", "id-C>id-D"]);
+    expect(at("B").y).toBeGreaterThan(at("A").y + NODE_H);
+    expect(at("B").y).toBe(at("C").y);
+    expect(at("D").y).toBeGreaterThan(at("B").y + NODE_H);
+    expect(overlaps(layout.nodes)).toBe(0);
+    // Each edge leaves its dependency's bottom and enters its dependent's top, inside the drawing.
+    for (const e of layout.edges) {
+      const from = layout.nodes.get(e.from)!;
+      const to = layout.nodes.get(e.to)!;
+      expect(e.points[0]!.y).toBe(from.y + NODE_H);
+      expect(e.points[0]!.x > from.x && e.points[0]!.x < from.x + NODE_W).toBe(true);
+      expect(e.points.at(-1)!.y).toBe(to.y);
+      expect(e.points.at(-1)!.x > to.x && e.points.at(-1)!.x < to.x + NODE_W).toBe(true);
+      for (const p of e.points) expect(p.x >= 0 && p.x <= layout.width && p.y >= 0 && p.y <= layout.height).toBe(true);
+    }
+    for (const p of layout.nodes.values()) expect(p.x + NODE_W <= layout.width && p.y + NODE_H <= layout.height).toBe(true);
+    // The join's two arrows land apart, left one from the left dependency.
+    const into = layout.edges.filter((e) => e.to === "id-D").map((e) => ({ from: e.from, x: e.points.at(-1)!.x }));
+    expect(new Set(into.map((e) => e.x)).size).toBe(2);
+    const left = at("B").x < at("C").x ? "id-B" : "id-C";
+    expect(into.sort((a, b) => a.x - b.x)[0]!.from).toBe(left);
+  });
+
+  test("a 1,000-job graph with 2,700 edges lays out in well under a few seconds, nothing overlapping", () => {
+    // 10 layers of 100; each job of a layer depends on 3 of the layer above, as bench graphs does.
+    const graph: GraphJob[] = [];
+    for (let l = 0; l < 10; l++)
+      for (let i = 0; i < 100; i++) graph.push(gjob(`${l}-${i}`, l ? [...new Set([0, 1, 2].map((k) => `${l - 1}-${(i * 7 + k * 31) % 100}`))] : []));
+    const jobs = flattenGraph(graph);
+    const t0 = performance.now();
+    const layout = layoutGraph(jobs, graph);
+    const ms = performance.now() - t0;
+    console.log(`layout of a ${jobs.size}-job graph with ${layout.edges.length} edges: ${ms.toFixed(0)} ms`);
+    expect(layout.nodes.size).toBe(1000);
+    expect(layout.edges).toHaveLength(2700);
+    expect(overlaps(layout.nodes)).toBe(0);
+    expect(ms).toBeLessThan(5000);
+  });
+});
+
+describe("definition versions side by side", () => {
+  test("keys in one order whatever order they were stored in", () => {
+    expect(canonicalPretty({ b: 1, a: { d: [{ z: 1, y: 2 }], c: null } })).toBe(canonicalPretty({ a: { c: null, d: [{ y: 2, z: 1 }] }, b: 1 }));
+  });
+  test("a changed value is a changed row, an added key a row on the right only, the rest the same on both sides", () => {
+    const v1 = { input: { type: "object" }, flow: { root: { name: "echo", data: { a: 1 } } } };
+    const v2 = { input: { type: "object" }, flow: { root: { name: "echo", data: { a: 2, b: 3 } } } };
+    const rows = sideBySide(v1, v2);
+    const changed = rows.filter((r) => r.kind !== "same");
+    expect(changed.length).toBeGreaterThan(0);
+    expect(changed.some((r) => r.left?.includes('"a": 1') && r.right?.includes('"a": 2'))).toBe(true);
+    expect(changed.some((r) => r.right?.includes('"b": 3'))).toBe(true);
+    // Read down either side, the rows give back each version's text.
+    expect(rows.flatMap((r) => (r.left === null ? [] : [r.left])).join("\n")).toBe(canonicalPretty(v1));
+    expect(rows.flatMap((r) => (r.right === null ? [] : [r.right])).join("\n")).toBe(canonicalPretty(v2));
+    expect(sideBySide(v1, v1).every((r) => r.kind === "same")).toBe(true);
+  });
+});
+
+describe("a run form from an input schema", () => {
+  const schema = {
+    type: "object",
+    required: ["customer", "plan"],
+    properties: {
+      customer: { type: "string", description: "Customer id" },
+      seats: { type: "integer", default: 5 },
+      ratio: { type: "number" },
+      trial: { type: "boolean" },
+      plan: { enum: ["basic", "pro"] },
+      tags: { type: "array", items: { type: "string" } },
+    },
+  };
+  test("simple properties are fields, anything else a JSON box; no object schema is one JSON box", () => {
+    const fields = fieldsOf(schema)!;
+    // Required first, then by name.
+    expect(fields.map((f) => [f.name, f.kind, f.required])).toEqual([
+      ["customer", "string", true], ["plan", "enum", true], ["ratio", "number", false],
+      ["seats", "integer", false], ["tags", "json", false], ["trial", "boolean", false],
+    ]);
+    expect(fields.map(initialValue)).toEqual(["", "", "", "5", "", "false"]);
+    for (const none of [null, undefined, {}, { type: "string" }, { type: "object" }, [1]]) expect(fieldsOf(none)).toBeNull();
+  });
+  test("values are typed from the schema; empty optional fields are left out; bad values name their field", () => {
+    const fields = fieldsOf(schema)!;
+    expect(buildInput(fields, { customer: "c-1", seats: "7", ratio: "0.5", trial: "true", plan: "pro", tags: '["a"]' })).toEqual({
+      ok: true, input: { customer: "c-1", seats: 7, ratio: 0.5, trial: true, plan: "pro", tags: ["a"] },
+    });
+    expect(buildInput(fields, { customer: "c-1", plan: "basic", trial: "false" })).toEqual({ ok: true, input: { customer: "c-1", plan: "basic", trial: false } });
+    expect(buildInput(fields, { plan: "basic" })).toMatchObject({ ok: false, field: "customer" });
+    expect(buildInput(fields, { customer: "c", plan: "basic", seats: "2.5" })).toMatchObject({ ok: false, field: "seats" });
+    expect(buildInput(fields, { customer: "c", plan: "basic", tags: "[a" })).toMatchObject({ ok: false, field: "tags" });
   });
 });
 
