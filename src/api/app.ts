@@ -31,6 +31,7 @@ import { scheduleRoutes } from "./routes/schedules";
 import { definitionRoutes } from "./routes/definitions";
 import { triggerRoutes } from "./routes/triggers";
 import { webhookRoutes } from "./routes/webhooks";
+import { operationRoutes } from "./routes/operations";
 import { callbackRoutes, signingSecretRoutes } from "./routes/http-tasks";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
 import { LONG_POLL_MAX_S } from "../services/waiters";
@@ -46,6 +47,8 @@ export interface ApiDeps extends FlowDeps {
   recorder?: RecorderWatch;
   /** This process's metrics registry (one is made when absent). */
   metrics?: Metrics;
+  /** Tells this process's bulk operation runner a new operation waits (absent: it finds it at its next poll). */
+  kickOperations?: () => void;
 }
 
 /** The whole HTTP surface; `listen` is the caller's business, so tests can use `app.handle`. */
@@ -122,6 +125,7 @@ export function createApp(deps: ApiDeps) {
     .use(definitionRoutes(deps))
     .use(triggerRoutes(deps))
     .use(webhookRoutes(deps))
+    .use(operationRoutes(deps))
     .use(signingSecretRoutes(deps))
     .use(callbackRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
@@ -142,6 +146,7 @@ const DOC_TAGS = [
   { name: "events", description: "The event log and the live socket" },
   { name: "stats", description: "Counts and throughput" },
   { name: "handlers", description: "The handler registry and live workers" },
+  { name: "operations", description: "Bulk actions by filter, worked in the background and followed here" },
   { name: "definitions", description: "Named, versioned flows, run with an input by hand, by schedules and by published events" },
   { name: "health", description: "Liveness, readiness, metrics (no token)" },
 ];

@@ -5,6 +5,8 @@ export interface JobError {
   message: string;
   stack?: string;
   attemptsMade: number;
+  /** `expired`: the job did not start within its opts.expireAfterMs (no attempt made). */
+  code?: string;
 }
 
 export interface JobView {

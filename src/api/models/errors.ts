@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   "flow_too_deep",
   "too_many_jobs",
   "invalid_join",
+  "bulk_too_large",
+  "empty_filter",
   // 401, 404
   "unauthorized",
   "not_found",
@@ -31,9 +33,11 @@ export const ERROR_CODES = [
   "job_running",
   "nothing_to_retry",
   "callback_expired",
+  "operation_finished",
   "idempotency_key_reused",
   "not_a_graph",
   "attempt_ended",
+  "definition_from_module",
   // 410, 413, 429, 431
   "events_expired",
   "callback_used",

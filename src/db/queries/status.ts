@@ -8,7 +8,7 @@ export interface StatusChange {
   jobId: string;
   status: string;
   result?: unknown;
-  error?: { message: string; stack?: string; attemptsMade: number };
+  error?: { message: string; stack?: string; attemptsMade: number; code?: string };
   /** Failed: attempts made in this run (BullMQ's count, read from the job). */
   attemptsMade?: number;
   /** How many times the job started (went active) in the changes folded into this one. */

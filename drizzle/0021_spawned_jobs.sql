@@ -1,6 +1,5 @@
 ALTER TABLE "flow_jobs" ADD COLUMN "spawned_by" text;--> statement-breakpoint
 ALTER TABLE "flow_jobs" ADD COLUMN "waits_on" jsonb;--> statement-breakpoint
-CREATE INDEX "flow_jobs_joins_idx" ON "flow_jobs" USING btree ("flow_id") WHERE "flow_jobs"."waiting_for" = 'children';--> statement-breakpoint
 -- custom SQL (re-append after regenerating): jobs added to a running flow (spawned_by set) are logged
 -- as they are inserted, so views, sockets and webhooks see them appear. Rows written with their flow
 -- are not: flow.created stands for them, and a 1,000-job create stays one event.
