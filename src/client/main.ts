@@ -11,6 +11,7 @@ import { ClientUsageError, print, query, type Ctx } from "./context";
 import { paintStatus, palette, shortTime, table, type Io } from "./output";
 import { login, run } from "./run";
 import { CLIENT_USAGE } from "./usage";
+import { completionScript } from "./completion";
 import { get, list, listText, operationText } from "./views";
 import { watchFlow } from "./watch";
 
@@ -165,6 +166,12 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     if (help) return usage(io);
     const page = await ctx.api().request("GET", `/v1/${command}`);
     return print(ctx, page, () => listText(ctx.p, command, page.items));
+  }
+  if (command === "completion") {
+    const [shell, ...extra] = rest;
+    if ((shell !== "bash" && shell !== "zsh") || extra.length > 0) throw new ClientUsageError("completion takes bash or zsh");
+    io.out(completionScript(shell));
+    return 0;
   }
   throw new ClientUsageError(`unknown command '${command ?? ""}'`);
 }

@@ -188,6 +188,24 @@ describe("every command in --json mode matches the REST API", () => {
   }, 60_000);
 });
 
+describe("shell completion", () => {
+  test("completion bash completes commands, subcommands and flags", async () => {
+    const r = await cli(["completion", "bash"]);
+    expect(r.code).toBe(0);
+    const script = join(dir, "completion.bash");
+    writeFileSync(script, r.stdout);
+    const complete = (words: string[]) => {
+      const cmd = `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _flowd; echo "\${COMPREPLY[@]}"`;
+      return Bun.spawnSync(["bash", "-c", cmd], { stdout: "pipe" }).stdout.toString().trim();
+    };
+    expect(complete(["flowd", "fl"])).toBe("flows");
+    expect(complete(["flowd", "flows", "re"])).toBe("retry");
+    expect(complete(["flowd", "flows", "retry", "--st"])).toBe("--status");
+    expect(complete(["flowd", "run", "--w"])).toBe("--wait --watch");
+    expect((await cli(["completion", "fish"])).code).toBe(2);
+  });
+});
+
 describe("human output", () => {
   test("a graph flow's jobs with what each waits for; no colour codes when stdout is not a terminal", async () => {
     const flow = await cliJson(["run", flowFile("graph.json", { name: "cli-graph", jobs: [{ key: "extract", name: "echo" }, { key: "load", name: "echo", dependsOn: ["extract"] }] }), "--wait"]);
