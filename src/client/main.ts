@@ -67,7 +67,9 @@ export async function runClient(argv: string[], io: Io): Promise<number> {
       io.err(`flowd: ${err.message}\n${(err.details ?? []).map((d) => `  ${d.path ?? ""}: ${d.message ?? ""}\n`).join("")}`);
       return 1;
     }
-    throw err;
+    // Anything else is a bug or the machine (a full disk writing the config): still one line, not a stack.
+    io.err(`flowd: ${(err as Error)?.message ?? String(err)}\n`);
+    return 1;
   }
 }
 

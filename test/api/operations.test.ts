@@ -185,6 +185,21 @@ describe("operations: bad input is refused and writes nothing", () => {
     expect(narrowed.body.matched).toBe(111); // many-1, many-10…19, many-100…199
   }, 60_000);
 
+  test("list routes take since/until as date-times, and refuse anything else naming the parameter", async () => {
+    await createFlows([passing("in-range")]);
+    const since = new Date(Date.now() - 3_600_000).toISOString();
+    const ok = await stack.http("GET", `/v1/flows?since=${encodeURIComponent(since)}&until=${encodeURIComponent(new Date().toISOString())}&limit=1`);
+    expect(ok.status).toBe(200);
+    expect(ok.body.items).toHaveLength(1);
+    const none = await stack.http("GET", `/v1/jobs?until=${encodeURIComponent("2000-01-01T00:00:00Z")}`);
+    expect(none.body.items).toEqual([]);
+    for (const path of ["/v1/flows?since=1h", "/v1/jobs?until=yesterday"]) {
+      const res = await stack.http("GET", path);
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(res.body.error.details)).toMatch(/\/(since|until)/);
+    }
+  });
+
   test("an unknown operation is 404; cancelling a finished one is 409 operation_finished", async () => {
     expect((await stack.http("GET", "/v1/operations/nope")).status).toBe(404);
     expect((await stack.http("POST", "/v1/operations/cnotanoperationxxxxxxxxxx/cancel")).status).toBe(404);
