@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { loadConfig } from "../../src/config";
+import { createLogger } from "../../src/log";
+import { startApi } from "../../src/api/start";
 import { startStack, type Stack } from "../helpers/stack";
 import { waitFor } from "../helpers/wait";
 
@@ -214,4 +217,30 @@ describe("operations: bad input is refused and writes nothing", () => {
     const bob = await stack.newUser("bob");
     expect((await stack.http("GET", `/v1/operations/${res.body.id}`, undefined, { token: bob })).status).toBe(404);
   });
+});
+
+describe("an API restart in the middle of an operation", () => {
+  // Last in the file: the stack's API is replaced by a new one.
+  test("the new API process resumes it: every flow retried exactly once, the counts add up", async () => {
+    const ids = await createFlows(Array.from({ length: 300 }, (_, i) => failing(`restart-${i}`)));
+    const res = await stack.http("POST", "/v1/flows/bulk/retry", { name: "restart-", status: "failed" });
+    expect(res.status).toBe(202);
+    // Stopped while it works: the batch under way is finished and recorded, the lease released.
+    await waitFor(async () => (await stack.http("GET", `/v1/operations/${res.body.id}`)).body.done > 0, 30_000, "a first batch");
+    await stack.api.stop();
+    const [mid] = await stack.database.sql<{ status: string; done: number; lease_owner: string | null }[]>`
+      select status, done, lease_owner from operations where id = ${res.body.id}`;
+    const api = await startApi({ config: loadConfig(stack.env), database: stack.database, log: createLogger("silent") });
+    stack.api.stop = api.stop;
+    const http = (path: string) => fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${stack.token}` } }).then((r) => r.json() as Promise<any>);
+    const op = await waitFor(async () => {
+      const o = await http(`/v1/operations/${res.body.id}`);
+      return o.status !== "running" && o;
+    }, 60_000, "the operation to finish on the new API");
+    console.log(`stopped at ${mid!.done}/300 (${mid!.status}, lease ${mid!.lease_owner ?? "released"}); finished on the new API`);
+    expect(mid!.lease_owner).toBeNull();
+    expect(op).toMatchObject({ status: "completed", matched: 300, done: 300, skipped: 0, failed: 0 });
+    const generations = await stack.database.sql<{ generation: number }[]>`select generation from flows where id = any(${ids})`;
+    expect(generations.every((g) => g.generation === 1)).toBe(true);
+  }, 120_000);
 });
