@@ -75,6 +75,8 @@ export async function runClient(argv: string[], io: Io): Promise<number> {
 
 async function dispatch(argv: string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
+  // `flowd flows --help`, `flowd operations -h`: the usage, as for a command's own --help.
+  if (rest[0] === "--help" || rest[0] === "-h") return usage(io);
   const context = (args: string[], options: Options, positionals: [number, number], what: string) => {
     const parsed = parse(args, options, positionals, what);
     const json = parsed.values.json === true;

@@ -84,6 +84,19 @@ describe("login and bad input", () => {
     expect(Object.keys(JSON.parse(readFileSync(path, "utf8")).contexts)).toEqual(["local"]);
   });
 
+  test("login reads the token from stdin when --token is not given", async () => {
+    const home = join(dir, "stdin-home");
+    const proc = Bun.spawn([bin, "login", "--url", stack.baseUrl], {
+      env: { PATH: process.env.PATH ?? "", HOME: dir, XDG_CONFIG_HOME: home },
+      stdin: new TextEncoder().encode(`${stack.token}\n`),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await proc.exited).toBe(0);
+    expect(await new Response(proc.stdout).text()).toContain("as context 'default'");
+    expect(JSON.parse(readFileSync(join(home, "flowd", "config.json"), "utf8")).contexts.default.token).toBe(stack.token);
+  });
+
   test("a wrong or missing token: one line naming flowd login, exit 1", async () => {
     const wrong = await cli(["flows", "list"], { FLOWD_TOKEN: "wrong" });
     expect(wrong.code).toBe(1);
