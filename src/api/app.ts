@@ -24,6 +24,7 @@ import { flowRoutes } from "./routes/flows";
 import { eventRoutes } from "./routes/events";
 import { statsRoutes } from "./routes/stats";
 import { registryRoutes } from "./routes/registry";
+import { spawnRoutes } from "./routes/spawn";
 import { uiRoutes } from "./routes/ui";
 import { jobRoutes } from "./routes/jobs";
 import { scheduleRoutes } from "./routes/schedules";
@@ -119,6 +120,7 @@ export function createApp(deps: ApiDeps) {
     )
     .use(flowRoutes(deps))
     .use(jobRoutes(deps))
+    .use(spawnRoutes(deps))
     .use(scheduleRoutes(deps))
     .use(definitionRoutes(deps))
     .use(triggerRoutes(deps))

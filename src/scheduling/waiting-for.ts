@@ -4,15 +4,16 @@
  * question for every feature — may this job enter Redis (or go on) now, and if not, why — so graphs,
  * per-key limits and waits share one list, one column and the recorder's batch that releases them.
  *
- * - held out of Redis (`pending` rows): `dependencies` (graph jobs), `concurrency`, `rateLimit`;
+ * - held out of Redis (`pending` rows): `dependencies` (graph jobs), `concurrency`, `rateLimit`,
+ *   `debounce` (a single job whose debounce window is open: src/services/debounce.ts);
  * - parked while running (the row stays `active`, BullMQ holds the job without a worker slot):
  *   `children` (a join on jobs it added), `sleep`, `signal`, `approval`.
  */
-export const WAITING_REASONS = ["dependencies", "concurrency", "rateLimit", "children", "sleep", "signal", "approval"] as const;
+export const WAITING_REASONS = ["dependencies", "concurrency", "rateLimit", "debounce", "children", "sleep", "signal", "approval"] as const;
 export type WaitingReason = (typeof WAITING_REASONS)[number];
 
 /** Reasons that keep a `pending` row out of Redis until the scheduler releases it. */
-export const HELD_REASONS = ["dependencies", "concurrency", "rateLimit"] as const satisfies readonly WaitingReason[];
+export const HELD_REASONS = ["dependencies", "concurrency", "rateLimit", "debounce"] as const satisfies readonly WaitingReason[];
 
 /** Reasons a started job is parked for: no worker slot, woken when what it waits for happens. */
 export const PARKED_REASONS = ["children", "sleep", "signal", "approval"] as const satisfies readonly WaitingReason[];

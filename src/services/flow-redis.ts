@@ -45,7 +45,9 @@ export function resumeOptions(row: ResumeRow, nowMs: number): { opts: Pick<JobsO
 export const failsParent = (opts: JobOpts) => !(opts.ignoreDependencyOnFailure || opts.continueParentOnFailure || opts.removeDependencyOnFailure);
 
 export function bullOptions(opts: JobOpts, jobId: string, hasParent: boolean): JobsOptions {
-  const { failParentOnFailure, ignoreDependencyOnFailure, continueParentOnFailure, removeDependencyOnFailure, ...rest } = opts;
+  // `debounce` is decided in Postgres before the add (BullMQ has a deduplication option of its own);
+  // `timeoutMs` and `expireAfterMs` ride along unknown to BullMQ, for flowd's processor to read.
+  const { failParentOnFailure, ignoreDependencyOnFailure, continueParentOnFailure, removeDependencyOnFailure, debounce: _debounce, ...rest } = opts;
   const otherPolicy = !failsParent(opts);
   return {
     ...rest,

@@ -4,6 +4,8 @@ export interface JobError {
   message: string;
   stack?: string;
   attemptsMade: number;
+  /** `expired`: the job did not start within its opts.expireAfterMs (no attempt made). */
+  code?: string;
 }
 
 export interface JobView {
@@ -28,6 +30,10 @@ export interface JobView {
 export interface GraphJobView extends JobView {
   key: string;
   dependsOn: string[];
+  /** Why it waits: `dependencies` (held out of Redis), `children` (parked on a join of jobs it added). */
+  waitingFor?: { reason: string; keys?: string[] };
+  /** Added while the flow ran, by the job with this key (src/services/spawn.ts). */
+  spawnedBy?: string;
 }
 export interface JobNodeView extends JobView {
   children: JobNodeView[];
@@ -124,5 +130,13 @@ function graphJobs(rows: FlowJobRow[]): GraphJobView[] {
   const keyOf = new Map(rows.map((r) => [r.id, r.key ?? r.id]));
   return [...rows]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((r) => ({ ...jobView(r), key: r.key ?? r.id, dependsOn: (r.dependsOn ?? []).map((id) => keyOf.get(id) ?? id) }));
+    .map((r) => {
+      const view: GraphJobView = { ...jobView(r), key: r.key ?? r.id, dependsOn: (r.dependsOn ?? []).map((id) => keyOf.get(id) ?? id) };
+      // A job parked on a join is no http task waiting for a callback: its park's deadline is only when it looks again.
+      if (r.waitsOn) delete view.callbackUntil;
+      if (r.waitingFor)
+        view.waitingFor = { reason: r.waitingFor, ...(r.waitingFor === "children" && r.waitsOn ? { keys: r.waitsOn.map((id) => keyOf.get(id) ?? id) } : {}) };
+      if (r.spawnedBy) view.spawnedBy = keyOf.get(r.spawnedBy) ?? r.spawnedBy;
+      return view;
+    });
 }

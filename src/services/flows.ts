@@ -6,6 +6,7 @@ import {
   findFlowByIdempotencyKey,
   flowJobsOf,
   insertFlow,
+  insertFlows,
   listFlows,
   lockFlow,
   markFlowUnqueued,
@@ -29,6 +30,7 @@ import { enqueueRows, removeFromRedis } from "./enqueue";
 import { addAfter } from "../queues";
 import { initialStatus } from "./flow-redis";
 import { keysetPage } from "./cursor";
+import { createGroupCommit, type GroupCommit } from "./group-commit";
 import { parseDataFilter, timeRange } from "./search";
 import { withReports } from "./job-report-views";
 import { isFinished } from "../statuses";
@@ -101,6 +103,8 @@ export async function createFlow(
     key: p.key ?? null,
     dependsOn: p.dependsOn ?? null,
     waitingFor: p.waitingFor ?? null,
+    spawnedBy: null,
+    waitsOn: null,
   }));
   const flow: FlowRow = {
     id: flowId,
@@ -124,7 +128,7 @@ export async function createFlow(
   };
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
-  const inserted = insertFlow(deps.db, flow, rows);
+  const inserted = writeFlow(deps, flow, rows);
   const adding = addAfter(inserted, () => enqueueRows(deps, rows, new Set(rows.filter((r) => !r.waitingFor).map((r) => r.id))));
   adding.catch(() => {}); // a failed write fails it unsent; otherwise it is awaited below
   try {
@@ -146,6 +150,38 @@ export async function createFlow(
   const view = flowView(flow, rows);
   if (idempotencyKey && !from?.fresh) await rememberReply(deps, flowId, view);
   return { flow: view, replayed: false };
+}
+
+/** Flows up to this size share a write with others; a bigger one is written alone so it never delays many small ones. */
+const SHARED_WRITE_MAX_JOBS = 100;
+
+type FlowWrite = { flow: FlowRow; rows: FlowJobRow[] };
+const flowWrites = new WeakMap<CreateFlowDeps, GroupCommit<FlowWrite, unknown>>();
+
+/**
+ * Small flows created at once (concurrent requests, a publish's runs, a schedule's firings) share a
+ * transaction: one commit, one doorbell, instead of one each (services/group-commit.ts). A shared
+ * write that fails is tried again flow by flow, so one flow's failure (a raced Idempotency-Key)
+ * stays its own.
+ */
+async function writeFlow(deps: CreateFlowDeps, flow: FlowRow, rows: FlowJobRow[]) {
+  if (rows.length > SHARED_WRITE_MAX_JOBS) return insertFlow(deps.db, flow, rows);
+  let gc = flowWrites.get(deps);
+  if (!gc) {
+    gc = createGroupCommit<FlowWrite, unknown>(async (items) => {
+      try {
+        await insertFlows(deps.db, items.map((i) => ({ flow: i.flow, jobs: i.rows })));
+        return items.map(() => null);
+      } catch (err) {
+        if (items.length === 1) return [err ?? new Error("the flow's write failed")];
+        const each = await Promise.allSettled(items.map((i) => insertFlow(deps.db, i.flow, i.rows)));
+        return each.map((r) => (r.status === "rejected" ? (r.reason ?? new Error("the flow's write failed")) : null));
+      }
+    }, { slots: 1, maxBatch: 50 });
+    flowWrites.set(deps, gc);
+  }
+  const failure = await gc.submit({ flow, rows });
+  if (failure) throw failure;
 }
 
 export async function replay(deps: CreateFlowDeps, existing: FlowRow, hash: string): Promise<FlowView> {

@@ -22,7 +22,8 @@ import { parseDataFilter, timeRange } from "./search";
 import { withReports } from "./job-report-views";
 import { ADD_TIMEOUT_MS, removeFromRedis } from "./enqueue";
 import { withTimeout } from "../timeout";
-import { checkJob, singleJobQueue } from "./flow-spec";
+import { checkJob, refuseDebounce, singleJobQueue } from "./flow-spec";
+import type { WaitingFor, WaitingReason } from "../scheduling/waiting-for";
 import type { JobOpts } from "../job-opts";
 import { bullOptions, initialStatus, resumeOptions } from "./flow-redis";
 import { META_KEY, type JobMeta } from "./job-envelope";
@@ -37,9 +38,20 @@ export const JOBS_QUEUE = "jobs";
 
 export interface SingleJobView extends JobView {
   scheduleId: string | null;
+  /** Why a `pending` job is held out of Redis (a debounced job while its window is open). */
+  waitingFor?: WaitingFor;
+  /** A debounced job: its key, the creates collapsed into it after the first, and when its window ends (or ended). */
+  debounce?: { key: string; collapsed: number; until: string };
 }
 
-export const singleJobView = (r: JobRow): SingleJobView => ({ ...jobView(r), scheduleId: r.scheduleId });
+export const singleJobView = (r: JobRow): SingleJobView => ({
+  ...jobView(r),
+  scheduleId: r.scheduleId,
+  ...(r.waitingFor && r.status === "pending"
+    ? { waitingFor: { reason: r.waitingFor as WaitingReason, ...(r.debounceKey ? { key: r.debounceKey } : {}), ...(r.debounceUntil ? { until: r.debounceUntil.toISOString() } : {}) } }
+    : {}),
+  ...(r.debounceKey ? { debounce: { key: r.debounceKey, collapsed: r.debounced, until: (r.debounceUntil ?? r.createdAt).toISOString() } } : {}),
+});
 
 export interface JobInput {
   name: string;
@@ -64,6 +76,10 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     opts: (input.opts ?? {}) as Record<string, unknown>,
     ...freshJobState(now, extra.status ?? "pending"),
     scheduleId: null,
+    waitingFor: null,
+    debounceKey: null,
+    debounceUntil: null,
+    debounced: 0,
     generation: 0,
     idempotencyKey: null,
     requestHash: null,
@@ -225,6 +241,7 @@ export async function createJobs(deps: ServiceDeps, user: User, body: { jobs: Jo
   if (first) return first;
   body.jobs.forEach((job, i) => {
     try {
+      refuseDebounce(job.opts, `/jobs/${i}`, "a bulk create");
       checkJob(job, `/jobs/${i}`, deps.registry, singleJobQueue(deps.config, job.queue, `/jobs/${i}`));
     } catch (err) {
       if (err instanceof InvalidInput) throw new InvalidInput(`Job ${i}: ${err.message}`, err.details, err.code);

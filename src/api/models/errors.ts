@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   "unknown_queue",
   "flow_too_deep",
   "too_many_jobs",
+  "invalid_join",
   "bulk_too_large",
   "empty_filter",
   // 401, 404
@@ -34,6 +35,9 @@ export const ERROR_CODES = [
   "callback_expired",
   "operation_finished",
   "idempotency_key_reused",
+  "not_a_graph",
+  "attempt_ended",
+  "definition_from_module",
   // 410, 413, 429, 431
   "events_expired",
   "callback_used",

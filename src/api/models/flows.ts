@@ -1,6 +1,7 @@
 import { t } from "elysia";
 import type { FlowSummary, FlowView } from "../../services/flow-views";
 import { FlowStatus, JobStatus, JsonInteger } from "./common";
+import { MAX_DEBOUNCE_KEY_CHARS, MAX_DEBOUNCE_MS, MAX_EXPIRE_AFTER_MS, MAX_TIMEOUT_MS, MIN_DEBOUNCE_MS } from "../../job-opts";
 
 export { FlowStatus, JobStatus };
 
@@ -17,7 +18,37 @@ export const jobOptsFields = {
   ),
   delay: t.Optional(JsonInteger({ minimum: 0, maximum: 365 * DAY_MS })),
   priority: t.Optional(JsonInteger({ minimum: 0, maximum: 2_097_152 })),
+  ...timeoutOptsFields(),
 };
+
+/** `timeoutMs` and `expireAfterMs` (README "Job options"), for every job. */
+function timeoutOptsFields() {
+  return {
+    timeoutMs: t.Optional(
+      JsonInteger({
+        minimum: 1,
+        maximum: MAX_TIMEOUT_MS,
+        description: "ends a running attempt after this many ms (1 ms to 24 h): the handler's signal aborts, an http call is cut, and the attempt fails (retried per attempts/backoff); a late result is dropped",
+      }),
+    ),
+    expireAfterMs: t.Optional(
+      JsonInteger({
+        minimum: 1,
+        maximum: MAX_EXPIRE_AFTER_MS,
+        description: "a job that has not started within this many ms (1 ms to 7 days) of becoming ready fails with error code `expired`, no attempt made",
+      }),
+    ),
+  };
+}
+
+/** `debounce` (single jobs only): creates with the same key within `ms` of the last one collapse into one run with the newest data. */
+export const DebounceSchema = t.Object(
+  {
+    key: t.String({ minLength: 1, maxLength: MAX_DEBOUNCE_KEY_CHARS, description: `1 to ${MAX_DEBOUNCE_KEY_CHARS} characters; per user` }),
+    ms: JsonInteger({ minimum: MIN_DEBOUNCE_MS, maximum: MAX_DEBOUNCE_MS, description: `the quiet time (${MIN_DEBOUNCE_MS} ms to 1 h) after the last create before the job runs` }),
+  },
+  { additionalProperties: false },
+);
 
 /** A flow job's options add the failure policy towards its parent. */
 export const JobOptsSchema = t.Object(
@@ -93,7 +124,12 @@ export const jobViewFields = {
   result: t.Unknown(),
   error: t.Union([
     t.Null(),
-    t.Object({ message: t.String(), stack: t.Optional(t.String()), attemptsMade: t.Number() }),
+    t.Object({
+      message: t.String(),
+      stack: t.Optional(t.String()),
+      attemptsMade: t.Number(),
+      code: t.Optional(t.String({ description: "`expired`: the job did not start within its opts.expireAfterMs (no attempt was made)" })),
+    }),
   ]),
   attemptsMade: JsonInteger(),
   createdAt: t.String({ format: "date-time" }),
@@ -135,7 +171,18 @@ const flowSummaryFields = {
 /** Typed as the service's view, whose status is the column's text (always one of FLOW_STATUSES). */
 export const FlowSummarySchema = t.Unsafe<FlowSummary>(t.Object(flowSummaryFields, { $id: "FlowSummary" }));
 export const GraphJobViewSchema = t.Object(
-  { ...jobViewFields, key: t.String(), dependsOn: t.Array(t.String(), { description: "keys of the jobs it depends on" }) },
+  {
+    ...jobViewFields,
+    key: t.String(),
+    dependsOn: t.Array(t.String(), { description: "keys of the jobs it depends on" }),
+    waitingFor: t.Optional(
+      t.Object(
+        { reason: t.String({ description: "`dependencies`: held until they are done; `children`: running, parked on a join" }), keys: t.Optional(t.Array(t.String())) },
+        { description: "why the job waits (absent when nothing holds it); `keys`: the jobs a join waits for" },
+      ),
+    ),
+    spawnedBy: t.Optional(t.String({ description: "added while the flow ran, by the job with this key" })),
+  },
   { $id: "GraphJobView" },
 );
 /** Typed as the service's view: Elysia cannot infer through the recursive job node. A tree flow has `root`, a graph flow `jobs`. */

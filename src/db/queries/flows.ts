@@ -35,6 +35,19 @@ const INSERT_FLOW = `
 
 /** A flow's jobs all live on one shard (BullMQ needs a flow in one hash slot): the first row's. */
 export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
+  await db.$client.unsafe(INSERT_FLOW, insertParams(flow, jobs), { prepare: true });
+}
+
+/**
+ * Several flows in one transaction, their statements pipelined: one commit (and one doorbell) for
+ * all of them. All or none: on any error nothing is written, and the caller writes them one by one.
+ */
+export async function insertFlows(db: Db, items: { flow: typeof flows.$inferInsert; jobs: NewFlowJobRow[] }[]) {
+  if (items.length === 1) return insertFlow(db, items[0]!.flow, items[0]!.jobs);
+  await db.$client.begin((tx) => items.map((i) => tx.unsafe(INSERT_FLOW, insertParams(i.flow, i.jobs), { prepare: true })));
+}
+
+function insertParams(flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
   const payload = jobs.map((j) => ({
     id: j.id,
     job_id: j.jobId,
@@ -52,7 +65,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     waiting_for: j.waitingFor ?? null,
   }));
   const at = (flow.createdAt ?? new Date()).toISOString();
-  await db.$client.unsafe(INSERT_FLOW, [
+  return [
     flow.id,
     flow.userId,
     flow.name,
@@ -69,7 +82,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     flow.definitionVersion ?? null,
     flow.scheduleId ?? null,
     flow.eventId ?? null,
-  ], { prepare: true });
+  ];
 }
 
 // The reads on every flow request (and every long-poll wake) are prepared: see prepared.ts.

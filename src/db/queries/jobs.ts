@@ -1,4 +1,4 @@
-import { and, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { and, eq, gte, inArray, isNull, lt, sql, type SQL } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { jobs } from "../schema";
 import { isPending, isQueued } from "../schema/columns";
@@ -184,14 +184,14 @@ export async function resetJobForRetry(db: DbOrTx, id: string): Promise<JobRow> 
   return row!;
 }
 
-/** Jobs accepted but not yet in Redis for `olderThanMs`. */
+/** Jobs accepted but not yet in Redis for `olderThanMs`, and not held (a debounced job's window). */
 export async function pendingJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<JobRow[]> {
   return pendingJobsQuery(db, olderThanMs, limit);
 }
 
 /** The query behind `pendingJobs`, for a test to check its plan. */
 export const pendingJobsQuery = (db: DbOrTx, olderThanMs: number, limit: number) =>
-  db.select().from(jobs).where(and(isPending(jobs.status), untouchedFor(jobs.updatedAt, olderThanMs))).limit(limit);
+  db.select().from(jobs).where(and(isPending(jobs.status), isNull(jobs.waitingFor), untouchedFor(jobs.updatedAt, olderThanMs))).limit(limit);
 
 /** Single jobs Postgres believes are in Redis (queued or running), untouched for `olderThanMs`. */
 export async function queuedJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<JobRow[]> {

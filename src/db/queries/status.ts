@@ -8,7 +8,7 @@ export interface StatusChange {
   jobId: string;
   status: string;
   result?: unknown;
-  error?: { message: string; stack?: string; attemptsMade: number };
+  error?: { message: string; stack?: string; attemptsMade: number; code?: string };
   /** Failed: attempts made in this run (BullMQ's count, read from the job). */
   attemptsMade?: number;
   /** How many times the job started (went active) in the changes folded into this one. */
@@ -89,7 +89,7 @@ const APPLY_STATUS_BATCH = `
       returning 1
     )
     select ((select count(*) from fj) + (select count(*) from jb) + (select count(*) from dropped) + 0 * (select count(*) from cur))::int as changed,
-           (select coalesce(jsonb_agg(id), '[]'::jsonb) from released) as released`;
+           (select coalesce(jsonb_agg(id), '[]'::jsonb) from (select id from released union all select id from woken) x) as released`;
 
 /**
  * Applies a batch of status changes to both tables and moves the stream cursors, all in one

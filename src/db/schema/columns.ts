@@ -23,7 +23,8 @@ export const jobColumns = () => ({
   opts: jsonb("opts").notNull().$type<JobOpts>(),
   status: text("status").notNull().default("waiting"),
   result: jsonb("result"),
-  error: jsonb("error").$type<{ message: string; stack?: string; attemptsMade: number } | null>(),
+  /** `code`: set where flowd itself ended the job for a reason a client may branch on (`expired`). */
+  error: jsonb("error").$type<{ message: string; stack?: string; attemptsMade: number; code?: string } | null>(),
   attemptsMade: integer("attempts_made").notNull().default(0),
   /** Attempts made by earlier runs (before a retry re-added the job): `fail`'s `times` counts across runs. */
   attemptsBase: integer("attempts_base").notNull().default(0),
@@ -37,6 +38,12 @@ export const jobColumns = () => ({
    * `active` although BullMQ holds it as delayed, so the recorder leaves the row alone until it ends.
    */
   parkedUntil: timestamp("parked_until", { withTimezone: true }),
+  /**
+   * Why a `pending` job is held out of Redis (src/scheduling/waiting-for.ts): `dependencies` while a
+   * graph job waits for its dependencies, `debounce` while a single job's debounce window is open.
+   * Null once it may enter Redis — the enqueuer adds only such rows.
+   */
+  waitingFor: text("waiting_for"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   /**
@@ -58,6 +65,9 @@ export const jobColumns = () => ({
  */
 export const isQueued = (status: AnyPgColumn): SQL => sql`${status} in (${sql.raw(sqlLiterals(QUEUED_STATUSES))})`;
 export const isPending = (status: AnyPgColumn): SQL => sql`${status} = 'pending'`;
+/** Ready, never started in this run, with an `opts.expireAfterMs`: what the expiry sweep looks at (src/services/expiry.ts). */
+export const mayExpire = (t: { status: AnyPgColumn; startedAt: AnyPgColumn; opts: AnyPgColumn }): SQL =>
+  sql`${t.status} = 'waiting' and ${t.startedAt} is null and (${t.opts} ->> 'expireAfterMs') is not null`;
 
 /**
  * A tracked job as it is first written: accepted, nothing run. `status` is `pending` (not in Redis

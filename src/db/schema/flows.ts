@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./users";
-import { isPending, isQueued, jobColumns } from "./columns";
+import { isPending, isQueued, jobColumns, mayExpire } from "./columns";
 import { hasRunOutcome } from "./jobs";
 
 export const flows = pgTable(
@@ -65,10 +65,15 @@ export const flowJobs = pgTable(
     /** A graph job's dependencies: row ids of the jobs it waits for. */
     dependsOn: jsonb("depends_on").$type<string[]>(),
     /**
-     * Why a `pending` job is held out of Redis (src/scheduling/): `dependencies` while a graph job
-     * waits for its dependencies. Null once it may enter Redis — the enqueuer adds only such rows.
+     * A job added while its flow ran (src/services/spawn.ts): the row id of the running job that
+     * added it. A handler that runs again (after a join) and adds the same keys gets these rows back.
      */
-    waitingFor: text("waiting_for"),
+    spawnedBy: text("spawned_by"),
+    /**
+     * A running job parked on a join (`waiting_for` = `children`): the row ids of the jobs it waits
+     * for; the recorder's batch that finishes the last of them wakes it.
+     */
+    waitsOn: jsonb("waits_on").$type<string[]>(),
   },
   (t) => [
     index("flow_jobs_flow_idx").on(t.flowId),
@@ -84,6 +89,8 @@ export const flowJobs = pgTable(
     index("flow_jobs_root_data_idx").using("gin", t.data.op("jsonb_path_ops")).where(sql`${t.parentId} is null`),
     // `GET /v1/stats`: a user's counts by status (index-only), and finished jobs by minute.
     index("flow_jobs_user_status_idx").on(t.userId, t.status),
+    // The expiry sweep: ready jobs with an expireAfterMs that have not started, oldest ready first.
+    index("flow_jobs_expiry_idx").on(t.readyAt).where(mayExpire(t)),
     index("flow_jobs_user_finished_idx").on(t.userId, t.updatedAt).where(hasRunOutcome(t.status)),
   ],
 );
