@@ -67,7 +67,7 @@ export async function watchFlow(api: Api, id: string, io: Io, p: Palette, json: 
       render();
     }, 80);
   };
-  const ticker = io.isTty && !json ? setInterval(scheduleRender, 500) : undefined;
+  let ticker: ReturnType<typeof setInterval> | undefined;
 
   function apply(e: Event) {
     if (lastSeq !== undefined && e.seq <= lastSeq) return;
@@ -88,10 +88,12 @@ export async function watchFlow(api: Api, id: string, io: Io, p: Palette, json: 
 
   const load = async () => adopt(await api.request<FlowLike>("GET", `/v1/flows/${encodeURIComponent(id)}`));
 
-  // Reachable, the token good, the flow there: each is one clear line before any socket is opened.
-  await load();
-  if (json) io.out(JSON.stringify({ type: "snapshot", flow }) + "\n");
   try {
+    // Reachable, the token good, the flow there: each is one clear line before any socket is opened.
+    await load();
+    if (json) io.out(JSON.stringify({ type: "snapshot", flow }) + "\n");
+    // The elapsed time moves on between events too.
+    if (io.isTty && !json) ticker = setInterval(scheduleRender, 500);
     let backoff = 250;
     for (;;) {
       const outcome = await session();
