@@ -105,6 +105,11 @@ describe("flows watch --json", () => {
 describe("run --watch in a terminal (tmux)", () => {
   const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", tmuxSocket, ...args], { stdout: "pipe", stderr: "pipe" });
   const capture = (session: string) => tmux("capture-pane", "-p", "-t", session).stdout.toString();
+  // A session kept open for the whole block: the tmux server exits with its last session, and a
+  // new session started while it exits fails.
+  beforeAll(() => {
+    expect(tmux("new-session", "-d", "-s", "keep", "sleep 3600").exitCode).toBe(0);
+  });
 
   async function watchInTmux(session: string, body: unknown) {
     const file = join(dir, `${session}.json`);
@@ -178,4 +183,21 @@ describe("run --watch in a terminal (tmux)", () => {
     expect(raw).toContain("confirm-1");
     expect(raw).not.toContain("\x1b[");
   }, 90_000);
+});
+
+describe("when the event log no longer reaches back", () => {
+  // Last in the file: it marks the log pruned, which every later replay from the start would meet.
+  test("watch reads the flow afresh (events_expired), and ends with its status", async () => {
+    const flow = (await stack.http("POST", "/v1/flows", tree("watch-pruned", 50))).body;
+    await waitFor(async () => (await stack.http("GET", `/v1/flows/${flow.id}`)).body.status === "completed", 20_000, "the flow completed");
+    const [top] = await stack.database.sql<{ seq: number }[]>`select max(seq)::int as seq from events`;
+    await stack.database.sql`
+      insert into event_log_state (id, pruned_through) values (1, ${top!.seq})
+      on conflict (id) do update set pruned_through = excluded.pruned_through`;
+    const w = spawnFlowd(["flows", "watch", flow.id, "--json"], clientEnv(), { bin });
+    expect(await w.proc.exited).toBe(0);
+    const lines = w.lines.filter(Boolean).map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.type)).toEqual(["snapshot", "flow"]);
+    expect(lines[1].flow.status).toBe("completed");
+  }, 60_000);
 });
