@@ -1,9 +1,10 @@
 /**
- * `flowd flows watch ID`: the flow as GET shows it, kept live from the socket. The subscription
- * is in place before the flow is read, so no change falls between the two; each event's `seq` is
- * remembered, and after a dropped connection (an API restart) the watch resubscribes with
- * `after` = that seq and misses nothing (or reads the flow afresh when the log no longer reaches
- * back). Ends when the flow does: 0 completed, 1 failed or cancelled.
+ * `flowd flows watch ID`: the flow as GET shows it, kept live from the socket. The first
+ * subscription replays the flow's events from its start (`after: 0`) and then goes on live, so
+ * nothing falls between the read and the subscription; each event's `seq` is remembered, and after
+ * a dropped connection (an API restart) the watch resubscribes with `after` = that seq and misses
+ * nothing (when the log no longer reaches back, it reads the flow afresh once subscribed). Ends
+ * when the flow does: 0 completed, 1 failed or cancelled.
  */
 import { ClientError, socketUrl, type Api } from "./api";
 import { flowFrame, isFinishedStatus, jobsOf, type FlowLike, type JobLike } from "./render";
@@ -16,6 +17,14 @@ export async function watchFlow(api: Api, id: string, io: Io, p: Palette, json: 
   let flow: FlowLike | undefined;
   let flowStatus = "running";
   let lastSeq: number | undefined;
+  /**
+   * The first subscription replays the flow's events from its start (`after: 0`), so JSON lines
+   * carry its whole history however late the watch began; once the log no longer reaches back
+   * (`events_expired`), the watch goes on from the flow as read, live.
+   */
+  let fromStart = true;
+  /** Set when the flow must be read again once subscribed (the log no longer reached back). */
+  let needSnapshot = false;
   const statuses = new Map<string, string>();
   const errors = new Map<string, JobLike["error"]>();
   const byJobId = new Map<string, string>();
@@ -58,7 +67,7 @@ export async function watchFlow(api: Api, id: string, io: Io, p: Palette, json: 
       render();
     }, 80);
   };
-  const ticker = io.isTty && !json ? setInterval(scheduleRender, 500) : undefined;
+  let ticker: ReturnType<typeof setInterval> | undefined;
 
   function apply(e: Event) {
     if (lastSeq !== undefined && e.seq <= lastSeq) return;
@@ -79,21 +88,22 @@ export async function watchFlow(api: Api, id: string, io: Io, p: Palette, json: 
 
   const load = async () => adopt(await api.request<FlowLike>("GET", `/v1/flows/${encodeURIComponent(id)}`));
 
-  // Reachable, the token good, the flow there: each is one clear line before any socket is opened.
-  await load();
   try {
+    // Reachable, the token good, the flow there: each is one clear line before any socket is opened.
+    await load();
+    if (json) io.out(JSON.stringify({ type: "snapshot", flow }) + "\n");
+    // The elapsed time moves on between events too.
+    if (io.isTty && !json) ticker = setInterval(scheduleRender, 500);
     let backoff = 250;
     for (;;) {
       const outcome = await session();
       if (outcome === "finished") break;
+      // The log no longer reaches back: read the flow again once the new subscription is in place.
+      if (outcome === "resync" || (lastSeq === undefined && !fromStart)) needSnapshot = true;
       note = "reconnecting…";
       scheduleRender();
       await Bun.sleep(backoff);
       backoff = Math.min(backoff * 2, 5000);
-      // A flow deleted meanwhile, or the token revoked: the GET says so, and the watch ends.
-      if (outcome === "resync" || lastSeq === undefined) await load().catch((err) => {
-        if (err instanceof ClientError && err.status !== undefined && err.status < 500) throw err;
-      });
     }
     // The final state with every job's result and error.
     await load();
@@ -119,8 +129,14 @@ export async function watchFlow(api: Api, id: string, io: Io, p: Palette, json: 
         } catch {}
         resolve(r);
       };
+      let held: Event[] | undefined;
+      const onEvent = (e: Event) => {
+        apply(e);
+        if (e.event.startsWith("flow.") && isFinishedStatus(e.status ?? "")) finish("finished");
+      };
       const ws = new WebSocket(socketUrl(api.url), { headers: { authorization: `Bearer ${api.token}` } } as any);
-      ws.onopen = () => ws.send(JSON.stringify({ op: "subscribe", flowId: id, ...(lastSeq !== undefined ? { after: lastSeq } : {}) }));
+      const after = lastSeq ?? (fromStart ? 0 : undefined);
+      ws.onopen = () => ws.send(JSON.stringify({ op: "subscribe", flowId: id, ...(after !== undefined ? { after } : {}) }));
       ws.onmessage = async (m) => {
         let msg: any;
         try {
@@ -130,7 +146,9 @@ export async function watchFlow(api: Api, id: string, io: Io, p: Palette, json: 
         }
         if (msg.type === "subscribed") {
           note = undefined;
-          if (!flow || lastSeq === undefined) {
+          if (needSnapshot) {
+            // Events that arrive while the flow is read wait for it, so the read never overwrites them.
+            held = [];
             try {
               await load();
             } catch (err) {
@@ -138,16 +156,20 @@ export async function watchFlow(api: Api, id: string, io: Io, p: Palette, json: 
               ws.close();
               return reject(err);
             }
+            needSnapshot = false;
+            const queued = held;
+            held = undefined;
+            for (const e of queued) onEvent(e);
+            if (isFinishedStatus(flowStatus)) finish("finished");
           }
-          if (json && lastSeq === undefined) io.out(JSON.stringify({ type: "snapshot", flow }) + "\n");
           scheduleRender();
-          if (isFinishedStatus(flowStatus)) finish("finished");
         } else if (msg.type === "event") {
-          apply(msg);
-          if (msg.event.startsWith("flow.") && isFinishedStatus(msg.status ?? "")) finish("finished");
+          if (held) held.push(msg);
+          else onEvent(msg);
         } else if (msg.type === "error") {
           if (msg.code === "events_expired") {
             lastSeq = undefined;
+            fromStart = false;
             finish("resync");
           } else if (msg.code === "superseded") {
             // ours, replaced by ourselves: nothing to do

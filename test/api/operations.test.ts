@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { loadConfig } from "../../src/config";
+import { createLogger } from "../../src/log";
+import { startApi } from "../../src/api/start";
 import { startStack, type Stack } from "../helpers/stack";
 import { waitFor } from "../helpers/wait";
 
-const BULK_MAX = 40;
+const BULK_MAX = 350;
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({ workers: 1, tag: "ops", env: { FLOWD_BULK_MAX: String(BULK_MAX) } });
@@ -101,6 +104,39 @@ describe("bulk actions on flows", () => {
   }, 60_000);
 });
 
+describe("cancelling an operation", () => {
+  test("a running operation stops before its next batch; what was done stays done and the counts match the rows", async () => {
+    const ids = await createFlows(Array.from({ length: 300 }, (_, i) => passing(`stop-${i}`)));
+    const res = await stack.http("POST", "/v1/flows/bulk/delete", { name: "stop-" });
+    expect(res.status).toBe(202);
+    const cancel = await stack.http("POST", `/v1/operations/${res.body.id}/cancel`);
+    const op = await operationDone(res.body.id);
+    if (cancel.status === 409) {
+      const remaining = Number((await stack.database.sql`select count(*)::int as n from flows where id = any(${ids})`)[0]!.n);
+      // The operation finished before the cancel came: all 300 were deleted, and it says so.
+      console.log("the operation finished before its cancel");
+      expect(op).toMatchObject({ status: "completed", done: 300 });
+      expect(remaining).toBe(0);
+      return;
+    }
+    expect(cancel.status).toBe(200);
+    expect(op.status).toBe("cancelled");
+    // The batch under way when the cancel came is finished and recorded, then nothing more.
+    const left = async () => Number((await stack.database.sql`select count(*)::int as n from flows where id = any(${ids})`)[0]!.n);
+    const settled = await waitFor(async () => {
+      const a = (await stack.http("GET", `/v1/operations/${res.body.id}`)).body;
+      const rows = await left();
+      await Bun.sleep(300);
+      const b = (await stack.http("GET", `/v1/operations/${res.body.id}`)).body;
+      return a.done === b.done && rows === (await left()) && b.done === 300 - rows && b;
+    }, 20_000, "the counts to settle");
+    expect(settled.skipped + settled.failed).toBe(0);
+    expect(settled.done).toBeLessThan(300);
+    expect((await stack.database.sql`select count(*)::int as n from operation_items where operation_id = ${res.body.id} and outcome = 'done'`)[0]!.n).toBe(settled.done);
+    console.log(`cancelled after ${settled.done} of 300`);
+  }, 60_000);
+});
+
 describe("bulk actions on single jobs", () => {
   test("delete skips the unfinished ones with job_running, cancel then finishes them", async () => {
     const done = await stack.http("POST", "/v1/jobs", { name: "echo", data: { bulk: "j" } });
@@ -149,8 +185,23 @@ describe("operations: bad input is refused and writes nothing", () => {
     expect(await counts()).toEqual(before);
     const narrowed = await stack.http("POST", "/v1/flows/bulk/delete", { name: "many-1", dryRun: true });
     expect(narrowed.status).toBe(200);
-    expect(narrowed.body.matched).toBe(11);
+    expect(narrowed.body.matched).toBe(111); // many-1, many-10…19, many-100…199
   }, 60_000);
+
+  test("list routes take since/until as date-times, and refuse anything else naming the parameter", async () => {
+    await createFlows([passing("in-range")]);
+    const since = new Date(Date.now() - 3_600_000).toISOString();
+    const ok = await stack.http("GET", `/v1/flows?since=${encodeURIComponent(since)}&until=${encodeURIComponent(new Date().toISOString())}&limit=1`);
+    expect(ok.status).toBe(200);
+    expect(ok.body.items).toHaveLength(1);
+    const none = await stack.http("GET", `/v1/jobs?until=${encodeURIComponent("2000-01-01T00:00:00Z")}`);
+    expect(none.body.items).toEqual([]);
+    for (const path of ["/v1/flows?since=1h", "/v1/jobs?until=yesterday"]) {
+      const res = await stack.http("GET", path);
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(res.body.error.details)).toMatch(/\/(since|until)/);
+    }
+  });
 
   test("an unknown operation is 404; cancelling a finished one is 409 operation_finished", async () => {
     expect((await stack.http("GET", "/v1/operations/nope")).status).toBe(404);
@@ -166,4 +217,30 @@ describe("operations: bad input is refused and writes nothing", () => {
     const bob = await stack.newUser("bob");
     expect((await stack.http("GET", `/v1/operations/${res.body.id}`, undefined, { token: bob })).status).toBe(404);
   });
+});
+
+describe("an API restart in the middle of an operation", () => {
+  // Last in the file: the stack's API is replaced by a new one.
+  test("the new API process resumes it: every flow retried exactly once, the counts add up", async () => {
+    const ids = await createFlows(Array.from({ length: 300 }, (_, i) => failing(`restart-${i}`)));
+    const res = await stack.http("POST", "/v1/flows/bulk/retry", { name: "restart-", status: "failed" });
+    expect(res.status).toBe(202);
+    // Stopped while it works: the batch under way is finished and recorded, the lease released.
+    await waitFor(async () => (await stack.http("GET", `/v1/operations/${res.body.id}`)).body.done > 0, 30_000, "a first batch");
+    await stack.api.stop();
+    const [mid] = await stack.database.sql<{ status: string; done: number; lease_owner: string | null }[]>`
+      select status, done, lease_owner from operations where id = ${res.body.id}`;
+    const api = await startApi({ config: loadConfig(stack.env), database: stack.database, log: createLogger("silent") });
+    stack.api.stop = api.stop;
+    const http = (path: string) => fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${stack.token}` } }).then((r) => r.json() as Promise<any>);
+    const op = await waitFor(async () => {
+      const o = await http(`/v1/operations/${res.body.id}`);
+      return o.status !== "running" && o;
+    }, 60_000, "the operation to finish on the new API");
+    console.log(`stopped at ${mid!.done}/300 (${mid!.status}, lease ${mid!.lease_owner ?? "released"}); finished on the new API`);
+    expect(mid!.lease_owner).toBeNull();
+    expect(op).toMatchObject({ status: "completed", matched: 300, done: 300, skipped: 0, failed: 0 });
+    const generations = await stack.database.sql<{ generation: number }[]>`select generation from flows where id = any(${ids})`;
+    expect(generations.every((g) => g.generation === 1)).toBe(true);
+  }, 120_000);
 });

@@ -65,4 +65,10 @@ describe("the import graph of src/", () => {
     const upward = [...graph].flatMap(([from, tos]) => tos.filter((to) => layerOf(to) > layerOf(from)).map((to) => `${from} → ${to}`));
     expect(upward).toEqual([]);
   });
+
+  test("the command-line client imports nothing of the server: it knows flowd only through the public API", () => {
+    const reaching = [...graph].flatMap(([from, tos]) => (from.startsWith("client/") ? tos.filter((to) => !to.startsWith("client/")).map((to) => `${from} → ${to}`) : []));
+    expect([...graph.keys()].filter((f) => f.startsWith("client/")).length).toBeGreaterThan(5);
+    expect(reaching).toEqual([]);
+  });
 });

@@ -48,7 +48,7 @@ const eventSeqs = async (flowId: string) =>
   (await stack.database.sql<{ seq: number }[]>`select seq::int as seq from events where flow_id = ${flowId} order by seq`).map((r) => r.seq);
 
 describe("flows watch --json", () => {
-  test("JSON lines: the snapshot, every event in seq order, the final flow; exit 0 when it completes", async () => {
+  test("JSON lines: the snapshot, every event of the flow from its start in seq order, the final flow; exit 0 when it completes", async () => {
     const flow = (await stack.http("POST", "/v1/flows", tree("watch-json", 300))).body;
     const w = spawnFlowd(["flows", "watch", flow.id, "--json"], clientEnv(), { bin });
     const code = await w.proc.exited;
@@ -61,8 +61,9 @@ describe("flows watch --json", () => {
     expect(lines.at(-1).flow).toEqual((await stack.http("GET", `/v1/flows/${flow.id}`)).body);
     const seqs = lines.filter((l) => l.type === "event").map((l) => l.seq as number);
     expect(seqs.length).toBeGreaterThan(0);
-    const logged = await eventSeqs(flow.id);
-    expect(seqs).toEqual(logged.filter((s) => s >= seqs[0]!));
+    // However late the watch began: the flow's whole history, flow.created first.
+    expect(seqs).toEqual(await eventSeqs(flow.id));
+    expect(lines[1]).toMatchObject({ type: "event", event: "flow.created" });
   }, 60_000);
 
   test("exit 1 when the flow fails, with the failed job's error in the final flow", async () => {
@@ -97,13 +98,18 @@ describe("flows watch --json", () => {
     const lines = w.lines.filter(Boolean).map((l) => JSON.parse(l));
     expect(lines.at(-1).flow.status).toBe("completed");
     const seqs = lines.filter((l) => l.type === "event").map((l) => l.seq as number);
-    expect(seqs).toEqual((await eventSeqs(flow.id)).filter((s) => s >= seqs[0]!));
+    expect(seqs).toEqual(await eventSeqs(flow.id));
   }, 90_000);
 });
 
 describe("run --watch in a terminal (tmux)", () => {
   const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", tmuxSocket, ...args], { stdout: "pipe", stderr: "pipe" });
   const capture = (session: string) => tmux("capture-pane", "-p", "-t", session).stdout.toString();
+  // A session kept open for the whole block: the tmux server exits with its last session, and a
+  // new session started while it exits fails.
+  beforeAll(() => {
+    expect(tmux("new-session", "-d", "-s", "keep", "sleep 3600").exitCode).toBe(0);
+  });
 
   async function watchInTmux(session: string, body: unknown) {
     const file = join(dir, `${session}.json`);
@@ -177,4 +183,21 @@ describe("run --watch in a terminal (tmux)", () => {
     expect(raw).toContain("confirm-1");
     expect(raw).not.toContain("\x1b[");
   }, 90_000);
+});
+
+describe("when the event log no longer reaches back", () => {
+  // Last in the file: it marks the log pruned, which every later replay from the start would meet.
+  test("watch reads the flow afresh (events_expired), and ends with its status", async () => {
+    const flow = (await stack.http("POST", "/v1/flows", tree("watch-pruned", 50))).body;
+    await waitFor(async () => (await stack.http("GET", `/v1/flows/${flow.id}`)).body.status === "completed", 20_000, "the flow completed");
+    const [top] = await stack.database.sql<{ seq: number }[]>`select max(seq)::int as seq from events`;
+    await stack.database.sql`
+      insert into event_log_state (id, pruned_through) values (1, ${top!.seq})
+      on conflict (id) do update set pruned_through = excluded.pruned_through`;
+    const w = spawnFlowd(["flows", "watch", flow.id, "--json"], clientEnv(), { bin });
+    expect(await w.proc.exited).toBe(0);
+    const lines = w.lines.filter(Boolean).map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.type)).toEqual(["snapshot", "flow"]);
+    expect(lines[1].flow.status).toBe("completed");
+  }, 60_000);
 });

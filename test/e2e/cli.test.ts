@@ -14,8 +14,10 @@ import { waitFor } from "../helpers/wait";
 const dir = mkdtempSync(join(tmpdir(), "flowd-cli-"));
 const bin = join(dir, "flowd");
 let stack: Stack;
-/** Above the 500-flow retry below, under every flow this file creates. */
-const BULK_MAX = 600;
+/** How many failed flows the bulk retry below retries: 500 by default, FLOWD_CLI_BULK_FLOWS=5000 for the full run. */
+const FAILED = Number(process.env.FLOWD_CLI_BULK_FLOWS ?? 500);
+/** Above that retry, under every flow this file creates. */
+const BULK_MAX = FAILED + 100;
 
 beforeAll(async () => {
   prepareBinary(bin);
@@ -80,6 +82,19 @@ describe("login and bad input", () => {
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);
     expect(bad.stderr).toContain("flowd login");
     expect(Object.keys(JSON.parse(readFileSync(path, "utf8")).contexts)).toEqual(["local"]);
+  });
+
+  test("login reads the token from stdin when --token is not given", async () => {
+    const home = join(dir, "stdin-home");
+    const proc = Bun.spawn([bin, "login", "--url", stack.baseUrl], {
+      env: { PATH: process.env.PATH ?? "", HOME: dir, XDG_CONFIG_HOME: home },
+      stdin: new TextEncoder().encode(`${stack.token}\n`),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await proc.exited).toBe(0);
+    expect(await new Response(proc.stdout).text()).toContain("as context 'default'");
+    expect(JSON.parse(readFileSync(join(home, "flowd", "config.json"), "utf8")).contexts.default.token).toBe(stack.token);
   });
 
   test("a wrong or missing token: one line naming flowd login, exit 1", async () => {
@@ -186,6 +201,24 @@ describe("every command in --json mode matches the REST API", () => {
   }, 60_000);
 });
 
+describe("shell completion", () => {
+  test("completion bash completes commands, subcommands and flags", async () => {
+    const r = await cli(["completion", "bash"]);
+    expect(r.code).toBe(0);
+    const script = join(dir, "completion.bash");
+    writeFileSync(script, r.stdout);
+    const complete = (words: string[]) => {
+      const cmd = `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _flowd; echo "\${COMPREPLY[@]}"`;
+      return Bun.spawnSync(["bash", "-c", cmd], { stdout: "pipe" }).stdout.toString().trim();
+    };
+    expect(complete(["flowd", "fl"])).toBe("flows");
+    expect(complete(["flowd", "flows", "re"])).toBe("retry");
+    expect(complete(["flowd", "flows", "retry", "--st"])).toBe("--status");
+    expect(complete(["flowd", "run", "--w"])).toBe("--wait --watch");
+    expect((await cli(["completion", "fish"])).code).toBe(2);
+  });
+});
+
 describe("human output", () => {
   test("a graph flow's jobs with what each waits for; no colour codes when stdout is not a terminal", async () => {
     const flow = await cliJson(["run", flowFile("graph.json", { name: "cli-graph", jobs: [{ key: "extract", name: "echo" }, { key: "load", name: "echo", dependsOn: ["extract"] }] }), "--wait"]);
@@ -219,7 +252,6 @@ describe("human output", () => {
 });
 
 describe("bulk actions from the command line", () => {
-  const FAILED = 500;
   test(`retry by filter of ${FAILED} failed flows: dry run first, confirmation, counts right, each retried once`, async () => {
     const failed = await createFlows(Array.from({ length: FAILED }, (_, i) => ({ name: `etl-${i}`, root: { name: "fail", data: { message: "outage" }, opts: { attempts: 1 } } })));
     const others = await createFlows([{ name: "etl-fine", root: { name: "echo" } }, { name: "other", root: { name: "fail", opts: { attempts: 1 } } }]);
@@ -247,7 +279,7 @@ describe("bulk actions from the command line", () => {
     expect(await cliJson(["operations", "get", op.id])).toEqual(op);
     const ops = await cliJson(["operations", "list"]);
     expect(ops).toEqual((await stack.http("GET", "/v1/operations")).body);
-  }, 240_000);
+  }, 240_000 + FAILED * 100);
 
   test("bulk cancel racing the flows' own completion leaves each flow in exactly one final state", async () => {
     const N = 200;

@@ -1,5 +1,5 @@
 import { and, desc, eq, sql, type SQL } from "drizzle-orm";
-import type { DbOrTx } from "../client";
+import type { Db, DbOrTx } from "../client";
 import { flows, jobs, operationItems, operations, type OperationReason } from "../schema";
 import { newestFirst, olderThan } from "./pagination";
 import { isId } from "../../ids";
@@ -81,14 +81,14 @@ export async function cancelOperationRow(db: DbOrTx, userId: string, id: string)
 
 /**
  * Takes a running operation nobody holds (never leased, released, or its holder's lease ran out:
- * the process died) for `owner`. `skip locked`: two processes asking at once take different ones.
+ * the process died) for `owner`, or one `owner` holds already (its work stopped on an error). `skip locked`: two processes asking at once take different ones.
  */
 export async function claimOperation(db: DbOrTx, owner: string, leaseMs: number): Promise<OperationRow | undefined> {
   const rows = await db.execute<{ id: string }>(sql`
     update ${operations} set lease_owner = ${owner}, lease_until = now() + make_interval(secs => ${leaseMs / 1000}), updated_at = now()
     where id = (
       select id from ${operations}
-      where status = 'running' and (lease_until is null or lease_until < now())
+      where status = 'running' and (lease_until is null or lease_until < now() or lease_owner = ${owner})
       order by created_at limit 1
       for update skip locked
     )
@@ -107,32 +107,36 @@ export async function pendingItems(db: DbOrTx, operationId: string, limit: numbe
 }
 
 /**
- * One batch's outcomes and the operation's new counts, together; renews the lease. Answers the
- * operation's status afterwards, or undefined when `owner` no longer holds it.
+ * One batch's outcomes and the operation's new counts, in one transaction, only while `owner` still
+ * holds it (nothing is written otherwise); renews the lease. Answers the operation's status
+ * afterwards (`cancelled` when its user cancelled it meanwhile), or undefined when `owner` lost it.
  */
 export async function recordBatch(
-  db: DbOrTx,
+  db: Db,
   args: { operationId: string; owner: string; leaseMs: number; outcomes: { id: string; outcome: ItemOutcome }[]; reasons: OperationReason[] },
 ): Promise<string | undefined> {
   const { operationId, owner, leaseMs, outcomes, reasons } = args;
   const count = (o: ItemOutcome) => outcomes.filter((x) => x.outcome === o).length;
-  await db.execute(sql`
-    update ${operationItems} as i set outcome = v.outcome
-    from jsonb_to_recordset(${JSON.stringify(outcomes)}::jsonb) as v(id text, outcome text)
-    where i.operation_id = ${operationId} and i.item_id = v.id and i.outcome is null`);
-  const [row] = await db
-    .update(operations)
-    .set({
-      done: sql`${operations.done} + ${count("done")}`,
-      skipped: sql`${operations.skipped} + ${count("skipped")}`,
-      failed: sql`${operations.failed} + ${count("failed")}`,
-      reasons,
-      updatedAt: sql`now()`,
-      leaseUntil: sql`case when ${operations.status} = 'running' then now() + make_interval(secs => ${leaseMs / 1000}) else null end`,
-    })
-    .where(and(eq(operations.id, operationId), eq(operations.leaseOwner, owner)))
-    .returning({ status: operations.status });
-  return row?.status;
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(operations)
+      .set({
+        done: sql`${operations.done} + ${count("done")}`,
+        skipped: sql`${operations.skipped} + ${count("skipped")}`,
+        failed: sql`${operations.failed} + ${count("failed")}`,
+        reasons,
+        updatedAt: sql`now()`,
+        leaseUntil: sql`case when ${operations.status} = 'running' then now() + make_interval(secs => ${leaseMs / 1000}) else null end`,
+      })
+      .where(and(eq(operations.id, operationId), eq(operations.leaseOwner, owner)))
+      .returning({ status: operations.status });
+    if (!row) return undefined;
+    await tx.execute(sql`
+      update ${operationItems} as i set outcome = v.outcome
+      from jsonb_to_recordset(${JSON.stringify(outcomes)}::jsonb) as v(id text, outcome text)
+      where i.operation_id = ${operationId} and i.item_id = v.id and i.outcome is null`);
+    return row.status;
+  });
 }
 
 /** The end of a running operation: `completed`, or `failed` with why. */
