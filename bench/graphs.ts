@@ -26,8 +26,15 @@ const graph = () => ({
   }),
 });
 
+const CHAIN = 50;
+const chain = () => ({
+  name: "chain",
+  jobs: Array.from({ length: CHAIN }, (_, n) => ({ key: `c${n}`, name: "echo", data: { n }, ...(n > 0 ? { dependsOn: [`c${n - 1}`] } : {}) })),
+});
+
 /** One flow from POST to GET showing it finished: jobs/s and the machine's CPU seconds per job. */
-async function run(cluster: Cluster, body: object) {
+async function run(cluster: Cluster, body: { root?: unknown; jobs?: unknown[] }) {
+  const jobs = body.jobs?.length ?? 1000;
   const http = cluster.apis[0]!.http;
   const before = (await cpuSeconds({})).machine!;
   const t = performance.now();
@@ -37,7 +44,7 @@ async function run(cluster: Cluster, body: object) {
   while (status === "running") status = (await http("GET", `/v1/flows/${created.body.id}?wait=60`)).body.status;
   const seconds = (performance.now() - t) / 1000;
   if (status !== "completed") throw new Error(`flow ended ${status}`);
-  return { id: created.body.id as string, rate: 1000 / seconds, cpuMsPerJob: (((await cpuSeconds({})).machine! - before) * 1000) / 1000 };
+  return { id: created.body.id as string, rate: jobs / seconds, cpuMsPerJob: (((await cpuSeconds({})).machine! - before) * 1000) / jobs };
 }
 
 /** For every edge: the dependent's start minus its last dependency's finish, in ms. */
@@ -63,11 +70,16 @@ try {
     graphs.push(await run(cluster, graph()));
   }
   const latencies = (await Promise.all(graphs.map((g) => releaseLatencies(cluster, g.id)))).flat();
+  // A chain on an idle cluster: each dependent is released alone, so the figure is the release
+  // path itself (recorder read, batch statement, add to Redis, a worker's pick-up), no queueing.
+  const chains: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) chains.push(...(await releaseLatencies(cluster, (await run(cluster, chain())).id)));
   const treeRate = median(trees.map((x) => x.rate));
   const graphRate = median(graphs.map((x) => x.rate));
   console.log(`tree:  ${treeRate.toFixed(0)} jobs/s, machine CPU ${median(trees.map((x) => x.cpuMsPerJob)).toFixed(2)} ms/job`);
   console.log(`graph: ${graphRate.toFixed(0)} jobs/s, machine CPU ${median(graphs.map((x) => x.cpuMsPerJob)).toFixed(2)} ms/job (${ratio(graphRate, treeRate)} of the tree)`);
   console.log(`graph: dependency finished → dependent started, p50 ${percentile(latencies, 50).toFixed(0)} ms, p95 ${percentile(latencies, 95).toFixed(0)} ms (${latencies.length} dependents; includes their wait for a free worker slot)`);
+  console.log(`chain of ${CHAIN}: dependency finished → dependent started, p50 ${percentile(chains, 50).toFixed(1)} ms, p95 ${percentile(chains, 95).toFixed(1)} ms (${chains.length} releases, nothing else running)`);
 } finally {
   await cluster.stop();
 }
