@@ -11,4 +11,20 @@ export interface JobOpts {
   ignoreDependencyOnFailure?: boolean;
   continueParentOnFailure?: boolean;
   removeDependencyOnFailure?: boolean;
+  // Per-key limits (src/scheduling/limits.ts): flowd holds the job out of Redis until they allow it.
+  concurrency?: ConcurrencyLimit | ConcurrencyLimit[];
+  rateLimit?: RateLimit;
+}
+
+/** At most `limit` jobs with this key run at once, across every worker. */
+export interface ConcurrencyLimit {
+  key: string;
+  limit: number;
+}
+
+/** At most `max` jobs with this key start per `perMs`, spread evenly. */
+export interface RateLimit {
+  key: string;
+  max: number;
+  perMs: number;
 }

@@ -9,7 +9,7 @@ import { newId } from "../ids";
 import type { JobOpts } from "../job-opts";
 import type { HandlerCheck } from "../services/handler-registry";
 import type { WaitingReason } from "./waiting-for";
-import { BUILTINS, checkJob, flowQueue, refusal, type PlannedJob } from "../services/flow-spec";
+import { BUILTINS, checkJob, flowQueue, refuseFlowLimits, refusal, type PlannedJob } from "../services/flow-spec";
 
 /** What a client sends for one job of a graph flow (the route's schema has already checked shapes). */
 export interface GraphJobInput {
@@ -66,6 +66,7 @@ export function planGraph(jobs: GraphJobInput[], config: GraphConfig, registry: 
   const planned = jobs.map((job, i): PlannedGraphJob => {
     const queueName = flowQueue(config, job.queue, `/jobs/${i}`);
     checkJob(job, `/jobs/${i}`, registry, queueName);
+    refuseFlowLimits(job, `/jobs/${i}`);
     const id = newId();
     return {
       id,

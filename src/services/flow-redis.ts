@@ -1,3 +1,4 @@
+import { withoutLimits } from "../scheduling/limits";
 import type { FlowJob, JobsOptions } from "bullmq";
 import { REDIS_RETENTION } from "../queues";
 import type { JobOpts } from "../job-opts";
@@ -45,7 +46,8 @@ export function resumeOptions(row: ResumeRow, nowMs: number): { opts: Pick<JobsO
 export const failsParent = (opts: JobOpts) => !(opts.ignoreDependencyOnFailure || opts.continueParentOnFailure || opts.removeDependencyOnFailure);
 
 export function bullOptions(opts: JobOpts, jobId: string, hasParent: boolean): JobsOptions {
-  const { failParentOnFailure, ignoreDependencyOnFailure, continueParentOnFailure, removeDependencyOnFailure, ...rest } = opts;
+  // Per-key limits are flowd's, applied before the job reaches Redis (src/scheduling/limits.ts).
+  const { failParentOnFailure, ignoreDependencyOnFailure, continueParentOnFailure, removeDependencyOnFailure, ...rest } = withoutLimits(opts);
   const otherPolicy = !failsParent(opts);
   return {
     ...rest,

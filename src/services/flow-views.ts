@@ -1,3 +1,4 @@
+import type { WaitingFor } from "../scheduling/waiting-for";
 import type { FlowJobRow, FlowRow } from "../db/queries/flows";
 
 export interface JobError {
@@ -23,6 +24,8 @@ export interface JobView {
   callbackUntil?: string;
   /** A graph flow's job: its key in the flow. */
   key?: string;
+  /** Held for a per-key limit: which, and its key. */
+  waitingFor?: WaitingFor;
 }
 /** A job of a graph flow: its view, with the keys of the jobs it depends on. */
 export interface GraphJobView extends JobView {
@@ -66,6 +69,7 @@ function iso(d: Date): string {
 export function jobView(r: {
   id: string; jobId: string; name: string; queueName: string; status: string; data: unknown; opts: unknown;
   result: unknown; error: unknown; attemptsMade: number; createdAt: Date; updatedAt: Date; parkedUntil?: Date | null; key?: string | null;
+  waitingFor?: string | null; concurrencyKeys?: string[] | null; rateKey?: string | null;
 }): JobView {
   const view: JobView = {
     id: r.id,
@@ -83,6 +87,9 @@ export function jobView(r: {
   };
   if (r.parkedUntil && r.status === "active") view.callbackUntil = r.parkedUntil.toISOString();
   if (r.key) view.key = r.key;
+  if (r.status === "pending" && r.waitingFor === "concurrency" && r.concurrencyKeys?.[0])
+    view.waitingFor = { reason: "concurrency", key: r.concurrencyKeys[0] };
+  if (r.status === "pending" && r.waitingFor === "rateLimit" && r.rateKey) view.waitingFor = { reason: "rateLimit", key: r.rateKey };
   return view;
 }
 

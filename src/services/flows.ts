@@ -100,6 +100,9 @@ export async function createFlow(
     key: p.key ?? null,
     dependsOn: p.dependsOn ?? null,
     waitingFor: p.waitingFor ?? null,
+    // Per-key limits apply to single jobs for now; flow jobs naming them are refused (checkJob).
+    concurrencyKeys: null,
+    rateKey: null,
   }));
   const flow: FlowRow = {
     id: flowId,

@@ -9,6 +9,7 @@ import { shardLabel, shardPrefix, type Shard } from "../shards";
 import { startLease } from "./lease";
 import { startStatusRecorder } from "./status-recorder";
 import { addReleased } from "../scheduling/release";
+import { addLimitReleased, releaseForUsers } from "../scheduling/limit-release";
 import { createProducer, type Producer } from "../queues";
 
 const STANDBY_RETRY_MS = 5_000;
@@ -64,6 +65,7 @@ export function startRecording(deps: {
     // recorder that reads its failure counts it, once, in whichever process holds the lease.
     onFailedByChild: deps.metrics ? (queue, handler) => deps.metrics!.jobsFailed.inc({ queue, handler }) : undefined,
     release: (ids) => addReleased({ db: database.db, producer: releaser(), log }, ids),
+    releaseLimits: async (userIds) => addLimitReleased({ db: database.db, producer: releaser(), log }, await releaseForUsers(database.db, userIds)),
   });
   return {
     shard,

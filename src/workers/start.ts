@@ -13,6 +13,7 @@ import { startRegistration } from "./registration";
 import { createJobLogSink } from "./job-log-sink";
 import { startRecording } from "./recording";
 import { startEnqueuer } from "./enqueuer";
+import { startLimitSweeper } from "./limit-sweeper";
 import { startScheduleKeeper } from "./schedule-keeper";
 import { startHealthServer } from "./health-server";
 import { startReconciler } from "./reconciler";
@@ -135,6 +136,7 @@ export async function startWorkers(deps: {
   });
 
   const enqueuer = startEnqueuer(services);
+  const limitSweeper = startLimitSweeper(services);
   const keeper = startScheduleKeeper(services);
   const reconciler = startReconciler({ ...services, sql: database.sql, config });
   dispatcher = startWebhookDispatcher({ ...services, sql: database.sql, config });
@@ -188,6 +190,7 @@ export async function startWorkers(deps: {
       await reconciler.stop();
       await keeper.stop();
       await enqueuer.stop();
+      await limitSweeper.stop();
       // Let running jobs finish (bounded by the caller's shutdown timer), then stop reading events.
       await Promise.allSettled(workers.map((w) => w.close()));
       await logSink.stop();

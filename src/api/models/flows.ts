@@ -1,10 +1,29 @@
 import { t } from "elysia";
 import type { FlowSummary, FlowView } from "../../services/flow-views";
 import { FlowStatus, JobStatus, JsonInteger } from "./common";
+import { WAITING_REASONS } from "../../scheduling/waiting-for";
+import { MAX_CONCURRENCY_KEYS, MAX_LIMIT, MAX_LIMIT_KEY_LENGTH, MAX_RATE } from "../../scheduling/limits";
 
 export { FlowStatus, JobStatus };
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A per-key limit's key: a user's own name for a tenant, an account, a partner API. */
+export const LimitKey = t.String({ minLength: 1, maxLength: MAX_LIMIT_KEY_LENGTH, description: `1 to ${MAX_LIMIT_KEY_LENGTH} characters` });
+
+export const ConcurrencyLimitSchema = t.Object(
+  { key: LimitKey, limit: JsonInteger({ minimum: 1, maximum: MAX_LIMIT, description: "jobs of the key running at once" }) },
+  { additionalProperties: false, $id: "ConcurrencyLimit" },
+);
+
+export const RateLimitSchema = t.Object(
+  {
+    key: LimitKey,
+    max: JsonInteger({ minimum: 1, maximum: MAX_RATE, description: "starts per perMs" }),
+    perMs: JsonInteger({ minimum: 1, maximum: DAY_MS }),
+  },
+  { additionalProperties: false, $id: "RateLimit", description: "at most `max` starts per `perMs` per key, spread evenly" },
+);
 
 /** Job options a client may set for any job; anything else is refused rather than passed to BullMQ. */
 export const jobOptsFields = {
@@ -17,6 +36,13 @@ export const jobOptsFields = {
   ),
   delay: t.Optional(JsonInteger({ minimum: 0, maximum: 365 * DAY_MS })),
   priority: t.Optional(JsonInteger({ minimum: 0, maximum: 2_097_152 })),
+  // Per-key limits (src/scheduling/limits.ts).
+  concurrency: t.Optional(
+    t.Union([ConcurrencyLimitSchema, t.Array(ConcurrencyLimitSchema, { minItems: 1, maxItems: MAX_CONCURRENCY_KEYS })], {
+      description: `at most \`limit\` jobs with the key run at once; up to ${MAX_CONCURRENCY_KEYS} keys (array form)`,
+    }),
+  ),
+  rateLimit: t.Optional(RateLimitSchema),
 };
 
 /** A flow job's options add the failure policy towards its parent. */
@@ -29,6 +55,16 @@ export const JobOptsSchema = t.Object(
     removeDependencyOnFailure: t.Optional(t.Boolean()),
   },
   { additionalProperties: false, $id: "FlowJobOpts" },
+);
+
+/** Why a job waits (src/scheduling/waiting-for.ts); absent when nothing holds it. */
+export const WaitingForSchema = t.Object(
+  {
+    reason: t.Union(WAITING_REASONS.map((r) => t.Literal(r))),
+    key: t.Optional(t.String({ description: "the limit's key (concurrency: the job's first concurrency key)" })),
+    until: t.Optional(t.String({ format: "date-time" })),
+  },
+  { $id: "WaitingFor", description: "why a `pending` job is held out of Redis (`concurrency`, `rateLimit`: a per-key limit), or a running one parked" },
 );
 
 export const JobData = t.Record(t.String(), t.Unknown(), { description: "the handler's input; a JSON object" });
@@ -99,6 +135,7 @@ export const jobViewFields = {
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
   key: t.Optional(t.String({ description: "a graph flow's job: its key" })),
+  waitingFor: t.Optional(WaitingForSchema),
   callbackUntil: t.Optional(
     t.String({ format: "date-time", description: "an `http` task whose service answered 202: it waits (holding no worker) for its callback until then; absent otherwise" }),
   ),

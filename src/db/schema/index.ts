@@ -8,3 +8,4 @@ export * from "./replies";
 export * from "./registry";
 export * from "./http-tasks";
 export * from "./definitions";
+export * from "./limits";

@@ -1,7 +1,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { bigint, boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, type AnyPgColumn } from "drizzle-orm/pg-core";
 import { users } from "./users";
-import { isPending, isQueued, jobColumns } from "./columns";
+import { isPending, isQueued, jobColumns, limitColumns, limitIndexes } from "./columns";
 import { BULLMQ_FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 
 /**
@@ -23,8 +23,13 @@ export const jobs = pgTable(
     requestHash: text("request_hash"),
     /** The creating request's W3C traceparent (tracing on only): its webhook deliveries join that trace. */
     traceparent: text("traceparent"),
+    // Per-key limits (src/scheduling/limits.ts): why a `pending` job is held out of Redis
+    // (`concurrency`, `rateLimit`; null once it may enter), and the keys it is limited on.
+    waitingFor: text("waiting_for"),
+    ...limitColumns(),
   },
   (t) => [
+    ...limitIndexes("jobs", t),
     index("jobs_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
     index("jobs_user_status_created_idx").on(t.userId, t.status, t.createdAt.desc(), t.id.desc()),
     index("jobs_schedule_idx").on(t.scheduleId).where(sql`${t.scheduleId} is not null`),
