@@ -8,8 +8,9 @@
  * ends its key's turns for this pass, so a key's jobs never overtake each other.
  *
  * Rate limits are GCRA (a leaky bucket kept as one time per key): a start is allowed once the key's
- * next start time has come, and moves it on by perMs / max. A pass that wakes late may catch up one
- * interval, no more, so a key never bursts.
+ * next start time has come, and moves it on by perMs / max. A pass that wakes late (a busy host)
+ * may catch up what it missed of the last tenth of the period (at least one interval), no more: the
+ * rate holds over time, and no window of perMs sees more than max plus that tenth.
  */
 import type { HeldJob, KeyState } from "../db/queries/limits";
 import type { WaitingReason } from "./waiting-for";
@@ -71,8 +72,8 @@ export function planRelease(keyStates: KeyState[], running: Map<string, number>,
   return plan;
 }
 
-/** When a rate-limited key may start its next job: its next start time, caught up by one interval at most. */
-const nextStart = (k: KeyState, nowMs: number) => Math.max(k.rateNextMs ?? 0, nowMs - k.ratePerMs! / k.rateMax!);
+/** When a rate-limited key may start its next job: its next start time, caught up by a tenth of the period at most. */
+const nextStart = (k: KeyState, nowMs: number) => Math.max(k.rateNextMs ?? 0, nowMs - Math.max(k.ratePerMs! / k.rateMax!, k.ratePerMs! / 10));
 
 function blockedBy(
   job: HeldJob,

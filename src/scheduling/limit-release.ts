@@ -20,7 +20,7 @@ import {
 } from "../db/queries/limits";
 import { sql } from "drizzle-orm";
 import type { Logger } from "../log";
-import type { Producer } from "../queues";
+import { limitsChannel, type Producer } from "../queues";
 import { enqueueJobs } from "../services/enqueue-jobs";
 import { planRelease } from "./limit-plan";
 import { addReleased } from "./release";
@@ -69,6 +69,18 @@ export async function releaseForUsers(db: Db, userIds: Iterable<string>): Promis
     if (r.wakeAtMs !== null) all.wakeAtMs = Math.min(all.wakeAtMs ?? Infinity, r.wakeAtMs);
   }
   return all;
+}
+
+/**
+ * Wakes the worker processes' limit sweepers (src/workers/limit-sweeper.ts) when a pass outside them
+ * left jobs waiting on a rate limit: they would otherwise first look within a second. A doorbell
+ * only; a lost ring costs that second.
+ */
+export async function ringSweepers(deps: { producer: Producer; log: Logger }, prefix: string, released: LimitRelease) {
+  if (released.wakeAtMs === null) return;
+  await deps.producer.redis.publish(limitsChannel(prefix), String(released.wakeAtMs)).catch((err) =>
+    deps.log.debug("could not ring the limit sweepers", { err: String(err) }),
+  );
 }
 
 /** Adds released rows to Redis after their pass committed; a failed add leaves them to the enqueuer. */

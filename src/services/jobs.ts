@@ -26,7 +26,7 @@ export { enqueueJobs };
 import { checkJob, singleJobQueue } from "./flow-spec";
 import type { JobOpts } from "../job-opts";
 import { jobLimits, keySettings, limitFields, type KeySettings } from "../scheduling/limits";
-import { addLimitReleased, releaseWithin } from "../scheduling/limit-release";
+import { addLimitReleased, releaseWithin, ringSweepers } from "../scheduling/limit-release";
 import { ensureLimitKeys, lockUserLimits } from "../db/queries/limits";
 import type { DbOrTx } from "../db/client";
 import { initialStatus } from "./flow-redis";
@@ -133,6 +133,7 @@ async function storeLimited(deps: ServiceDeps, rows: JobRow[], insert: (db: DbOr
   const others = { jobs: released.jobs.filter((id) => !own.has(id)), flowJobs: released.flowJobs };
   if (others.jobs.length + others.flowJobs.length > 0)
     await addLimitReleased(deps, others).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
+  await ringSweepers(deps, deps.config.prefix, released);
   const going = rows.filter((r) => !r.waitingFor);
   return going.length === 0 || enqueueJobs(deps, going);
 }

@@ -4,7 +4,7 @@
  * a release pass, so raising a limit lets more go.
  */
 import { heldPerKey, lockUserLimits, putLimitKey, runningPerKey, userLimitKeys, type LimitKeyRow } from "../db/queries/limits";
-import { addLimitReleased, releaseWithin } from "../scheduling/limit-release";
+import { addLimitReleased, releaseWithin, ringSweepers } from "../scheduling/limit-release";
 import type { ServiceDeps, User } from "./deps";
 
 export interface LimitView {
@@ -46,6 +46,7 @@ export async function putLimit(deps: ServiceDeps, user: User, key: string, chang
     });
     return releaseWithin(tx, user.userId);
   });
+  await ringSweepers(deps, deps.config.prefix, released);
   await addLimitReleased(deps, released).catch((err) =>
     deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }),
   );

@@ -21,6 +21,8 @@ export function startLimitSweeper(deps: { db: Db; producer: Producer; log: Logge
   let running = true;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let wake = () => {};
+  // A ring during a pass: that pass may have read before the ringer's commit, so another follows.
+  let rung = false;
   const pass = async (): Promise<number> => {
     const users = await usersWithHeldJobs(deps.db);
     if (users.length === 0) return IDLE_MS;
@@ -31,12 +33,14 @@ export function startLimitSweeper(deps: { db: Db; producer: Producer; log: Logge
   const loop = (async () => {
     while (running) {
       let delay = IDLE_MS;
+      rung = false;
       try {
         delay = await pass();
       } catch (err) {
         log.debug("limit release pass failed; will retry", { err: String(err) });
       }
       if (!running) break;
+      if (rung) delay = MIN_GAP_MS;
       await new Promise<void>((resolve) => {
         wake = resolve;
         timer = setTimeout(resolve, delay);
@@ -44,6 +48,12 @@ export function startLimitSweeper(deps: { db: Db; producer: Producer; log: Logge
     }
   })();
   return {
+    /** A pass now (the doorbell rang): a create or a limit change left jobs waiting on a rate limit. */
+    wake() {
+      rung = true;
+      clearTimeout(timer);
+      wake();
+    },
     async stop() {
       running = false;
       clearTimeout(timer);

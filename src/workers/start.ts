@@ -2,7 +2,7 @@ import type { Processor } from "bullmq";
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
-import { bullKey, cancelChannel, createProducer } from "../queues";
+import { bullKey, cancelChannel, createProducer, limitsChannel } from "../queues";
 import { connectRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { runTick, SCHEDULES_QUEUE } from "../services/schedules";
@@ -129,14 +129,15 @@ export async function startWorkers(deps: {
   const registration = startRegistration({ db: database.db, config, modules: deps.modules ?? [], queues: queueNames, log });
   await registration.ready;
 
+  const limitSweeper = startLimitSweeper(services);
   const subscriber = connectRedis(config, "blocking", "flowd-cancel", log);
-  await subscriber.subscribe(cancelChannel(config.prefix));
-  subscriber.on("message", (_channel: string, message: string) => {
+  await subscriber.subscribe(cancelChannel(config.prefix), limitsChannel(config.prefix));
+  subscriber.on("message", (channel: string, message: string) => {
+    if (channel === limitsChannel(config.prefix)) return limitSweeper.wake();
     for (const jobId of message.split(",")) for (const w of workers) w.worker.cancelJob(jobId, "cancelled through the API");
   });
 
   const enqueuer = startEnqueuer(services);
-  const limitSweeper = startLimitSweeper(services);
   const keeper = startScheduleKeeper(services);
   const reconciler = startReconciler({ ...services, sql: database.sql, config });
   dispatcher = startWebhookDispatcher({ ...services, sql: database.sql, config });
