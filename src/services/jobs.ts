@@ -138,6 +138,13 @@ async function storeLimited(deps: ServiceDeps, rows: JobRow[], insert: (db: DbOr
   return going.length === 0 || enqueueJobs(deps, going);
 }
 
+/** A pass for the user's held jobs (a retried limited job waits its turn again), then what it let go into Redis. */
+async function releaseLimited(deps: ServiceDeps, userId: string) {
+  const released = await deps.db.transaction((tx) => releaseWithin(tx, userId));
+  await ringSweepers(deps, deps.config.prefix, released);
+  await addLimitReleased(deps, released).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
+}
+
 /** The key settings the rows' opts carry, the first row naming a key deciding its settings. */
 function rowKeySettings(rows: JobRow[]): KeySettings[] {
   const byKey = new Map<string, KeySettings>();
@@ -320,6 +327,7 @@ export async function retryJob(deps: ServiceDeps, user: User, id: string): Promi
     return { previous: job, row: await resetJobForRetry(tx, id) };
   });
   await removeFromRedis(deps, [previous]);
-  await enqueueJob(deps, row);
+  if (row.waitingFor) await releaseLimited(deps, user.userId);
+  else await enqueueJob(deps, row);
   return getJob(deps, user, id);
 }

@@ -100,6 +100,28 @@ describe("concurrency per key", () => {
   }, 30_000);
 });
 
+describe("retry", () => {
+  test("a retried limited job waits its turn again", async () => {
+    const opts = { concurrency: { key: "retry", limit: 1 } };
+    const failing = await api.http("POST", "/v1/jobs", { name: "fail", data: { times: 1 }, opts });
+    expect(failing.status).toBe(201);
+    await waitFor(async () => (await unfinished([failing.body.id])) === 0, 20_000, "the job failed");
+    const [busy] = await bulk([{ name: "sleep", data: { ms: 1500 }, opts }]);
+    await waitFor(async () => {
+      const [row] = await sql()<{ status: string }[]>`select status from jobs where id = ${busy!}`;
+      return row!.status === "active";
+    }, 20_000, "the key's slot taken");
+    const retried = await api.http("POST", `/v1/jobs/${failing.body.id}/retry`);
+    expect(retried.status).toBe(200);
+    expect(retried.body.status).toBe("pending");
+    expect(retried.body.waitingFor).toEqual({ reason: "concurrency", key: "retry" });
+    await waitFor(async () => (await unfinished([failing.body.id, busy!])) === 0, 20_000, "both finished");
+    const [again] = await sql()<{ status: string }[]>`select status from jobs where id = ${failing.body.id}`;
+    expect(again!.status).toBe("completed");
+    expect((await peakPerKey([failing.body.id, busy!])).get("retry")).toBe(1);
+  }, 60_000);
+});
+
 describe("fair turns", () => {
   test("20 jobs of key B queued after 1,000 of key A under a shared limit all finish before A is 10% done", async () => {
     const opts = (tenant: string) => ({ concurrency: [{ key: `tenant-${tenant}`, limit: 1000 }, { key: "shared", limit: 2 }] });

@@ -163,6 +163,8 @@ export async function resetJobForRetry(db: DbOrTx, id: string): Promise<JobRow> 
       finishedAt: null,
       // Not parked under its new id (see resetForRetry in flows.ts).
       parkedUntil: null,
+      // Under per-key limits the new run waits its turn like a new job (src/scheduling/limits.ts).
+      waitingFor: sql`case when ${jobs.concurrencyKeys} is not null then 'concurrency' when ${jobs.rateKey} is not null then 'rateLimit' end`,
     })
     .where(eq(jobs.id, id))
     .returning();
