@@ -90,6 +90,9 @@ describe("concurrency per key", () => {
     expect(limits.status).toBe(200);
     const one = (limits.body.items as { key: string }[]).find((k) => k.key === "one");
     expect(one).toMatchObject({ key: "one", concurrency: 1, rateLimit: null, running: 1, waiting: 2 });
+    const metrics = await (await fetch(`${api.url}/metrics`)).text();
+    expect(metrics).toContain('flowd_limit_jobs{key="one",state="waiting"} 2');
+    expect(metrics).toContain('flowd_limit_jobs{key="one",state="running"} 1');
     // Raising the limit releases the waiting jobs at once.
     const put = await api.http("PUT", "/v1/limits/one", { concurrency: 3 });
     expect(put.status).toBe(200);

@@ -14,6 +14,10 @@ import { SCHEDULES_QUEUE } from "../../services/schedules";
 import { WEBHOOKS_QUEUE } from "../../services/webhooks";
 import { shardLabel } from "../../shards";
 import { outboxCounts } from "../../db/queries/webhook-outbox";
+import { limitKeyCounts } from "../../db/queries/limits";
+
+/** Keys shown in flowd_limit_jobs: a key is a label value, so only the busiest few, whatever users name. */
+const LIMIT_METRIC_KEYS = 20;
 
 /** A stream's labels: `shard` only when FLOWD_SHARDS splits the queues (one shard keeps today's series). */
 const streamLabels = (st: StreamBacklog): Record<string, string> => (st.shard === null ? { queue: st.queue } : { queue: st.queue, shard: shardLabel(st.shard) });
@@ -37,11 +41,12 @@ export const metricsRoutes = (deps: {
     "/metrics",
     async ({ set }) => {
       const queues = [...deps.config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE];
-      const [rows, deliveries, outbox, depths] = await Promise.all([
+      const [rows, deliveries, outbox, depths, limits] = await Promise.all([
         jobCounts(deps.db),
         deliveryCounts(deps.db),
         outboxCounts(deps.db),
         Promise.all(queues.map(async (q) => [q, await deps.producer.jobCounts(q)] as const)),
+        limitKeyCounts(deps.db, LIMIT_METRIC_KEYS),
       ]);
       const listener = deps.listener?.stats;
       const metrics: Metric[] = [
@@ -60,6 +65,15 @@ export const metricsRoutes = (deps: {
           samples: depths.flatMap(([queue, counts]) =>
             Object.entries(counts as Record<string, number>).map(([status, n]) => ({ labels: { queue, status }, value: n })),
           ),
+        },
+        {
+          name: "flowd_limit_jobs",
+          help: `Jobs under per-key limits by key and state: waiting (held for the key's turn) or running (released, unfinished); the ${LIMIT_METRIC_KEYS} busiest keys only.`,
+          type: "gauge",
+          samples: limits.flatMap((k) => [
+            { labels: { key: k.key, state: "waiting" }, value: k.waiting },
+            { labels: { key: k.key, state: "running" }, value: k.running },
+          ]),
         },
         {
           name: "flowd_webhook_attempts_total",
