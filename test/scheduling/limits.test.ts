@@ -65,12 +65,12 @@ async function peakPerKey(ids: string[]): Promise<Map<string, number>> {
 }
 
 describe("concurrency per key", () => {
-  test("200 jobs over 10 keys with limit 2: never more than 2 of a key run at once, and all complete", async () => {
-    const jobs = Array.from({ length: 200 }, (_, i) => ({ name: "sleep", data: { ms: 20 }, opts: { concurrency: { key: `k${i % 10}`, limit: 2 } } }));
+  test("1,000 jobs over 10 keys with limit 2: never more than 2 of a key run at once, and all complete", async () => {
+    const jobs = Array.from({ length: 1000 }, (_, i) => ({ name: "sleep", data: { ms: 20 }, opts: { concurrency: { key: `k${i % 10}`, limit: 2 } } }));
     const ids = await bulk(jobs);
     await waitFor(async () => (await unfinished(ids)) === 0, 60_000, "every limited job finished");
     const [done] = await sql()<{ n: number }[]>`select count(*)::int as n from jobs where id = any(${ids}) and status = 'completed'`;
-    expect(done!.n).toBe(200);
+    expect(done!.n).toBe(1000);
     const peaks = await peakPerKey(ids);
     expect(peaks.size).toBe(10);
     for (const [key, peak] of peaks) {
