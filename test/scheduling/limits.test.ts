@@ -103,6 +103,28 @@ describe("concurrency per key", () => {
   }, 30_000);
 });
 
+describe("graph jobs", () => {
+  test("a graph's jobs keep to their key's limit, before and after their dependencies", async () => {
+    const opts = { concurrency: { key: "graph", limit: 2 } };
+    const jobs = [
+      ...Array.from({ length: 8 }, (_, i) => ({ key: `a${i}`, name: "sleep", data: { ms: 150 }, opts })),
+      ...Array.from({ length: 4 }, (_, i) => ({ key: `b${i}`, name: "sleep", data: { ms: 100 }, opts, dependsOn: ["a0", "a1"] })),
+    ];
+    const res = await api.http("POST", "/v1/flows", { name: "limited graph", jobs });
+    expect(res.status).toBe(201);
+    const views = res.body.jobs as { key: string; status: string; waitingFor?: { reason: string; key: string } }[];
+    expect(views.filter((j) => j.waitingFor?.reason === "concurrency").length).toBe(6);
+    expect(views.find((j) => j.key === "b0")!.waitingFor).toBeUndefined();
+    const done = await api.http("GET", `/v1/flows/${res.body.id}?wait=30`);
+    expect(done.body.status).toBe("completed");
+    const rows = await sql()<{ started: number; finished: number }[]>`
+      select extract(epoch from started_at)::float8 * 1000 as started, extract(epoch from finished_at)::float8 * 1000 as finished
+      from flow_jobs where flow_id = ${res.body.id}`;
+    expect(rows.length).toBe(12);
+    expect(peak(rows)).toBe(2);
+  }, 60_000);
+});
+
 describe("retry", () => {
   test("a retried limited job waits its turn again", async () => {
     const opts = { concurrency: { key: "retry", limit: 1 } };
@@ -250,6 +272,11 @@ async function peakPerSharedKey(ids: string[]) {
   const rows = await sql()<{ started: number; finished: number }[]>`
     select extract(epoch from started_at)::float8 * 1000 as started, extract(epoch from finished_at)::float8 * 1000 as finished
     from jobs where id = any(${ids})`;
+  return peak(rows);
+}
+
+/** The most of these runs that overlapped. */
+function peak(rows: { started: number; finished: number }[]) {
   const list = rows.flatMap((r) => [[r.started, 1], [r.finished, -1]] as [number, number][]).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
   let now = 0;
   let peak = 0;

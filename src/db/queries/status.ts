@@ -89,11 +89,13 @@ const APPLY_STATUS_BATCH = `
       returning 1
     )
     select ((select count(*) from fj) + (select count(*) from jb) + (select count(*) from dropped) + 0 * (select count(*) from cur))::int as changed,
-           (select coalesce(jsonb_agg(id), '[]'::jsonb) from released) as released,
+           (select coalesce(jsonb_agg(id), '[]'::jsonb) from released where waiting_for is null) as released,
            -- Users whose limited jobs finished: each frees slots, for a release pass after the commit (src/scheduling/limit-release.ts).
            (select coalesce(jsonb_agg(distinct user_id), '[]'::jsonb) from (
               select user_id from fj where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
-              union all select user_id from jb where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})) f) as limit_users`;
+              union all select user_id from jb where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
+              -- and users whose graph jobs the batch moved from their dependencies to their limits
+              union all select user_id from released where waiting_for is not null) f) as limit_users`;
 
 /**
  * Applies a batch of status changes to both tables and moves the stream cursors, all in one
