@@ -20,4 +20,5 @@ if (!only || only === "cluster") await benchCluster();
 if (!only || only === "flow-page") await benchFlowPage();
 if (only === "graphs") await import("./graphs");
 if (only === "definitions") await import("./definitions");
+if (only === "limits") await (await import("./limits")).benchLimits();
 process.exit(0);

@@ -8,17 +8,7 @@
  * after the commit (addLimitReleased); if it never does, the enqueuer does.
  */
 import type { Db, DbOrTx } from "../db/client";
-import {
-  heldJobs,
-  lockUserLimits,
-  releasedJobRows,
-  releaseHeld,
-  runningPerKey,
-  saveKeyStates,
-  setHeldReason,
-  userLimitKeys,
-} from "../db/queries/limits";
-import { sql } from "drizzle-orm";
+import { lockUserLimits, readPassState, releasedJobRows, writePass } from "../db/queries/limits";
 import type { Logger } from "../log";
 import { limitsChannel, type Producer } from "../queues";
 import { enqueueJobs } from "../services/enqueue-jobs";
@@ -40,23 +30,12 @@ const none = (): LimitRelease => ({ jobs: [], flowJobs: [], wakeAtMs: null });
 /** One user's pass inside the caller's transaction; the lock it takes is held until that commits. */
 export async function releaseWithin(tx: DbOrTx, userId: string): Promise<LimitRelease> {
   await lockUserLimits(tx, userId);
-  // The database's clock, after the lock: every process measures rate limits by the same clock.
-  const [now] = await tx.execute<{ ms: number }>(sql`select (extract(epoch from clock_timestamp()) * 1000)::float8 as ms`);
-  const held = await heldJobs(tx, userId, HELD_PER_KEY);
-  if (held.length === 0) return none();
-  const keys = await userLimitKeys(tx, userId);
-  const plan = planRelease(keys, await runningPerKey(tx, userId), held, now!.ms);
-  const released = none();
-  released.wakeAtMs = plan.wakeAtMs;
-  released.jobs = await releaseHeld(tx, "jobs", plan.release.filter((j) => j.tbl === "jobs").map((j) => j.id));
-  released.flowJobs = await releaseHeld(tx, "flow_jobs", plan.release.filter((j) => j.tbl === "flow_jobs").map((j) => j.id));
-  for (const reason of ["concurrency", "rateLimit"] as const)
-    for (const tbl of ["jobs", "flow_jobs"] as const) {
-      const ids = plan.reasons.filter((r) => r.reason === reason && r.job.tbl === tbl).map((r) => r.job.id);
-      await setHeldReason(tx, tbl, ids, reason);
-    }
-  await saveKeyStates(tx, userId, plan.keys);
-  return released;
+  // Read after the lock (every process measures rate limits by the database's clock), in one statement.
+  const state = await readPassState(tx, userId, HELD_PER_KEY);
+  if (state.held.length === 0) return none();
+  const plan = planRelease(state.keys, state.running, state.held, state.nowMs);
+  if (plan.release.length === 0 && plan.reasons.length === 0 && plan.keys.length === 0) return { ...none(), wakeAtMs: plan.wakeAtMs };
+  return { ...(await writePass(tx, userId, plan)), wakeAtMs: plan.wakeAtMs };
 }
 
 /** A pass per user, each in its own transaction; what they released, merged. */
@@ -90,4 +69,38 @@ export async function addLimitReleased(deps: { db: Db; producer: Producer; log: 
     if (rows.length > 0) await enqueueJobs(deps, rows);
   }
   if (released.flowJobs.length > 0) await addReleased(deps, released.flowJobs);
+}
+
+/**
+ * Runs passes for users as they are rung, one pass at a time, folding rings that arrive meanwhile
+ * into the next: the status recorder rings it after each batch and goes on recording, so a pass
+ * never holds up the events behind it, and a burst of batches costs one pass per user, not one each.
+ */
+export function createLimitReleaser(deps: { db: Db; producer: () => Producer; log: Logger }) {
+  const waiting = new Set<string>();
+  let running: Promise<void> | null = null;
+  const drain = async () => {
+    while (waiting.size > 0) {
+      const users = [...waiting];
+      waiting.clear();
+      try {
+        const released = await releaseForUsers(deps.db, users);
+        await addLimitReleased({ ...deps, producer: deps.producer() }, released);
+      } catch (err) {
+        // The sweeper repeats what failed here within a second.
+        deps.log.warn("could not release jobs held for limits; the sweeper will", { count: users.length, err: String(err) });
+      }
+    }
+    running = null;
+  };
+  return {
+    ring(userIds: string[]) {
+      for (const u of userIds) waiting.add(u);
+      running ??= drain();
+    },
+    /** Resolves once the passes rung so far have run. */
+    async idle() {
+      while (running) await running;
+    },
+  };
 }

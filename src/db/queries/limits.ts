@@ -101,51 +101,12 @@ export async function putLimitKey(db: DbOrTx, userId: string, s: KeySettings) {
                           then limit_keys.rate_next_ms end`);
 }
 
-/** Moves keys' turns and next start times after a pass. */
-export async function saveKeyStates(db: DbOrTx, userId: string, keys: KeyState[]) {
-  if (keys.length === 0) return;
-  const rows = keys.map((k) => ({ key: k.key, turn: k.turn, rate_next_ms: k.rateNextMs }));
-  await db.execute(sql`
-    update limit_keys as k set turn = r.turn, rate_next_ms = r.rate_next_ms
-    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(key text, turn bigint, rate_next_ms double precision)
-    where k.user_id = ${userId} and k.key = r.key`);
-}
-
 /** How many released, unfinished jobs each of a user's concurrency keys has (a job counts once per key it names). */
 export async function runningPerKey(db: DbOrTx, userId: string): Promise<Map<string, number>> {
   const scans = TABLES.map((t) => sql`select unnest(concurrency_keys) as key from ${sql.raw(t)} where user_id = ${userId} and ${sql.raw(RUNNING)}`);
   const rows = await db.execute<{ key: string; n: number }>(sql`
     select key, count(*)::int as n from (${sql.join(scans, sql` union all `)}) x group by key`);
   return new Map(rows.map((r) => [r.key, r.n]));
-}
-
-/** The first `perKey` held jobs of each of a user's turn keys, in creation order, from both tables. */
-export async function heldJobs(db: DbOrTx, userId: string, perKey: number): Promise<HeldJob[]> {
-  const scans = TABLES.map((t) =>
-    sql.raw(`(select '${t}' as tbl, id, concurrency_keys, rate_key, waiting_for, created_at from ${t}
-      where user_id = k.user_id and ${TURN_KEY} = k.key and ${HELD} order by created_at, id limit ${Math.floor(perKey)})`),
-  );
-  const rows = await db.execute<{ tbl: "jobs" | "flow_jobs"; id: string; concurrency_keys: string[] | null; rate_key: string | null; waiting_for: string }>(sql`
-    select c.tbl, c.id, c.concurrency_keys, c.rate_key, c.waiting_for
-    from limit_keys k cross join lateral (${sql.join(scans, sql` union all `)}) c
-    where k.user_id = ${userId}
-    order by c.created_at, c.id`);
-  return rows.map((r) => ({ tbl: r.tbl, id: r.id, concurrencyKeys: r.concurrency_keys, rateKey: r.rate_key, waitingFor: r.waiting_for }));
-}
-
-/** Lets held jobs go: they stay `pending`, now without a hold, for the caller (or the enqueuer) to add to Redis. */
-export async function releaseHeld(db: DbOrTx, table: "jobs" | "flow_jobs", ids: string[]): Promise<string[]> {
-  if (ids.length === 0) return [];
-  const rows = await db.execute<{ id: string }>(sql`
-    update ${sql.raw(table)} set waiting_for = null, updated_at = now()
-    where id = any(${textArray(ids)}) and ${sql.raw(HELD)} returning id`);
-  return rows.map((r) => r.id);
-}
-
-/** Records why still-held jobs wait, where that changed. */
-export async function setHeldReason(db: DbOrTx, table: "jobs" | "flow_jobs", ids: string[], reason: string) {
-  if (ids.length === 0) return;
-  await db.execute(sql`update ${sql.raw(table)} set waiting_for = ${reason} where id = any(${textArray(ids)}) and ${sql.raw(HELD)}`);
 }
 
 /** Users with jobs held for a limit: the sweeper's passes. */
@@ -187,3 +148,66 @@ export async function heldPerKey(db: DbOrTx, userId: string): Promise<Map<string
 
 /** A text[] parameter: drizzle would spread a JS array into a row of parameters. */
 const textArray = (values: string[]) => sql`array(select jsonb_array_elements_text(${JSON.stringify(values)}::jsonb))`;
+
+/**
+ * What a release pass reads, in one statement (after the user's lock, so it sees every pass before
+ * it): the database's clock, the user's keys, running jobs per key, and the first `perKey` held jobs
+ * of each turn key in creation order.
+ */
+export async function readPassState(db: DbOrTx, userId: string, perKey: number) {
+  const running = TABLES.map((t) => sql`select unnest(concurrency_keys) as key from ${sql.raw(t)} where user_id = ${userId} and ${sql.raw(RUNNING)}`);
+  const held = TABLES.map((t) =>
+    sql.raw(`(select '${t}' as tbl, id, concurrency_keys, rate_key, waiting_for, created_at from ${t}
+      where user_id = k.user_id and ${TURN_KEY} = k.key and ${HELD} order by created_at, id limit ${Math.floor(perKey)})`),
+  );
+  const [row] = await db.execute<{ now_ms: number; keys: Record<string, unknown>[]; running: Record<string, number>; held: Record<string, unknown>[] }>(sql`
+    select (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms,
+      (select coalesce(jsonb_agg(k), '[]'::jsonb) from (
+         select key, concurrency, rate_max, rate_per_ms, rate_next_ms, turn, updated_at from limit_keys where user_id = ${userId}) k) as keys,
+      (select coalesce(jsonb_object_agg(key, n), '{}'::jsonb) from (
+         select key, count(*) as n from (${sql.join(running, sql` union all `)}) x group by key) r) as running,
+      (select coalesce(jsonb_agg(c order by c.created_at, c.id), '[]'::jsonb) from (
+         select c.* from limit_keys k cross join lateral (${sql.join(held, sql` union all `)}) c where k.user_id = ${userId}) c) as held`);
+  return {
+    nowMs: row!.now_ms,
+    keys: row!.keys.map(keyRow),
+    running: new Map(Object.entries(row!.running).map(([k, n]) => [k, Number(n)])),
+    held: row!.held.map(
+      (r): HeldJob => ({
+        tbl: r.tbl as HeldJob["tbl"],
+        id: r.id as string,
+        concurrencyKeys: r.concurrency_keys as string[] | null,
+        rateKey: r.rate_key as string | null,
+        waitingFor: r.waiting_for as string,
+      }),
+    ),
+  };
+}
+
+/**
+ * What a release pass decided, in one statement: held jobs let go (both tables), reasons changed
+ * for jobs left waiting, keys' turns and next start times. Answers the row ids let go per table.
+ */
+export async function writePass(
+  db: DbOrTx,
+  userId: string,
+  pass: { release: HeldJob[]; reasons: { job: HeldJob; reason: string }[]; keys: KeyState[] },
+): Promise<{ jobs: string[]; flowJobs: string[] }> {
+  const ids = (tbl: string) => JSON.stringify(pass.release.filter((j) => j.tbl === tbl).map((j) => j.id));
+  const reasons = JSON.stringify(pass.reasons.map((r) => ({ tbl: r.job.tbl, id: r.job.id, reason: r.reason })));
+  const keys = JSON.stringify(pass.keys.map((k) => ({ key: k.key, turn: k.turn, rate_next_ms: k.rateNextMs })));
+  const [row] = await db.execute<{ jobs: string[]; flow_jobs: string[] }>(sql`
+    with rj as (update jobs set waiting_for = null, updated_at = now()
+                where id in (select jsonb_array_elements_text(${ids("jobs")}::jsonb)) and ${sql.raw(HELD)} returning id),
+         rf as (update flow_jobs set waiting_for = null, updated_at = now()
+                where id in (select jsonb_array_elements_text(${ids("flow_jobs")}::jsonb)) and ${sql.raw(HELD)} returning id),
+         why as (select * from jsonb_to_recordset(${reasons}::jsonb) as r(tbl text, id text, reason text)),
+         wj as (update jobs j set waiting_for = why.reason from why where why.tbl = 'jobs' and j.id = why.id and ${sql.raw(HELD.replace(/waiting_for|status/g, "j.$&"))} returning 1),
+         wf as (update flow_jobs j set waiting_for = why.reason from why where why.tbl = 'flow_jobs' and j.id = why.id and ${sql.raw(HELD.replace(/waiting_for|status/g, "j.$&"))} returning 1),
+         ks as (update limit_keys as k set turn = r.turn, rate_next_ms = r.rate_next_ms
+                from jsonb_to_recordset(${keys}::jsonb) as r(key text, turn bigint, rate_next_ms double precision)
+                where k.user_id = ${userId} and k.key = r.key returning 1)
+    select (select coalesce(jsonb_agg(id), '[]'::jsonb) from rj) as jobs, (select coalesce(jsonb_agg(id), '[]'::jsonb) from rf) as flow_jobs,
+           (select count(*) from wj) + (select count(*) from wf) + (select count(*) from ks) as n`);
+  return { jobs: row!.jobs, flowJobs: row!.flow_jobs };
+}
