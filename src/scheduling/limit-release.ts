@@ -12,11 +12,15 @@ import { lockUserLimits, readPassState, releasedJobRows, writePass } from "../db
 import type { Logger } from "../log";
 import { limitsChannel, type Producer } from "../queues";
 import { enqueueJobs } from "../services/enqueue-jobs";
-import { planRelease } from "./limit-plan";
+import { planRelease, type HeldJob } from "./limit-plan";
 import { addReleased } from "./release";
 
-/** Held jobs read per turn key and pass: more than one pass can release for a key at any sane limit. */
-const HELD_PER_KEY = 50;
+/**
+ * Held jobs read per turn key and round: few, since a pass reads every key's; a key that lets all of
+ * them go (a raised limit, many slots freed at once) gets another round in the same pass.
+ */
+const HELD_PER_KEY = 8;
+const MAX_ROUNDS = 50;
 
 export interface LimitRelease {
   jobs: string[];
@@ -30,13 +34,35 @@ const none = (): LimitRelease => ({ jobs: [], flowJobs: [], wakeAtMs: null });
 /** One user's pass inside the caller's transaction; the lock it takes is held until that commits. */
 export async function releaseWithin(tx: DbOrTx, userId: string): Promise<LimitRelease> {
   await lockUserLimits(tx, userId);
-  // Read after the lock (every process measures rate limits by the database's clock), in one statement.
-  const state = await readPassState(tx, userId, HELD_PER_KEY);
-  if (state.held.length === 0) return none();
-  const plan = planRelease(state.keys, state.running, state.held, state.nowMs);
-  if (plan.release.length === 0 && plan.reasons.length === 0 && plan.keys.length === 0) return { ...none(), wakeAtMs: plan.wakeAtMs };
-  return { ...(await writePass(tx, userId, plan)), wakeAtMs: plan.wakeAtMs };
+  const out = none();
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    // Read after the lock (every process measures rate limits by the database's clock), in one statement.
+    const state = await readPassState(tx, userId, HELD_PER_KEY);
+    if (state.held.length === 0) return out;
+    const plan = planRelease(state.keys, state.running, state.held, state.nowMs);
+    out.wakeAtMs = plan.wakeAtMs;
+    if (plan.release.length === 0 && plan.reasons.length === 0 && plan.keys.length === 0) return out;
+    const written = await writePass(tx, userId, plan);
+    out.jobs.push(...written.jobs);
+    out.flowJobs.push(...written.flowJobs);
+    if (!tookAll(state.held, plan.release)) return out;
+  }
+  return out;
 }
+
+/** Whether some turn key let go of every held job read for it: more may be waiting behind them. */
+function tookAll(held: HeldJob[], released: HeldJob[]) {
+  const count = (jobs: HeldJob[]) => {
+    const n = new Map<string, number>();
+    for (const j of jobs) n.set(turnKeyOf(j), (n.get(turnKeyOf(j)) ?? 0) + 1);
+    return n;
+  };
+  const read = count(held);
+  for (const [key, n] of count(released)) if (n === HELD_PER_KEY && read.get(key) === n) return true;
+  return false;
+}
+
+const turnKeyOf = (j: HeldJob) => j.concurrencyKeys?.[0] ?? j.rateKey!;
 
 /** A pass per user, each in its own transaction; what they released, merged. */
 export async function releaseForUsers(db: Db, userIds: Iterable<string>): Promise<LimitRelease> {

@@ -158,16 +158,20 @@ export async function readPassState(db: DbOrTx, userId: string, perKey: number) 
   const running = TABLES.map((t) => sql`select unnest(concurrency_keys) as key from ${sql.raw(t)} where user_id = ${userId} and ${sql.raw(RUNNING)}`);
   const held = TABLES.map((t) =>
     sql.raw(`(select '${t}' as tbl, id, concurrency_keys, rate_key, waiting_for, created_at from ${t}
-      where user_id = k.user_id and ${TURN_KEY} = k.key and ${HELD} order by created_at, id limit ${Math.floor(perKey)})`),
+      where user_id = k.user_id and ${TURN_KEY} = k.key and ${HELD}
+        -- A full turn key's jobs cannot go: not read (its rate-limited-only jobs still are).
+        and (concurrency_keys is null or k.concurrency is null or coalesce(r.n, 0) < k.concurrency)
+      order by created_at, id limit ${Math.floor(perKey)})`),
   );
   const [row] = await db.execute<{ now_ms: number; keys: Record<string, unknown>[]; running: Record<string, number>; held: Record<string, unknown>[] }>(sql`
+    with r as (select key, count(*) as n from (${sql.join(running, sql` union all `)}) x group by key)
     select (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms,
       (select coalesce(jsonb_agg(k), '[]'::jsonb) from (
          select key, concurrency, rate_max, rate_per_ms, rate_next_ms, turn, updated_at from limit_keys where user_id = ${userId}) k) as keys,
-      (select coalesce(jsonb_object_agg(key, n), '{}'::jsonb) from (
-         select key, count(*) as n from (${sql.join(running, sql` union all `)}) x group by key) r) as running,
+      (select coalesce(jsonb_object_agg(key, n), '{}'::jsonb) from r) as running,
       (select coalesce(jsonb_agg(c order by c.created_at, c.id), '[]'::jsonb) from (
-         select c.* from limit_keys k cross join lateral (${sql.join(held, sql` union all `)}) c where k.user_id = ${userId}) c) as held`);
+         select c.* from limit_keys k left join r on r.key = k.key
+         cross join lateral (${sql.join(held, sql` union all `)}) c where k.user_id = ${userId}) c) as held`);
   return {
     nowMs: row!.now_ms,
     keys: row!.keys.map(keyRow),
