@@ -138,9 +138,17 @@ async function storeLimited(deps: ServiceDeps, rows: JobRow[], insert: (db: DbOr
   return going.length === 0 || enqueueJobs(deps, going);
 }
 
-/** A pass for the user's held jobs (a retried limited job waits its turn again), then what it let go into Redis. */
-async function releaseLimited(deps: ServiceDeps, userId: string) {
-  const released = await deps.db.transaction((tx) => releaseWithin(tx, userId));
+/**
+ * A pass for the user's held jobs (a retried limited job waits its turn again, a schedule's tick
+ * its turn, a cancel frees a slot), then what it let go into Redis. `rows`: held rows written
+ * outside storeLimited, whose keys get their settings first.
+ */
+export async function releaseLimited(deps: Pick<ServiceDeps, "db" | "producer" | "log" | "config">, userId: string, rows: JobRow[] = []) {
+  const released = await deps.db.transaction(async (tx) => {
+    await lockUserLimits(tx, userId);
+    await ensureLimitKeys(tx, userId, rowKeySettings(rows));
+    return releaseWithin(tx, userId);
+  });
   await ringSweepers(deps, deps.config.prefix, released);
   await addLimitReleased(deps, released).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
 }
@@ -313,6 +321,8 @@ export async function cancelJob(deps: ServiceDeps, user: User, id: string): Prom
   });
   await deps.broadcastCancel([row.jobId]).catch((err) => deps.log.warn("could not broadcast cancel", { jobId: id, err: String(err) }));
   await removeFromRedis(deps, [row]);
+  // Its slot is free now: the key's next job need not wait for the sweeper.
+  if (row.concurrencyKeys) await releaseLimited(deps, user.userId);
   return getJob(deps, user, id);
 }
 

@@ -147,6 +147,26 @@ describe("retry", () => {
   }, 60_000);
 });
 
+describe("cancel", () => {
+  test("cancelling a running limited job frees its slot for the key's next job at once", async () => {
+    const opts = { concurrency: { key: "cancel", limit: 1 } };
+    const [long, next] = await bulk([
+      { name: "sleep", data: { ms: 10_000 }, opts },
+      { name: "echo", data: {}, opts },
+    ]);
+    await waitFor(async () => {
+      const [row] = await sql()<{ status: string }[]>`select status from jobs where id = ${long!}`;
+      return row!.status === "active";
+    }, 20_000, "the long job running");
+    expect((await api.http("GET", `/v1/jobs/${next}`)).body.waitingFor).toEqual({ reason: "concurrency", key: "cancel" });
+    const t = Date.now();
+    expect((await api.http("POST", `/v1/jobs/${long}/cancel`)).status).toBe(200);
+    const done = await api.http("GET", `/v1/jobs/${next}?wait=20`);
+    expect(done.body.status).toBe("completed");
+    expect(Date.now() - t).toBeLessThan(5_000);
+  }, 60_000);
+});
+
 describe("fair turns", () => {
   test("20 jobs of key B queued after 1,000 of key A under a shared limit all finish before A is 10% done", async () => {
     const opts = (tenant: string) => ({ concurrency: [{ key: `tenant-${tenant}`, limit: 1000 }, { key: "shared", limit: 2 }] });
