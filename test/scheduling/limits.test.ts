@@ -1,13 +1,23 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { prepareBinary } from "../helpers/binary";
 import { startCluster, type ApiProcess, type Cluster } from "../helpers/cluster";
 import { startTimingReceiver } from "../helpers/receiver";
 import { waitFor } from "../helpers/wait";
 
-// Per-key limits through real processes: one API, two workers on a database and prefix of their own.
+// Per-key limits through the compiled binary: one API, two worker processes on a database and prefix
+// of their own.
 let cluster: Cluster;
 let api: ApiProcess;
+const binDir = mkdtempSync(join(tmpdir(), "flowd-limits-"));
+const givenBin = process.env.FLOWD_BIN;
 
 beforeAll(async () => {
+  // Every process this file starts runs the binary (FLOWD_BIN when CI built one, else built now).
+  prepareBinary(join(binDir, "flowd"));
+  process.env.FLOWD_BIN = join(binDir, "flowd");
   // Short locks: a killed worker's jobs are noticed as stalled within about 2 s.
   cluster = await startCluster({
     apis: 1,
@@ -20,6 +30,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cluster?.stop();
+  if (givenBin === undefined) delete process.env.FLOWD_BIN;
+  else process.env.FLOWD_BIN = givenBin;
+  rmSync(binDir, { recursive: true, force: true });
 });
 
 const bulk = async (jobs: unknown[]) => {
@@ -101,6 +114,25 @@ describe("concurrency per key", () => {
     const peaks = await peakPerKey(ids);
     expect(peaks.get("one")).toBeGreaterThanOrEqual(2);
   }, 30_000);
+});
+
+describe("limits stored once per key", () => {
+  test("a job's opts set a new key's limits, later jobs' do not; PUT changes and removes them", async () => {
+    await bulk([{ name: "echo", data: {}, opts: { concurrency: { key: "stored", limit: 3 }, rateLimit: { key: "stored", max: 50, perMs: 1000 } } }]);
+    await bulk([{ name: "echo", data: {}, opts: { concurrency: { key: "stored", limit: 9 } } }]);
+    const list = async () => ((await api.http("GET", "/v1/limits?limit=1000")).body.items as { key: string }[]).find((k) => k.key === "stored");
+    expect(await list()).toMatchObject({ concurrency: 3, rateLimit: { max: 50, perMs: 1000 } });
+    const put = await api.http("PUT", "/v1/limits/stored", { rateLimit: { max: 5, perMs: 2000 } });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ key: "stored", concurrency: 3, rateLimit: { max: 5, perMs: 2000 } });
+    const cleared = await api.http("PUT", "/v1/limits/stored", { concurrency: null, rateLimit: null });
+    expect(cleared.body).toMatchObject({ key: "stored", concurrency: null, rateLimit: null });
+    // Keys belong to their user: another user sees none of them.
+    const other = await cluster.newUser("bob");
+    const theirs = await api.http("GET", "/v1/limits", undefined, { token: other });
+    expect(theirs.status).toBe(200);
+    expect(theirs.body.items).toEqual([]);
+  });
 });
 
 describe("graph jobs", () => {
@@ -206,6 +238,7 @@ describe("rate limit per key", () => {
         while (times[i]! - times[j]! >= 1000) j++;
         worst = Math.max(worst, i - j + 1);
       }
+      if (rate < 18 || rate > 22) console.log("gaps (ms):", JSON.stringify(times.slice(1).map((x, i) => Math.round(x - times[i]!))));
       console.log(`rate ${rate.toFixed(2)}/s over ${((times.at(-1)! - times[0]!) / 1000).toFixed(1)} s; busiest second: ${worst}`);
       expect(rate).toBeGreaterThan(18);
       expect(rate).toBeLessThan(22);
