@@ -48,6 +48,13 @@ async function releaseLatencies(cluster: Cluster, ids: string[]): Promise<number
   return out;
 }
 
+/** For comparison, the same hop count without limits: single jobs' creation (the API's insert) to their start. */
+async function startLatencies(cluster: Cluster, ids: string[]): Promise<number[]> {
+  const rows = await cluster.database.sql<{ ms: number }[]>`
+    select extract(epoch from started_at - created_at)::float8 * 1000 as ms from jobs where id = any(${ids})`;
+  return rows.map((r) => r.ms);
+}
+
 export async function benchLimits() {
   await checkServices();
   await ensureTemplate();
@@ -74,10 +81,17 @@ export async function benchLimits() {
       Array.from({ length: LATENCY_JOBS }, (_, i) => ({ name: "echo", data: { i }, opts: { concurrency: { key: `l${i % LATENCY_KEYS}`, limit: 1 } } })),
     );
     const latency = await releaseLatencies(cluster, chain.ids);
+    // A lone create at a time: created -> started of a job nothing holds, the floor a release adds to.
+    const lone: string[] = [];
+    for (let i = 0; i < 100; i++) lone.push(...(await run(cluster, "lone", [{ name: "echo", data: { i } }])).ids);
+    const floor = await startLatencies(cluster, lone);
     console.log(`end to end  without limits ${plain.rate.toFixed(0)} jobs/s | ${KEYS} keys x limit ${LIMIT} ${limited.rate.toFixed(0)} jobs/s | ratio ${ratio(limited.rate, plain.rate)}`);
     console.log(
       `release     slot freed -> next job started: p50 ${percentile(latency, 50).toFixed(1)} ms, p95 ${percentile(latency, 95).toFixed(1)} ms ` +
         `(${latency.length} releases; limit-1 chains ran ${chain.rate.toFixed(0)} jobs/s)`,
+    );
+    console.log(
+      `            baseline: a job without limits, created -> started: p50 ${percentile(floor, 50).toFixed(1)} ms | ratio ${ratio(percentile(latency, 50), percentile(floor, 50))}`,
     );
   } finally {
     await cluster.stop();
