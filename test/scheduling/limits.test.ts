@@ -200,20 +200,20 @@ describe("cancel", () => {
 });
 
 describe("fair turns", () => {
-  test("20 jobs of key B queued after 1,000 of key A under a shared limit all finish before A is 10% done", async () => {
+  test("20 jobs of key B queued after 5,000 of key A under a shared limit all finish before A is 10% done", async () => {
     const opts = (tenant: string) => ({ concurrency: [{ key: `tenant-${tenant}`, limit: 1000 }, { key: "shared", limit: 2 }] });
-    const a = await bulk(Array.from({ length: 1000 }, () => ({ name: "sleep", data: { ms: 5 }, opts: opts("A") })));
+    const a = await bulk(Array.from({ length: 5000 }, () => ({ name: "sleep", data: { ms: 5 }, opts: opts("A") })));
     const b = await bulk(Array.from({ length: 20 }, () => ({ name: "sleep", data: { ms: 5 }, opts: opts("B") })));
     await waitFor(async () => (await unfinished(b)) === 0, 60_000, "every job of B finished");
     const [doneA] = await sql()<{ n: number }[]>`select count(*)::int as n from jobs where id = any(${a}) and status = 'completed'`;
-    console.log(`A completed when B was done: ${doneA!.n} of 1000`);
-    expect(doneA!.n).toBeLessThan(100);
+    console.log(`A completed when B was done: ${doneA!.n} of 5000`);
+    expect(doneA!.n).toBeLessThan(500);
     const peaks = await peakPerSharedKey([...a, ...b]);
     expect(peaks).toBeLessThanOrEqual(2);
     // The rest of A goes faster once the shared limit is raised (a change applies to waiting jobs).
     expect((await api.http("PUT", "/v1/limits/shared", { concurrency: 64 })).status).toBe(200);
-    await waitFor(async () => (await unfinished(a)) === 0, 60_000, "every job of A finished");
-  }, 120_000);
+    await waitFor(async () => (await unfinished(a)) === 0, 120_000, "every job of A finished");
+  }, 180_000);
 });
 
 describe("rate limit per key", () => {
@@ -260,7 +260,6 @@ describe("bad input", () => {
     const res = await api.http(method, path, body);
     if (res.status !== 400) throw new Error(`expected 400 for ${JSON.stringify(body)}, got ${res.status}: ${JSON.stringify(res.body)}`);
     expect(res.body.error.code).toBe("invalid_input");
-    if (process.env.SHOW_REFUSALS) console.log(JSON.stringify(res.body.error));
     const paths = (res.body.error.details as { path: string }[]).map((d) => d.path);
     expect({ paths, has: paths.includes(detailPath) }).toEqual({ paths, has: true });
     expect(await counts()).toEqual(before);
