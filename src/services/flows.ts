@@ -269,9 +269,13 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
   // Their earlier runs leave Redis, but not the live children BullMQ lists under them. (A graph job
   // cancelled for its failed dependency never entered Redis.)
   await removeFromRedis(deps, previous.filter((r) => r.key === null || r.status === "failed").map((r) => ({ ...r, keepChildren: true })));
-  await enqueueRows(deps, await flowJobsOf(deps.db, id)).catch((err) =>
+  const rows = await flowJobsOf(deps.db, id);
+  await enqueueRows(deps, rows).catch((err) =>
     deps.log.warn("retry accepted but not yet in Redis; the enqueuer will add it", { flowId: id, err: String(err) }),
   );
+  // Re-run jobs under per-key limits wait their turn again: a pass now, not the sweeper's next.
+  if (rows.some((r) => r.status === "pending" && (r.waitingFor === "concurrency" || r.waitingFor === "rateLimit")))
+    await releaseLimitedRows(deps, user.userId, []);
   return loadView(deps, user, id);
 }
 

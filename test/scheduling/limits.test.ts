@@ -157,6 +157,25 @@ describe("graph jobs", () => {
   }, 60_000);
 });
 
+describe("graph retry", () => {
+  test("a retried graph's limited jobs wait their turn again and complete", async () => {
+    const opts = { concurrency: { key: "graph-retry", limit: 1 } };
+    const res = await api.http("POST", "/v1/flows", {
+      name: "retried graph",
+      jobs: [
+        { key: "a", name: "fail", data: { times: 1 }, opts },
+        { key: "b", name: "echo", data: {}, opts, dependsOn: ["a"] },
+      ],
+    });
+    expect(res.status).toBe(201);
+    const failed = await api.http("GET", `/v1/flows/${res.body.id}?wait=20`);
+    expect(failed.body.status).toBe("failed");
+    expect((await api.http("POST", `/v1/flows/${res.body.id}/retry`)).status).toBe(200);
+    const done = await api.http("GET", `/v1/flows/${res.body.id}?wait=20`);
+    expect(done.body.status).toBe("completed");
+  }, 60_000);
+});
+
 describe("retry", () => {
   test("a retried limited job waits its turn again", async () => {
     const opts = { concurrency: { key: "retry", limit: 1 } };
