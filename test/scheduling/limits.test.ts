@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Worker } from "bullmq";
+import IORedis from "ioredis";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +25,7 @@ beforeAll(async () => {
     apis: 1,
     workers: 2,
     tag: "limits",
-    env: { WORKER_CONCURRENCY: "16", FLOWD_LOCK_DURATION_MS: "2000", FLOWD_STALLED_INTERVAL_MS: "1000" },
+    env: { WORKER_CONCURRENCY: "16", FLOWD_LOCK_DURATION_MS: "2000", FLOWD_STALLED_INTERVAL_MS: "1000", FLOWD_EXTERNAL_QUEUES: "partner" },
   });
   api = cluster.apis[0]!;
 }, 60_000);
@@ -133,6 +135,32 @@ describe("limits stored once per key", () => {
     expect(theirs.status).toBe(200);
     expect(theirs.body.items).toEqual([]);
   });
+});
+
+describe("external queues", () => {
+  test("jobs your own BullMQ worker runs keep to their key's limit too", async () => {
+    let running = 0;
+    let peakSeen = 0;
+    const connection = new IORedis(cluster.env.REDIS_URL!, { maxRetriesPerRequest: null });
+    const worker = new Worker(
+      "partner",
+      async () => {
+        peakSeen = Math.max(peakSeen, ++running);
+        await Bun.sleep(100);
+        running--;
+        return { ok: true };
+      },
+      { connection, prefix: cluster.prefix, concurrency: 10 },
+    );
+    try {
+      const ids = await bulk(Array.from({ length: 12 }, () => ({ name: "resize", queue: "partner", data: {}, opts: { concurrency: { key: "ext", limit: 2 } } })));
+      await waitFor(async () => (await unfinished(ids)) === 0, 30_000, "the external jobs finished");
+      expect(peakSeen).toBe(2);
+    } finally {
+      await worker.close();
+      connection.disconnect();
+    }
+  }, 60_000);
 });
 
 describe("graph jobs", () => {
