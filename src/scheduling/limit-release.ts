@@ -33,11 +33,15 @@ const none = (): LimitRelease => ({ jobs: [], flowJobs: [], wakeAtMs: null });
 
 /** One user's pass inside the caller's transaction; the lock it takes is held until that commits. */
 export async function releaseWithin(tx: DbOrTx, userId: string): Promise<LimitRelease> {
-  await lockUserLimits(tx, userId);
   const out = none();
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    // Read after the lock (every process measures rate limits by the database's clock), in one statement.
-    const state = await readPassState(tx, userId, HELD_PER_KEY);
+    // Read after the lock (every process measures rate limits by the database's clock), in one
+    // statement. The first round sends both at once: Postgres runs a connection's statements in
+    // order, so the read still starts (and takes its snapshot) only once the lock is held.
+    const state =
+      round === 0
+        ? (await Promise.all([lockUserLimits(tx, userId), readPassState(tx, userId, HELD_PER_KEY)]))[1]
+        : await readPassState(tx, userId, HELD_PER_KEY);
     if (state.held.length === 0) return out;
     const plan = planRelease(state.keys, state.running, state.held, state.nowMs);
     out.wakeAtMs = plan.wakeAtMs;
