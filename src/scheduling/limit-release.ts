@@ -9,6 +9,7 @@
  */
 import type { Db, DbOrTx } from "../db/client";
 import { lockUserLimits, readPassState, releasedJobRows, writePass } from "../db/queries/limits";
+import { markJobsUnqueued } from "../db/queries/jobs";
 import type { Logger } from "../log";
 import { limitsChannel, type Producer } from "../queues";
 import { enqueueJobs } from "../services/enqueue-jobs";
@@ -96,7 +97,8 @@ export async function ringSweepers(deps: { producer: Producer; log: Logger }, pr
 export async function addLimitReleased(deps: { db: Db; producer: Producer; log: Logger }, released: Pick<LimitRelease, "jobs" | "flowJobs">) {
   if (released.jobs.length > 0) {
     const rows = await releasedJobRows(deps.db, released.jobs);
-    if (rows.length > 0) await enqueueJobs(deps, rows);
+    // Back to `pending` for the enqueuer if Redis refused (the rows were written where the add puts them).
+    if (rows.length > 0 && !(await enqueueJobs(deps, rows))) await markJobsUnqueued(deps.db, rows.map((r) => r.id));
   }
   if (released.flowJobs.length > 0) await addReleased(deps, released.flowJobs);
 }

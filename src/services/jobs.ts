@@ -128,14 +128,22 @@ async function storeLimited(deps: ServiceDeps, rows: JobRow[], insert: (db: DbOr
     return releaseWithin(tx, userId);
   });
   const freed = new Set(released.jobs);
-  for (const row of rows) if (freed.has(row.id)) row.waitingFor = null;
+  for (const row of rows)
+    if (freed.has(row.id)) {
+      // As the pass wrote it: where the add puts it (see writePass).
+      row.waitingFor = null;
+      row.status = initialStatus(row, false);
+      row.readyAt = row.status === "waiting" ? new Date() : null;
+    }
   const own = new Set(rows.map((r) => r.id));
   const others = { jobs: released.jobs.filter((id) => !own.has(id)), flowJobs: released.flowJobs };
   if (others.jobs.length + others.flowJobs.length > 0)
     await addLimitReleased(deps, others).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
   await ringSweepers(deps, deps.config.prefix, released);
   const going = rows.filter((r) => !r.waitingFor);
-  return going.length === 0 || enqueueJobs(deps, going);
+  if (going.length === 0 || (await enqueueJobs(deps, going))) return true;
+  await markPending(deps, going);
+  return false;
 }
 
 /**

@@ -3,9 +3,8 @@
  * (src/scheduling/limit-release.ts). The scans repeat the partial indexes' predicates word for word
  * (see limitIndexes), since Postgres matches a partial index to a query only by its text.
  */
-import { and, inArray, isNull, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { jobs } from "../schema";
-import { isPending } from "../schema/columns";
 import type { DbOrTx } from "../client";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 import { TURN_KEY } from "../schema/columns";
@@ -130,12 +129,12 @@ export async function limitKeyCounts(db: DbOrTx, top: number) {
   );
 }
 
-/** Released single jobs still `pending` without a hold: what a pass's caller adds to Redis. */
+/** Released single jobs not yet in Redis (no event of theirs recorded): what a pass's caller adds. */
 export async function releasedJobRows(db: DbOrTx, ids: string[]) {
   return db
     .select()
     .from(jobs)
-    .where(and(inArray(jobs.id, ids), isPending(jobs.status), isNull(jobs.waitingFor)));
+    .where(and(inArray(jobs.id, ids), isNull(jobs.waitingFor), eq(jobs.eventPos, 0), inArray(jobs.status, ["pending", "waiting", "delayed"])));
 }
 
 /** How many jobs wait (held) per turn key of a user. */
@@ -159,8 +158,6 @@ export async function readPassState(db: DbOrTx, userId: string, perKey: number) 
   const held = TABLES.map((t) =>
     sql.raw(`(select '${t}' as tbl, id, concurrency_keys, rate_key, waiting_for, created_at from ${t}
       where user_id = k.user_id and ${TURN_KEY} = k.key and ${HELD}
-        -- A full turn key's jobs cannot go: not read (its rate-limited-only jobs still are).
-        and (concurrency_keys is null or k.concurrency is null or coalesce(r.n, 0) < k.concurrency)
       order by created_at, id limit ${Math.floor(perKey)})`),
   );
   const [row] = await db.execute<{ now_ms: number; keys: Record<string, unknown>[]; running: Record<string, number>; held: Record<string, unknown>[] }>(sql`
@@ -171,7 +168,10 @@ export async function readPassState(db: DbOrTx, userId: string, perKey: number) 
       (select coalesce(jsonb_object_agg(key, n), '{}'::jsonb) from r) as running,
       (select coalesce(jsonb_agg(c order by c.created_at, c.id), '[]'::jsonb) from (
          select c.* from limit_keys k left join r on r.key = k.key
-         cross join lateral (${sql.join(held, sql` union all `)}) c where k.user_id = ${userId}) c) as held`);
+         cross join lateral (${sql.join(held, sql` union all `)}) c
+         -- A full turn key's jobs cannot go (each names it as a concurrency key, unless the key's
+         -- rate limit is what holds them): not read, so a pass costs the keys with room, not every key.
+         where k.user_id = ${userId} and (k.concurrency is null or coalesce(r.n, 0) < k.concurrency or k.rate_max is not null)) c) as held`);
   return {
     nowMs: row!.now_ms,
     keys: row!.keys.map(keyRow),
@@ -201,7 +201,11 @@ export async function writePass(
   const reasons = JSON.stringify(pass.reasons.map((r) => ({ tbl: r.job.tbl, id: r.job.id, reason: r.reason })));
   const keys = JSON.stringify(pass.keys.map((k) => ({ key: k.key, turn: k.turn, rate_next_ms: k.rateNextMs })));
   const [row] = await db.execute<{ jobs: string[]; flow_jobs: string[] }>(sql`
-    with rj as (update jobs set waiting_for = null, updated_at = now()
+    -- A single job let go is written where its add puts it, as a create does (see freshJobState): the
+    -- recorder then has nothing to write for BullMQ's waiting; a failed add puts it back to pending.
+    with rj as (update jobs set waiting_for = null, updated_at = now(),
+                  status = case when coalesce((opts->>'delay')::bigint, 0) > 0 then 'delayed' else 'waiting' end,
+                  ready_at = case when coalesce((opts->>'delay')::bigint, 0) > 0 then null else now() end
                 where id in (select jsonb_array_elements_text(${ids("jobs")}::jsonb)) and ${sql.raw(HELD)} returning id),
          rf as (update flow_jobs set waiting_for = null, updated_at = now()
                 where id in (select jsonb_array_elements_text(${ids("flow_jobs")}::jsonb)) and ${sql.raw(HELD)} returning id),
