@@ -18,6 +18,7 @@ if (!only || only === "handlers") await benchHandlers();
 if (!only || only === "http-tasks") await benchHttpTasks();
 if (!only || only === "cluster") await benchCluster();
 if (!only || only === "flow-page") await benchFlowPage();
+if (only === "waits") await (await import("./waits")).benchWaits();
 if (only === "graphs") await import("./graphs");
 if (only === "definitions") await import("./definitions");
 if (only === "limits") await (await import("./limits")).benchLimits();

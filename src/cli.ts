@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, type Config, type Role } from "./config";
 import { ConnectError, HandlerModuleError } from "./errors";
 import { createLogger } from "./log";
 import { VERSION } from "./version";
+import { CLIENT_COMMANDS, CLIENT_USAGE } from "./client/usage";
 
 export const USAGE = `flowd ${VERSION} — job flows on BullMQ, with Postgres as the source of truth
 
@@ -18,6 +19,7 @@ Usage:
   flowd types [--out FILE]             write the TypeScript declarations for handler modules (default ./flowd.d.ts)
   flowd --help | --version
 
+${CLIENT_USAGE}
 Roles:
   all      API and workers in one process
   api      REST, WebSocket, docs and the database event listener
@@ -49,7 +51,7 @@ Environment (defaults):
   FLOWD_SOCKETS_PER_USER, FLOWD_SOCKET_SUBSCRIPTIONS, FLOWD_SOCKET_MESSAGE_RATE,
   FLOWD_MAX_CREATES_IN_FLIGHT, FLOWD_MAX_CREATE_BYTES_IN_FLIGHT, FLOWD_MAX_CREATE_JOBS_IN_FLIGHT,
   FLOWD_ADMISSION_WAIT_MS, FLOWD_ADMISSION_MAX_WAITERS, FLOWD_EVENT_STREAM_MAX_LEN,
-  FLOWD_RECORDER_MAX_LAG_MS, FLOWD_MAX_RESULT_BYTES:
+  FLOWD_RECORDER_MAX_LAG_MS, FLOWD_MAX_RESULT_BYTES, FLOWD_BULK_MAX:
   see the README
 `;
 
@@ -58,6 +60,7 @@ export type Command =
   | { kind: "migrate" }
   | { kind: "token-create"; user: string }
   | { kind: "types"; out: string }
+  | { kind: "client"; argv: string[] }
   | { kind: "help" }
   | { kind: "version" };
 
@@ -68,6 +71,7 @@ export function parseArgs(argv: string[]): Command {
   const first = args[0];
   if (first === "--help" || first === "-h" || first === "help") return expectEnd({ kind: "help" }, args.slice(1));
   if (first === "--version" || first === "-v") return expectEnd({ kind: "version" }, args.slice(1));
+  if (first !== undefined && CLIENT_COMMANDS.has(first)) return { kind: "client", argv: args };
   if (first === "migrate") return expectEnd({ kind: "migrate" }, args.slice(1));
   if (first === "types") {
     const rest = args.slice(1);
@@ -129,6 +133,18 @@ async function main(): Promise<number> {
     process.stdout.write(`flowd ${VERSION}\n`);
     return 0;
   }
+  if (command.kind === "client") {
+    const { runClient } = await import("./client/main");
+    return runClient(command.argv, {
+      env: process.env,
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+      isTty: process.stdout.isTTY === true,
+      stdinTty: process.stdin.isTTY === true,
+      rows: process.stdout.rows,
+      readLine,
+    });
+  }
   if (command.kind === "types") {
     const { HANDLER_DECLARATIONS } = await import("./handlers/declarations");
     await Bun.write(command.out, HANDLER_DECLARATIONS);
@@ -159,6 +175,13 @@ async function main(): Promise<number> {
     process.stderr.write(`flowd: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+/** One line from stdin (null at its end), after showing `prompt` on stderr. */
+async function readLine(prompt: string): Promise<string | null> {
+  if (prompt) process.stderr.write(prompt);
+  for await (const line of console) return line;
+  return null;
 }
 
 if (import.meta.main) {

@@ -48,6 +48,7 @@ export const EnvSchema = Type.Object({
   FLOWD_MAX_FLOW_JOBS: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
   FLOWD_MAX_FLOW_DEPTH: Type.Integer({ minimum: 1, maximum: 1000, default: 32 }),
   FLOWD_MAX_RESULT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 4 * 1024 * 1024 }),
+  FLOWD_BULK_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000 }),
   FLOWD_SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   FLOWD_EVENTS_RETENTION_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 365, default: 24 * 7 }),
   WORKER_HEALTH_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
@@ -119,6 +120,8 @@ export interface Config {
   readonly maxFlowJobs: number;
   /** Largest JSON result a job run by flowd's workers may return (it is kept in Redis and Postgres, and passed on to dependents). */
   readonly maxResultBytes: number;
+  /** FLOWD_BULK_MAX: the most flows or jobs one bulk action may match (400 `bulk_too_large` above it). */
+  readonly bulkMax: number;
   readonly maxFlowDepth: number;
   readonly shutdownTimeoutMs: number;
   readonly eventsRetentionHours: number;
@@ -247,6 +250,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     bodyLimit: e.FLOWD_BODY_LIMIT,
     maxFlowJobs: e.FLOWD_MAX_FLOW_JOBS,
     maxResultBytes: e.FLOWD_MAX_RESULT_BYTES,
+    bulkMax: e.FLOWD_BULK_MAX,
     maxFlowDepth: e.FLOWD_MAX_FLOW_DEPTH,
     shutdownTimeoutMs: e.FLOWD_SHUTDOWN_TIMEOUT_MS,
     eventsRetentionHours: e.FLOWD_EVENTS_RETENTION_HOURS,

@@ -22,6 +22,12 @@ export class Unauthorized extends AppError {
   }
 }
 
+export class Forbidden extends AppError {
+  constructor(code: string, message: string) {
+    super(403, code, message);
+  }
+}
+
 export class NotFound extends AppError {
   constructor(what: string, id: string) {
     const shown = JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}…` : id);

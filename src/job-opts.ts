@@ -11,6 +11,13 @@ export interface JobOpts {
   ignoreDependencyOnFailure?: boolean;
   continueParentOnFailure?: boolean;
   removeDependencyOnFailure?: boolean;
+  // Timeouts, expiry and debounce (README "Job options"): flowd's own, never handed to BullMQ as its options.
+  /** Ends a running attempt after this many ms (a failed attempt, retried per attempts/backoff). */
+  timeoutMs?: number;
+  /** A job not started within this many ms of becoming ready fails with code `expired`. */
+  expireAfterMs?: number;
+  /** Single jobs only: creates with the same key within `ms` of the last collapse into one run. */
+  debounce?: { key: string; ms: number };
   // Per-key limits (src/scheduling/limits.ts): flowd holds the job out of Redis until they allow it.
   concurrency?: ConcurrencyLimit | ConcurrencyLimit[];
   rateLimit?: RateLimit;
@@ -28,3 +35,9 @@ export interface RateLimit {
   max: number;
   perMs: number;
 }
+
+export const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+export const MAX_EXPIRE_AFTER_MS = 7 * 24 * 60 * 60 * 1000;
+export const MIN_DEBOUNCE_MS = 10;
+export const MAX_DEBOUNCE_MS = 60 * 60 * 1000;
+export const MAX_DEBOUNCE_KEY_CHARS = 128;

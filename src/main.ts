@@ -10,7 +10,8 @@ import { hasAnyToken } from "./db/queries/users";
 import { startApi } from "./api/start";
 import { startWorkers } from "./workers/start";
 import { startRecording } from "./workers/recording";
-import { loadHandlerModules } from "./handlers/loader";
+import { loadModules } from "./handlers/loader";
+import { checkModuleDefinitions, storeModuleDefinitions } from "./workers/module-definitions";
 import { consumedQueues } from "./queues";
 import { configuredShards, shardPrefix } from "./shards";
 import { shardSpread, spreadShortfall } from "./services/shard-spread";
@@ -65,7 +66,9 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
   const log = rootLog.child({ role });
   const started = performance.now();
   // User code first: a bad module stops the process before it has connected to anything.
-  const modules = role === "api" ? [] : await loadHandlerModules(config.handlerPaths, consumedQueues(config));
+  const loaded = role === "api" ? { handlers: [], definitions: [] } : await loadModules(config.handlerPaths, consumedQueues(config));
+  const modules = loaded.handlers;
+  const moduleDefinitions = checkModuleDefinitions(loaded.definitions, config, modules);
   if (modules.length > 0) log.info("handler modules loaded", { handlers: modules.map((h) => h.name) });
   const redisInfo = await checkRedis(config);
   if (redisInfo.maxmemoryPolicy && redisInfo.maxmemoryPolicy !== "noeviction")
@@ -87,6 +90,7 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
     let apiUrl: string | undefined;
     const publicUrl = () => config.publicUrl ?? apiUrl ?? `http://${config.host}:${config.port}`;
     if (role === "worker" || role === "all") {
+      await storeModuleDefinitions(database.db, moduleDefinitions, log);
       const workers = await startWorkers({ config, database, log, metrics, modules, publicUrl });
       lifecycle.add("workers", workers.stop);
     }

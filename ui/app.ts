@@ -11,6 +11,7 @@ import { JobPage, Jobs } from "./pages/jobs";
 import { Schedules } from "./pages/schedules";
 import { Webhooks } from "./pages/webhooks";
 import { Handlers } from "./pages/handlers";
+import { Approvals } from "./pages/approvals";
 
 const useRoute = () => {
   const [route, setRoute] = useState<Route>(() => parseRoute(location.hash));
@@ -91,6 +92,7 @@ const NAV: { label: string; route: Route; match: Route["page"][] }[] = [
   { label: "Schedules", route: { page: "schedules" }, match: ["schedules"] },
   { label: "Webhooks", route: { page: "webhooks" }, match: ["webhooks"] },
   { label: "Handlers", route: { page: "handlers" }, match: ["handlers"] },
+  { label: "Approvals", route: { page: "approvals" }, match: ["approvals"] },
 ];
 
 function SignedIn({ token, onSignOut }: { token: string; onSignOut: () => void }) {
@@ -137,6 +139,8 @@ function page(route: Route) {
       return html`<${Webhooks} />`;
     case "handlers":
       return html`<${Handlers} />`;
+    case "approvals":
+      return html`<${Approvals} />`;
     case "missing":
       return html`<section><h1>Page not found</h1><p>Nothing lives at <code>${route.path}</code>. <a href="#/">Go to the overview</a>.</p></section>`;
   }

@@ -25,13 +25,16 @@ import { eventRoutes } from "./routes/events";
 import { statsRoutes } from "./routes/stats";
 import { registryRoutes } from "./routes/registry";
 import { limitRoutes } from "./routes/limits";
+import { spawnRoutes } from "./routes/spawn";
 import { uiRoutes } from "./routes/ui";
 import { jobRoutes } from "./routes/jobs";
 import { scheduleRoutes } from "./routes/schedules";
 import { definitionRoutes } from "./routes/definitions";
 import { triggerRoutes } from "./routes/triggers";
 import { webhookRoutes } from "./routes/webhooks";
+import { operationRoutes } from "./routes/operations";
 import { callbackRoutes, signingSecretRoutes } from "./routes/http-tasks";
+import { waitRoutes } from "./routes/waits";
 import { SOCKET_MAX_FRAME, wsRoutes } from "./ws";
 import { LONG_POLL_MAX_S } from "../services/waiters";
 import { MAX_BULK_JOBS } from "../services/jobs";
@@ -46,6 +49,8 @@ export interface ApiDeps extends FlowDeps {
   recorder?: RecorderWatch;
   /** This process's metrics registry (one is made when absent). */
   metrics?: Metrics;
+  /** Tells this process's bulk operation runner a new operation waits (absent: it finds it at its next poll). */
+  kickOperations?: () => void;
 }
 
 /** The whole HTTP surface; `listen` is the caller's business, so tests can use `app.handle`. */
@@ -117,12 +122,15 @@ export function createApp(deps: ApiDeps) {
     )
     .use(flowRoutes(deps))
     .use(jobRoutes(deps))
+    .use(spawnRoutes(deps))
     .use(scheduleRoutes(deps))
     .use(definitionRoutes(deps))
     .use(triggerRoutes(deps))
     .use(webhookRoutes(deps))
+    .use(operationRoutes(deps))
     .use(signingSecretRoutes(deps))
     .use(callbackRoutes(deps))
+    .use(waitRoutes(deps))
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(statsRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(registryRoutes(deps))
@@ -139,9 +147,11 @@ const DOC_TAGS = [
   { name: "schedules", description: "Cron or interval schedulers that create jobs" },
   { name: "webhooks", description: "Signed deliveries of events (Standard Webhooks)" },
   { name: "http tasks", description: "Signed calls to your services, and the callbacks of tasks parked by a 202" },
+  { name: "waits", description: "Wait steps (wait, signal, approval): signals, decisions and completion URLs" },
   { name: "events", description: "The event log and the live socket" },
   { name: "stats", description: "Counts and throughput" },
   { name: "handlers", description: "The handler registry and live workers" },
+  { name: "operations", description: "Bulk actions by filter, worked in the background and followed here" },
   { name: "definitions", description: "Named, versioned flows, run with an input by hand, by schedules and by published events" },
   { name: "health", description: "Liveness, readiness, metrics (no token)" },
 ];

@@ -20,6 +20,7 @@ import { SCHEDULES_QUEUE } from "../services/schedules";
 import { WEBHOOKS_QUEUE } from "../services/webhooks";
 import { longPollTarget } from "../event-types";
 import { createHandlerRegistry, followRegistry } from "../services/handler-registry";
+import { startOperationRunner } from "../services/operation-runner";
 
 /** The api role: HTTP + WebSocket server, the event listener feeding the socket hub, and log retention. */
 export async function startApi(deps: { config: Config; database: Database; log: Logger; metrics?: Metrics }) {
@@ -49,23 +50,29 @@ export async function startApi(deps: { config: Config; database: Database; log: 
   await listener.ready;
   hub.stats.lastSeq = Math.max(hub.stats.lastSeq, listener.stats.lastSeq);
 
-  const app = createApp({
+  const services = {
     config,
-    database,
     db: database.db,
-    redis,
     producer,
     log,
-    hub,
-    listener,
     waiters,
-    recorder,
     registry,
-    metrics: deps.metrics,
-    authenticate: rateLimited(createAuthenticator(database.db), config.rateLimit),
-    broadcastCancel: async (jobIds) => {
+    broadcastCancel: async (jobIds: string[]) => {
       if (jobIds.length > 0) await redis.publish(cancelChannel(config.prefix), jobIds.join(","));
     },
+  };
+  // Bulk operations run in API processes: any of them takes over one whose holder died.
+  const operations = startOperationRunner(services);
+  const app = createApp({
+    ...services,
+    database,
+    redis,
+    hub,
+    listener,
+    recorder,
+    metrics: deps.metrics,
+    authenticate: rateLimited(createAuthenticator(database.db), config.rateLimit),
+    kickOperations: operations.kick,
   });
   app.listen({ port: config.port, hostname: config.host });
   hub.attach(app.server!);
@@ -88,6 +95,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
       clearInterval(prune);
       recorder.stop();
       await app.stop(true);
+      await operations.stop();
       waiters.releaseAll();
       await listener.stop();
       await registryFollower.stop();

@@ -58,4 +58,16 @@ export type Handlers = Record<string, Handler>;
 export interface PermanentError extends Error {
   permanent: true;
 }
+
+/** A flow stored for every user to run by name: the body of PUT /v1/definitions/:name. */
+export interface Definition {
+  description?: string;
+  /** A JSON Schema every run's input must match. */
+  input?: Record<string, unknown> | boolean;
+  /** A tree (\`root\`) or a graph (\`jobs\`) as POST /v1/flows takes; \`{ "$input": "/pointer" }\` in data takes the run's input. */
+  flow: { name?: string; root?: Record<string, unknown>; jobs?: Record<string, unknown>[] };
+}
+
+/** A module's \`definitions\` export:  export const definitions = { ... } satisfies Definitions; */
+export type Definitions = Record<string, Definition>;
 `;

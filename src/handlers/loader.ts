@@ -53,16 +53,37 @@ export function moduleFiles(paths: readonly string[], cwd = process.cwd()): stri
   return [...new Set(files)];
 }
 
+/** A flow definition a module exports (`export const definitions = { name: { description?, input?, flow } }`), unchecked. */
+export interface ModuleDefinition {
+  name: string;
+  file: string;
+  body: unknown;
+}
+
+/** Handlers only: see loadModules. */
+export async function loadHandlerModules(paths: readonly string[], consumedQueues: readonly string[], cwd?: string): Promise<LoadedHandler[]> {
+  return (await loadModules(paths, consumedQueues, cwd)).handlers;
+}
+
 /**
  * The one front door for user code: imports each module, checks its default export's shape, compiles
- * every data schema, and refuses names that collide. Any problem throws a HandlerModuleError before
- * the process has connected to anything, so nothing is half-started.
+ * every data schema, and refuses names that collide; collects the flow definitions modules export.
+ * Any problem throws a HandlerModuleError before the process has connected to anything, so nothing
+ * is half-started.
  */
-export async function loadHandlerModules(paths: readonly string[], consumedQueues: readonly string[], cwd?: string): Promise<LoadedHandler[]> {
+export async function loadModules(paths: readonly string[], consumedQueues: readonly string[], cwd?: string) {
   const loaded: LoadedHandler[] = [];
+  const definitions: ModuleDefinition[] = [];
   const owner = new Map<string, string>();
+  const definedIn = new Map<string, string>();
   for (const file of moduleFiles(paths, cwd)) {
-    const exported = await importDefault(file);
+    const { handlers: exported, definitions: defined } = await importModule(file);
+    for (const [name, body] of Object.entries(defined)) {
+      const other = definedIn.get(name);
+      if (other) throw new HandlerModuleError(file, undefined, `definition '${name}': the name is already used by ${other}`);
+      definedIn.set(name, file);
+      definitions.push({ name, file, body });
+    }
     for (const [name, spec] of Object.entries(exported)) {
       const handler = checkHandler(file, name, spec, consumedQueues);
       if ((HANDLER_NAMES as readonly string[]).includes(name)) throw new HandlerModuleError(file, name, "the name is taken by a built-in handler");
@@ -72,22 +93,28 @@ export async function loadHandlerModules(paths: readonly string[], consumedQueue
       loaded.push(handler);
     }
   }
-  return loaded;
+  return { handlers: loaded, definitions };
 }
 
-async function importDefault(file: string): Promise<Record<string, unknown>> {
-  let mod: { default?: unknown };
+async function importModule(file: string): Promise<{ handlers: Record<string, unknown>; definitions: Record<string, unknown> }> {
+  let mod: { default?: unknown; definitions?: unknown };
   try {
     mod = await import(pathToFileURL(file).href);
   } catch (err) {
     const message = err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
     throw new HandlerModuleError(file, undefined, `does not load: ${oneLine(message)}`);
   }
+  const defined = mod.definitions;
+  if (defined !== undefined && (defined === null || typeof defined !== "object" || Array.isArray(defined)))
+    throw new HandlerModuleError(file, undefined, `the export 'definitions' must be an object mapping definition names to { description?, input?, flow }; got ${describe(defined)}`);
+  const definitions = (defined ?? {}) as Record<string, unknown>;
   const value = mod.default;
+  // A module may ship flow definitions only.
+  if (value === undefined && Object.keys(definitions).length > 0) return { handlers: {}, definitions };
   if (value === null || typeof value !== "object" || Array.isArray(value))
     throw new HandlerModuleError(file, undefined, `the default export must be an object mapping handler names to { run, data?, description?, queue?, timeoutMs? }; got ${describe(value)}`);
   if (Object.keys(value).length === 0) throw new HandlerModuleError(file, undefined, "the default export names no handler");
-  return value as Record<string, unknown>;
+  return { handlers: value as Record<string, unknown>, definitions };
 }
 
 function checkHandler(file: string, name: string, spec: unknown, consumedQueues: readonly string[]): LoadedHandler {

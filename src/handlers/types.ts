@@ -20,6 +20,28 @@ export interface HandlerContext<D> {
   progress(value: number | Record<string, unknown>): Promise<void>;
   /** For the built-in `http` handler: the signed headers of this attempt's request (workers/http-task.ts). */
   task?: TaskCall;
+  /**
+   * Module handlers on a graph flow's job: adds jobs to the flow (all or nothing; a key this job
+   * added before answers its job again, `added: false`, so a handler that runs again adds nothing twice).
+   */
+  spawn?(jobs: SpawnJob[]): Promise<{ key: string; id: string; jobId: string; status: string; added: boolean }[]>;
+  /**
+   * Module handlers on a graph flow's job: the results of the flow's jobs `keys` names, by key, once
+   * all have ended. Until then the job parks without a worker slot and the handler runs again from
+   * its start when they have (the call throws to stop this run: let it through). A job among them
+   * that failed or was cancelled fails this attempt for good.
+   */
+  waitFor?(keys: string[]): Promise<Record<string, unknown>>;
+}
+
+/** A job added to a running graph flow: the graph form's job (`dependsOn`: keys of the flow or of the same spawn). */
+export interface SpawnJob {
+  key: string;
+  name: string;
+  queue?: string;
+  data?: Record<string, unknown>;
+  opts?: Record<string, unknown>;
+  dependsOn?: string[];
 }
 
 /** One `http` task attempt's request identity: signature, job headers and the callback URL. */

@@ -92,7 +92,7 @@ export function planGraph(jobs: GraphJobInput[], config: GraphConfig, registry: 
  * Each job's layer (1 + the longest chain of dependencies above it), by Kahn's algorithm; jobs left
  * over sit on or behind a cycle, and one cycle among them is named in the refusal.
  */
-function layers(jobs: GraphJobInput[], index: Map<string, number>): number[] {
+export function layers(jobs: GraphJobInput[], index: Map<string, number>): number[] {
   const dependents: number[][] = jobs.map(() => []);
   const missing = jobs.map((job) => (job.dependsOn ?? []).length);
   jobs.forEach((job, i) => (job.dependsOn ?? []).forEach((k) => dependents[index.get(k)!]!.push(i)));

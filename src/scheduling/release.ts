@@ -4,8 +4,9 @@
  * dependencies ride along as kept children results — where `getChildrenValues()` reads them, and
  * keyed for the handler's `ctx.parents` (see buildRedisTrees). Safe to repeat: the job id is the
  * row's, so a second add is a no-op. If the add never happens (a crash, Redis down), the rows are
- * `pending` and no longer held, which is what the enqueuer adds.
+ * `pending` and no longer held, which is what the enqueuer adds. Jobs woken from a join are promoted.
  */
+import { Job } from "bullmq";
 import type { Db } from "../db/client";
 import { rowsWithDependencies } from "../db/queries/graph-rows";
 import type { Logger } from "../log";
@@ -19,6 +20,14 @@ export async function addReleased(deps: { db: Db; producer: Producer; log: Logge
   // One add per flow (a flow lives on one shard); the rows of other flows are only dependencies.
   const byFlow = new Map<string, typeof rows>();
   for (const r of rows) byFlow.set(r.flowId, [...(byFlow.get(r.flowId) ?? []), r]);
+  // Jobs parked on a join the batch ended (see src/services/spawn.ts): moved from delayed to waiting.
+  // One that is not delayed (yet) checks its join itself right after it parks.
+  const woken = rows.filter((r) => ids.has(r.id) && r.status === "active" && r.waitsOn !== null);
+  await Promise.all(
+    woken.map((r) =>
+      new Job(deps.producer.at(r.shard).queue(r.queueName), r.name, {}, {}, r.jobId).promote().catch(() => {}),
+    ),
+  );
   for (const [flowId, flowRows] of byFlow) {
     const adding = new Set(flowRows.filter((r) => ids.has(r.id) && r.status === "pending").map((r) => r.id));
     if (adding.size === 0) continue;

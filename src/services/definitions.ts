@@ -6,6 +6,7 @@ import {
   listDefinitions,
   lockOrCreateDefinition,
   markDeleted,
+  nameOwners,
   undelete,
   versionsOf,
   type DefinitionRow,
@@ -51,6 +52,8 @@ export interface VersionView {
 }
 export interface DefinitionSummary {
   name: string;
+  /** `api`: the user's own (PUT); `module`: registered by a handler module, the same for every user. */
+  source: "api" | "module";
   latestVersion: number;
   createdAt: string;
   updatedAt: string;
@@ -71,6 +74,7 @@ export const versionView = (name: string, v: DefinitionVersionRow): VersionView 
 
 const summary = (d: DefinitionRow): DefinitionSummary => ({
   name: d.name,
+  source: d.userId === null ? "module" : "api",
   latestVersion: d.latestVersion,
   createdAt: d.createdAt.toISOString(),
   updatedAt: d.updatedAt.toISOString(),
@@ -160,6 +164,14 @@ export function checkDefinition(deps: Pick<ServiceDeps, "config" | "registry">, 
   }
 }
 
+/** 409: the name belongs to a handler module's definition, which only its module changes. */
+const fromModule = (name: string, what: string) =>
+  new AppError(
+    409,
+    "definition_from_module",
+    `The definition '${name}' is registered by a handler module (FLOWD_HANDLERS) for every user; ${what} it in the module, or use another name for your own.`,
+  );
+
 /**
  * Stores a new immutable version, numbered after the last (under the definition's row lock, so two
  * PUTs at once get two numbers); a body equal to the latest version's makes none and answers it.
@@ -172,11 +184,19 @@ export async function putDefinition(
 ): Promise<{ definition: DefinitionView; created: boolean }> {
   checkName(name, "definition name", "/name");
   checkDefinition(deps, body);
+  const owners = await nameOwners(deps.db, user.userId, name);
+  if (owners.module && !owners.own) throw fromModule(name, "change");
+  const created = await storeVersion(deps.db, user.userId, name, body);
+  return { definition: await getDefinition(deps, user, name), created };
+}
+
+/** A new version of `owner`'s definition (null: a module's), unless the body equals its latest; true when one was made. */
+export async function storeVersion(db: ServiceDeps["db"], owner: string | null, name: string, body: DefinitionInput): Promise<boolean> {
   const hash = createHash("sha256")
     .update(canonicalJson({ description: body.description ?? null, input: body.input ?? null, flow: body.flow }))
     .digest("hex");
-  const created = await deps.db.transaction(async (tx) => {
-    const def = await lockOrCreateDefinition(tx, user.userId, name, newId());
+  return db.transaction(async (tx) => {
+    const def = await lockOrCreateDefinition(tx, owner, name, newId());
     const latest = def.latestVersion > 0 ? await findVersion(tx, def.id, def.latestVersion) : undefined;
     if (latest?.hash === hash) {
       if (def.deletedAt) await undelete(tx, def.id);
@@ -192,7 +212,6 @@ export async function putDefinition(
     });
     return true;
   });
-  return { definition: await getDefinition(deps, user, name), created };
 }
 
 export async function getDefinition(deps: Pick<ServiceDeps, "db">, user: User, name: string): Promise<DefinitionView> {
@@ -220,5 +239,7 @@ export function listUserDefinitions(deps: Pick<ServiceDeps, "db">, user: User, q
 
 /** No new runs (by hand, schedule or trigger); runs already started go on, and keep naming it. */
 export async function deleteDefinition(deps: Pick<ServiceDeps, "db">, user: User, name: string): Promise<void> {
-  if (!(await markDeleted(deps.db, user.userId, name))) throw unknownDefinition(name);
+  if (await markDeleted(deps.db, user.userId, name)) return;
+  if ((await nameOwners(deps.db, user.userId, name)).module) throw fromModule(name, "remove");
+  throw unknownDefinition(name);
 }

@@ -24,6 +24,12 @@ export type PlannedJob = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" |
 /** A 400 whose details have the same shape as schema validation's: a list of { path, message }. */
 export const refusal = (code: string, path: string, message: string) => new InvalidInput(message, [{ path, message }], code);
 
+/** Debounce collapses creates of one job over time (POST /v1/jobs): a bulk's or a schedule's jobs are refused it. */
+export function refuseDebounce(opts: JobOpts | undefined, path: string, where: string) {
+  if (opts?.debounce !== undefined)
+    throw refusal("invalid_input", `${path}/opts/debounce`, `At ${path}/opts/debounce: debounce applies to POST /v1/jobs only, not to ${where}.`);
+}
+
 const POLICY_KEYS = ["failParentOnFailure", "ignoreDependencyOnFailure", "continueParentOnFailure", "removeDependencyOnFailure"] as const;
 
 /** Without a registry (tests, tools), the built-ins on the default queues. */

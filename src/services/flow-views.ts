@@ -1,8 +1,11 @@
-import type { WaitingFor } from "../scheduling/waiting-for";
+import type { WaitingReason } from "../scheduling/waiting-for";
 import type { FlowJobRow, FlowRow } from "../db/queries/flows";
+import { isWaitingReason, shownUntil, type WaitingFor } from "../scheduling/waiting-for";
 
 export interface JobError {
   message: string;
+  /** Set for failures flowd names: `expired` (no start within opts.expireAfterMs; no attempt made), `timed_out` (a wait step's timeout), `rejected` (an approval step). */
+  code?: string;
   stack?: string;
   attemptsMade: number;
 }
@@ -24,13 +27,17 @@ export interface JobView {
   callbackUntil?: string;
   /** A graph flow's job: its key in the flow. */
   key?: string;
-  /** Held for a per-key limit: which, and its key. */
+  /** A parked wait step: what it waits for, and until when if its wait ends by itself; a job held for a per-key limit: which, and its key. */
   waitingFor?: WaitingFor;
 }
 /** A job of a graph flow: its view, with the keys of the jobs it depends on. */
 export interface GraphJobView extends JobView {
   key: string;
   dependsOn: string[];
+  /** Why it waits: `dependencies` (held out of Redis), `children` (parked on a join of jobs it added). */
+  waitingFor?: WaitingFor;
+  /** Added while the flow ran, by the job with this key (src/services/spawn.ts). */
+  spawnedBy?: string;
 }
 export interface JobNodeView extends JobView {
   children: JobNodeView[];
@@ -85,7 +92,14 @@ export function jobView(r: {
     createdAt: iso(r.createdAt),
     updatedAt: iso(r.updatedAt),
   };
-  if (r.parkedUntil && r.status === "active") view.callbackUntil = r.parkedUntil.toISOString();
+  if (r.parkedUntil && r.status === "active") {
+    if (r.waitingFor && isWaitingReason(r.waitingFor)) {
+      const until = shownUntil(r.parkedUntil);
+      // A signal step's key is its data's: what POST /v1/signals names.
+      const key = r.waitingFor === "signal" ? (r.data as { key?: unknown }).key : undefined;
+      view.waitingFor = { reason: r.waitingFor, ...(typeof key === "string" ? { key } : {}), ...(until ? { until } : {}) };
+    } else view.callbackUntil = r.parkedUntil.toISOString();
+  }
   if (r.key) view.key = r.key;
   if (r.status === "pending" && r.waitingFor === "concurrency" && r.concurrencyKeys?.[0])
     view.waitingFor = { reason: "concurrency", key: r.concurrencyKeys[0] };
@@ -126,10 +140,21 @@ export function flowView(f: FlowRow, rows: FlowJobRow[]): FlowView {
   return { ...flowSummary(f), root };
 }
 
+const isWaitStepReason = (reason: string) => reason === "sleep" || reason === "signal" || reason === "approval";
+
 /** A graph flow's jobs in the order they were given (their ids are time-ordered), dependencies by key. */
 function graphJobs(rows: FlowJobRow[]): GraphJobView[] {
   const keyOf = new Map(rows.map((r) => [r.id, r.key ?? r.id]));
   return [...rows]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((r) => ({ ...jobView(r), key: r.key ?? r.id, dependsOn: (r.dependsOn ?? []).map((id) => keyOf.get(id) ?? id) }));
+    .map((r) => {
+      const view: GraphJobView = { ...jobView(r), key: r.key ?? r.id, dependsOn: (r.dependsOn ?? []).map((id) => keyOf.get(id) ?? id) };
+      // A job parked on a join is no http task waiting for a callback: its park's deadline is only when it looks again.
+      if (r.waitsOn) delete view.callbackUntil;
+      // A parked wait step's reason (with its key and until) is jobView's; held and joined jobs are told here.
+      if (r.waitingFor && !isWaitStepReason(r.waitingFor) && r.waitingFor !== "concurrency" && r.waitingFor !== "rateLimit")
+        view.waitingFor = { reason: r.waitingFor as WaitingReason, ...(r.waitingFor === "children" && r.waitsOn ? { keys: r.waitsOn.map((id) => keyOf.get(id) ?? id) } : {}) };
+      if (r.spawnedBy) view.spawnedBy = keyOf.get(r.spawnedBy) ?? r.spawnedBy;
+      return view;
+    });
 }

@@ -10,6 +10,7 @@ import {
   findFlowByIdempotencyKey,
   flowJobsOf,
   insertFlow,
+  insertFlows,
   listFlows,
   lockFlow,
   markFlowUnqueued,
@@ -33,9 +34,11 @@ import { enqueueRows, removeFromRedis } from "./enqueue";
 import { addAfter } from "../queues";
 import { initialStatus } from "./flow-redis";
 import { keysetPage } from "./cursor";
-import { parseDataFilter } from "./search";
+import { createGroupCommit, type GroupCommit } from "./group-commit";
+import { parseDataFilter, timeRange } from "./search";
 import { withReports } from "./job-report-views";
 import { isFinished } from "../statuses";
+import { retryOnDeadlock } from "../db/deadlock";
 
 export type FlowDeps = ServiceDeps;
 /** What creating a flow needs: workers create flows too (a schedule's firing of a definition). */
@@ -104,6 +107,8 @@ export async function createFlow(
     key: p.key ?? null,
     dependsOn: p.dependsOn ?? null,
     waitingFor: p.waitingFor ?? null,
+    spawnedBy: null,
+    waitsOn: null,
     // Per-key limits: graph jobs (a tree flow's jobs naming them are refused, see refuseFlowLimits).
     concurrencyKeys: limitFields(p.opts).concurrencyKeys,
     rateKey: limitFields(p.opts).rateKey,
@@ -132,7 +137,7 @@ export async function createFlow(
   if (limited) await ensureFlowLimitKeys(deps, user.userId, rows);
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
-  const inserted = insertFlow(deps.db, flow, rows);
+  const inserted = writeFlow(deps, flow, rows);
   const adding = addAfter(inserted, () => enqueueRows(deps, rows, new Set(rows.filter((r) => !r.waitingFor).map((r) => r.id))));
   adding.catch(() => {}); // a failed write fails it unsent; otherwise it is awaited below
   try {
@@ -181,6 +186,38 @@ const keySettingsOf = (opts: JobOpts) => {
   return limits ? keySettings(limits) : [];
 };
 
+/** Flows up to this size share a write with others; a bigger one is written alone so it never delays many small ones. */
+const SHARED_WRITE_MAX_JOBS = 100;
+
+type FlowWrite = { flow: FlowRow; rows: FlowJobRow[] };
+const flowWrites = new WeakMap<CreateFlowDeps, GroupCommit<FlowWrite, unknown>>();
+
+/**
+ * Small flows created at once (concurrent requests, a publish's runs, a schedule's firings) share a
+ * transaction: one commit, one doorbell, instead of one each (services/group-commit.ts). A shared
+ * write that fails is tried again flow by flow, so one flow's failure (a raced Idempotency-Key)
+ * stays its own.
+ */
+async function writeFlow(deps: CreateFlowDeps, flow: FlowRow, rows: FlowJobRow[]) {
+  if (rows.length > SHARED_WRITE_MAX_JOBS) return insertFlow(deps.db, flow, rows);
+  let gc = flowWrites.get(deps);
+  if (!gc) {
+    gc = createGroupCommit<FlowWrite, unknown>(async (items) => {
+      try {
+        await insertFlows(deps.db, items.map((i) => ({ flow: i.flow, jobs: i.rows })));
+        return items.map(() => null);
+      } catch (err) {
+        if (items.length === 1) return [err ?? new Error("the flow's write failed")];
+        const each = await Promise.allSettled(items.map((i) => insertFlow(deps.db, i.flow, i.rows)));
+        return each.map((r) => (r.status === "rejected" ? (r.reason ?? new Error("the flow's write failed")) : null));
+      }
+    }, { slots: 1, maxBatch: 50 });
+    flowWrites.set(deps, gc);
+  }
+  const failure = await gc.submit({ flow, rows });
+  if (failure) throw failure;
+}
+
 export async function replay(deps: CreateFlowDeps, existing: FlowRow, hash: string): Promise<FlowView> {
   assertSameRequest(existing.requestHash, hash, existing.id);
   return firstReply(deps.db, existing.id, async () => flowView(existing, await flowJobsOf(deps.db, existing.id)));
@@ -213,21 +250,42 @@ async function markPending(deps: CreateFlowDeps, flowId: string, rows: FlowJobRo
 export function listUserFlows(
   deps: FlowDeps,
   user: User,
-  q: { status?: string; name?: string; data?: string; definition?: string; scheduleId?: string; eventId?: string; limit?: number; cursor?: string },
+  q: {
+    status?: string;
+    name?: string;
+    data?: string;
+    definition?: string;
+    scheduleId?: string;
+    eventId?: string;
+    since?: string;
+    until?: string;
+    limit?: number;
+    cursor?: string;
+  },
 ) {
-  const filters = { status: q.status, name: q.name, data: parseDataFilter(q.data), definition: q.definition, scheduleId: q.scheduleId, eventId: q.eventId };
+  const filters = {
+    status: q.status,
+    name: q.name,
+    data: parseDataFilter(q.data),
+    definition: q.definition,
+    scheduleId: q.scheduleId,
+    eventId: q.eventId,
+    ...timeRange(q),
+  };
   return keysetPage(q, (limit, before) => listFlows(deps.db, user.userId, { ...filters, limit, before }), flowSummary);
 }
 
 /** Unfinished jobs become `cancelled` in Postgres first (that decides), then leave Redis; running ones are aborted. */
 export async function cancelFlow(deps: FlowDeps, user: User, id: string): Promise<FlowView> {
-  const cancelled = await deps.db.transaction(async (tx) => {
-    const flow = await lockFlow(tx, user.userId, id);
-    if (!flow) throw new NotFound("flow", id);
-    if (flow.status !== "running")
-      throw new Conflict("flow_finished", `The flow already finished as '${flow.status}'; only a running flow can be cancelled.`);
-    return cancelUnfinished(tx, id);
-  });
+  const cancelled = await retryOnDeadlock(() =>
+    deps.db.transaction(async (tx) => {
+      const flow = await lockFlow(tx, user.userId, id);
+      if (!flow) throw new NotFound("flow", id);
+      if (flow.status !== "running")
+        throw new Conflict("flow_finished", `The flow already finished as '${flow.status}'; only a running flow can be cancelled.`);
+      return cancelUnfinished(tx, id);
+    }),
+  );
   const ordered = [...cancelled].sort((a, b) => a.depth - b.depth);
   // Every unfinished job, not only those Postgres saw start: the recorder may not have caught up yet.
   await deps.broadcastCancel(ordered.map((r) => r.jobId)).catch((err) =>
@@ -247,25 +305,27 @@ export async function cancelFlow(deps: FlowDeps, user: User, id: string): Promis
  * again until the root finishes.
  */
 export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise<FlowView> {
-  const previous = await deps.db.transaction(async (tx) => {
-    const flow = await lockFlow(tx, user.userId, id);
-    if (!flow) throw new NotFound("flow", id);
-    if (flow.status === "running")
-      throw new Conflict("flow_running", "The flow is still running; retry it once it has failed.");
-    if (flow.status !== "failed")
-      throw new Conflict("nothing_to_retry", `The flow finished as '${flow.status}'; only a failed flow can be retried.`);
-    const rows = await flowJobsOf(tx, id);
-    // A graph re-runs every failed and cancelled job; each waits again for its dependencies.
-    const rerun = flow.graph ? rows.filter((r) => RUN_AGAIN.has(r.status)) : failedFromRoot(rows);
-    const generation = await bumpGeneration(tx, id);
-    await resetForRetry(tx, rerun.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
-    if (flow.graph) {
-      await holdForDependencies(tx, rerun.map((r) => r.id));
-      // No root reopens it: the flow runs again until its last job finishes.
-      await reopenFlow(tx, id);
-    }
-    return rerun;
-  });
+  const previous = await retryOnDeadlock(() =>
+    deps.db.transaction(async (tx) => {
+      const flow = await lockFlow(tx, user.userId, id);
+      if (!flow) throw new NotFound("flow", id);
+      if (flow.status === "running")
+        throw new Conflict("flow_running", "The flow is still running; retry it once it has failed.");
+      if (flow.status !== "failed")
+        throw new Conflict("nothing_to_retry", `The flow finished as '${flow.status}'; only a failed flow can be retried.`);
+      const rows = await flowJobsOf(tx, id);
+      // A graph re-runs every failed and cancelled job; each waits again for its dependencies.
+      const rerun = flow.graph ? rows.filter((r) => RUN_AGAIN.has(r.status)) : failedFromRoot(rows);
+      const generation = await bumpGeneration(tx, id);
+      await resetForRetry(tx, rerun.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
+      if (flow.graph) {
+        await holdForDependencies(tx, rerun.map((r) => r.id));
+        // No root reopens it: the flow runs again until its last job finishes.
+        await reopenFlow(tx, id);
+      }
+      return rerun;
+    }),
+  );
   // Their earlier runs leave Redis, but not the live children BullMQ lists under them. (A graph job
   // cancelled for its failed dependency never entered Redis.)
   await removeFromRedis(deps, previous.filter((r) => r.key === null || r.status === "failed").map((r) => ({ ...r, keepChildren: true })));
@@ -309,16 +369,18 @@ function failedFromRoot(rows: FlowJobRow[]): FlowJobRow[] {
  * for a flow that no longer exists, and their callback URLs answer 409 `job_finished`.
  */
 export async function deleteFlow(deps: FlowDeps, user: User, id: string): Promise<void> {
-  const rows = await deps.db.transaction(async (tx) => {
-    const flow = await lockFlow(tx, user.userId, id);
-    if (!flow) throw new NotFound("flow", id);
-    if (flow.status === "running")
-      throw new Conflict("flow_running", "The flow is still running; cancel it or wait for it to finish before deleting it.");
-    const jobs = await flowJobsOf(tx, id);
-    await deleteFlowRow(tx, id);
-    await deleteReply(tx, id);
-    return jobs;
-  });
+  const rows = await retryOnDeadlock(() =>
+    deps.db.transaction(async (tx) => {
+      const flow = await lockFlow(tx, user.userId, id);
+      if (!flow) throw new NotFound("flow", id);
+      if (flow.status === "running")
+        throw new Conflict("flow_running", "The flow is still running; cancel it or wait for it to finish before deleting it.");
+      const jobs = await flowJobsOf(tx, id);
+      await deleteFlowRow(tx, id);
+      await deleteReply(tx, id);
+      return jobs;
+    }),
+  );
   const live = rows.filter((r) => !isFinished(r.status));
   if (live.length > 0)
     await deps.broadcastCancel(live.map((r) => r.jobId)).catch((err) =>

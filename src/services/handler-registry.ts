@@ -6,7 +6,8 @@ import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { listHandlerRows, recordExternalHandlers, REGISTRY_CHANNEL, type HandlerRow } from "../db/queries/registry";
 import { InvalidInput } from "../errors";
-import { handlers as builtins, HANDLER_NAMES, isHandlerName, type HandlerName } from "../handlers/catalog";
+import { handlers as builtins, HANDLER_NAMES, isHandlerName, isWaitStep, type HandlerName } from "../handlers/catalog";
+import { waitStepProblem } from "../handlers/wait-steps";
 import { compileSchema, firstProblem } from "../handlers/json-schema";
 import type { Logger } from "../log";
 import { assertPublicUrlWithoutDns, SafeFetchError } from "../net/safe-fetch";
@@ -27,6 +28,9 @@ export const BUILTIN_DESCRIPTIONS: Record<HandlerName, string> = {
   sleep: "Waits `ms` milliseconds; stops early when cancelled.",
   http: "Calls a URL (SSRF-guarded); non-2xx fails the attempt.",
   fail: "Fails on purpose: every attempt, or only the first `times`.",
+  wait: "Waits `for` a duration or `until` a time without holding a worker slot; survives restarts.",
+  signal: "Waits for POST /v1/jobs/:id/signal (or /v1/signals by `key`, or its completion URL); the payload is its result.",
+  approval: "Waits for POST /v1/jobs/:id/approve or /reject by one of `approvers` (default: the owner).",
 };
 
 /** The built-ins on every queue flowd's own workers consume: known to every process without asking anyone. */
@@ -131,6 +135,8 @@ export function createHandlerRegistry(config: Pick<Config, "flowQueues" | "exter
     if (isHandlerName(node.name)) {
       checkBuiltin(node.name, data, path);
       if (node.name === "http") checkHttpUrl(data, path, allowPrivate);
+      const problem = isWaitStep(node.name) ? waitStepProblem(node.name, data as Record<string, unknown>) : null;
+      if (problem) throw refusal("invalid_job_data", `${path}/data${problem.path}`, `Invalid data for handler '${node.name}' at ${path}/data${problem.path}: ${problem.message}.`);
       return;
     }
     const known = byQueue.get(queue)?.get(node.name);

@@ -6,24 +6,26 @@ import {
   listJobs,
   lockJob,
   resetJobForRetry,
+  deleteJobRow,
   setJobStatus,
   type JobRow,
 } from "../db/queries/jobs";
 import { Conflict, InvalidInput, NotFound } from "../errors";
-import { findReply, replaceReply, saveReply } from "../db/queries/replies";
+import { deleteReply, findReply, replaceReply, saveReply } from "../db/queries/replies";
 import { freshJobState } from "../db/schema/columns";
 import { currentTraceparent } from "../telemetry";
 import { newId } from "../ids";
 import type { ServiceDeps, User } from "./deps";
 import type { Producer } from "../queues";
 import { keysetPage } from "./cursor";
-import { parseDataFilter } from "./search";
+import { parseDataFilter, timeRange } from "./search";
 import { withReports } from "./job-report-views";
 import { removeFromRedis } from "./enqueue";
+import { checkJob, refuseDebounce, singleJobQueue } from "./flow-spec";
+import type { WaitingFor, WaitingReason } from "../scheduling/waiting-for";
 import { enqueueJobs } from "./enqueue-jobs";
 
 export { enqueueJobs };
-import { checkJob, singleJobQueue } from "./flow-spec";
 import type { JobOpts } from "../job-opts";
 import { jobLimits, keySettings, limitFields, type KeySettings } from "../scheduling/limits";
 import { addLimitReleased, releaseWithin, ringSweepers } from "../scheduling/limit-release";
@@ -41,9 +43,20 @@ export const JOBS_QUEUE = "jobs";
 
 export interface SingleJobView extends JobView {
   scheduleId: string | null;
+  /** Why a `pending` job is held out of Redis (a debounced job while its window is open). */
+  waitingFor?: WaitingFor;
+  /** A debounced job: its key, the creates collapsed into it after the first, and when its window ends (or ended). */
+  debounce?: { key: string; collapsed: number; until: string };
 }
 
-export const singleJobView = (r: JobRow): SingleJobView => ({ ...jobView(r), scheduleId: r.scheduleId });
+export const singleJobView = (r: JobRow): SingleJobView => ({
+  ...jobView(r),
+  scheduleId: r.scheduleId,
+  ...(r.waitingFor && r.status === "pending"
+    ? { waitingFor: { reason: r.waitingFor as WaitingReason, ...(r.debounceKey ? { key: r.debounceKey } : {}), ...(r.debounceUntil ? { until: r.debounceUntil.toISOString() } : {}) } }
+    : {}),
+  ...(r.debounceKey ? { debounce: { key: r.debounceKey, collapsed: r.debounced, until: (r.debounceUntil ?? r.createdAt).toISOString() } } : {}),
+});
 
 export interface JobInput {
   name: string;
@@ -68,6 +81,9 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     opts: (input.opts ?? {}) as Record<string, unknown>,
     ...freshJobState(now, extra.status ?? "pending"),
     scheduleId: null,
+    debounceKey: null,
+    debounceUntil: null,
+    debounced: 0,
     generation: 0,
     idempotencyKey: null,
     requestHash: null,
@@ -270,6 +286,7 @@ export async function createJobs(deps: ServiceDeps, user: User, body: { jobs: Jo
   if (first) return first;
   body.jobs.forEach((job, i) => {
     try {
+      refuseDebounce(job.opts, `/jobs/${i}`, "a bulk create");
       checkJob(job, `/jobs/${i}`, deps.registry, singleJobQueue(deps.config, job.queue, `/jobs/${i}`));
     } catch (err) {
       if (err instanceof InvalidInput) throw new InvalidInput(`Job ${i}: ${err.message}`, err.details, err.code);
@@ -312,9 +329,9 @@ export async function getJob(deps: ServiceDeps, user: User, id: string, waitSeco
 export function listUserJobs(
   deps: ServiceDeps,
   user: User,
-  q: { status?: string; name?: string; data?: string; scheduleId?: string; limit?: number; cursor?: string },
+  q: { status?: string; name?: string; data?: string; scheduleId?: string; since?: string; until?: string; limit?: number; cursor?: string },
 ) {
-  const filters = { status: q.status, name: q.name, scheduleId: q.scheduleId, data: parseDataFilter(q.data) };
+  const filters = { status: q.status, name: q.name, scheduleId: q.scheduleId, data: parseDataFilter(q.data), ...timeRange(q) };
   return keysetPage(q, (limit, before) => listJobs(deps.db, user.userId, { ...filters, limit, before }), singleJobView);
 }
 
@@ -348,4 +365,20 @@ export async function retryJob(deps: ServiceDeps, user: User, id: string): Promi
   if (row.waitingFor) await releaseLimited(deps, user.userId);
   else await enqueueJob(deps, row);
   return getJob(deps, user, id);
+}
+
+/**
+ * Deletes a finished single job: its row (its events stay in the log) and whatever of it Redis
+ * still holds. 409 `job_running` while it has not finished: cancel it first.
+ */
+export async function deleteJob(deps: ServiceDeps, user: User, id: string): Promise<void> {
+  const row = await deps.db.transaction(async (tx) => {
+    const job = await lockJob(tx, user.userId, id);
+    if (!job) throw new NotFound("job", id);
+    if (!isFinished(job.status)) throw new Conflict("job_running", "The job has not finished; cancel it or wait for it to finish before deleting it.");
+    await deleteJobRow(tx, id);
+    await deleteReply(tx, id);
+    return job;
+  });
+  await removeFromRedis(deps, [row]);
 }

@@ -6,7 +6,7 @@
 import type { RedisClient as Redis } from "../redis";
 import { bullKey } from "../queues";
 import type { StatusChange } from "../db/queries/status";
-import { parseJson, userFacingReason } from "./status";
+import { failureOf, parseJson, withAttempts } from "./status";
 import { BULLMQ_FINISHED_STATUSES } from "../statuses";
 import { carriedAttempts } from "./job-envelope";
 
@@ -19,7 +19,7 @@ export interface JobRef {
 export type RedisJobState = {
   status: "waiting" | "waiting-children" | "delayed" | "active" | "completed" | "failed";
   result?: unknown;
-  error?: { message: string; stack?: string; attemptsMade: number };
+  error?: { message: string; stack?: string; attemptsMade: number; code?: string };
   /** BullMQ's attempts count (`atm`), set once an attempt finished. */
   attemptsMade?: number;
   /** The hash's `processedOn` (the last start) and `finishedOn`, epoch ms, when set. */
@@ -58,8 +58,8 @@ export async function readJobStates(redis: Redis, prefix: string, jobs: JobRef[]
     if (at(2) !== null) {
       const stacks = parseJson(stacktrace);
       const stack = Array.isArray(stacks) && stacks.length > 0 ? String(stacks[stacks.length - 1]) : undefined;
-      const message = userFacingReason(failedReason ?? "failed");
-      return { status: "failed", error: { message, ...(stack ? { stack } : {}), attemptsMade: attemptsMade ?? 0 }, attemptsMade, ...times };
+      const failed = withAttempts(failureOf(failedReason), attemptsMade, stack);
+      return { status: "failed", error: failed.error, attemptsMade: failed.attemptsMade, ...times };
     }
     if (Number(at(3)) === 1) return { status: "active", ...(times.startedMs ? { startedMs: times.startedMs } : {}) };
     // The delayed set's score is the due time (ms) shifted left 12 bits: when the job becomes ready.

@@ -20,7 +20,7 @@ import type { ServiceDeps, User } from "./deps";
 import { keysetPage } from "./cursor";
 import { ADD_TIMEOUT_MS } from "./enqueue";
 import { withTimeout } from "../timeout";
-import { checkJob } from "./flow-spec";
+import { checkJob, refuseDebounce } from "./flow-spec";
 import { enqueueJob, JOBS_QUEUE, newJobRow, releaseLimited, type JobInput } from "./jobs";
 import { checkScheduleRun, fireRun, missedFirings, scheduledAt, type FiringDeps, type ScheduleRun } from "./schedule-runs";
 
@@ -123,7 +123,10 @@ export async function createSchedule(deps: ServiceDeps, user: User, body: Schedu
   if (body.run) await checkScheduleRun(deps, user, body.run);
   if (body.job?.queue !== undefined && body.job.queue !== JOBS_QUEUE)
     throw new InvalidInput(`A schedule's runs go to the '${JOBS_QUEUE}' queue; leave out /job/queue.`, [{ path: "/job/queue", message: "must be 'jobs'" }], "unknown_queue");
-  if (body.job) checkJob(body.job, "/job", deps.registry);
+  if (body.job) {
+    refuseDebounce(body.job.opts, "/job", "a schedule's job");
+    checkJob(body.job, "/job", deps.registry);
+  }
   const now = new Date();
   const id = newId();
   const row: ScheduleRow = {

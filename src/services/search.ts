@@ -27,3 +27,19 @@ export function parseDataFilter(text: string | undefined): Record<string, unknow
   }
   return value as Record<string, unknown>;
 }
+
+/**
+ * `since` / `until` (date-time strings the route's schema already checked): items created at or
+ * after `since` and before `until`. Parsed here so a value like 2026-02-30 is refused, not rolled over.
+ */
+export function timeRange(q: { since?: string; until?: string }): { since?: Date; until?: Date } {
+  const parse = (name: "since" | "until") => {
+    const text = q[name];
+    if (text === undefined || text === "") return undefined;
+    const at = new Date(text);
+    if (Number.isNaN(at.getTime()))
+      throw new InvalidInput(`'${name}' must be a date-time such as 2026-01-31T12:00:00Z.`, [{ path: `/${name}`, message: "not a date-time" }]);
+    return at;
+  };
+  return { since: parse("since"), until: parse("until") };
+}

@@ -7,6 +7,7 @@
 import { parseJobKey } from "../queues";
 import type { StatusChange } from "../db/queries/status";
 import { BULLMQ_FINISHED_STATUSES } from "../statuses";
+import { EXPIRED_CODE, isExpiredReason } from "./expiry";
 
 export interface StreamEvent {
   queue: string;
@@ -43,8 +44,26 @@ export function toStatusChange(e: StreamEvent): StatusChange | null {
   if (status === "active") change.startedMs = at;
   if (finishedByBullmq.has(status)) change.finishedMs = at;
   if (status === "completed") change.result = parseJson(e.fields.returnvalue);
-  if (status === "failed") change.error = { message: userFacingReason(e.fields.failedReason ?? "failed"), attemptsMade: 0 };
+  if (status === "failed") change.error = failureOf(e.fields.failedReason);
   return change;
+}
+
+/** A failure as the row stores it; an expired job (opts.expireAfterMs) says so in `code`. */
+export function failureOf(reason: string | null | undefined): NonNullable<StatusChange["error"]> {
+  if (isExpiredReason(reason)) return { message: reason!, attemptsMade: 0, code: EXPIRED_CODE };
+  // A code flowd gave the failure (`[timed_out] …`, as wait steps do) moves from the message into `code`.
+  const coded = /^\[([a-z_]+)\] ([\s\S]*)$/.exec(reason ?? "");
+  if (coded) return { message: coded[2]!, code: coded[1]!, attemptsMade: 0 };
+  return { message: userFacingReason(reason ?? "failed"), attemptsMade: 0 };
+}
+
+/**
+ * An expired job made no attempt, though BullMQ counted one when it failed the job: its count and
+ * stack (flowd's, not the handler's) are not the job's. Otherwise the attempts and the last stack from Redis.
+ */
+export function withAttempts(error: NonNullable<StatusChange["error"]>, attemptsMade: number | undefined, stack: string | undefined) {
+  if (error.code === EXPIRED_CODE) return { error, attemptsMade: 0 };
+  return { error: { message: error.message, ...(error.code ? { code: error.code } : {}), ...(stack ? { stack } : {}), attemptsMade: attemptsMade ?? 0 }, attemptsMade };
 }
 
 /** BullMQ fails a parent with "child <prefix>:<queue>:<id> failed", naming a Redis key, not a job id. */

@@ -2,12 +2,16 @@ import { createHash, randomBytes } from "node:crypto";
 import { Job } from "bullmq";
 import type { Db } from "../db/client";
 import { beat, findCallback, storeOutcome, type CallbackTarget, type StoredCallback } from "../db/queries/http-tasks";
+import { waitTermsOf } from "../db/queries/waits";
 import { AppError, Conflict } from "../errors";
+import type { Logger } from "../log";
+import { addReleased } from "../scheduling/release";
+import { checkPayload } from "./signal-payloads";
 import type { Producer } from "../queues";
 import { isFinished } from "../statuses";
 
 /** A callback path's token: 32 random bytes, base64url (43 characters). Only its SHA-256 is stored. */
-const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+export const CALLBACK_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 export const hashCallbackToken = (token: string) => createHash("sha256").update(token).digest("hex");
 
@@ -43,9 +47,14 @@ export interface CallbackAnswer {
  * single-use URL still waits (one statement), then wakes the parked job so a worker applies the
  * outcome at once instead of at its deadline. A refusal reads the row again to say why.
  */
-export async function applyCallback(deps: { db: Db; producer: Producer }, token: string, input: CallbackInput): Promise<CallbackAnswer> {
-  if (!TOKEN.test(token)) throw new CallbackNotFound();
+export async function applyCallback(deps: { db: Db; producer: Producer; log?: Logger }, token: string, input: CallbackInput): Promise<CallbackAnswer> {
+  if (!CALLBACK_TOKEN.test(token)) throw new CallbackNotFound();
   const hash = hashCallbackToken(token);
+  // A signal step's completion URL: its result must match the step's schema like a signal's payload.
+  if (input.kind === "complete") {
+    const terms = await waitTermsOf(deps.db, hash);
+    if (terms) checkPayload(terms.terms, terms.jobId, input.result, "/result");
+  }
   const done =
     input.kind === "heartbeat"
       ? await beat(deps.db, hash)
@@ -60,6 +69,7 @@ export async function applyCallback(deps: { db: Db; producer: Producer }, token:
   // worker, and the job parked since under a later call of the same attempt (same webhook-id, which
   // a service that dedups acknowledges and reports on the first URL). The re-run claims this outcome.
   if (input.kind !== "heartbeat") await wakeParked(deps.producer, done);
+  if (deps.log) await addReleased({ db: deps.db, producer: deps.producer, log: deps.log }, done.released);
   return { jobId: done.jobId, accepted: input.kind, ...(done.heartbeatDeadline && input.kind === "heartbeat" ? { heartbeatBy: done.heartbeatDeadline.toISOString() } : {}) };
 }
 
@@ -81,7 +91,7 @@ function refuseEnded(target: CallbackTarget) {
  * Moves the parked job from BullMQ's delayed set to waiting. If it is not delayed (the worker has
  * not finished parking it), the worker finds the stored outcome itself right after parking.
  */
-async function wakeParked(producer: Producer, target: StoredCallback) {
+export async function wakeParked(producer: Producer, target: StoredCallback) {
   try {
     // Promoting needs only the id: no need to read the job's hash first.
     await new Job(producer.at(target.shard).queue(target.queueName), "http", {}, {}, target.jobId).promote();

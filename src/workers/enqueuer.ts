@@ -6,7 +6,11 @@ import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
 import { mayEnter } from "../services/flow-redis";
 import { releaseStaleHolds } from "../db/queries/graph-rows";
-import { enqueueJob } from "../services/jobs";
+import { enqueueJob, enqueueJobs } from "../services/jobs";
+import { releaseDebounced } from "../db/queries/debounce";
+import { expireOverdue } from "../services/expiry";
+import { wakeStaleJoins } from "../db/queries/spawn";
+import { Job } from "bullmq";
 import { startLoop } from "./loop";
 import type { Shard } from "../shards";
 
@@ -33,6 +37,10 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
       // recorder): released here, then added below with the other released rows.
       const stale = await releaseStaleHolds(deps.db, opts.graceMs, 200);
       if (stale.length > 0) log.info("released held graph jobs whose dependencies were done", { count: stale.length });
+      // Jobs parked on a join that ended without waking them (see src/services/spawn.ts): woken here.
+      const joins = await wakeStaleJoins(deps.db, opts.graceMs, 200);
+      for (const row of joins) await new Job(deps.producer.at(row.shard).queue(row.queueName), "", {}, {}, row.jobId).promote().catch(() => {});
+      if (joins.length > 0) log.info("woke jobs whose joins had ended", { count: joins.length });
       for (const flowId of await flowsWithPendingJobs(deps.db, opts.graceMs, 50)) {
         const rows = await flowJobsOf(deps.db, flowId);
         if (rows.some((r) => r.key !== null)) {
@@ -47,6 +55,12 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
         if (!top || (await inRedis(top))) continue;
         if (await enqueueRows(deps, rows)) log.info("enqueued pending flow", { flowId });
       }
+      // Debounced jobs whose window ended go in now; one whose add fails is a plain pending row below.
+      const debounced = await releaseDebounced(deps.db, 200);
+      if (debounced.length > 0 && (await enqueueJobs({ ...deps, log }, debounced))) log.info("enqueued debounced jobs", { count: debounced.length });
+      // Jobs past their expireAfterMs that no worker took: failed with code `expired` (services/expiry.ts).
+      // Its own failure must not hold back the adds below.
+      await expireOverdue({ ...deps, log }).catch((err) => log.warn("expiry sweep failed; will retry", { err: String(err) }));
       for (const job of await pendingJobs(deps.db, opts.graceMs, 200)) {
         if (await inRedis(job)) continue;
         if (await enqueueJob({ ...deps, log }, job)) log.info("enqueued pending job", { jobId: job.id });

@@ -1,13 +1,16 @@
-import { UnrecoverableError, type Job } from "bullmq";
+import { DelayedError, UnrecoverableError, type Job } from "bullmq";
 import type { Config } from "../config";
-import { handlers, isHandlerName } from "../handlers/catalog";
+import { handlers, isHandlerName, isWaitStep, type HandlerName } from "../handlers/catalog";
 import type { LoadedHandler } from "../handlers/loader";
-import { PermanentFailure, type JobIdentity } from "../handlers/types";
+import { PermanentFailure, type Handler, type JobIdentity } from "../handlers/types";
 import { parseJobKey } from "../queues";
-import { readJob } from "../services/job-envelope";
-import { runUserCode } from "./user-code";
+import { readJob, type JobMeta } from "../services/job-envelope";
+import { expiredReason } from "../services/expiry";
+import { raceAttempt, runUserCode } from "./user-code";
 import type { createHttpTasks } from "./http-task";
+import type { createWaitSteps } from "./wait-steps";
 import { MAX_LINE_CHARS, type JobLogSink } from "./job-log-sink";
+import type { createSpawnContexts } from "./spawn-context";
 
 /** BullMQ's job log is for people reading bull-board: a runaway logger must not fill Redis. */
 const MAX_BULL_LOG_LINES = 1000;
@@ -21,6 +24,8 @@ export function createProcessor(
   modules: readonly LoadedHandler[] = [],
   logSink?: JobLogSink,
   httpTask?: ReturnType<typeof createHttpTasks>,
+  spawnContexts?: ReturnType<typeof createSpawnContexts>,
+  waitStep?: ReturnType<typeof createWaitSteps>,
 ) {
   const byName = new Map(modules.map((h) => [h.name, h]));
   return async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
@@ -31,15 +36,23 @@ export function createProcessor(
     const { data, meta } = readJob(job);
     if (meta.failedChild) throw new UnrecoverableError(`child job ${meta.failedChild} failed`);
     if (meta.attemptsCarried) carryExponentialBackoff(job, meta.attemptsCarried);
+    // Overdue before its first start (the sweep had not reached it): fail it unrun, as the sweep would.
+    const overdue = expiredAtStart(job, meta);
+    if (overdue) throw new UnrecoverableError(expiredReason(overdue));
     // Kept results of children that are not run again are in the same hash (see enqueue.ts).
     const children: Record<string, unknown> = { ...(meta as { kept?: Record<string, unknown> }).kept };
     if (meta.parent) {
       const values = await job.getChildrenValues();
       for (const [key, value] of Object.entries(values)) children[parseJobKey(key)?.jobId ?? key] = value;
     }
+    // A module handler on a flow job may add jobs to its flow and join on them (src/services/spawn.ts);
+    // a wake-up of its parked join (a start that is no new attempt) parks again while the join lasts.
+    const joins = module && meta.flowId && spawnContexts ? spawnContexts(job, token) : undefined;
+    if (joins && (job.attemptsStarted > job.attemptsMade + 1 || meta.resumesParked)) await joins.resume();
     const abort = signal ?? new AbortController().signal;
     const who = identity(job, meta.flowId);
     const ctx = {
+      ...(joins ? { spawn: joins.ctx.spawn, waitFor: joins.ctx.waitFor } : {}),
       data,
       children,
       ...(meta.parentKeys ? { parents: byKey(children, meta.parentKeys) } : {}),
@@ -49,15 +62,29 @@ export function createProcessor(
       job: who,
       ...reporters(job, who.id, logSink),
     };
+    // The job's own timeoutMs, else a module's default (see job-opts.ts).
+    const timeoutMs = (job.opts as { timeoutMs?: number }).timeoutMs ?? module?.timeoutMs;
+    const builtin = (signal: AbortSignal) =>
+      job.name === "http" && httpTask
+        ? httpTask(job, token, { ...ctx, signal }, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
+        : (isWaitStep(job.name) || job.name === "sleep") && waitStep
+          ? waitStep(job, token, { ...ctx, signal }, (c) => handlers[job.name as HandlerName].run(c as Parameters<Handler["run"]>[0]))
+          : handlers[job.name as keyof typeof handlers].run({ ...ctx, signal });
     try {
+      // A built-in without a timeout heeds its signal: it runs as it is, without a race to set up per job.
       const result = module
-        ? await runUserCode(module, ctx, abort)
-        : job.name === "http" && httpTask
-          ? await httpTask(job, token, ctx, (c) => handlers.http.run(c as Parameters<typeof handlers.http.run>[0]))
-          : await handlers[job.name as keyof typeof handlers].run(ctx);
+        ? await runUserCode(module, ctx, abort, timeoutMs)
+        : timeoutMs
+          ? await raceAttempt(abort, timeoutMs, builtin)
+          : await builtin(abort);
+      // A handler that caught its join's JoinPending and returned still parks.
+      await joins?.settle(false);
       if (config.maxResultBytes !== undefined) checkResultSize(result, config.maxResultBytes);
       return result;
     } catch (err) {
+      if (err instanceof DelayedError) throw err;
+      // A cancelled job does not park: its attempt ends here.
+      if (!abort.aborted) await joins?.settle(true);
       if (abort.aborted) throw new UnrecoverableError(`cancelled: ${(err as Error)?.message ?? String(err)}`);
       if (err instanceof PermanentFailure || (err as { permanent?: unknown })?.permanent === true)
         throw new UnrecoverableError((err as Error).message);
@@ -101,6 +128,19 @@ function carryExponentialBackoff(job: Job, carried: number) {
   const backoff = job.opts.backoff;
   if (typeof backoff !== "object" || backoff.type !== "exponential") return;
   job.opts = { ...job.opts, backoff: { type: "fixed", delay: Math.round(2 ** (carried + job.attemptsMade) * (backoff.delay ?? 0)) } };
+}
+
+/**
+ * The job's expireAfterMs when it is starting for the first time after that long: ready when added
+ * (graph jobs are added when their dependencies are done), or when its delay ended. A job with
+ * children became ready when its last child finished, which Redis does not record; the sweep,
+ * reading Postgres's ready time, handles those.
+ */
+function expiredAtStart(job: Job, meta: JobMeta): number | null {
+  const ms = (job.opts as { expireAfterMs?: number }).expireAfterMs;
+  if (!ms || meta.parent || job.attemptsMade > 0 || job.attemptsStarted > 1 || meta.attemptsCarried || meta.resumesParked) return null;
+  const readyMs = job.timestamp + (job.opts.delay ?? 0);
+  return Date.now() - readyMs > ms ? ms : null;
 }
 
 /** A retried job runs under `<id>-<n>`; flowd's own id is the part before. */

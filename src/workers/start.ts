@@ -7,7 +7,9 @@ import { connectRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { runTick, SCHEDULES_QUEUE } from "../services/schedules";
 import { createProcessor } from "./processor";
+import { createWaitSteps } from "./wait-steps";
 import { createHttpTasks } from "./http-task";
+import { createSpawnContexts } from "./spawn-context";
 import type { LoadedHandler } from "../handlers/loader";
 import { startRegistration } from "./registration";
 import { createJobLogSink } from "./job-log-sink";
@@ -69,7 +71,8 @@ export async function startWorkers(deps: {
 
   const logSink = createJobLogSink(database.db, log);
   const publicUrl = deps.publicUrl ?? (() => config.publicUrl ?? `http://${config.host}:${config.port}`);
-  const runJob = createProcessor(config, deps.modules, logSink, createHttpTasks({ db: database.db, config, publicUrl }));
+  const spawnContexts = createSpawnContexts({ db: database.db, producer, log, config });
+  const runJob = createProcessor(config, deps.modules, logSink, createHttpTasks({ db: database.db, config, publicUrl }), spawnContexts, createWaitSteps({ db: database.db }));
   // Each delivery that ends frees a slot of its user: the dispatcher hands out the next due row at once.
   let dispatcher: ReturnType<typeof startWebhookDispatcher> | undefined;
   const runDelivery: Processor = async (delivery) => {

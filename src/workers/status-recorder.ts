@@ -2,7 +2,7 @@ import type { RedisClient as Redis } from "../redis";
 import type { Db } from "../db/client";
 import { recordStatusBatch, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
 import type { Logger } from "../log";
-import { collapse, failedByChild, toStatusChange, type StreamEvent } from "../services/status";
+import { collapse, failedByChild, toStatusChange, withAttempts, type StreamEvent } from "../services/status";
 import { carriedAttempts } from "../services/job-envelope";
 import { toProgress } from "../services/progress-events";
 import { recordProgress } from "../db/queries/job-reports";
@@ -286,13 +286,11 @@ export function startStatusRecorder(deps: {
       failures.forEach((f, i) => {
         const [atm, stacktrace, name, opts] = ((details?.[i]?.[1] as (string | null)[] | undefined) ?? []) as (string | null)[];
         if (f.byChild && name) deps.onFailedByChild?.(f.queue, name);
-        if (atm !== null && atm !== undefined) f.change.attemptsMade = Number(atm) + carriedAttempts(opts);
         const stacks = safeParse(stacktrace) as string[] | null;
-        f.change.error = {
-          message: f.change.error!.message,
-          ...(stacks && stacks.length > 0 ? { stack: stacks[stacks.length - 1] } : {}),
-          attemptsMade: f.change.attemptsMade ?? 0,
-        };
+        const counted = atm !== null && atm !== undefined ? Number(atm) + carriedAttempts(opts) : f.change.attemptsMade;
+        const { error, attemptsMade } = withAttempts(f.change.error!, counted, stacks && stacks.length > 0 ? stacks[stacks.length - 1] : undefined);
+        f.change.error = error;
+        if (attemptsMade !== undefined) f.change.attemptsMade = attemptsMade;
       });
     }
     return out;

@@ -1,9 +1,9 @@
 import type { LoadedHandler } from "../handlers/loader";
 
-/** A handler that outlived its `timeoutMs`: the attempt fails (and is retried per `opts`). */
+/** An attempt that outlived its `timeoutMs` (the job's, or a module's default): it fails and is retried per `opts`. */
 export class HandlerTimeout extends Error {
   constructor(readonly ms: number) {
-    super(`the handler did not finish within its timeoutMs (${ms} ms)`);
+    super(`timed out after ${ms} ms: the handler did not finish within its timeoutMs (${ms} ms)`);
     this.name = "HandlerTimeout";
   }
 }
@@ -18,16 +18,27 @@ export class UnstorableResult extends Error {
 
 /**
  * The one place that runs a module handler and turns whatever it does — throws, rejects, hangs past
- * its timeout or the job's cancel, returns junk — into an attempt's outcome. A handler that ignores
- * its signal keeps running in the background, but its late answer is dropped: the attempt already
- * failed, so a cancelled or timed-out job never turns `completed` afterwards.
+ * its timeout or the job's cancel, returns junk — into an attempt's outcome. `timeoutMs`: the job's
+ * own `opts.timeoutMs`, which wins over the module's default.
  */
-export async function runUserCode(handler: LoadedHandler, ctx: Record<string, unknown>, outer: AbortSignal): Promise<unknown> {
+export async function runUserCode(handler: LoadedHandler, ctx: Record<string, unknown>, outer: AbortSignal, timeoutMs: number | null | undefined = handler.timeoutMs): Promise<unknown> {
+  const result = await raceAttempt(outer, timeoutMs, (signal) => handler.run({ ...ctx, signal }));
+  checkJson(result);
+  return result;
+}
+
+/**
+ * Runs an attempt under its own signal, aborted by the job's cancel (`outer`) or after `timeoutMs`,
+ * and settles as soon as that signal aborts — whether or not the attempt heeds it. An attempt that
+ * ignores its signal keeps running in the background, but its late answer goes nowhere: BullMQ has
+ * the processor's rejection already, so a cancelled or timed-out job never turns `completed` afterwards.
+ */
+export async function raceAttempt<T>(outer: AbortSignal, timeoutMs: number | null | undefined, run: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onOuter = () => controller.abort(outer.reason ?? new Error("cancelled"));
   if (outer.aborted) onOuter();
   else outer.addEventListener("abort", onOuter, { once: true });
-  const timer = handler.timeoutMs ? setTimeout(() => controller.abort(new HandlerTimeout(handler.timeoutMs!)), handler.timeoutMs) : null;
+  const timer = timeoutMs ? setTimeout(() => controller.abort(new HandlerTimeout(timeoutMs)), timeoutMs) : null;
   let stopWaiting = () => {};
   const aborted = new Promise<never>((_, reject) => {
     const onAbort = () => reject(controller.signal.reason);
@@ -38,9 +49,10 @@ export async function runUserCode(handler: LoadedHandler, ctx: Record<string, un
   aborted.catch(() => {});
   try {
     // `Promise.resolve().then` turns a synchronous throw into a rejection like any other.
-    const result = await Promise.race([Promise.resolve().then(() => handler.run({ ...ctx, signal: controller.signal })), aborted]);
-    checkJson(result);
-    return result;
+    const running = Promise.resolve().then(() => run(controller.signal));
+    // The late outcome of an attempt that lost the race is dropped, never unhandled.
+    running.catch(() => {});
+    return await Promise.race([running, aborted]);
   } finally {
     stopWaiting();
     if (timer) clearTimeout(timer);

@@ -212,6 +212,29 @@ describe("flows end to end", () => {
     expect(counted!.n).toBe(1);
   });
 
+  test("creates that share a write: a raced Idempotency-Key among them costs the others nothing", async () => {
+    // Concurrent small flows are written together (group commit); the keyed pair fails that shared
+    // write on the unique index, which must then be retried flow by flow.
+    const key = `shared-${Date.now()}`;
+    const keyed = { name: "keyed", root: { name: "echo", data: { k: 1 } } };
+    const bodies = Array.from({ length: 30 }, (_, i) => ({ name: `batch-${key}`, root: { name: "echo", data: { i } } }));
+    const replies = await Promise.all([
+      ...bodies.map((b) => stack.http("POST", "/v1/flows", b)),
+      stack.http("POST", "/v1/flows", keyed, { headers: { "idempotency-key": key } }),
+      stack.http("POST", "/v1/flows", keyed, { headers: { "idempotency-key": key } }),
+    ]);
+    expect(replies.map((r) => r.status)).toEqual(Array(32).fill(201));
+    expect(replies[30]!.body.id).toBe(replies[31]!.body.id);
+    const ids = replies.slice(0, 30).map((r) => r.body.id);
+    expect(new Set(ids).size).toBe(30);
+    const [counted] = await stack.database.sql<{ n: number; jobs: number }[]>`
+      select count(*)::int as n, sum(job_count)::int as jobs from flows where name = ${`batch-${key}`}`;
+    expect(counted).toEqual({ n: 30, jobs: 30 });
+    const done = await Promise.all(ids.map((id) => finished(id)));
+    expect(done.map((f) => f.status)).toEqual(Array(30).fill("completed"));
+    expect(done.map((f) => f.root.data.i).sort((a, b) => a - b)).toEqual(bodies.map((_, i) => i));
+  });
+
   test("Idempotency-Key returns the first answer and creates nothing more", async () => {
     const body = { name: "once", root: { name: "echo", data: { n: 1 } } };
     const headers = { "idempotency-key": "key-123" };

@@ -3,10 +3,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
 
 // The layers of src/, lowest first: a module imports only from its own layer or lower ones.
-// cli → api | workers → services | scheduling → events | db | queues | handlers | net → everything at the base.
+// cli → api | workers | client → services | scheduling → events | db | queues | handlers | net → everything at the base.
 const LAYERS: [number, RegExp][] = [
   [4, /^(cli|main)\.ts$/],
-  [3, /^(api|workers)\//],
+  [3, /^(api|workers|client)\//],
   [2, /^(services|scheduling)\//],
   [1, /^(events|db|handlers|net)\/|^(queues|readiness|lifecycle|metrics)\.ts$/],
   [0, /^[^/]+\.ts$/],

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { PgDialect } from "drizzle-orm/pg-core";
 import { listFlowsQuery, pendingFlowsQuery, queuedFlowsQuery } from "../../src/db/queries/flows";
 import { pendingJobsQuery, queuedJobsQuery } from "../../src/db/queries/jobs";
+import { staleJoinsSql } from "../../src/db/queries/spawn";
 import { createTestDatabase } from "../helpers/db";
 
 // The enqueuer and the reconciler scan for unfinished rows every few seconds, for as long as flowd
@@ -38,6 +40,7 @@ describe("background scans use their partial indexes", () => {
     ["enqueuer: pending single jobs", () => pendingJobsQuery(t.database.db, 3_000, 200), "jobs_pending_idx"],
     ["reconciler: flows with queued jobs", () => queuedFlowsQuery(t.database.db, 10_000, 100, "c0"), "flow_jobs_queued_idx"],
     ["reconciler: queued single jobs", () => queuedJobsQuery(t.database.db, 10_000, 500), "jobs_queued_idx"],
+    ["enqueuer: joins over that nothing woke", () => ({ toSQL: () => new PgDialect().sqlToQuery(staleJoinsSql(3_000, 200)) }), "flow_jobs_joins_idx"],
   ] as const)("%s", async (_name, query, index) => {
     expect(await planOf(query())).toContain(index);
   });

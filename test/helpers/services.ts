@@ -10,7 +10,7 @@ export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 export const dbUrl = (name: string) => `${PG_BASE}/${name}`;
 
 /** The template's name changes with the migrations, so a stale template is never cloned. */
-export const TEMPLATE_DB = `flowd_tpl_${createHash("sha256").update(migrations.map((m) => m.sql).join("\n")).digest("hex").slice(0, 12)}`;
+export const TEMPLATE_DB = `flowd_tpl_${createHash("sha256").update(migrations.map((m) => `${m.tag}:${m.when}:${m.sql}`).join("\n")).digest("hex").slice(0, 12)}`;
 
 export async function checkServices(): Promise<void> {
   const sql = postgres(dbUrl("postgres"), { max: 1, connect_timeout: 3, onnotice: () => {} });

@@ -1,6 +1,7 @@
 import { html } from "../lib/html";
 import { duration, when } from "../lib/format";
 import { Json, StatusBadge } from "./common";
+import { Decision } from "./decision";
 import type { JobLog } from "../lib/tree";
 
 export interface JobLike {
@@ -20,7 +21,11 @@ export interface JobLike {
   log?: JobLog;
   /** An http task its service answered 202: it waits for the callback until then. */
   callbackUntil?: string;
+  /** A parked wait step: what it waits for (sleep, signal, approval), on what key, until when. */
+  waitingFor?: { reason: string; key?: string; until?: string };
 }
+
+const WAITS: Record<string, string> = { sleep: "sleeps", signal: "waits for a signal", approval: "waits for an approval" };
 
 /** A number from 0 to 100 is a bar; anything else the handler reported is shown as JSON. */
 function Progress({ value }: { value: unknown }) {
@@ -50,9 +55,15 @@ export function JobPanel({ job, onClose, heading = "h3" }: { job: JobLike; onClo
       <div><dt>Queue</dt><dd>${job.queueName}</dd></div>
       <div><dt>Attempts</dt><dd>${job.attemptsMade} of ${attempts}</dd></div>
       ${job.callbackUntil && job.status === "active" && html`<div><dt>Parked</dt><dd>its service answered 202; waits for the callback until ${when(job.callbackUntil)}</dd></div>`}
+      ${job.waitingFor && job.status === "active" &&
+      html`<div data-waiting=${job.waitingFor.reason}><dt>Waiting</dt><dd>${WAITS[job.waitingFor.reason] ?? job.waitingFor.reason}${job.waitingFor.key ? html` on key <code>${job.waitingFor.key}</code>` : null}${job.waitingFor.until ? ` until ${when(job.waitingFor.until)}` : ""} (holding no worker)</dd></div>`}
       <div><dt>Created</dt><dd>${when(job.createdAt)}</dd></div>
       <div><dt>Last change</dt><dd>${when(job.updatedAt)} (${duration(new Date(job.updatedAt).getTime() - new Date(job.createdAt).getTime())} after creation)</dd></div>
     </dl>
+    ${job.waitingFor?.reason === "approval" && job.status === "active" &&
+    html`<h4>Decision</h4>
+      <p class="prompt">${(job.data as { prompt?: string } | null)?.prompt ?? ""}</p>
+      <${Decision} jobId=${job.id} key=${job.jobId} />`}
     <h4>Data</h4>
     <${Json} value=${job.data} label="Job data" />
     <h4>Options</h4>

@@ -11,6 +11,7 @@ export type Route =
   | { page: "schedules" }
   | { page: "webhooks" }
   | { page: "handlers" }
+  | { page: "approvals" }
   | { page: "missing"; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -35,6 +36,7 @@ export function parseRoute(hash: string): Route {
   if (head === "schedules" && parts.length === 1) return { page: "schedules" };
   if (head === "webhooks" && parts.length === 1) return { page: "webhooks" };
   if (head === "handlers" && parts.length === 1) return { page: "handlers" };
+  if (head === "approvals" && parts.length === 1) return { page: "approvals" };
   return { page: "missing", path };
 }
 
@@ -70,6 +72,8 @@ export function href(route: Route): string {
       return "#/webhooks";
     case "handlers":
       return "#/handlers";
+    case "approvals":
+      return "#/approvals";
     case "missing":
       return `#${route.path}`;
   }

@@ -46,6 +46,9 @@ export const DefinitionVersionSchema = t.Unsafe<VersionView>(t.Object(versionFie
 
 const summaryFields = {
   name: t.String(),
+  source: t.Union([t.Literal("api"), t.Literal("module")], {
+    description: "api: your own (PUT); module: registered by a handler module for every user (read-only here; yours of the same name comes first)",
+  }),
   latestVersion: JsonInteger({ minimum: 1 }),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),

@@ -19,7 +19,12 @@ export const ERROR_CODES = [
   "unknown_queue",
   "flow_too_deep",
   "too_many_jobs",
-  // 401, 404
+  "invalid_join",
+  "bulk_too_large",
+  "empty_filter",
+  "invalid_payload",
+  // 401, 403, 404
+  "not_an_approver",
   "unauthorized",
   "not_found",
   "route_not_found",
@@ -30,7 +35,13 @@ export const ERROR_CODES = [
   "job_running",
   "nothing_to_retry",
   "callback_expired",
+  "operation_finished",
   "idempotency_key_reused",
+  "not_a_graph",
+  "attempt_ended",
+  "definition_from_module",
+  "not_waiting",
+  "already_decided",
   // 410, 413, 429, 431
   "events_expired",
   "callback_used",
@@ -59,6 +70,7 @@ export const ErrorSchema = t.Object(
 export const ERROR_MEANINGS = {
   400: "Invalid input (the details say where)",
   401: "No or bad API token",
+  403: "Not permitted: an approval step's decision by a user it does not name (not_an_approver)",
   404: "No such resource for this user",
   409: "The resource's state does not allow this",
   410: "Gone: the events after this seq were removed by retention (events_expired), or the callback was used already (callback_used)",

@@ -1,8 +1,8 @@
 import { t } from "elysia";
 import type { FlowSummary, FlowView } from "../../services/flow-views";
 import { FlowStatus, JobStatus, JsonInteger } from "./common";
-import { WAITING_REASONS } from "../../scheduling/waiting-for";
 import { MAX_CONCURRENCY_KEYS, MAX_LIMIT, MAX_LIMIT_KEY_LENGTH, MAX_RATE } from "../../scheduling/limits";
+import { MAX_DEBOUNCE_KEY_CHARS, MAX_DEBOUNCE_MS, MAX_EXPIRE_AFTER_MS, MAX_TIMEOUT_MS, MIN_DEBOUNCE_MS } from "../../job-opts";
 
 export { FlowStatus, JobStatus };
 
@@ -36,6 +36,7 @@ export const jobOptsFields = {
   ),
   delay: t.Optional(JsonInteger({ minimum: 0, maximum: 365 * DAY_MS })),
   priority: t.Optional(JsonInteger({ minimum: 0, maximum: 2_097_152 })),
+  ...timeoutOptsFields(),
   // Per-key limits (src/scheduling/limits.ts).
   concurrency: t.Optional(
     t.Union([ConcurrencyLimitSchema, t.Array(ConcurrencyLimitSchema, { minItems: 1, maxItems: MAX_CONCURRENCY_KEYS })], {
@@ -44,6 +45,35 @@ export const jobOptsFields = {
   ),
   rateLimit: t.Optional(RateLimitSchema),
 };
+
+/** `timeoutMs` and `expireAfterMs` (README "Job options"), for every job. */
+function timeoutOptsFields() {
+  return {
+    timeoutMs: t.Optional(
+      JsonInteger({
+        minimum: 1,
+        maximum: MAX_TIMEOUT_MS,
+        description: "ends a running attempt after this many ms (1 ms to 24 h): the handler's signal aborts, an http call is cut, and the attempt fails (retried per attempts/backoff); a late result is dropped",
+      }),
+    ),
+    expireAfterMs: t.Optional(
+      JsonInteger({
+        minimum: 1,
+        maximum: MAX_EXPIRE_AFTER_MS,
+        description: "a job that has not started within this many ms (1 ms to 7 days) of becoming ready fails with error code `expired`, no attempt made",
+      }),
+    ),
+  };
+}
+
+/** `debounce` (single jobs only): creates with the same key within `ms` of the last one collapse into one run with the newest data. */
+export const DebounceSchema = t.Object(
+  {
+    key: t.String({ minLength: 1, maxLength: MAX_DEBOUNCE_KEY_CHARS, description: `1 to ${MAX_DEBOUNCE_KEY_CHARS} characters; per user` }),
+    ms: JsonInteger({ minimum: MIN_DEBOUNCE_MS, maximum: MAX_DEBOUNCE_MS, description: `the quiet time (${MIN_DEBOUNCE_MS} ms to 1 h) after the last create before the job runs` }),
+  },
+  { additionalProperties: false },
+);
 
 /** A flow job's options add the failure policy towards its parent. */
 export const JobOptsSchema = t.Object(
@@ -55,16 +85,6 @@ export const JobOptsSchema = t.Object(
     removeDependencyOnFailure: t.Optional(t.Boolean()),
   },
   { additionalProperties: false, $id: "FlowJobOpts" },
-);
-
-/** Why a job waits (src/scheduling/waiting-for.ts); absent when nothing holds it. */
-export const WaitingForSchema = t.Object(
-  {
-    reason: t.Union(WAITING_REASONS.map((r) => t.Literal(r))),
-    key: t.Optional(t.String({ description: "the limit's key (concurrency: the job's first concurrency key)" })),
-    until: t.Optional(t.String({ format: "date-time" })),
-  },
-  { $id: "WaitingFor", description: "why a `pending` job is held out of Redis (`concurrency`, `rateLimit`: a per-key limit), or a running one parked" },
 );
 
 export const JobData = t.Record(t.String(), t.Unknown(), { description: "the handler's input; a JSON object" });
@@ -129,15 +149,29 @@ export const jobViewFields = {
   result: t.Unknown(),
   error: t.Union([
     t.Null(),
-    t.Object({ message: t.String(), stack: t.Optional(t.String()), attemptsMade: t.Number() }),
+    t.Object({
+      message: t.String(),
+      stack: t.Optional(t.String()),
+      attemptsMade: t.Number(),
+      code: t.Optional(t.String({ description: "set for failures flowd names: `expired` (the job did not start within its opts.expireAfterMs; no attempt was made), `timed_out` (a signal or approval step's timeoutMs passed), `rejected` (an approval step was rejected)" })),
+    }),
   ]),
   attemptsMade: JsonInteger(),
   createdAt: t.String({ format: "date-time" }),
   updatedAt: t.String({ format: "date-time" }),
   key: t.Optional(t.String({ description: "a graph flow's job: its key" })),
-  waitingFor: t.Optional(WaitingForSchema),
   callbackUntil: t.Optional(
     t.String({ format: "date-time", description: "an `http` task whose service answered 202: it waits (holding no worker) for its callback until then; absent otherwise" }),
+  ),
+  waitingFor: t.Optional(
+    t.Object(
+      {
+        reason: t.String({ description: "`sleep`, `signal` or `approval` for a parked wait step (held jobs show their own reasons)" }),
+        key: t.Optional(t.String()),
+        until: t.Optional(t.String({ format: "date-time", description: "when the wait ends by itself (a sleep wakes, a timeout fails the step)" })),
+      },
+      { description: "why the job waits, holding no worker slot; absent when it does not" },
+    ),
   ),
   progress: t.Optional(t.Unknown({ description: "the last value the handler passed to ctx.progress (BullMQ updateProgress); absent until one" })),
   log: t.Optional(
@@ -172,7 +206,18 @@ const flowSummaryFields = {
 /** Typed as the service's view, whose status is the column's text (always one of FLOW_STATUSES). */
 export const FlowSummarySchema = t.Unsafe<FlowSummary>(t.Object(flowSummaryFields, { $id: "FlowSummary" }));
 export const GraphJobViewSchema = t.Object(
-  { ...jobViewFields, key: t.String(), dependsOn: t.Array(t.String(), { description: "keys of the jobs it depends on" }) },
+  {
+    ...jobViewFields,
+    key: t.String(),
+    dependsOn: t.Array(t.String(), { description: "keys of the jobs it depends on" }),
+    waitingFor: t.Optional(
+      t.Object(
+        { reason: t.String({ description: "`dependencies`: held until they are done; `children`: running, parked on a join" }), keys: t.Optional(t.Array(t.String())) },
+        { description: "why the job waits (absent when nothing holds it); `keys`: the jobs a join waits for" },
+      ),
+    ),
+    spawnedBy: t.Optional(t.String({ description: "added while the flow ran, by the job with this key" })),
+  },
   { $id: "GraphJobView" },
 );
 /** Typed as the service's view: Elysia cannot infer through the recursive job node. A tree flow has `root`, a graph flow `jobs`. */

@@ -1,11 +1,12 @@
 import { t } from "elysia";
 import { MAX_BULK_JOBS, type SingleJobView } from "../../services/jobs";
-import { JobStatus } from "./common";
-import { JobData, jobOptsFields, jobViewFields } from "./flows";
+import { JobStatus, JsonInteger } from "./common";
+import { WAITING_REASONS } from "../../scheduling/waiting-for";
+import { DebounceSchema, JobData, jobOptsFields, jobViewFields } from "./flows";
 import { QueryInteger } from "./query";
 
 /** A single job has no parent, so the failure policies of flow jobs do not apply. */
-export const SingleJobOptsSchema = t.Object(jobOptsFields, { additionalProperties: false, $id: "JobOpts" });
+export const SingleJobOptsSchema = t.Object({ ...jobOptsFields, debounce: t.Optional(DebounceSchema) }, { additionalProperties: false, $id: "JobOpts" });
 
 export const JobInputSchema = t.Object(
   {
@@ -17,8 +18,42 @@ export const JobInputSchema = t.Object(
   { additionalProperties: false, $id: "CreateJob" },
 );
 
-export const SingleJobViewSchema = t.Unsafe<SingleJobView>(
-  t.Object({ ...jobViewFields, scheduleId: t.Union([t.Null(), t.String({ description: "the schedule whose run created it" })]) }, { $id: "Job" }),
+const singleJobViewFields = {
+  ...jobViewFields,
+  scheduleId: t.Union([t.Null(), t.String({ description: "the schedule whose run created it" })]),
+  waitingFor: t.Optional(
+    t.Object(
+      {
+        reason: t.Union(WAITING_REASONS.map((r) => t.Literal(r))),
+        key: t.Optional(t.String()),
+        until: t.Optional(t.String({ format: "date-time" })),
+      },
+      { description: "a `pending` job held out of Redis: why (`debounce`: its debounce window is open until `until`)" },
+    ),
+  ),
+  debounce: t.Optional(
+    t.Object(
+      {
+        key: t.String(),
+        collapsed: JsonInteger({ description: "creates collapsed into this job after the first (49 for 50 creates)" }),
+        until: t.String({ format: "date-time", description: "when its window ends (or ended): the job runs right after" }),
+      },
+      { description: "a debounced job (opts.debounce)" },
+    ),
+  ),
+};
+
+export const SingleJobViewSchema = t.Unsafe<SingleJobView>(t.Object(singleJobViewFields, { $id: "Job" }));
+
+/** `POST /v1/jobs` answers the job; a debounced create says whether it joined a job an earlier create opened. */
+export const CreatedJobViewSchema = t.Unsafe<SingleJobView & { debounced?: boolean }>(
+  t.Object(
+    {
+      ...singleJobViewFields,
+      debounced: t.Optional(t.Boolean({ description: "opts.debounce only: true when this create collapsed into the job shown (201 with false opened it)" })),
+    },
+    { $id: "CreatedJob" },
+  ),
 );
 
 /** `POST /v1/jobs/bulk`: up to 1,000 jobs, all or nothing. */
@@ -43,6 +78,8 @@ export const JobListQuery = t.Object({
   name: t.Optional(t.String({ maxLength: 100, description: "jobs whose handler name starts with this" })),
   data: t.Optional(DataFilter),
   scheduleId: t.Optional(t.String({ maxLength: 64 })),
+  since: t.Optional(t.String({ format: "date-time", maxLength: 64, description: "created at or after this instant" })),
+  until: t.Optional(t.String({ format: "date-time", maxLength: 64, description: "created before this instant" })),
   limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })),
   cursor: t.Optional(t.String({ maxLength: 200 })),
 });

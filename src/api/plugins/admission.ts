@@ -12,6 +12,10 @@ export const CREATE_ROUTES: readonly string[] = ["/v1/flows", "/v1/jobs", "/v1/j
  */
 const RUNS_ROUTE = /^\/v1\/definitions\/[^/]+\/runs$/;
 
+/** Jobs added to a running flow (src/services/spawn.ts) are creates as well, counted by the jobs they list. */
+const SPAWN_ROUTE = /^\/(v1\/jobs|callbacks)\/[^/]+\/spawn$/;
+const isCreate = (paths: ReadonlySet<string>, route: string) => paths.has(route) || RUNS_ROUTE.test(route) || SPAWN_ROUTE.test(route);
+
 /** The route a create is for: `/v1/jobs/` counts as `/v1/jobs`. */
 const routeOf = (url: string) => {
   const path = requestPath(url);
@@ -27,7 +31,7 @@ export function jobsInBody(route: string, body: unknown): number {
     const jobs = (body as { jobs?: unknown } | null)?.jobs;
     return Array.isArray(jobs) ? jobs.length : 1;
   }
-  if (route !== "/v1/flows") return 1;
+  if (route !== "/v1/flows" && !SPAWN_ROUTE.test(route)) return 1;
   // The graph form lists its jobs flat.
   const listed = (body as { jobs?: unknown } | null)?.jobs;
   if (Array.isArray(listed)) return Math.max(1, listed.length);
@@ -63,7 +67,7 @@ export function createAdmissionGate(admission: Admission, routes: readonly strin
     .onRequest(async ({ request }) => {
       if (request.method !== "POST") return;
       const route = routeOf(request.url);
-      if (!paths.has(route) && !RUNS_ROUTE.test(route)) return;
+      if (!isCreate(paths, route)) return;
       const length = request.headers.get("content-length");
       const entered = await admission.admit(length === null ? undefined : Number(length), () => request.signal);
       if (entered instanceof Overloaded) throw entered;

@@ -52,6 +52,9 @@ function withinUnion(e: SchemaError): SchemaError | null {
  * enum or number arrives as a union ("should be one of: 'string', 'string'").
  */
 function explain(e: SchemaError): string {
+  // A flow's or graph's job has no `debounce` in its schema: say why rather than "should not be provided".
+  if (e.path.endsWith("/opts/debounce") && e.path !== "/opts/debounce")
+    return "debounce applies only to a single job created by POST /v1/jobs (not to a flow's jobs, a bulk or a schedule)";
   const options = e.schema?.anyOf ?? [];
   const allowed = options.filter((o) => o.const !== undefined).map((o) => String(o.const));
   if (allowed.length > 0 && allowed.length === options.length) return `must be one of ${allowed.join(", ")}`;

@@ -29,13 +29,14 @@ export const definitionRoutes = (deps: ServiceDeps & { authenticate: Authenticat
       {
         params: DefinitionParams,
         body: PutDefinitionBody,
-        response: { 200: DefinitionSchema, 201: DefinitionSchema, ...errorResponses(413) },
+        response: { 200: DefinitionSchema, 201: DefinitionSchema, ...errorResponses(409, 413) },
         detail: {
           operationId: "putDefinition",
           summary: "Store a new immutable version of a definition (201); a body equal to the latest version's stores nothing (200)",
           description:
             "The flow is checked as POST /v1/flows checks it (a job whose data takes values from the input is checked against its handler's schema at each run). " +
-            "Names: lowercase letter or digit first, then up to 127 of a-z 0-9 _ . : -. A deleted definition PUT again is live again, its versions numbered on from its last.",
+            "Names: lowercase letter or digit first, then up to 127 of a-z 0-9 _ . : -. A deleted definition PUT again is live again, its versions numbered on from its last. " +
+            "A name a handler module registered (source: module) is 409 definition_from_module unless you already have your own of that name.",
         },
       },
     )
@@ -65,7 +66,7 @@ export const definitionRoutes = (deps: ServiceDeps & { authenticate: Authenticat
         detail: {
           operationId: "deleteDefinition",
           summary: "Delete a definition: no new runs (by hand, schedule or trigger: 404); runs already started go on",
-          responses: NoContent("Deleted", 404),
+          responses: NoContent("Deleted", 404, 409),
         },
       },
     )

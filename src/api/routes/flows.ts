@@ -38,6 +38,8 @@ export const flowRoutes = (deps: FlowDeps & { authenticate: Authenticate }) =>
         definition: t.Optional(t.String({ maxLength: 128, description: "runs of this definition (any version)" })),
         scheduleId: t.Optional(t.String({ maxLength: 64, description: "flows this schedule's firings started" })),
         eventId: t.Optional(t.String({ maxLength: 64, description: "flows this published event's triggers started" })),
+        since: t.Optional(t.String({ format: "date-time", maxLength: 64, description: "created at or after this instant" })),
+        until: t.Optional(t.String({ format: "date-time", maxLength: 64, description: "created before this instant" })),
         limit: t.Optional(QueryInteger({ minimum: 1, maximum: 100 })),
         cursor: t.Optional(t.String({ maxLength: 200 })),
       }),

@@ -1,8 +1,13 @@
 import { Elysia } from "elysia";
 import type { Config } from "../../config";
 import type { Db } from "../../db/client";
+import type { Logger } from "../../log";
 import { RateLimited } from "../../errors";
 import type { Producer } from "../../queues";
+import type { HandlerCheck } from "../../services/handler-registry";
+import { spawnForTask } from "../../services/task-spawn";
+import type { GraphJobInput } from "../../scheduling/graph-plan";
+import { TaskSpawnAnswer, TaskSpawnBody } from "../models/spawn";
 import { rotateUserSigningSecret, showSigningSecret } from "../../services/signing-secrets";
 import { applyCallback, type CallbackInput } from "../../services/task-callbacks";
 import type { Authenticate } from "../../services/tokens";
@@ -11,7 +16,7 @@ import { errorResponses, publicErrorResponses } from "../models/errors";
 import { CallbackAnswerSchema, CallbackParams, CompleteCallbackBody, FailCallbackBody, SigningSecretSchema } from "../models/http-tasks";
 import { createRateLimiter } from "../rate-limit";
 
-type Deps = { config: Config; db: Db; producer: Producer; authenticate: Authenticate };
+type Deps = { config: Config; db: Db; producer: Producer; log: Logger; registry?: HandlerCheck; authenticate: Authenticate };
 
 /** The signing secret of `http` task requests: shown, and rotated with a 24 h overlap. */
 export const signingSecretRoutes = (deps: Deps) =>
@@ -59,6 +64,17 @@ export function callbackRoutes(deps: Deps) {
       body: FailCallbackBody,
       response: { 200: CallbackAnswerSchema, ...CALLBACK_ERRORS },
       detail: detail("failTask", "Fail a parked http task's attempt (retried per its opts unless permanent)"),
+    })
+    .post("/spawn", ({ params, body }) => spawnForTask(deps, params.token, body.jobs as GraphJobInput[]), {
+      params: CallbackParams,
+      body: TaskSpawnBody,
+      response: { 200: TaskSpawnAnswer, ...CALLBACK_ERRORS },
+      detail: detail(
+        "spawnFromTask",
+        "From a running http task of a graph flow: add jobs to its flow (while its request is in flight or it is parked)",
+        "The same rules as POST /v1/jobs/{id}/spawn's jobs (all or nothing). A used callback or an ended wait answers 409 `attempt_ended`, a single job 409 `not_a_graph`. " +
+          "No join: an http task waits for nothing it added; let a job that depends on the added ones collect their results.",
+      ),
     })
     .post("/heartbeat", ({ params }) => handle(params.token, { kind: "heartbeat" }), {
       params: CallbackParams,

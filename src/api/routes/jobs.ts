@@ -1,13 +1,14 @@
 import { Elysia, t } from "elysia";
 import { LONG_POLL_MAX_S } from "../../services/waiters";
 import type { ServiceDeps } from "../../services/deps";
-import { cancelJob, createJob, createJobs, getJob, listUserJobs, retryJob } from "../../services/jobs";
+import { createDebouncedJob } from "../../services/debounce";
+import { cancelJob, createJob, createJobs, deleteJob, getJob, listUserJobs, retryJob } from "../../services/jobs";
 import type { Authenticate } from "../../services/tokens";
 import { authPlugin } from "../plugins/auth";
 import { IdParams } from "../models/common";
 import { errorResponses } from "../models/errors";
-import { IdempotencyHeaders } from "../models/openapi";
-import { CreateJobsBulkBody, JobItemsSchema, JobInputSchema, JobListQuery, JobPageSchema, SingleJobViewSchema } from "../models/jobs";
+import { IdempotencyHeaders, NoContent } from "../models/openapi";
+import { CreatedJobViewSchema, CreateJobsBulkBody, JobItemsSchema, JobInputSchema, JobListQuery, JobPageSchema, SingleJobViewSchema } from "../models/jobs";
 import { QueryNumber } from "../models/query";
 
 export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
@@ -16,6 +17,14 @@ export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
     .post(
       "",
       async ({ user, body, headers, set }) => {
+        const debounce = body.opts?.debounce;
+        if (debounce) {
+          const { job, replayed, debounced } = await createDebouncedJob(deps, user, { ...body, opts: { ...body.opts, debounce } }, headers["idempotency-key"]);
+          // A create that joined an open window created nothing: 200, naming the job that will run.
+          set.status = debounced ? 200 : 201;
+          if (replayed) set.headers["idempotent-replayed"] = "true";
+          return { ...job, debounced };
+        }
         const { job, replayed } = await createJob(deps, user, body, headers["idempotency-key"]);
         set.status = 201;
         if (replayed) set.headers["idempotent-replayed"] = "true";
@@ -24,7 +33,7 @@ export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
       {
         body: JobInputSchema,
         headers: IdempotencyHeaders,
-        response: { 201: SingleJobViewSchema, ...errorResponses(409, 413) },
+        response: { 200: CreatedJobViewSchema, 201: CreatedJobViewSchema, ...errorResponses(409, 413) },
         detail: { operationId: "createJob", summary: "Create a single job; Idempotency-Key makes a repeat return the first answer" },
       },
     )
@@ -63,4 +72,15 @@ export const jobRoutes = (deps: ServiceDeps & { authenticate: Authenticate }) =>
       params: IdParams,
       response: { 200: SingleJobViewSchema, ...errorResponses(404, 409) },
       detail: { operationId: "retryJob", summary: "Run a failed job again (409 otherwise)" },
-    });
+    })
+    .delete(
+      "/:id",
+      async ({ user, params, set }) => {
+        await deleteJob(deps, user, params.id);
+        set.status = 204;
+      },
+      {
+        params: IdParams,
+        detail: { operationId: "deleteJob", summary: "Delete a finished single job (409 `job_running` until it finished)", responses: NoContent("Deleted", 404, 409) },
+      },
+    );

@@ -18,6 +18,8 @@ import { limitKeyCounts } from "../../db/queries/limits";
 
 /** Keys shown in flowd_limit_jobs: a key is a label value, so only the busiest few, whatever users name. */
 const LIMIT_METRIC_KEYS = 20;
+import { countParkedWaits } from "../../db/queries/waits";
+import { PARKED_WAIT_REASONS } from "../../scheduling/waiting-for";
 
 /** A stream's labels: `shard` only when FLOWD_SHARDS splits the queues (one shard keeps today's series). */
 const streamLabels = (st: StreamBacklog): Record<string, string> => (st.shard === null ? { queue: st.queue } : { queue: st.queue, shard: shardLabel(st.shard) });
@@ -41,11 +43,12 @@ export const metricsRoutes = (deps: {
     "/metrics",
     async ({ set }) => {
       const queues = [...deps.config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE];
-      const [rows, deliveries, outbox, depths, limits] = await Promise.all([
+      const [rows, deliveries, outbox, depths, waits, limits] = await Promise.all([
         jobCounts(deps.db),
         deliveryCounts(deps.db),
         outboxCounts(deps.db),
         Promise.all(queues.map(async (q) => [q, await deps.producer.jobCounts(q)] as const)),
+        countParkedWaits(deps.db),
         limitKeyCounts(deps.db, LIMIT_METRIC_KEYS),
       ]);
       const listener = deps.listener?.stats;
@@ -57,6 +60,12 @@ export const metricsRoutes = (deps: {
           help: "Tracked jobs in Postgres now, by table, queue and status; falls when flows or jobs are deleted (for rates use flowd_jobs_completed_total and flowd_jobs_failed_total).",
           type: "gauge",
           samples: rows.map((r) => ({ labels: { table: r.tbl, queue: r.queue, status: r.status }, value: r.n })),
+        },
+        {
+          name: "flowd_waiting_steps",
+          help: "Wait steps parked now (holding no worker slot), by what they wait for: sleep, signal or approval.",
+          type: "gauge",
+          samples: PARKED_WAIT_REASONS.map((reason) => ({ labels: { reason }, value: waits[reason] ?? 0 })),
         },
         {
           name: "flowd_queue_jobs",

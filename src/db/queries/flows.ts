@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, inArray, isNull, lt, sql, type SQL } from "drizzle-orm";
 import { newestFirst, olderThan } from "./pagination";
 import type { Db, DbOrTx } from "../client";
 import { flowJobs, flows } from "../schema";
@@ -35,6 +35,19 @@ const INSERT_FLOW = `
 
 /** A flow's jobs all live on one shard (BullMQ needs a flow in one hash slot): the first row's. */
 export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
+  await db.$client.unsafe(INSERT_FLOW, insertParams(flow, jobs), { prepare: true });
+}
+
+/**
+ * Several flows in one transaction, their statements pipelined: one commit (and one doorbell) for
+ * all of them. All or none: on any error nothing is written, and the caller writes them one by one.
+ */
+export async function insertFlows(db: Db, items: { flow: typeof flows.$inferInsert; jobs: NewFlowJobRow[] }[]) {
+  if (items.length === 1) return insertFlow(db, items[0]!.flow, items[0]!.jobs);
+  await db.$client.begin((tx) => items.map((i) => tx.unsafe(INSERT_FLOW, insertParams(i.flow, i.jobs), { prepare: true })));
+}
+
+function insertParams(flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
   const payload = jobs.map((j) => ({
     id: j.id,
     job_id: j.jobId,
@@ -54,7 +67,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     rate_key: j.rateKey ?? null,
   }));
   const at = (flow.createdAt ?? new Date()).toISOString();
-  await db.$client.unsafe(INSERT_FLOW, [
+  return [
     flow.id,
     flow.userId,
     flow.name,
@@ -71,7 +84,7 @@ export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: 
     flow.definitionVersion ?? null,
     flow.scheduleId ?? null,
     flow.eventId ?? null,
-  ], { prepare: true });
+  ];
 }
 
 // The reads on every flow request (and every long-poll wake) are prepared: see prepared.ts.
@@ -124,13 +137,20 @@ export async function flowJobsOf(db: DbOrTx, flowId: string): Promise<FlowJobRow
   return jobsOfFlow(db).execute({ flowId });
 }
 
-export type FlowListFilter = {
+/** What picks flows out: the list route's filters and a bulk action's (a time range on created_at, explicit ids). */
+export type FlowMatch = {
   status?: string;
   name?: string;
   data?: Record<string, unknown>;
   definition?: string;
   scheduleId?: string;
   eventId?: string;
+  since?: Date;
+  until?: Date;
+  ids?: string[];
+};
+
+export type FlowListFilter = FlowMatch & {
   limit: number;
   before?: { createdAt: Date; id: string };
 };
@@ -140,14 +160,17 @@ export async function listFlows(db: DbOrTx, userId: string, q: FlowListFilter) {
   return listFlowsQuery(db, userId, q);
 }
 
-/** The query behind `listFlows`, for a test to check its plan. */
-export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
+/** A user's flows that `q` picks, as conditions on `flows`. */
+export function flowConditions(userId: string, q: FlowMatch): SQL[] {
   const conditions = [eq(flows.userId, userId)];
   if (q.status) conditions.push(eq(flows.status, q.status));
   if (q.name) conditions.push(namePrefix(flows.name, q.name));
   if (q.definition) conditions.push(eq(flows.definition, q.definition));
   if (q.scheduleId) conditions.push(eq(flows.scheduleId, q.scheduleId));
   if (q.eventId) conditions.push(eq(flows.eventId, q.eventId));
+  if (q.since) conditions.push(gte(flows.createdAt, q.since));
+  if (q.until) conditions.push(lt(flows.createdAt, q.until));
+  if (q.ids) conditions.push(inArray(flows.id, q.ids));
   // The root's data, through the roots-only GIN index: its predicate (`parent_id is null`) is repeated
   // here, which is how the planner matches a partial index; the few matches then find their flows by
   // primary key (root_id has no index).
@@ -155,6 +178,12 @@ export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
     conditions.push(
       sql`${flows.id} in (select r.flow_id from ${flowJobs} r where r.parent_id is null and r.user_id = ${userId} and r.data @> ${JSON.stringify(q.data)}::jsonb)`,
     );
+  return conditions;
+}
+
+/** The query behind `listFlows`, for a test to check its plan. */
+export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
+  const conditions = flowConditions(userId, q);
   if (q.before) conditions.push(olderThan(flows.createdAt, flows.id, q.before));
   return db
     .select()

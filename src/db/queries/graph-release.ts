@@ -7,6 +7,9 @@
  *   they are `pending` rows without a hold, which the enqueuer adds if the caller never does.
  * - `dropped`: held jobs that can no longer run because a dependency failed or was cancelled (and
  *   its policy does not let them run), transitively, end `cancelled` naming that dependency.
+ * - `woken`: running jobs parked on a join (`waiting_for` = `children`, see src/services/spawn.ts)
+ *   whose awaited jobs have all ended now; returned with the released ids, and promoted in Redis
+ *   after the commit so they run again.
  * The statement's snapshot predates `fj`'s writes, so a dependency's status is fj's if it has one.
  */
 
@@ -50,4 +53,16 @@ export const GRAPH_STEPS = `
         error = jsonb_build_object('message', 'dependency ' || x.cause, 'attemptsMade', d.attempts_made)
       from (select distinct on (id) id, cause from doomed order by id, cause) x
       where d.id = x.id and d.status = 'pending'
-      returning d.id)`;
+      returning d.id, d.flow_id),
+    ended as (
+      select id, flow_id from fj where fj.key is not null and fj.status in ('completed', 'failed', 'cancelled')
+      union all select id, flow_id from dropped),
+    woken as (
+      update flow_jobs as w set waiting_for = null, updated_at = now()
+      where w.flow_id in (select flow_id from ended) and w.waiting_for = 'children' and w.status = 'active'
+        and w.waits_on ?| array(select id from ended)
+        and not exists (
+          select 1 from jsonb_array_elements_text(w.waits_on) as dep(id)
+          join flow_jobs p on p.id = dep.id
+          where p.id not in (select id from ended) and p.status not in ('completed', 'failed', 'cancelled'))
+      returning w.id)`;

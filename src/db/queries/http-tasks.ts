@@ -1,7 +1,8 @@
 import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../client";
-import { taskCallbacks, type CallbackOutcome } from "../schema";
+import { taskCallbacks, type ApprovalDecision, type CallbackOutcome, type WaitTerms } from "../schema";
 import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
+import { GRAPH_STEPS } from "./graph-release";
 
 export type TrackedJobTable = "flow_jobs" | "jobs";
 
@@ -18,9 +19,9 @@ export type TrackedJobTable = "flow_jobs" | "jobs";
 const LOCK_JOB_FIRST = (table: TrackedJobTable, jobIdSql: string, name = "job_lock") => `${name} as (select 1 from ${table} where job_id = ${jobIdSql} for update)`;
 const JOB_LOCKED = "(select count(*) from job_lock) >= 0";
 /** The same when the job's table is not known to the statement: the row of that id in either. */
-const LOCK_EITHER_JOB_FIRST = (jobIdSql: (table: TrackedJobTable) => string) =>
+export const LOCK_EITHER_JOB_FIRST = (jobIdSql: (table: TrackedJobTable) => string) =>
   `${LOCK_JOB_FIRST("flow_jobs", jobIdSql("flow_jobs"), "flow_job_lock")}, ${LOCK_JOB_FIRST("jobs", jobIdSql("jobs"), "job_lock")}`;
-const EITHER_JOB_LOCKED = "(select count(*) from flow_job_lock) + (select count(*) from job_lock) >= 0";
+export const EITHER_JOB_LOCKED = "(select count(*) from flow_job_lock) + (select count(*) from job_lock) >= 0";
 
 /**
  * Writes the callback offered with one attempt, found by the job's BullMQ id in either table, and
@@ -97,7 +98,7 @@ export async function parkOffer(
   return row && { outcome: row.outcome };
 }
 
-export type ParkedCallback = Pick<typeof taskCallbacks.$inferSelect, "tokenHash" | "tableName" | "outcome" | "deadline" | "heartbeatDeadline">;
+export type ParkedCallback = Pick<typeof taskCallbacks.$inferSelect, "tokenHash" | "tableName" | "outcome" | "deadline" | "heartbeatDeadline" | "kind">;
 
 /** The wait of one parked job attempt that has not ended. */
 export async function findParked(db: DbOrTx, jobId: string, attempt: number): Promise<ParkedCallback | undefined> {
@@ -108,6 +109,7 @@ export async function findParked(db: DbOrTx, jobId: string, attempt: number): Pr
       outcome: taskCallbacks.outcome,
       deadline: taskCallbacks.deadline,
       heartbeatDeadline: taskCallbacks.heartbeatDeadline,
+      kind: taskCallbacks.kind,
     })
     .from(taskCallbacks)
     // Parked only: an offer whose worker died before reading the answer means the call is made again.
@@ -133,9 +135,19 @@ export async function hasUnclaimedOutcome(db: DbOrTx, jobId: string, attempt: nu
  * The wait of one job attempt that already ended (a worker applied its outcome or its timeout) but
  * whose attempt BullMQ never finished: the worker died between the two, and the job ran again.
  */
-export async function findEnded(db: DbOrTx, jobId: string, attempt: number): Promise<Pick<ParkedCallback, "outcome" | "deadline" | "heartbeatDeadline"> & { resolution: string } | undefined> {
+export async function findEnded(
+  db: DbOrTx,
+  jobId: string,
+  attempt: number,
+): Promise<(Pick<ParkedCallback, "outcome" | "deadline" | "heartbeatDeadline"> & { resolution: string; terms: WaitTerms | null }) | undefined> {
   const [row] = await db
-    .select({ outcome: taskCallbacks.outcome, resolution: taskCallbacks.resolution, deadline: taskCallbacks.deadline, heartbeatDeadline: taskCallbacks.heartbeatDeadline })
+    .select({
+      outcome: taskCallbacks.outcome,
+      resolution: taskCallbacks.resolution,
+      deadline: taskCallbacks.deadline,
+      heartbeatDeadline: taskCallbacks.heartbeatDeadline,
+      terms: taskCallbacks.terms,
+    })
     .from(taskCallbacks)
     .where(and(eq(taskCallbacks.jobId, jobId), eq(taskCallbacks.attempt, attempt), isNotNull(taskCallbacks.resolution), isNotNull(taskCallbacks.parkedAt)))
     .orderBy(desc(taskCallbacks.resolvedAt))
@@ -164,7 +176,7 @@ export async function endWait(
        returning 1
      ),
      unparked as (
-       update ${a.table} set parked_until = null
+       update ${a.table} set parked_until = null, waiting_for = null
        where job_id = $2 and $4::boolean and exists (select 1 from cb)
        returning 1
      )
@@ -182,7 +194,7 @@ export async function endWait(
  */
 export async function claimOutcome(db: Db, jobId: string, attempt: number): Promise<CallbackOutcome | undefined> {
   const unpark = (table: TrackedJobTable) =>
-    `${table}_unparked as (update ${table} set parked_until = null where job_id = $1 and exists (select 1 from cb where table_name = '${table}' and outcome->>'kind' = 'fail') returning 1)`;
+    `${table}_unparked as (update ${table} set parked_until = null, waiting_for = null where job_id = $1 and exists (select 1 from cb where table_name = '${table}' and outcome->>'kind' = 'fail') returning 1)`;
   const [row] = await db.$client.unsafe<{ outcome: CallbackOutcome }[]>(
     `with ${LOCK_EITHER_JOB_FIRST(() => "$1")},
      cb as (
@@ -249,10 +261,21 @@ const STILL_WAITING = `c.token_hash = $1 and c.outcome is null and c.resolution 
     select 1 from jobs j where c.table_name = 'jobs' and j.job_id = c.job_id and j.status not in (${sqlLiterals(FINISHED_STATUSES)}))`;
 
 /** The job's shard (its BullMQ key prefix), from its row: null is the plain prefix. */
-export type StoredCallback = { jobId: string; queueName: string; shard: number | null; parked: boolean; heartbeatDeadline: Date | null };
-type StoredRow = { job_id: string; queue_name: string; shard: number | null; parked: boolean; heartbeat_deadline: string | null };
+export type StoredCallback = {
+  jobId: string; queueName: string; shard: number | null; parked: boolean; heartbeatDeadline: Date | null;
+  /** Graph jobs the outcome released (row ids), to add to Redis after the commit (scheduling/release.ts). */
+  released: string[];
+};
+type StoredRow = { job_id: string; queue_name: string; shard: number | null; parked: boolean; heartbeat_deadline: string | null; released?: string[] };
 const stored = (r: StoredRow | undefined): StoredCallback | undefined =>
-  r && { jobId: r.job_id, queueName: r.queue_name, shard: r.shard, parked: r.parked, heartbeatDeadline: r.heartbeat_deadline === null ? null : new Date(r.heartbeat_deadline) };
+  r && {
+    jobId: r.job_id,
+    queueName: r.queue_name,
+    shard: r.shard,
+    parked: r.parked,
+    heartbeatDeadline: r.heartbeat_deadline === null ? null : new Date(r.heartbeat_deadline),
+    released: r.released ?? [],
+  };
 const STORED_COLUMNS = `job_id, queue_name, parked_at is not null as parked, heartbeat_deadline,
   coalesce((select shard from flow_jobs j where c.table_name = 'flow_jobs' and j.job_id = c.job_id),
            (select shard from jobs j where c.table_name = 'jobs' and j.job_id = c.job_id))::int as shard`;
@@ -266,7 +289,7 @@ const STORED_COLUMNS = `job_id, queue_name, parked_at is not null as parked, hea
  * recorder writes BullMQ's own completion: the wake-up's stale states are not written over it.
  */
 const STORE_OUTCOME = (table: TrackedJobTable) => `
-  with wanted as (
+  with recursive wanted as (
     select job_id, attempt from task_callbacks
     where token_hash = $1 and table_name = '${table}' and outcome is null and resolution is null
   ),
@@ -276,18 +299,27 @@ const STORE_OUTCOME = (table: TrackedJobTable) => `
     for update of j
   ),
   cb as (
-    update task_callbacks c set outcome = $2::jsonb
+    update task_callbacks c set outcome = $2::jsonb, decision = coalesce($3::jsonb, c.decision)
     where c.token_hash = $1 and c.outcome is null and c.resolution is null and exists (select 1 from locked)
     returning ${STORED_COLUMNS}
   ),
-  done as (
+  ${table === "flow_jobs" ? "fj" : "completes"} as (
     update ${table} t set status = 'completed', result = $2::jsonb -> 'result', error = null, updated_at = now(), finished_at = now(),
       parked_until = coalesce(t.parked_until, now()),
       attempts_made = greatest(t.attempts_made, t.attempts_base + (select attempt from wanted) + 1)
     where $2::jsonb ->> 'kind' = 'complete' and t.id in (select id from locked) and exists (select 1 from cb)
+    returning ${table === "flow_jobs" ? "t.id, t.flow_id, t.status, t.key, t.opts" : "1"}
+  ),
+  -- A graph job completed here releases its dependents in the same statement, as the recorder's
+  -- batch does (graph-release.ts): they start now, not after BullMQ's completion reaches the recorder.
+  ${table === "flow_jobs" ? GRAPH_STEPS : "released as (select null::text as id where false)"},
+  -- A rejected approval's decision is kept on the job as its result (a failed job keeps its result).
+  kept as (
+    update ${table} t set result = $3::jsonb, updated_at = now()
+    where $3::jsonb is not null and $2::jsonb ->> 'kind' = 'fail' and t.id in (select id from locked) and exists (select 1 from cb)
     returning 1
   )
-  select cb.*, (select count(*) from done) as done from cb`;
+  select cb.*, (select coalesce(jsonb_agg(id), '[]'::jsonb) from released) as released from cb`;
 
 /**
  * Stores a callback's outcome if it still waits (see STORE_OUTCOME); two callbacks at once take
@@ -295,19 +327,19 @@ const STORE_OUTCOME = (table: TrackedJobTable) => `
  * and delete take them — the flow's row, then the job's — so a callback never deadlocks with them.
  * Undefined: refused (see findCallback why).
  */
-export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
+export async function storeOutcome(db: Db, tokenHash: string, outcome: CallbackOutcome, decision: ApprovalDecision | null = null): Promise<StoredCallback | undefined> {
   // The recorder locks a root job's row before its flow's (through the flow-status trigger): should
   // the two meet, Postgres ends one of them, and a callback tries again rather than answer 500.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await storeOutcomeOnce(db, tokenHash, outcome);
+      return await storeOutcomeOnce(db, tokenHash, outcome, decision);
     } catch (err) {
       if ((err as { code?: string }).code !== "40P01" || attempt >= 3) throw err;
     }
   }
 }
 
-async function storeOutcomeOnce(db: Db, tokenHash: string, outcome: CallbackOutcome): Promise<StoredCallback | undefined> {
+async function storeOutcomeOnce(db: Db, tokenHash: string, outcome: CallbackOutcome, decision: ApprovalDecision | null): Promise<StoredCallback | undefined> {
   return db.$client.begin(async (tx) => {
     const [target] = await tx.unsafe<{ table_name: TrackedJobTable }[]>(
       `select table_name from task_callbacks where token_hash = $1`,
@@ -321,7 +353,9 @@ async function storeOutcomeOnce(db: Db, tokenHash: string, outcome: CallbackOutc
         [tokenHash],
         { prepare: true },
       );
-    const [row] = await tx.unsafe<StoredRow[]>(STORE_OUTCOME(target.table_name), [tokenHash, JSON.stringify(outcome)], { prepare: true });
+    const [row] = await tx.unsafe<StoredRow[]>(STORE_OUTCOME(target.table_name), [tokenHash, JSON.stringify(outcome), decision === null ? null : JSON.stringify(decision)], {
+      prepare: true,
+    });
     return stored(row);
   });
 }
@@ -360,6 +394,14 @@ export async function pruneCallbacks(db: Db, retentionHours: number): Promise<vo
         and(isNull(taskCallbacks.parkedAt), lt(taskCallbacks.createdAt, sql`now() - interval '1 day'`)),
         // A parked wait whose job is gone (cancelled, deleted) is never resolved by a worker.
         and(isNull(taskCallbacks.resolution), lt(taskCallbacks.deadline, sql`now() - make_interval(hours => ${retentionHours})`)),
+        // Nor is a wait step's whose job finished without it (cancelled): its deadline may be far off.
+        and(
+          isNull(taskCallbacks.resolution),
+          lt(taskCallbacks.createdAt, ended),
+          sql`${taskCallbacks.kind} <> 'http' and not exists (
+            select 1 from flow_jobs j where j.job_id = ${taskCallbacks.jobId} and j.status not in (${sql.raw(sqlLiterals(FINISHED_STATUSES))})
+            union all select 1 from jobs j where j.job_id = ${taskCallbacks.jobId} and j.status not in (${sql.raw(sqlLiterals(FINISHED_STATUSES))}))`,
+        ),
       ),
     );
 }

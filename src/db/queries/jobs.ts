@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, isNull, lt, sql, type SQL } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { jobs } from "../schema";
 import { isPending, isQueued } from "../schema/columns";
@@ -117,11 +117,18 @@ export async function findJobByIdempotencyKey(db: DbOrTx, userId: string, key: s
   return row;
 }
 
-export type JobListFilter = {
+/** What picks single jobs out: the list route's filters and a bulk action's (a time range on created_at, explicit ids). */
+export type JobMatch = {
   status?: string;
   name?: string;
   data?: Record<string, unknown>;
   scheduleId?: string;
+  since?: Date;
+  until?: Date;
+  ids?: string[];
+};
+
+export type JobListFilter = JobMatch & {
   limit: number;
   before?: { createdAt: Date; id: string };
 };
@@ -130,15 +137,29 @@ export async function listJobs(db: DbOrTx, userId: string, q: JobListFilter) {
   return listJobsQuery(db, userId, q);
 }
 
-/** The query behind `listJobs`, for a test to check its plan. */
-export function listJobsQuery(db: DbOrTx, userId: string, q: JobListFilter) {
+/** A user's single jobs that `q` picks, as conditions on `jobs`. */
+export function jobConditions(userId: string, q: JobMatch): SQL[] {
   const conditions = [eq(jobs.userId, userId)];
   if (q.status) conditions.push(eq(jobs.status, q.status));
   if (q.name) conditions.push(namePrefix(jobs.name, q.name));
   if (q.data) conditions.push(sql`${jobs.data} @> ${JSON.stringify(q.data)}::jsonb`);
   if (q.scheduleId) conditions.push(eq(jobs.scheduleId, q.scheduleId));
+  if (q.since) conditions.push(gte(jobs.createdAt, q.since));
+  if (q.until) conditions.push(lt(jobs.createdAt, q.until));
+  if (q.ids) conditions.push(inArray(jobs.id, q.ids));
+  return conditions;
+}
+
+/** The query behind `listJobs`, for a test to check its plan. */
+export function listJobsQuery(db: DbOrTx, userId: string, q: JobListFilter) {
+  const conditions = jobConditions(userId, q);
   if (q.before) conditions.push(olderThan(jobs.createdAt, jobs.id, q.before));
   return db.select().from(jobs).where(and(...conditions)).orderBy(...newestFirst(jobs.createdAt, jobs.id)).limit(q.limit);
+}
+
+/** Deletes a single job's row (its events stay in the log). */
+export async function deleteJobRow(db: DbOrTx, id: string) {
+  await db.delete(jobs).where(eq(jobs.id, id));
 }
 
 export async function setJobStatus(db: DbOrTx, id: string, status: string) {
@@ -171,7 +192,7 @@ export async function resetJobForRetry(db: DbOrTx, id: string): Promise<JobRow> 
   return row!;
 }
 
-/** Jobs accepted but not yet in Redis for `olderThanMs`. */
+/** Jobs accepted but not yet in Redis for `olderThanMs`, and not held (a debounced job's window). */
 export async function pendingJobs(db: DbOrTx, olderThanMs: number, limit: number): Promise<JobRow[]> {
   return pendingJobsQuery(db, olderThanMs, limit);
 }

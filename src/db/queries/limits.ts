@@ -6,8 +6,7 @@
 import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { jobs } from "../schema";
 import type { DbOrTx } from "../client";
-import { FINISHED_STATUSES, sqlLiterals } from "../../statuses";
-import { TURN_KEY } from "../schema/columns";
+import { LIMIT_RUNNING, TURN_KEY } from "../schema/columns";
 
 /** A limit key's settings and scheduling state, as a release pass reads them (src/scheduling/limit-plan.ts). */
 export interface KeyState {
@@ -36,7 +35,7 @@ export interface KeySettings {
 }
 
 const TABLES = ["jobs", "flow_jobs"] as const;
-const RUNNING = `concurrency_keys is not null and waiting_for is null and status not in (${sqlLiterals(FINISHED_STATUSES)})`;
+const RUNNING = LIMIT_RUNNING;
 const HELD = `waiting_for in ('concurrency', 'rateLimit') and status = 'pending'`;
 
 /**

@@ -8,7 +8,7 @@ export interface StatusChange {
   jobId: string;
   status: string;
   result?: unknown;
-  error?: { message: string; stack?: string; attemptsMade: number };
+  error?: { message: string; stack?: string; attemptsMade: number; code?: string };
   /** Failed: attempts made in this run (BullMQ's count, read from the job). */
   attemptsMade?: number;
   /** How many times the job started (went active) in the changes folded into this one. */
@@ -49,6 +49,7 @@ const guardedUpdate = (table: TrackedTable, returning = "1") => `
       attempts_made = coalesce(j.attempts_base + v.attempts, j.attempts_made + case when j.parked_until is null then v.starts else 0 end),
       event_pos = v.pos,
       parked_until = case when v.status in (${sqlLiterals(FINISHED_STATUSES)}) then null else j.parked_until end,
+      waiting_for = case when v.status in (${sqlLiterals(FINISHED_STATUSES)}) then null else j.waiting_for end,
       updated_at = now(),
       -- Run timings ride along in the same write (see jobColumns); a later start replaces an earlier one.
       ready_at = coalesce(to_timestamp(v.ready_ms / 1000.0), j.ready_at),
@@ -89,7 +90,7 @@ const APPLY_STATUS_BATCH = `
       returning 1
     )
     select ((select count(*) from fj) + (select count(*) from jb) + (select count(*) from dropped) + 0 * (select count(*) from cur))::int as changed,
-           (select coalesce(jsonb_agg(id), '[]'::jsonb) from released where waiting_for is null) as released,
+           (select coalesce(jsonb_agg(id), '[]'::jsonb) from (select id from released where waiting_for is null union all select id from woken) x) as released,
            -- Users whose limited jobs finished: each frees slots, for a release pass after the commit (src/scheduling/limit-release.ts).
            (select coalesce(jsonb_agg(distinct user_id), '[]'::jsonb) from (
               select user_id from fj where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})

@@ -23,7 +23,8 @@ export const jobColumns = () => ({
   opts: jsonb("opts").notNull().$type<JobOpts>(),
   status: text("status").notNull().default("waiting"),
   result: jsonb("result"),
-  error: jsonb("error").$type<{ message: string; stack?: string; attemptsMade: number } | null>(),
+  /** `code`: set where flowd itself ended the job for a reason a client may branch on (`expired`). */
+  error: jsonb("error").$type<{ message: string; stack?: string; attemptsMade: number; code?: string } | null>(),
   attemptsMade: integer("attempts_made").notNull().default(0),
   /** Attempts made by earlier runs (before a retry re-added the job): `fail`'s `times` counts across runs. */
   attemptsBase: integer("attempts_base").notNull().default(0),
@@ -37,6 +38,12 @@ export const jobColumns = () => ({
    * `active` although BullMQ holds it as delayed, so the recorder leaves the row alone until it ends.
    */
   parkedUntil: timestamp("parked_until", { withTimezone: true }),
+  /**
+   * Why a `pending` job is held out of Redis (src/scheduling/waiting-for.ts): `dependencies` while a
+   * graph job waits for its dependencies, `debounce` while a single job's debounce window is open.
+   * Null once it may enter Redis — the enqueuer adds only such rows.
+   */
+  waitingFor: text("waiting_for"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   /**
@@ -61,6 +68,13 @@ export const limitColumns = () => ({
   rateKey: text("rate_key"),
 });
 
+/**
+ * A job holding its keys' slots: unfinished and not held — released, queued, running, or parked
+ * (a parked job resumes without a pass, so its slot stays taken). Text shared by the index and the
+ * scans, which must match it word for word.
+ */
+export const LIMIT_RUNNING = `concurrency_keys is not null and status not in (${sqlLiterals(FINISHED_STATUSES)}) and not (status = 'pending' and waiting_for is not null)`;
+
 /** The job's turn key: jobs waiting on a shared key take turns by it (round robin, src/scheduling/). */
 export const TURN_KEY = "coalesce(concurrency_keys[1], rate_key)";
 
@@ -71,7 +85,7 @@ export const TURN_KEY = "coalesce(concurrency_keys[1], rate_key)";
 export const limitIndexes = (table: string, t: { userId: AnyPgColumn; createdAt: AnyPgColumn; status: AnyPgColumn }) => [
   index(`${table}_limit_running_idx`)
     .on(t.userId)
-    .where(sql.raw(`concurrency_keys is not null and waiting_for is null and status not in (${sqlLiterals(FINISHED_STATUSES)})`)),
+    .where(sql.raw(LIMIT_RUNNING)),
   index(`${table}_limit_held_idx`)
     .on(t.userId, sql.raw(`(${TURN_KEY})`), t.createdAt)
     .where(sql.raw(`waiting_for in ('concurrency', 'rateLimit') and status = 'pending'`)),
@@ -84,6 +98,9 @@ export const limitIndexes = (table: string, t: { userId: AnyPgColumn; createdAt:
  */
 export const isQueued = (status: AnyPgColumn): SQL => sql`${status} in (${sql.raw(sqlLiterals(QUEUED_STATUSES))})`;
 export const isPending = (status: AnyPgColumn): SQL => sql`${status} = 'pending'`;
+/** Ready, never started in this run, with an `opts.expireAfterMs`: what the expiry sweep looks at (src/services/expiry.ts). */
+export const mayExpire = (t: { status: AnyPgColumn; startedAt: AnyPgColumn; opts: AnyPgColumn }): SQL =>
+  sql`${t.status} = 'waiting' and ${t.startedAt} is null and (${t.opts} ->> 'expireAfterMs') is not null`;
 
 /**
  * A tracked job as it is first written: accepted, nothing run. `status` is `pending` (not in Redis

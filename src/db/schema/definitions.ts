@@ -1,15 +1,18 @@
+import { sql } from "drizzle-orm";
 import { index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./users";
 
 /**
- * A named flow definition of one user. Deleting it only sets `deleted_at`: a later PUT of the same
- * name goes on from its last version, so a (name, version) on a flow row never means two bodies.
+ * A named flow definition of one user, or of every user when a handler module registered it
+ * (`user_id` null; a user's own definition of the same name comes first for that user). Deleting
+ * it only sets `deleted_at`: a later PUT of the same name goes on from its last version, so a
+ * (name, version) on a flow row never means two bodies.
  */
 export const definitions = pgTable(
   "definitions",
   {
     id: text("id").primaryKey(),
-    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    userId: text("user_id").references(() => users.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
     latestVersion: integer("latest_version").notNull().default(0),
     deletedAt: timestamp("deleted_at", { withTimezone: true }),
@@ -18,6 +21,8 @@ export const definitions = pgTable(
   },
   (t) => [
     uniqueIndex("definitions_user_name_idx").on(t.userId, t.name),
+    // A unique (user_id, name) lets any number of nulls through: one module definition per name.
+    uniqueIndex("definitions_module_name_idx").on(t.name).where(sql`${t.userId} is null`),
     index("definitions_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
   ],
 );

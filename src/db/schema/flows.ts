@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./users";
-import { isPending, isQueued, jobColumns, limitColumns, limitIndexes } from "./columns";
+import { isPending, isQueued, jobColumns, limitColumns, limitIndexes, mayExpire } from "./columns";
 import { hasRunOutcome } from "./jobs";
 
 export const flows = pgTable(
@@ -65,10 +65,15 @@ export const flowJobs = pgTable(
     /** A graph job's dependencies: row ids of the jobs it waits for. */
     dependsOn: jsonb("depends_on").$type<string[]>(),
     /**
-     * Why a `pending` job is held out of Redis (src/scheduling/): `dependencies` while a graph job
-     * waits for its dependencies. Null once it may enter Redis — the enqueuer adds only such rows.
+     * A job added while its flow ran (src/services/spawn.ts): the row id of the running job that
+     * added it. A handler that runs again (after a join) and adds the same keys gets these rows back.
      */
-    waitingFor: text("waiting_for"),
+    spawnedBy: text("spawned_by"),
+    /**
+     * A running job parked on a join (`waiting_for` = `children`): the row ids of the jobs it waits
+     * for; the recorder's batch that finishes the last of them wakes it.
+     */
+    waitsOn: jsonb("waits_on").$type<string[]>(),
     // Per-key limits (src/scheduling/limits.ts).
     ...limitColumns(),
   },
@@ -82,11 +87,18 @@ export const flowJobs = pgTable(
     index("flow_jobs_queued_idx").on(t.flowId).where(isQueued(t.status)),
     // The recorder's look-up of a flow's held jobs when one of their dependencies finishes.
     index("flow_jobs_held_idx").on(t.flowId).where(sql`${t.waitingFor} is not null`),
+    // The recorder's look-up of a flow's jobs parked on a join (few) when a job of the flow ends,
+    // without walking its held jobs (many, in a large graph).
+    index("flow_jobs_joins_idx").on(t.flowId).where(sql`${t.waitingFor} = 'children'`),
+    // /metrics counts parked wait steps by reason without reading the table.
+    index("flow_jobs_parked_idx").on(t.waitingFor).where(sql`${t.waitingFor} is not null and ${t.status} = 'active'`),
     // `GET /v1/flows?data=` matches the root's data only, so only roots are indexed (1 row per
     // flow, not up to 1,000): the query repeats the predicate's text so the planner can use it.
     index("flow_jobs_root_data_idx").using("gin", t.data.op("jsonb_path_ops")).where(sql`${t.parentId} is null`),
     // `GET /v1/stats`: a user's counts by status (index-only), and finished jobs by minute.
     index("flow_jobs_user_status_idx").on(t.userId, t.status),
+    // The expiry sweep: ready jobs with an expireAfterMs that have not started, oldest ready first.
+    index("flow_jobs_expiry_idx").on(t.readyAt).where(mayExpire(t)),
     index("flow_jobs_user_finished_idx").on(t.userId, t.updatedAt).where(hasRunOutcome(t.status)),
   ],
 );

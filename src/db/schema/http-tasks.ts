@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 import { users } from "./users";
 
@@ -18,6 +19,11 @@ export const signingSecrets = pgTable("signing_secrets", {
 });
 
 /**
+ * A parked job's wait — a waitpoint: the single-use callback offered with one `http` task attempt,
+ * or a wait step's (`kind`: `sleep`, `signal`, `approval`; see src/scheduling/waiting-for.ts). All
+ * park the same way (no worker slot; BullMQ holds the job as delayed until `deadline`), end through
+ * the same `outcome` and time out the same way.
+ *
  * The single-use callback offered with one `http` task attempt. Written before the request goes
  * out (a fast service may call back before flowd has read its `202`), so the callback always finds
  * its row; only a SHA-256 of the path's token is kept. `outcome` is what the callback said, kept
@@ -44,8 +50,39 @@ export const taskCallbacks = pgTable(
     resolution: text("resolution"),
     resolvedAt: timestamp("resolved_at", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    /** What the job waits for: `http` (a task's callback) or a wait step's reason (`sleep`, `signal`, `approval`). */
+    kind: text("kind").notNull().default("http"),
+    /** A `signal` step's key: `POST /v1/signals` `{ key }` completes every open wait of the user on it. */
+    signalKey: text("signal_key"),
+    /** A wait step's terms: a signal's payload `schema`, an approval's `prompt` and `approvers`, its `timeoutMs`. */
+    terms: jsonb("terms").$type<WaitTerms>(),
+    /** An approval's decision: `{ approved, by, at, comment? }`, kept after the wait ends. */
+    decision: jsonb("decision").$type<ApprovalDecision>(),
   },
-  (t) => [index("task_callbacks_job_idx").on(t.jobId, t.attempt), index("task_callbacks_created_idx").on(t.createdAt)],
+  (t) => [
+    index("task_callbacks_job_idx").on(t.jobId, t.attempt),
+    index("task_callbacks_created_idx").on(t.createdAt),
+    // `POST /v1/signals`: the user's open waits on one key.
+    index("task_callbacks_signal_idx").on(t.userId, t.signalKey).where(sql`${t.signalKey} is not null and ${t.resolution} is null`),
+    // `GET /v1/approvals`: the open approvals, few at any time.
+    index("task_callbacks_approvals_idx").on(t.createdAt).where(sql`${t.kind} = 'approval' and ${t.resolution} is null`),
+  ],
 );
+
+export interface WaitTerms {
+  /** A sleep's result when it ends (the durable `sleep` handler's `{ slept }`); a `wait` returns `{ waitedUntil }`. */
+  result?: unknown;
+  schema?: unknown;
+  prompt?: string;
+  approvers?: string[];
+  timeoutMs?: number;
+}
+
+export interface ApprovalDecision {
+  approved: boolean;
+  by: string;
+  at: string;
+  comment?: string;
+}
 
 export type CallbackOutcome = { kind: "complete"; result: unknown } | { kind: "fail"; message: string; permanent: boolean };

@@ -9,3 +9,4 @@ export * from "./registry";
 export * from "./http-tasks";
 export * from "./definitions";
 export * from "./limits";
+export * from "./operations";

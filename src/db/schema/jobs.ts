@@ -1,7 +1,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { bigint, boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, type AnyPgColumn } from "drizzle-orm/pg-core";
 import { users } from "./users";
-import { isPending, isQueued, jobColumns, limitColumns, limitIndexes } from "./columns";
+import { isPending, isQueued, jobColumns, limitColumns, limitIndexes, mayExpire } from "./columns";
 import { BULLMQ_FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 
 /**
@@ -23,9 +23,13 @@ export const jobs = pgTable(
     requestHash: text("request_hash"),
     /** The creating request's W3C traceparent (tracing on only): its webhook deliveries join that trace. */
     traceparent: text("traceparent"),
-    // Per-key limits (src/scheduling/limits.ts): why a `pending` job is held out of Redis
-    // (`concurrency`, `rateLimit`; null once it may enter), and the keys it is limited on.
-    waitingFor: text("waiting_for"),
+    // opts.debounce (README "Job options"): held `pending` with waiting_for = 'debounce' until
+    // `debounce_until`; each create with the same key in the window moves it on and counts here.
+    debounceKey: text("debounce_key"),
+    debounceUntil: timestamp("debounce_until", { withTimezone: true }),
+    /** Creates collapsed into this job after the first (49 for 50 creates). */
+    debounced: integer("debounced").notNull().default(0),
+    // Per-key limits (src/scheduling/limits.ts): the keys a job is limited on (its hold is waiting_for).
     ...limitColumns(),
   },
   (t) => [
@@ -41,6 +45,14 @@ export const jobs = pgTable(
     index("jobs_data_idx").using("gin", t.data.op("jsonb_path_ops")),
     // `GET /v1/stats`: a user's finished jobs by the minute they finished in.
     index("jobs_user_finished_idx").on(t.userId, t.updatedAt).where(hasRunOutcome(t.status)),
+    // One open debounce window per user and key: concurrent creates collapse into one row (the
+    // upsert's conflict target); and the enqueuer's look-up of windows that have ended.
+    uniqueIndex("jobs_user_debounce_idx").on(t.userId, t.debounceKey).where(sql`${t.waitingFor} = 'debounce' and ${t.status} = 'pending'`),
+    // The expiry sweep: ready jobs with an expireAfterMs that have not started, oldest ready first.
+    index("jobs_expiry_idx").on(t.readyAt).where(mayExpire(t)),
+    index("jobs_debounce_until_idx").on(t.debounceUntil).where(sql`${t.waitingFor} = 'debounce' and ${t.status} = 'pending'`),
+    // /metrics counts parked wait steps by reason without reading the table.
+    index("jobs_parked_idx").on(t.waitingFor).where(sql`${t.waitingFor} is not null and ${t.status} = 'active'`),
   ],
 );
 

@@ -1,0 +1,2 @@
+ALTER TABLE "definitions" ALTER COLUMN "user_id" DROP NOT NULL;--> statement-breakpoint
+CREATE UNIQUE INDEX "definitions_module_name_idx" ON "definitions" USING btree ("name") WHERE "definitions"."user_id" is null;

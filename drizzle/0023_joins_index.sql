@@ -1,0 +1,1 @@
+CREATE INDEX "flow_jobs_joins_idx" ON "flow_jobs" USING btree ("flow_id") WHERE "flow_jobs"."waiting_for" = 'children';

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { createToken } from "../../src/services/tokens";
+import { httpClient } from "../helpers/http";
+import { waitFor } from "../helpers/wait";
+import { startBinaryStack, type BinaryStack } from "./binary-stack";
+
+/**
+ * The dashboard's Approvals in Chromium against the compiled binary: bob, a named approver, sees
+ * alice's step waiting and approves it with a comment; alice rejects her own step (no approvers
+ * named) from the flow page's job panel. Screenshots go to FLOWD_UI_SHOTS.
+ */
+const shots = process.env.FLOWD_UI_SHOTS ?? join(tmpdir(), "flowd-ui-shots");
+mkdirSync(shots, { recursive: true });
+let stack: BinaryStack;
+let alice: string;
+let bob: string;
+
+beforeAll(async () => {
+  stack = await startBinaryStack("approvals");
+  alice = (await createToken(stack.db.database.db, "alice")).token;
+  bob = (await createToken(stack.db.database.db, "bob")).token;
+  console.log(`screenshots in ${shots}`);
+}, 120_000);
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const shot = (page: Page, name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+async function signedIn(token: string): Promise<Page> {
+  const page = await stack.browser.newPage(1280, 900);
+  await page.goto(`${stack.base}/ui`);
+  await page.getByLabel("API token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#h-overview").waitFor({ timeout: 10_000 });
+  return page;
+}
+
+async function approvalFlow(data: Record<string, unknown>) {
+  const res = await httpClient(stack.base, alice)("POST", "/v1/flows", {
+    name: "deploy",
+    jobs: [
+      { key: "ok", name: "approval", data: { prompt: "Deploy v2 to production?", ...data } },
+      { key: "deploy", name: "echo", dependsOn: ["ok"] },
+    ],
+  });
+  expect(res.status).toBe(201);
+  const id = res.body.id as string;
+  const stepId = (res.body.jobs as { id: string; key: string }[]).find((j) => j.key === "ok")!.id;
+  await waitFor(async () => {
+    const f = await httpClient(stack.base, alice)("GET", `/v1/flows/${id}`);
+    return f.body.jobs.find((j: { key: string }) => j.key === "ok").waitingFor?.reason === "approval";
+  }, 20_000, "the approval to wait");
+  return { id, stepId };
+}
+
+const flowStatus = (id: string) =>
+  waitFor(async () => {
+    const f = await httpClient(stack.base, alice)("GET", `/v1/flows/${id}?wait=5`);
+    return f.body.status !== "running" ? (f.body as { status: string; jobs: { key: string; result: any }[] }) : null;
+  }, 20_000, `flow ${id} to finish`);
+
+describe("Approvals in the dashboard", () => {
+  test("a named approver sees the step in Approvals and approves it with a comment", async () => {
+    const { id, stepId } = await approvalFlow({ approvers: ["bob"] });
+    const page = await signedIn(bob);
+    await page.getByRole("link", { name: "Approvals" }).click();
+    const item = page.locator(`[data-approval="${stepId}"]`);
+    await item.waitFor({ timeout: 10_000 });
+    expect(await item.textContent()).toContain("Deploy v2 to production?");
+    await item.getByLabel("Comment").fill("looks good");
+    await shot(page, "approvals-list");
+    await item.getByRole("button", { name: "Approve" }).click();
+    await item.getByText("Approved.").waitFor({ timeout: 10_000 });
+    await shot(page, "approvals-approved");
+    const done = await flowStatus(id);
+    expect(done.status).toBe("completed");
+    expect(done.jobs.find((j) => j.key === "ok")!.result).toMatchObject({ approved: true, by: "bob", comment: "looks good" });
+    // Decided: it leaves the list.
+    await page.locator(".empty", { hasText: "Nothing waits for your decision" }).waitFor({ timeout: 15_000 });
+    await page.close();
+  });
+
+  test("the owner rejects their own step from the flow page's job panel", async () => {
+    const { id, stepId } = await approvalFlow({});
+    const page = await signedIn(alice);
+    await page.goto(`${stack.base}/ui#/flows/${id}`);
+    await page.locator(`[data-job="${stepId}"]`).first().click({ timeout: 10_000 });
+    const panel = page.locator(`[data-job-panel="${stepId}"]`);
+    await panel.waitFor({ timeout: 10_000 });
+    await panel.locator('[data-waiting="approval"]').waitFor({ timeout: 10_000 });
+    await panel.getByLabel("Comment").fill("not today");
+    await shot(page, "approval-job-panel");
+    await panel.getByRole("button", { name: "Reject" }).click();
+    await panel.getByText("Rejected.").waitFor({ timeout: 10_000 });
+    const done = await flowStatus(id);
+    expect(done.status).toBe("failed");
+    expect(done.jobs.find((j) => j.key === "ok")!.result).toMatchObject({ approved: false, by: "alice", comment: "not today" });
+    await shot(page, "approval-rejected");
+    expect(stack.browser.problems).toEqual([]);
+    expect(stack.browser.violations).toEqual([]);
+    await page.close();
+  });
+});
