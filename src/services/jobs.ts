@@ -52,7 +52,8 @@ export interface SingleJobView extends JobView {
 export const singleJobView = (r: JobRow): SingleJobView => ({
   ...jobView(r),
   scheduleId: r.scheduleId,
-  ...(r.waitingFor && r.status === "pending"
+  // A per-key limit's hold (with its key) is jobView's; debounce's is told here.
+  ...(r.waitingFor && r.status === "pending" && r.waitingFor !== "concurrency" && r.waitingFor !== "rateLimit"
     ? { waitingFor: { reason: r.waitingFor as WaitingReason, ...(r.debounceKey ? { key: r.debounceKey } : {}), ...(r.debounceUntil ? { until: r.debounceUntil.toISOString() } : {}) } }
     : {}),
   ...(r.debounceKey ? { debounce: { key: r.debounceKey, collapsed: r.debounced, until: (r.debounceUntil ?? r.createdAt).toISOString() } } : {}),
