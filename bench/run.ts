@@ -22,4 +22,5 @@ if (only === "waits") await (await import("./waits")).benchWaits();
 if (!only || only === "graph-page") await benchGraphPage();
 if (only === "graphs") await import("./graphs");
 if (only === "definitions") await import("./definitions");
+if (only === "limits") await (await import("./limits")).benchLimits();
 process.exit(0);

@@ -18,6 +18,22 @@ export interface JobOpts {
   expireAfterMs?: number;
   /** Single jobs only: creates with the same key within `ms` of the last collapse into one run. */
   debounce?: { key: string; ms: number };
+  // Per-key limits (src/scheduling/limits.ts): flowd holds the job out of Redis until they allow it.
+  concurrency?: ConcurrencyLimit | ConcurrencyLimit[];
+  rateLimit?: RateLimit;
+}
+
+/** At most `limit` jobs with this key run at once, across every worker. */
+export interface ConcurrencyLimit {
+  key: string;
+  limit: number;
+}
+
+/** At most `max` jobs with this key start per `perMs`, spread evenly. */
+export interface RateLimit {
+  key: string;
+  max: number;
+  perMs: number;
 }
 
 export const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;

@@ -161,6 +161,8 @@ export function parseJobKey(key: string): { queue: string; jobId: string } | nul
 
 /** Publishes job ids to cancel; every worker process listens and aborts those it is running. One channel for all shards. */
 export const cancelChannel = (prefix: string) => `${prefix}:flowd:cancel`;
+/** Rung when a create or a limit change left jobs waiting on a rate limit: the limit sweepers' doorbell. */
+export const limitsChannel = (prefix: string) => `${prefix}:flowd:limits`;
 
 /** The queues flowd's own workers run handlers on: the flow queues and `jobs` (JOBS_QUEUE). */
 export const consumedQueues = (config: Pick<Config, "flowQueues">): string[] => [...config.flowQueues, "jobs"];

@@ -24,6 +24,7 @@ import { flowRoutes } from "./routes/flows";
 import { eventRoutes } from "./routes/events";
 import { statsRoutes } from "./routes/stats";
 import { registryRoutes } from "./routes/registry";
+import { limitRoutes } from "./routes/limits";
 import { spawnRoutes } from "./routes/spawn";
 import { uiRoutes } from "./routes/ui";
 import { jobRoutes } from "./routes/jobs";
@@ -133,6 +134,7 @@ export function createApp(deps: ApiDeps) {
     .use(eventRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(statsRoutes({ db: deps.db, authenticate: deps.authenticate }))
     .use(registryRoutes(deps))
+    .use(limitRoutes(deps))
     .use(uiRoutes())
     .use(metricsRoutes({ ...deps, metrics, socketCount: () => sockets.size, admission: admission.stats }))
     .use(wsRoutes({ db: deps.db, hub: deps.hub, authenticate: deps.authenticate, config, sockets }));

@@ -10,6 +10,7 @@ import type { JobOpts } from "../job-opts";
 import type { HandlerCheck } from "../services/handler-registry";
 import type { WaitingReason } from "./waiting-for";
 import { BUILTINS, checkJob, flowQueue, refusal, type PlannedJob } from "../services/flow-spec";
+import { limitFields } from "./limits";
 
 /** What a client sends for one job of a graph flow (the route's schema has already checked shapes). */
 export interface GraphJobInput {
@@ -79,7 +80,8 @@ export function planGraph(jobs: GraphJobInput[], config: GraphConfig, registry: 
       children: [],
       key: job.key,
       dependsOn: [],
-      waitingFor: (job.dependsOn ?? []).length > 0 ? WAITING_FOR_DEPENDENCIES : null,
+      // Dependencies first; a job under per-key limits then waits its turn (graph-release.ts).
+      waitingFor: (job.dependsOn ?? []).length > 0 ? WAITING_FOR_DEPENDENCIES : limitFields(job.opts ?? {}).waitingFor,
     };
   });
   jobs.forEach((job, i) => (planned[i]!.dependsOn = (job.dependsOn ?? []).map((k) => planned[index.get(k)!]!.id)));

@@ -1,3 +1,4 @@
+import { withoutLimits } from "../scheduling/limits";
 import type { FlowJob, JobsOptions } from "bullmq";
 import { REDIS_RETENTION } from "../queues";
 import type { JobOpts } from "../job-opts";
@@ -45,9 +46,10 @@ export function resumeOptions(row: ResumeRow, nowMs: number): { opts: Pick<JobsO
 export const failsParent = (opts: JobOpts) => !(opts.ignoreDependencyOnFailure || opts.continueParentOnFailure || opts.removeDependencyOnFailure);
 
 export function bullOptions(opts: JobOpts, jobId: string, hasParent: boolean): JobsOptions {
+  // Per-key limits are flowd's, applied before the job reaches Redis (src/scheduling/limits.ts);
   // `debounce` is decided in Postgres before the add (BullMQ has a deduplication option of its own);
   // `timeoutMs` and `expireAfterMs` ride along unknown to BullMQ, for flowd's processor to read.
-  const { failParentOnFailure, ignoreDependencyOnFailure, continueParentOnFailure, removeDependencyOnFailure, debounce: _debounce, ...rest } = opts;
+  const { failParentOnFailure, ignoreDependencyOnFailure, continueParentOnFailure, removeDependencyOnFailure, debounce: _debounce, ...rest } = withoutLimits(opts);
   const otherPolicy = !failsParent(opts);
   return {
     ...rest,

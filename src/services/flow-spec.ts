@@ -1,3 +1,4 @@
+import { jobLimits, limitProblem } from "../scheduling/limits";
 import type { Config } from "../config";
 import { InvalidInput } from "../errors";
 import { createHandlerRegistry, type HandlerCheck } from "./handler-registry";
@@ -43,6 +44,19 @@ export function checkJob(node: { name: string; data?: unknown; opts?: JobOpts },
   const policies = POLICY_KEYS.filter((k) => node.opts?.[k] === true);
   if (policies.length > 1)
     throw refusal("invalid_input", `${path}/opts`, `At ${path}/opts choose at most one failure policy; got ${policies.join(" and ")}.`);
+  const limit = limitProblem(node.opts);
+  if (limit) throw refusal("invalid_input", `${path}${limit.path}`, `At ${path}${limit.path}: ${limit.message}.`);
+}
+
+/** Per-key limits hold single jobs for now; a flow's job naming one is refused rather than run unlimited. */
+export function refuseFlowLimits(node: { opts?: JobOpts }, path: string) {
+  const limits = jobLimits(node.opts);
+  if (limits)
+    throw refusal(
+      "invalid_input",
+      `${path}/opts/${limits.concurrency.length > 0 ? "concurrency" : "rateLimit"}`,
+      `At ${path}/opts: per-key limits (concurrency, rateLimit) apply to single jobs (POST /v1/jobs) only in this version.`,
+    );
 }
 
 /** A single job's queue: `jobs`, or one of FLOWD_EXTERNAL_QUEUES; anything else is 400 `unknown_queue`. */
@@ -85,6 +99,7 @@ export function planFlow(
       throw new InvalidInput(`The flow has more than ${config.maxFlowJobs} jobs (FLOWD_MAX_FLOW_JOBS).`, { limit: config.maxFlowJobs }, "too_many_jobs");
     const queueName = flowQueue(config, node.queue, path);
     checkJob(node, path, registry, queueName);
+    refuseFlowLimits(node, path);
     const id = newId();
     const job: PlannedJob = {
       id,

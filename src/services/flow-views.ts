@@ -27,7 +27,7 @@ export interface JobView {
   callbackUntil?: string;
   /** A graph flow's job: its key in the flow. */
   key?: string;
-  /** A parked wait step: what it waits for, and until when if its wait ends by itself. */
+  /** A parked wait step: what it waits for, and until when if its wait ends by itself; a job held for a per-key limit: which, and its key. */
   waitingFor?: WaitingFor;
 }
 /** A job of a graph flow: its view, with the keys of the jobs it depends on. */
@@ -76,7 +76,7 @@ function iso(d: Date): string {
 export function jobView(r: {
   id: string; jobId: string; name: string; queueName: string; status: string; data: unknown; opts: unknown;
   result: unknown; error: unknown; attemptsMade: number; createdAt: Date; updatedAt: Date; parkedUntil?: Date | null; key?: string | null;
-  waitingFor?: string | null;
+  waitingFor?: string | null; concurrencyKeys?: string[] | null; rateKey?: string | null;
 }): JobView {
   const view: JobView = {
     id: r.id,
@@ -101,6 +101,9 @@ export function jobView(r: {
     } else view.callbackUntil = r.parkedUntil.toISOString();
   }
   if (r.key) view.key = r.key;
+  if (r.status === "pending" && r.waitingFor === "concurrency" && r.concurrencyKeys?.[0])
+    view.waitingFor = { reason: "concurrency", key: r.concurrencyKeys[0] };
+  if (r.status === "pending" && r.waitingFor === "rateLimit" && r.rateKey) view.waitingFor = { reason: "rateLimit", key: r.rateKey };
   return view;
 }
 
@@ -149,7 +152,7 @@ function graphJobs(rows: FlowJobRow[]): GraphJobView[] {
       // A job parked on a join is no http task waiting for a callback: its park's deadline is only when it looks again.
       if (r.waitsOn) delete view.callbackUntil;
       // A parked wait step's reason (with its key and until) is jobView's; held and joined jobs are told here.
-      if (r.waitingFor && !isWaitStepReason(r.waitingFor))
+      if (r.waitingFor && !isWaitStepReason(r.waitingFor) && r.waitingFor !== "concurrency" && r.waitingFor !== "rateLimit")
         view.waitingFor = { reason: r.waitingFor as WaitingReason, ...(r.waitingFor === "children" && r.waitsOn ? { keys: r.waitsOn.map((id) => keyOf.get(id) ?? id) } : {}) };
       if (r.spawnedBy) view.spawnedBy = keyOf.get(r.spawnedBy) ?? r.spawnedBy;
       return view;

@@ -1,3 +1,7 @@
+import { jobLimits, keySettings, limitFields, type KeySettings } from "../scheduling/limits";
+import type { JobOpts } from "../job-opts";
+import { addLimitReleased, releaseWithin, ringSweepers } from "../scheduling/limit-release";
+import { ensureLimitKeys, lockUserLimits } from "../db/queries/limits";
 import {
   bumpGeneration,
   cancelUnfinished,
@@ -105,6 +109,9 @@ export async function createFlow(
     waitingFor: p.waitingFor ?? null,
     spawnedBy: null,
     waitsOn: null,
+    // Per-key limits: graph jobs (a tree flow's jobs naming them are refused, see refuseFlowLimits).
+    concurrencyKeys: limitFields(p.opts).concurrencyKeys,
+    rateKey: limitFields(p.opts).rateKey,
   }));
   const flow: FlowRow = {
     id: flowId,
@@ -126,6 +133,8 @@ export async function createFlow(
     scheduleId: from?.origin?.scheduleId ?? null,
     eventId: from?.origin?.eventId ?? null,
   };
+  const limited = rows.some((r) => r.concurrencyKeys !== null || r.rateKey !== null);
+  if (limited) await ensureFlowLimitKeys(deps, user.userId, rows);
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
   const inserted = writeFlow(deps, flow, rows);
@@ -147,10 +156,35 @@ export async function createFlow(
   });
   // Answered from what was just written, so the hot path reads nothing back.
   if (!queued) await markPending(deps, flowId, rows);
+  if (limited) await releaseLimitedRows(deps, user.userId, rows);
   const view = flowView(flow, rows);
   if (idempotencyKey && !from?.fresh) await rememberReply(deps, flowId, view);
   return { flow: view, replayed: false };
 }
+
+/** The keys a flow's jobs name get settings where they have none (under the user's lock, see limit-release.ts). */
+async function ensureFlowLimitKeys(deps: CreateFlowDeps, userId: string, rows: FlowJobRow[]) {
+  const settings = new Map<string, KeySettings>();
+  for (const r of rows) for (const s of keySettingsOf(r.opts)) if (!settings.has(s.key)) settings.set(s.key, s);
+  await deps.db.transaction(async (tx) => {
+    await lockUserLimits(tx, userId);
+    await ensureLimitKeys(tx, userId, [...settings.values()]);
+  });
+}
+
+/** A release pass for a new flow's jobs held by their limits; what it let go enters Redis now. */
+async function releaseLimitedRows(deps: CreateFlowDeps, userId: string, rows: FlowJobRow[]) {
+  const released = await deps.db.transaction((tx) => releaseWithin(tx, userId));
+  const freed = new Set(released.flowJobs);
+  for (const r of rows) if (freed.has(r.id)) r.waitingFor = null;
+  await ringSweepers(deps, deps.config.prefix, released);
+  await addLimitReleased(deps, released).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
+}
+
+const keySettingsOf = (opts: JobOpts) => {
+  const limits = jobLimits(opts);
+  return limits ? keySettings(limits) : [];
+};
 
 /** Flows up to this size share a write with others; a bigger one is written alone so it never delays many small ones. */
 const SHARED_WRITE_MAX_JOBS = 100;
@@ -295,9 +329,13 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
   // Their earlier runs leave Redis, but not the live children BullMQ lists under them. (A graph job
   // cancelled for its failed dependency never entered Redis.)
   await removeFromRedis(deps, previous.filter((r) => r.key === null || r.status === "failed").map((r) => ({ ...r, keepChildren: true })));
-  await enqueueRows(deps, await flowJobsOf(deps.db, id)).catch((err) =>
+  const rows = await flowJobsOf(deps.db, id);
+  await enqueueRows(deps, rows).catch((err) =>
     deps.log.warn("retry accepted but not yet in Redis; the enqueuer will add it", { flowId: id, err: String(err) }),
   );
+  // Re-run jobs under per-key limits wait their turn again: a pass now, not the sweeper's next.
+  if (rows.some((r) => r.status === "pending" && (r.waitingFor === "concurrency" || r.waitingFor === "rateLimit")))
+    await releaseLimitedRows(deps, user.userId, []);
   return loadView(deps, user, id);
 }
 

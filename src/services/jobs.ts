@@ -20,13 +20,18 @@ import type { Producer } from "../queues";
 import { keysetPage } from "./cursor";
 import { parseDataFilter, timeRange } from "./search";
 import { withReports } from "./job-report-views";
-import { ADD_TIMEOUT_MS, removeFromRedis } from "./enqueue";
-import { withTimeout } from "../timeout";
+import { removeFromRedis } from "./enqueue";
 import { checkJob, refuseDebounce, singleJobQueue } from "./flow-spec";
 import type { WaitingFor, WaitingReason } from "../scheduling/waiting-for";
+import { enqueueJobs } from "./enqueue-jobs";
+
+export { enqueueJobs };
 import type { JobOpts } from "../job-opts";
-import { bullOptions, initialStatus, resumeOptions } from "./flow-redis";
-import { META_KEY, type JobMeta } from "./job-envelope";
+import { jobLimits, keySettings, limitFields, type KeySettings } from "../scheduling/limits";
+import { addLimitReleased, releaseWithin, ringSweepers } from "../scheduling/limit-release";
+import { ensureLimitKeys, lockUserLimits } from "../db/queries/limits";
+import type { DbOrTx } from "../db/client";
+import { initialStatus } from "./flow-redis";
 import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
 import { jobView, type JobView } from "./flow-views";
 import { isFinished } from "../statuses";
@@ -47,7 +52,8 @@ export interface SingleJobView extends JobView {
 export const singleJobView = (r: JobRow): SingleJobView => ({
   ...jobView(r),
   scheduleId: r.scheduleId,
-  ...(r.waitingFor && r.status === "pending"
+  // A per-key limit's hold (with its key) is jobView's; debounce's is told here.
+  ...(r.waitingFor && r.status === "pending" && r.waitingFor !== "concurrency" && r.waitingFor !== "rateLimit"
     ? { waitingFor: { reason: r.waitingFor as WaitingReason, ...(r.debounceKey ? { key: r.debounceKey } : {}), ...(r.debounceUntil ? { until: r.debounceUntil.toISOString() } : {}) } }
     : {}),
   ...(r.debounceKey ? { debounce: { key: r.debounceKey, collapsed: r.debounced, until: (r.debounceUntil ?? r.createdAt).toISOString() } } : {}),
@@ -76,7 +82,6 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     opts: (input.opts ?? {}) as Record<string, unknown>,
     ...freshJobState(now, extra.status ?? "pending"),
     scheduleId: null,
-    waitingFor: null,
     debounceKey: null,
     debounceUntil: null,
     debounced: 0,
@@ -84,6 +89,7 @@ export function newJobRow(userId: string, input: JobInput, extra: Partial<JobRow
     idempotencyKey: null,
     requestHash: null,
     traceparent: currentTraceparent(),
+    ...limitFields(input.opts ?? {}),
     ...extra,
   };
 }
@@ -94,42 +100,6 @@ export async function enqueueJob(deps: Pick<ServiceDeps, "producer" | "log">, ro
 }
 
 /**
- * Adds the rows' jobs to Redis, one `addBulk` (one round trip, all or none) per queue; false (the
- * rows stay `pending` for the enqueuer) if Redis refused any. A plain add: a job without parent or
- * children needs none of the flow machinery. With `resumeAtMs`, the rows are jobs Redis lost, added
- * again as they stood at that time (see resumeOptions).
- */
-export async function enqueueJobs(deps: Pick<ServiceDeps, "producer" | "log">, rows: JobRow[], resumeAtMs?: number): Promise<boolean> {
-  // One addBulk per shard and queue: a MULTI stays within one hash slot.
-  const byQueue = new Map<string, JobRow[]>();
-  for (const row of rows) {
-    const key = `${row.shard}\0${row.queueName}`;
-    const queued = byQueue.get(key);
-    if (queued) queued.push(row);
-    else byQueue.set(key, [row]);
-  }
-  const adds = [...byQueue.values()].map((queued) => {
-    const queue = deps.producer.at(queued[0]!.shard).queue(queued[0]!.queueName);
-    const jobs = queued.map((row) => {
-      const resumed = resumeAtMs === undefined ? undefined : resumeOptions(row, resumeAtMs);
-      const meta: JobMeta = resumed?.meta ?? (row.attemptsMade > 0 ? { attemptsBefore: row.attemptsMade } : {});
-      return { name: row.name, data: row.data, opts: { ...bullOptions(row.opts, row.jobId, false), ...resumed?.opts, [META_KEY]: meta } };
-    });
-    // A lone job goes as one script call: addBulk's pipeline first copies every BullMQ script (64)
-    // onto a fresh object, about a tenth of the API's CPU for a create that arrives alone.
-    const [only] = jobs;
-    return jobs.length === 1 && only ? queue.add(only.name, only.data, only.opts) : queue.addBulk(jobs);
-  });
-  return withTimeout(Promise.all(adds), ADD_TIMEOUT_MS, "adding jobs").then(
-    () => true,
-    (err) => {
-      deps.log.warn("jobs accepted but not yet in Redis; the enqueuer will add them", { jobIds: rows.slice(0, 10).map((r) => r.id), count: rows.length, err: String(err) });
-      return false;
-    },
-  );
-}
-
-/**
  * Writes new rows (by default in one insert; `insert` may add to its transaction) and adds their
  * jobs in one round trip, then says where each is: queued in Redis, or `pending` for the enqueuer.
  * Only the write throws; it is all or nothing. Resolves to whether the add reached Redis.
@@ -137,8 +107,9 @@ export async function enqueueJobs(deps: Pick<ServiceDeps, "producer" | "log">, r
 async function storeAndEnqueue(
   deps: ServiceDeps,
   rows: JobRow[],
-  insert: (rows: JobRow[]) => Promise<unknown> = (r) => insertJobs(deps.db, r),
+  insert: (db: DbOrTx, rows: JobRow[]) => Promise<unknown> = insertJobs,
 ): Promise<boolean> {
+  if (rows.some(isLimited)) return storeLimited(deps, rows, insert);
   // Written where the add puts it (the recorder then has nothing to write for `waiting`); back to
   // `pending` if the add fails.
   for (const row of rows) {
@@ -146,10 +117,83 @@ async function storeAndEnqueue(
     // Its wait starts now, as for a flow's leaves: the recorder skips BullMQ's `waiting` for it.
     row.readyAt = row.status === "waiting" ? row.createdAt : null;
   }
-  await insert(rows);
+  await insert(deps.db, rows);
   if (await enqueueJobs(deps, rows)) return true;
   await markPending(deps, rows);
   return false;
+}
+
+const isLimited = (row: JobRow) => row.concurrencyKeys !== null || row.rateKey !== null;
+
+/**
+ * Writes rows of which some are under per-key limits (src/scheduling/limits.ts): under the user's
+ * lock, their keys get settings where they have none, the rows go in held, and a release pass lets
+ * go of what the limits allow now (an earlier job of another key may go too). What was let go goes
+ * to Redis after the commit; the rest waits, `pending`, for a later pass.
+ */
+async function storeLimited(deps: ServiceDeps, rows: JobRow[], insert: (db: DbOrTx, rows: JobRow[]) => Promise<unknown>): Promise<boolean> {
+  const userId = rows[0]!.userId;
+  for (const row of rows) {
+    row.status = "pending";
+    row.readyAt = null;
+  }
+  const released = await deps.db.transaction(async (tx) => {
+    // The lock before any key row: every pass takes it first, so none waits on a row a create holds.
+    await lockUserLimits(tx, userId);
+    await ensureLimitKeys(tx, userId, rowKeySettings(rows));
+    await insert(tx, rows);
+    return releaseWithin(tx, userId);
+  });
+  const freed = new Set(released.jobs);
+  for (const row of rows)
+    if (freed.has(row.id)) {
+      // As the pass wrote it: where the add puts it (see writePass).
+      row.waitingFor = null;
+      row.status = initialStatus(row, false);
+      row.readyAt = row.status === "waiting" ? new Date() : null;
+    }
+  const own = new Set(rows.map((r) => r.id));
+  const others = { jobs: released.jobs.filter((id) => !own.has(id)), flowJobs: released.flowJobs };
+  if (others.jobs.length + others.flowJobs.length > 0)
+    await addLimitReleased(deps, others).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
+  await ringSweepers(deps, deps.config.prefix, released);
+  const going = rows.filter((r) => !r.waitingFor);
+  if (going.length === 0 || (await enqueueJobs(deps, going))) return true;
+  await markPending(deps, going);
+  return false;
+}
+
+/**
+ * A pass for the user's held jobs (a retried limited job waits its turn again, a schedule's tick
+ * its turn, a cancel frees a slot), then what it let go into Redis. `rows`: held rows written
+ * outside storeLimited, whose keys get their settings first.
+ */
+export async function releaseLimited(deps: Pick<ServiceDeps, "db" | "producer" | "log" | "config">, userId: string, rows: JobRow[] = []) {
+  const released = await deps.db.transaction(async (tx) => {
+    await lockUserLimits(tx, userId);
+    await ensureLimitKeys(tx, userId, rowKeySettings(rows));
+    return releaseWithin(tx, userId);
+  });
+  await ringSweepers(deps, deps.config.prefix, released);
+  await addLimitReleased(deps, released).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
+}
+
+/** The key settings the rows' opts carry, the first row naming a key deciding its settings. */
+function rowKeySettings(rows: JobRow[]): KeySettings[] {
+  const byKey = new Map<string, KeySettings>();
+  for (const row of rows) {
+    const limits = jobLimits(row.opts);
+    for (const s of limits ? keySettings(limits) : []) {
+      const had = byKey.get(s.key);
+      byKey.set(s.key, {
+        key: s.key,
+        concurrency: had?.concurrency ?? s.concurrency,
+        rateMax: had?.rateMax ?? s.rateMax,
+        ratePerMs: had?.rateMax ? had.ratePerMs : s.ratePerMs,
+      });
+    }
+  }
+  return [...byKey.values()];
 }
 
 /**
@@ -206,7 +250,9 @@ export async function createJob(deps: ServiceDeps, user: User, body: JobInput, i
   if (first) return first;
   checkJob(body, "", deps.registry, singleJobQueue(deps.config, body.queue, ""));
   const row = newJobRow(user.userId, body, idempotencyKey ? { idempotencyKey, requestHash: hash } : {}, deps.producer);
-  if (!idempotencyKey) return { job: singleJobView(await groupCommitOf(deps).submit(row)), replayed: false };
+  // A limited job's create runs a release pass under its user's lock: never shared with other users' rows.
+  if (!idempotencyKey && !isLimited(row)) return { job: singleJobView(await groupCommitOf(deps).submit(row)), replayed: false };
+  if (!idempotencyKey) return (await storeAndEnqueue(deps, [row]), { job: singleJobView(row), replayed: false });
   try {
     await storeAndEnqueue(deps, [row]);
   } catch (err) {
@@ -256,8 +302,8 @@ export async function createJobs(deps: ServiceDeps, user: User, body: { jobs: Jo
   }
   let queued: boolean;
   try {
-    queued = await storeAndEnqueue(deps, rows, (r) =>
-      deps.db.transaction(async (tx) => {
+    queued = await storeAndEnqueue(deps, rows, (db, r) =>
+      db.transaction(async (tx) => {
         await insertJobs(tx, r);
         await saveReply(tx, r[0]!.id, page());
       }),
@@ -301,6 +347,8 @@ export async function cancelJob(deps: ServiceDeps, user: User, id: string): Prom
   });
   await deps.broadcastCancel([row.jobId]).catch((err) => deps.log.warn("could not broadcast cancel", { jobId: id, err: String(err) }));
   await removeFromRedis(deps, [row]);
+  // Its slot is free now: the key's next job need not wait for the sweeper.
+  if (row.concurrencyKeys) await releaseLimited(deps, user.userId);
   return getJob(deps, user, id);
 }
 
@@ -315,7 +363,8 @@ export async function retryJob(deps: ServiceDeps, user: User, id: string): Promi
     return { previous: job, row: await resetJobForRetry(tx, id) };
   });
   await removeFromRedis(deps, [previous]);
-  await enqueueJob(deps, row);
+  if (row.waitingFor) await releaseLimited(deps, user.userId);
+  else await enqueueJob(deps, row);
   return getJob(deps, user, id);
 }
 

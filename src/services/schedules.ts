@@ -21,7 +21,7 @@ import { keysetPage } from "./cursor";
 import { ADD_TIMEOUT_MS } from "./enqueue";
 import { withTimeout } from "../timeout";
 import { checkJob, refuseDebounce } from "./flow-spec";
-import { enqueueJob, JOBS_QUEUE, newJobRow, type JobInput } from "./jobs";
+import { enqueueJob, JOBS_QUEUE, newJobRow, releaseLimited, type JobInput } from "./jobs";
 import { checkScheduleRun, fireRun, missedFirings, scheduledAt, type FiringDeps, type ScheduleRun } from "./schedule-runs";
 
 /** The queue holding BullMQ's job schedulers; each tick there becomes a tracked job in `jobs`. */
@@ -224,7 +224,9 @@ async function fireJob(deps: FiringDeps, schedule: ScheduleRow, tickId: string):
     const existing = await findJobById(deps.db, id);
     if (existing?.status !== "pending") return id;
   }
-  await enqueueJob(deps, row);
+  // Under per-key limits the tick waits its turn like any new job (src/scheduling/limits.ts).
+  if (row.waitingFor) await releaseLimited(deps, schedule.userId, [row]);
+  else await enqueueJob(deps, row);
   return id;
 }
 

@@ -9,6 +9,7 @@ import { shardLabel, shardPrefix, type Shard } from "../shards";
 import { startLease } from "./lease";
 import { startStatusRecorder } from "./status-recorder";
 import { addReleased } from "../scheduling/release";
+import { createLimitReleaser } from "../scheduling/limit-release";
 import { createProducer, type Producer } from "../queues";
 
 const STANDBY_RETRY_MS = 5_000;
@@ -51,6 +52,7 @@ export function startRecording(deps: {
   // a recorder that never releases a graph job holds no extra connection.
   let producer: Producer | undefined;
   const releaser = () => deps.producer ?? (producer ??= createProducer(connectRedis(config, "request", "flowd-releaser", log), config));
+  const limitReleaser = createLimitReleaser({ db: database.db, producer: releaser, log });
   const lease = startLease({ sql: database.sql, key: recorderLease(shard), name: shard === null ? "status-recorder" : `status-recorder-${shardLabel(shard)}`, log, mayTake: deps.mayTake, ...timing });
   const recorder = startStatusRecorder({
     lease,
@@ -64,6 +66,7 @@ export function startRecording(deps: {
     // recorder that reads its failure counts it, once, in whichever process holds the lease.
     onFailedByChild: deps.metrics ? (queue, handler) => deps.metrics!.jobsFailed.inc({ queue, handler }) : undefined,
     release: (ids) => addReleased({ db: database.db, producer: releaser(), log }, ids),
+    releaseLimits: async (userIds) => limitReleaser.ring(userIds),
   });
   return {
     shard,
@@ -71,6 +74,7 @@ export function startRecording(deps: {
     lease,
     async stop() {
       await recorder.stop();
+      await limitReleaser.idle();
       await lease.stop();
       redis.disconnect();
       if (producer) {

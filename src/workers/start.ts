@@ -2,7 +2,7 @@ import type { Processor } from "bullmq";
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import type { Logger } from "../log";
-import { bullKey, cancelChannel, createProducer } from "../queues";
+import { bullKey, cancelChannel, createProducer, limitsChannel } from "../queues";
 import { connectRedis } from "../redis";
 import { JOBS_QUEUE } from "../services/jobs";
 import { runTick, SCHEDULES_QUEUE } from "../services/schedules";
@@ -15,6 +15,7 @@ import { startRegistration } from "./registration";
 import { createJobLogSink } from "./job-log-sink";
 import { startRecording } from "./recording";
 import { startEnqueuer } from "./enqueuer";
+import { startLimitSweeper } from "./limit-sweeper";
 import { startScheduleKeeper } from "./schedule-keeper";
 import { startHealthServer } from "./health-server";
 import { startReconciler } from "./reconciler";
@@ -131,9 +132,11 @@ export async function startWorkers(deps: {
   const registration = startRegistration({ db: database.db, config, modules: deps.modules ?? [], queues: queueNames, log });
   await registration.ready;
 
+  const limitSweeper = startLimitSweeper(services);
   const subscriber = connectRedis(config, "blocking", "flowd-cancel", log);
-  await subscriber.subscribe(cancelChannel(config.prefix));
-  subscriber.on("message", (_channel: string, message: string) => {
+  await subscriber.subscribe(cancelChannel(config.prefix), limitsChannel(config.prefix));
+  subscriber.on("message", (channel: string, message: string) => {
+    if (channel === limitsChannel(config.prefix)) return limitSweeper.wake();
     for (const jobId of message.split(",")) for (const w of workers) w.worker.cancelJob(jobId, "cancelled through the API");
   });
 
@@ -191,6 +194,7 @@ export async function startWorkers(deps: {
       await reconciler.stop();
       await keeper.stop();
       await enqueuer.stop();
+      await limitSweeper.stop();
       // Let running jobs finish (bounded by the caller's shutdown timer), then stop reading events.
       await Promise.allSettled(workers.map((w) => w.close()));
       await logSink.stop();

@@ -77,6 +77,8 @@ export function startStatusRecorder(deps: {
   onFailedByChild?: (queue: string, handler: string) => void;
   /** Adds graph jobs a committed batch released to Redis (src/scheduling/release.ts). */
   release?: (rowIds: string[]) => Promise<void>;
+  /** Runs release passes for users whose limited jobs a committed batch finished (src/scheduling/limit-release.ts). */
+  releaseLimits?: (userIds: string[]) => Promise<void>;
 }) {
   const shard = deps.shard ?? null;
   const log = deps.log.child({ component: "status-recorder", ...(shard === null ? {} : { shard }) });
@@ -104,6 +106,7 @@ export function startStatusRecorder(deps: {
       unsaved.clear();
       savedAt = Date.now();
       if (written.released.length > 0) await release(written.released);
+      if (written.limitUsers.length > 0) await releaseLimits(written.limitUsers);
     }
     return written?.changed;
   };
@@ -112,6 +115,12 @@ export function startStatusRecorder(deps: {
   const release = (ids: string[]) =>
     withTimeout(deps.release?.(ids) ?? Promise.resolve(), REDIS_TIMEOUT_MS, "add released graph jobs").catch((err) =>
       log.warn("released graph jobs not yet in Redis; the enqueuer will add them", { count: ids.length, err: String(err) }),
+    );
+
+  // A pass that fails here is the sweeper's to repeat (within a second): the finished rows are committed.
+  const releaseLimits = (userIds: string[]) =>
+    withTimeout(deps.releaseLimits?.(userIds) ?? Promise.resolve(), REDIS_TIMEOUT_MS, "release jobs held for limits").catch((err) =>
+      log.warn("could not release jobs held for limits; the sweeper will", { count: userIds.length, err: String(err) }),
     );
 
   const leading = () => deps.lease?.held ?? true;

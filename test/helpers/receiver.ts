@@ -12,3 +12,17 @@ export function startCountingReceiver() {
   });
   return { hits, port: server.port, url: (path: string) => `http://127.0.0.1:${server.port}${path}`, stop: () => server.stop(true) };
 }
+
+/** A local HTTP server that keeps the arrival time (ms) of every request: how fast a handler really ran. */
+export function startTimingReceiver() {
+  const times: number[] = [];
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch() {
+      times.push(performance.timeOrigin + performance.now());
+      return Response.json({ ok: true });
+    },
+  });
+  return { times, url: (path: string) => `http://127.0.0.1:${server.port}${path}`, stop: () => server.stop(true) };
+}

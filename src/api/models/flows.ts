@@ -1,11 +1,29 @@
 import { t } from "elysia";
 import type { FlowSummary, FlowView } from "../../services/flow-views";
 import { FlowStatus, JobStatus, JsonInteger } from "./common";
+import { MAX_CONCURRENCY_KEYS, MAX_LIMIT, MAX_LIMIT_KEY_LENGTH, MAX_RATE } from "../../scheduling/limits";
 import { MAX_DEBOUNCE_KEY_CHARS, MAX_DEBOUNCE_MS, MAX_EXPIRE_AFTER_MS, MAX_TIMEOUT_MS, MIN_DEBOUNCE_MS } from "../../job-opts";
 
 export { FlowStatus, JobStatus };
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A per-key limit's key: a user's own name for a tenant, an account, a partner API. */
+export const LimitKey = t.String({ minLength: 1, maxLength: MAX_LIMIT_KEY_LENGTH, description: `1 to ${MAX_LIMIT_KEY_LENGTH} characters` });
+
+export const ConcurrencyLimitSchema = t.Object(
+  { key: LimitKey, limit: JsonInteger({ minimum: 1, maximum: MAX_LIMIT, description: "jobs of the key running at once" }) },
+  { additionalProperties: false, $id: "ConcurrencyLimit" },
+);
+
+export const RateLimitSchema = t.Object(
+  {
+    key: LimitKey,
+    max: JsonInteger({ minimum: 1, maximum: MAX_RATE, description: "starts per perMs" }),
+    perMs: JsonInteger({ minimum: 1, maximum: DAY_MS }),
+  },
+  { additionalProperties: false, $id: "RateLimit", description: "at most `max` starts per `perMs` per key, spread evenly" },
+);
 
 /** Job options a client may set for any job; anything else is refused rather than passed to BullMQ. */
 export const jobOptsFields = {
@@ -19,6 +37,13 @@ export const jobOptsFields = {
   delay: t.Optional(JsonInteger({ minimum: 0, maximum: 365 * DAY_MS })),
   priority: t.Optional(JsonInteger({ minimum: 0, maximum: 2_097_152 })),
   ...timeoutOptsFields(),
+  // Per-key limits (src/scheduling/limits.ts).
+  concurrency: t.Optional(
+    t.Union([ConcurrencyLimitSchema, t.Array(ConcurrencyLimitSchema, { minItems: 1, maxItems: MAX_CONCURRENCY_KEYS })], {
+      description: `at most \`limit\` jobs with the key run at once; up to ${MAX_CONCURRENCY_KEYS} keys (array form)`,
+    }),
+  ),
+  rateLimit: t.Optional(RateLimitSchema),
 };
 
 /** `timeoutMs` and `expireAfterMs` (README "Job options"), for every job. */

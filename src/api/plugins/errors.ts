@@ -1,4 +1,6 @@
 import { Elysia } from "elysia";
+import type { TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
 import { AppError } from "../../errors";
 import type { Logger } from "../../log";
 import { nonJsonBodyType } from "./body";
@@ -29,7 +31,21 @@ interface Schema {
   minimum?: number;
   maximum?: number;
 }
-type SchemaError = { path: string; summary?: string; message: string; schema?: Schema };
+type SchemaError = { path: string; summary?: string; message: string; schema?: Schema; value?: unknown };
+
+/**
+ * A union of shapes (an object or a list of them, an object or null) that the value failed: TypeBox
+ * only says it is none of them. The error of the one variant of the value's own kind names the
+ * field that is wrong (`/opts/concurrency/limit`, not `/opts/concurrency`).
+ */
+function withinUnion(e: SchemaError): SchemaError | null {
+  const kind = Array.isArray(e.value) ? "array" : e.value === null ? "null" : typeof e.value;
+  const variants = (e.schema?.anyOf ?? []).filter((v) => v.type === kind);
+  if (variants.length !== 1 || (kind !== "object" && kind !== "array")) return null;
+  const first = Value.Errors(variants[0] as TSchema, e.value).First();
+  if (!first) return null;
+  return { path: `${e.path}${first.path}`, message: first.message, schema: first.schema as Schema, value: first.value };
+}
 
 /**
  * Says what a value must be, from the schema, where TypeBox's own words are vague: a query's
@@ -86,7 +102,7 @@ export const errorPlugin = (log: Logger) =>
             "unsupported_content_type",
             `Send the body as JSON with 'content-type: application/json' (this request said '${sent}').`,
           );
-        const all = (error as unknown as { all: SchemaError[] }).all ?? [];
+        const all = ((error as unknown as { all: SchemaError[] }).all ?? []).map((e) => withinUnion(e) ?? e);
         const details = all.slice(0, 20).map((e) => ({ path: e.path || "/", message: explain(e) }));
         const first = details[0];
         return body("invalid_input", first ? `Invalid input at ${first.path}: ${first.message}.` : "Invalid input.", details);

@@ -14,6 +14,10 @@ import { SCHEDULES_QUEUE } from "../../services/schedules";
 import { WEBHOOKS_QUEUE } from "../../services/webhooks";
 import { shardLabel } from "../../shards";
 import { outboxCounts } from "../../db/queries/webhook-outbox";
+import { limitKeyCounts } from "../../db/queries/limits";
+
+/** Keys shown in flowd_limit_jobs: a key is a label value, so only the busiest few, whatever users name. */
+const LIMIT_METRIC_KEYS = 20;
 import { countParkedWaits } from "../../db/queries/waits";
 import { PARKED_WAIT_REASONS } from "../../scheduling/waiting-for";
 
@@ -39,12 +43,13 @@ export const metricsRoutes = (deps: {
     "/metrics",
     async ({ set }) => {
       const queues = [...deps.config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE];
-      const [rows, deliveries, outbox, depths, waits] = await Promise.all([
+      const [rows, deliveries, outbox, depths, waits, limits] = await Promise.all([
         jobCounts(deps.db),
         deliveryCounts(deps.db),
         outboxCounts(deps.db),
         Promise.all(queues.map(async (q) => [q, await deps.producer.jobCounts(q)] as const)),
         countParkedWaits(deps.db),
+        limitKeyCounts(deps.db, LIMIT_METRIC_KEYS),
       ]);
       const listener = deps.listener?.stats;
       const metrics: Metric[] = [
@@ -69,6 +74,15 @@ export const metricsRoutes = (deps: {
           samples: depths.flatMap(([queue, counts]) =>
             Object.entries(counts as Record<string, number>).map(([status, n]) => ({ labels: { queue, status }, value: n })),
           ),
+        },
+        {
+          name: "flowd_limit_jobs",
+          help: `Jobs under per-key limits by key and state: waiting (held for the key's turn) or running (released, unfinished); the ${LIMIT_METRIC_KEYS} busiest keys only.`,
+          type: "gauge",
+          samples: limits.flatMap((k) => [
+            { labels: { key: k.key, state: "waiting" }, value: k.waiting },
+            { labels: { key: k.key, state: "running" }, value: k.running },
+          ]),
         },
         {
           name: "flowd_webhook_attempts_total",

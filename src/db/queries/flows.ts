@@ -26,12 +26,12 @@ const INSERT_FLOW = `
     returning id, user_id
   )
   insert into flow_jobs (id, job_id, user_id, flow_id, parent_id, name, queue_name, shard, data, opts, status, children, depth, created_at, updated_at, ready_at,
-                         key, depends_on, waiting_for)
+                         key, depends_on, waiting_for, concurrency_keys, rate_key)
   select r.id, r.job_id, f.user_id, f.id, r.parent_id, r.name, r.queue_name, $11::smallint, r.data, r.opts, r.status, r.children, r.depth, $8, $8, r.ready_at,
-         r.key, r.depends_on, r.waiting_for
+         r.key, r.depends_on, r.waiting_for, r.concurrency_keys, r.rate_key
   from f, jsonb_to_recordset($9::jsonb)
     as r(id text, job_id text, parent_id text, name text, queue_name text, data jsonb, opts jsonb, status text, children jsonb, depth int,
-         ready_at timestamptz, key text, depends_on jsonb, waiting_for text)`;
+         ready_at timestamptz, key text, depends_on jsonb, waiting_for text, concurrency_keys text[], rate_key text)`;
 
 /** A flow's jobs all live on one shard (BullMQ needs a flow in one hash slot): the first row's. */
 export async function insertFlow(db: Db, flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
@@ -63,6 +63,8 @@ function insertParams(flow: typeof flows.$inferInsert, jobs: NewFlowJobRow[]) {
     key: j.key ?? null,
     depends_on: j.dependsOn ?? null,
     waiting_for: j.waitingFor ?? null,
+    concurrency_keys: j.concurrencyKeys ?? null,
+    rate_key: j.rateKey ?? null,
   }));
   const at = (flow.createdAt ?? new Date()).toISOString();
   return [

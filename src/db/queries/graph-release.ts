@@ -2,8 +2,8 @@
  * The graph steps of the recorder's batch statement (see status.ts), as CTEs over `fj`, the flow
  * jobs the batch changed (id, flow_id, status, key, opts as they are now). They run in the same
  * statement, so a release or a cancel commits with the change that caused it, or not at all:
- * - `released`: held graph jobs (`waiting_for` set) whose dependencies are all done now lose their
- *   hold; the caller adds them to Redis after the commit (src/scheduling/release.ts). Until it has,
+ * - `released`: held graph jobs (`waiting_for` = `dependencies`) whose dependencies are all done now
+ *   lose that hold (a job under per-key limits takes its limit hold instead, for a release pass); the caller adds them to Redis after the commit (src/scheduling/release.ts). Until it has,
  *   they are `pending` rows without a hold, which the enqueuer adds if the caller never does.
  * - `dropped`: held jobs that can no longer run because a dependency failed or was cancelled (and
  *   its policy does not let them run), transitively, end `cancelled` naming that dependency.
@@ -18,12 +18,19 @@ const satisfies = (status: string, opts: string) =>
   `(${status} = 'completed' or (${status} = 'failed' and (coalesce((${opts}->>'ignoreDependencyOnFailure')::boolean, false)
      or coalesce((${opts}->>'continueParentOnFailure')::boolean, false))))`;
 
-const held = (d: string) => `${d}.waiting_for is not null and ${d}.status = 'pending'`;
+const held = (d: string) => `${d}.waiting_for = 'dependencies' and ${d}.status = 'pending'`;
+
+/**
+ * The hold a graph job takes once its dependencies are done: none, or its per-key limits' (it then
+ * waits for a release pass, src/scheduling/limit-release.ts, like a new limited job).
+ */
+export const LIMIT_HOLD = (d: string) =>
+  `case when ${d}.concurrency_keys is not null then 'concurrency' when ${d}.rate_key is not null then 'rateLimit' end`;
 
 export const GRAPH_STEPS = `
     done as (select id, flow_id from fj where fj.key is not null and ${satisfies("fj.status", "fj.opts")}),
     released as (
-      update flow_jobs as d set waiting_for = null, updated_at = now()
+      update flow_jobs as d set waiting_for = ${LIMIT_HOLD("d")}, updated_at = now()
       where d.flow_id in (select flow_id from done) and ${held("d")}
         and d.depends_on ?| array(select id from done)
         and not exists (
@@ -31,7 +38,7 @@ export const GRAPH_STEPS = `
           join flow_jobs p on p.id = dep.id
           left join fj on fj.id = p.id
           where not ${satisfies("coalesce(fj.status, p.status)", "p.opts")})
-      returning d.id),
+      returning d.id, d.user_id, d.waiting_for),
     broken as (
       select id, flow_id, key, status from fj
       where fj.key is not null and fj.status in ('failed', 'cancelled') and not ${satisfies("fj.status", "fj.opts")}),

@@ -2,6 +2,7 @@ import { inArray, sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { flowJobs } from "../schema";
 import type { FlowJobRow } from "./flows";
+import { LIMIT_HOLD } from "./graph-release";
 
 /** Graph jobs by row id, with the jobs they depend on (whose results they are added with). */
 export async function rowsWithDependencies(db: DbOrTx, ids: string[]): Promise<FlowJobRow[]> {
@@ -24,7 +25,7 @@ export async function holdForDependencies(db: DbOrTx, ids: string[]) {
   await db.execute(sql`
     update flow_jobs d set waiting_for = case when exists (
         select 1 from jsonb_array_elements_text(coalesce(d.depends_on, '[]'::jsonb)) as dep(id)
-        join flow_jobs p on p.id = dep.id where not ${sql.raw(satisfied)}) then 'dependencies' end
+        join flow_jobs p on p.id = dep.id where not ${sql.raw(satisfied)}) then 'dependencies' else ${sql.raw(LIMIT_HOLD("d"))} end
     where d.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`);
 }
 
@@ -35,15 +36,15 @@ export async function holdForDependencies(db: DbOrTx, ids: string[]) {
  */
 export async function releaseStaleHolds(db: DbOrTx, olderThanMs: number, limit: number): Promise<string[]> {
   const rows = await db.execute<{ id: string }>(sql`
-    update flow_jobs d set waiting_for = null, updated_at = now()
+    update flow_jobs d set waiting_for = ${sql.raw(LIMIT_HOLD("d"))}, updated_at = now()
     where d.id in (
       select h.id from flow_jobs h
-      where h.waiting_for is not null and h.status = 'pending' and h.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
+      where h.waiting_for = 'dependencies' and h.status = 'pending' and h.updated_at < now() - make_interval(secs => ${olderThanMs / 1000})
         and not exists (select 1 from jsonb_array_elements_text(h.depends_on) as dep(id)
                         join flow_jobs p on p.id = dep.id where not ${sql.raw(satisfied)})
       limit ${limit})
-      and d.waiting_for is not null and d.status = 'pending'
-    returning d.id`);
+      and d.waiting_for = 'dependencies' and d.status = 'pending'
+    returning d.id, d.waiting_for`);
   return rows.map((r) => r.id);
 }
 

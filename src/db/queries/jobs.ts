@@ -15,6 +15,7 @@ export type NewJobRow = typeof jobs.$inferInsert;
 const JOB_COLUMNS = [
   "id", "jobId", "userId", "name", "queueName", "shard", "data", "opts", "status", "result", "error", "attemptsMade",
   "attemptsBase", "eventPos", "createdAt", "updatedAt", "scheduleId", "generation", "idempotencyKey", "requestHash", "traceparent",
+  "waitingFor", "rateKey",
 ] as const satisfies readonly (keyof JobRow)[];
 
 const insertJobQuery = preparedPerDb((db) =>
@@ -24,6 +25,7 @@ const insertJobQuery = preparedPerDb((db) =>
       ...(Object.fromEntries(JOB_COLUMNS.map((c) => [c, sql.placeholder(c)])) as unknown as NewJobRow),
       // Raw, since drizzle's timestamp mapping cannot take a null placeholder; a new row has not started yet.
       readyAt: sql`${sql.placeholder("readyAt")}::timestamptz`,
+      concurrencyKeys: sql`${sql.placeholder("concurrencyKeys")}::text[]`,
     })
     .prepare("flowd_insert_job"),
 );
@@ -54,15 +56,19 @@ export async function insertJobs(db: DbOrTx, rows: JobRow[]) {
     status: r.status, attempts_made: r.attemptsMade, attempts_base: r.attemptsBase, created_at: r.createdAt.toISOString(),
     schedule_id: r.scheduleId, generation: r.generation, idempotency_key: r.idempotencyKey, request_hash: r.requestHash,
     traceparent: r.traceparent, ready_at: r.readyAt?.toISOString() ?? null,
+    waiting_for: r.waitingFor, concurrency_keys: r.concurrencyKeys, rate_key: r.rateKey,
   }));
   await db.execute(sql`
     insert into jobs (id, job_id, user_id, name, queue_name, shard, data, opts, status, attempts_made, attempts_base,
-                      created_at, updated_at, schedule_id, generation, idempotency_key, request_hash, traceparent, ready_at)
+                      created_at, updated_at, schedule_id, generation, idempotency_key, request_hash, traceparent, ready_at,
+                      waiting_for, concurrency_keys, rate_key)
     select r.id, r.job_id, r.user_id, r.name, r.queue_name, r.shard, r.data, r.opts, r.status, r.attempts_made, r.attempts_base,
-           r.created_at, r.created_at, r.schedule_id, r.generation, r.idempotency_key, r.request_hash, r.traceparent, r.ready_at
+           r.created_at, r.created_at, r.schedule_id, r.generation, r.idempotency_key, r.request_hash, r.traceparent, r.ready_at,
+           r.waiting_for, r.concurrency_keys, r.rate_key
     from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) as r(id text, job_id text, user_id text, name text, queue_name text,
       shard smallint, data jsonb, opts jsonb, status text, attempts_made int, attempts_base int, created_at timestamptz,
-      schedule_id text, generation int, idempotency_key text, request_hash text, traceparent text, ready_at timestamptz)`);
+      schedule_id text, generation int, idempotency_key text, request_hash text, traceparent text, ready_at timestamptz,
+      waiting_for text, concurrency_keys text[], rate_key text)`);
 }
 
 /** A schedule tick's job: its id is derived from the tick, so a second insert of the same tick does nothing. */
@@ -178,6 +184,8 @@ export async function resetJobForRetry(db: DbOrTx, id: string): Promise<JobRow> 
       finishedAt: null,
       // Not parked under its new id (see resetForRetry in flows.ts).
       parkedUntil: null,
+      // Under per-key limits the new run waits its turn like a new job (src/scheduling/limits.ts).
+      waitingFor: sql`case when ${jobs.concurrencyKeys} is not null then 'concurrency' when ${jobs.rateKey} is not null then 'rateLimit' end`,
     })
     .where(eq(jobs.id, id))
     .returning();
@@ -191,6 +199,7 @@ export async function pendingJobs(db: DbOrTx, olderThanMs: number, limit: number
 
 /** The query behind `pendingJobs`, for a test to check its plan. */
 export const pendingJobsQuery = (db: DbOrTx, olderThanMs: number, limit: number) =>
+  // Held for a per-key limit (waiting_for): a release pass lets it go, not the enqueuer.
   db.select().from(jobs).where(and(isPending(jobs.status), isNull(jobs.waitingFor), untouchedFor(jobs.updatedAt, olderThanMs))).limit(limit);
 
 /** Single jobs Postgres believes are in Redis (queued or running), untouched for `olderThanMs`. */

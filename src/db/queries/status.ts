@@ -77,9 +77,9 @@ const APPLY_STATUS_BATCH = `
         as r(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, stream_id text,
              ready_ms bigint, started_ms bigint, finished_ms bigint)
     ),
-    fj as (${guardedUpdate("flow_jobs", "j.id, j.flow_id, j.status, j.key, j.opts")}),
+    fj as (${guardedUpdate("flow_jobs", "j.id, j.flow_id, j.status, j.key, j.opts, j.user_id, j.concurrency_keys")}),
     ${GRAPH_STEPS},
-    jb as (${guardedUpdate("jobs")}),
+    jb as (${guardedUpdate("jobs", "j.user_id, j.concurrency_keys, j.status")}),
     cur as (
       insert into stream_cursors (queue, last_id, updated_at)
       select queue, last_id, now() from jsonb_to_recordset($2::jsonb) as c(queue text, last_id text)
@@ -90,7 +90,13 @@ const APPLY_STATUS_BATCH = `
       returning 1
     )
     select ((select count(*) from fj) + (select count(*) from jb) + (select count(*) from dropped) + 0 * (select count(*) from cur))::int as changed,
-           (select coalesce(jsonb_agg(id), '[]'::jsonb) from (select id from released union all select id from woken) x) as released`;
+           (select coalesce(jsonb_agg(id), '[]'::jsonb) from (select id from released where waiting_for is null union all select id from woken) x) as released,
+           -- Users whose limited jobs finished: each frees slots, for a release pass after the commit (src/scheduling/limit-release.ts).
+           (select coalesce(jsonb_agg(distinct user_id), '[]'::jsonb) from (
+              select user_id from fj where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
+              union all select user_id from jb where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
+              -- and users whose graph jobs the batch moved from their dependencies to their limits
+              union all select user_id from released where waiting_for is not null) f) as limit_users`;
 
 /**
  * Applies a batch of status changes to both tables and moves the stream cursors, all in one
@@ -108,7 +114,7 @@ export async function recordStatusBatch(
   db: Db,
   changes: TableChange[],
   cursors: Map<string, string>,
-): Promise<{ changed: number; released: string[] }> {
+): Promise<{ changed: number; released: string[]; limitUsers: string[] }> {
   const batch = changes.map(({ table, change: c }) => ({
     tbl: table,
     job_id: c.jobId,
@@ -123,12 +129,12 @@ export async function recordStatusBatch(
     finished_ms: c.finishedMs ?? null,
   }));
   const cursorRows = [...cursors].map(([queue, last_id]) => ({ queue, last_id }));
-  const [row] = await db.$client.unsafe<{ changed: number; released: string[] }[]>(
+  const [row] = await db.$client.unsafe<{ changed: number; released: string[]; limit_users: string[] }[]>(
     APPLY_STATUS_BATCH,
     [JSON.stringify(batch), JSON.stringify(cursorRows)],
     { prepare: true },
   );
-  return { changed: row?.changed ?? 0, released: row?.released ?? [] };
+  return { changed: row?.changed ?? 0, released: row?.released ?? [], limitUsers: row?.limit_users ?? [] };
 }
 
 export async function loadStreamCursors(db: DbOrTx): Promise<Map<string, string>> {

@@ -1,7 +1,7 @@
 import { sql, type SQL } from "drizzle-orm";
-import { bigint, integer, jsonb, smallint, text, timestamp, type AnyPgColumn } from "drizzle-orm/pg-core";
+import { bigint, index, integer, jsonb, smallint, text, timestamp, type AnyPgColumn } from "drizzle-orm/pg-core";
 import type { JobOpts } from "../../job-opts";
-import { QUEUED_STATUSES, sqlLiterals } from "../../statuses";
+import { FINISHED_STATUSES, QUEUED_STATUSES, sqlLiterals } from "../../statuses";
 
 /**
  * The columns every tracked job has, whether it belongs to a flow or stands alone: one shape,
@@ -57,6 +57,39 @@ export const jobColumns = () => ({
   startedAt: timestamp("started_at", { withTimezone: true }),
   finishedAt: timestamp("finished_at", { withTimezone: true }),
 });
+
+/**
+ * The per-key limits a job is under (src/scheduling/limits.ts), copied out of its `opts` so the
+ * scheduler counts and finds jobs by key through indexes: its concurrency keys (a slot of each is
+ * held from its release until it finishes) and its rate limit key (a start is spent at release).
+ */
+export const limitColumns = () => ({
+  concurrencyKeys: text("concurrency_keys").array(),
+  rateKey: text("rate_key"),
+});
+
+/**
+ * A job holding its keys' slots: unfinished and not held — released, queued, running, or parked
+ * (a parked job resumes without a pass, so its slot stays taken). Text shared by the index and the
+ * scans, which must match it word for word.
+ */
+export const LIMIT_RUNNING = `concurrency_keys is not null and status not in (${sqlLiterals(FINISHED_STATUSES)}) and not (status = 'pending' and waiting_for is not null)`;
+
+/** The job's turn key: jobs waiting on a shared key take turns by it (round robin, src/scheduling/). */
+export const TURN_KEY = "coalesce(concurrency_keys[1], rate_key)";
+
+/**
+ * The scheduler's two partial indexes on a job table: the unfinished released jobs holding slots
+ * (counted per key), and the jobs held for a limit, by turn key in creation order.
+ */
+export const limitIndexes = (table: string, t: { userId: AnyPgColumn; createdAt: AnyPgColumn; status: AnyPgColumn }) => [
+  index(`${table}_limit_running_idx`)
+    .on(t.userId)
+    .where(sql.raw(LIMIT_RUNNING)),
+  index(`${table}_limit_held_idx`)
+    .on(t.userId, sql.raw(`(${TURN_KEY})`), t.createdAt)
+    .where(sql.raw(`waiting_for in ('concurrency', 'rateLimit') and status = 'pending'`)),
+];
 
 /**
  * The background scans' status conditions, as literal SQL: partial indexes carry them, and Postgres

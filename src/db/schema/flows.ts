@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./users";
-import { isPending, isQueued, jobColumns, mayExpire } from "./columns";
+import { isPending, isQueued, jobColumns, limitColumns, limitIndexes, mayExpire } from "./columns";
 import { hasRunOutcome } from "./jobs";
 
 export const flows = pgTable(
@@ -74,8 +74,11 @@ export const flowJobs = pgTable(
      * for; the recorder's batch that finishes the last of them wakes it.
      */
     waitsOn: jsonb("waits_on").$type<string[]>(),
+    // Per-key limits (src/scheduling/limits.ts).
+    ...limitColumns(),
   },
   (t) => [
+    ...limitIndexes("flow_jobs", t),
     index("flow_jobs_flow_idx").on(t.flowId),
     // The enqueuer's scan for rows accepted but not yet in Redis.
     index("flow_jobs_pending_idx").on(t.createdAt).where(isPending(t.status)),

@@ -8,4 +8,5 @@ export * from "./replies";
 export * from "./registry";
 export * from "./http-tasks";
 export * from "./definitions";
+export * from "./limits";
 export * from "./operations";

@@ -1,7 +1,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { bigint, boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, type AnyPgColumn } from "drizzle-orm/pg-core";
 import { users } from "./users";
-import { isPending, isQueued, jobColumns, mayExpire } from "./columns";
+import { isPending, isQueued, jobColumns, limitColumns, limitIndexes, mayExpire } from "./columns";
 import { BULLMQ_FINISHED_STATUSES, sqlLiterals } from "../../statuses";
 
 /**
@@ -29,8 +29,11 @@ export const jobs = pgTable(
     debounceUntil: timestamp("debounce_until", { withTimezone: true }),
     /** Creates collapsed into this job after the first (49 for 50 creates). */
     debounced: integer("debounced").notNull().default(0),
+    // Per-key limits (src/scheduling/limits.ts): the keys a job is limited on (its hold is waiting_for).
+    ...limitColumns(),
   },
   (t) => [
+    ...limitIndexes("jobs", t),
     index("jobs_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
     index("jobs_user_status_created_idx").on(t.userId, t.status, t.createdAt.desc(), t.id.desc()),
     index("jobs_schedule_idx").on(t.scheduleId).where(sql`${t.scheduleId} is not null`),
