@@ -64,28 +64,40 @@ export function planGraph(jobs: GraphJobInput[], config: GraphConfig, registry: 
   if (edges > EDGES_PER_JOB * jobs.length)
     throw refusal("too_many_edges", "/jobs", `The flow has ${edges} dependencies, more than ${EDGES_PER_JOB} per job (${EDGES_PER_JOB * jobs.length}).`);
   const depth = layers(jobs, index);
-  const planned = jobs.map((job, i): PlannedGraphJob => {
-    const queueName = flowQueue(config, job.queue, `/jobs/${i}`);
-    checkJob(job, `/jobs/${i}`, registry, queueName);
-    const id = newId();
-    return {
-      id,
-      jobId: id,
-      parentId: null,
-      name: job.name,
-      queueName,
-      data: job.data ?? {},
-      opts: job.opts ?? {},
-      depth: depth[i]!,
-      children: [],
-      key: job.key,
-      dependsOn: [],
-      // Dependencies first; a job under per-key limits then waits its turn (graph-release.ts).
-      waitingFor: (job.dependsOn ?? []).length > 0 ? WAITING_FOR_DEPENDENCIES : limitFields(job.opts ?? {}).waitingFor,
-    };
-  });
+  // Dependencies first; a job under per-key limits then waits its turn (graph-release.ts).
+  const planned = jobs.map((job, i) =>
+    planGraphJob(job, i, depth[i]!, (job.dependsOn ?? []).length > 0 ? WAITING_FOR_DEPENDENCIES : limitFields(job.opts ?? {}).waitingFor, config, registry),
+  );
   jobs.forEach((job, i) => (planned[i]!.dependsOn = (job.dependsOn ?? []).map((k) => planned[index.get(k)!]!.id)));
   return planned;
+}
+
+/** One job of a graph as its row is written: handler and data checked at /jobs/<i>, a fresh id; `dependsOn` is filled in by the caller. */
+export function planGraphJob(
+  job: GraphJobInput,
+  i: number,
+  depth: number,
+  waitingFor: string | null,
+  config: Pick<Config, "flowQueues"> & Partial<Pick<Config, "externalQueues">>,
+  registry: HandlerCheck,
+): PlannedGraphJob {
+  const queueName = flowQueue(config, job.queue, `/jobs/${i}`);
+  checkJob(job, `/jobs/${i}`, registry, queueName);
+  const id = newId();
+  return {
+    id,
+    jobId: id,
+    parentId: null,
+    name: job.name,
+    queueName,
+    data: job.data ?? {},
+    opts: job.opts ?? {},
+    depth,
+    children: [],
+    key: job.key,
+    dependsOn: [],
+    waitingFor,
+  };
 }
 
 /**

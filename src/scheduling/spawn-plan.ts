@@ -8,11 +8,10 @@
  */
 import type { Config } from "../config";
 import { InvalidInput } from "../errors";
-import { newId } from "../ids";
 import type { FlowKeyRow } from "../db/queries/spawn";
-import { checkJob, BUILTINS, flowQueue, refusal } from "../services/flow-spec";
+import { BUILTINS, refusal } from "../services/flow-spec";
 import type { HandlerCheck } from "../services/handler-registry";
-import { EDGES_PER_JOB, KEY_PATTERN, layers, WAITING_FOR_DEPENDENCIES, type GraphJobInput, type PlannedGraphJob } from "./graph-plan";
+import { EDGES_PER_JOB, KEY_PATTERN, layers, planGraphJob, WAITING_FOR_DEPENDENCIES, type GraphJobInput, type PlannedGraphJob } from "./graph-plan";
 
 
 export type { FlowKeyRow };
@@ -97,25 +96,10 @@ function plan(
   const local = fresh.map(({ job }) => ({ ...job, dependsOn: (job.dependsOn ?? []).filter((k) => newKeys.has(k)) }));
   const localIndex = new Map(local.map((job, n) => [job.key, n]));
   const depth = inRequestOrder(fresh, () => layers(local, localIndex));
-  const planned = fresh.map(({ job, i }, n): PlannedGraphJob => {
-    const queueName = flowQueue(config, job.queue, `/jobs/${i}`);
-    checkJob(job, `/jobs/${i}`, registry, queueName);
+  const planned = fresh.map(({ job, i }, n) => {
     const above = Math.max(0, ...(job.dependsOn ?? []).map((k) => existing.get(k)?.depth ?? 0));
-    const id = newId();
-    return {
-      id,
-      jobId: id,
-      parentId: null,
-      name: job.name,
-      queueName,
-      data: job.data ?? {},
-      opts: job.opts ?? {},
-      depth: above + depth[n]!,
-      children: [],
-      key: job.key,
-      dependsOn: [],
-      waitingFor: (job.dependsOn ?? []).some((k) => !existing.has(k) || !lets(existing.get(k)!)) ? WAITING_FOR_DEPENDENCIES : null,
-    };
+    const waiting = (job.dependsOn ?? []).some((k) => !existing.has(k) || !lets(existing.get(k)!)) ? WAITING_FOR_DEPENDENCIES : null;
+    return planGraphJob(job, i, above + depth[n]!, waiting, config, registry);
   });
   const ids = new Map(planned.map((p) => [p.key, p.id]));
   fresh.forEach(({ job }, n) => (planned[n]!.dependsOn = (job.dependsOn ?? []).map((k) => ids.get(k) ?? existing.get(k)!.id)));
