@@ -8,6 +8,7 @@ import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { PG_BASE, REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
 import { prepareBinary } from "../helpers/binary";
+import { testPort } from "../helpers/ports";
 
 /**
  * The compiled binary, copied alone into an empty folder, against a database that does not exist
@@ -18,7 +19,7 @@ const dir = mkdtempSync(join(tmpdir(), "flowd-e2e-"));
 const bin = join(dir, "flowd");
 const dbName = `flowd_e2e_${process.pid}_${Date.now().toString(36)}`;
 const prefix = uniquePrefix("e2e");
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = testPort();
 const env = {
   DATABASE_URL: `${PG_BASE}/${dbName}`,
   REDIS_URL,

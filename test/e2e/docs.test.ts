@@ -7,6 +7,7 @@ import { REPO, spawnFlowd, type FlowdProcess } from "../helpers/process";
 import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { PG_BASE, REDIS_URL } from "../helpers/services";
 import { launchBrowser, type Browser } from "../ui/browser";
+import { testPort } from "../helpers/ports";
 
 /**
  * /docs from the compiled binary alone in an empty folder: the API reference UI comes from inside
@@ -17,7 +18,7 @@ const dir = mkdtempSync(join(tmpdir(), "flowd-docs-"));
 const bin = join(dir, "flowd");
 const dbName = `flowd_docs_${process.pid}_${Date.now().toString(36)}`;
 const prefix = uniquePrefix("docs");
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = testPort();
 const base = `http://127.0.0.1:${port}`;
 let api: FlowdProcess | undefined;
 let browser: Browser | undefined;

@@ -9,6 +9,7 @@ import { REPO, runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/proces
 import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
+import { testPort } from "../helpers/ports";
 
 /**
  * A plain `node` process running its own BullMQ Worker on an external queue, beside the compiled
@@ -19,7 +20,7 @@ import { waitFor } from "../helpers/wait";
 const dir = mkdtempSync(join(tmpdir(), "flowd-external-"));
 const bin = join(dir, "flowd");
 const prefix = uniquePrefix("ext");
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = testPort();
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let env: Record<string, string>;
 const procs: FlowdProcess[] = [];

@@ -11,6 +11,7 @@ import { runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/process";
 import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
+import { testPort } from "../helpers/ports";
 
 /**
  * Handler modules through the compiled binary, run from a folder with nothing of flowd's beside it:
@@ -22,7 +23,7 @@ const dir = mkdtempSync(join(tmpdir(), "flowd-modules-"));
 const bin = join(dir, "flowd");
 const modules = join(dir, "handlers");
 const prefix = uniquePrefix("hm");
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = testPort();
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let env: Record<string, string>;
 const procs: FlowdProcess[] = [];

@@ -8,6 +8,7 @@ import { httpClient } from "../helpers/http";
 import { runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/process";
 import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { REDIS_URL } from "../helpers/services";
+import { testPort } from "../helpers/ports";
 
 /**
  * Flow definitions shipped in a handler module (`export const definitions`), through the compiled
@@ -17,7 +18,7 @@ import { REDIS_URL } from "../helpers/services";
 const dir = mkdtempSync(join(tmpdir(), "flowd-moddefs-"));
 const bin = join(dir, "flowd");
 const prefix = uniquePrefix("md");
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = testPort();
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let env: Record<string, string>;
 const procs: FlowdProcess[] = [];

@@ -2,12 +2,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startRedisServer } from "../helpers/redis-server";
 import { useTaskStack } from "../helpers/task-stack";
 import { waitFor } from "../helpers/wait";
+import { testPort } from "../helpers/ports";
 
 /**
  * A Redis of the test's own restarts without its data (no persistence) while a job waits out its
  * delay and an http task is parked on its callback (the binary in CI: an API and a worker process).
  */
-const port = 30_000 + Math.floor(Math.random() * 20_000);
+const port = testPort();
 let redis: Awaited<ReturnType<typeof startRedisServer>>;
 beforeAll(async () => {
   redis = await startRedisServer(port);

@@ -4,6 +4,7 @@ import { httpClient } from "./http";
 import { spawnFlowd, type FlowdProcess } from "./process";
 import { deletePrefix, uniquePrefix } from "./redis";
 import { REDIS_URL } from "./services";
+import { testPort } from "./ports";
 
 export interface ApiProcess {
   proc: FlowdProcess;
@@ -61,7 +62,7 @@ export async function startCluster(opts: { apis?: number; workers?: number; env?
      */
     async startWorkerWithHealthPort(extraEnv: Record<string, string> = {}): Promise<{ proc: FlowdProcess; base: string }> {
       for (let attempt = 0; ; attempt++) {
-        const port = 20_000 + Math.floor(Math.random() * 20_000);
+        const port = testPort();
         const proc = spawnFlowd(["--role=worker"], { ...env, ...extraEnv, WORKER_HEALTH_PORT: String(port) });
         try {
           await proc.waitForLine(/"flowd ready"/);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import IORedis from "ioredis";
 import { waitFor } from "./wait";
+import { testPort } from "./ports";
 
 /** Whether a loopback port is free now (a cluster node also needs port + 10000 for its bus). */
 async function isFree(port: number): Promise<boolean> {
@@ -17,7 +18,8 @@ async function isFree(port: number): Promise<boolean> {
 async function freePorts(n: number): Promise<number[]> {
   const ports: number[] = [];
   while (ports.length < n) {
-    const port = 20_000 + Math.floor(Math.random() * 25_000);
+    // Each node's bus port is its port + 10,000: both stay below the ephemeral range (see ports.ts).
+    const port = testPort(2_700);
     if (ports.includes(port) || ports.includes(port + 10_000) || ports.includes(port - 10_000)) continue;
     if ((await isFree(port)) && (await isFree(port + 10_000))) ports.push(port);
   }

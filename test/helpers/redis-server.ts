@@ -3,9 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import IORedis from "ioredis";
 import { waitFor } from "./wait";
+import { testPort } from "./ports";
 
 /** A redis-server of the test's own, on its own port, that the test may stop and start again. */
-export async function startRedisServer(port = 30000 + Math.floor(Math.random() * 20000)) {
+export async function startRedisServer(port = testPort()) {
   const dir = mkdtempSync(join(tmpdir(), "flowd-redis-"));
   let proc: ReturnType<typeof Bun.spawn> | null = null;
   const url = `redis://127.0.0.1:${port}`;
