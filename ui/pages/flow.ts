@@ -134,7 +134,9 @@ export function Flow({ id }: { id: string }) {
           show(await api<FlowView>("GET", `/v1/flows/${encodeURIComponent(id)}`));
           setError(null);
         } catch (e) {
-          setError(e as ApiError);
+          // A reload that fails (a job added while it ran, a reconnect) keeps what the page shows,
+          // as before; a flow gone, or a first load that fails, is said.
+          if (!current.current || (e as ApiError).status === 404) setError(e as ApiError);
         }
       },
       onEvents: (events) => {
