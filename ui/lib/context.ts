@@ -1,6 +1,6 @@
 import { createContext } from "preact";
 import { useContext, useEffect, useRef, useState } from "preact/hooks";
-import type { ConnectionState, LiveEvent, LiveSocket, Target } from "./live";
+import { SnapshotGate, type ConnectionState, type LiveEvent, type LiveSocket, type Target } from "./live";
 
 export const LiveContext = createContext<LiveSocket | null>(null);
 
@@ -13,10 +13,19 @@ export function useConnectionState(): ConnectionState {
   return state;
 }
 
+/** What a page may ask of its live target: load afresh, or run an action whose answer replaces the page's data. */
+export interface LiveTargetControl {
+  /** Loads again (after any load under way, never beside it), events held meanwhile and handed over after. */
+  reload(): Promise<void>;
+  /** Runs `task` between loads, events held meanwhile and handed over after it. */
+  exclusive<T>(task: () => Promise<T>): Promise<T>;
+}
+
 /**
  * Subscribes while the component is mounted. `load` runs once the subscription is in place (and
  * again when a resume is not possible), so no event between the load and the subscription is lost;
- * events that arrive while a load is under way are handed over after it, in order. If the socket
+ * events that arrive while a load is under way are handed over after it, in order. Loads never
+ * overlap (see SnapshotGate): an older answer can never land after a newer one. If the socket
  * cannot connect, the page still loads once after `fallbackMs` and says it is not live.
  */
 export function useLiveTarget(
@@ -24,15 +33,17 @@ export function useLiveTarget(
   handlers: { load: () => Promise<void>; onEvents: (events: LiveEvent[]) => void },
   deps: unknown[],
   fallbackMs = 3000,
-) {
+): LiveTargetControl {
   const live = useLive();
   const ref = useRef(handlers);
   ref.current = handlers;
+  const gate = useRef<SnapshotGate | null>(null);
+  const control = useRef<LiveTargetControl>({
+    reload: () => gate.current?.requestLoad() ?? Promise.resolve(),
+    exclusive: (task) => (gate.current ? gate.current.exclusive(task) : task()),
+  });
   useEffect(() => {
     if (!target) return;
-    let loading = false;
-    let loadedOnce = false;
-    let held: LiveEvent[] = [];
     let queued: LiveEvent[] = [];
     let frame = 0;
     let cancelled = false;
@@ -48,32 +59,29 @@ export function useLiveTarget(
       queued.push(...events);
       if (!frame) frame = requestAnimationFrame(flush);
     };
-    const load = async () => {
-      loading = true;
-      try {
-        await ref.current.load();
-      } finally {
-        loading = false;
-        loadedOnce = true;
-        const after = held;
-        held = [];
-        if (after.length) push(after);
-      }
-    };
+    // Events already queued for the next frame when a snapshot lands are older than it: applied
+    // after it, in order, with those held during it, each job still ends with its newest state.
+    const g = new SnapshotGate(() => ref.current.load(), push);
+    gate.current = g;
+    let loadedOnce = false;
+    const load = () => g.requestLoad().then(() => void (loadedOnce = true));
     const timer = setTimeout(() => {
-      if (!loadedOnce && !loading) void load();
+      if (!loadedOnce && !g.busy) void load();
     }, fallbackMs);
     const off = live.subscribe(target, {
-      onEvent: (e) => (loading || !loadedOnce ? held.push(e) : push([e])),
+      onEvent: (e) => g.event(e),
       onSubscribed: (resumed) => {
         if (!resumed || !loadedOnce) void load();
       },
     });
     return () => {
       cancelled = true;
+      g.stop();
+      if (gate.current === g) gate.current = null;
       clearTimeout(timer);
       if (frame) cancelAnimationFrame(frame);
       off();
     };
   }, deps);
+  return control.current;
 }

@@ -163,3 +163,88 @@ export const socketUrl = (loc: { protocol: string; host: string } = location) =>
 
 /** A browser cannot set headers on a WebSocket; the API reads the token from the offered subprotocols and selects `flowd`. */
 export const socketProtocols = (token: string) => ["flowd", `flowd.bearer.${token}`];
+
+/**
+ * Orders a page's snapshots (a load over HTTP, an action's answer) with its live events, so a
+ * snapshot never overwrites newer event data: snapshots run one at a time, in order; every event
+ * that arrives while one is under way (or before the first is in) is held and handed over after
+ * it, in order. A load asked for while one is under way runs again once it ends (its answer may
+ * predate what the caller saw), instead of racing it: two GETs answering out of order would let
+ * the older snapshot land last. Held events may be older than the snapshot that follows them;
+ * applied in seq order after it, each job still ends with its newest state.
+ */
+export class SnapshotGate {
+  private running: Promise<void> | null = null;
+  private reload = false;
+  private held: LiveEvent[] = [];
+  private started = false;
+  private stopped = false;
+
+  constructor(
+    private readonly load: () => Promise<void>,
+    private readonly deliver: (events: LiveEvent[]) => void,
+  ) {}
+
+  /** A load or an action is under way. */
+  get busy() {
+    return this.running !== null;
+  }
+
+  /** True once a snapshot is in and none is under way: events go straight through. */
+  get open() {
+    return this.started && !this.running;
+  }
+
+  event(e: LiveEvent) {
+    if (this.stopped) return;
+    if (this.open) this.deliver([e]);
+    else this.held.push(e);
+  }
+
+  /** Loads afresh; while a load runs, asks for one more after it (they never overlap). */
+  requestLoad(): Promise<void> {
+    if (this.running) {
+      this.reload = true;
+      return this.running;
+    }
+    return this.run(this.load).catch(() => {});
+  }
+
+  /** Runs a task that replaces what the page shows (an action's answer) between loads, events held meanwhile. */
+  async exclusive<T>(task: () => Promise<T>): Promise<T> {
+    while (this.running) await this.running.catch(() => {});
+    let out!: T;
+    await this.run(async () => {
+      out = await task();
+    });
+    return out;
+  }
+
+  stop() {
+    this.stopped = true;
+    this.held = [];
+  }
+
+  private run(task: () => Promise<void>): Promise<void> {
+    const go = async () => {
+      try {
+        await task();
+        while (this.reload && !this.stopped) {
+          this.reload = false;
+          await this.load();
+        }
+      } finally {
+        this.reload = false;
+        this.started = true;
+        this.running = null;
+        const after = this.held;
+        this.held = [];
+        if (after.length && !this.stopped) this.deliver(after);
+      }
+    };
+    // Started a tick later, so `running` is set before the task can end (even by a synchronous throw).
+    const p = Promise.resolve().then(go);
+    this.running = p;
+    return p;
+  }
+}

@@ -117,53 +117,37 @@ export function Flow({ id }: { id: string }) {
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const show = (view: FlowView, prev: Loaded | null) => setState(loaded(view, prev));
+  // From the newest state, not the last rendered one: events may have been applied since.
+  const show = (view: FlowView) => setState((prev) => loaded(view, prev));
 
   const current = useRef<Loaded | null>(null);
   current.current = state;
-  /** Events that arrive while an action's request is out: its answer may be older than they are. */
-  const recording = useRef<LiveEvent[] | null>(null);
 
-  useLiveTarget(
+  // Snapshots (this load, a reload for a job the page has not seen, an action's answer) never
+  // overlap, and the events that arrive during one are applied after it (useLiveTarget): a GET
+  // started before some events can never land after them and undo them.
+  const live = useLiveTarget(
     { flowId: id },
     {
       load: async () => {
         try {
-          show(await api<FlowView>("GET", `/v1/flows/${encodeURIComponent(id)}`), current.current);
+          show(await api<FlowView>("GET", `/v1/flows/${encodeURIComponent(id)}`));
           setError(null);
         } catch (e) {
-          setError(e as ApiError);
+          // A reload that fails (a job added while it ran, a reconnect) keeps what the page shows,
+          // as before; a flow gone, or a first load that fails, is said.
+          if (!current.current || (e as ApiError).status === 404) setError(e as ApiError);
         }
       },
       onEvents: (events) => {
-        if (recording.current) recording.current.push(...events);
         setState((prev) => (prev ? applyEvents(prev, events) : prev));
         // A graph grows while it runs (a job adds jobs): an event about a job the page has not seen loads the flow again.
         const now = current.current;
-        if (now && now.rootId === "" && events.some((e) => e.jobId && e.event.startsWith("job.") && !now.jobs.has(e.jobId))) void refresh();
+        if (now && now.rootId === "" && events.some((e) => e.jobId && e.event.startsWith("job.") && !now.jobs.has(e.jobId))) void live.reload();
       },
     },
     [id],
   );
-
-  /** Loads the flow again, then applies every event that arrived meanwhile (the answer may be older than they are). */
-  const refreshing = useRef(false);
-  const refresh = async () => {
-    if (refreshing.current || recording.current) return;
-    refreshing.current = true;
-    recording.current = [];
-    try {
-      const view = await api<FlowView>("GET", `/v1/flows/${encodeURIComponent(id)}`);
-      const missed = recording.current;
-      const next = loaded(view, current.current);
-      setState(missed.length ? applyEvents(next, missed) : next);
-    } catch {
-      // The next unknown job's event tries again; what the page shows stays as it was.
-    } finally {
-      recording.current = null;
-      refreshing.current = false;
-    }
-  };
 
   // A big graph's layout, from the worker: kept only if the page still shows those jobs.
   const pendingGraph = state && state.layout === null ? state.graph : undefined;
@@ -190,17 +174,12 @@ export function Flow({ id }: { id: string }) {
         location.hash = href({ page: "flows" });
         return;
       }
-      recording.current = [];
-      const view = await api<FlowView>("POST", `/v1/flows/${encodeURIComponent(id)}/${action}`);
       // A retried job can finish before the answer arrives: the answer, then every event since the
-      // request went out, in order, so the last word on each job is the newest.
-      const missed = recording.current;
-      const next = loaded(view, current.current);
-      setState(missed.length ? applyEvents(next, missed) : next);
+      // request went out, in order (held meanwhile), so the last word on each job is the newest.
+      await live.exclusive(async () => show(await api<FlowView>("POST", `/v1/flows/${encodeURIComponent(id)}/${action}`)));
     } catch (e) {
       setActionError(e as ApiError);
     } finally {
-      recording.current = null;
       setBusy(false);
     }
   };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { LiveSocket, socketProtocols, socketUrl, type LiveEvent } from "../lib/live";
+import { LiveSocket, SnapshotGate, socketProtocols, socketUrl, type LiveEvent } from "../lib/live";
 
 /** A stand-in for the browser's WebSocket: records what the page sends, lets the test speak for the server. */
 class FakeSocket {
@@ -142,5 +142,109 @@ describe("LiveSocket", () => {
     expect(socketUrl({ protocol: "https:", host: "x:1" })).toBe("wss://x:1/v1/ws");
     expect(socketUrl({ protocol: "http:", host: "127.0.0.1:3000" })).toBe("ws://127.0.0.1:3000/v1/ws");
     expect(socketProtocols("flowd_abc-_9")).toEqual(["flowd", "flowd.bearer.flowd_abc-_9"]);
+  });
+});
+
+describe("SnapshotGate", () => {
+  const ev = (seq: number, jobId = "a", status = "active"): LiveEvent => ({ type: "event", event: "job.updated", seq, jobId, status, flowId: "f", at: "" });
+  /** A load whose answer the test releases by hand, in any order. */
+  function loads() {
+    const pending: (() => void)[] = [];
+    let started = 0;
+    return {
+      load: () => {
+        started++;
+        return new Promise<void>((r) => pending.push(r));
+      },
+      get started() {
+        return started;
+      },
+      answer: (i: number) => pending[i]!(),
+    };
+  }
+  const tick = () => new Promise((r) => setTimeout(r, 0));
+
+  test("holds events until the first snapshot is in, then hands them over in order", async () => {
+    const l = loads();
+    const got: number[][] = [];
+    const gate = new SnapshotGate(l.load, (es) => got.push(es.map((e) => e.seq)));
+    gate.event(ev(1));
+    const done = gate.requestLoad();
+    await tick();
+    gate.event(ev(2));
+    expect(got).toEqual([]);
+    l.answer(0);
+    await done;
+    expect(got).toEqual([[1, 2]]);
+    gate.event(ev(3));
+    expect(got).toEqual([[1, 2], [3]]);
+  });
+
+  test("a load asked for during a load runs after it, never beside it, and events wait for both", async () => {
+    // The race it closes: two GETs out at once answer out of order, the older snapshot lands last
+    // and wipes out the events applied since (a node stuck at "active" under a completed flow).
+    const l = loads();
+    const got: number[] = [];
+    const gate = new SnapshotGate(l.load, (es) => got.push(...es.map((e) => e.seq)));
+    const first = gate.requestLoad();
+    await tick();
+    gate.event(ev(1));
+    void gate.requestLoad();
+    void gate.requestLoad();
+    gate.event(ev(2));
+    expect(l.started).toBe(1);
+    l.answer(0);
+    await tick();
+    expect(l.started).toBe(2); // the asks during the first load coalesce into one more
+    expect(got).toEqual([]);
+    gate.event(ev(3));
+    l.answer(1);
+    await first;
+    await tick();
+    expect(got).toEqual([1, 2, 3]);
+    expect(gate.open).toBe(true);
+  });
+
+  test("an action waits for a load under way; events during it are held and handed over after its answer", async () => {
+    const l = loads();
+    const got: number[] = [];
+    const order: string[] = [];
+    const gate = new SnapshotGate(async () => {
+      await l.load();
+      order.push("load");
+    }, (es) => got.push(...es.map((e) => e.seq)));
+    void gate.requestLoad();
+    await tick();
+    let release!: () => void;
+    const action = gate.exclusive(async () => {
+      order.push("action out");
+      await new Promise<void>((r) => (release = r));
+      order.push("answer");
+      return 42;
+    });
+    await tick();
+    expect(order).toEqual([]);
+    l.answer(0);
+    await tick();
+    await tick();
+    expect(order).toEqual(["load", "action out"]);
+    gate.event(ev(5));
+    expect(got).toEqual([]);
+    release();
+    expect(await action).toBe(42);
+    expect(got).toEqual([5]);
+  });
+
+  test("a failed load still opens the gate; a failed action rejects to its caller; stop drops what is held", async () => {
+    const got: number[] = [];
+    const gate = new SnapshotGate(() => Promise.reject(new Error("down")), (es) => got.push(...es.map((e) => e.seq)));
+    gate.event(ev(1));
+    await gate.requestLoad();
+    expect(got).toEqual([1]);
+    await expect(gate.exclusive(() => Promise.reject(new Error("refused")))).rejects.toThrow("refused");
+    await tick();
+    gate.stop();
+    gate.event(ev(2));
+    expect(got).toEqual([1]);
   });
 });
