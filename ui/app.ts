@@ -12,6 +12,7 @@ import { Schedules } from "./pages/schedules";
 import { Webhooks } from "./pages/webhooks";
 import { Handlers } from "./pages/handlers";
 import { Approvals } from "./pages/approvals";
+import { Operations } from "./pages/operations";
 import { Definition, Definitions } from "./pages/definitions";
 
 const useRoute = () => {
@@ -95,6 +96,7 @@ const NAV: { label: string; route: Route; match: Route["page"][] }[] = [
   { label: "Webhooks", route: { page: "webhooks" }, match: ["webhooks"] },
   { label: "Handlers", route: { page: "handlers" }, match: ["handlers"] },
   { label: "Approvals", route: { page: "approvals" }, match: ["approvals"] },
+  { label: "Operations", route: { page: "operations" }, match: ["operations"] },
 ];
 
 function SignedIn({ token, onSignOut }: { token: string; onSignOut: () => void }) {
@@ -143,6 +145,8 @@ function page(route: Route) {
       return html`<${Handlers} />`;
     case "approvals":
       return html`<${Approvals} />`;
+    case "operations":
+      return html`<${Operations} />`;
     case "definitions":
       return html`<${Definitions} event=${route.event} />`;
     case "definition":

@@ -12,6 +12,7 @@ export type Route =
   | { page: "webhooks" }
   | { page: "handlers" }
   | { page: "approvals" }
+  | { page: "operations" }
   | { page: "definitions"; event?: string }
   | { page: "definition"; name: string; version?: string }
   | { page: "missing"; path: string };
@@ -39,6 +40,7 @@ export function parseRoute(hash: string): Route {
   if (head === "webhooks" && parts.length === 1) return { page: "webhooks" };
   if (head === "handlers" && parts.length === 1) return { page: "handlers" };
   if (head === "approvals" && parts.length === 1) return { page: "approvals" };
+  if (head === "operations" && parts.length === 1) return { page: "operations" };
   if (head === "definitions" && parts.length === 1) return { page: "definitions", event: q.get("event") ?? undefined };
   if (head === "definitions" && id && parts.length === 2) return { page: "definition", name: id, version: q.get("version") ?? undefined };
   return { page: "missing", path };
@@ -78,6 +80,8 @@ export function href(route: Route): string {
       return "#/handlers";
     case "approvals":
       return "#/approvals";
+    case "operations":
+      return "#/operations";
     case "definitions":
       return `#/definitions${route.event ? `?event=${encodeURIComponent(route.event)}` : ""}`;
     case "definition":
