@@ -2,7 +2,7 @@
 
 const SUBCOMMANDS: Record<string, string> = {
   flows: "list get watch cancel retry delete",
-  jobs: "list get cancel retry delete",
+  jobs: "list get watch cancel retry delete",
   operations: "list get cancel",
   schedules: "list",
   webhooks: "list",

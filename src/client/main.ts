@@ -14,6 +14,7 @@ import { CLIENT_USAGE } from "./usage";
 import { completionScript } from "./completion";
 import { get, list, listText, operationText } from "./views";
 import { watchFlow } from "./watch";
+import { watchJob } from "./watch-job";
 
 export { ClientUsageError };
 
@@ -123,9 +124,9 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
         return help ? usage(io) : get(ctx, kind, positionals[0]!);
       }
       case "watch": {
-        if (kind === "jobs") throw new ClientUsageError("jobs watch: watch follows a flow (flowd flows watch ID)");
         const { ctx, positionals, help } = context(args, {}, [1, 1], what);
-        return help ? usage(io) : watchFlow(ctx.api(), positionals[0]!, io, ctx.p, ctx.json);
+        if (help) return usage(io);
+        return kind === "jobs" ? watchJob(ctx.api(), positionals[0]!, io, ctx.p, ctx.json) : watchFlow(ctx.api(), positionals[0]!, io, ctx.p, ctx.json);
       }
       case "cancel":
       case "retry":
@@ -139,7 +140,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
         return help ? usage(io) : act(ctx, kind, sub, positionals);
       }
       default:
-        throw new ClientUsageError(`unknown ${kind} command '${sub ?? ""}' (expected list, get, ${kind === "flows" ? "watch, " : ""}cancel, retry or delete)`);
+        throw new ClientUsageError(`unknown ${kind} command '${sub ?? ""}' (expected list, get, watch, cancel, retry or delete)`);
     }
   }
   if (command === "operations") {

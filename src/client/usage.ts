@@ -10,7 +10,7 @@ export const CLIENT_USAGE = `Client commands (talk to a flowd API over its publi
   flowd flows cancel|retry|delete ID   one flow
   flowd flows cancel|retry|delete [filters] [--dry-run] [--yes] [--no-wait]
                                        every flow the filters match, as one bulk operation (asks first, showing the count)
-  flowd jobs list|get|cancel|retry|delete …   the same for single jobs
+  flowd jobs list|get|watch|cancel|retry|delete …   the same for single jobs (watch: its statuses until it ends)
   flowd run FILE.json [--wait|--watch] create a flow from a file (- for stdin)
   flowd run --definition NAME [--input JSON|@FILE] [--version N] [--wait|--watch]
   flowd schedules|webhooks|handlers|workers list

@@ -115,7 +115,7 @@ describe("login and bad input", () => {
     expect(r.stderr).toContain("http://127.0.0.1:9");
   });
 
-  test.each([[["flows", "frob"]], [["flows", "list", "--bogus"]], [["flows", "get"]], [["jobs", "watch", "x"]], [["run"]], [["flows", "list", "--since", "yesterday"]], [["schedules", "get"]]])(
+  test.each([[["flows", "frob"]], [["flows", "list", "--bogus"]], [["flows", "get"]], [["jobs", "watch"]], [["run"]], [["flows", "list", "--since", "yesterday"]], [["schedules", "get"]]])(
     "%p is a usage error: exit 2, usage on stderr",
     async (args) => {
       const r = await cli(args);
@@ -172,6 +172,26 @@ describe("every command in --json mode matches the REST API", () => {
       if (what === "workers") expect(mine.items.map((w: any) => w.id)).toEqual(rest.items.map((w: any) => w.id));
       else expect(mine).toEqual(rest);
     }
+  }, 60_000);
+
+  test("jobs watch: a line per status the job is seen in, its last the REST view; exit 0 completed, 1 failed", async () => {
+    const slow = (await stack.http("POST", "/v1/jobs", { name: "sleep", data: { ms: 800 } })).body;
+    const watched = await cli(["jobs", "watch", slow.id, "--json"]);
+    expect(watched.code).toBe(0);
+    const lines = watched.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.at(-1)).toEqual((await stack.http("GET", `/v1/jobs/${slow.id}`)).body);
+    expect(lines.at(-1).status).toBe("completed");
+    expect(new Set(lines.map((l) => `${l.status}:${l.attemptsMade}`)).size).toBe(lines.length);
+    const failing = (await stack.http("POST", "/v1/jobs", { name: "fail", data: { message: "nope" } })).body;
+    const failed = await cli(["jobs", "watch", failing.id]);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toContain("failed");
+    expect(failed.stdout).toContain("nope");
+    expect(failed.stdout).not.toContain("\x1b[");
+    const missing = await cli(["jobs", "watch", "nope"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim().split("\n")).toHaveLength(1);
   }, 60_000);
 
   test("run --definition with --input @file, and single cancel/retry/delete", async () => {
