@@ -1,6 +1,5 @@
-import type { WaitingReason } from "../scheduling/waiting-for";
 import type { FlowJobRow, FlowRow } from "../db/queries/flows";
-import { isWaitingReason, shownUntil, type WaitingFor } from "../scheduling/waiting-for";
+import { isWaitingReason, PARKED_WAIT_REASONS, shownUntil, type WaitingFor, type WaitingReason } from "../scheduling/waiting-for";
 
 export interface JobError {
   message: string;
@@ -140,7 +139,8 @@ export function flowView(f: FlowRow, rows: FlowJobRow[]): FlowView {
   return { ...flowSummary(f), root };
 }
 
-const isWaitStepReason = (reason: string) => reason === "sleep" || reason === "signal" || reason === "approval";
+/** Reasons jobView tells, with their key or until (wait steps, per-key limits); graphJobs tells the others. */
+const TOLD_BY_JOB_VIEW: ReadonlySet<string> = new Set<string>([...PARKED_WAIT_REASONS, "concurrency", "rateLimit"]);
 
 /** A graph flow's jobs in the order they were given (their ids are time-ordered), dependencies by key. */
 function graphJobs(rows: FlowJobRow[]): GraphJobView[] {
@@ -151,8 +151,8 @@ function graphJobs(rows: FlowJobRow[]): GraphJobView[] {
       const view: GraphJobView = { ...jobView(r), key: r.key ?? r.id, dependsOn: (r.dependsOn ?? []).map((id) => keyOf.get(id) ?? id) };
       // A job parked on a join is no http task waiting for a callback: its park's deadline is only when it looks again.
       if (r.waitsOn) delete view.callbackUntil;
-      // A parked wait step's reason (with its key and until) is jobView's; held and joined jobs are told here.
-      if (r.waitingFor && !isWaitStepReason(r.waitingFor) && r.waitingFor !== "concurrency" && r.waitingFor !== "rateLimit")
+      // Jobs held for their dependencies and joins (with the keys they wait for) are told here.
+      if (r.waitingFor && !TOLD_BY_JOB_VIEW.has(r.waitingFor))
         view.waitingFor = { reason: r.waitingFor as WaitingReason, ...(r.waitingFor === "children" && r.waitsOn ? { keys: r.waitsOn.map((id) => keyOf.get(id) ?? id) } : {}) };
       if (r.spawnedBy) view.spawnedBy = keyOf.get(r.spawnedBy) ?? r.spawnedBy;
       return view;
