@@ -88,31 +88,34 @@ export async function createFlow(
   const shard = deps.producer.pick(flowId);
   const now = new Date();
   const parents = new Set(planned.map((p) => p.parentId));
-  const rows: FlowJobRow[] = planned.map((p) => ({
-    id: p.id,
-    jobId: p.jobId,
-    userId: user.userId,
-    flowId,
-    parentId: p.parentId,
-    name: p.name,
-    queueName: p.queueName,
-    shard,
-    data: p.data,
-    opts: p.opts,
-    // Written where the add puts it; back to `pending` below if the add fails. A graph job held
-    // for its dependencies stays `pending` until the recorder releases it (src/scheduling/).
-    ...freshJobState(now, p.waitingFor ? "pending" : initialStatus(p, parents.has(p.id))),
-    children: p.children,
-    depth: p.depth,
-    key: p.key ?? null,
-    dependsOn: p.dependsOn ?? null,
-    waitingFor: p.waitingFor ?? null,
-    spawnedBy: null,
-    waitsOn: null,
+  const rows: FlowJobRow[] = planned.map((p) => {
     // Per-key limits: graph jobs (a tree flow's jobs naming them are refused, see refuseFlowLimits).
-    concurrencyKeys: limitFields(p.opts).concurrencyKeys,
-    rateKey: limitFields(p.opts).rateKey,
-  }));
+    const { concurrencyKeys, rateKey } = limitFields(p.opts);
+    return {
+      id: p.id,
+      jobId: p.jobId,
+      userId: user.userId,
+      flowId,
+      parentId: p.parentId,
+      name: p.name,
+      queueName: p.queueName,
+      shard,
+      data: p.data,
+      opts: p.opts,
+      // Written where the add puts it; back to `pending` below if the add fails. A graph job held
+      // for its dependencies stays `pending` until the recorder releases it (src/scheduling/).
+      ...freshJobState(now, p.waitingFor ? "pending" : initialStatus(p, parents.has(p.id))),
+      children: p.children,
+      depth: p.depth,
+      key: p.key ?? null,
+      dependsOn: p.dependsOn ?? null,
+      waitingFor: p.waitingFor ?? null,
+      spawnedBy: null,
+      waitsOn: null,
+      concurrencyKeys,
+      rateKey,
+    };
+  });
   const flow: FlowRow = {
     id: flowId,
     userId: user.userId,
