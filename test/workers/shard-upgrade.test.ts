@@ -66,8 +66,10 @@ test("flows and a webhook delivery left under the first scheme's tags run after 
     "the previous version's flows completed",
   );
   for (let i = 0; i < 6; i++) for (const job of ["root", "child"]) expect(receiver.hits.get(`/old${i}/${job}`)).toBe(1);
-  await waitFor(async () => (await oldHome.getJobState("left-by-the-previous-version")) === "completed", 40_000, "the old home's delivery sent");
-  expect(receiver.hits.get("/hook") ?? 0).toBeGreaterThan(0);
+  await waitFor(async () => (await oldHome.getJobState("left-by-the-previous-version")) === "completed", 40_000, "the old home's delivery taken");
+  // Completing the old job may only take it into the outbox (see README "Webhooks"): the POST
+  // itself follows as the outbox's own delivery, so the hit is waited for, not expected at once.
+  await waitFor(async () => (receiver.hits.get("/hook") ?? 0) > 0, 40_000, "the old home's delivery sent");
   await worker.waitForLine(/"serving shards that stored rows or waiting deliveries still use"/);
   await oldHome.close();
 
