@@ -102,7 +102,8 @@ describe("events on sockets", () => {
   test("a flow subscription with after replays exactly the missing events, then goes live", async () => {
     const flowId = await createFlow(0);
     const watcher = await open(0);
-    watcher.send({ op: "subscribe", flowId });
+    // From the start of the log: a flow that finished before a live-only subscription joined would never say so.
+    watcher.send({ op: "subscribe", flowId, after: 0 });
     await watcher.next(flowCompleted(flowId), 20_000);
     const all = await logged(flowId);
     const cut = all[Math.floor(all.length / 2)]!.seq;
@@ -161,10 +162,11 @@ describe("events on sockets", () => {
     expect(parked.data.waitingFor).toEqual(view.waitingFor);
     const signalled = await cluster.apis[1]!.http("POST", "/v1/signals", { key, payload: { ok: true } });
     expect(signalled.status).toBeLessThan(300);
-    // Its completion says nothing holds it any more; its dependent's release from its dependencies is an event of its own.
+    // Its completion says nothing holds it any more; its dependent's release from its dependencies
+    // (written as it enters Redis: waiting) is an event of its own.
     const done = await c.next((m) => isJob(id.gate!)(m) && m.status === "completed", 20_000);
     expect(done.data.waitingFor).toBeUndefined();
-    const released = await c.next((m) => isJob(id.after!)(m) && m.status === "pending", 20_000);
+    const released = await c.next((m) => isJob(id.after!)(m) && m.status === "waiting", 20_000);
     expect(released.data.waitingFor).toBeUndefined();
     await c.next(flowCompleted(flowId), 20_000);
     // What the socket saw is the log, in order.
