@@ -276,6 +276,23 @@ describe("bad input", () => {
     expect(after.body.error.message).toContain("'cancelled'");
   });
 
+  test("a key signal one waiting step's schema refuses is 400 and wakes none of them (all or none)", async () => {
+    const key = `all-or-none-${Date.now()}`;
+    const loose = await createGraph(signalGraph({ key }));
+    const strict = await createGraph(signalGraph({ key, schema: { type: "object", required: ["amount"] } }));
+    await parked(loose.id, "pay", "signal");
+    const step = await parked(strict.id, "pay", "signal");
+    const res = await http()("POST", "/v1/signals", { key, payload: { note: "no amount" } });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("invalid_payload");
+    expect(res.body.error.message).toContain(step.id);
+    for (const f of [loose, strict]) expect((await parked(f.id, "pay", "signal")).status).toBe("active");
+    const ok = await http()("POST", "/v1/signals", { key, payload: { amount: 3 } });
+    expect(ok.status).toBe(200);
+    expect(ok.body.jobs).toHaveLength(2);
+    for (const f of [loose, strict]) expect((await finished(f.id)).status).toBe("completed");
+  });
+
   test("a signal twice is 409 and the first payload stays; the same key signalled again completes nothing", async () => {
     const key = `twice-${Date.now()}`;
     const f = await createGraph(signalGraph({ key }));
