@@ -5,7 +5,7 @@
  */
 import { startCluster, type Cluster } from "../test/helpers/cluster";
 import { checkServices, ensureTemplate } from "../test/helpers/services";
-import { cpuSeconds, percentile, postgresLine, postgresPerJob, printConditions, ratio, type PostgresPerJob } from "./stats";
+import { clusterProcesses, cpuSeconds, percentile, postgresLine, postgresPerJob, printConditions, ratio, type PostgresPerJob } from "./stats";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 10_000);
 const KEYS = 100;
@@ -19,10 +19,11 @@ const BULK = 1_000;
 
 type Job = { name: string; data: Record<string, unknown>; opts?: Record<string, unknown> };
 
-async function run(cluster: Cluster, tag: string, jobs: Job[]): Promise<{ rate: number; ids: string[]; cpuMsPerJob: number; pg: PostgresPerJob }> {
+async function run(cluster: Cluster, tag: string, jobs: Job[]): Promise<{ rate: number; ids: string[]; cpuMsPerJob: number; split: string; pg: PostgresPerJob }> {
   const api = cluster.apis[0]!;
   const ids: string[] = [];
-  const cpuBefore = (await cpuSeconds({})).machine!;
+  const groups = await clusterProcesses(cluster, "bench");
+  const before = await cpuSeconds(groups);
   const pg = await postgresPerJob(cluster.database.sql);
   const t = performance.now();
   for (let i = 0; i < jobs.length; i += BULK) {
@@ -37,8 +38,11 @@ async function run(cluster: Cluster, tag: string, jobs: Job[]): Promise<{ rate: 
     await Bun.sleep(20);
   }
   const rate = jobs.length / ((performance.now() - t) / 1000);
-  const cpuMsPerJob = (((await cpuSeconds({})).machine! - cpuBefore) * 1000) / jobs.length;
-  return { rate, ids, cpuMsPerJob, pg: jobs.length >= 100 ? await pg.after(jobs.length) : { commits: NaN, inserts: NaN, updates: NaN } };
+  const after = await cpuSeconds(groups);
+  const perJob = (k: string) => ((after[k]! - before[k]!) * 1000) / jobs.length;
+  const cpuMsPerJob = perJob("machine");
+  const split = (["api", "worker", "postgres", "redis"] as const).map((k) => `${k} ${perJob(k).toFixed(2)}`).join(", ");
+  return { rate, ids, cpuMsPerJob, split, pg: jobs.length >= 100 ? await pg.after(jobs.length) : { commits: NaN, inserts: NaN, updates: NaN } };
 }
 
 /** For each key's jobs in start order: how long after the previous one finished the next started (ms). */
@@ -91,6 +95,7 @@ export async function benchLimits() {
     const floor = await startLatencies(cluster, lone);
     console.log(`end to end  without limits ${plain.rate.toFixed(0)} jobs/s | ${KEYS} keys x limit ${LIMIT} ${limited.rate.toFixed(0)} jobs/s | ratio ${ratio(limited.rate, plain.rate)}`);
     console.log(`machine CPU without limits ${plain.cpuMsPerJob.toFixed(2)} ms/job | with limits ${limited.cpuMsPerJob.toFixed(2)} ms/job`);
+    console.log(`CPU ms/job by process: without limits ${plain.split} | with limits ${limited.split}`);
     console.log(`without limits ${postgresLine([plain.pg])}`);
     console.log(`with limits    ${postgresLine([limited.pg])}`);
     console.log(
