@@ -51,8 +51,10 @@ BEGIN
     RETURN NULL;
   END IF;
   PERFORM flowd_lock_events();
+  -- Narrow (what decides the events); the payload is built from new_rows in the insert.
   WITH changed AS (
-    SELECT n.*, o.status AS old_status, o.event_pos AS old_pos, o.parked_until AS old_parked,
+    SELECT n.id, n.job_id, n.status, n.event_pos, n.updated_at, o.status AS old_status, o.event_pos AS old_pos,
+           o.parked_until IS NOT NULL AS was_parked,
            n.waiting_for IS DISTINCT FROM o.waiting_for AND n.status IN ('active', 'pending') AS waits_changed,
            n.event_pos <> o.event_pos AS recorded
     FROM new_rows n JOIN old_rows o ON o.id = n.id
@@ -62,12 +64,12 @@ BEGIN
     SELECT c.id, t.status, t.pos, t.ord, false AS final
     FROM changed c JOIN flowd_trail('flow_jobs') t ON t.job_id = c.job_id
     WHERE c.recorded AND t.pos > c.old_pos
-      AND NOT (c.old_parked IS NOT NULL AND t.status IN ('delayed', 'waiting', 'active'))
+      AND NOT (c.was_parked AND t.status IN ('delayed', 'waiting', 'active'))
     UNION ALL
     SELECT c.id, c.status, CASE WHEN c.recorded THEN c.event_pos END, 2147483647, true FROM changed c
   ),
   logged AS (
-    SELECT s.*, coalesce(lag(s.status) OVER (PARTITION BY s.id ORDER BY s.ord), c.old_status) AS before
+    SELECT s.*, c.waits_changed, c.updated_at, coalesce(lag(s.status) OVER (PARTITION BY s.id ORDER BY s.ord), c.old_status) AS before
     FROM steps s JOIN changed c ON c.id = s.id
   ),
   ins AS (
@@ -85,10 +87,10 @@ BEGIN
              flowd_job_event_data(c.id, c.job_id, c.name, c.queue_name, c.attempts_made, NULL, NULL)
                || CASE WHEN c.key IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('key', c.key) END
            END
-    FROM logged l JOIN changed c ON c.id = l.id
-    WHERE l.status IS DISTINCT FROM l.before OR (l.final AND c.waits_changed)
+    FROM logged l JOIN new_rows c ON c.id = l.id
+    WHERE l.status IS DISTINCT FROM l.before OR (l.final AND l.waits_changed)
     -- Recorded rows in stream order, then rows other writers changed (a release, a cancel).
-    ORDER BY c.updated_at, l.pos NULLS LAST, c.id, l.ord
+    ORDER BY l.updated_at, l.pos NULLS LAST, l.id, l.ord
     RETURNING seq
   )
   SELECT max(seq) INTO top FROM ins;
@@ -130,8 +132,10 @@ BEGIN
     RETURN NULL;
   END IF;
   PERFORM flowd_lock_events();
+  -- Narrow (what decides the events); the payload is built from new_rows in the insert.
   WITH changed AS (
-    SELECT n.*, o.status AS old_status, o.event_pos AS old_pos, o.parked_until AS old_parked,
+    SELECT n.id, n.job_id, n.status, n.event_pos, n.updated_at, o.status AS old_status, o.event_pos AS old_pos,
+           o.parked_until IS NOT NULL AS was_parked,
            n.waiting_for IS DISTINCT FROM o.waiting_for AND n.status IN ('active', 'pending') AS waits_changed,
            n.event_pos <> o.event_pos AS recorded
     FROM new_rows n JOIN old_rows o ON o.id = n.id
@@ -140,12 +144,12 @@ BEGIN
     SELECT c.id, t.status, t.pos, t.ord, false AS final
     FROM changed c JOIN flowd_trail('jobs') t ON t.job_id = c.job_id
     WHERE c.recorded AND t.pos > c.old_pos
-      AND NOT (c.old_parked IS NOT NULL AND t.status IN ('delayed', 'waiting', 'active'))
+      AND NOT (c.was_parked AND t.status IN ('delayed', 'waiting', 'active'))
     UNION ALL
     SELECT c.id, c.status, CASE WHEN c.recorded THEN c.event_pos END, 2147483647, true FROM changed c
   ),
   logged AS (
-    SELECT s.*, coalesce(lag(s.status) OVER (PARTITION BY s.id ORDER BY s.ord), c.old_status) AS before
+    SELECT s.*, c.waits_changed, c.updated_at, coalesce(lag(s.status) OVER (PARTITION BY s.id ORDER BY s.ord), c.old_status) AS before
     FROM steps s JOIN changed c ON c.id = s.id
   ),
   ins AS (
@@ -158,9 +162,9 @@ BEGIN
                                  c.concurrency_keys, c.rate_key, NULL, c.debounce_key, c.debounce_until))
            ELSE flowd_job_event_data(c.id, c.job_id, c.name, c.queue_name, c.attempts_made, NULL, NULL)
            END
-    FROM logged l JOIN changed c ON c.id = l.id
-    WHERE l.status IS DISTINCT FROM l.before OR (l.final AND c.waits_changed)
-    ORDER BY c.updated_at, l.pos NULLS LAST, c.id, l.ord
+    FROM logged l JOIN new_rows c ON c.id = l.id
+    WHERE l.status IS DISTINCT FROM l.before OR (l.final AND l.waits_changed)
+    ORDER BY l.updated_at, l.pos NULLS LAST, l.id, l.ord
     RETURNING seq
   ) SELECT max(seq) INTO top FROM ins;
   PERFORM flowd_notify_events(top);

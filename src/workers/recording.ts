@@ -9,7 +9,7 @@ import { shardLabel, shardPrefix, type Shard } from "../shards";
 import { startLease } from "./lease";
 import { startStatusRecorder } from "./status-recorder";
 import { addReleased } from "../scheduling/release";
-import { addLimitReleased, createLimitReleaser, releaseWithin, ringSweepers, type LimitRelease } from "../scheduling/limit-release";
+import { createLimitReleaser } from "../scheduling/limit-release";
 import { createProducer, type Producer } from "../queues";
 
 const STANDBY_RETRY_MS = 5_000;
@@ -67,22 +67,6 @@ export function startRecording(deps: {
     onFailedByChild: deps.metrics ? (queue, handler) => deps.metrics!.jobsFailed.inc({ queue, handler }) : undefined,
     release: (ids) => addReleased({ db: database.db, producer: releaser(), log }, ids),
     releaseLimits: async (userIds) => limitReleaser.ring(userIds),
-    // The passes of a batch that finished limited jobs run in its transaction (status-recorder.ts).
-    passWithin: async (tx, userIds) => {
-      const all: LimitRelease = { jobs: [], flowJobs: [], wakeAtMs: null };
-      for (const userId of userIds) {
-        const r = await releaseWithin(tx, userId);
-        all.jobs.push(...r.jobs);
-        all.flowJobs.push(...r.flowJobs);
-        if (r.wakeAtMs !== null) all.wakeAtMs = Math.min(all.wakeAtMs ?? Infinity, r.wakeAtMs);
-      }
-      return all;
-    },
-    addPassed: async (released) => {
-      const producer = releaser();
-      await addLimitReleased({ db: database.db, producer, log }, released);
-      await ringSweepers({ producer, log }, config.prefix, released);
-    },
   });
   return {
     shard,

@@ -1,9 +1,6 @@
 import type { RedisClient as Redis } from "../redis";
 import type { Db } from "../db/client";
-import { recordStatusBatchOn, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
-import type { Sql } from "postgres";
-import type { DbOrTx, Tx } from "../db/client";
-import type { LimitRelease } from "../scheduling/limit-release";
+import { recordStatusBatch, loadStreamCursors, type StatusChange, type TableChange, type TrackedTable } from "../db/queries/status";
 import type { Logger } from "../log";
 import { collapse, failedByChild, toStatusChange, withAttempts, type StreamEvent } from "../services/status";
 import { carriedAttempts } from "../services/job-envelope";
@@ -82,12 +79,6 @@ export function startStatusRecorder(deps: {
   release?: (rowIds: string[]) => Promise<void>;
   /** Runs release passes for users whose limited jobs a committed batch finished (src/scheduling/limit-release.ts). */
   releaseLimits?: (userIds: string[]) => Promise<void>;
-  /**
-   * The release passes of those users inside the batch's own transaction (src/scheduling/limit-release.ts),
-   * and the add of what they released after its commit. Without them, passes run after the commit (releaseLimits).
-   */
-  passWithin?: (tx: DbOrTx, userIds: string[]) => Promise<LimitRelease>;
-  addPassed?: (released: LimitRelease) => Promise<void>;
 }) {
   const shard = deps.shard ?? null;
   const log = deps.log.child({ component: "status-recorder", ...(shard === null ? {} : { shard }) });
@@ -115,8 +106,7 @@ export function startStatusRecorder(deps: {
       unsaved.clear();
       savedAt = Date.now();
       if (written.released.length > 0) queueRelease(written.released);
-      if (written.passed) queueAdd(written.passed);
-      else if (written.limitUsers.length > 0) await releaseLimits(written.limitUsers);
+      if (written.limitUsers.length > 0) await releaseLimits(written.limitUsers);
     }
     return written?.changed;
   };
@@ -139,22 +129,6 @@ export function startStatusRecorder(deps: {
       releasing = null;
     })();
   };
-
-  // Jobs the batch's own passes released, added after its commit beside the recording (like graph
-  // releases); an add that fails leaves them to the enqueuer (addLimitReleased).
-  let adding: Promise<void> = Promise.resolve();
-  let addsPending = 0;
-  const queueAdd = (released: LimitRelease) => {
-    addsPending++;
-    adding = adding
-      .then(() => withTimeout(deps.addPassed?.(released) ?? Promise.resolve(), REDIS_TIMEOUT_MS, "add jobs released for limits"))
-      .catch((err) => log.warn("jobs released for limits not yet in Redis; the enqueuer will add them", { err: String(err) }))
-      .finally(() => addsPending--);
-  };
-  // Once a batch finished a limited job, later batches run their passes in their own transaction:
-  // one commit where a pass after the commit took a second, and no wait for a pass running apart.
-  // Until then batches stay single statements (no limits used: nothing to pass).
-  let limitsSeen = false;
 
   // A pass that fails here is the sweeper's to repeat (within a second): the finished rows are committed.
   const releaseLimits = (userIds: string[]) =>
@@ -301,22 +275,7 @@ export function startStatusRecorder(deps: {
     const folded = (["flow_jobs", "jobs"] as const).flatMap((table) =>
       collapse(changes.filter((c) => c.table === table).map((c) => c.change)).map((change) => ({ table, change })),
     );
-    if (!limitsSeen || !deps.passWithin) {
-      const written = await recordStatusBatchOn(db.$client, folded, cursors, false);
-      if (written.limitUsers.length > 0 && deps.passWithin) limitsSeen = true;
-      return { ...written, passed: null as LimitRelease | null };
-    }
-    const passWithin = deps.passWithin;
-    return db.transaction(async (tx) => {
-      const written = await recordStatusBatchOn(clientOf(tx), folded, cursors, true);
-      if (written.limitUsers.length === 0) return { ...written, passed: null as LimitRelease | null };
-      // A pass that fails is undone alone (a savepoint: the batch still commits) and left to a pass after the commit.
-      const passed = await tx.transaction((sp) => passWithin(sp, written.limitUsers)).catch((err) => {
-        log.warn("release pass in the recorder's batch failed; running it after the commit", { err: String(err) });
-        return null;
-      });
-      return { ...written, passed };
-    });
+    return recordStatusBatch(db, folded, cursors);
   }
 
   async function describe(redis: Redis, prefix: string, events: StreamEvent[]) {
@@ -360,13 +319,9 @@ export function startStatusRecorder(deps: {
       clearTimeout(timer);
       running = false;
       while (releasing) await releasing;
-      while (addsPending > 0) await adding;
     },
   };
 }
-
-/** The postgres.js transaction under a drizzle one: the batch statement is sent prepared through it (see recordStatusBatchOn). */
-const clientOf = (tx: Tx) => (tx as unknown as { session: { client: Pick<Sql, "unsafe"> } }).session.client;
 
 const BOTH: TrackedTable[] = ["flow_jobs", "jobs"];
 const tablesOf = (t: TrackedTable | "both"): TrackedTable[] => (t === "both" ? BOTH : [t]);

@@ -1,5 +1,4 @@
 import { sql } from "drizzle-orm";
-import type { Sql } from "postgres";
 import type { Db, DbOrTx } from "../client";
 import { GRAPH_STEPS } from "./graph-release";
 import { BULLMQ_FINISHED_STATUSES, FINISHED_STATUSES, PARKED_BULLMQ_STATUSES, sqlLiterals, WAITING_STATUSES } from "../../statuses";
@@ -86,17 +85,6 @@ const APPLY_STATUS_BATCH = `
     fj as (${guardedUpdate("flow_jobs", "j.id, j.flow_id, j.status, j.key, j.opts, j.user_id, j.concurrency_keys")}),
     ${GRAPH_STEPS},
     jb as (${guardedUpdate("jobs", "j.user_id, j.concurrency_keys, j.status")}),
-    -- With $4, the pass runs in this transaction (the recorder's): each user's limits lock is taken
-    -- here, in user order, before the triggers take the event log's lock at the statement's end —
-    -- the order every pass takes them in (a create's pass, the sweeper's), so none waits on the other.
-    lu as (
-      select user_id, case when $4::boolean then pg_advisory_xact_lock(hashtextextended('flowd-limits:' || user_id, 0))::text end as locked
-      from (select distinct user_id from (
-              select user_id from fj where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
-              union all select user_id from jb where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
-              union all select user_id from released where waiting_for is not null) f
-            order by user_id) u
-    ),
     cur as (
       insert into stream_cursors (queue, last_id, updated_at)
       select queue, last_id, now() from jsonb_to_recordset($2::jsonb) as c(queue text, last_id text)
@@ -108,9 +96,12 @@ const APPLY_STATUS_BATCH = `
     )
     select ((select count(*) from fj) + (select count(*) from jb) + (select count(*) from dropped) + 0 * (select count(*) from cur) + 0 * (select length(t) from trail))::int as changed,
            (select coalesce(jsonb_agg(id), '[]'::jsonb) from (select id from released where waiting_for is null union all select id from woken) x) as released,
-           -- Users whose limited jobs finished (each frees slots) and users whose graph jobs the batch
-           -- moved from their dependencies to their limits: for a release pass (src/scheduling/limit-release.ts).
-           (select coalesce(jsonb_agg(user_id order by user_id), '[]'::jsonb) from lu where locked is not null or not $4::boolean) as limit_users`;
+           -- Users whose limited jobs finished: each frees slots, for a release pass after the commit (src/scheduling/limit-release.ts).
+           (select coalesce(jsonb_agg(distinct user_id), '[]'::jsonb) from (
+              select user_id from fj where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
+              union all select user_id from jb where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
+              -- and users whose graph jobs the batch moved from their dependencies to their limits
+              union all select user_id from released where waiting_for is not null) f) as limit_users`;
 
 /**
  * Applies a batch of status changes to both tables and moves the stream cursors, all in one
@@ -129,19 +120,6 @@ export async function recordStatusBatch(
   changes: TableChange[],
   cursors: Map<string, string>,
 ): Promise<{ changed: number; released: string[]; limitUsers: string[] }> {
-  return recordStatusBatchOn(db.$client, changes, cursors, false);
-}
-
-/**
- * recordStatusBatch on a postgres.js client or transaction; with `lockUsers`, the returned users'
- * limits locks are taken in the statement (see APPLY_STATUS_BATCH), for a pass in the same transaction.
- */
-export async function recordStatusBatchOn(
-  client: Pick<Sql, "unsafe">,
-  changes: TableChange[],
-  cursors: Map<string, string>,
-  lockUsers: boolean,
-): Promise<{ changed: number; released: string[]; limitUsers: string[] }> {
   const batch = changes.map(({ table, change: c }) => ({
     tbl: table,
     job_id: c.jobId,
@@ -159,9 +137,9 @@ export async function recordStatusBatchOn(
   const trail = changes.flatMap(({ table, change: c }) =>
     (c.trail ?? []).map((t, ord) => ({ tbl: table, job_id: c.jobId, status: t.status, pos: streamPos(t.streamId), ord })),
   );
-  const [row] = await client.unsafe<{ changed: number; released: string[]; limit_users: string[] }[]>(
+  const [row] = await db.$client.unsafe<{ changed: number; released: string[]; limit_users: string[] }[]>(
     APPLY_STATUS_BATCH,
-    [JSON.stringify(batch), JSON.stringify(cursorRows), trail.length > 0 ? JSON.stringify(trail) : "", lockUsers],
+    [JSON.stringify(batch), JSON.stringify(cursorRows), trail.length > 0 ? JSON.stringify(trail) : ""],
     { prepare: true },
   );
   return { changed: row?.changed ?? 0, released: row?.released ?? [], limitUsers: row?.limit_users ?? [] };
