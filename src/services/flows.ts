@@ -1,7 +1,5 @@
-import { jobLimits, keySettings, limitFields, type KeySettings } from "../scheduling/limits";
-import type { JobOpts } from "../job-opts";
-import { addLimitReleased, releaseWithin, ringSweepers } from "../scheduling/limit-release";
-import { ensureLimitKeys, lockUserLimits } from "../db/queries/limits";
+import { limitFields } from "../scheduling/limits";
+import { ensureKeysWithin, releaseAndAdd } from "../scheduling/limit-release";
 import {
   bumpGeneration,
   cancelUnfinished,
@@ -167,27 +165,14 @@ export async function createFlow(
 
 /** The keys a flow's jobs name get settings where they have none (under the user's lock, see limit-release.ts). */
 async function ensureFlowLimitKeys(deps: CreateFlowDeps, userId: string, rows: FlowJobRow[]) {
-  const settings = new Map<string, KeySettings>();
-  for (const r of rows) for (const s of keySettingsOf(r.opts)) if (!settings.has(s.key)) settings.set(s.key, s);
-  await deps.db.transaction(async (tx) => {
-    await lockUserLimits(tx, userId);
-    await ensureLimitKeys(tx, userId, [...settings.values()]);
-  });
+  await deps.db.transaction((tx) => ensureKeysWithin(tx, userId, rows.map((r) => r.opts)));
 }
 
 /** A release pass for a new flow's jobs held by their limits; what it let go enters Redis now. */
 async function releaseLimitedRows(deps: CreateFlowDeps, userId: string, rows: FlowJobRow[]) {
-  const released = await deps.db.transaction((tx) => releaseWithin(tx, userId));
-  const freed = new Set(released.flowJobs);
+  const freed = new Set((await releaseAndAdd(deps, userId)).flowJobs);
   for (const r of rows) if (freed.has(r.id)) r.waitingFor = null;
-  await ringSweepers(deps, deps.config.prefix, released);
-  await addLimitReleased(deps, released).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
 }
-
-const keySettingsOf = (opts: JobOpts) => {
-  const limits = jobLimits(opts);
-  return limits ? keySettings(limits) : [];
-};
 
 /** Flows up to this size share a write with others; a bigger one is written alone so it never delays many small ones. */
 const SHARED_WRITE_MAX_JOBS = 100;

@@ -12,6 +12,7 @@ import { expireOverdue } from "../services/expiry";
 import { wakeStaleJoins } from "../db/queries/spawn";
 import { Job } from "bullmq";
 import { startLoop } from "./loop";
+import { releaseAndAdd } from "../scheduling/limit-release";
 import type { Shard } from "../shards";
 
 /**
@@ -56,8 +57,12 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
         if (await enqueueRows(deps, rows)) log.info("enqueued pending flow", { flowId });
       }
       // Debounced jobs whose window ended go in now; one whose add fails is a plain pending row below.
-      const debounced = await releaseDebounced(deps.db, 200);
+      const ended = await releaseDebounced(deps.db, 200);
+      const debounced = ended.filter((r) => r.waitingFor === null);
       if (debounced.length > 0 && (await enqueueJobs({ ...deps, log }, debounced))) log.info("enqueued debounced jobs", { count: debounced.length });
+      // Those under per-key limits wait their turn like any limited job: a pass for their users now.
+      for (const userId of new Set(ended.filter((r) => r.waitingFor !== null).map((r) => r.userId)))
+        await releaseAndAdd({ ...deps, log }, userId, ended.filter((r) => r.userId === userId).map((r) => r.opts));
       // Jobs past their expireAfterMs that no worker took: failed with code `expired` (services/expiry.ts).
       // Its own failure must not hold back the adds below.
       await expireOverdue({ ...deps, log }).catch((err) => log.warn("expiry sweep failed; will retry", { err: String(err) }));
