@@ -4,7 +4,8 @@ import { pendingJobs } from "../db/queries/jobs";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
-import { mayEnter } from "../services/flow-redis";
+import { addable, mayEnter } from "../services/flow-redis";
+import { releaseStillParked } from "../scheduling/release";
 import { releaseStaleHolds } from "../db/queries/graph-rows";
 import { enqueueJob, enqueueJobs } from "../services/jobs";
 import { releaseDebounced } from "../db/queries/debounce";
@@ -51,7 +52,11 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
             log.info("enqueued released graph jobs", { flowId, count: missing.length });
           continue;
         }
-        const pendingIds = new Set(rows.filter(mayEnter).map((r) => r.id));
+        // A tree's jobs a limits pass let go whose promote was lost: let go now (src/scheduling/release.ts).
+        const parked = await releaseStillParked(deps.producer, rows.filter((r) => mayEnter(r) && (r.concurrencyKeys !== null || r.rateKey !== null)));
+        if (parked > 0) log.info("let go of tree jobs released for their limits", { flowId, count: parked });
+        // A tree's add failed: the whole tree goes in, its jobs held for their limits parked.
+        const pendingIds = new Set(rows.filter(addable).map((r) => r.id));
         const top = rows.find((r) => pendingIds.has(r.id) && !pendingIds.has(r.parentId ?? ""));
         if (!top || (await inRedis(top))) continue;
         if (await enqueueRows(deps, rows)) log.info("enqueued pending flow", { flowId });

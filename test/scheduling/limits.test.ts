@@ -341,12 +341,9 @@ describe("bad input", () => {
     await refused("/v1/limits/k", { other: 1 }, "/other", "PUT");
   });
 
-  test("a flow's job naming a limit is refused, not run unlimited", async () => {
-    const before = await counts();
-    const res = await api.http("POST", "/v1/flows", { name: "f", root: { name: "echo", opts: { concurrency: { key: "k", limit: 1 } } } });
-    expect(res.status).toBe(400);
-    expect(res.body.error.details[0].path).toBe("/root/opts/concurrency");
-    expect(await counts()).toEqual(before);
+  test("a tree flow's job with a bad limit is refused with its path", async () => {
+    await refused("/v1/flows", { name: "f", root: { name: "echo", opts: { concurrency: { key: "k", limit: 0 } } } }, "/root/opts/concurrency/limit");
+    await refused("/v1/flows", { name: "f", root: { name: "echo", children: [{ name: "echo", opts: { rateLimit: { key: "k", max: 5 } } }] } }, "/root/children/0/opts/rateLimit/perMs");
   });
 });
 
