@@ -284,6 +284,23 @@ describe("tree flows", () => {
     expect(peak(await treeRuns(res.body.id, "tree-retry"))).toBe(1);
   }, 120_000);
 
+  test("a tree's children under a rate limit of 5 per second start spread out, one every 200 ms, and all complete", async () => {
+    const opts = { rateLimit: { key: "tree-rate", max: 5, perMs: 1000 } };
+    const res = await api.http("POST", "/v1/flows", {
+      name: "rate-limited tree",
+      root: { name: "echo", data: {}, children: Array.from({ length: 10 }, (_, i) => ({ name: "echo", data: { i }, opts })) },
+    });
+    expect(res.status).toBe(201);
+    const done = await api.http("GET", `/v1/flows/${res.body.id}?wait=60`);
+    expect(done.body.status).toBe("completed");
+    const [span] = await sql()<{ ms: number; n: number }[]>`
+      select extract(epoch from max(started_at) - min(started_at))::float8 * 1000 as ms, count(*)::int as n
+      from flow_jobs where flow_id = ${res.body.id} and rate_key = 'tree-rate' and status = 'completed'`;
+    expect(span!.n).toBe(10);
+    // Nine intervals of 200 ms, less the fifth of a period a pass may catch up and some jitter (unlimited: a few ms).
+    expect(span!.ms).toBeGreaterThanOrEqual(1_300);
+  }, 120_000);
+
   test("a tree's job with a bad limit is refused with its path, and nothing is written", async () => {
     const count = async () => (await sql()<{ n: number }[]>`select (select count(*) from flow_jobs) + (select count(*) from limit_keys) as n`)[0]!.n;
     const before = await count();
