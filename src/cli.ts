@@ -30,6 +30,8 @@ Environment (defaults):
   REDIS_URL                 redis://127.0.0.1:6379
   REDIS_CLUSTER_NODES       unset (comma-separated host:port of a Redis Cluster; REDIS_URL then gives credentials/TLS only)
   FLOWD_SHARDS              1 (hash-tagged key prefixes new work is spread over)
+  FLOWD_QUEUE_BACKEND       redis (redis|postgres: postgres runs BullMQ on its Postgres backend, no Redis needed)
+  FLOWD_QUEUE_SCHEMA        bullmq (the Postgres backend's schema in DATABASE_URL's database)
   PORT, HOST                3000, 127.0.0.1
   FLOWD_PREFIX              flowd
   FLOWD_QUEUES              flows
@@ -156,7 +158,11 @@ async function main(): Promise<number> {
     config = loadConfig(process.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`flowd: invalid environment:\n${err.problems.map((p) => `  ${p}\n`).join("")}`);
+    // One problem, one line; several, one line each under a heading.
+    const [only] = err.problems;
+    process.stderr.write(
+      err.problems.length === 1 ? `flowd: invalid environment: ${only}\n` : `flowd: invalid environment:\n${err.problems.map((p) => `  ${p}\n`).join("")}`,
+    );
     return 1;
   }
   const log = createLogger(config.logLevel);
