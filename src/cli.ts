@@ -10,6 +10,7 @@ import { createLogger } from "./log";
 import { VERSION } from "./version";
 import { CLIENT_COMMANDS, CLIENT_USAGE } from "./client/usage";
 import { EmbeddedPostgresError } from "./embedded/errors";
+import { resolve } from "node:path";
 
 export const USAGE = `flowd ${VERSION} — job flows on BullMQ, with Postgres as the source of truth
 
@@ -180,7 +181,7 @@ async function main(): Promise<number> {
   const log = createLogger(config.logLevel);
   if (command.kind === "dev" || fallback) {
     if (fallback)
-      log.info(`DATABASE_URL is unset and nothing answers at ${DEFAULT_POSTGRES.host}:${DEFAULT_POSTGRES.port}: starting an embedded Postgres in ${config.dataDir} (as flowd dev)`);
+      log.info(`DATABASE_URL is unset and nothing answers at ${DEFAULT_POSTGRES.host}:${DEFAULT_POSTGRES.port}: starting an embedded Postgres in ${resolve(config.dataDir)} (as flowd dev)`);
     const { runDev } = await import("./dev");
     try {
       return await runDev(config, log, { databaseUrlIgnored: command.kind === "dev" && process.env.DATABASE_URL !== undefined });
