@@ -243,6 +243,19 @@ describe("flowd dev refuses a data folder it cannot use", () => {
     expect(existsSync(join(old, "flowd.pid"))).toBe(false);
   }, 60_000);
 
+  // As root, Postgres runs as user postgres, which must enter every folder above its cluster.
+  test.skipIf(process.getuid?.() !== 0)("as root, inside a folder user postgres cannot enter: exit 1, one line naming it", async () => {
+    const closed = join(root, "closed");
+    mkdirSync(closed, { mode: 0o700 });
+    chmodSync(closed, 0o700);
+    const inside = join(closed, "data");
+    const result = await runFlowd(["dev"], baseEnv({ FLOWD_DATA_DIR: inside }), { cwd: root });
+    expect(result.code).toBe(1);
+    expect(stderrLines(result.stderr)).toEqual([
+      `flowd: the data folder ${inside} is inside ${closed}, which user postgres cannot enter (Postgres refuses to run as root, so flowd runs it as postgres): set FLOWD_DATA_DIR to a folder outside it, such as /tmp/flowd`,
+    ]);
+  }, 60_000);
+
   test("an unknown argument is a usage error", async () => {
     const result = await runFlowd(["dev", "--nope"], baseEnv(), { cwd: root });
     expect(result.code).toBe(2);
