@@ -10,6 +10,7 @@ import { createLogger } from "./log";
 import { VERSION } from "./version";
 import { CLIENT_COMMANDS, CLIENT_USAGE } from "./client/usage";
 import { EmbeddedPostgresError } from "./embedded/errors";
+import { postgresBinariesInstalled } from "./embedded/binaries";
 import { resolve } from "node:path";
 
 export const USAGE = `flowd ${VERSION} — job flows on BullMQ, with Postgres as the source of truth
@@ -163,8 +164,10 @@ async function main(): Promise<number> {
     process.stdout.write(`wrote ${command.out}\n`);
     return 0;
   }
-  // `flowd` with no DATABASE_URL and nothing at the default address: flowd dev, said in one line.
-  const fallback = command.kind === "run" && command.role === "all" && !process.env.DATABASE_URL && !(await answers(DEFAULT_POSTGRES));
+  // `flowd` with no DATABASE_URL and nothing at the default address: flowd dev, said in one line
+  // (where Postgres's binaries are installed; elsewhere the usual "cannot reach Postgres" line).
+  const fallback =
+    command.kind === "run" && command.role === "all" && !process.env.DATABASE_URL && !(await answers(DEFAULT_POSTGRES)) && postgresBinariesInstalled();
   const embedded = command.kind === "dev" || fallback;
   let config: Config;
   try {

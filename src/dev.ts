@@ -18,13 +18,19 @@ export const DEV_USER = "dev";
 export async function runDev(config: Config, log: Logger, opts: { databaseUrlIgnored: boolean }): Promise<number> {
   if (opts.databaseUrlIgnored) log.warn("flowd dev runs its own Postgres: DATABASE_URL is ignored (run `flowd` to use it)");
   // Until the service's own handlers are in place, a signal ends the start; the exit hook of the
-  // embedded Postgres stops it if it is already up.
+  // embedded Postgres stops it if it is already up. The handler stays installed but idle once the
+  // service is ready: Bun has lost a signal sent right after a listener was removed and another added.
+  let started = false;
   const early = (signal: NodeJS.Signals) => {
+    if (started) return;
     process.stderr.write(`flowd: ${signal} while starting; stopping\n`);
-    process.exit(signal === "SIGINT" ? 130 : 143);
+    process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGHUP" ? 1 : 15));
   };
   process.on("SIGINT", early);
   process.on("SIGTERM", early);
+  // A closed terminal (SIGHUP) would end flowd without any exit hook and leave its Postgres running:
+  // it shuts down as SIGTERM does.
+  process.on("SIGHUP", () => (started ? process.kill(process.pid, "SIGTERM") : early("SIGHUP")));
   const pg = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, log });
   pg.onUnexpectedExit((why) => {
     // flowd cannot do anything without its database: one line and out, rather than hang on retries.
@@ -36,8 +42,7 @@ export async function runDev(config: Config, log: Logger, opts: { databaseUrlIgn
     const token = await devToken(devConfig, log, pg.layout);
     return await runService(devConfig, log, "all", {
       onReady: ({ apiUrl }) => {
-        process.off("SIGINT", early);
-        process.off("SIGTERM", early);
+        started = true;
         process.stdout.write(banner(devConfig, pg, token, apiUrl ?? `http://${config.host}:${config.port}`));
       },
     });

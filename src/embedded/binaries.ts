@@ -31,16 +31,7 @@ const compiled = () => import.meta.dir.startsWith("/$bunfs") || /^[A-Z]:\\~BUN\\
  */
 export function findPostgresBinaries(cwd = process.cwd(), execPath = process.execPath): PostgresBinaries {
   const pkg = platformPackage();
-  const from = compiled() ? [cwd, dirname(execPath)] : [import.meta.dir, cwd];
-  let entry: string | undefined;
-  for (const dir of from) {
-    try {
-      entry = Bun.resolveSync(pkg, dir);
-      break;
-    } catch {
-      // Not installed below this folder: try the next.
-    }
-  }
+  const entry = resolvePackage(pkg, cwd, execPath);
   if (!entry) {
     if (compiled())
       throw new EmbeddedPostgresError(
@@ -54,6 +45,20 @@ export function findPostgresBinaries(cwd = process.cwd(), execPath = process.exe
   if (!existsSync(binaries.postgres) || !existsSync(binaries.initdb)) throw new EmbeddedPostgresError(`${root} has no bin/postgres and bin/initdb: reinstall ${pkg}`);
   checkLibraryLinks(root, pkg);
   return binaries;
+}
+
+/** True when this machine's binaries package can be found (the fallback of plain `flowd` needs it). */
+export const postgresBinariesInstalled = (cwd = process.cwd(), execPath = process.execPath) => resolvePackage(platformPackage(), cwd, execPath) !== undefined;
+
+function resolvePackage(pkg: string, cwd: string, execPath: string): string | undefined {
+  for (const dir of compiled() ? [cwd, dirname(execPath)] : [import.meta.dir, cwd]) {
+    try {
+      return Bun.resolveSync(pkg, dir);
+    } catch {
+      // Not installed below this folder: try the next.
+    }
+  }
+  return undefined;
 }
 
 function majorOf(packageDir: string): number {

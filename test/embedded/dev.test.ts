@@ -160,7 +160,11 @@ describe("flowd dev", () => {
     expect(alive(orphan)).toBe(false);
     expect(next.token).toBe(first.token);
     expect((await httpClient(next.api, next.token)("GET", `/v1/jobs/${first.jobId}`)).body.status).toBe("completed");
-    expect(await next.proc.stop("SIGTERM", 60_000)).toBe(0);
+    // Ctrl-C: SIGINT drains flowd and stops its Postgres as SIGTERM does.
+    const pid = postmasterPid()!;
+    expect(await next.proc.stop("SIGINT", 60_000)).toBe(0);
+    expect(alive(pid)).toBe(false);
+    expect(await portFree(pgPort)).toBe(true);
   }, 180_000);
 
   test("the embedded Postgres killed under a running flowd: flowd exits 1 with one line", async () => {
@@ -176,7 +180,11 @@ describe("flowd dev", () => {
     // Its children notice the postmaster is gone and exit; the next start then works again.
     const next = await startDev();
     expect(next.token).toBe(first.token);
-    expect(await next.proc.stop("SIGTERM", 60_000)).toBe(0);
+    // A closed terminal (SIGHUP) shuts down as SIGTERM does: no Postgres left behind.
+    const nextPid = postmasterPid()!;
+    expect(await next.proc.stop("SIGHUP", 60_000)).toBe(0);
+    expect(alive(nextPid)).toBe(false);
+    expect(await portFree(pgPort)).toBe(true);
   }, 180_000);
 
   test("a crash of flowd after Postgres started (a handler module that does not exist) stops that Postgres", async () => {

@@ -12,8 +12,8 @@ const root = mkdtempSync(join(tmpdir(), "flowd-fallback-"));
 chmodSync(root, 0o755);
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-// A network namespace needs root (or user namespaces); CI runs as root.
-const canUnshare = Bun.spawnSync(["unshare", "-n", "true"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+// A network namespace needs root (or user namespaces) and iproute2 to bring its loopback up; CI runs as root.
+const canUnshare = Bun.which("ip") !== null && Bun.spawnSync(["unshare", "-n", "true"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
 
 test.skipIf(!canUnshare)("flowd with nothing at the default address runs as flowd dev: flow watched on a socket, restart, still there", async () => {
   const driver = Bun.spawn(["unshare", "-n", "--", process.execPath, join(import.meta.dir, "fallback-driver.ts"), join(root, "data"), root], {
