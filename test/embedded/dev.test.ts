@@ -4,10 +4,10 @@
  * finding the same token and data, and the faults that must end in one line and exit 1.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/process";
+import { flowdCommand, runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/process";
 import { httpClient } from "../helpers/http";
 import { testPort } from "../helpers/ports";
 import { waitFor } from "../helpers/wait";
@@ -61,6 +61,18 @@ const alive = (pid: number) => {
     return false;
   }
 };
+
+/** Processes whose command line names the cluster folder (the postmaster's does: `postgres -D …`). */
+const processesOn = (dir = dataDir) =>
+  readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, "utf8").includes(join(dir, "postgres"));
+      } catch {
+        return false;
+      }
+    });
 
 /** True when a listener can take the port: nothing is left on it. */
 async function portFree(port: number): Promise<boolean> {
@@ -119,6 +131,7 @@ describe("flowd dev", () => {
     expect(alive(pid!)).toBe(true);
     expect(await dev.proc.stop("SIGTERM", 60_000)).toBe(0);
     expect(alive(pid!)).toBe(false);
+    if (existsSync("/proc")) expect(processesOn()).toEqual([]);
     expect(existsSync(join(dataDir, "postgres", "postmaster.pid"))).toBe(false);
     expect(await portFree(pgPort)).toBe(true);
     expect(dev.proc.lines.some((l) => l.includes("embedded Postgres stopped"))).toBe(true);
@@ -261,6 +274,26 @@ describe("flowd dev refuses a data folder it cannot use", () => {
     expect(result.code).toBe(1);
     expect(stderrLines(result.stderr)).toEqual([
       `flowd: the data folder ${inside} is inside ${closed}, which user postgres cannot enter (Postgres refuses to run as root, so flowd runs it as postgres): set FLOWD_DATA_DIR to a folder outside it, such as /tmp/flowd`,
+    ]);
+  }, 60_000);
+
+  // An ordinary user (nobody, through setpriv) whose data folder it may not write.
+  const canDropToNobody = process.getuid?.() === 0 && Bun.which("setpriv") !== null;
+  test.skipIf(!canDropToNobody)("as an ordinary user, a folder without write permission: exit 1, one line (EACCES)", async () => {
+    const readonly = join(root, "readonly");
+    mkdirSync(readonly);
+    chmodSync(readonly, 0o555);
+    const inside = join(readonly, "data");
+    const proc = Bun.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...flowdCommand(["dev"])], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? "", HOME: "/tmp", ...baseEnv({ FLOWD_DATA_DIR: inside }) },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(1);
+    expect(stderrLines(stderr)).toEqual([
+      `flowd: the data folder ${inside} is not writable (EACCES): set FLOWD_DATA_DIR to a folder you can write, or fix its permissions`,
     ]);
   }, 60_000);
 
