@@ -41,7 +41,9 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port: numbe
     await stopOrphan(layout, log);
     const password = readOrCreatePassword(layout);
     await initCluster(layout, binaries, runAs, password, log);
+    const started = performance.now();
     const child = await startPostmaster(layout, binaries, runAs, opts.port);
+    log.info("embedded Postgres ready", { pid: child.pid, pgdata: layout.pgdata, port: opts.port, ms: Math.round(performance.now() - started) });
     return supervise(child, layout, binaries, unlock, `postgres://postgres:${password}@127.0.0.1:${opts.port}/flowd`, log);
   } catch (err) {
     unlock();
@@ -201,7 +203,6 @@ function supervise(child: ChildProcess, layout: DataDir, binaries: PostgresBinar
     unlock();
   };
   process.on("exit", onProcessExit);
-  log.info("embedded Postgres ready", { pid, pgdata: layout.pgdata });
   return {
     url,
     pid,
