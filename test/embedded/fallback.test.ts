@@ -18,7 +18,7 @@ const canUnshare = Bun.which("ip") !== null && Bun.spawnSync(["unshare", "-n", "
 test.skipIf(!canUnshare)("flowd with nothing at the default address runs as flowd dev: flow watched on a socket, restart, still there", async () => {
   const driver = Bun.spawn(["unshare", "-n", "--", process.execPath, join(import.meta.dir, "fallback-driver.ts"), join(root, "data"), root], {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" },
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...(process.env.FLOWD_FALLBACK_NO_REDIS ? { FLOWD_FALLBACK_NO_REDIS: "1" } : {}) },
     stdout: "pipe",
     stderr: "pipe",
   });
