@@ -4,7 +4,7 @@
  * finding the same token and data, and the faults that must end in one line and exit 1.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { flowdCommand, runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/process";
@@ -125,6 +125,9 @@ describe("flowd dev", () => {
     await waitFor(async () => (await http("GET", `/v1/jobs/${job.body.id}`)).body.status === "completed", 60_000, "job completed");
     await waitFor(async () => (await http("GET", `/v1/flows/${flow.body.id}`)).body.status === "completed", 60_000, "flow completed");
     first = { token: dev.token, jobId: job.body.id, flowId: flow.body.id };
+    // The token and the Postgres password are kept for the next start, readable by their owner only.
+    for (const file of ["token", "postgres-password"]) expect(statSync(join(dataDir, file)).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dataDir, "token"), "utf8").trim()).toBe(dev.token);
 
     const pid = postmasterPid();
     expect(pid).toBeGreaterThan(0);
@@ -138,7 +141,9 @@ describe("flowd dev", () => {
   }, 180_000);
 
   test("a restart finds the same token, the job and the flow", async () => {
-    const dev = await startDev();
+    // flowd dev always runs its own Postgres: a DATABASE_URL is ignored, and it says so.
+    const dev = await startDev(baseEnv({ DATABASE_URL: "postgres://postgres@127.0.0.1:1/elsewhere" }));
+    expect(dev.proc.lines.some((l) => l.includes("flowd dev runs its own Postgres: DATABASE_URL is ignored"))).toBe(true);
     expect(dev.token).toBe(first.token);
     const http = httpClient(dev.api, dev.token);
     expect((await http("GET", `/v1/jobs/${first.jobId}`)).body.status).toBe("completed");
