@@ -19,7 +19,8 @@ export async function runDev(config: Config, log: Logger, opts: { databaseUrlIgn
   if (opts.databaseUrlIgnored) log.warn("flowd dev runs its own Postgres: DATABASE_URL is ignored (run `flowd` to use it)");
   // Until the service's own handlers are in place, a signal ends the start; the exit hook of the
   // embedded Postgres stops it if it is already up. The handler stays installed but idle once the
-  // service is ready: Bun has lost a signal sent right after a listener was removed and another added.
+  // service is ready: with every SIGINT/SIGTERM listener removed and the service's added, Bun now
+  // and then let a SIGTERM sent right after kill the process (1 run in 3 here), Postgres left running.
   let started = false;
   const early = (signal: NodeJS.Signals) => {
     if (started) return;
