@@ -96,7 +96,8 @@ describe("concurrency per key", () => {
   }, 90_000);
 
   test("a held job says why and for which key; the key's view counts it", async () => {
-    const ids = await bulk(Array.from({ length: 3 }, () => ({ name: "sleep", data: { ms: 1500 }, opts: { concurrency: { key: "one", limit: 1 } } })));
+    // Long enough that the first is still running when the limit is raised, on a loaded host too.
+    const ids = await bulk(Array.from({ length: 3 }, () => ({ name: "sleep", data: { ms: 5000 }, opts: { concurrency: { key: "one", limit: 1 } } })));
     const held = await api.http("GET", `/v1/jobs/${ids[2]}`);
     expect(held.status).toBe(200);
     expect(held.body.status).toBe("pending");
