@@ -15,7 +15,7 @@ import { flowdPeer } from "./peers/flowd";
 import { graphilePeer } from "./peers/graphile";
 import { pgBossPeer } from "./peers/pg-boss";
 import type { Peer } from "./peers/session";
-import { runWorkloads, type SessionResult } from "./peers/workloads";
+import { runWorkloads, type SessionResult, type Throughput } from "./peers/workloads";
 
 const PEERS: Record<SystemKey, Peer> = { flowd: flowdPeer, bullmq: bullmqPeer, "bullmq-pg": bullmqPgPeer, "pg-boss": pgBossPeer, graphile: graphilePeer };
 
@@ -53,6 +53,7 @@ const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 const load = () => loadavg().map((l) => l.toFixed(1)).join(" ");
 
 type Key = "bulk" | "singles" | "flows";
+const line = (t: Throughput) => `${fmt(t.rate)}/s, CPU ms/job own ${fmt(t.ownCpuMs, 3)} machine ${fmt(t.cpuMs, 3)}`;
 
 export async function benchPeers(argv = process.argv.slice(3)) {
   let args;
@@ -95,8 +96,8 @@ export async function benchPeers(argv = process.argv.slice(3)) {
       }
       results[key].push(r);
       console.log(
-        `rep ${rep + 1} ${peer.label.padEnd(18)} bulk ${fmt(r.bulk.rate)}/s ${fmt(r.bulk.cpuMs, 3)} ms | singles ${fmt(r.singles.rate)}/s ${fmt(r.singles.cpuMs, 3)} ms | ` +
-          `flows ${r.flows ? `${fmt(r.flows.rate)}/s ${fmt(r.flows.cpuMs, 3)} ms` : "-"} | latency p50 ${fmt(r.latency.p50, 1)} p99 ${fmt(r.latency.p99, 1)} ms | load ${load()}`,
+        `rep ${rep + 1} ${peer.label.padEnd(18)} bulk ${line(r.bulk)} | singles ${line(r.singles)} | flows ${r.flows ? line(r.flows) : "-"} | ` +
+          `latency p50 ${fmt(r.latency.p50, 1)} p99 ${fmt(r.latency.p99, 1)} ms | load ${load()}`,
       );
     }
   }
@@ -121,9 +122,12 @@ function printTable(systems: SystemKey[], results: Record<SystemKey, SessionResu
     return v === undefined ? "n/a" : `${fmt(v)}/s${spread(k, (r) => r[w]?.rate)}${b && k !== base ? ` ${x(v, b)}` : ""}`;
   };
   const cpuCell = (k: SystemKey, w: Key) => {
-    const v = med(k, (r) => r[w]?.cpuMs);
-    const b = med(base, (r) => r[w]?.cpuMs);
-    return v === undefined ? "n/a" : `${fmt(v, 3)}${b && k !== base ? ` ${x(v, b)}` : ""}`;
+    const own = med(k, (r) => r[w]?.ownCpuMs);
+    const machine = med(k, (r) => r[w]?.cpuMs);
+    const bOwn = med(base, (r) => r[w]?.ownCpuMs);
+    const bMachine = med(base, (r) => r[w]?.cpuMs);
+    if (own === undefined || machine === undefined) return "n/a";
+    return `${fmt(own, 2)} / ${fmt(machine, 2)}${bOwn && bMachine && k !== base ? ` (${x(own, bOwn)} / ${x(machine, bMachine)})` : ""}`;
   };
   const latCell = (k: SystemKey) => {
     const p50 = med(k, (r) => r.latency.p50)!;
@@ -131,8 +135,11 @@ function printTable(systems: SystemKey[], results: Record<SystemKey, SessionResu
     const b = med(base, (r) => r.latency.p50)!;
     return `${fmt(p50, 1)} / ${fmt(p99, 1)}${k !== base ? ` ${x(p50, b)}` : ""}`;
   };
-  console.log("\nmedians (min–max over reps); ratios to plain BullMQ; CPU = whole-machine ms per job");
-  console.log("| system | bulk jobs/s | CPU | 16 clients creates/s | CPU | 1,000-job flows jobs/s | CPU | latency p50 / p99 ms |");
+  console.log(
+    "\nmedians (min–max over reps); ratios to plain BullMQ; CPU = ms per job, own processes / whole machine " +
+      "(own: the bench process, the system's server processes, the Postgres backends on its database, the shared Redis server if it uses Redis)",
+  );
+  console.log("| system | bulk jobs/s | CPU own / machine | 16 clients creates/s | CPU own / machine | 1,000-job flows jobs/s | CPU own / machine | latency p50 / p99 ms |");
   console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const k of systems)
     console.log(

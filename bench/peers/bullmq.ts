@@ -9,7 +9,7 @@ import IORedis from "ioredis";
 import { deletePrefix, uniquePrefix } from "../../test/helpers/redis";
 import { REDIS_URL } from "../../test/helpers/services";
 import { bullTree } from "../flows";
-import { completionWaits, onOwnDatabase, type Peer, type Session } from "./session";
+import { backendPids, completionWaits, onOwnDatabase, redisServerPid, type Peer, type Session } from "./session";
 
 const QUEUE = "flows";
 
@@ -21,10 +21,12 @@ interface Classes {
   worker: Worker;
   producer: FlowProducer;
   events: () => QueueEvents;
+  processes(): Promise<number[]>;
   cleanup(): Promise<void>;
 }
 
-function redisClasses(concurrency: number): Classes {
+async function redisClasses(concurrency: number): Promise<Classes> {
+  const redisPid = await redisServerPid();
   const prefix = uniquePrefix("peers");
   const connection = () => new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
   return {
@@ -32,6 +34,7 @@ function redisClasses(concurrency: number): Classes {
     worker: new Worker(QUEUE, processor, { connection: connection(), prefix, concurrency }),
     producer: new FlowProducer({ connection: connection(), prefix }),
     events: () => new QueueEvents(QUEUE, { connection: connection(), prefix }),
+    processes: async () => [redisPid],
     cleanup: () => deletePrefix(prefix),
   };
 }
@@ -47,6 +50,7 @@ function postgresClasses(concurrency: number): Promise<Classes> {
       worker: new Worker(QUEUE, processor, { connection: connection(), concurrency }, createPostgresBackend) as unknown as Worker,
       producer: new FlowProducer({ connection: connection() }, createPostgresBackend) as unknown as FlowProducer,
       events: () => new QueueEvents(QUEUE, { connection: connection() }, createPostgresBackend) as unknown as QueueEvents,
+      processes: () => backendPids(db.name),
       cleanup: () => db.drop(),
     };
   });
@@ -87,6 +91,7 @@ function bullmqSession(c: Classes): Session {
       const job = await c.queue.add("echo", { latency: i });
       return (await seen.wait(job.id!)) - t;
     },
+    processes: () => c.processes(),
     async stop() {
       await events?.close();
       await c.worker.close();
@@ -105,7 +110,7 @@ export const bullmqPeer: Peer = {
   key: "bullmq",
   label: "BullMQ (Redis)",
   settings: `${common}; Redis 127.0.0.1:6379 as the shared server runs it`,
-  start: async (sizes) => bullmqSession(redisClasses(sizes.concurrency)),
+  start: async (sizes) => bullmqSession(await redisClasses(sizes.concurrency)),
 };
 
 export const bullmqPgPeer: Peer = {

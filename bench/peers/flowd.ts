@@ -2,7 +2,7 @@
 import { startCluster } from "../../test/helpers/cluster";
 import { connectWs, type WsClient } from "../../test/helpers/ws-client";
 import { flowdTree } from "../flows";
-import { completionWaits, type Peer, type Session } from "./session";
+import { backendPids, completionWaits, redisServerPid, type Peer, type Session } from "./session";
 
 export const flowdPeer: Peer = {
   key: "flowd",
@@ -22,6 +22,8 @@ export const flowdPeer: Peer = {
     };
     let socket: WsClient | undefined;
     const arrivals = completionWaits<string>();
+    const dbName = new URL(cluster.env.DATABASE_URL!).pathname.slice(1);
+    const redisPid = await redisServerPid();
     return {
       pollMs: 25,
       async completed() {
@@ -55,6 +57,9 @@ export const flowdPeer: Peer = {
         const t = performance.now();
         const job = await post("/v1/jobs", { name: "echo", data: { latency: i } });
         return (await arrivals.wait(job.id)) - t;
+      },
+      async processes() {
+        return [...cluster.apis.map((a) => a.proc.proc.pid), ...cluster.workers.map((w) => w.proc.pid), ...(await backendPids(dbName)), redisPid];
       },
       async stop() {
         socket?.close();

@@ -1,7 +1,7 @@
 /** graphile-worker in a database of its own, with its documented batching (local queue, batched completions). */
 import { EventEmitter } from "node:events";
 import { Logger, makeWorkerUtils, run, type WorkerEvents } from "graphile-worker";
-import { completionWaits, onOwnDatabase, type Peer, type Session } from "./session";
+import { backendPids, completionWaits, onOwnDatabase, type Peer, type Session } from "./session";
 
 const TASK = "echo";
 const quiet = new Logger(() => () => {});
@@ -46,6 +46,7 @@ export const graphilePeer: Peer = {
         const job = await utils.addJob(TASK, { latency: i });
         return (await seen.wait(job.id)) - t;
       },
+      processes: () => backendPids(db.name),
       async stop() {
         await utils.release();
         await runner.stop();

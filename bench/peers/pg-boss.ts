@@ -1,7 +1,7 @@
 /** pg-boss in a database of its own, LISTEN/NOTIFY on, one batch worker: its documented fast path. */
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
-import { onOwnDatabase, type Peer, type Session } from "./session";
+import { backendPids, onOwnDatabase, type Peer, type Session } from "./session";
 
 const QUEUE = "echo";
 
@@ -55,6 +55,7 @@ export const pgBossPeer: Peer = {
         const id = await boss.send(QUEUE, { latency: i });
         return (await completedState(id!, 2)) - t;
       },
+      processes: () => backendPids(db.name),
       async stop() {
         await sql.end({ timeout: 1 });
         await boss.stop({ graceful: true, timeout: 10_000 });

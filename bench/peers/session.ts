@@ -1,7 +1,8 @@
 /** What every system in `bench peers` offers the runner: the same four workloads, each on its own terms. */
+import IORedis from "ioredis";
 import postgres from "postgres";
 import { dropDatabase } from "../../test/helpers/db";
-import { dbUrl } from "../../test/helpers/services";
+import { dbUrl, REDIS_URL } from "../../test/helpers/services";
 import type { Sizes } from "./args";
 
 export interface Session {
@@ -17,6 +18,11 @@ export interface Session {
   flow?(size: number): Promise<void>;
   /** Creates one job and resolves, in ms, when a client sees it completed. */
   roundTrip(i: number): Promise<number>;
+  /**
+   * The processes doing this system's work besides the bench's own: its server processes, the
+   * Postgres backends connected to its database, the shared Redis server if it uses Redis.
+   */
+  processes(): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -93,5 +99,25 @@ export async function onOwnDatabase<T>(tag: string, build: (db: Awaited<ReturnTy
   } catch (err) {
     await db.drop().catch(() => {});
     throw err;
+  }
+}
+
+/** The Postgres backends connected to database `name` now (a pool's connections, a LISTEN client). */
+export async function backendPids(name: string): Promise<number[]> {
+  const admin = postgres(dbUrl("postgres"), { max: 1, onnotice: () => {} });
+  try {
+    return (await admin<{ pid: number }[]>`select pid from pg_stat_activity where datname = ${name}`).map((r) => r.pid);
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
+}
+
+/** The pid of the Redis server every Redis-backed system here shares (others' tests use it too). */
+export async function redisServerPid(): Promise<number> {
+  const redis = new IORedis(REDIS_URL);
+  try {
+    return Number(/process_id:(\d+)/.exec(await redis.info("server"))![1]);
+  } finally {
+    redis.disconnect();
   }
 }

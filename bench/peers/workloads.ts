@@ -8,6 +8,8 @@ export interface Throughput {
   rate: number;
   /** Whole-machine CPU milliseconds per job, from /proc/stat, until every job was completed. */
   cpuMs: number;
+  /** The same counting only the system's own processes (Session.processes and this one): other work on the machine left out. */
+  ownCpuMs: number;
 }
 
 export interface SessionResult {
@@ -17,20 +19,31 @@ export interface SessionResult {
   latency: { p50: number; p99: number };
 }
 
-const machineCpu = async () => (await cpuSeconds({})).machine!;
+/** Machine CPU seconds, and each process's: one group per pid, so a backend that appears mid-phase counts from zero. */
+async function cpuNow(pids: number[]) {
+  const all = await cpuSeconds(Object.fromEntries(pids.map((p) => [String(p), [p]])));
+  return { machine: all.machine!, byPid: all };
+}
 
 async function waitCompleted(s: Session, target: number, what: string) {
   await until(async () => (await s.completed()) >= target, what, s.pollMs);
 }
 
-/** Measures `run` (which handles `jobs` jobs and waits for them) in wall time and machine CPU. */
-async function measured(jobs: () => number, run: () => Promise<number | void>): Promise<Throughput> {
-  const cpu0 = await machineCpu();
+/**
+ * Measures `run` (which handles `jobs` jobs and waits for them) in wall time, machine CPU, and the
+ * CPU of the system's own processes (those alive at the start or the end of the phase).
+ */
+async function measured(s: Session, jobs: () => number, run: () => Promise<number | void>): Promise<Throughput> {
+  const before = await s.processes();
+  const cpu0 = await cpuNow([process.pid, ...before]);
   const t = performance.now();
   const seconds = await run();
   const elapsed = (performance.now() - t) / 1000;
-  const cpu = (await machineCpu()) - cpu0;
-  return { rate: jobs() / (seconds || elapsed), cpuMs: (cpu / jobs()) * 1000 };
+  const pids = [...new Set([process.pid, ...before, ...(await s.processes())])];
+  const cpu1 = await cpuNow(pids);
+  // A process gone by the end reads 0: its share is lost rather than counted negative.
+  const own = pids.reduce((sum, p) => sum + Math.max(0, (cpu1.byPid[String(p)] ?? 0) - (cpu0.byPid[String(p)] ?? 0)), 0);
+  return { rate: jobs() / (seconds || elapsed), cpuMs: ((cpu1.machine - cpu0.machine) / jobs()) * 1000, ownCpuMs: (own / jobs()) * 1000 };
 }
 
 /** `clients` loops calling `createOne` until `seconds` pass; returns how many were created and how long creating took. */
@@ -56,7 +69,7 @@ export async function runWorkloads(s: Session, sizes: Sizes): Promise<SessionRes
   if (s.flow) await s.flow(10);
 
   const b0 = await s.completed();
-  const bulk = await measured(() => sizes.bulkJobs, async () => {
+  const bulk = await measured(s, () => sizes.bulkJobs, async () => {
     for (let round = 0; round * sizes.bulkBatch < sizes.bulkJobs; round++)
       await s.createBatch(Math.min(sizes.bulkBatch, sizes.bulkJobs - round * sizes.bulkBatch), round);
     await waitCompleted(s, b0 + sizes.bulkJobs, `${sizes.bulkJobs} bulk jobs`);
@@ -64,7 +77,7 @@ export async function runWorkloads(s: Session, sizes: Sizes): Promise<SessionRes
 
   const s0 = await s.completed();
   let created = 0;
-  const single = await measured(() => created, async () => {
+  const single = await measured(s, () => created, async () => {
     const run = await singles(s, sizes.clients, sizes.singlesSeconds);
     created = run.created;
     await waitCompleted(s, s0 + created, `${created} single jobs`);
@@ -72,7 +85,7 @@ export async function runWorkloads(s: Session, sizes: Sizes): Promise<SessionRes
   });
 
   const flows = s.flow
-    ? await measured(() => sizes.flows * sizes.flowSize, async () => {
+    ? await measured(s, () => sizes.flows * sizes.flowSize, async () => {
         for (let f = 0; f < sizes.flows; f++) await s.flow!(sizes.flowSize);
       })
     : undefined;
