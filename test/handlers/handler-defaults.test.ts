@@ -120,6 +120,28 @@ describe("a handler module's defaults for its jobs' opts", () => {
     ]);
   }, 120_000);
 
+  test("a definition run by name and a schedule's firing get the defaults, read when the job is made", async () => {
+    const put = await waitFor(async () => {
+      const r = await stack.http("PUT", "/v1/definitions/partner-run", { flow: { jobs: [{ key: "p", name: "partner", data: { ms: 10 } }] } });
+      return r.status === 400 && r.body.error.code === "unknown_handler" ? null : r;
+    }, 30_000, "the API to know the module's handlers");
+    expect(put.status).toBe(201);
+    const run = await create("/v1/definitions/partner-run/runs", {});
+    expect((await stack.http("GET", `/v1/flows/${run.id}?wait=60`)).body.status).toBe("completed");
+    const [p] = await sql()<{ keys: string[] | null; opts: Record<string, unknown> }[]>`select concurrency_keys as keys, opts from flow_jobs where flow_id = ${run.id}`;
+    expect(p).toEqual({ keys: ["partner-api"], opts: { concurrency: { key: "partner-api", limit: 1 }, expireAfterMs: 600000 } });
+    // The schedule keeps the job as sent; each firing's job gets the handler's defaults.
+    const schedule = await create("/v1/schedules", { name: "metered tick", every: 1000, job: { name: "metered" } });
+    expect(schedule.job?.opts ?? {}).toEqual({});
+    const fired = await waitFor(async () => {
+      const rows = await sql()<{ rate: string | null; opts: Record<string, unknown>; status: string }[]>`
+        select rate_key as rate, opts, status from jobs where schedule_id = ${schedule.id} and status = 'completed' limit 1`;
+      return rows[0];
+    }, 60_000, "a firing's job to complete");
+    expect(fired).toEqual({ rate: "metered-api", opts: { rateLimit: { key: "metered-api", max: 50, perMs: 1000 } }, status: "completed" });
+    expect((await stack.http("DELETE", `/v1/schedules/${schedule.id}`)).status).toBe(204);
+  }, 120_000);
+
   test("bad defaults stop the worker: exit 1, one line naming the handler and the field", async () => {
     const cases: [string, string, RegExp][] = [
       ["limit 0", `concurrency: { key: "k", limit: 0 }`, /handler 'bad': concurrency\.limit must be a whole number between 1 and 1000; got 0$/],
