@@ -91,7 +91,7 @@ export function parseJson(text: string | null | undefined): unknown {
 /**
  * Folds a batch into one change per job — the last, carrying the count of starts before it and the
  * statuses it went through first (`trail`) — so a batch costs one row update per job while the
- * event triggers still log every transition, in order (drizzle/0028_batch_event_trails.sql). A
+ * event triggers still log every transition, in order (drizzle/0029_batch_event_trails.sql). A
  * removal never hides a completion or failure seen earlier. The final state, result, error and
  * attempt count are exact.
  */

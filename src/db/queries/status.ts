@@ -86,7 +86,7 @@ const APPLY_STATUS_BATCH = `
         as r(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, stream_id text,
              ready_ms bigint, started_ms bigint, finished_ms bigint)
     ),
-    -- The batch's earlier statuses per job, for the event triggers (drizzle/0028_batch_event_trails.sql):
+    -- The batch's earlier statuses per job, for the event triggers (drizzle/0029_batch_event_trails.sql):
     -- transaction-local, set while the statement runs, read by the triggers at its end.
     trail as (select set_config('flowd.trail', $3::text, true) as t),
     fj as (${guardedUpdate("flow_jobs", "j.id, j.flow_id, j.status, j.key, j.opts, j.user_id, j.concurrency_keys")}),
