@@ -151,7 +151,8 @@ describe("Approvals in the dashboard", () => {
     // The sleep ends by itself; the signal step parks: its badge and panel change without a reload.
     await node("pay").locator(".node-wait", { hasText: "waiting: signal order-9" }).waitFor({ timeout: 20_000 });
     await panel.locator('[data-waiting="signal"]', { hasText: "Waiting for a signal on key order-9" }).waitFor({ timeout: 10_000 });
-    expect(await node("pay").getAttribute("aria-label")).toBe("pay, active. Waiting for a signal on key order-9 (holding no worker)");
+    // A screen reader hears the whole reason: the node's accessible name is its title.
+    expect(await page.getByRole("button", { name: "pay (signal): active. Waiting for a signal on key order-9 (holding no worker)" }).count()).toBe(1);
     expect(await node("pay").getAttribute("data-waiting")).toBe("signal");
     expect(await node("nap").getAttribute("data-waiting")).toBeNull();
     expect(await node("after").locator(".node-wait").textContent()).toBe("waiting: dependencies");
@@ -165,7 +166,7 @@ describe("Approvals in the dashboard", () => {
     expect(await page.locator(".node-wait").count()).toBe(0);
     expect(await page.locator(".node.waiting").count()).toBe(0);
     expect(await panel.locator("[data-waiting]").count()).toBe(0);
-    expect(await node("pay").getAttribute("aria-label")).toBe("pay, completed");
+    expect(await page.getByRole("button", { name: "pay (signal): completed", exact: true }).count()).toBe(1);
     await shot(page, "wait-badges-cleared");
     expect(loads).toBe(1);
     expect(stack.browser.problems).toEqual([]);
