@@ -28,6 +28,17 @@ export const EnvSchema = Type.Object({
     Type.String({ pattern: "^[^\\s,:]+:[0-9]{1,5}(,[^\\s,:]+:[0-9]{1,5})*$", hint: "must be comma-separated host:port pairs such as 10.0.0.1:6379,10.0.0.2:6379" }),
   ),
   FLOWD_SHARDS: Type.Integer({ minimum: 1, maximum: 256, default: 1 }),
+  // Where BullMQ keeps its queues: Redis, or BullMQ's own Postgres backend (no Redis at all).
+  FLOWD_QUEUE_BACKEND: Type.Union([Type.Literal("redis"), Type.Literal("postgres")], { default: "redis" }),
+  // The Postgres backend's schema in DATABASE_URL's database: the namespace FLOWD_PREFIX is on Redis.
+  FLOWD_QUEUE_SCHEMA: Type.String({
+    pattern: "^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+    default: "bullmq",
+    hint: "must be a plain Postgres schema name: a letter or _, then letters, digits or _, at most 63",
+  }),
+  // `flowd dev` (and `flowd` with nothing at the default database address): the embedded Postgres's folder and port.
+  FLOWD_DATA_DIR: Type.String({ minLength: 1, maxLength: 4096, default: ".flowd" }),
+  FLOWD_EMBEDDED_POSTGRES_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 15432 }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: "127.0.0.1" }),
   FLOWD_PREFIX: Type.String({ pattern: "^[A-Za-z0-9_{}.-]{1,64}$", default: "flowd" }),
@@ -95,6 +106,7 @@ export const EnvSchema = Type.Object({
 export type Env = Static<typeof EnvSchema>;
 
 export type LogLevel = Env["LOG_LEVEL"];
+export type QueueBackendName = Env["FLOWD_QUEUE_BACKEND"];
 
 export interface Config {
   readonly databaseUrl: string;
@@ -103,6 +115,14 @@ export interface Config {
   readonly redisClusterNodes: readonly { host: string; port: number }[];
   /** FLOWD_SHARDS: hash-tagged prefixes new work is spread over (src/shards.ts). */
   readonly shards: number;
+  /** FLOWD_QUEUE_BACKEND: where BullMQ's queues live; `postgres` opens no Redis connection at all. */
+  readonly queueBackend: QueueBackendName;
+  /** FLOWD_QUEUE_SCHEMA: the schema of DATABASE_URL's database the Postgres backend keeps its tables in. */
+  readonly queueSchema: string;
+  /** FLOWD_DATA_DIR: where `flowd dev` keeps its embedded Postgres, its password and the dev token. */
+  readonly dataDir: string;
+  /** FLOWD_EMBEDDED_POSTGRES_PORT: the loopback port the embedded Postgres listens on. */
+  readonly embeddedPostgresPort: number;
   readonly port: number;
   readonly host: string;
   readonly prefix: string;
@@ -221,8 +241,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       problems.set("FLOWD_EXTERNAL_QUEUES", `FLOWD_EXTERNAL_QUEUES may not name queues flowd consumes itself (${clash.join(", ")})`);
   }
   // On a cluster every BullMQ key of a flow must share a slot: one shard needs a hash-tagged prefix.
-  if (e.REDIS_CLUSTER_NODES && e.FLOWD_SHARDS === 1 && !problems.has("FLOWD_PREFIX") && !/\{[^}]+\}/.test(e.FLOWD_PREFIX))
+  if (e.REDIS_CLUSTER_NODES && e.FLOWD_QUEUE_BACKEND !== "postgres" && e.FLOWD_SHARDS === 1 && !problems.has("FLOWD_PREFIX") && !/\{[^}]+\}/.test(e.FLOWD_PREFIX))
     problems.set("FLOWD_PREFIX", `FLOWD_PREFIX=${JSON.stringify(e.FLOWD_PREFIX)} must hold a hash tag such as {flowd} on a Redis Cluster (REDIS_CLUSTER_NODES) with FLOWD_SHARDS=1`);
+  // Shards and a cluster spread BullMQ's keys over Redis masters; the Postgres backend has one database.
+  if (e.FLOWD_QUEUE_BACKEND === "postgres" && !problems.has("FLOWD_QUEUE_BACKEND")) {
+    if (e.FLOWD_SHARDS > 1 && !problems.has("FLOWD_SHARDS"))
+      problems.set(
+        "FLOWD_SHARDS",
+        `FLOWD_SHARDS=${e.FLOWD_SHARDS} cannot be used with FLOWD_QUEUE_BACKEND=postgres: shards spread BullMQ keys over a Redis Cluster's masters, and the Postgres backend keeps every queue in one database (unset FLOWD_SHARDS or use the redis backend)`,
+      );
+    if (e.REDIS_CLUSTER_NODES && !problems.has("REDIS_CLUSTER_NODES"))
+      problems.set("REDIS_CLUSTER_NODES", "REDIS_CLUSTER_NODES cannot be used with FLOWD_QUEUE_BACKEND=postgres: that backend opens no Redis connection (unset it or use the redis backend)");
+  }
   // The pattern admits only 32-byte spellings; decoding again here keeps a bad key from ever meaning "no key".
   const secretKey = e.FLOWD_SECRET_KEY === undefined || problems.has("FLOWD_SECRET_KEY") ? undefined : parseSecretKey(e.FLOWD_SECRET_KEY);
   if (secretKey === null) problems.set("FLOWD_SECRET_KEY", "FLOWD_SECRET_KEY does not decode to 32 bytes");
@@ -237,6 +267,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       }),
     ),
     shards: e.FLOWD_SHARDS,
+    queueBackend: e.FLOWD_QUEUE_BACKEND,
+    queueSchema: e.FLOWD_QUEUE_SCHEMA,
+    dataDir: e.FLOWD_DATA_DIR,
+    embeddedPostgresPort: e.FLOWD_EMBEDDED_POSTGRES_PORT,
     port: e.PORT,
     host: e.HOST,
     prefix: e.FLOWD_PREFIX,
