@@ -43,13 +43,8 @@ const Node = memo(function Node(props: { job: FlatJob; x: number; y: number; sel
 /**
  * Nodes drawn per task. A 1,000-job graph drawn at once was one 200+ ms main-thread task (DOM,
  * style, layout); in slices the page answers between them, and the nodes in view come first.
- * Edges likewise, once their layout is there.
  */
 const SLICE = 150;
-const EDGE_SLICE = 750;
-
-/** The ids a layout places, as one string: a new layout of the same jobs (a provisional one's successor) keeps what was drawn. */
-const idsOf = (layout: Layout) => [...layout.nodes.keys()].join(" ");
 
 export function FlowGraph(props: { layout: Layout; jobs: Map<string, FlatJob>; selected: string | null; onSelect: (id: string) => void }) {
   const { layout, jobs } = props;
@@ -64,45 +59,31 @@ export function FlowGraph(props: { layout: Layout; jobs: Map<string, FlatJob>; s
     const x = rootPos?.x ?? 0;
     return [...layout.nodes.entries()].sort((a, b) => Math.abs(a[1].x - x) - Math.abs(b[1].x - x)).map(([id]) => id);
   }, [layout]);
-  const ids = useMemo(() => idsOf(layout), [layout]);
-  // How far drawing got, for this layout: a new layout starts again from one slice of nodes and
-  // of edges, but nodes drawn stay drawn when the same jobs get their real layout (they move).
-  const [progress, setProgress] = useState({ ids, drawn: new Set<string>(), order, count: SLICE, edges: EDGE_SLICE });
-  const fresh = progress.order !== order;
-  const count = fresh ? SLICE : progress.count;
-  const edgeLimit = fresh ? EDGE_SLICE : progress.edges;
-  const drawn = useMemo(() => {
-    const out = progress.ids === ids ? new Set(progress.drawn) : new Set<string>();
-    for (const id of order.slice(0, count)) out.add(id);
-    return out;
-  }, [ids, order, count]);
-  const allNodes = drawn.size >= layout.nodes.size;
+  // How far drawing got, for this order: another layout starts again from one slice.
+  const [progress, setProgress] = useState({ order, count: SLICE });
+  const count = progress.order === order ? progress.count : SLICE;
   useEffect(() => {
-    if (allNodes && edgeLimit >= layout.edges.length) return;
-    const next = setTimeout(() => setProgress({ ids, drawn, order, count: allNodes ? count : count + SLICE, edges: edgeLimit + EDGE_SLICE }), 0);
+    if (count >= order.length) return;
+    const next = setTimeout(() => setProgress({ order, count: count + SLICE }), 0);
     return () => clearTimeout(next);
-  }, [drawn, edgeLimit, order]);
+  }, [count, order]);
+  const drawn = useMemo(() => new Set(order.slice(0, count)), [order, count]);
   // A wide tree centres its root: the top-left corner of a 1,000-job layout is one leaf among many.
-  const centred = useRef("");
   useEffect(() => {
     const el = box.current;
-    if (!el || !rootPos || centred.current === ids) return;
-    centred.current = ids;
-    el.scrollLeft = Math.max(0, rootPos.x + NODE_W / 2 - el.clientWidth / 2);
+    if (el && rootPos) el.scrollLeft = Math.max(0, rootPos.x + NODE_W / 2 - el.clientWidth / 2);
   }, [layout]);
   // Edges never change with a status: built once per slice, not on every batch of events.
   const edges = useMemo(
     () => html`<g class="edges" aria-hidden="true">
-      ${layout.edges.map((e, i) =>
-        i < edgeLimit && drawn.has(e.to) && drawn.has(e.from)
+      ${layout.edges.map((e) =>
+        drawn.has(e.to) && drawn.has(e.from)
           ? html`<polyline key=${`${e.from}-${e.to}`} class=${e.kind ?? undefined} data-from=${e.from} data-to=${e.to} points=${e.points.map((p) => `${p.x},${p.y}`).join(" ")} marker-end=${graph ? "url(#arrow)" : undefined} />`
           : null,
       )}
     </g>`,
-    [layout, drawn, edgeLimit],
+    [layout, drawn],
   );
-  // "all": every node at its final place and every edge drawn.
-  const complete = allNodes && !layout.provisional && edgeLimit >= layout.edges.length;
   // Drawn in tree order whatever the slice: the DOM order is the Tab order.
   return html`<div class="graph-scroll" role="group" aria-label=${graph ? "The flow's jobs as a graph, dependencies above their dependents" : "The flow's jobs as a tree"} ref=${box}>
     <svg
@@ -110,9 +91,7 @@ export function FlowGraph(props: { layout: Layout; jobs: Map<string, FlatJob>; s
       height=${layout.height}
       viewBox=${`0 0 ${layout.width} ${layout.height}`}
       class="graph"
-      data-layout=${layout.provisional ? "provisional" : "final"}
-      data-nodes=${allNodes ? "all" : "part"}
-      data-drawn=${complete ? "all" : "part"}
+      data-drawn=${drawn.size >= layout.nodes.size ? "all" : "part"}
     >
       ${graph && html`<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" class="arrow-head" /></marker></defs>`}
       ${edges}

@@ -137,26 +137,6 @@ function crossings(layers: string[][], down: Map<string, string[]>, pos: Map<str
 }
 
 /**
- * Where a big graph's nodes stand while dagre lays it out in the worker: each at its layer (the
- * `depth` flattenGraph gave it), side by side in the order the flow lists them, each layer centred.
- * Linear and a few ms for 1,000 jobs, so the page shows every job (clickable, live) at once; no
- * edges yet. dagre's drawing replaces it when the worker answers: the nodes move, the edges appear.
- */
-export function layeredPlacement(jobs: Map<string, FlatJob>): Layout {
-  const layers: string[][] = [];
-  for (const j of jobs.values()) (layers[j.depth] ??= []).push(j.id);
-  const widest = layers.reduce((m, l) => Math.max(m, l?.length ?? 0), 0);
-  const width = widest * (NODE_W + GAP_X) - GAP_X + 2 * MARGIN;
-  const nodes = new Map<string, { x: number; y: number }>();
-  layers.forEach((layer, depth) => {
-    const left = MARGIN + ((widest - layer.length) * (NODE_W + GAP_X)) / 2;
-    layer.forEach((id, i) => nodes.set(id, { x: Math.round(left + i * (NODE_W + GAP_X)), y: MARGIN + depth * (NODE_H + GAP_Y) }));
-  });
-  const height = layers.length * (NODE_H + GAP_Y) - GAP_Y + 2 * MARGIN;
-  return { width: Math.max(0, Math.ceil(width)), height: Math.max(0, Math.ceil(height)), nodes, edges: [], provisional: true };
-}
-
-/**
  * A layered DAG drawing (dagre, the Sugiyama method: layers, fewer crossings, then coordinates),
  * top-down, dependencies above their dependents. Ranks come from the longest path (network simplex,
  * dagre's default, spent minutes on 1,000 jobs and 3,000 edges). Computed once per set of jobs:

@@ -129,8 +129,6 @@ export interface Layout {
   nodes: Map<string, { x: number; y: number }>;
   /** `spawn`: from a job to a job it added while it ran (not a dependency). */
   edges: { from: string; to: string; points: { x: number; y: number }[]; kind?: "spawn" }[];
-  /** A stand-in drawn while the real layout is computed (graph-layout's layeredPlacement): nodes only. */
-  provisional?: boolean;
 }
 
 /** Space between siblings, and between a parent's row and its children's (px). */

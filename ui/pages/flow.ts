@@ -8,15 +8,15 @@ import { applyJobEvent, flatten, flowStatusOf, layoutTree, statusCounts, type Fl
 import type { LiveEvent } from "../lib/live";
 import { Confirm, ErrorNote, Json, StatusBadge } from "../components/common";
 import { FlowGraph } from "../components/graph";
-import { flattenGraph, layeredPlacement, layoutGraph, type GraphJob } from "../lib/graph-layout";
+import { flattenGraph, layoutGraph, type GraphJob } from "../lib/graph-layout";
 import { layoutGraphOffThread, OFF_THREAD_FROM } from "../lib/layout-worker";
 import { JobPanel } from "../components/job-panel";
 
 interface Loaded {
   flow: Omit<FlowView, "root" | "jobs">;
   jobs: Map<string, FlatJob>;
-  /** A big graph's is `provisional` (nodes by layer) until the layout worker answers for `graph`. */
-  layout: Layout;
+  /** Null while a big graph is laid out in the layout worker (then `graph` is what it lays out). */
+  layout: Layout | null;
   graph?: GraphJob[];
   rootId: string;
   /** Bumped on every change, so a render sees a new value while the Map itself is reused. */
@@ -32,11 +32,10 @@ function loaded(view: FlowView, prev: Loaded | null): Loaded {
     // jobs have new ids, a job may add jobs while it runs).
     const same = !!prev && prev.jobs.size === jobs.size && [...jobs.keys()].every((k) => prev.jobs.has(k));
     if (same && prev.rootId === "") return { flow, jobs, layout: prev.layout, graph: prev.graph, rootId: "", version: prev.version + 1 };
-    // A big graph is laid out off the main thread: meanwhile its nodes stand by layer, and move to
-    // dagre's places when the worker answers. A small one is laid out at once.
+    // A big graph is laid out off the main thread (the page draws it when the worker answers); a small one at once.
     const all = graph ?? [];
     const small = all.length + all.reduce((n, g) => n + g.dependsOn.length, 0) <= OFF_THREAD_FROM;
-    return { flow, jobs, layout: small ? layoutGraph(jobs, all) : layeredPlacement(jobs), graph: all, rootId: "", version: (prev?.version ?? 0) + 1 };
+    return { flow, jobs, layout: small ? layoutGraph(jobs, all) : null, graph: all, rootId: "", version: (prev?.version ?? 0) + 1 };
   }
   const jobs = flatten(root);
   // The tree never changes shape after creation, so a reload keeps the layout it had.
@@ -155,12 +154,12 @@ export function Flow({ id }: { id: string }) {
   );
 
   // A big graph's layout, from the worker: kept only if the page still shows those jobs.
-  const pendingGraph = state?.layout.provisional ? state.graph : undefined;
+  const pendingGraph = state && state.layout === null ? state.graph : undefined;
   useEffect(() => {
     if (!pendingGraph) return;
     let gone = false;
     void layoutGraphOffThread(pendingGraph).then((layout) => {
-      if (!gone) setState((p) => (p && p.layout.provisional && p.graph === pendingGraph ? { ...p, layout, version: p.version + 1 } : p));
+      if (!gone) setState((p) => (p && p.layout === null && p.graph === pendingGraph ? { ...p, layout, version: p.version + 1 } : p));
     });
     return () => {
       gone = true;
@@ -231,10 +230,9 @@ export function Flow({ id }: { id: string }) {
       onCancel=${() => setAsking(null)}
     >${asking ? ACTIONS[asking].text : ""}</${Confirm}>
     <div class="flow-body">
-      <div class="graph-col">
-        <p class="hint layout-note" role="status">${layout.provisional ? `Laying out ${jobs.size.toLocaleString("en")} jobs and their dependencies…` : ""}</p>
-        <${FlowGraph} layout=${layout} jobs=${jobs} selected=${selected} onSelect=${setSelected} version=${state.version} />
-      </div>
+      ${layout
+        ? html`<${FlowGraph} layout=${layout} jobs=${jobs} selected=${selected} onSelect=${setSelected} version=${state.version} />`
+        : html`<div class="graph-scroll graph-pending" aria-busy="true"><p class="hint">Laying out ${jobs.size.toLocaleString("en")} jobs…</p></div>`}
       ${job
         ? html`<${JobPanel} job=${job} onClose=${() => setSelected(null)}>
             ${job.key !== undefined && html`<${Dependencies} job=${job} jobs=${jobs} onSelect=${setSelected} />`}

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { href, parseRoute } from "../lib/route";
 import { duration, parseDataSearch, timing } from "../lib/format";
 import { applyJobEvent, flatten, flowStatusOf, layoutTree, MAX_LOG_LINES, NODE_H, NODE_W, statusCounts, withJobEvent, type JobNode } from "../lib/tree";
-import { flattenGraph, layeredPlacement, layoutGraph, type GraphJob } from "../lib/graph-layout";
+import { flattenGraph, layoutGraph, type GraphJob } from "../lib/graph-layout";
 import { canonicalPretty, sideBySide } from "../lib/json-diff";
 import { buildInput, fieldsOf, initialValue } from "../lib/schema-form";
 import { describeWait, KNOWN_REASONS, type WaitingFor } from "../lib/waiting";
@@ -308,40 +308,3 @@ describe("why a job waits, as a node's badge and a panel's sentence", () => {
   });
 });
 
-describe("a big graph's stand-in placement while dagre lays it out", () => {
-  const gj = (key: string, dependsOn: string[] = []): GraphJob => ({
-    id: `id-${key}`, jobId: key, name: "echo", queueName: "flows", status: "pending", data: {}, opts: {}, result: null, error: null,
-    attemptsMade: 0, createdAt: "2026-12-02T10:00:00.000Z", updatedAt: "2026-12-02T10:00:00.000Z", key, dependsOn,
-  });
-
-  test("every job at its layer, side by side, no overlap, each layer centred; no edges, marked provisional", () => {
-    const graph = [gj("a"), gj("b"), gj("c", ["a", "b"]), gj("d", ["c"]), gj("e", ["a"])];
-    const l = layeredPlacement(flattenGraph(graph));
-    expect(l.provisional).toBe(true);
-    expect(l.edges).toEqual([]);
-    expect(l.nodes.size).toBe(5);
-    const at = (k: string) => l.nodes.get(`id-${k}`)!;
-    // a, b on layer 0; c, e on layer 1; d on layer 2.
-    expect(new Set([at("a").y, at("b").y]).size).toBe(1);
-    expect(at("c").y).toBe(at("e").y);
-    expect(at("c").y).toBeGreaterThan(at("a").y + NODE_H);
-    expect(at("d").y).toBeGreaterThan(at("c").y + NODE_H);
-    expect(Math.abs(at("a").x - at("b").x)).toBeGreaterThanOrEqual(NODE_W);
-    // d alone on its layer sits in the middle of the two above.
-    expect(at("d").x).toBe(Math.round((at("a").x + at("b").x) / 2));
-    for (const p of l.nodes.values()) {
-      expect(p.x + NODE_W).toBeLessThanOrEqual(l.width);
-      expect(p.y + NODE_H).toBeLessThanOrEqual(l.height);
-    }
-  });
-
-  test("1,000 jobs in 4 layers are placed in a few milliseconds", () => {
-    const graph = Array.from({ length: 1000 }, (_, n) => gj(`${Math.floor(n / 250)}.${n % 250}`, n < 250 ? [] : [`${Math.floor(n / 250) - 1}.${n % 250}`]));
-    const jobs = flattenGraph(graph);
-    const t = performance.now();
-    const l = layeredPlacement(jobs);
-    expect(performance.now() - t).toBeLessThan(100);
-    expect(l.nodes.size).toBe(1000);
-    expect(new Set([...l.nodes.values()].map((p) => `${p.x},${p.y}`)).size).toBe(1000);
-  });
-});
