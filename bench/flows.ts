@@ -24,13 +24,13 @@ interface Phases {
 }
 const medianOf = (phases: Phases[], key: keyof Phases) => median(phases.map((p) => p[key] ?? 0)).toFixed(0);
 
-const flowdTree = (n: number) => ({
+export const flowdTree = (n: number) => ({
   name: "bench",
   root: { name: "echo", data: { root: true }, children: Array.from({ length: n - 1 }, (_, i) => ({ name: "echo", data: { i } })) },
 });
 
 let bullIds = 0;
-const bullTree = (n: number): FlowJob => {
+export const bullTree = (n: number): FlowJob => {
   const id = `b${bullIds++}`;
   return {
     name: "echo",
