@@ -104,8 +104,8 @@ describe("Approvals in the dashboard", () => {
     const page = await signedIn(alice);
     await page.goto(`${stack.base}/ui#/flows/${id}`);
     for (const [key, reason, says] of [
-      ["nap", "sleep", "sleeps until"],
-      ["pay", "signal", "waits for a signal on key order-7 until"],
+      ["nap", "sleep", "Sleeping until"],
+      ["pay", "signal", "Waiting for a signal on key order-7 until"],
     ] as const) {
       const step = views[key]!;
       await page.locator(`[data-job="${step.id}"]`).first().click({ timeout: 10_000 });
@@ -120,6 +120,56 @@ describe("Approvals in the dashboard", () => {
       await shot(page, `waiting-${reason}`);
     }
     expect((await httpClient(stack.base, alice)("POST", `/v1/flows/${id}/cancel`)).status).toBe(200);
+    await page.close();
+  });
+
+  test("a node's wait badge and its job panel follow events live: held for dependencies, sleeping, waiting for a signal, cleared when signalled", async () => {
+    const page = await signedIn(alice);
+    // The page loads the flow once; everything after comes from the socket.
+    let loads = 0;
+    page.on("request", (r) => void (/\/v1\/flows\/[^/?]+(\?|$)/.test(new URL(r.url()).pathname + "?") && r.method() === "GET" && loads++));
+    const res = await httpClient(stack.base, alice)("POST", "/v1/flows", {
+      name: "live waits",
+      jobs: [
+        { key: "nap", name: "wait", data: { for: "4s" } },
+        { key: "pay", name: "signal", data: { key: "order-9" }, dependsOn: ["nap"] },
+        { key: "after", name: "echo", dependsOn: ["pay"] },
+      ],
+    });
+    expect(res.status).toBe(201);
+    const id = res.body.id as string;
+    const ids = Object.fromEntries((res.body.jobs as { key: string; id: string }[]).map((j) => [j.key, j.id]));
+    await page.goto(`${stack.base}/ui#/flows/${id}`);
+    const node = (key: string) => page.locator(`[data-job="${ids[key]}"]`);
+    // Held until its dependency completes: a grey badge on the node, the panel says so.
+    await node("pay").locator(".node-wait", { hasText: "waiting: dependencies" }).waitFor({ timeout: 10_000 });
+    await node("pay").click();
+    const panel = page.locator(`[data-job-panel="${ids.pay}"]`);
+    await panel.locator('[data-waiting="dependencies"]').waitFor({ timeout: 10_000 });
+    await node("nap").locator(".node-wait", { hasText: /^sleeping until \d\d:\d\d$/ }).waitFor({ timeout: 10_000 });
+    await shot(page, "wait-badges-held");
+    // The sleep ends by itself; the signal step parks: its badge and panel change without a reload.
+    await node("pay").locator(".node-wait", { hasText: "waiting: signal order-9" }).waitFor({ timeout: 20_000 });
+    await panel.locator('[data-waiting="signal"]', { hasText: "Waiting for a signal on key order-9" }).waitFor({ timeout: 10_000 });
+    // A screen reader hears the whole reason: the node's accessible name is its title.
+    expect(await page.getByRole("button", { name: "pay (signal): active. Waiting for a signal on key order-9 (holding no worker)" }).count()).toBe(1);
+    expect(await node("pay").getAttribute("data-waiting")).toBe("signal");
+    expect(await node("nap").getAttribute("data-waiting")).toBeNull();
+    expect(await node("after").locator(".node-wait").textContent()).toBe("waiting: dependencies");
+    await shot(page, "wait-badges-signal");
+    const signalled = await httpClient(stack.base, alice)("POST", "/v1/signals", { key: "order-9", payload: { paid: true } });
+    expect(signalled.status).toBe(200);
+    expect(signalled.body.jobs).toHaveLength(1);
+    // Signalled: the badge and the panel's line go, the node says completed.
+    await page.locator(`[data-job="${ids.pay}"][data-status="completed"]`).waitFor({ timeout: 20_000 });
+    await page.locator(`[data-job="${ids.after}"][data-status="completed"]`).waitFor({ timeout: 20_000 });
+    expect(await page.locator(".node-wait").count()).toBe(0);
+    expect(await page.locator(".node.waiting").count()).toBe(0);
+    expect(await panel.locator("[data-waiting]").count()).toBe(0);
+    expect(await page.getByRole("button", { name: "pay (signal): completed", exact: true }).count()).toBe(1);
+    await shot(page, "wait-badges-cleared");
+    expect(loads).toBe(1);
+    expect(stack.browser.problems).toEqual([]);
     await page.close();
   });
 

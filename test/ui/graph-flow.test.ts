@@ -159,6 +159,8 @@ describe("a graph flow's page", () => {
   }, 200_000);
 
   test("jobs a running job adds to the flow appear live, each drawn from the job that added it, and the join completes", async () => {
+    // Signed in before the flow exists: a slow sign-in on a loaded machine must not let the jobs be added before the page opens.
+    const page = await signedIn();
     const res = await api("POST", "/v1/flows", {
       name: "fan-out",
       jobs: [
@@ -168,7 +170,6 @@ describe("a graph flow's page", () => {
       ],
     });
     expect(res.status).toBe(201);
-    const page = await signedIn();
     await page.goto(`${base}/ui#/flows/${res.body.id}`);
     await page.locator('.graph[data-drawn="all"]').waitFor({ timeout: 10_000 });
     expect(await page.locator(".graph .node").count()).toBe(3);

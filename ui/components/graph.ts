@@ -2,6 +2,7 @@ import { memo } from "preact/compat";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { html } from "../lib/html";
 import { NODE_H, NODE_W, type FlatJob, type Layout } from "../lib/tree";
+import { describeWait } from "../lib/waiting";
 
 /**
  * The flow's tree, laid out once (a tidy tree, see layoutTree); a status change re-renders only its node (memo on the
@@ -14,21 +15,28 @@ const Node = memo(function Node(props: { job: FlatJob; x: number; y: number; sel
   // A graph job is known by its key (its name is its handler's); a tree job by its name.
   const text = job.key ?? job.name;
   const label = text.length > 20 ? text.slice(0, 19) + "…" : text;
+  // Why it waits, from its view and then live from job.updated events: a badge in place of the
+  // status line (the colour still says the status), the whole sentence in its title (its accessible name).
+  const wait = describeWait(job.waitingFor, job.status);
+  const status = `${job.status}${job.attemptsMade > 1 ? ` · ${job.attemptsMade} attempts` : ""}`;
   return html`<g
-    class=${`node s-${job.status}${selected ? " selected" : ""}`}
+    class=${`node s-${job.status}${wait ? ` waiting w-${wait.kind}` : ""}${selected ? " selected" : ""}`}
     transform=${`translate(${x},${y})`}
     tabindex="0"
     role="button"
     aria-pressed=${selected ? "true" : "false"}
     data-job=${job.id}
     data-status=${job.status}
+    data-waiting=${wait ? job.waitingFor!.reason : undefined}
     onClick=${open}
     onKeyDown=${(e: KeyboardEvent) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), open())}
   >
-    <title>${job.key ? `${job.key} (${job.name})` : job.name}</title>
+    <title>${job.key ? `${job.key} (${job.name})` : job.name}: ${status}${wait ? `. ${wait.sentence}` : ""}</title>
     <rect width=${NODE_W} height=${NODE_H} rx="6" />
     <text x="10" y="20" class="node-name">${label}</text>
-    <text x="10" y="38" class="node-status">${job.status}${job.attemptsMade > 1 ? ` · ${job.attemptsMade} attempts` : ""}</text>
+    ${wait
+      ? html`<rect class="wait-pill" x="6" y="26" width=${NODE_W - 12} height="17" rx="8.5" /><text x="12" y="38" class="node-wait">${wait.badge}</text>`
+      : html`<text x="10" y="38" class="node-status">${status}</text>`}
   </g>`;
 });
 

@@ -4,6 +4,7 @@ import { duration, when } from "../lib/format";
 import { Json, StatusBadge } from "./common";
 import { Decision } from "./decision";
 import type { JobLog } from "../lib/tree";
+import { describeWait, type WaitingFor } from "../lib/waiting";
 
 export interface JobLike {
   id: string;
@@ -24,11 +25,9 @@ export interface JobLike {
   key?: string;
   /** An http task its service answered 202: it waits for the callback until then. */
   callbackUntil?: string;
-  /** A parked wait step: what it waits for (sleep, signal, approval), on what key, until when. */
-  waitingFor?: { reason: string; key?: string; until?: string };
+  /** Why it waits (a wait step, a join, a hold for dependencies or a per-key limit), on what key, until when; live from events. */
+  waitingFor?: WaitingFor;
 }
-
-const WAITS: Record<string, string> = { sleep: "sleeps", signal: "waits for a signal", approval: "waits for an approval" };
 
 /** A number from 0 to 100 is a bar; anything else the handler reported is shown as JSON. */
 function Progress({ value }: { value: unknown }) {
@@ -47,6 +46,7 @@ function Log({ log }: { log: JobLog }) {
 export function JobPanel({ job, onClose, heading = "h3", children }: { job: JobLike; onClose?: () => void; heading?: "h2" | "h3"; children?: ComponentChildren }) {
   const H = heading;
   const attempts = (job.opts as { attempts?: number } | null)?.attempts ?? 1;
+  const wait = describeWait(job.waitingFor, job.status, new Date(), when);
   return html`<aside class="job-panel" aria-labelledby="job-panel-title" data-job-panel=${job.id}>
     <header>
       <${H} id="job-panel-title">${job.key ?? job.name} <${StatusBadge} status=${job.status} /></${H}>
@@ -59,8 +59,7 @@ export function JobPanel({ job, onClose, heading = "h3", children }: { job: JobL
       <div><dt>Queue</dt><dd>${job.queueName}</dd></div>
       <div><dt>Attempts</dt><dd>${job.attemptsMade} of ${attempts}</dd></div>
       ${job.callbackUntil && job.status === "active" && html`<div><dt>Parked</dt><dd>its service answered 202; waits for the callback until ${when(job.callbackUntil)}</dd></div>`}
-      ${job.waitingFor && job.status === "active" &&
-      html`<div data-waiting=${job.waitingFor.reason}><dt>Waiting</dt><dd>${WAITS[job.waitingFor.reason] ?? job.waitingFor.reason}${job.waitingFor.key ? html` on key <code>${job.waitingFor.key}</code>` : null}${job.waitingFor.until ? ` until ${when(job.waitingFor.until)}` : ""} (holding no worker)</dd></div>`}
+      ${wait && html`<div data-waiting=${job.waitingFor!.reason} data-wait-kind=${wait.kind}><dt>${wait.kind === "held" ? "Held" : "Waiting"}</dt><dd>${wait.sentence}</dd></div>`}
       <div><dt>Created</dt><dd>${when(job.createdAt)}</dd></div>
       <div><dt>Last change</dt><dd>${when(job.updatedAt)} (${duration(new Date(job.updatedAt).getTime() - new Date(job.createdAt).getTime())} after creation)</dd></div>
     </dl>

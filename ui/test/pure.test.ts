@@ -5,6 +5,7 @@ import { applyJobEvent, flatten, flowStatusOf, layoutTree, MAX_LOG_LINES, NODE_H
 import { flattenGraph, layoutGraph, type GraphJob } from "../lib/graph-layout";
 import { canonicalPretty, sideBySide } from "../lib/json-diff";
 import { buildInput, fieldsOf, initialValue } from "../lib/schema-form";
+import { describeWait, KNOWN_REASONS, type WaitingFor } from "../lib/waiting";
 
 const job = (id: string, children: JobNode[] = [], status = "waiting"): JobNode => ({
   id, jobId: `b-${id}`, name: "echo", queueName: "flows", status, data: {}, opts: {}, result: null, error: null,
@@ -250,3 +251,60 @@ describe("timing", () => {
     expect([null, 0.4, 999.4, 1507, 12_345, 75_000].map(timing)).toEqual(["–", "0 ms", "999 ms", "1.51 s", "12.3 s", "1 min 15 s"]);
   });
 });
+
+describe("why a job waits, as a node's badge and a panel's sentence", () => {
+  // A fixed "now" and times built in the page's own zone, so the clock reads the same wherever the test runs.
+  const now = new Date(2026, 11, 7, 13, 0);
+  const at = (d: number, h: number, m: number) => new Date(2026, 11, d, h, m).toISOString();
+
+  test("each reason says what holds the job, with its key and time", () => {
+    const say = (w: WaitingFor, status = "active") => describeWait(w, status, now);
+    expect(say({ reason: "signal", key: "order-7" })).toEqual({ badge: "waiting: signal order-7", sentence: "Waiting for a signal on key order-7 (holding no worker)", kind: "parked" });
+    expect(say({ reason: "signal", key: "order-7", until: at(7, 14, 3) })!.sentence).toBe("Waiting for a signal on key order-7 until 14:03 (holding no worker)");
+    expect(say({ reason: "sleep", until: at(7, 14, 3) })!.badge).toBe("sleeping until 14:03");
+    expect(say({ reason: "sleep" })!.badge).toBe("sleeping");
+    expect(say({ reason: "approval" })!.badge).toBe("waiting: approval");
+    expect(say({ reason: "children", keys: ["a", "b", "c"] })).toMatchObject({ badge: "joining 3 jobs", sentence: "Waiting for 3 jobs it added to finish: a, b, c (holding no worker)" });
+    expect(say({ reason: "children", keys: ["a"] })!.badge).toBe("joining 1 job");
+    expect(say({ reason: "concurrency", key: "tenant-a" }, "pending")).toMatchObject({ badge: "held: concurrency tenant-a", kind: "held" });
+    expect(say({ reason: "rateLimit", key: "api" }, "pending")!.badge).toBe("held: rate limit api");
+    expect(say({ reason: "dependencies" }, "pending")).toMatchObject({ badge: "waiting: dependencies", kind: "held" });
+    expect(say({ reason: "debounce", key: "k", until: at(7, 13, 5) }, "pending")!.badge).toBe("debounced until 13:05");
+  });
+
+  test("a time on another day names the day; a long key is cut in the badge but whole in the sentence", () => {
+    const w = describeWait({ reason: "sleep", until: at(8, 9, 30) }, "active", now)!;
+    expect(w.badge).toMatch(/^sleeping until .*8.* 09:30$/);
+    expect(w.badge).not.toBe("sleeping until 09:30");
+    const long = describeWait({ reason: "concurrency", key: "tenant-with-a-very-long-name" }, "pending", now)!;
+    expect(long.badge).toBe("held: concurrency tenant-with-a…");
+    expect(long.sentence).toContain("on key tenant-with-a-very-long-name");
+  });
+
+  test("nothing to say for no wait, a finished job, or a malformed one; an unknown reason still shows by name", () => {
+    expect(describeWait(undefined, "active", now)).toBeNull();
+    expect(describeWait(null, "pending", now)).toBeNull();
+    expect(describeWait({ reason: "signal" }, "completed", now)).toBeNull();
+    expect(describeWait({ reason: 7 } as never, "active", now)).toBeNull();
+    expect(describeWait({ reason: "moonrise" }, "pending", now)).toMatchObject({ badge: "waiting: moonrise", kind: "held" });
+  });
+
+  test("every reason the server knows has its own words", () => {
+    // The fallback for a reason this page does not know says "Waiting: <reason>"; no known reason falls to it.
+    for (const reason of KNOWN_REASONS) expect(describeWait({ reason }, "active", now)!.sentence).not.toStartWith("Waiting: ");
+    expect(KNOWN_REASONS.length).toBe(8);
+  });
+
+  test("the panel's sentence can say the time its own way", () => {
+    expect(describeWait({ reason: "sleep", until: at(7, 14, 3) }, "active", now, () => "LATER")!.sentence).toBe("Sleeping until LATER (holding no worker)");
+  });
+
+  test("a job.updated event with waitingFor shows the badge; the next without it clears it", () => {
+    const base = { status: "active", jobId: "j", attemptsMade: 1, result: null, error: null, updatedAt: "", progress: undefined, log: undefined, waitingFor: undefined as WaitingFor | undefined };
+    const parked = withJobEvent(base, { seq: 1, event: "job.updated", jobId: "j", status: "active", at: now.toISOString(), data: { waitingFor: { reason: "signal", key: "pay" } } } as never)!;
+    expect(describeWait(parked.waitingFor, parked.status, now)!.badge).toBe("waiting: signal pay");
+    const woken = withJobEvent(parked, { seq: 2, event: "job.updated", jobId: "j", status: "completed", at: now.toISOString(), data: { result: 1 } } as never)!;
+    expect(describeWait(woken.waitingFor, woken.status, now)).toBeNull();
+  });
+});
+
