@@ -1,0 +1,53 @@
+import type { Logger } from "../log";
+import type { PgQueues } from "../pg-queues";
+import { createPgDoorbell, keepAllEvents, pgCursorName, pgFailureDetails, readPgEvents, trimRecorded } from "../services/pg-events";
+import type { EventSource } from "./status-recorder";
+
+/** Events recorded are kept this long, for users' own QueueEvents on external queues, then deleted. */
+const KEEP_RECORDED_MS = 60_000;
+/** How often recorded events are deleted, and BullMQ is told again to keep the rest. */
+const HOUSEKEEPING_MS = 5_000;
+
+/**
+ * The status recorder's events on BullMQ's Postgres backend (src/services/pg-events.ts): read by
+ * transaction, never trimmed before a committed cursor has passed them.
+ */
+export function createPgEventSource(deps: { pg: PgQueues; queues: readonly string[]; log: Logger }): EventSource & { close(): void } {
+  const { pool, schema } = deps.pg;
+  const doorbell = createPgDoorbell(pool);
+  let lastHousekeeping = 0;
+  const housekeeping = async () => {
+    if (Date.now() - lastHousekeeping < HOUSEKEEPING_MS) return;
+    lastHousekeeping = Date.now();
+    try {
+      const trimming = await keepAllEvents(pool, schema, deps.queues);
+      if (trimming.length > 0)
+        deps.log.warn("a BullMQ Queue opened elsewhere set these queues to trim their events; set back to keep them until recorded", { queues: trimming });
+      await trimRecorded(pool, schema, deps.queues, KEEP_RECORDED_MS);
+    } catch (err) {
+      deps.log.debug("event housekeeping failed; will retry", { err: String(err) });
+    }
+  };
+  return {
+    cursorName: (queue) => pgCursorName(schema, queue),
+    async read(cursors, limit) {
+      await housekeeping();
+      const events = await readPgEvents(pool, schema, cursors, limit);
+      if (events.length === 0) return { entries: null, cursors: new Map() };
+      const keyOf = new Map(cursors.map((c) => [c.queue, c.key]));
+      const byKey = new Map<string, [string, string[]][]>();
+      const next = new Map<string, string>();
+      for (const e of events) {
+        const key = keyOf.get(e.queue)!;
+        let list = byKey.get(key);
+        if (!list) byKey.set(key, (list = []));
+        list.push([e.id, e.flat]);
+        next.set(key, e.cursor);
+      }
+      return { entries: [...byKey], cursors: next };
+    },
+    wait: (ms) => doorbell.wait(ms),
+    failureDetails: (jobs) => pgFailureDetails(pool, schema, jobs),
+    close: () => doorbell.close(),
+  };
+}
