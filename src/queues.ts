@@ -198,10 +198,13 @@ export const bullKey = (prefix: string, queue: string, ...parts: string[]) => [p
 /**
  * The queue and job id in a job's key (`prefix:queue:id`), which BullMQ uses to name children;
  * users know job ids. Prefixes and queue names hold no colon, so the id is what follows the second.
+ * BullMQ's Postgres backend has no prefix (`queue:id`): with one colon only, that is the form
+ * (flowd's job ids hold none).
  */
 export function parseJobKey(key: string): { queue: string; jobId: string } | null {
   const first = key.indexOf(":");
   const second = key.indexOf(":", first + 1);
+  if (first > 0 && second < 0 && first < key.length - 1) return { queue: key.slice(0, first), jobId: key.slice(first + 1) };
   if (first < 0 || second < 0 || second === key.length - 1) return null;
   return { queue: key.slice(first + 1, second), jobId: key.slice(second + 1) };
 }
