@@ -11,7 +11,7 @@ import { testPort } from "../helpers/ports";
  * Redis connection would fail (and a start-up that needed Redis would exit with one line), so a
  * run that works shows Redis is not needed.
  */
-export async function startPgStack(opts: { env?: Record<string, string>; role?: "all" | "split" } = {}) {
+export async function startPgStack(opts: { env?: Record<string, string>; role?: "all" | "split"; workerEnv?: Record<string, string> } = {}) {
   const db = await createTestDatabase();
   const port = testPort();
   const deadRedisPort = testPort();
@@ -23,6 +23,8 @@ export async function startPgStack(opts: { env?: Record<string, string>; role?: 
     LOG_LEVEL: "info",
     FLOWD_ALLOW_PRIVATE_URLS: "true",
     FLOWD_SHUTDOWN_TIMEOUT_MS: "15000",
+    // A worker process's http tasks call back to the API process.
+    FLOWD_PUBLIC_URL: `http://127.0.0.1:${port}`,
     ...opts.env,
   };
   const procs: FlowdProcess[] = [];
@@ -34,7 +36,7 @@ export async function startPgStack(opts: { env?: Record<string, string>; role?: 
   };
   if (opts.role === "split") {
     await start("api");
-    await start("worker", { PORT: "0" });
+    await start("worker", { PORT: "0", ...opts.workerEnv });
   } else await start("all");
   const { token } = await createToken(db.database.db, "alice");
   const baseUrl = `http://127.0.0.1:${port}`;
