@@ -63,6 +63,29 @@ describe("schedules, webhooks, http tasks, readiness and metrics on the Postgres
     expect(service.callsTo("/park")).toHaveLength(1);
   });
 
+  test("wait steps: a signal completes a parked step, a durable sleep wakes, and the graph goes on", async () => {
+    const created = await s.http("POST", "/v1/flows", {
+      name: "order",
+      jobs: [
+        { key: "paid", name: "signal", data: { key: "pg-order-1" } },
+        { key: "pause", name: "wait", data: { for: "500ms" }, dependsOn: ["paid"] },
+        { key: "ship", name: "echo", dependsOn: ["pause"] },
+      ],
+    });
+    expect(created.status).toBe(201);
+    // Parked: active with its wait, holding no worker.
+    await waitFor(async () => {
+      const f = (await s.http("GET", `/v1/flows/${created.body.id}`)).body;
+      return f.jobs.find((j: { key: string }) => j.key === "paid")?.waitingFor?.reason === "signal";
+    }, 20_000, "the signal step to park");
+    expect((await s.http("POST", "/v1/signals", { key: "pg-order-1", payload: { amount: 42 } })).status).toBeLessThan(300);
+    const flow = await settled(`/v1/flows/${created.body.id}`);
+    expect(flow.status).toBe("completed");
+    const byKey = Object.fromEntries(flow.jobs.map((j: { key: string }) => [j.key, j]));
+    expect(byKey.ship.result.parents.pause).toBeDefined();
+    expect(JSON.stringify(byKey.paid.result)).toContain("42");
+  });
+
   test("/readyz of the API and of the worker's health port name the backend; the recorder is alive", async () => {
     const api = await s.http("GET", "/readyz", undefined, { token: null });
     expect(api.status).toBe(200);
