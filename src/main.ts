@@ -63,7 +63,7 @@ function logShards(config: Config, log: Logger, slotRanges: SlotRange[] | null) 
 }
 
 /** Runs a role until SIGTERM/SIGINT; the second signal or the shutdown timer forces the exit. */
-export async function runService(config: Config, rootLog: Logger, role: Role): Promise<number> {
+export async function runService(config: Config, rootLog: Logger, role: Role, hooks: { onReady?: (info: { apiUrl?: string }) => void } = {}): Promise<number> {
   const log = rootLog.child({ role });
   const started = performance.now();
   // User code first: a bad module stops the process before it has connected to anything.
@@ -95,10 +95,10 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
   lifecycle.add("telemetry", (await startTelemetry(config, log)).stop);
   // One registry per process, so `--role=all` shows HTTP and job metrics together.
   const metrics = createMetrics();
+  // With --role=all the workers' callback URLs point at this process's API once it listens (PORT=0 included).
+  let apiUrl: string | undefined;
   try {
     await guardSecrets(config, database, log, role);
-    // With --role=all the workers' callback URLs point at this process's API once it listens (PORT=0 included).
-    let apiUrl: string | undefined;
     const publicUrl = () => config.publicUrl ?? apiUrl ?? `http://${config.host}:${config.port}`;
     if (role === "worker" || role === "all") {
       await storeModuleDefinitions(database.db, moduleDefinitions, log);
@@ -125,6 +125,7 @@ export async function runService(config: Config, rootLog: Logger, role: Role): P
   log.info("flowd ready", { startupMs: Math.round(performance.now() - started), port: role === "worker" ? undefined : config.port });
   if (role !== "worker" && !(await hasAnyToken(database.db)))
     log.info("no API token exists yet; create one with: flowd token create --user NAME (from a checkout: bun run start -- token create --user NAME)");
+  hooks.onReady?.({ apiUrl });
 
   return new Promise<number>((resolve) => {
     const shutdown = (signal: string) => {

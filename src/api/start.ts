@@ -22,6 +22,7 @@ import { longPollTarget } from "../event-types";
 import { createHandlerRegistry, followRegistry } from "../services/handler-registry";
 import { startOperationRunner } from "../services/operation-runner";
 import type { PgQueues } from "../pg-queues";
+import { ConnectError } from "../errors";
 
 /** The api role: HTTP + WebSocket server, the event listener feeding the socket hub, and log retention. */
 export async function startApi(deps: {
@@ -84,7 +85,12 @@ export async function startApi(deps: {
     authenticate: rateLimited(createAuthenticator(database.db), config.rateLimit),
     kickOperations: operations.kick,
   });
-  app.listen({ port: config.port, hostname: config.host });
+  try {
+    app.listen({ port: config.port, hostname: config.host });
+  } catch (err) {
+    if ((err as { code?: string }).code !== "EADDRINUSE") throw err;
+    throw new ConnectError(`port ${config.port} on ${config.host} is in use, so the API cannot listen there: stop what listens on it or set PORT to a free port`);
+  }
   hub.attach(app.server!);
   log.info("listening", { url: `http://${config.host}:${app.server!.port}` });
 

@@ -26,7 +26,7 @@ export function completionScript(shell: "bash" | "zsh"): string {
   const bash = `_flowd() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" cmd="\${COMP_WORDS[1]}" sub="\${COMP_WORDS[2]}"
   if [ "$COMP_CWORD" -eq 1 ]; then
-    COMPREPLY=($(compgen -W "login run ${Object.keys(SUBCOMMANDS).join(" ")} completion migrate token types --help --version" -- "$cur")); return
+    COMPREPLY=($(compgen -W "login run ${Object.keys(SUBCOMMANDS).join(" ")} completion dev migrate token types --help --version" -- "$cur")); return
   fi
   if [ "$COMP_CWORD" -eq 2 ] && [[ "$cur" != -* ]]; then
     case "$cmd" in

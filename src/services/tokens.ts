@@ -18,6 +18,11 @@ export async function createToken(db: Db, userName: string): Promise<{ token: st
   return { token, userId, prefix };
 }
 
+/** True when `token` belongs to a user (a kept dev token is checked before it is printed again). */
+export async function tokenIsValid(db: Db, token: string): Promise<boolean> {
+  return (await findUserByTokenHash(db, hashToken(token))) !== undefined;
+}
+
 export interface AuthUser {
   userId: string;
   userName: string;

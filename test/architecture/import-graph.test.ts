@@ -5,10 +5,10 @@ import { dirname, join, normalize, relative } from "node:path";
 // The layers of src/, lowest first: a module imports only from its own layer or lower ones.
 // cli → api | workers | client → services | scheduling → events | db | queues | handlers | net → everything at the base.
 const LAYERS: [number, RegExp][] = [
-  [4, /^(cli|main)\.ts$/],
+  [4, /^(cli|main|dev)\.ts$/],
   [3, /^(api|workers|client)\//],
   [2, /^(services|scheduling)\//],
-  [1, /^(events|db|handlers|net)\/|^(queues|readiness|lifecycle|metrics)\.ts$/],
+  [1, /^(events|db|handlers|net|embedded)\/|^(queues|readiness|lifecycle|metrics)\.ts$/],
   [0, /^[^/]+\.ts$/],
 ];
 const SRC = join(import.meta.dir, "../../src");

@@ -276,14 +276,73 @@ describe("bad input", () => {
     expect(after.body.error.message).toContain("'cancelled'");
   });
 
+  test("a key signal one waiting step's schema refuses is 400 and wakes none of them (all or none)", async () => {
+    const key = `all-or-none-${Date.now()}`;
+    const loose = await createGraph(signalGraph({ key }));
+    const strict = await createGraph(signalGraph({ key, schema: { type: "object", required: ["amount"] } }));
+    await parked(loose.id, "pay", "signal");
+    const step = await parked(strict.id, "pay", "signal");
+    const res = await http()("POST", "/v1/signals", { key, payload: { note: "no amount" } });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("invalid_payload");
+    expect(res.body.error.message).toContain(step.id);
+    for (const f of [loose, strict]) expect((await parked(f.id, "pay", "signal")).status).toBe("active");
+    const ok = await http()("POST", "/v1/signals", { key, payload: { amount: 3 } });
+    expect(ok.status).toBe(200);
+    expect(ok.body.jobs).toHaveLength(2);
+    for (const f of [loose, strict]) expect((await finished(f.id)).status).toBe("completed");
+  });
+
+  test("a signal twice is 409 and the first payload stays; the same key signalled again completes nothing", async () => {
+    const key = `twice-${Date.now()}`;
+    const f = await createGraph(signalGraph({ key }));
+    const pay = await parked(f.id, "pay", "signal");
+    expect((await http()("POST", `/v1/jobs/${pay.id}/signal`, { payload: "first" })).status).toBe(200);
+    // At once, before the flow goes on: the step is no longer waiting.
+    const twice = await http()("POST", `/v1/jobs/${pay.id}/signal`, { payload: "second" });
+    expect(twice.status).toBe(409);
+    expect(["not_waiting", "already_decided"]).toContain(twice.body.error.code);
+    const byKey = await http()("POST", "/v1/signals", { key, payload: "third" });
+    expect(byKey.status).toBe(200);
+    expect(byKey.body.jobs).toEqual([]);
+    const done = await finished(f.id);
+    expect(done.status).toBe("completed");
+    expect(done.jobs.find((j) => j.key === "pay")!.result).toBe("first");
+    expect(done.jobs.find((j) => j.key === "ship")!.result.parents).toEqual({ pay: "first" });
+  });
+
+  test("a key signal or a decision over the body limit is 413, and the steps still wait", async () => {
+    const key = `big-${Date.now()}`;
+    const f = await createGraph([...signalGraph({ key }), { key: "ok", name: "approval", data: { prompt: "big?" } }]);
+    await parked(f.id, "pay", "signal");
+    const ok = await parked(f.id, "ok", "approval");
+    const huge = "x".repeat(12 * 1024 * 1024);
+    const bySignal = await http()("POST", "/v1/signals", { key, payload: huge });
+    expect(bySignal.status).toBe(413);
+    const byDecision = await http()("POST", `/v1/jobs/${ok.id}/approve`, { comment: huge });
+    expect(byDecision.status).toBe(413);
+    // A comment within the body limit but over its own bound is 400 naming it.
+    const long = await http()("POST", `/v1/jobs/${ok.id}/reject`, { comment: "c".repeat(2001) });
+    expect(long.status).toBe(400);
+    expect(JSON.stringify(long.body.error.details)).toContain("comment");
+    const now = await flow(f.id);
+    for (const k of ["pay", "ok"]) expect(now.jobs.find((j) => j.key === k)!.status).toBe("active");
+    await http()("POST", `/v1/flows/${f.id}/cancel`);
+  });
+
   test("durations beyond the maximum, a bad until and a bad schema are 400 naming the path; nothing is written", async () => {
     const before = await c.database.db.execute<{ n: number }>(sql`select count(*)::int as n from jobs`);
     const cases: [Record<string, unknown>, string][] = [
       [{ name: "wait", data: { for: "400d" } }, "/data/for"],
+      [{ name: "wait", data: { for: "53w" } }, "/data/for"],
       [{ name: "wait", data: { for: 400 * 86_400_000 } }, "/data/for"],
+      [{ name: "wait", data: { for: -1 } }, "/data/for"],
       [{ name: "wait", data: { for: "3 days" } }, "/data/for"],
       [{ name: "wait", data: { until: "tomorrow" } }, "/data/until"],
+      [{ name: "wait", data: { until: new Date(Date.now() + 400 * 86_400_000).toISOString() } }, "/data/until"],
       [{ name: "signal", data: { timeoutMs: 31 * 86_400_000 } }, "/data/timeoutMs"],
+      [{ name: "signal", data: { timeoutMs: 0 } }, "/data/timeoutMs"],
+      [{ name: "approval", data: { prompt: "ok?", timeoutMs: 31 * 86_400_000 } }, "/data/timeoutMs"],
       [{ name: "signal", data: { schema: { type: "nope" } } }, "/data/schema"],
       [{ name: "approval", data: {} }, "/data/prompt"],
       [{ name: "approval", data: { prompt: "ok?", approvers: [] } }, "/data/approvers"],
@@ -295,5 +354,62 @@ describe("bad input", () => {
     }
     const after = await c.database.db.execute<{ n: number }>(sql`select count(*)::int as n from jobs`);
     expect(after[0]!.n).toBe(before[0]!.n);
+  });
+
+  test("a flow with a wait step beyond the maximum is 400 naming the step's path; no flow is written", async () => {
+    const count = async () => (await c.database.db.execute<{ n: number }>(sql`select count(*)::int as n from flows`))[0]!.n;
+    const before = await count();
+    const res = await http()("POST", "/v1/flows", {
+      name: "too-long",
+      jobs: [
+        { key: "a", name: "echo" },
+        { key: "nap", name: "wait", data: { for: "60w" }, dependsOn: ["a"] },
+      ],
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details[0].path).toBe("/jobs/1/data/for");
+    expect(res.body.error.message).toContain("at most 365 days");
+    const far = await http()("POST", "/v1/flows", {
+      name: "too-far",
+      jobs: [{ key: "nap", name: "wait", data: { until: new Date(Date.now() + 2 * 365 * 86_400_000).toISOString() } }],
+    });
+    expect(far.status).toBe(400);
+    expect(far.body.error.details[0].path).toBe("/jobs/0/data/until");
+    expect(await count()).toBe(before);
+  });
+});
+
+describe("metrics", () => {
+  /** flowd_waiting_steps by reason, read from the API's /metrics. */
+  const waiting = async () => {
+    const text = await fetch(`${c.apis[0]!.url}/metrics`).then((r) => r.text());
+    const of = (reason: string) => Number(new RegExp(`flowd_waiting_steps\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? NaN);
+    return { sleep: of("sleep"), signal: of("signal"), approval: of("approval") };
+  };
+
+  test("/metrics counts parked sleeps, signals and approvals by reason, and no longer once they end", async () => {
+    const base = await waiting();
+    for (const v of Object.values(base)) expect(Number.isFinite(v)).toBe(true);
+    const created = await http()("POST", "/v1/jobs/bulk", {
+      jobs: [
+        { name: "wait", data: { for: "1h" } },
+        { name: "signal", data: {} },
+        { name: "signal", data: {} },
+        { name: "approval", data: { prompt: "counted?" } },
+      ],
+    });
+    expect(created.status).toBe(201);
+    const ids = (created.body.items as { id: string }[]).map((j) => j.id);
+    await waitFor(async () => {
+      const now = await waiting();
+      return now.sleep === base.sleep + 1 && now.signal === base.signal + 2 && now.approval === base.approval + 1;
+    }, 20_000, "the four steps in /metrics");
+    // One signal ends by its payload, the rest by cancels: each stops counting.
+    expect((await http()("POST", `/v1/jobs/${ids[1]}/signal`, { payload: 1 })).status).toBe(200);
+    for (const id of [ids[0], ids[2], ids[3]]) expect((await http()("POST", `/v1/jobs/${id}/cancel`)).status).toBe(200);
+    await waitFor(async () => {
+      const now = await waiting();
+      return now.sleep === base.sleep && now.signal === base.signal && now.approval === base.approval;
+    }, 20_000, "the counts back where they were");
   });
 });

@@ -85,6 +85,44 @@ describe("Approvals in the dashboard", () => {
     await page.close();
   });
 
+  test("a waiting step's panel says why it waits and until when: a sleep until its time, a signal on its key and until its timeout", async () => {
+    const res = await httpClient(stack.base, alice)("POST", "/v1/flows", {
+      name: "waits",
+      jobs: [
+        { key: "nap", name: "wait", data: { for: "1h" } },
+        { key: "pay", name: "signal", data: { key: "order-7", timeoutMs: 3_600_000 } },
+        { key: "after", name: "echo", dependsOn: ["nap", "pay"] },
+      ],
+    });
+    expect(res.status).toBe(201);
+    const id = res.body.id as string;
+    const views = await waitFor(async () => {
+      const f = await httpClient(stack.base, alice)("GET", `/v1/flows/${id}`);
+      const byKey = Object.fromEntries((f.body.jobs as { key: string; id: string; waitingFor?: { reason: string; until?: string } }[]).map((j) => [j.key, j]));
+      return byKey.nap!.waitingFor?.until && byKey.pay!.waitingFor?.until ? byKey : null;
+    }, 20_000, "both steps to wait");
+    const page = await signedIn(alice);
+    await page.goto(`${stack.base}/ui#/flows/${id}`);
+    for (const [key, reason, says] of [
+      ["nap", "sleep", "sleeps until"],
+      ["pay", "signal", "waits for a signal on key order-7 until"],
+    ] as const) {
+      const step = views[key]!;
+      await page.locator(`[data-job="${step.id}"]`).first().click({ timeout: 10_000 });
+      const waiting = page.locator(`[data-job-panel="${step.id}"] [data-waiting="${reason}"]`);
+      await waiting.waitFor({ timeout: 10_000 });
+      // The time as the page formats it (the browser's locale and zone).
+      const until = (await page.evaluate(`new Date(${JSON.stringify(step.waitingFor!.until)}).toLocaleString(undefined, { hour12: false })`)) as string;
+      const text = (await waiting.textContent())!.replace(/\s+/g, " ");
+      expect(text).toContain(says);
+      expect(text).toContain(until);
+      expect(text).toContain("holding no worker");
+      await shot(page, `waiting-${reason}`);
+    }
+    expect((await httpClient(stack.base, alice)("POST", `/v1/flows/${id}/cancel`)).status).toBe(200);
+    await page.close();
+  });
+
   test("the owner rejects their own step from the flow page's job panel", async () => {
     const { id, stepId } = await approvalFlow({});
     const page = await signedIn(alice);
