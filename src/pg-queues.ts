@@ -33,6 +33,9 @@ export async function openPgQueues(config: { databaseUrl: string; queueSchema: s
     connectionTimeoutMillis: 5_000,
     keepAlive: true,
   });
+  // Every Queue, Worker and FlowProducer on the pool adds its own error listener (a dozen or more
+  // per process): that is by design here, not the leak Node's warning at 11 guesses at.
+  pool.setMaxListeners(0);
   // An idle client's error (the server went away) must not crash the process: the next query reconnects.
   pool.on("error", (err) => log.warn("Postgres queue connection error", { err: err.message }));
   try {

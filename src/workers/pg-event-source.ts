@@ -3,10 +3,13 @@ import type { PgQueues } from "../pg-queues";
 import { createPgDoorbell, keepAllEvents, pgCursorName, pgFailureDetails, readPgEvents, trimRecorded } from "../services/pg-events";
 import type { EventSource } from "./status-recorder";
 
-/** Events recorded are kept this long, for users' own QueueEvents on external queues, then deleted. */
-const KEEP_RECORDED_MS = 60_000;
+/**
+ * Events recorded are kept this long, for users' own QueueEvents on external queues, then deleted:
+ * each read scans the queue's rows (their transaction ids are not indexed), so the table stays short.
+ */
+const KEEP_RECORDED_MS = 10_000;
 /** How often recorded events are deleted, and BullMQ is told again to keep the rest. */
-const HOUSEKEEPING_MS = 5_000;
+const HOUSEKEEPING_MS = 2_000;
 
 /**
  * The status recorder's events on BullMQ's Postgres backend (src/services/pg-events.ts): read by
