@@ -210,7 +210,7 @@ export function parseJobKey(key: string): { queue: string; jobId: string } | nul
 }
 
 /** Comma-separated lists cut at commas into NOTIFY payloads below Postgres' 8,000-byte limit. */
-function splitPayload(message: string, max = 7_000): string[] {
+export function splitPayload(message: string, max = 7_000): string[] {
   if (message.length <= max) return [message];
   const parts: string[] = [];
   let current = "";
