@@ -19,6 +19,9 @@ export function createPgEventSource(deps: { pg: PgQueues; queues: readonly strin
   const { pool, schema } = deps.pg;
   const doorbell = createPgDoorbell(pool);
   let lastHousekeeping = 0;
+  // Per queue, the newest entry time handed on: a clock stepped back on the server must not make a
+  // job's later event look older than its earlier one (the row guard orders them by time, then id).
+  const lastMs = new Map<string, number>();
   const housekeeping = async () => {
     if (Date.now() - lastHousekeeping < HOUSEKEEPING_MS) return;
     lastHousekeeping = Date.now();
@@ -44,7 +47,10 @@ export function createPgEventSource(deps: { pg: PgQueues; queues: readonly strin
         const key = keyOf.get(e.queue)!;
         let list = byKey.get(key);
         if (!list) byKey.set(key, (list = []));
-        list.push([e.id, e.flat]);
+        const [ms = "0", eventId = "0"] = e.id.split("-");
+        const at = Math.max(Number(ms), lastMs.get(e.queue) ?? 0);
+        lastMs.set(e.queue, at);
+        list.push([`${at}-${eventId}`, e.flat]);
         next.set(key, e.cursor);
       }
       return { entries: [...byKey], cursors: next };
