@@ -37,12 +37,31 @@ async function run(cluster: Cluster, tag: string, jobs: Job[]): Promise<{ rate: 
   return { rate: jobs.length / ((performance.now() - t) / 1000), ids };
 }
 
+/** A tree's children (a 999-child tree: FLOWD_MAX_FLOW_JOBS is 1,000 by default). */
+const TREE_CHILDREN = 999;
+const TREE_KEYS = KEYS;
+
+/** One tree flow of `children` under an `echo` root, created and run to its end; jobs/s over its children. */
+async function runTree(cluster: Cluster, tag: string, children: Job[]): Promise<{ rate: number; flowId: string }> {
+  const api = cluster.apis[0]!;
+  const t = performance.now();
+  const res = await api.http("POST", "/v1/flows", { name: tag, root: { name: "echo", data: {}, children } });
+  if (res.status !== 201) throw new Error(`${tag}: POST /v1/flows answered ${res.status}: ${JSON.stringify(res.body)}`);
+  for (;;) {
+    const [row] = await cluster.database.sql<{ status: string }[]>`select status from flows where id = ${res.body.id}`;
+    if (row!.status === "completed") break;
+    if (row!.status !== "running") throw new Error(`${tag}: the tree ended ${row!.status}`);
+    await Bun.sleep(20);
+  }
+  return { rate: children.length / ((performance.now() - t) / 1000), flowId: res.body.id };
+}
+
 /** For each key's jobs in start order: how long after the previous one finished the next started (ms). */
-async function releaseLatencies(cluster: Cluster, ids: string[]): Promise<number[]> {
+async function releaseLatencies(cluster: Cluster, ids: string[], table: "jobs" | "flow_jobs" = "jobs"): Promise<number[]> {
   const rows = await cluster.database.sql<{ key: string; started: number; finished: number }[]>`
     select concurrency_keys[1] as key, extract(epoch from started_at)::float8 * 1000 as started,
            extract(epoch from finished_at)::float8 * 1000 as finished
-    from jobs where id = any(${ids}) order by key, started_at`;
+    from ${cluster.database.sql(table)} where id = any(${ids}) and concurrency_keys is not null order by key, started_at`;
   const out: number[] = [];
   for (let i = 1; i < rows.length; i++) if (rows[i]!.key === rows[i - 1]!.key) out.push(rows[i]!.started - rows[i - 1]!.finished);
   return out;
@@ -92,6 +111,20 @@ export async function benchLimits() {
     );
     console.log(
       `            baseline: a job without limits, created -> started: p50 ${percentile(floor, 50).toFixed(1)} ms | ratio ${ratio(percentile(latency, 50), percentile(floor, 50))}`,
+    );
+    // Tree flows: held children go into Redis parked and a pass promotes them (src/services/flow-redis.ts).
+    const children = (opts: (i: number) => Record<string, unknown> | undefined) =>
+      Array.from({ length: TREE_CHILDREN }, (_, i) => ({ name: "echo", data: { i }, ...(opts(i) ? { opts: opts(i) } : {}) }));
+    const plainTree = await runTree(cluster, "tree plain", children(() => undefined));
+    const limitedTree = await runTree(cluster, "tree limited", children((i) => ({ concurrency: { key: `t${i % TREE_KEYS}`, limit: LIMIT } })));
+    const chainTree = await runTree(cluster, "tree latency", children((i) => ({ concurrency: { key: `tl${i % TREE_KEYS}`, limit: 1 } })));
+    const treeIds = (await cluster.database.sql<{ id: string }[]>`select id from flow_jobs where flow_id = ${chainTree.flowId}`).map((r) => r.id);
+    const treeLatency = await releaseLatencies(cluster, treeIds, "flow_jobs");
+    console.log(
+      `tree        ${TREE_CHILDREN} children: without limits ${plainTree.rate.toFixed(0)} jobs/s | ${TREE_KEYS} keys x limit ${LIMIT} ${limitedTree.rate.toFixed(0)} jobs/s | ratio ${ratio(limitedTree.rate, plainTree.rate)}`,
+    );
+    console.log(
+      `            release (promote) slot freed -> next child started: p50 ${percentile(treeLatency, 50).toFixed(1)} ms, p95 ${percentile(treeLatency, 95).toFixed(1)} ms (${treeLatency.length} releases)`,
     );
   } finally {
     await cluster.stop();

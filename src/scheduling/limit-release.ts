@@ -8,12 +8,15 @@
  * after the commit (addLimitReleased); if it never does, the enqueuer does.
  */
 import type { Db, DbOrTx } from "../db/client";
-import { lockUserLimits, readPassState, releasedJobRows, writePass } from "../db/queries/limits";
+import { ensureLimitKeys, lockUserLimits, readPassState, releasedJobRows, writePass } from "../db/queries/limits";
+import type { Config } from "../config";
+import type { JobOpts } from "../job-opts";
 import { markJobsUnqueued } from "../db/queries/jobs";
 import type { Logger } from "../log";
 import { limitsChannel, type Producer } from "../queues";
 import { enqueueJobs } from "../services/enqueue-jobs";
 import { planRelease, type HeldJob } from "./limit-plan";
+import { keySettingsOf } from "./limits";
 import { addReleased } from "./release";
 
 /**
@@ -31,6 +34,16 @@ export interface LimitRelease {
 }
 
 const none = (): LimitRelease => ({ jobs: [], flowJobs: [], wakeAtMs: null });
+
+/**
+ * Takes the user's lock and gives the keys the jobs' `opts` name their settings where they have none
+ * (keySettingsOf's rule), inside the caller's transaction. The lock comes before any key row: every
+ * pass takes it first, so none waits on a key row a create holds.
+ */
+export async function ensureKeysWithin(tx: DbOrTx, userId: string, opts: Iterable<JobOpts | Record<string, unknown>>) {
+  await lockUserLimits(tx, userId);
+  await ensureLimitKeys(tx, userId, keySettingsOf(opts));
+}
 
 /** One user's pass inside the caller's transaction; the lock it takes is held until that commits. */
 export async function releaseWithin(tx: DbOrTx, userId: string): Promise<LimitRelease> {
@@ -101,6 +114,26 @@ export async function addLimitReleased(deps: { db: Db; producer: Producer; log: 
     if (rows.length > 0 && !(await enqueueJobs(deps, rows))) await markJobsUnqueued(deps.db, rows.map((r) => r.id));
   }
   if (released.flowJobs.length > 0) await addReleased(deps, released.flowJobs);
+}
+
+/**
+ * A pass for a user's held jobs in a transaction of its own (a create's held rows, a retry that held
+ * jobs again, a cancel that freed a slot), the keys `opts` name first getting their settings; then
+ * the sweepers rung and what it let go added to Redis. Resolves to what it released.
+ */
+export async function releaseAndAdd(
+  /** Without `config`, the sweepers are not rung: they find a rate-limited job within a second. */
+  deps: { db: Db; producer: Producer; log: Logger; config?: Pick<Config, "prefix"> },
+  userId: string,
+  opts: Iterable<JobOpts | Record<string, unknown>> = [],
+): Promise<LimitRelease> {
+  const released = await deps.db.transaction(async (tx) => {
+    await ensureKeysWithin(tx, userId, opts);
+    return releaseWithin(tx, userId);
+  });
+  if (deps.config) await ringSweepers(deps, deps.config.prefix, released);
+  await addLimitReleased(deps, released).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
+  return released;
 }
 
 /**

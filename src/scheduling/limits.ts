@@ -69,13 +69,36 @@ export function withoutLimits<T extends JobOpts>(opts: T): Omit<T, "concurrency"
   return rest;
 }
 
-/** The key settings a job's opts carry: they set a key's limits when the key has none yet. */
-export function keySettings(limits: JobLimits): KeySettings[] {
+/**
+ * The key settings a create's jobs carry, one per key, by the one rule limits are stored by: each of
+ * a key's two settings — its concurrency limit, and its rate limit (`max` and `perMs` together) — is
+ * set by the first job that names the key with that setting, in the order the jobs are given, and
+ * only while the key has none stored (ensureLimitKeys keeps what is there). So a create of many jobs
+ * stores what creating them one by one would, whatever endpoint it came through (a single job, a
+ * bulk, a graph or tree flow, a spawn, a schedule's tick); `PUT /v1/limits/:key` is the only way to
+ * change a stored setting.
+ */
+export function keySettingsOf(opts: Iterable<JobOpts | Record<string, unknown> | null | undefined>): KeySettings[] {
   const byKey = new Map<string, KeySettings>();
-  for (const c of limits.concurrency) byKey.set(c.key, { key: c.key, concurrency: c.limit, rateMax: null, ratePerMs: null });
-  if (limits.rate) {
-    const k = byKey.get(limits.rate.key) ?? { key: limits.rate.key, concurrency: null, rateMax: null, ratePerMs: null };
-    byKey.set(k.key, { ...k, rateMax: limits.rate.max, ratePerMs: limits.rate.perMs });
+  const of = (key: string) => {
+    let k = byKey.get(key);
+    if (!k) byKey.set(key, (k = { key, concurrency: null, rateMax: null, ratePerMs: null }));
+    return k;
+  };
+  for (const o of opts) {
+    const limits = jobLimits(o);
+    if (!limits) continue;
+    for (const c of limits.concurrency) {
+      const k = of(c.key);
+      k.concurrency ??= c.limit;
+    }
+    if (limits.rate) {
+      const k = of(limits.rate.key);
+      if (k.rateMax === null) {
+        k.rateMax = limits.rate.max;
+        k.ratePerMs = limits.rate.perMs;
+      }
+    }
   }
   return [...byKey.values()];
 }

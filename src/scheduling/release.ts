@@ -12,6 +12,9 @@ import { rowsWithDependencies } from "../db/queries/graph-rows";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
+import { HOLD_DELAY_MS } from "../services/flow-redis";
+import { bullKey } from "../queues";
+import type { JobOpts } from "../job-opts";
 
 export async function addReleased(deps: { db: Db; producer: Producer; log: Logger }, released: string[]) {
   if (released.length === 0) return;
@@ -28,11 +31,43 @@ export async function addReleased(deps: { db: Db; producer: Producer; log: Logge
       new Job(deps.producer.at(r.shard).queue(r.queueName), r.name, {}, {}, r.jobId).promote().catch(() => {}),
     ),
   );
+  // A tree's jobs let go by a limits pass are in Redis already, parked: promoted (see flow-redis.ts).
+  const parked = rows.filter((r) => ids.has(r.id) && r.key === null && r.status === "pending" && !r.waitingFor);
+  await Promise.all(parked.map((r) => releaseParked(deps.producer, r).catch(() => {})));
   for (const [flowId, flowRows] of byFlow) {
-    const adding = new Set(flowRows.filter((r) => ids.has(r.id) && r.status === "pending").map((r) => r.id));
+    const adding = new Set(flowRows.filter((r) => ids.has(r.id) && r.key !== null && r.status === "pending").map((r) => r.id));
     if (adding.size === 0) continue;
     await enqueueRows(deps, flowRows, adding).catch((err) =>
       deps.log.warn("released graph jobs not yet in Redis; the enqueuer will add them", { flowId, err: String(err) }),
     );
   }
+}
+
+type ParkedRow = { shard: number | null; queueName: string; name: string; jobId: string; opts: JobOpts };
+
+/**
+ * Lets go of a tree's job parked for its limits: from BullMQ's delayed set to waiting, or, when its
+ * own `opts.delay` asks for one, delayed by that from now (a released single or graph job's delay
+ * also runs from its release). Throws when the job is not delayed (not parked, or let go already).
+ */
+export async function releaseParked(producer: Producer, row: ParkedRow) {
+  const job = new Job(producer.at(row.shard).queue(row.queueName), row.name, {}, {}, row.jobId);
+  if ((row.opts.delay ?? 0) > 0) await job.changeDelay(row.opts.delay!);
+  else await job.promote();
+}
+
+/**
+ * The enqueuer's look at a tree's jobs a pass let go whose promote was lost (the process died after
+ * the pass committed): still at their hold's far-off time in BullMQ's delayed set, they are let go
+ * now. One let go already, or delayed for its own `opts.delay`, is due much sooner and left alone.
+ */
+export async function releaseStillParked(producer: Producer, rows: ParkedRow[]): Promise<number> {
+  let n = 0;
+  for (const r of rows) {
+    const { prefix } = producer.at(r.shard);
+    const score = await producer.redis.zscore(bullKey(prefix, r.queueName, "delayed"), r.jobId);
+    if (score === null || Number(score) / 0x1000 - Date.now() < HOLD_DELAY_MS / 2) continue;
+    await releaseParked(producer, r).then(() => n++, () => {});
+  }
+  return n;
 }

@@ -12,6 +12,7 @@ import type { FlowKeyRow } from "../db/queries/spawn";
 import { BUILTINS, refusal } from "../services/flow-spec";
 import type { HandlerCheck } from "../services/handler-registry";
 import { EDGES_PER_JOB, KEY_PATTERN, layers, planGraphJob, WAITING_FOR_DEPENDENCIES, type GraphJobInput, type PlannedGraphJob } from "./graph-plan";
+import { limitFields } from "./limits";
 
 
 export type { FlowKeyRow };
@@ -83,7 +84,7 @@ export function planSpawn(
   return { added: plan(fresh, existing, config, registry), again };
 }
 
-/** Rows for the new jobs: ids, queues, handlers checked, each held while a dependency is not done. */
+/** Rows for the new jobs: ids, queues, handlers checked, each held while a dependency is not done, or else by its limits. */
 function plan(
   fresh: { job: GraphJobInput; i: number }[],
   existing: Map<string, FlowKeyRow>,
@@ -98,7 +99,10 @@ function plan(
   const depth = inRequestOrder(fresh, () => layers(local, localIndex));
   const planned = fresh.map(({ job, i }, n) => {
     const above = Math.max(0, ...(job.dependsOn ?? []).map((k) => existing.get(k)?.depth ?? 0));
-    const waiting = (job.dependsOn ?? []).some((k) => !existing.has(k) || !lets(existing.get(k)!)) ? WAITING_FOR_DEPENDENCIES : null;
+    // As for a graph's jobs at creation: dependencies first, then the job's per-key limits (if any).
+    const waiting = (job.dependsOn ?? []).some((k) => !existing.has(k) || !lets(existing.get(k)!))
+      ? WAITING_FOR_DEPENDENCIES
+      : limitFields(job.opts ?? {}).waitingFor;
     return planGraphJob(job, i, above + depth[n]!, waiting, config, registry);
   });
   const ids = new Map(planned.map((p) => [p.key, p.id]));

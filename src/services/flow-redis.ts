@@ -18,6 +18,30 @@ export type EnqueueRow = Pick<FlowJobRow, "id" | "jobId" | "parentId" | "name" |
 export const mayEnter = (r: Pick<EnqueueRow, "status" | "waitingFor">) => r.status === "pending" && !r.waitingFor;
 
 /**
+ * How far off a tree's job held for its per-key limits is parked in BullMQ's delayed set. BullMQ
+ * adds a tree at once, so such a job cannot stay out of Redis as a graph's or a single job's does:
+ * it goes in with its tree, parked (its parent waits for it as for any child; one with children of
+ * its own enters the delayed set only once they are done, as BullMQ applies a parent's delay), and
+ * the release pass that lets it go promotes it (src/scheduling/release.ts). Its row stays held in
+ * Postgres meanwhile — `waiting-children` while its children run, `pending` once ready — so the
+ * same passes count and release it. A year: never reached while the limits' passes run, and well
+ * within BullMQ's delayed scores (timestamp × 4096 stays below 2^53 until 2039).
+ */
+export const HOLD_DELAY_MS = 365 * 86_400_000;
+
+const LIMIT_HOLDS: ReadonlySet<string> = new Set(["concurrency", "rateLimit"]);
+
+/** A tree's job held for its limits: added with its tree, parked (HOLD_DELAY_MS); a graph's held job is not added at all. */
+export const heldInTree = (r: Pick<EnqueueRow, "status" | "waitingFor"> & { key?: string | null }) =>
+  !r.key && LIMIT_HOLDS.has(r.waitingFor ?? "") && (r.status === "pending" || r.status === "waiting-children");
+
+/** The rows an add of a flow's jobs takes: pending ones nothing holds, and a tree's jobs held for their limits. */
+export const addable = (r: Pick<EnqueueRow, "status" | "waitingFor"> & { key?: string | null }) => mayEnter(r) || heldInTree(r);
+
+/** The status a tree's job held for its limits is written with: waiting for its children first, if it has any to wait for. */
+export const heldTreeStatus = (waitsForChildren: boolean) => (waitsForChildren ? "waiting-children" : "pending");
+
+/**
  * How a job Redis lost is added again (the reconciler's add), from what Postgres recorded of it:
  * - attempts: those of this run that ended already are carried (the job's count goes on from
  *   them) and the add gets only what `opts.attempts` has left; the attempt Redis lost while it ran
@@ -80,7 +104,7 @@ export type FlowdFlowJob = FlowJob & { opts: FlowdJobsOptions; kept?: KeptChildr
  */
 export function buildRedisTrees(
   rows: EnqueueRow[],
-  adding: ReadonlySet<string> = new Set(rows.filter(mayEnter).map((r) => r.id)),
+  adding: ReadonlySet<string> = new Set(rows.filter(addable).map((r) => r.id)),
   resumeAtMs?: number,
 ): FlowdFlowJob[] {
   const byParent = new Map<string | null, EnqueueRow[]>();
@@ -107,12 +131,18 @@ export function buildRedisTrees(
     if (dependencies.length > 0) meta.parentKeys = Object.fromEntries(dependencies.map((d) => [d.jobId, d.key ?? d.id]));
     if (row.flowId) meta.flowId = row.flowId;
     const added = children.filter((c) => adding.has(c.id)).map(node);
-    const live = children.filter((c) => !adding.has(c.id) && QUEUED.has(c.status)).map(attach);
+    // A child parked for its limits (heldInTree) is in Redis too, though its row is not queued.
+    const live = children.filter((c) => !adding.has(c.id) && (QUEUED.has(c.status) || heldInTree(c))).map(attach);
     return {
       name: row.name,
       queueName: row.queueName,
       data: row.data,
-      opts: { ...bullOptions(row.opts, row.jobId, row.parentId !== null), ...resumed?.opts, [META_KEY]: meta },
+      opts: {
+        ...bullOptions(row.opts, row.jobId, row.parentId !== null),
+        ...resumed?.opts,
+        ...(heldInTree(row) ? { delay: HOLD_DELAY_MS } : {}),
+        [META_KEY]: meta,
+      },
       ...(Object.keys(kept).length > 0 ? { kept } : {}),
       ...(added.length + live.length > 0 ? { children: [...added, ...live] } : {}),
     };

@@ -1,4 +1,4 @@
-import { jobLimits, limitProblem } from "../scheduling/limits";
+import { limitProblem } from "../scheduling/limits";
 import type { Config } from "../config";
 import { InvalidInput } from "../errors";
 import { createHandlerRegistry, type HandlerCheck } from "./handler-registry";
@@ -48,17 +48,6 @@ export function checkJob(node: { name: string; data?: unknown; opts?: JobOpts },
   if (limit) throw refusal("invalid_input", `${path}${limit.path}`, `At ${path}${limit.path}: ${limit.message}.`);
 }
 
-/** Per-key limits hold single jobs for now; a flow's job naming one is refused rather than run unlimited. */
-export function refuseFlowLimits(node: { opts?: JobOpts }, path: string) {
-  const limits = jobLimits(node.opts);
-  if (limits)
-    throw refusal(
-      "invalid_input",
-      `${path}/opts/${limits.concurrency.length > 0 ? "concurrency" : "rateLimit"}`,
-      `At ${path}/opts: per-key limits (concurrency, rateLimit) apply to single jobs (POST /v1/jobs) only in this version.`,
-    );
-}
-
 /** A single job's queue: `jobs`, or one of FLOWD_EXTERNAL_QUEUES; anything else is 400 `unknown_queue`. */
 export function singleJobQueue(config: Partial<Pick<Config, "externalQueues">>, queue: string | undefined, path: string): string {
   if (queue === undefined || queue === "jobs") return "jobs";
@@ -99,7 +88,6 @@ export function planFlow(
       throw new InvalidInput(`The flow has more than ${config.maxFlowJobs} jobs (FLOWD_MAX_FLOW_JOBS).`, { limit: config.maxFlowJobs }, "too_many_jobs");
     const queueName = flowQueue(config, node.queue, path);
     checkJob(node, path, registry, queueName);
-    refuseFlowLimits(node, path);
     const id = newId();
     const job: PlannedJob = {
       id,

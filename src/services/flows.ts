@@ -1,7 +1,5 @@
-import { jobLimits, keySettings, limitFields, type KeySettings } from "../scheduling/limits";
-import type { JobOpts } from "../job-opts";
-import { addLimitReleased, releaseWithin, ringSweepers } from "../scheduling/limit-release";
-import { ensureLimitKeys, lockUserLimits } from "../db/queries/limits";
+import { limitFields } from "../scheduling/limits";
+import { ensureKeysWithin, releaseAndAdd } from "../scheduling/limit-release";
 import {
   bumpGeneration,
   cancelUnfinished,
@@ -19,7 +17,7 @@ import {
   type FlowRow,
 } from "../db/queries/flows";
 import { deleteReply } from "../db/queries/replies";
-import { holdForDependencies, reopenFlow } from "../db/queries/graph-rows";
+import { holdForDependencies, holdTreeRows, reopenFlow } from "../db/queries/graph-rows";
 import { Conflict, NotFound } from "../errors";
 import { freshJobState } from "../db/schema/columns";
 import { currentTraceparent } from "../telemetry";
@@ -32,7 +30,7 @@ import { flowView, flowSummary, type FlowView } from "./flow-views";
 
 import { enqueueRows, removeFromRedis } from "./enqueue";
 import { addAfter } from "../queues";
-import { initialStatus } from "./flow-redis";
+import { heldTreeStatus, initialStatus } from "./flow-redis";
 import { keysetPage } from "./cursor";
 import { createGroupCommit, type GroupCommit } from "./group-commit";
 import { parseDataFilter, timeRange } from "./search";
@@ -89,8 +87,14 @@ export async function createFlow(
   const now = new Date();
   const parents = new Set(planned.map((p) => p.parentId));
   const rows: FlowJobRow[] = planned.map((p) => {
-    // Per-key limits: graph jobs (a tree flow's jobs naming them are refused, see refuseFlowLimits).
-    const { concurrencyKeys, rateKey } = limitFields(p.opts);
+    // Per-key limits: a graph's job is held out of Redis (after its dependencies, see planGraph); a
+    // tree's goes in with its tree, parked, and waits for its children first if it has any (see
+    // HOLD_DELAY_MS in flow-redis.ts).
+    const { concurrencyKeys, rateKey, waitingFor: limitHold } = limitFields(p.opts);
+    const waitingFor = graph ? (p.waitingFor ?? null) : limitHold;
+    const status = graph
+      ? waitingFor ? "pending" : initialStatus(p, false)
+      : limitHold ? heldTreeStatus(parents.has(p.id)) : initialStatus(p, parents.has(p.id));
     return {
       id: p.id,
       jobId: p.jobId,
@@ -104,12 +108,12 @@ export async function createFlow(
       opts: p.opts,
       // Written where the add puts it; back to `pending` below if the add fails. A graph job held
       // for its dependencies stays `pending` until the recorder releases it (src/scheduling/).
-      ...freshJobState(now, p.waitingFor ? "pending" : initialStatus(p, parents.has(p.id))),
+      ...freshJobState(now, status),
       children: p.children,
       depth: p.depth,
       key: p.key ?? null,
       dependsOn: p.dependsOn ?? null,
-      waitingFor: p.waitingFor ?? null,
+      waitingFor,
       spawnedBy: null,
       waitsOn: null,
       concurrencyKeys,
@@ -141,7 +145,8 @@ export async function createFlow(
   // BullMQ builds the add while Postgres writes the rows; it is sent once they are committed (never
   // if the write fails), and its time limit runs from then on, however long the write took.
   const inserted = writeFlow(deps, flow, rows);
-  const adding = addAfter(inserted, () => enqueueRows(deps, rows, new Set(rows.filter((r) => !r.waitingFor).map((r) => r.id))));
+  // A graph's jobs nothing holds; a tree whole (its held jobs go in parked).
+  const adding = addAfter(inserted, () => enqueueRows(deps, rows, new Set(rows.filter((r) => !graph || !r.waitingFor).map((r) => r.id))));
   adding.catch(() => {}); // a failed write fails it unsent; otherwise it is awaited below
   try {
     await inserted;
@@ -167,27 +172,14 @@ export async function createFlow(
 
 /** The keys a flow's jobs name get settings where they have none (under the user's lock, see limit-release.ts). */
 async function ensureFlowLimitKeys(deps: CreateFlowDeps, userId: string, rows: FlowJobRow[]) {
-  const settings = new Map<string, KeySettings>();
-  for (const r of rows) for (const s of keySettingsOf(r.opts)) if (!settings.has(s.key)) settings.set(s.key, s);
-  await deps.db.transaction(async (tx) => {
-    await lockUserLimits(tx, userId);
-    await ensureLimitKeys(tx, userId, [...settings.values()]);
-  });
+  await deps.db.transaction((tx) => ensureKeysWithin(tx, userId, rows.map((r) => r.opts)));
 }
 
 /** A release pass for a new flow's jobs held by their limits; what it let go enters Redis now. */
 async function releaseLimitedRows(deps: CreateFlowDeps, userId: string, rows: FlowJobRow[]) {
-  const released = await deps.db.transaction((tx) => releaseWithin(tx, userId));
-  const freed = new Set(released.flowJobs);
+  const freed = new Set((await releaseAndAdd(deps, userId)).flowJobs);
   for (const r of rows) if (freed.has(r.id)) r.waitingFor = null;
-  await ringSweepers(deps, deps.config.prefix, released);
-  await addLimitReleased(deps, released).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
 }
-
-const keySettingsOf = (opts: JobOpts) => {
-  const limits = jobLimits(opts);
-  return limits ? keySettings(limits) : [];
-};
 
 /** Flows up to this size share a write with others; a bigger one is written alone so it never delays many small ones. */
 const SHARED_WRITE_MAX_JOBS = 100;
@@ -321,6 +313,7 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
       const rerun = flow.graph ? rows.filter((r) => RUN_AGAIN.has(r.status)) : failedFromRoot(rows);
       const generation = await bumpGeneration(tx, id);
       await resetForRetry(tx, rerun.map((r) => ({ id: r.id, job_id: `${r.id}-${generation}` })));
+      if (!flow.graph) await holdTreeRows(tx, treeHolds(rows, rerun));
       if (flow.graph) {
         await holdForDependencies(tx, rerun.map((r) => r.id));
         // No root reopens it: the flow runs again until its last job finishes.
@@ -333,7 +326,9 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
   // cancelled for its failed dependency never entered Redis.)
   await removeFromRedis(deps, previous.filter((r) => r.key === null || r.status === "failed").map((r) => ({ ...r, keepChildren: true })));
   const rows = await flowJobsOf(deps.db, id);
-  await enqueueRows(deps, rows).catch((err) =>
+  // A tree's re-run part goes in under the parents re-run with it; its other live jobs are attached.
+  const tree = rows.every((r) => r.key === null);
+  await enqueueRows(deps, rows, tree ? new Set(previous.map((r) => r.id)) : undefined).catch((err) =>
     deps.log.warn("retry accepted but not yet in Redis; the enqueuer will add it", { flowId: id, err: String(err) }),
   );
   // Re-run jobs under per-key limits wait their turn again: a pass now, not the sweeper's next.
@@ -343,6 +338,18 @@ export async function retryFlow(deps: FlowDeps, user: User, id: string): Promise
 }
 
 const RUN_AGAIN: ReadonlySet<string> = new Set(["failed", "cancelled"]);
+
+/**
+ * A tree's re-run jobs under per-key limits, held again as at creation: waiting for their children
+ * first when any is not completed (re-run or still live), else ready for their turn.
+ */
+function treeHolds(rows: FlowJobRow[], rerun: FlowJobRow[]) {
+  const open = new Set(rows.filter((r) => r.status !== "completed" && r.parentId !== null).map((r) => r.parentId!));
+  return rerun.flatMap((r) => {
+    const { waitingFor } = limitFields(r.opts);
+    return waitingFor ? [{ id: r.id, waitingFor, status: heldTreeStatus(open.has(r.id)) }] : [];
+  });
+}
 
 /** Failed or cancelled jobs reachable from the root through failed or cancelled jobs, parents first. */
 function failedFromRoot(rows: FlowJobRow[]): FlowJobRow[] {

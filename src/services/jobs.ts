@@ -27,9 +27,8 @@ import { enqueueJobs } from "./enqueue-jobs";
 
 export { enqueueJobs };
 import type { JobOpts } from "../job-opts";
-import { jobLimits, keySettings, limitFields, type KeySettings } from "../scheduling/limits";
-import { addLimitReleased, releaseWithin, ringSweepers } from "../scheduling/limit-release";
-import { ensureLimitKeys, lockUserLimits } from "../db/queries/limits";
+import { limitFields } from "../scheduling/limits";
+import { addLimitReleased, ensureKeysWithin, releaseAndAdd, releaseWithin, ringSweepers } from "../scheduling/limit-release";
 import type { DbOrTx } from "../db/client";
 import { initialStatus } from "./flow-redis";
 import { assertSameRequest, firstReply, isUniqueViolation, rememberReply, requestHash } from "./idempotency";
@@ -138,9 +137,7 @@ async function storeLimited(deps: ServiceDeps, rows: JobRow[], insert: (db: DbOr
     row.readyAt = null;
   }
   const released = await deps.db.transaction(async (tx) => {
-    // The lock before any key row: every pass takes it first, so none waits on a row a create holds.
-    await lockUserLimits(tx, userId);
-    await ensureLimitKeys(tx, userId, rowKeySettings(rows));
+    await ensureKeysWithin(tx, userId, rows.map((r) => r.opts));
     await insert(tx, rows);
     return releaseWithin(tx, userId);
   });
@@ -169,31 +166,7 @@ async function storeLimited(deps: ServiceDeps, rows: JobRow[], insert: (db: DbOr
  * outside storeLimited, whose keys get their settings first.
  */
 export async function releaseLimited(deps: Pick<ServiceDeps, "db" | "producer" | "log" | "config">, userId: string, rows: JobRow[] = []) {
-  const released = await deps.db.transaction(async (tx) => {
-    await lockUserLimits(tx, userId);
-    await ensureLimitKeys(tx, userId, rowKeySettings(rows));
-    return releaseWithin(tx, userId);
-  });
-  await ringSweepers(deps, deps.config.prefix, released);
-  await addLimitReleased(deps, released).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
-}
-
-/** The key settings the rows' opts carry, the first row naming a key deciding its settings. */
-function rowKeySettings(rows: JobRow[]): KeySettings[] {
-  const byKey = new Map<string, KeySettings>();
-  for (const row of rows) {
-    const limits = jobLimits(row.opts);
-    for (const s of limits ? keySettings(limits) : []) {
-      const had = byKey.get(s.key);
-      byKey.set(s.key, {
-        key: s.key,
-        concurrency: had?.concurrency ?? s.concurrency,
-        rateMax: had?.rateMax ?? s.rateMax,
-        ratePerMs: had?.rateMax ? had.ratePerMs : s.ratePerMs,
-      });
-    }
-  }
-  return [...byKey.values()];
+  await releaseAndAdd(deps, userId, rows.map((r) => r.opts));
 }
 
 /**

@@ -22,7 +22,8 @@ import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { attemptsOf, lockTokenOf } from "./bull-data";
 import type { GraphJobInput } from "../scheduling/graph-plan";
-import { addReleased } from "../scheduling/release";
+import { addLimitReleased, ensureKeysWithin, releaseWithin, ringSweepers, type LimitRelease } from "../scheduling/limit-release";
+import { limitFields } from "../scheduling/limits";
 import { planSpawn } from "../scheduling/spawn-plan";
 import { FINISHED_STATUSES } from "../statuses";
 import type { HandlerCheck } from "./handler-registry";
@@ -34,7 +35,7 @@ export type SpawnDeps = {
   db: Db;
   producer: Producer;
   log: Logger;
-  config: Pick<Config, "flowQueues" | "maxFlowJobs" | "externalQueues">;
+  config: Pick<Config, "flowQueues" | "maxFlowJobs" | "externalQueues" | "prefix">;
   registry?: HandlerCheck;
 };
 
@@ -63,10 +64,17 @@ function refuseUnsupported(spawner: SpawnerRow) {
   if (ENDED.has(spawner.status)) throw new AttemptEnded(`the job is ${spawner.status}`);
 }
 
-/** Adds `jobs` to the spawner's flow (all or nothing) and puts those with nothing to wait for into Redis. */
+/**
+ * Adds `jobs` to the spawner's flow (all or nothing) and puts those with nothing to wait for into
+ * Redis. Jobs naming per-key limits are held like a graph's at creation (src/scheduling/limits.ts):
+ * under the user's lock, in the spawn's transaction, their keys get settings where they have none,
+ * and a release pass lets go what the limits allow now; the rest wait their turn, `pending`, for a
+ * later pass. (The flow's row is locked first, then the user's limits: a pass never locks a flow's
+ * row, so the two orders cannot deadlock.)
+ */
 export async function spawnJobs(deps: SpawnDeps, spawner: SpawnerRow, jobs: GraphJobInput[]): Promise<SpawnedJob[]> {
   refuseUnsupported(spawner);
-  const plan = await deps.db.transaction(async (tx) => {
+  const { plan, released } = await deps.db.transaction(async (tx) => {
     const flow = await lockFlowForSpawn(tx, spawner.flowId);
     if (!flow || flow.status !== "running") throw new AttemptEnded(`its flow is ${flow?.status ?? "deleted"}`);
     const rows = await flowKeyRows(tx, spawner.flowId);
@@ -74,11 +82,14 @@ export async function spawnJobs(deps: SpawnDeps, spawner: SpawnerRow, jobs: Grap
     if (!self || ENDED.has(self.status)) throw new AttemptEnded(`the job is ${self?.status ?? "deleted"}`);
     const plan = planSpawn(jobs, rows, spawner.id, deps.config, deps.registry);
     const now = new Date();
-    if (plan.added.length > 0)
+    const added = plan.added.map((p) => ({ p, limits: limitFields(p.opts) }));
+    const limited = added.some(({ limits }) => limits.concurrencyKeys !== null || limits.rateKey !== null);
+    if (limited) await ensureKeysWithin(tx, spawner.userId, plan.added.map((p) => p.opts));
+    if (added.length > 0)
       await insertSpawned(
         tx,
         spawner.flowId,
-        plan.added.map((p) => ({
+        added.map(({ p, limits }) => ({
           id: p.id,
           jobId: p.jobId,
           userId: spawner.userId,
@@ -96,11 +107,17 @@ export async function spawnJobs(deps: SpawnDeps, spawner: SpawnerRow, jobs: Grap
           dependsOn: p.dependsOn,
           waitingFor: p.waitingFor,
           spawnedBy: spawner.id,
+          concurrencyKeys: limits.concurrencyKeys,
+          rateKey: limits.rateKey,
         })),
       );
-    return plan;
+    const released: LimitRelease = limited ? await releaseWithin(tx, spawner.userId) : { jobs: [], flowJobs: [], wakeAtMs: null };
+    return { plan, released };
   });
-  await addReleased(deps, plan.added.filter((p) => !p.waitingFor).map((p) => p.id));
+  const ready = plan.added.filter((p) => !p.waitingFor).map((p) => p.id);
+  await ringSweepers(deps, deps.config.prefix, released);
+  // Its own jobs the pass let go go in with those nothing held (and any other job the pass let go).
+  await addLimitReleased(deps, { jobs: released.jobs, flowJobs: [...ready, ...released.flowJobs] });
   const byKey = new Map<string, SpawnedJob>(plan.added.map((p) => [p.key, { key: p.key, id: p.id, jobId: p.jobId, status: "pending", added: true }]));
   for (const r of plan.again) byKey.set(r.key!, { key: r.key!, id: r.id, jobId: r.jobId, status: r.status, added: false });
   return jobs.map((j) => byKey.get(j.key)!);

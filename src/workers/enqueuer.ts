@@ -4,7 +4,8 @@ import { pendingJobs } from "../db/queries/jobs";
 import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
-import { mayEnter } from "../services/flow-redis";
+import { addable, mayEnter } from "../services/flow-redis";
+import { releaseStillParked } from "../scheduling/release";
 import { releaseStaleHolds } from "../db/queries/graph-rows";
 import { enqueueJob, enqueueJobs } from "../services/jobs";
 import { releaseDebounced } from "../db/queries/debounce";
@@ -12,6 +13,7 @@ import { expireOverdue } from "../services/expiry";
 import { wakeStaleJoins } from "../db/queries/spawn";
 import { Job } from "bullmq";
 import { startLoop } from "./loop";
+import { releaseAndAdd } from "../scheduling/limit-release";
 import type { Shard } from "../shards";
 
 /**
@@ -50,14 +52,22 @@ export function startEnqueuer(deps: { db: Db; producer: Producer; log: Logger },
             log.info("enqueued released graph jobs", { flowId, count: missing.length });
           continue;
         }
-        const pendingIds = new Set(rows.filter(mayEnter).map((r) => r.id));
+        // A tree's jobs a limits pass let go whose promote was lost: let go now (src/scheduling/release.ts).
+        const parked = await releaseStillParked(deps.producer, rows.filter((r) => mayEnter(r) && (r.concurrencyKeys !== null || r.rateKey !== null)));
+        if (parked > 0) log.info("let go of tree jobs released for their limits", { flowId, count: parked });
+        // A tree's add failed: the whole tree goes in, its jobs held for their limits parked.
+        const pendingIds = new Set(rows.filter(addable).map((r) => r.id));
         const top = rows.find((r) => pendingIds.has(r.id) && !pendingIds.has(r.parentId ?? ""));
         if (!top || (await inRedis(top))) continue;
         if (await enqueueRows(deps, rows)) log.info("enqueued pending flow", { flowId });
       }
       // Debounced jobs whose window ended go in now; one whose add fails is a plain pending row below.
-      const debounced = await releaseDebounced(deps.db, 200);
+      const ended = await releaseDebounced(deps.db, 200);
+      const debounced = ended.filter((r) => r.waitingFor === null);
       if (debounced.length > 0 && (await enqueueJobs({ ...deps, log }, debounced))) log.info("enqueued debounced jobs", { count: debounced.length });
+      // Those under per-key limits wait their turn like any limited job: a pass for their users now.
+      for (const userId of new Set(ended.filter((r) => r.waitingFor !== null).map((r) => r.userId)))
+        await releaseAndAdd({ ...deps, log }, userId, ended.filter((r) => r.userId === userId).map((r) => r.opts));
       // Jobs past their expireAfterMs that no worker took: failed with code `expired` (services/expiry.ts).
       // Its own failure must not hold back the adds below.
       await expireOverdue({ ...deps, log }).catch((err) => log.warn("expiry sweep failed; will retry", { err: String(err) }));

@@ -72,7 +72,7 @@ function permanent(err: unknown): never {
  * a join not over yet parks again without running the handler. After the handler, `settle` parks
  * the job if it asked to wait, or unparks a woken job whose attempt failed.
  */
-export function createSpawnContexts(deps: { db: Db; producer: Producer; log: Logger; config: Pick<Config, "flowQueues" | "maxFlowJobs" | "externalQueues" | "allowPrivateUrls" | "bodyLimit"> }) {
+export function createSpawnContexts(deps: { db: Db; producer: Producer; log: Logger; config: Pick<Config, "flowQueues" | "maxFlowJobs" | "externalQueues" | "allowPrivateUrls" | "bodyLimit" | "prefix"> }) {
   const registry = registryReader(deps.db, deps.config);
   return (job: Job, token: string | undefined) => {
     const { meta } = readJob(job);

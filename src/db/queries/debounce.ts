@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { DbOrTx } from "../client";
 import { jobs } from "../schema";
 import type { JobRow } from "./jobs";
+import { LIMIT_HOLD } from "./graph-release";
 
 /** A debounced job held out of Redis while its window is open (the unique index's predicate). */
 const held = sql`${jobs.waitingFor} = 'debounce' and ${jobs.status} = 'pending'`;
@@ -25,6 +26,9 @@ export async function upsertDebounced(db: DbOrTx, row: JobRow, key: string, ms: 
         queueName: sql`excluded.queue_name`,
         data: sql`excluded.data`,
         opts: sql`excluded.opts`,
+        // The newest create's limits are the job's, as its options are.
+        concurrencyKeys: sql`excluded.concurrency_keys`,
+        rateKey: sql`excluded.rate_key`,
         debounceUntil: sql`excluded.debounce_until`,
         debounced: sql`${jobs.debounced} + 1`,
         updatedAt: sql`now()`,
@@ -36,7 +40,8 @@ export async function upsertDebounced(db: DbOrTx, row: JobRow, key: string, ms: 
 
 /**
  * Debounced jobs whose window has ended lose their hold and are returned for the caller to add to
- * Redis (a row whose add fails is a plain `pending` row the enqueuer adds later). A create moving a
+ * Redis (a row whose add fails is a plain `pending` row the enqueuer adds later); one under per-key
+ * limits takes its limit hold instead (`waitingFor` set), for a release pass to let go in its turn. A create moving a
  * window on holds the row's lock: such a row is skipped now and looked at again next pass.
  */
 export async function releaseDebounced(db: DbOrTx, limit: number): Promise<JobRow[]> {
@@ -47,7 +52,7 @@ export async function releaseDebounced(db: DbOrTx, limit: number): Promise<JobRo
 export const releaseDebouncedQuery = (db: DbOrTx, limit: number) =>
   db
     .update(jobs)
-    .set({ waitingFor: null, updatedAt: sql`now()` })
+    .set({ waitingFor: sql.raw(LIMIT_HOLD("jobs")), updatedAt: sql`now()` })
     .where(
       sql`${jobs.id} in (select id from jobs where waiting_for = 'debounce' and status = 'pending' and debounce_until <= now()
                          order by debounce_until limit ${limit} for update skip locked)`,

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, gte, inArray, isNull, lt, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, gte, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
 import { newestFirst, olderThan } from "./pagination";
 import type { Db, DbOrTx } from "../client";
 import { flowJobs, flows } from "../schema";
@@ -193,12 +193,16 @@ export function listFlowsQuery(db: DbOrTx, userId: string, q: FlowListFilter) {
     .limit(q.limit);
 }
 
-/** A flow whose add failed: its rows written at their queued status go back to `pending` (see markJobsUnqueued). */
+/**
+ * A flow whose add failed: its rows written at their queued status go back to `pending` (see
+ * markJobsUnqueued). A tree's job held for its limits keeps its status: `waiting-children` with
+ * its hold says it may not be released before its children are done (see flow-redis.ts).
+ */
 export async function markFlowUnqueued(db: DbOrTx, flowId: string) {
   await db
     .update(flowJobs)
     .set({ status: "pending", updatedAt: sql`now()` })
-    .where(and(eq(flowJobs.flowId, flowId), eq(flowJobs.eventPos, 0), isQueued(flowJobs.status)));
+    .where(and(eq(flowJobs.flowId, flowId), eq(flowJobs.eventPos, 0), isQueued(flowJobs.status), isNull(flowJobs.waitingFor)));
 }
 
 /** Marks every unfinished job of a flow cancelled; returns them as they were, for removal from Redis. */
@@ -251,8 +255,16 @@ export const pendingFlowsQuery = (db: DbOrTx, olderThanMs: number, limit: number
   db
     .selectDistinct({ flowId: flowJobs.flowId })
     .from(flowJobs)
-    // A job held out of Redis (src/scheduling/) is not the enqueuer's to add.
-    .where(and(isPending(flowJobs.status), isNull(flowJobs.waitingFor), untouchedFor(flowJobs.updatedAt, olderThanMs)))
+    // A job held out of Redis (src/scheduling/) is not the enqueuer's to add; a tree's job held for
+    // its limits goes in with its tree (parked, see flow-redis.ts), so one no event was ever
+    // recorded for may be a tree whose add failed (every tree has a leaf, held or pending).
+    .where(
+      and(
+        isPending(flowJobs.status),
+        or(isNull(flowJobs.waitingFor), sql`(${flowJobs.key} is null and ${flowJobs.waitingFor} in ('concurrency', 'rateLimit') and ${flowJobs.eventPos} = 0)`),
+        untouchedFor(flowJobs.updatedAt, olderThanMs),
+      ),
+    )
     .limit(limit);
 
 /**

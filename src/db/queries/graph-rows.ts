@@ -51,3 +51,13 @@ export async function releaseStaleHolds(db: DbOrTx, olderThanMs: number, limit: 
 export async function reopenFlow(db: DbOrTx, flowId: string) {
   await db.execute(sql`update flows set status = 'running', finished_at = null, updated_at = now() where id = ${flowId}`);
 }
+
+/** A tree's re-run jobs held for their limits again (see treeHolds in src/services/flows.ts). */
+export async function holdTreeRows(db: DbOrTx, holds: { id: string; waitingFor: string; status: string }[]) {
+  if (holds.length === 0) return;
+  await db.execute(sql`
+    update flow_jobs j set waiting_for = h.waiting_for, status = h.status
+    from jsonb_to_recordset(${JSON.stringify(holds.map((h) => ({ id: h.id, waiting_for: h.waitingFor, status: h.status })))}::jsonb)
+      as h(id text, waiting_for text, status text)
+    where j.id = h.id`);
+}

@@ -32,6 +32,13 @@ export type TrackedTable = "flow_jobs" | "jobs";
 export type TableChange = { table: TrackedTable; change: StatusChange };
 
 /**
+ * A tree's job held for its per-key limits sits in BullMQ's delayed set until a release pass
+ * promotes it (src/services/flow-redis.ts): BullMQ's `delayed` for it means "held, ready for its
+ * turn", written as `pending` with its hold kept, where a pass finds it.
+ */
+const HELD_IN_REDIS = `(j.waiting_for in ('concurrency', 'rateLimit') and v.status = 'delayed')`;
+
+/**
  * The guarded update of one table, as a CTE over the batch `v`: a change applies only when it is
  * newer than the last one applied (stream position), never revives a cancelled job, a removal
  * never overwrites a finished job, and a waiting status the row already holds is not written again
@@ -39,7 +46,7 @@ export type TableChange = { table: TrackedTable; change: StatusChange };
  */
 const guardedUpdate = (table: TrackedTable, returning = "1") => `
     update ${table} as j set
-      status = v.status,
+      status = case when ${HELD_IN_REDIS} then 'pending' else v.status end,
       result = case when v.status = 'completed' then v.result else j.result end,
       error = case when v.status = 'failed'
                    then v.error || jsonb_build_object('attemptsMade', j.attempts_base + coalesce(v.attempts, 0))
@@ -52,7 +59,7 @@ const guardedUpdate = (table: TrackedTable, returning = "1") => `
       waiting_for = case when v.status in (${sqlLiterals(FINISHED_STATUSES)}) then null else j.waiting_for end,
       updated_at = now(),
       -- Run timings ride along in the same write (see jobColumns); a later start replaces an earlier one.
-      ready_at = coalesce(to_timestamp(v.ready_ms / 1000.0), j.ready_at),
+      ready_at = case when ${HELD_IN_REDIS} then j.ready_at else coalesce(to_timestamp(v.ready_ms / 1000.0), j.ready_at) end,
       started_at = coalesce(to_timestamp(v.started_ms / 1000.0), j.started_at),
       finished_at = case when v.status in (${sqlLiterals(BULLMQ_FINISHED_STATUSES)})
                          then coalesce(to_timestamp(v.finished_ms / 1000.0), now()) end
@@ -95,8 +102,10 @@ const APPLY_STATUS_BATCH = `
            (select coalesce(jsonb_agg(distinct user_id), '[]'::jsonb) from (
               select user_id from fj where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
               union all select user_id from jb where concurrency_keys is not null and status in (${sqlLiterals(FINISHED_STATUSES)})
-              -- and users whose graph jobs the batch moved from their dependencies to their limits
-              union all select user_id from released where waiting_for is not null) f) as limit_users`;
+              -- and users whose graph jobs the batch moved from their dependencies to their limits,
+              union all select user_id from released where waiting_for is not null
+              -- or whose tree jobs it found held and ready (HELD_IN_REDIS: the only pending it writes)
+              union all select user_id from fj where status = 'pending') f) as limit_users`;
 
 /**
  * Applies a batch of status changes to both tables and moves the stream cursors, all in one

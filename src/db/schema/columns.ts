@@ -70,10 +70,12 @@ export const limitColumns = () => ({
 
 /**
  * A job holding its keys' slots: unfinished and not held — released, queued, running, or parked
- * (a parked job resumes without a pass, so its slot stays taken). Text shared by the index and the
- * scans, which must match it word for word.
+ * (a parked job resumes without a pass, so its slot stays taken). Not held: `pending` with a hold,
+ * nor a tree's job held for its limits while BullMQ still waits for its children
+ * (`waiting-children` with a hold, see src/services/flow-redis.ts). Text shared by the index and
+ * the scans, which must match it word for word.
  */
-export const LIMIT_RUNNING = `concurrency_keys is not null and status not in (${sqlLiterals(FINISHED_STATUSES)}) and not (status = 'pending' and waiting_for is not null)`;
+export const LIMIT_RUNNING = `concurrency_keys is not null and status not in (${sqlLiterals(FINISHED_STATUSES)}) and not (status in ('pending', 'waiting-children') and waiting_for is not null)`;
 
 /** The job's turn key: jobs waiting on a shared key take turns by it (round robin, src/scheduling/). */
 export const TURN_KEY = "coalesce(concurrency_keys[1], rate_key)";
