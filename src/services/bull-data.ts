@@ -129,3 +129,17 @@ export async function claimWaiting(producer: Producer, shard: Shard, queue: stri
   const claimed = await producer.redis.eval(CLAIM_WAITING, 6, key("wait"), key("active"), key("prioritized"), key("paused"), key(jobId), key(jobId, "lock"), jobId, token, lockMs);
   return claimed === 1;
 }
+
+/** When a delayed job is due (ms); null when BullMQ does not hold it delayed. */
+export async function delayedUntil(producer: Producer, shard: Shard, queue: string, jobId: string): Promise<number | null> {
+  if (producer.pg) {
+    const { rows } = await producer.pg.pool.query<{ process_at_ms: string | null }>(
+      `select process_at_ms::text from ${quoted(producer.pg.schema)}.job where queue = $1 and id = $2 and state = 'delayed'`,
+      [queue, jobId],
+    );
+    return rows[0]?.process_at_ms == null ? null : Number(rows[0].process_at_ms);
+  }
+  // The delayed set's score is the due time shifted left 12 bits (BullMQ's own ordering within a millisecond).
+  const score = await producer.redis.zscore(bullKey(producer.at(shard).prefix, queue, "delayed"), jobId);
+  return score === null ? null : Number(score) / 0x1000;
+}

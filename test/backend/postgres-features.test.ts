@@ -86,6 +86,22 @@ describe("schedules, webhooks, http tasks, readiness and metrics on the Postgres
     expect(JSON.stringify(byKey.paid.result)).toContain("42");
   });
 
+  test("a per-key concurrency limit runs one job of the key at a time and lets the others go in turn (releases ring over NOTIFY)", async () => {
+    const r = await s.http("POST", "/v1/jobs/bulk", {
+      jobs: Array.from({ length: 4 }, (_, i) => ({ name: "sleep", data: { ms: 300, i }, opts: { concurrency: { key: "pg-tenant", limit: 1 } } })),
+    });
+    expect(r.status).toBe(201);
+    const ids: string[] = r.body.items.map((j: { id: string }) => j.id);
+    // While one runs, the others wait in Postgres, not in BullMQ.
+    const held = await waitFor(async () => {
+      const views = await Promise.all(ids.map(async (id) => (await s.http("GET", `/v1/jobs/${id}`)).body));
+      return views.some((v) => v.waitingFor?.reason === "concurrency") ? views : null;
+    }, 20_000, "jobs to wait for the key");
+    expect(held.filter((v: { status: string }) => v.status === "active").length).toBeLessThanOrEqual(1);
+    const done = await Promise.all(ids.map((id) => settled(`/v1/jobs/${id}`)));
+    expect(done.map((j) => j.status)).toEqual(["completed", "completed", "completed", "completed"]);
+  });
+
   test("/readyz of the API and of the worker's health port name the backend; the recorder is alive", async () => {
     const api = await s.http("GET", "/readyz", undefined, { token: null });
     expect(api.status).toBe(200);
