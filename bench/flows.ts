@@ -8,7 +8,7 @@ import { checkServices, ensureTemplate, REDIS_URL } from "../test/helpers/servic
 import { startCluster } from "../test/helpers/cluster";
 import { deletePrefix, uniquePrefix } from "../test/helpers/redis";
 import { bullKey } from "../src/queues";
-import { clusterProcesses, cpuSeconds, cpuSpent, median, percentile, pidsNamed, postgresWrites, printConditions, ratio } from "./stats";
+import { clusterProcesses, cpuSeconds, cpuSpent, median, percentile, pidsNamed, postgresLine, postgresPerJob, printConditions, ratio, type PostgresPerJob } from "./stats";
 
 const CONCURRENCY = 16;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -24,13 +24,13 @@ interface Phases {
 }
 const medianOf = (phases: Phases[], key: keyof Phases) => median(phases.map((p) => p[key] ?? 0)).toFixed(0);
 
-const flowdTree = (n: number) => ({
+export const flowdTree = (n: number) => ({
   name: "bench",
   root: { name: "echo", data: { root: true }, children: Array.from({ length: n - 1 }, (_, i) => ({ name: "echo", data: { i } })) },
 });
 
 let bullIds = 0;
-const bullTree = (n: number): FlowJob => {
+export const bullTree = (n: number): FlowJob => {
   const id = `b${bullIds++}`;
   return {
     name: "echo",
@@ -123,11 +123,11 @@ async function flowdRun(jobs: number, rounds: number) {
   const phases: Phases[] = [];
   const redis = new IORedis(REDIS_URL);
   const commitsPerJob: number[] = [];
-  const commits = async () => (await postgresWrites(cluster.database.sql)).commits;
+  const pgPerJob: PostgresPerJob[] = [];
   const groups = await clusterProcesses(cluster, "bench");
   const cpuBefore = await cpuSeconds(groups);
   for (let r = 0; r < rounds; r++) {
-    const before = await commits();
+    const pg = await postgresPerJob(cluster.database.sql);
     const t = performance.now();
     const t0 = Date.now();
     const created = await api.http("POST", "/v1/flows", flowdTree(jobs));
@@ -141,14 +141,14 @@ async function flowdRun(jobs: number, rounds: number) {
     const root = created.body.root as { jobId: string; children: { jobId: string }[] };
     const ran = await ranBetween(redis, cluster.prefix, root.jobId, root.children.map((c) => c.jobId));
     phases.push({ create: posted - t0, run: ran.rootFinished - ran.firstStart, shown: shown - ran.rootFinished });
-    // pg_stat counters are flushed lazily; give them a moment, then read.
-    await Bun.sleep(600);
-    commitsPerJob.push(((await commits()) - before) / jobs);
+    const perJob = await pg.after(jobs);
+    pgPerJob.push(perJob);
+    commitsPerJob.push(perJob.commits);
   }
   const cpu = cpuSpent(cpuBefore, await cpuSeconds(groups));
   redis.disconnect();
   await cluster.stop();
-  return { rates, creation, commitsPerJob, cpu, phases };
+  return { rates, creation, commitsPerJob, pgPerJob, cpu, phases };
 }
 
 export async function benchFlows() {
@@ -165,7 +165,7 @@ export async function benchFlows() {
     `phases (median ms)  plain BullMQ: add ${medianOf(bull.phases, "create")}, run ${medianOf(bull.phases, "run")} | ` +
       `flowd: POST ${medianOf(flowd.phases, "create")}, run ${medianOf(flowd.phases, "run")}, root finished to GET completed ${medianOf(flowd.phases, "shown")}`,
   );
-  console.log(`postgres commits per job (flowd, whole run incl. API): ${median(flowd.commitsPerJob).toFixed(3)}`);
+  console.log(`flowd ${postgresLine(flowd.pgPerJob)} (whole run incl. API)`);
   console.log(`cpu for the ${ROUNDS} throughput rounds: plain BullMQ ${bull.cpu} | flowd ${flowd.cpu}`);
   for (const size of [1, 10, 1000]) {
     const f = flowd.creation[size]!;

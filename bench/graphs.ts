@@ -8,7 +8,7 @@
 import { sql } from "drizzle-orm";
 import { checkServices, ensureTemplate } from "../test/helpers/services";
 import { startCluster, type Cluster } from "../test/helpers/cluster";
-import { cpuSeconds, median, percentile, printConditions, ratio } from "./stats";
+import { clusterProcesses, cpuSeconds, median, percentile, postgresLine, postgresPerJob, printConditions, ratio, type PostgresPerJob } from "./stats";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const LAYERS = 4;
@@ -36,7 +36,9 @@ const chain = () => ({
 async function run(cluster: Cluster, body: { root?: unknown; jobs?: unknown[] }) {
   const jobs = body.jobs?.length ?? 1000;
   const http = cluster.apis[0]!.http;
-  const before = (await cpuSeconds({})).machine!;
+  const groups = await clusterProcesses(cluster, "bench");
+  const cpuBefore = await cpuSeconds(groups);
+  const pg = await postgresPerJob(cluster.database.sql);
   const t = performance.now();
   const created = await http("POST", "/v1/flows", body);
   if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body).slice(0, 300)}`);
@@ -44,7 +46,11 @@ async function run(cluster: Cluster, body: { root?: unknown; jobs?: unknown[] })
   while (status === "running") status = (await http("GET", `/v1/flows/${created.body.id}?wait=60`)).body.status;
   const seconds = (performance.now() - t) / 1000;
   if (status !== "completed") throw new Error(`flow ended ${status}`);
-  return { id: created.body.id as string, rate: jobs / seconds, cpuMsPerJob: (((await cpuSeconds({})).machine! - before) * 1000) / jobs };
+  const cpuAfter = await cpuSeconds(groups);
+  const perJob = (k: string) => ((cpuAfter[k]! - cpuBefore[k]!) * 1000) / jobs;
+  const cpuMsPerJob = perJob("machine");
+  const split = { api: perJob("api"), worker: perJob("worker"), postgres: perJob("postgres"), redis: perJob("redis") };
+  return { id: created.body.id as string, rate: jobs / seconds, cpuMsPerJob, split, pg: (await pg.after(jobs)) as PostgresPerJob };
 }
 
 /** For every edge: the dependent's start minus its last dependency's finish, in ms. */
@@ -78,6 +84,12 @@ try {
   const graphRate = median(graphs.map((x) => x.rate));
   console.log(`tree:  ${treeRate.toFixed(0)} jobs/s, machine CPU ${median(trees.map((x) => x.cpuMsPerJob)).toFixed(2)} ms/job`);
   console.log(`graph: ${graphRate.toFixed(0)} jobs/s, machine CPU ${median(graphs.map((x) => x.cpuMsPerJob)).toFixed(2)} ms/job (${ratio(graphRate, treeRate)} of the tree)`);
+  const splitLine = (xs: typeof trees) =>
+    (["api", "worker", "postgres", "redis"] as const).map((k) => `${k} ${median(xs.map((x) => x.split[k])).toFixed(2)}`).join(", ");
+  console.log(`tree:  CPU ms/job by process: ${splitLine(trees)}`);
+  console.log(`graph: CPU ms/job by process: ${splitLine(graphs)}`);
+  console.log(`tree:  ${postgresLine(trees.map((x) => x.pg))}`);
+  console.log(`graph: ${postgresLine(graphs.map((x) => x.pg))}`);
   console.log(`graph: dependency finished → dependent started, p50 ${percentile(latencies, 50).toFixed(0)} ms, p95 ${percentile(latencies, 95).toFixed(0)} ms (${latencies.length} dependents; includes their wait for a free worker slot)`);
   console.log(`chain of ${CHAIN}: dependency finished → dependent started, p50 ${percentile(chains, 50).toFixed(1)} ms, p95 ${percentile(chains, 95).toFixed(1)} ms (${chains.length} releases, nothing else running)`);
 } finally {

@@ -5,7 +5,7 @@
  */
 import { startCluster, type Cluster } from "../test/helpers/cluster";
 import { checkServices, ensureTemplate } from "../test/helpers/services";
-import { percentile, printConditions, ratio } from "./stats";
+import { clusterProcesses, cpuSeconds, percentile, postgresLine, postgresPerJob, printConditions, ratio, type PostgresPerJob } from "./stats";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 10_000);
 const KEYS = 100;
@@ -19,9 +19,12 @@ const BULK = 1_000;
 
 type Job = { name: string; data: Record<string, unknown>; opts?: Record<string, unknown> };
 
-async function run(cluster: Cluster, tag: string, jobs: Job[]): Promise<{ rate: number; ids: string[] }> {
+async function run(cluster: Cluster, tag: string, jobs: Job[]): Promise<{ rate: number; ids: string[]; cpuMsPerJob: number; split: string; pg: PostgresPerJob }> {
   const api = cluster.apis[0]!;
   const ids: string[] = [];
+  const groups = await clusterProcesses(cluster, "bench");
+  const before = await cpuSeconds(groups);
+  const pg = await postgresPerJob(cluster.database.sql);
   const t = performance.now();
   for (let i = 0; i < jobs.length; i += BULK) {
     const res = await api.http("POST", "/v1/jobs/bulk", { jobs: jobs.slice(i, i + BULK) });
@@ -34,7 +37,12 @@ async function run(cluster: Cluster, tag: string, jobs: Job[]): Promise<{ rate: 
     if (row!.n === ids.length) break;
     await Bun.sleep(20);
   }
-  return { rate: jobs.length / ((performance.now() - t) / 1000), ids };
+  const rate = jobs.length / ((performance.now() - t) / 1000);
+  const after = await cpuSeconds(groups);
+  const perJob = (k: string) => ((after[k]! - before[k]!) * 1000) / jobs.length;
+  const cpuMsPerJob = perJob("machine");
+  const split = (["api", "worker", "postgres", "redis"] as const).map((k) => `${k} ${perJob(k).toFixed(2)}`).join(", ");
+  return { rate, ids, cpuMsPerJob, split, pg: jobs.length >= 100 ? await pg.after(jobs.length) : { commits: NaN, inserts: NaN, updates: NaN } };
 }
 
 /** A tree's children (a 999-child tree: FLOWD_MAX_FLOW_JOBS is 1,000 by default). */
@@ -105,6 +113,10 @@ export async function benchLimits() {
     for (let i = 0; i < 100; i++) lone.push(...(await run(cluster, "lone", [{ name: "echo", data: { i } }])).ids);
     const floor = await startLatencies(cluster, lone);
     console.log(`end to end  without limits ${plain.rate.toFixed(0)} jobs/s | ${KEYS} keys x limit ${LIMIT} ${limited.rate.toFixed(0)} jobs/s | ratio ${ratio(limited.rate, plain.rate)}`);
+    console.log(`machine CPU without limits ${plain.cpuMsPerJob.toFixed(2)} ms/job | with limits ${limited.cpuMsPerJob.toFixed(2)} ms/job`);
+    console.log(`CPU ms/job by process: without limits ${plain.split} | with limits ${limited.split}`);
+    console.log(`without limits ${postgresLine([plain.pg])}`);
+    console.log(`with limits    ${postgresLine([limited.pg])}`);
     console.log(
       `release     slot freed -> next job started: p50 ${percentile(latency, 50).toFixed(1)} ms, p95 ${percentile(latency, 95).toFixed(1)} ms ` +
         `(${latency.length} releases; limit-1 chains ran ${chain.rate.toFixed(0)} jobs/s)`,

@@ -77,3 +77,33 @@ export async function postgresWrites(sql: Sql): Promise<{ commits: number; rows:
     from pg_stat_database where datname = current_database()`;
   return { commits: Number(r!.commits), rows: Number(r!.rows) };
 }
+
+/**
+ * Postgres work per job over a measured stretch: commits and rows written (pg_stat_database) and
+ * rows inserted / updated in user tables (pg_stat_user_tables), read before and after. Postgres
+ * publishes these counters lazily (a backend reports at most once a second), so `after` waits that long first.
+ */
+export async function postgresPerJob(sql: Sql) {
+  const read = async () => {
+    const [r] = await sql<{ commits: string; ins: string; upd: string }[]>`
+      select (select xact_commit from pg_stat_database where datname = current_database())::text as commits,
+             (select coalesce(sum(n_tup_ins), 0) from pg_stat_user_tables)::text as ins,
+             (select coalesce(sum(n_tup_upd), 0) from pg_stat_user_tables)::text as upd`;
+    return { commits: Number(r!.commits), ins: Number(r!.ins), upd: Number(r!.upd) };
+  };
+  const before = await read();
+  return {
+    async after(jobs: number) {
+      await Bun.sleep(1_100);
+      await sql`select pg_stat_clear_snapshot()`;
+      const now = await read();
+      return { commits: (now.commits - before.commits) / jobs, inserts: (now.ins - before.ins) / jobs, updates: (now.upd - before.upd) / jobs };
+    },
+  };
+}
+
+export type PostgresPerJob = Awaited<ReturnType<Awaited<ReturnType<typeof postgresPerJob>>["after"]>>;
+
+/** Median of each per-job figure, as one line. */
+export const postgresLine = (xs: PostgresPerJob[]) =>
+  `postgres per job: ${median(xs.map((x) => x.commits)).toFixed(3)} commits, ${median(xs.map((x) => x.inserts)).toFixed(2)} rows inserted, ${median(xs.map((x) => x.updates)).toFixed(2)} rows updated`;

@@ -46,6 +46,19 @@ export interface Handler<D = any, R = unknown> {
   queue?: string;
   /** Past this the signal is aborted and the attempt fails (it is retried per the job's \`opts\`). */
   timeoutMs?: number;
+  // Defaults for every job of this handler, each used when the job's own \`opts\` leave that field out.
+  /** At most \`limit\` jobs with the key run at once (a fixed key, shared by all its jobs; up to 3 keys). */
+  concurrency?: ConcurrencyLimit | ConcurrencyLimit[];
+  /** At most \`max\` starts per \`perMs\` with the key (a fixed key). */
+  rateLimit?: { key: string; max: number; perMs: number };
+  /** A job not started within this many ms of becoming ready fails with code \`expired\`. */
+  expireAfterMs?: number;
+}
+
+/** A per-key concurrency limit: \`key\` 1–128 characters, \`limit\` 1–1000. */
+export interface ConcurrencyLimit {
+  key: string;
+  limit: number;
 }
 
 /** A module's default export: handler names (\`[a-z][a-z0-9_.-]{0,63}\`) to handlers. */

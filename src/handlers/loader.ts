@@ -3,7 +3,9 @@ import { extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ValidateFunction } from "ajv";
 import { HandlerModuleError } from "../errors";
+import type { HandlerDefaults } from "../job-opts";
 import { HANDLER_NAMES } from "./catalog";
+import { checkDefaults, DefaultsProblem } from "./defaults";
 import { compileSchema } from "./json-schema";
 
 /** What a module author writes for one handler (the `flowd types` declaration file describes it). */
@@ -13,6 +15,9 @@ export interface ModuleHandlerSpec {
   description?: string;
   queue?: string;
   timeoutMs?: number;
+  concurrency?: unknown;
+  rateLimit?: unknown;
+  expireAfterMs?: number;
 }
 
 /** One handler from a module, checked: its schema compiled once, its queue known. */
@@ -26,6 +31,8 @@ export interface LoadedHandler {
   validate: ValidateFunction | null;
   description: string | null;
   timeoutMs: number | null;
+  /** Defaults for its jobs' `concurrency`, `rateLimit`, `expireAfterMs`: registered, merged by the API at create. */
+  defaults: HandlerDefaults | null;
 }
 
 export const HANDLER_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
@@ -112,7 +119,7 @@ async function importModule(file: string): Promise<{ handlers: Record<string, un
   // A module may ship flow definitions only.
   if (value === undefined && Object.keys(definitions).length > 0) return { handlers: {}, definitions };
   if (value === null || typeof value !== "object" || Array.isArray(value))
-    throw new HandlerModuleError(file, undefined, `the default export must be an object mapping handler names to { run, data?, description?, queue?, timeoutMs? }; got ${describe(value)}`);
+    throw new HandlerModuleError(file, undefined, `the default export must be an object mapping handler names to { run, data?, description?, queue?, timeoutMs?, concurrency?, rateLimit?, expireAfterMs? }; got ${describe(value)}`);
   if (Object.keys(value).length === 0) throw new HandlerModuleError(file, undefined, "the default export names no handler");
   return { handlers: value as Record<string, unknown>, definitions };
 }
@@ -120,7 +127,7 @@ async function importModule(file: string): Promise<{ handlers: Record<string, un
 function checkHandler(file: string, name: string, spec: unknown, consumedQueues: readonly string[]): LoadedHandler {
   const fail = (problem: string) => new HandlerModuleError(file, name, problem);
   if (!HANDLER_NAME.test(name)) throw fail(`the name must match ${HANDLER_NAME.source}`);
-  if (spec === null || typeof spec !== "object") throw fail(`must be an object { run, data?, description?, queue?, timeoutMs? }; got ${describe(spec)}`);
+  if (spec === null || typeof spec !== "object") throw fail(`must be an object { run, data?, description?, queue?, timeoutMs?, concurrency?, rateLimit?, expireAfterMs? }; got ${describe(spec)}`);
   const s = spec as Partial<ModuleHandlerSpec>;
   if (typeof s.run !== "function") throw fail(`run must be a function; got ${describe(s.run)}`);
   if (s.description !== undefined && typeof s.description !== "string") throw fail("description must be a string");
@@ -128,6 +135,13 @@ function checkHandler(file: string, name: string, spec: unknown, consumedQueues:
     throw fail(`queue ${JSON.stringify(s.queue)} is not one this worker consumes (${consumedQueues.join(", ")}; see FLOWD_QUEUES)`);
   if (s.timeoutMs !== undefined && !(Number.isInteger(s.timeoutMs) && s.timeoutMs > 0 && s.timeoutMs <= MAX_TIMEOUT_MS))
     throw fail(`timeoutMs must be a whole number of milliseconds between 1 and ${MAX_TIMEOUT_MS}`);
+  let defaults: HandlerDefaults | null;
+  try {
+    defaults = checkDefaults(s);
+  } catch (err) {
+    if (err instanceof DefaultsProblem) throw fail(err.message);
+    throw err;
+  }
   let validate: ValidateFunction | null = null;
   let dataSchema: LoadedHandler["dataSchema"] = null;
   if (s.data !== undefined) {
@@ -146,6 +160,7 @@ function checkHandler(file: string, name: string, spec: unknown, consumedQueues:
     validate,
     description: s.description ?? null,
     timeoutMs: s.timeoutMs ?? null,
+    defaults,
   };
 }
 

@@ -65,24 +65,27 @@ export function planGraph(jobs: GraphJobInput[], config: GraphConfig, registry: 
     throw refusal("too_many_edges", "/jobs", `The flow has ${edges} dependencies, more than ${EDGES_PER_JOB} per job (${EDGES_PER_JOB * jobs.length}).`);
   const depth = layers(jobs, index);
   // Dependencies first; a job under per-key limits then waits its turn (graph-release.ts).
-  const planned = jobs.map((job, i) =>
-    planGraphJob(job, i, depth[i]!, (job.dependsOn ?? []).length > 0 ? WAITING_FOR_DEPENDENCIES : limitFields(job.opts ?? {}).waitingFor, config, registry),
-  );
+  const planned = jobs.map((job, i) => planGraphJob(job, i, depth[i]!, (job.dependsOn ?? []).length > 0, config, registry));
   jobs.forEach((job, i) => (planned[i]!.dependsOn = (job.dependsOn ?? []).map((k) => planned[index.get(k)!]!.id)));
   return planned;
 }
 
-/** One job of a graph as its row is written: handler and data checked at /jobs/<i>, a fresh id; `dependsOn` is filled in by the caller. */
+/**
+ * One job of a graph as its row is written: handler and data checked at /jobs/<i>, a fresh id;
+ * `dependsOn` is filled in by the caller. Held for its dependencies when `held`, else by its
+ * per-key limits (its own opts over its handler's defaults), if any.
+ */
 export function planGraphJob(
   job: GraphJobInput,
   i: number,
   depth: number,
-  waitingFor: string | null,
+  held: boolean,
   config: Pick<Config, "flowQueues"> & Partial<Pick<Config, "externalQueues">>,
   registry: HandlerCheck,
 ): PlannedGraphJob {
   const queueName = flowQueue(config, job.queue, `/jobs/${i}`);
-  checkJob(job, `/jobs/${i}`, registry, queueName);
+  const opts = checkJob(job, `/jobs/${i}`, registry, queueName);
+  const waitingFor = held ? WAITING_FOR_DEPENDENCIES : limitFields(opts).waitingFor;
   const id = newId();
   return {
     id,
@@ -91,7 +94,7 @@ export function planGraphJob(
     name: job.name,
     queueName,
     data: job.data ?? {},
-    opts: job.opts ?? {},
+    opts,
     depth,
     children: [],
     key: job.key,

@@ -14,13 +14,8 @@ import type { WaitingReason } from "./waiting-for";
 
 export type { KeySettings };
 
-/** The most jobs of one key that may run at once. */
-export const MAX_LIMIT = 1_000;
-/** The most starts a rate limit may allow per period. */
-export const MAX_RATE = 100_000;
-/** The most concurrency keys one job may name. */
-export const MAX_CONCURRENCY_KEYS = 3;
-export const MAX_LIMIT_KEY_LENGTH = 128;
+// The bounds live with JobOpts, so a handler module's defaults are checked by the same numbers.
+export { MAX_CONCURRENCY_KEYS, MAX_LIMIT, MAX_LIMIT_KEY_LENGTH, MAX_RATE } from "../job-opts";
 
 /** A job's limits, read from its opts (both forms of `concurrency` become a list). */
 export interface JobLimits {

@@ -11,8 +11,7 @@ import { InvalidInput } from "../errors";
 import type { FlowKeyRow } from "../db/queries/spawn";
 import { BUILTINS, refusal } from "../services/flow-spec";
 import type { HandlerCheck } from "../services/handler-registry";
-import { EDGES_PER_JOB, KEY_PATTERN, layers, planGraphJob, WAITING_FOR_DEPENDENCIES, type GraphJobInput, type PlannedGraphJob } from "./graph-plan";
-import { limitFields } from "./limits";
+import { EDGES_PER_JOB, KEY_PATTERN, layers, planGraphJob, type GraphJobInput, type PlannedGraphJob } from "./graph-plan";
 
 
 export type { FlowKeyRow };
@@ -100,10 +99,8 @@ function plan(
   const planned = fresh.map(({ job, i }, n) => {
     const above = Math.max(0, ...(job.dependsOn ?? []).map((k) => existing.get(k)?.depth ?? 0));
     // As for a graph's jobs at creation: dependencies first, then the job's per-key limits (if any).
-    const waiting = (job.dependsOn ?? []).some((k) => !existing.has(k) || !lets(existing.get(k)!))
-      ? WAITING_FOR_DEPENDENCIES
-      : limitFields(job.opts ?? {}).waitingFor;
-    return planGraphJob(job, i, above + depth[n]!, waiting, config, registry);
+    const held = (job.dependsOn ?? []).some((k) => !existing.has(k) || !lets(existing.get(k)!));
+    return planGraphJob(job, i, above + depth[n]!, held, config, registry);
   });
   const ids = new Map(planned.map((p) => [p.key, p.id]));
   fresh.forEach(({ job }, n) => (planned[n]!.dependsOn = (job.dependsOn ?? []).map((k) => ids.get(k) ?? existing.get(k)!.id)));

@@ -29,9 +29,9 @@ export async function createDebouncedJob(
   };
   const first = await replay();
   if (first) return first;
-  checkJob(body, "", deps.registry, singleJobQueue(deps.config, body.queue, ""));
+  const opts = checkJob(body, "", deps.registry, singleJobQueue(deps.config, body.queue, ""));
   const { key, ms } = body.opts.debounce;
-  const row = newJobRow(user.userId, body, idempotencyKey ? { idempotencyKey, requestHash: hash } : {}, deps.producer);
+  const row = newJobRow(user.userId, { ...body, opts }, idempotencyKey ? { idempotencyKey, requestHash: hash } : {}, deps.producer);
   let stored: JobRow;
   try {
     stored = await upsertDebounced(deps.db, row, key, ms);

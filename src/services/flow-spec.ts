@@ -3,7 +3,7 @@ import type { Config } from "../config";
 import { InvalidInput } from "../errors";
 import { createHandlerRegistry, type HandlerCheck } from "./handler-registry";
 import { newId } from "../ids";
-import type { JobOpts } from "../job-opts";
+import { withHandlerDefaults, type JobOpts } from "../job-opts";
 import type { FlowJobRow } from "../db/queries/flows";
 
 /** What a client sends for one job of a flow (the route's schema has already checked shapes). */
@@ -37,15 +37,18 @@ export const BUILTINS = createHandlerRegistry({ flowQueues: ["flows"], externalQ
 
 /**
  * Checks a job's name, data and opts against the handlers its queue's workers registered (the
- * built-ins when no registry is given); shared by flows, single jobs and schedules.
+ * built-ins when no registry is given); shared by every create path. Returns the opts the job is
+ * written with: its own, over its handler module's defaults (the one place they are merged in).
  */
-export function checkJob(node: { name: string; data?: unknown; opts?: JobOpts }, path: string, registry: HandlerCheck = BUILTINS, queue = "jobs") {
+export function checkJob(node: { name: string; data?: unknown; opts?: JobOpts }, path: string, registry: HandlerCheck = BUILTINS, queue = "jobs"): JobOpts {
   registry.check(queue, node, path);
   const policies = POLICY_KEYS.filter((k) => node.opts?.[k] === true);
   if (policies.length > 1)
     throw refusal("invalid_input", `${path}/opts`, `At ${path}/opts choose at most one failure policy; got ${policies.join(" and ")}.`);
   const limit = limitProblem(node.opts);
   if (limit) throw refusal("invalid_input", `${path}${limit.path}`, `At ${path}${limit.path}: ${limit.message}.`);
+  // Checked when the module was loaded, and a field the job sets replaces its default whole.
+  return withHandlerDefaults(registry.defaultsOf?.(queue, node.name), node.opts);
 }
 
 /** A single job's queue: `jobs`, or one of FLOWD_EXTERNAL_QUEUES; anything else is 400 `unknown_queue`. */
@@ -87,7 +90,7 @@ export function planFlow(
     if (planned.length >= config.maxFlowJobs)
       throw new InvalidInput(`The flow has more than ${config.maxFlowJobs} jobs (FLOWD_MAX_FLOW_JOBS).`, { limit: config.maxFlowJobs }, "too_many_jobs");
     const queueName = flowQueue(config, node.queue, path);
-    checkJob(node, path, registry, queueName);
+    const opts = checkJob(node, path, registry, queueName);
     const id = newId();
     const job: PlannedJob = {
       id,
@@ -96,7 +99,7 @@ export function planFlow(
       name: node.name,
       queueName,
       data: node.data ?? {},
-      opts: node.opts ?? {},
+      opts,
       depth,
       children: [],
     };

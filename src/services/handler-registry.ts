@@ -6,6 +6,7 @@ import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { listHandlerRows, recordExternalHandlers, REGISTRY_CHANNEL, type HandlerRow } from "../db/queries/registry";
 import { InvalidInput } from "../errors";
+import type { HandlerDefaults } from "../job-opts";
 import { handlers as builtins, HANDLER_NAMES, isHandlerName, isWaitStep, type HandlerName } from "../handlers/catalog";
 import { waitStepProblem } from "../handlers/wait-steps";
 import { compileSchema, firstProblem } from "../handlers/json-schema";
@@ -21,6 +22,8 @@ export interface HandlerEntry {
   source: HandlerSource;
   description: string | null;
   dataSchema: unknown;
+  /** A module handler's defaults for its jobs' opts; none for built-ins and external names. */
+  defaults: HandlerDefaults | null;
 }
 
 export const BUILTIN_DESCRIPTIONS: Record<HandlerName, string> = {
@@ -36,12 +39,14 @@ export const BUILTIN_DESCRIPTIONS: Record<HandlerName, string> = {
 /** The built-ins on every queue flowd's own workers consume: known to every process without asking anyone. */
 export const builtinEntries = (config: Pick<Config, "flowQueues">): HandlerEntry[] =>
   consumedQueues(config).flatMap((queue) =>
-    HANDLER_NAMES.map((name) => ({ queue, name, source: "builtin" as const, description: BUILTIN_DESCRIPTIONS[name], dataSchema: JSON.parse(JSON.stringify(builtins[name].data)) })),
+    HANDLER_NAMES.map((name) => ({ queue, name, source: "builtin" as const, description: BUILTIN_DESCRIPTIONS[name], dataSchema: JSON.parse(JSON.stringify(builtins[name].data)), defaults: null })),
   );
 
 /** Validates a new job's name and data for its queue; throws 400 `unknown_handler` / `invalid_job_data`. */
 export interface HandlerCheck {
   check(queue: string, node: { name: string; data?: unknown }, path: string): void;
+  /** What the handler's module declared for its jobs' opts (README "Handler modules"), if anything. */
+  defaultsOf?(queue: string, name: string): HandlerDefaults | null;
 }
 
 /** A 400 whose details have the same shape as schema validation's: a list of { path, message }. */
@@ -88,6 +93,7 @@ interface Known {
   name: string;
   validate: ValidateFunction | null;
   schemaText: string;
+  defaults: HandlerDefaults | null;
 }
 
 /**
@@ -104,14 +110,16 @@ export function createHandlerRegistry(config: Pick<Config, "flowQueues" | "exter
   // Names first seen on an external queue, to be recorded (source `external`) by followRegistry.
   const discovered = new Map<string, { queue: string; name: string }>();
 
-  const load = (rows: Pick<HandlerRow, "queue" | "name" | "source" | "dataSchema">[]) => {
+  const load = (rows: (Pick<HandlerRow, "queue" | "name" | "source" | "dataSchema"> & Partial<Pick<HandlerRow, "defaults">>)[]) => {
     const next = new Map<string, Map<string, Known>>();
     for (const row of rows) {
       if (row.source === "builtin" || !(consumed.has(row.queue) || external.has(row.queue))) continue;
       const schemaText = JSON.stringify(row.dataSchema ?? null);
       const previous = byQueue.get(row.queue)?.get(row.name);
-      let known: Known = previous && previous.schemaText === schemaText ? previous : { name: row.name, validate: null, schemaText };
-      if (known !== previous && row.dataSchema !== null && row.dataSchema !== undefined) {
+      const defaults = row.defaults ?? null;
+      const sameSchema = previous !== undefined && previous.schemaText === schemaText;
+      let known: Known = sameSchema ? { ...previous, defaults } : { name: row.name, validate: null, schemaText, defaults };
+      if (!sameSchema && row.dataSchema !== null && row.dataSchema !== undefined) {
         try {
           known = { ...known, validate: compileSchema(row.dataSchema).validate };
         } catch {
@@ -154,13 +162,15 @@ export function createHandlerRegistry(config: Pick<Config, "flowQueues" | "exter
       throw refusal("invalid_job_data", problem.path, `Invalid data for handler '${node.name}' at ${problem.path}: ${problem.message}.`);
     }
   };
+  // Built-ins and names on external queues have none: only a module handler's registration carries them.
+  const defaultsOf = (queue: string, name: string) => byQueue.get(queue)?.get(name)?.defaults ?? null;
   /** The names seen on external queues since the last call. */
   const takeDiscovered = () => {
     const out = [...discovered.values()];
     discovered.clear();
     return out;
   };
-  return { check, load, takeDiscovered };
+  return { check, defaultsOf, load, takeDiscovered };
 }
 
 export type HandlerRegistry = ReturnType<typeof createHandlerRegistry>;

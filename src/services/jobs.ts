@@ -221,8 +221,8 @@ export async function createJob(deps: ServiceDeps, user: User, body: JobInput, i
   };
   const first = await replay();
   if (first) return first;
-  checkJob(body, "", deps.registry, singleJobQueue(deps.config, body.queue, ""));
-  const row = newJobRow(user.userId, body, idempotencyKey ? { idempotencyKey, requestHash: hash } : {}, deps.producer);
+  const opts = checkJob(body, "", deps.registry, singleJobQueue(deps.config, body.queue, ""));
+  const row = newJobRow(user.userId, { ...body, opts }, idempotencyKey ? { idempotencyKey, requestHash: hash } : {}, deps.producer);
   // A limited job's create runs a release pass under its user's lock: never shared with other users' rows.
   if (!idempotencyKey && !isLimited(row)) return { job: singleJobView(await groupCommitOf(deps).submit(row)), replayed: false };
   if (!idempotencyKey) return (await storeAndEnqueue(deps, [row]), { job: singleJobView(row), replayed: false });
@@ -258,16 +258,16 @@ export async function createJobs(deps: ServiceDeps, user: User, body: { jobs: Jo
   };
   const first = await replay();
   if (first) return first;
-  body.jobs.forEach((job, i) => {
+  const checked = body.jobs.map((job, i): JobInput => {
     try {
       refuseDebounce(job.opts, `/jobs/${i}`, "a bulk create");
-      checkJob(job, `/jobs/${i}`, deps.registry, singleJobQueue(deps.config, job.queue, `/jobs/${i}`));
+      return { ...job, opts: checkJob(job, `/jobs/${i}`, deps.registry, singleJobQueue(deps.config, job.queue, `/jobs/${i}`)) };
     } catch (err) {
       if (err instanceof InvalidInput) throw new InvalidInput(`Job ${i}: ${err.message}`, err.details, err.code);
       throw err;
     }
   });
-  const rows = body.jobs.map((job, i) => newJobRow(user.userId, job, i === 0 && idempotencyKey ? { idempotencyKey, requestHash: hash } : {}, deps.producer));
+  const rows = checked.map((job, i) => newJobRow(user.userId, job, i === 0 && idempotencyKey ? { idempotencyKey, requestHash: hash } : {}, deps.producer));
   const page = () => ({ items: rows.map(singleJobView) });
   if (!idempotencyKey) {
     await storeAndEnqueue(deps, rows);

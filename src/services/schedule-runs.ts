@@ -7,7 +7,7 @@ import type { ServiceDeps, User } from "./deps";
 import { checkName } from "./definitions";
 import { checkInput, resolveFlow, runDefinition, runnableVersion } from "./definition-runs";
 import type { DefinitionFlow } from "./definitions";
-import { createHandlerRegistry } from "./handler-registry";
+import { createHandlerRegistry, type HandlerCheck } from "./handler-registry";
 
 /** A schedule's `run`: the definition each firing runs, with this input. */
 export interface ScheduleRun {
@@ -64,18 +64,21 @@ export function missedFirings(schedule: Pick<ScheduleRow, "every" | "pattern" | 
   return out;
 }
 
+/** The API's registry, or (in a worker, which has none) one read from Postgres for this firing. */
+export async function firingRegistry(deps: FiringDeps): Promise<HandlerCheck> {
+  if (deps.registry) return deps.registry;
+  const fresh = createHandlerRegistry(deps.config);
+  fresh.load(await listHandlerRows(deps.db));
+  return fresh;
+}
+
 /**
  * One firing of a definition schedule: a run linked to the schedule, keyed by the tick, so the same
  * tick seen twice starts one flow. A definition deleted since, or an input a newer version's schema
  * refuses, starts nothing and is logged: the schedule keeps its times.
  */
 export async function fireRun(deps: FiringDeps, schedule: ScheduleRow, tickId: string): Promise<string | null> {
-  let registry = deps.registry;
-  if (!registry) {
-    const fresh = createHandlerRegistry(deps.config);
-    fresh.load(await listHandlerRows(deps.db));
-    registry = fresh;
-  }
+  const registry = await firingRegistry(deps);
   try {
     const { flow } = await runDefinition(
       { ...deps, registry },

@@ -14,6 +14,8 @@ import {
 } from "../db/queries/schedules";
 import { InvalidInput, NotFound } from "../errors";
 import { newId } from "../ids";
+import { isHandlerName } from "../handlers/catalog";
+import { withHandlerDefaults, type JobOpts } from "../job-opts";
 import type { Producer } from "../queues";
 import type { Shard } from "../shards";
 import type { ServiceDeps, User } from "./deps";
@@ -22,7 +24,7 @@ import { ADD_TIMEOUT_MS } from "./enqueue";
 import { withTimeout } from "../timeout";
 import { checkJob, refuseDebounce } from "./flow-spec";
 import { enqueueJob, JOBS_QUEUE, newJobRow, releaseLimited, type JobInput } from "./jobs";
-import { checkScheduleRun, fireRun, missedFirings, scheduledAt, type FiringDeps, type ScheduleRun } from "./schedule-runs";
+import { checkScheduleRun, fireRun, firingRegistry, missedFirings, scheduledAt, type FiringDeps, type ScheduleRun } from "./schedule-runs";
 
 /** The queue holding BullMQ's job schedulers; each tick there becomes a tracked job in `jobs`. */
 export const SCHEDULES_QUEUE = "schedules";
@@ -214,9 +216,13 @@ export async function runTick(deps: FiringDeps, tick: Job, shard: Shard): Promis
 
 async function fireJob(deps: FiringDeps, schedule: ScheduleRow, tickId: string): Promise<string> {
   const id = tickJobId(tickId);
+  const name = schedule.jobName ?? "";
+  const own = (schedule.jobOpts ?? {}) as JobOpts;
+  // Its handler module's defaults as they are at this firing (built-ins declare none: no read for them).
+  const opts = isHandlerName(name) ? own : withHandlerDefaults((await firingRegistry(deps)).defaultsOf?.(JOBS_QUEUE, name), own);
   const row = newJobRow(
     schedule.userId,
-    { name: schedule.jobName ?? "", data: schedule.jobData ?? {}, opts: schedule.jobOpts ?? {} },
+    { name, data: schedule.jobData ?? {}, opts },
     { id, jobId: id, scheduleId: schedule.id },
     deps.producer,
   );

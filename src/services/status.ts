@@ -89,10 +89,11 @@ export function parseJson(text: string | null | undefined): unknown {
 }
 
 /**
- * Folds a batch into one change per job — the last, carrying the count of starts before it — so a
- * batch costs one row update per job. A removal never hides a completion or failure seen earlier.
- * Under load a job may therefore go from `waiting` to `completed` in one step; its final state
- * and its attempt count are always exact.
+ * Folds a batch into one change per job — the last, carrying the count of starts before it and the
+ * statuses it went through first (`trail`) — so a batch costs one row update per job while the
+ * event triggers still log every transition, in order (drizzle/0029_batch_event_trails.sql). A
+ * removal never hides a completion or failure seen earlier. The final state, result, error and
+ * attempt count are exact.
  */
 export function collapse(changes: StatusChange[]): StatusChange[] {
   const last = new Map<string, StatusChange>();
@@ -109,6 +110,7 @@ export function collapse(changes: StatusChange[]): StatusChange[] {
             readyMs: c.readyMs ?? prev.readyMs,
             startedMs: c.startedMs ?? prev.startedMs,
             finishedMs: c.finishedMs ?? prev.finishedMs,
+            trail: [...(prev.trail ?? []), { status: prev.status, streamId: prev.streamId }],
           }
         : c,
     );

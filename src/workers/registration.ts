@@ -12,7 +12,7 @@ import { WORKER_HEARTBEAT_MS } from "../services/registry-views";
 
 
 export const moduleEntries = (modules: readonly LoadedHandler[]): HandlerEntry[] =>
-  modules.flatMap((h) => h.queues.map((queue) => ({ queue, name: h.name, source: "module" as const, description: h.description, dataSchema: h.dataSchema })));
+  modules.flatMap((h) => h.queues.map((queue) => ({ queue, name: h.name, source: "module" as const, description: h.description, dataSchema: h.dataSchema, defaults: h.defaults })));
 
 /**
  * Records this process and the handlers it serves in Postgres (API processes validate new jobs

@@ -128,7 +128,7 @@ export function startStatusRecorder(deps: {
     if (written !== undefined) {
       unsaved.clear();
       savedAt = Date.now();
-      if (written.released.length > 0) await release(written.released);
+      if (written.released.length > 0) queueRelease(written.released);
       if (written.limitUsers.length > 0) await releaseLimits(written.limitUsers);
     }
     return written?.changed;
@@ -139,6 +139,19 @@ export function startStatusRecorder(deps: {
     withTimeout(deps.release?.(ids) ?? Promise.resolve(), REDIS_TIMEOUT_MS, "add released graph jobs").catch((err) =>
       log.warn("released graph jobs not yet in Redis; the enqueuer will add them", { count: ids.length, err: String(err) }),
     );
+
+  // The adds run beside the recording, one at a time, each taking every id released since the last
+  // began: the next batch is read and written while Redis takes the previous one's jobs. Stopping
+  // waits for them (see stop).
+  const toRelease: string[] = [];
+  let releasing: Promise<void> | null = null;
+  const queueRelease = (ids: string[]) => {
+    toRelease.push(...ids);
+    releasing ??= (async () => {
+      while (toRelease.length > 0) await release(toRelease.splice(0));
+      releasing = null;
+    })();
+  };
 
   // A pass that fails here is the sweeper's to repeat (within a second): the finished rows are committed.
   const releaseLimits = (userIds: string[]) =>
@@ -340,6 +353,7 @@ export function startStatusRecorder(deps: {
       await loop.catch(() => {});
       clearTimeout(timer);
       running = false;
+      while (releasing) await releasing;
     },
   };
 }

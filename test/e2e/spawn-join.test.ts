@@ -174,6 +174,13 @@ describe("jobs added while a flow runs", () => {
     expect(added.length).toBe(50);
     expect(new Set(added.map((e) => e.data.spawnedBy))).toEqual(new Set([fan.id]));
     await waitFor(() => socket.messages.filter((m) => m.type === "event" && m.status === "pending" && m.data?.spawnedBy === fan.id).length === 50, 10_000, "50 added jobs on the socket");
+    // The park and the wake were events too (issue #27): the join with the keys it waits for, as the view shows them, then cleared.
+    const fanEvents = socket.messages.filter((m) => m.type === "event" && m.event === "job.updated" && m.jobId === fan.id);
+    const parkedAt = fanEvents.findIndex((m) => m.data.waitingFor?.reason === "children");
+    expect(parkedAt).toBeGreaterThanOrEqual(0);
+    expect(fanEvents[parkedAt].status).toBe("active");
+    expect(fanEvents[parkedAt].data.waitingFor).toEqual(parked.fan.waitingFor);
+    expect(fanEvents.slice(parkedAt + 1).some((m) => m.status === "active" && m.data.waitingFor === undefined)).toBe(true);
     socket.close();
   }, 90_000);
 

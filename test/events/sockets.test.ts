@@ -102,7 +102,8 @@ describe("events on sockets", () => {
   test("a flow subscription with after replays exactly the missing events, then goes live", async () => {
     const flowId = await createFlow(0);
     const watcher = await open(0);
-    watcher.send({ op: "subscribe", flowId });
+    // From the start of the log: a flow that finished before a live-only subscription joined would never say so.
+    watcher.send({ op: "subscribe", flowId, after: 0 });
     await watcher.next(flowCompleted(flowId), 20_000);
     const all = await logged(flowId);
     const cut = all[Math.floor(all.length / 2)]!.seq;
@@ -137,6 +138,40 @@ describe("events on sockets", () => {
     // The listeners reconnected (each API logs it).
     await waitFor(() => cluster.apis.every((a) => a.proc.lines.some((l) => l.includes("event listener reconnected"))), 10_000, "reconnect logs");
   }, 40_000);
+
+  test("a job that parks and un-parks is seen live with its waitingFor, appearing and clearing (issue #27)", async () => {
+    const c = await open(1);
+    const key = `order-${Date.now()}`;
+    const created = await cluster.apis[0]!.http("POST", "/v1/flows", {
+      name: "gated",
+      jobs: [
+        { key: "gate", name: "signal", data: { key } },
+        { key: "after", name: "echo", dependsOn: ["gate"] },
+      ],
+    });
+    expect(created.status).toBe(201);
+    const flowId = created.body.id as string;
+    const id = Object.fromEntries((created.body.jobs as { key: string; id: string }[]).map((j) => [j.key, j.id]));
+    c.send({ op: "subscribe", flowId, after: 0 });
+    const isJob = (jobId: string) => (m: any) => m.type === "event" && m.event === "job.updated" && m.jobId === jobId;
+    // The signal step parks: running, holding no slot, waiting for its key.
+    const parked = await c.next((m) => isJob(id.gate!)(m) && m.data.waitingFor, 20_000);
+    expect(parked.status).toBe("active");
+    expect(parked.data.waitingFor).toEqual({ reason: "signal", key });
+    const view = (await cluster.apis[0]!.http("GET", `/v1/flows/${flowId}`)).body.jobs.find((j: { key: string }) => j.key === "gate");
+    expect(parked.data.waitingFor).toEqual(view.waitingFor);
+    const signalled = await cluster.apis[1]!.http("POST", "/v1/signals", { key, payload: { ok: true } });
+    expect(signalled.status).toBeLessThan(300);
+    // Its completion says nothing holds it any more; its dependent's release from its dependencies
+    // (written as it enters Redis: waiting) is an event of its own.
+    const done = await c.next((m) => isJob(id.gate!)(m) && m.status === "completed", 20_000);
+    expect(done.data.waitingFor).toBeUndefined();
+    const released = await c.next((m) => isJob(id.after!)(m) && m.status === "waiting", 20_000);
+    expect(released.data.waitingFor).toBeUndefined();
+    await c.next(flowCompleted(flowId), 20_000);
+    // What the socket saw is the log, in order.
+    expect(c.messages.filter((m) => m.type === "event" && m.flowId === flowId).map((m) => m.seq)).toEqual((await logged(flowId)).map((e) => e.seq));
+  }, 60_000);
 
   test("another user sees nothing of the first user's flows", async () => {
     const mallory = await cluster.newUser("mallory");

@@ -36,7 +36,7 @@ describe("loading handler modules", () => {
     const loaded = await loadHandlerModules([folder], QUEUES);
     expect(loaded.map((h) => h.name)).toEqual(["sum.a", "b"]);
     const [a, b] = loaded;
-    expect(a).toMatchObject({ queues: ["jobs"], description: "adds", timeoutMs: 500 });
+    expect(a).toMatchObject({ queues: ["jobs"], description: "adds", timeoutMs: 500, defaults: null });
     expect(a!.validate!({ a: 1 })).toBe(true);
     expect(a!.validate!({ a: "x" })).toBe(false);
     expect(b).toMatchObject({ queues: QUEUES, dataSchema: null, validate: null });
@@ -54,6 +54,11 @@ describe("loading handler modules", () => {
     ["a name outside the pattern", () => [write(`export default { "Bad Name": { run() {} } };`)], /handler 'Bad Name': the name must match/],
     ["a queue the worker does not consume", () => [write(`export default { q: { run() {}, queue: "elsewhere" } };`)], /handler 'q': queue "elsewhere" is not one/],
     ["a bad timeout", () => [write(`export default { t: { run() {}, timeoutMs: -1 } };`)], /handler 't': timeoutMs must be/],
+    ["a concurrency default of 0", () => [write(`export default { c: { run() {}, concurrency: { key: "k", limit: 0 } } };`)], /handler 'c': concurrency\.limit must be a whole number between 1 and 1000; got 0$/],
+    ["a concurrency default that is not an object", () => [write(`export default { c: { run() {}, concurrency: "k" } };`)], /handler 'c': concurrency must be an object \{ key, limit \}; got "k"$/],
+    ["a 200-character key", () => [write(`export default { c: { run() {}, concurrency: { key: "k".repeat(200), limit: 1 } } };`)], /handler 'c': concurrency\.key must be a string of 1 to 128 characters/],
+    ["a rate limit beyond its maximum", () => [write(`export default { r: { run() {}, rateLimit: { key: "k", max: 100001, perMs: 1000 } } };`)], /handler 'r': rateLimit\.max must be a whole number between 1 and 100000/],
+    ["a fractional expireAfterMs", () => [write(`export default { e: { run() {}, expireAfterMs: 1.5 } };`)], /handler 'e': expireAfterMs must be a whole number between 1 and 604800000; got 1\.5$/],
   ];
   for (const [what, paths, message] of cases)
     test(`refuses ${what}, naming the file and handler in one line`, async () => {
@@ -63,6 +68,15 @@ describe("loading handler modules", () => {
       expect(err.message).toContain(p[0]!);
       expect(err.message).not.toContain("\n");
     });
+
+  test("a handler's defaults for its jobs' opts, checked and kept (timeoutMs apart: the worker applies it)", async () => {
+    const [h] = await loadHandlerModules(
+      [write(`export default { d: { run() {}, timeoutMs: 50, concurrency: [{ key: "partner-api", limit: 5 }, { key: "all", limit: 50 }], rateLimit: { key: "partner-api", max: 10, perMs: 1000 }, expireAfterMs: 60000 } };`)],
+      QUEUES,
+    );
+    expect(h!.timeoutMs).toBe(50);
+    expect(h!.defaults).toEqual({ concurrency: [{ key: "partner-api", limit: 5 }, { key: "all", limit: 50 }], rateLimit: { key: "partner-api", max: 10, perMs: 1000 }, expireAfterMs: 60000 });
+  });
 
   test("refuses a name two modules both use, naming both files", async () => {
     const first = write(`export default { twice: { run() {} } };`);
@@ -75,7 +89,7 @@ describe("loading handler modules", () => {
 
 describe("running user code", () => {
   const handler = (run: (ctx: any) => unknown, timeoutMs: number | null = null) =>
-    ({ name: "h", file: "f", run, queues: QUEUES, dataSchema: null, validate: null, description: null, timeoutMs }) as const;
+    ({ name: "h", file: "f", run, queues: QUEUES, dataSchema: null, validate: null, description: null, timeoutMs, defaults: null }) as const;
   const never = new AbortController().signal;
 
   test("a sync throw and a rejection become the attempt's error", async () => {

@@ -16,7 +16,7 @@ test("`flowd types` writes declarations a module typechecks against, with nothin
     join(dir, "good.ts"),
     `import type { Handler, Handlers } from "./flowd";
 const add: Handler<{ a: number; b: number }> = { data: { type: "object" }, run: ({ data, log }) => { log("adding"); return data.a + data.b; } };
-export default { add, "say.hi": { run: async ({ job, signal }) => ({ id: job.id, aborted: signal.aborted }) } } satisfies Handlers;
+export default { add, "say.hi": { concurrency: { key: "partner-api", limit: 5 }, rateLimit: { key: "partner-api", max: 10, perMs: 1000 }, expireAfterMs: 60000, run: async ({ job, signal }) => ({ id: job.id, aborted: signal.aborted }) } } satisfies Handlers;
 `,
   );
   writeFileSync(join(dir, "bad.ts"), `import type { Handlers } from "./flowd";\nexport default { nope: { data: {} } } satisfies Handlers;\n`);

@@ -109,4 +109,79 @@ describe("status changes from BullMQ's event stream", () => {
     await apply([change(id, "waiting", `${t + 5_060}-0`)]);
     expect(await ready()).toBe(t + 5_060);
   });
+
+  describe("the event log holds every transition, in order, though a batch writes one row change per job", () => {
+    const logged = async (ids: string[]) =>
+      (await db.database.sql<{ job_id: string; status: string; data: Record<string, unknown> }[]>`
+        select job_id, status, data from events where job_id = any(${ids}) and type = 'job.updated' order by seq`).map((e) => [e.job_id, e.status, "result" in e.data]);
+
+    test("interleaved jobs: each transition logged once, in stream order (only the last carries the result); one row change per job", async () => {
+      const a = await freshJob();
+      const b = await freshJob();
+      const t = 1795917343000;
+      const batch = [
+        change(a, "waiting", `${t}-1`),
+        change(b, "waiting", `${t}-2`),
+        change(a, "active", `${t}-3`),
+        change(b, "active", `${t + 1}-0`),
+        change(a, "completed", `${t + 2}-0`, { returnvalue: "1" }),
+        change(b, "failed", `${t + 3}-0`, { failedReason: "boom" }),
+      ];
+      const folded = collapse(batch);
+      expect(folded).toHaveLength(2);
+      expect(await apply(batch)).toBe(2);
+      expect(await logged([a, b])).toEqual([
+        [a, "waiting", false],
+        [b, "waiting", false],
+        [a, "active", false],
+        [b, "active", false],
+        [a, "completed", true],
+        [b, "failed", expect.any(Boolean)],
+      ]);
+      // Read again (a crash before the cursor moved, a second recorder): nothing new.
+      expect(await apply(batch)).toBe(0);
+      expect(await logged([a, b])).toHaveLength(6);
+    });
+
+    test("a batch read again after part of it was recorded logs only what is newer than the row", async () => {
+      const id = await freshJob();
+      const t = 1795917344000;
+      await apply([change(id, "waiting", `${t}-1`), change(id, "active", `${t}-2`)]);
+      await apply([change(id, "waiting", `${t}-1`), change(id, "active", `${t}-2`), change(id, "completed", `${t}-3`, { returnvalue: "1" })]);
+      expect((await logged([id])).map((e) => e[1])).toEqual(["waiting", "active", "completed"]);
+    });
+
+    test("a retry inside one batch: every start and the return to waiting are logged; a status the row already had is not logged again", async () => {
+      const id = await freshJob();
+      await db.database.sql`update jobs set status = 'waiting' where id = ${id}`;
+      const t = 1795917345000;
+      await apply([
+        change(id, "waiting", `${t}-1`),
+        change(id, "active", `${t}-2`),
+        change(id, "waiting", `${t}-3`),
+        change(id, "active", `${t}-4`),
+        change(id, "completed", `${t}-5`, { returnvalue: "1" }),
+      ]);
+      // The first event is the API's own update to waiting; the batch's first waiting repeats it.
+      expect((await logged([id])).map((e) => e[1])).toEqual(["waiting", "active", "waiting", "active", "completed"]);
+      expect(await statusOf(id)).toEqual({ status: "completed", attempts_made: 2 });
+    });
+
+    test("one doorbell per commit: a batch of many jobs rings once", async () => {
+      const ids = await Promise.all(Array.from({ length: 20 }, () => freshJob()));
+      const rings: string[] = [];
+      const listener = await db.database.sql.listen("flowd_events", (p) => rings.push(p));
+      const t = 1795917346000;
+      await apply(ids.flatMap((id, i) => [change(id, "active", `${t + i}-1`), change(id, "completed", `${t + i}-2`, { returnvalue: "1" })]));
+      const top = Number((await db.database.sql<{ s: string }[]>`select max(seq)::text as s from events`)[0]!.s);
+      for (let i = 0; i < 100 && rings.length === 0; i++) await Bun.sleep(20);
+      await Bun.sleep(200);
+      await listener.unlisten();
+      expect(rings).toHaveLength(1);
+      // It names a seq of that commit; readers read the log after what they handled.
+      expect(Number(rings[0])).toBeLessThanOrEqual(top);
+      expect(Number(rings[0])).toBeGreaterThan(top - 40);
+    });
+  });
 });
+

@@ -22,6 +22,8 @@ export interface JobNode {
   dependsOn?: string[];
   /** A job added while the flow ran: the key of the job that added it. */
   spawnedBy?: string;
+  /** Why the job waits (a parked step or join, a hold for dependencies or a per-key limit), as views say it. */
+  waitingFor?: { reason: string; key?: string; until?: string; keys?: string[] };
   children: JobNode[];
 }
 
@@ -71,12 +73,13 @@ export function flatten(root: JobNode): Map<string, FlatJob> {
 const truncated = (v: unknown) => !!v && typeof v === "object" && (v as { truncated?: unknown }).truncated === true;
 
 /**
- * A job as one event leaves it: `job.updated` carries status, attempts, result and error;
+ * A job as one event leaves it: `job.updated` carries status, attempts, result and error, and
+ * `waitingFor` while the job waits (an event without it: nothing holds the job any more);
  * `job.log` the new log lines; `job.progress` the latest progress. A value the log cut short
  * (`{ truncated: true }`) keeps what the page had, since GET has the whole of it. Null when the
  * event is not about a job's own state.
  */
-export function withJobEvent<J extends Pick<JobNode, "status" | "jobId" | "attemptsMade" | "result" | "error" | "updatedAt" | "progress" | "log">>(
+export function withJobEvent<J extends Pick<JobNode, "status" | "jobId" | "attemptsMade" | "result" | "error" | "updatedAt" | "progress" | "log" | "waitingFor">>(
   job: J,
   e: LiveEvent,
 ): J | null {
@@ -89,6 +92,7 @@ export function withJobEvent<J extends Pick<JobNode, "status" | "jobId" | "attem
       attemptsMade: typeof d.attemptsMade === "number" ? d.attemptsMade : job.attemptsMade,
       result: "result" in d && !truncated(d.result) ? d.result : job.result,
       error: "error" in d && !truncated(d.error) ? d.error : job.error,
+      waitingFor: d.waitingFor && typeof d.waitingFor === "object" ? d.waitingFor : undefined,
       updatedAt: e.at,
     };
   if (e.event === "job.progress") return truncated(d.progress) ? job : { ...job, progress: d.progress };

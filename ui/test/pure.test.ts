@@ -236,6 +236,13 @@ describe("a job's log and progress, live", () => {
     expect(done).toMatchObject({ status: "completed", result: 1, progress: 40 });
     expect(withJobEvent(job, ev("flow.completed", {}))).toBeNull();
   });
+
+  test("job.updated sets waitingFor while the job waits and clears it with an event that has none", () => {
+    const parked = withJobEvent(job, { seq: 3, event: "job.updated", jobId: "j", status: "active", at, data: { waitingFor: { reason: "signal", key: "k" } } } as never)!;
+    expect(parked.waitingFor).toEqual({ reason: "signal", key: "k" });
+    const done = withJobEvent(parked, { seq: 4, event: "job.updated", jobId: "j", status: "completed", at, data: { result: 1 } } as never)!;
+    expect(done.waitingFor).toBeUndefined();
+  });
 });
 
 describe("timing", () => {

@@ -3,8 +3,12 @@
  * jobs the batch changed (id, flow_id, status, key, opts as they are now). They run in the same
  * statement, so a release or a cancel commits with the change that caused it, or not at all:
  * - `released`: held graph jobs (`waiting_for` = `dependencies`) whose dependencies are all done now
- *   lose that hold (a job under per-key limits takes its limit hold instead, for a release pass); the caller adds them to Redis after the commit (src/scheduling/release.ts). Until it has,
- *   they are `pending` rows without a hold, which the enqueuer adds if the caller never does.
+ *   lose that hold (a job under per-key limits takes its limit hold instead, for a release pass). A
+ *   job with nothing else holding it is written where its add puts it (`waiting`, or `delayed` with
+ *   `opts.delay`), as a create writes its jobs: the caller adds it to Redis after the commit
+ *   (src/scheduling/release.ts), BullMQ's `waiting` then needs no write, and its release is one row
+ *   change and one event. An add that fails puts the rows back to `pending` for the enqueuer; one a
+ *   crash never made is the reconciler's (a queued row missing from Redis).
  * - `dropped`: held jobs that can no longer run because a dependency failed or was cancelled (and
  *   its policy does not let them run), transitively, end `cancelled` naming that dependency.
  * - `woken`: running jobs parked on a join (`waiting_for` = `children`, see src/services/spawn.ts)
@@ -30,7 +34,10 @@ export const LIMIT_HOLD = (d: string) =>
 export const GRAPH_STEPS = `
     done as (select id, flow_id from fj where fj.key is not null and ${satisfies("fj.status", "fj.opts")}),
     released as (
-      update flow_jobs as d set waiting_for = ${LIMIT_HOLD("d")}, updated_at = now()
+      update flow_jobs as d set waiting_for = ${LIMIT_HOLD("d")}, updated_at = now(),
+        status = case when ${LIMIT_HOLD("d")} is not null then d.status
+                      when coalesce((d.opts->>'delay')::bigint, 0) > 0 then 'delayed' else 'waiting' end,
+        ready_at = case when ${LIMIT_HOLD("d")} is null and coalesce((d.opts->>'delay')::bigint, 0) = 0 then now() else d.ready_at end
       where d.flow_id in (select flow_id from done) and ${held("d")}
         and d.depends_on ?| array(select id from done)
         and not exists (

@@ -13,6 +13,19 @@ export async function rowsWithDependencies(db: DbOrTx, ids: string[]): Promise<F
   return [...rows, ...(await db.select().from(flowJobs).where(inArray(flowJobs.id, dependencies)))];
 }
 
+/**
+ * Released graph jobs written at their queued status (graph-release.ts) whose add failed go back to
+ * `pending` for the enqueuer (which adds only what Redis does not hold); a row the recorder already
+ * moved on (the add reached Redis after all) is left as it wrote it.
+ */
+export async function markFlowJobsUnqueued(db: DbOrTx, ids: string[]) {
+  if (ids.length === 0) return;
+  await db.execute(sql`
+    update flow_jobs set status = 'pending', updated_at = now()
+    where id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)) and waiting_for is null
+      and status in ('waiting', 'delayed')`);
+}
+
 const satisfied = `(p.status = 'completed' or (p.status = 'failed' and (coalesce((p.opts->>'ignoreDependencyOnFailure')::boolean, false)
   or coalesce((p.opts->>'continueParentOnFailure')::boolean, false))))`;
 

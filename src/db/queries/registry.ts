@@ -21,6 +21,7 @@ export async function registerWorker(db: DbOrTx, worker: Omit<WorkerRow, "starte
             source: sql`excluded.source`,
             description: sql`excluded.description`,
             dataSchema: sql`excluded.data_schema`,
+            defaults: sql`excluded.defaults`,
             lastSeenAt: sql`now()`,
           },
         });

@@ -25,6 +25,8 @@ export interface StatusChange {
   readyMs?: number;
   startedMs?: number;
   finishedMs?: number;
+  /** The statuses the job went through earlier in the same batch (collapse), oldest first: logged as events before this one. */
+  trail?: { status: string; streamId: string }[];
 }
 
 export type TrackedTable = "flow_jobs" | "jobs";
@@ -84,6 +86,9 @@ const APPLY_STATUS_BATCH = `
         as r(tbl text, job_id text, status text, result jsonb, error jsonb, attempts int, starts int, stream_id text,
              ready_ms bigint, started_ms bigint, finished_ms bigint)
     ),
+    -- The batch's earlier statuses per job, for the event triggers (drizzle/0029_batch_event_trails.sql):
+    -- transaction-local, set while the statement runs, read by the triggers at its end.
+    trail as (select set_config('flowd.trail', $3::text, true) as t),
     fj as (${guardedUpdate("flow_jobs", "j.id, j.flow_id, j.status, j.key, j.opts, j.user_id, j.concurrency_keys")}),
     ${GRAPH_STEPS},
     jb as (${guardedUpdate("jobs", "j.user_id, j.concurrency_keys, j.status")}),
@@ -96,7 +101,7 @@ const APPLY_STATUS_BATCH = `
           > (split_part(stream_cursors.last_id, '-', 1)::bigint, split_part(stream_cursors.last_id, '-', 2)::bigint)
       returning 1
     )
-    select ((select count(*) from fj) + (select count(*) from jb) + (select count(*) from dropped) + 0 * (select count(*) from cur))::int as changed,
+    select ((select count(*) from fj) + (select count(*) from jb) + (select count(*) from dropped) + 0 * (select count(*) from cur) + 0 * (select length(t) from trail))::int as changed,
            (select coalesce(jsonb_agg(id), '[]'::jsonb) from (select id from released where waiting_for is null union all select id from woken) x) as released,
            -- Users whose limited jobs finished: each frees slots, for a release pass after the commit (src/scheduling/limit-release.ts).
            (select coalesce(jsonb_agg(distinct user_id), '[]'::jsonb) from (
@@ -138,13 +143,22 @@ export async function recordStatusBatch(
     finished_ms: c.finishedMs ?? null,
   }));
   const cursorRows = [...cursors].map(([queue, last_id]) => ({ queue, last_id }));
+  const trail = changes.flatMap(({ table, change: c }) =>
+    (c.trail ?? []).map((t, ord) => ({ tbl: table, job_id: c.jobId, status: t.status, pos: streamPos(t.streamId), ord })),
+  );
   const [row] = await db.$client.unsafe<{ changed: number; released: string[]; limit_users: string[] }[]>(
     APPLY_STATUS_BATCH,
-    [JSON.stringify(batch), JSON.stringify(cursorRows)],
+    [JSON.stringify(batch), JSON.stringify(cursorRows), trail.length > 0 ? JSON.stringify(trail) : ""],
     { prepare: true },
   );
   return { changed: row?.changed ?? 0, released: row?.released ?? [], limitUsers: row?.limit_users ?? [] };
 }
+
+/** A stream entry id (`ms-seq`) as the row's `event_pos` holds it: ms * 1e6 + seq, exact (as text). */
+const streamPos = (streamId: string) => {
+  const [ms, seq] = streamId.split("-");
+  return (BigInt(ms ?? "0") * 1_000_000n + BigInt(seq ?? "0")).toString();
+};
 
 export async function loadStreamCursors(db: DbOrTx): Promise<Map<string, string>> {
   const rows = await db.execute<{ queue: string; last_id: string }>(sql`select queue, last_id from stream_cursors`);

@@ -1,4 +1,5 @@
 import { integer, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
+import type { HandlerDefaults } from "../../job-opts";
 
 /**
  * Every handler any worker process ever said it serves, per queue. A row stays when its workers
@@ -13,6 +14,8 @@ export const handlers = pgTable(
     source: text("source").notNull(),
     description: text("description"),
     dataSchema: jsonb("data_schema"),
+    /** A module handler's defaults for its jobs' opts (`concurrency`, `rateLimit`, `expireAfterMs`), merged in at create. */
+    defaults: jsonb("defaults").$type<HandlerDefaults>(),
     lastSeenAt: timestamp("last_seen_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.queue, t.name] })],

@@ -1,0 +1,1 @@
+ALTER TABLE "handlers" ADD COLUMN "defaults" jsonb;
