@@ -23,5 +23,6 @@ if (!only || only === "graph-page") await benchGraphPage();
 if (only === "graphs") await import("./graphs");
 if (only === "definitions") await import("./definitions");
 if (only === "limits") await (await import("./limits")).benchLimits();
+if (only === "backends") await (await import("./backends")).benchBackends();
 if (only === "peers") await (await import("./peers")).benchPeers();
 process.exit(0);

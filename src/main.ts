@@ -19,6 +19,7 @@ import { sealPlaintextSecrets } from "./services/webhooks";
 import { sealPlaintextSigningSecrets } from "./services/signing-secrets";
 import { createMetrics } from "./metrics";
 import { startTelemetry } from "./telemetry";
+import { openPgQueues } from "./pg-queues";
 
 /** Every command that touches the database goes through here: create it if missing, then migrate. */
 export async function openDatabase(config: Config, log: Logger, max?: number): Promise<Database> {
@@ -70,16 +71,26 @@ export async function runService(config: Config, rootLog: Logger, role: Role, ho
   const modules = loaded.handlers;
   const moduleDefinitions = checkModuleDefinitions(loaded.definitions, config, modules);
   if (modules.length > 0) log.info("handler modules loaded", { handlers: modules.map((h) => h.name) });
-  const redisInfo = await checkRedis(config);
-  if (redisInfo.maxmemoryPolicy && redisInfo.maxmemoryPolicy !== "noeviction")
-    log.warn("Redis maxmemory-policy is not noeviction: Redis may evict BullMQ keys under memory pressure and lose jobs", {
-      maxmemoryPolicy: redisInfo.maxmemoryPolicy,
-    });
-  logShards(config, log, redisInfo.slotRanges);
+  // The one place the queue backend is chosen: every part below is handed `pg` (or opens Redis).
+  const onPostgres = config.queueBackend === "postgres";
+  if (!onPostgres) {
+    const redisInfo = await checkRedis(config);
+    if (redisInfo.maxmemoryPolicy && redisInfo.maxmemoryPolicy !== "noeviction")
+      log.warn("Redis maxmemory-policy is not noeviction: Redis may evict BullMQ keys under memory pressure and lose jobs", {
+        maxmemoryPolicy: redisInfo.maxmemoryPolicy,
+      });
+    logShards(config, log, redisInfo.slotRanges);
+  }
   catchStrayErrors(log);
   const database = await openDatabase(config, log);
   const lifecycle = createLifecycle(log);
   lifecycle.add("postgres", () => database.close());
+  // One pool for every BullMQ object of the process; each Worker (one per queue) keeps a client for LISTEN.
+  const pg = onPostgres ? await openPgQueues(config, log, role === "api" ? 0 : config.flowQueues.length + 3) : null;
+  if (pg) {
+    lifecycle.add("bullmq-postgres", () => pg.close());
+    log.info("BullMQ runs on its Postgres backend; no Redis connection is opened", { schema: pg.schema });
+  }
   // Before anything that makes a BullMQ producer: its telemetry is chosen when it is built.
   lifecycle.add("telemetry", (await startTelemetry(config, log)).stop);
   // One registry per process, so `--role=all` shows HTTP and job metrics together.
@@ -91,11 +102,11 @@ export async function runService(config: Config, rootLog: Logger, role: Role, ho
     const publicUrl = () => config.publicUrl ?? apiUrl ?? `http://${config.host}:${config.port}`;
     if (role === "worker" || role === "all") {
       await storeModuleDefinitions(database.db, moduleDefinitions, log);
-      const workers = await startWorkers({ config, database, log, metrics, modules, publicUrl });
+      const workers = await startWorkers({ config, database, log, metrics, modules, publicUrl, pg });
       lifecycle.add("workers", workers.stop);
     }
     if (role === "api" || role === "all") {
-      const api = await startApi({ config, database, log, metrics });
+      const api = await startApi({ config, database, log, metrics, pg });
       apiUrl = api.url;
       lifecycle.add("api", api.stop);
     }
@@ -103,7 +114,7 @@ export async function runService(config: Config, rootLog: Logger, role: Role, ho
       // On standby for the recorder lease: with only API processes and users' own BullMQ workers
       // running, statuses still reach Postgres.
       for (const shard of configuredShards(config.shards)) {
-        const recording = startRecording({ config, database, log, metrics, standby: true, shard });
+        const recording = startRecording({ config, database, log, metrics, standby: true, shard, pg });
         lifecycle.add("recorder", recording.stop);
       }
     }

@@ -5,6 +5,7 @@ import type { ChainableCommander } from "ioredis";
 import type { Config } from "./config";
 import { withTimeout } from "./timeout";
 import { loggedByConnection, type RedisClient } from "./redis";
+import { pgBackend, type PgQueues } from "./pg-queues";
 import { configuredShards, pickShard, shardPrefix, type Shard } from "./shards";
 import { bullTelemetry } from "./telemetry";
 
@@ -54,9 +55,27 @@ function gateTransactions(redis: RedisClient) {
   }) as typeof redis.multi;
 }
 
+/**
+ * On the Postgres backend there is no MULTI to hold: the backend's adds themselves wait for
+ * `addAfter`'s gate, so no job exists in BullMQ's tables before its row commits, and none if it fails.
+ */
+function gateAdds(backend: object) {
+  const b = backend as Record<string, unknown>;
+  for (const method of ["addJob", "addJobs", "addFlow"]) {
+    const original = b[method];
+    if (typeof original !== "function") continue;
+    b[method] = (...args: unknown[]) => {
+      const gate = sendGates.getStore();
+      return gate ? gate.then(() => original.apply(backend, args)) : original.apply(backend, args);
+    };
+  }
+}
+
 /** One shard's producer-side BullMQ objects: every key they touch is under its prefix, in one slot. */
-function createShardProducer(redis: RedisClient, config: Pick<Config, "eventStreamMaxLen">, prefix: string, telemetry: ReturnType<typeof bullTelemetry>) {
-  const flowProducer = new FlowProducer({ connection: redis, prefix, telemetry });
+function createShardProducer(store: RedisClient | PgQueues, config: Pick<Config, "eventStreamMaxLen">, prefix: string, telemetry: ReturnType<typeof bullTelemetry>) {
+  const pgq = isPgQueues(store) ? store : null;
+  const flowProducer = pgq ? new FlowProducer({ connection: pgq.pool, telemetry }, pgBackend) : new FlowProducer({ connection: store as RedisClient, prefix, telemetry });
+  if (pgq) gateAdds(flowProducer.getBackend());
   flowProducer.on("error", loggedByConnection);
   const queues = new Map<string, Queue>();
   return {
@@ -65,14 +84,22 @@ function createShardProducer(redis: RedisClient, config: Pick<Config, "eventStre
     queue(name: string): Queue {
       let q = queues.get(name);
       if (!q) {
-        q = new Queue(name, {
-          connection: redis,
-          prefix,
-          // Stored in the queue's meta hash, where every BullMQ script that adds an event reads it.
-          streams: { events: { maxLen: config.eventStreamMaxLen } },
-          skipWaitingForReady: true,
-          telemetry,
-        });
+        if (pgq) {
+          // 0: BullMQ never trims the event table; the recorder deletes only what it has recorded
+          // (src/workers/pg-event-source.ts), so no event is lost before it is read.
+          const pq = new Queue(name, { connection: pgq.pool, streams: { events: { maxLen: 0 } }, skipWaitingForReady: true, telemetry }, pgBackend);
+          gateAdds(pq.backend);
+          q = pq as unknown as Queue;
+        } else {
+          q = new Queue(name, {
+            connection: store as RedisClient,
+            prefix,
+            // Stored in the queue's meta hash, where every BullMQ script that adds an event reads it.
+            streams: { events: { maxLen: config.eventStreamMaxLen } },
+            skipWaitingForReady: true,
+            telemetry,
+          });
+        }
         q.on("error", loggedByConnection);
         queues.set(name, q);
       }
@@ -87,8 +114,9 @@ export type ShardProducer = ReturnType<typeof createShardProducer>;
  * Producer-side BullMQ objects over one shared connection: adding, removing and inspecting jobs, per
  * shard (src/shards.ts). New work picks its shard with `pick`; work already stored names its own.
  */
-export function createProducer(redis: RedisClient, config: Pick<Config, "prefix" | "eventStreamMaxLen" | "shards">) {
-  gateTransactions(redis);
+export function createProducer(store: RedisClient | PgQueues, config: Pick<Config, "prefix" | "eventStreamMaxLen" | "shards">) {
+  const pg = isPgQueues(store) ? store : null;
+  if (!pg) gateTransactions(store as RedisClient);
   // With tracing on, BullMQ stores each add's trace context in the job's opts (telemetry.metadata),
   // where the worker's job span picks it up; off, this is undefined and BullMQ traces nothing.
   const telemetry = bullTelemetry();
@@ -97,7 +125,7 @@ export function createProducer(redis: RedisClient, config: Pick<Config, "prefix"
   const at = (shard: Shard): ShardProducer => {
     let p = shards.get(shard);
     if (!p) {
-      p = createShardProducer(redis, config, shardPrefix(config.prefix, shard), telemetry);
+      p = createShardProducer(store, config, shardPrefix(config.prefix, shard), telemetry);
       shards.set(shard, p);
     }
     return p;
@@ -108,8 +136,24 @@ export function createProducer(redis: RedisClient, config: Pick<Config, "prefix"
     get closed() {
       return closed;
     },
-    /** The shared connection, for the few reads BullMQ has no method for. */
-    redis,
+    /**
+     * The shared connection, for the few reads BullMQ has no method for. Only on the Redis backend:
+     * code that reads BullMQ's data directly asks `pg` first and reads its tables there.
+     */
+    get redis(): RedisClient {
+      if (pg) throw new Error("no Redis connection on FLOWD_QUEUE_BACKEND=postgres");
+      return store as RedisClient;
+    },
+    /** BullMQ's Postgres backend (FLOWD_QUEUE_BACKEND=postgres); null on Redis. */
+    pg,
+    /**
+     * Rings every flowd process (cancelChannel, limitsChannel): Redis pub/sub, or Postgres NOTIFY on
+     * the Postgres backend, whose 8,000-byte payload limit splits a long comma-separated list.
+     */
+    async signal(channel: string, message: string) {
+      if (!pg) return void (await (store as RedisClient).publish(channel, message));
+      for (const part of splitPayload(message)) await pg.pool.query("select pg_notify($1, $2)", [channel, part]);
+    },
     /** The shards new work goes to (FLOWD_SHARDS). */
     shards: configured,
     /** The shard for new work with this id. */
@@ -123,7 +167,10 @@ export function createProducer(redis: RedisClient, config: Pick<Config, "prefix"
      */
     async declare(names: readonly string[], shards: readonly Shard[] = configured) {
       // A fail-fast connection refuses commands until it is ready, and BullMQ sends one at once.
-      if (redis.status !== "ready") await withTimeout(once(redis, "ready"), 10_000, "Redis connection");
+      if (!pg) {
+        const redis = store as RedisClient;
+        if (redis.status !== "ready") await withTimeout(once(redis, "ready"), 10_000, "Redis connection");
+      }
       await Promise.all(shards.flatMap((shard) => names.map((name) => at(shard).queue(name).getVersion())));
     },
     /** A queue's jobs by BullMQ state, summed over the configured shards; a shard that cannot answer counts nothing. */
@@ -151,13 +198,34 @@ export const bullKey = (prefix: string, queue: string, ...parts: string[]) => [p
 /**
  * The queue and job id in a job's key (`prefix:queue:id`), which BullMQ uses to name children;
  * users know job ids. Prefixes and queue names hold no colon, so the id is what follows the second.
+ * BullMQ's Postgres backend has no prefix (`queue:id`): with one colon only, that is the form
+ * (flowd's job ids hold none).
  */
 export function parseJobKey(key: string): { queue: string; jobId: string } | null {
   const first = key.indexOf(":");
   const second = key.indexOf(":", first + 1);
+  if (first > 0 && second < 0 && first < key.length - 1) return { queue: key.slice(0, first), jobId: key.slice(first + 1) };
   if (first < 0 || second < 0 || second === key.length - 1) return null;
   return { queue: key.slice(first + 1, second), jobId: key.slice(second + 1) };
 }
+
+/** Comma-separated lists cut at commas into NOTIFY payloads below Postgres' 8,000-byte limit. */
+export function splitPayload(message: string, max = 7_000): string[] {
+  if (message.length <= max) return [message];
+  const parts: string[] = [];
+  let current = "";
+  for (const item of message.split(",")) {
+    if (current && current.length + 1 + item.length > max) {
+      parts.push(current);
+      current = "";
+    }
+    current = current ? `${current},${item}` : item;
+  }
+  if (current) parts.push(current);
+  return parts;
+}
+
+const isPgQueues = (store: RedisClient | PgQueues): store is PgQueues => "pool" in store && "schema" in store;
 
 /** Publishes job ids to cancel; every worker process listens and aborts those it is running. One channel for all shards. */
 export const cancelChannel = (prefix: string) => `${prefix}:flowd:cancel`;

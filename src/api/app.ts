@@ -41,7 +41,8 @@ import { MAX_BULK_JOBS } from "../services/jobs";
 
 export interface ApiDeps extends FlowDeps {
   database: Database;
-  redis: Redis;
+  /** Null on the Postgres backend (FLOWD_QUEUE_BACKEND=postgres). */
+  redis: Redis | null;
   authenticate: Authenticate;
   hub: Hub;
   listener?: Listener;
@@ -117,7 +118,7 @@ export function createApp(deps: ApiDeps) {
       healthRoutes({
         sql: deps.database.sql,
         redis: deps.redis,
-        degraded: allChecks(recorderCheck(deps.recorder, config.recorderMaxLagMs), spreadCheck(deps.redis, config)),
+        degraded: allChecks(recorderCheck(deps.recorder, config.recorderMaxLagMs), deps.redis ? spreadCheck(deps.redis, config) : undefined),
       }),
     )
     .use(flowRoutes(deps))

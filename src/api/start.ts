@@ -21,14 +21,23 @@ import { WEBHOOKS_QUEUE } from "../services/webhooks";
 import { longPollTarget } from "../event-types";
 import { createHandlerRegistry, followRegistry } from "../services/handler-registry";
 import { startOperationRunner } from "../services/operation-runner";
+import type { PgQueues } from "../pg-queues";
 import { ConnectError } from "../errors";
 
 /** The api role: HTTP + WebSocket server, the event listener feeding the socket hub, and log retention. */
-export async function startApi(deps: { config: Config; database: Database; log: Logger; metrics?: Metrics }) {
+export async function startApi(deps: {
+  config: Config;
+  database: Database;
+  log: Logger;
+  metrics?: Metrics;
+  /** BullMQ's Postgres backend (FLOWD_QUEUE_BACKEND=postgres): then no Redis connection is opened. */
+  pg?: PgQueues | null;
+}) {
   const { config, database } = deps;
   const log = deps.log.child({ component: "api" });
-  const redis = connectRedis(config, "request", "flowd-api", log);
-  const producer = createProducer(redis, config);
+  const pg = deps.pg ?? null;
+  const redis = pg ? null : connectRedis(config, "request", "flowd-api", log);
+  const producer = createProducer(pg ?? redis!, config);
   await producer.declare([...config.flowQueues, JOBS_QUEUE, SCHEDULES_QUEUE, WEBHOOKS_QUEUE, ...config.externalQueues]);
   const hub = createHub();
   const waiters = createWaiters();
@@ -40,6 +49,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
   const recorder = watchRecorder({
     db: database.db,
     redis,
+    pg,
     prefix: config.prefix,
     queues: [...config.flowQueues, JOBS_QUEUE, ...config.externalQueues],
     shards: producer.shards,
@@ -59,7 +69,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
     waiters,
     registry,
     broadcastCancel: async (jobIds: string[]) => {
-      if (jobIds.length > 0) await redis.publish(cancelChannel(config.prefix), jobIds.join(","));
+      if (jobIds.length > 0) await producer.signal(cancelChannel(config.prefix), jobIds.join(","));
     },
   };
   // Bulk operations run in API processes: any of them takes over one whose holder died.
@@ -106,7 +116,7 @@ export async function startApi(deps: { config: Config; database: Database; log: 
       await listener.stop();
       await registryFollower.stop();
       await producer.close();
-      redis.disconnect();
+      redis?.disconnect();
     },
   };
 }

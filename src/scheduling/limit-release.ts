@@ -101,7 +101,7 @@ export async function releaseForUsers(db: Db, userIds: Iterable<string>): Promis
  */
 export async function ringSweepers(deps: { producer: Producer; log: Logger }, prefix: string, released: LimitRelease) {
   if (released.wakeAtMs === null) return;
-  await deps.producer.redis.publish(limitsChannel(prefix), String(released.wakeAtMs)).catch((err) =>
+  await deps.producer.signal(limitsChannel(prefix), String(released.wakeAtMs)).catch((err) =>
     deps.log.debug("could not ring the limit sweepers", { err: String(err) }),
   );
 }

@@ -14,7 +14,7 @@ import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { enqueueRows } from "../services/enqueue";
 import { HOLD_DELAY_MS } from "../services/flow-redis";
-import { bullKey } from "../queues";
+import { delayedUntil } from "../services/bull-data";
 import type { JobOpts } from "../job-opts";
 
 const RELEASED: ReadonlySet<string> = new Set(["pending", "waiting", "delayed"]);
@@ -73,9 +73,8 @@ export async function releaseParked(producer: Producer, row: ParkedRow) {
 export async function releaseStillParked(producer: Producer, rows: ParkedRow[]): Promise<number> {
   let n = 0;
   for (const r of rows) {
-    const { prefix } = producer.at(r.shard);
-    const score = await producer.redis.zscore(bullKey(prefix, r.queueName, "delayed"), r.jobId);
-    if (score === null || Number(score) / 0x1000 - Date.now() < HOLD_DELAY_MS / 2) continue;
+    const due = await delayedUntil(producer, r.shard, r.queueName, r.jobId);
+    if (due === null || due - Date.now() < HOLD_DELAY_MS / 2) continue;
     await releaseParked(producer, r).then(() => n++, () => {});
   }
   return n;

@@ -8,7 +8,8 @@
  * these two steps, around the add, cover both.
  */
 import { Job } from "bullmq";
-import { bullKey, parseJobKey, type Producer } from "../queues";
+import { parseJobKey, type Producer } from "../queues";
+import { deferFailure, failedTies, jobKeyOf, liveJobs } from "./bull-data";
 import { withTimeout } from "../timeout";
 import type { Shard } from "../shards";
 import type { FlowdFlowJob } from "./flow-redis";
@@ -41,19 +42,16 @@ export async function prepareAttached(producer: Producer, shard: Shard, trees: F
   };
   for (const tree of trees) visit(tree);
   if (found.length === 0) return [];
-  const { prefix } = producer.at(shard);
-  const keyOf = (node: FlowdFlowJob) => bullKey(prefix, node.queueName, idOf(node));
+  const keyOf = (node: FlowdFlowJob) => jobKeyOf(producer, shard, node.queueName!, idOf(node));
   const replies = await withTimeout(
-    producer.redis.pipeline(found.flatMap(({ child }) => [["exists", keyOf(child)], ["hget", keyOf(child), "parentKey"]])).exec(),
+    liveJobs(producer, shard, found.map(({ child }) => ({ queue: child.queueName!, jobId: idOf(child) }))),
     REDIS_TIMEOUT_MS,
     "reading live children",
   );
   const kept: Attached[] = [];
   for (const [i, link] of found.entries()) {
-    const [existsErr, exists] = replies?.[2 * i] ?? [new Error("no reply")];
-    const [, previous] = replies?.[2 * i + 1] ?? [];
-    if (existsErr) throw existsErr;
-    if (Number(exists) !== 1) {
+    const { exists, parentKey: previous } = replies[i]!;
+    if (!exists) {
       link.parent.children = (link.parent.children ?? []).filter((c) => c !== link.child) as typeof link.parent.children;
       continue;
     }
@@ -73,28 +71,24 @@ export async function prepareAttached(producer: Producer, shard: Shard, trees: F
  * failure, which any worker applies when it picks the parent up). A job that failed after the tie
  * was handled by BullMQ already: it is no longer among the parent's dependencies.
  */
-/**
- * HSET only on a job hash that still exists: a parent removed meanwhile (a cancel, a delete) must not
- * come back as a hash holding one field, which nothing would ever expire.
- */
-const SET_IF_PRESENT = `if redis.call("exists", KEYS[1]) == 1 then return redis.call("hset", KEYS[1], ARGV[1], ARGV[2]) end return -1`;
-
 export async function settleAttached(producer: Producer, shard: Shard, attached: Attached[]) {
   if (attached.length === 0) return;
   const at = producer.at(shard);
-  const keyOf = (node: FlowdFlowJob) => bullKey(at.prefix, node.queueName, idOf(node));
+  const keyOf = (node: FlowdFlowJob) => jobKeyOf(producer, shard, node.queueName!, idOf(node));
   const replies = await withTimeout(
-    producer.redis
-      .pipeline(attached.flatMap(({ child, parent }) => [["zscore", bullKey(at.prefix, child.queueName, "failed"), idOf(child)], ["sismember", `${keyOf(parent)}:dependencies`, keyOf(child)]]))
-      .exec(),
+    failedTies(
+      producer,
+      shard,
+      attached.map(({ child, parent }) => ({ child: { queue: child.queueName!, jobId: idOf(child) }, parent: { queue: parent.queueName!, jobId: idOf(parent) } })),
+    ),
     REDIS_TIMEOUT_MS,
     "checking live children",
   );
   for (const [i, { child, parent }] of attached.entries()) {
-    const failed = replies?.[2 * i]?.[1] !== null && replies?.[2 * i]?.[1] !== undefined;
-    if (!failed || Number(replies?.[2 * i + 1]?.[1]) !== 1) continue;
+    const { failed, pending } = replies[i]!;
+    if (!failed || !pending) continue;
     try {
-      if (child.opts.failParentOnFailure) await producer.redis.eval(SET_IF_PRESENT, 1, keyOf(parent), "defa", `child ${keyOf(child)} failed`);
+      if (child.opts.failParentOnFailure) await deferFailure(producer, shard, parent.queueName!, idOf(parent), `child ${keyOf(child)} failed`);
       const job = await Job.fromId(at.queue(child.queueName), idOf(child));
       await job?.removeChildDependency();
     } catch {

@@ -4,6 +4,7 @@ import { withTimeout } from "../timeout";
 import type { Shard } from "../shards";
 import { buildRedisTrees, type EnqueueRow, type FlowdFlowJob } from "./flow-redis";
 import { prepareAttached, settleAttached } from "./attach-live";
+import { META_KEY, type JobMeta } from "./job-envelope";
 
 /** How long an add may wait for Redis before the caller answers and leaves the rows `pending`. */
 export const ADD_TIMEOUT_MS = 3_000;
@@ -34,6 +35,18 @@ export async function addTrees(producer: Producer, shard: Shard, trees: FlowdFlo
   const adding: Promise<unknown> = trees.length === 1 && first ? flowProducer.add(first) : flowProducer.addBulk(trees);
   await timeAdd(adding, ADD_TIMEOUT_MS, "adding jobs");
   await settleAttached(producer, shard, attached);
+}
+
+function keepInOpts(trees: FlowdFlowJob[]) {
+  const visit = (node: FlowdFlowJob) => {
+    if (node.kept) {
+      const kept = Object.fromEntries(Object.entries(node.kept).map(([jobId, k]) => [jobId, k.result ?? null]));
+      node.opts = { ...node.opts, [META_KEY]: { ...node.opts[META_KEY], kept } as JobMeta };
+      delete node.kept;
+    }
+    for (const child of node.children ?? []) visit(child);
+  };
+  for (const tree of trees) visit(tree);
 }
 
 /** `keepChildren`: remove only the jobs named, not the children BullMQ lists under them (a retry keeps live ones). */
@@ -99,6 +112,10 @@ async function removalPass(deps: { producer: Producer }, rows: Removal[]): Promi
  * nothing stale is read; the hash goes when BullMQ removes the job.
  */
 async function giveKeptResults(producer: Producer, shard: Shard, trees: FlowdFlowJob[]) {
+  // BullMQ's Postgres backend keeps children's results in rows tied to the parent, which cannot
+  // exist before it: there the kept results ride in flowd's own bookkeeping on the job (its opts),
+  // where flowd's processor reads them beside getChildrenValues(). Users' own workers see only the latter.
+  if (producer.pg) return keepInOpts(trees);
   const { prefix } = producer.at(shard);
   const writes: [string, Record<string, string>][] = [];
   const visit = (node: FlowdFlowJob) => {

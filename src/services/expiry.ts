@@ -2,7 +2,8 @@ import { Job, UnrecoverableError } from "bullmq";
 import type { Db } from "../db/client";
 import { overdueJobs, type ExpiredJob } from "../db/queries/expiry";
 import type { Logger } from "../log";
-import { bullKey, type Producer } from "../queues";
+import type { Producer } from "../queues";
+import { claimWaiting } from "./bull-data";
 import { newId } from "../ids";
 
 /** The error code of a job that expired (opts.expireAfterMs): it never started. */
@@ -14,23 +15,6 @@ const EXPIRED_PREFIX = "expired: the job did not start within its expireAfterMs"
 export const expiredReason = (ms: number) => `${EXPIRED_PREFIX} (${ms} ms) of becoming ready; no attempt was made`;
 
 export const isExpiredReason = (reason: string | null | undefined) => typeof reason === "string" && reason.startsWith(EXPIRED_PREFIX);
-
-/**
- * Takes a job that is still waiting (in `wait`, `prioritized` or `paused`) into `active` under a lock
- * of our own, in one step: a worker that took it first wins, and this answers 0. BullMQ has no call
- * that fails a job it is not running; once active, its own moveToFailed does the rest — the failed
- * set, the event the recorder reads, and the parent's failure policy (failParentOnFailure…) exactly
- * as for a failed attempt.
- */
-const CLAIM_WAITING = `
-  if redis.call("EXISTS", KEYS[5]) == 0 then return 0 end
-  local taken = redis.call("LREM", KEYS[1], 1, ARGV[1])
-  if taken == 0 then taken = redis.call("ZREM", KEYS[3], ARGV[1]) end
-  if taken == 0 then taken = redis.call("LREM", KEYS[4], 1, ARGV[1]) end
-  if taken == 0 then return 0 end
-  redis.call("LPUSH", KEYS[2], ARGV[1])
-  redis.call("SET", KEYS[6], ARGV[2], "PX", ARGV[3])
-  return 1`;
 
 /**
  * One pass of the expiry sweep: Postgres says which jobs are overdue (it is the truth of when a job
@@ -56,16 +40,12 @@ export async function expireOverdue(deps: { db: Db; producer: Producer; log: Log
 }
 
 async function expireOne(deps: { producer: Producer }, row: ExpiredJob): Promise<boolean> {
-  const { prefix } = deps.producer.at(row.shard);
-  const key = (...parts: string[]) => bullKey(prefix, row.queueName, ...parts);
   const token = `expiry-${newId()}`;
-  const claimed = await deps.producer.redis.eval(
-    CLAIM_WAITING,
-    6,
-    key("wait"), key("active"), key("prioritized"), key("paused"), key(row.jobId), key(row.jobId, "lock"),
-    row.jobId, token, 30_000,
-  );
-  if (claimed !== 1) return false;
+  // Out of `wait` (or prioritized, or paused) into `active` under a lock of our own, in one step: a
+  // worker that took it first wins. BullMQ has no call that fails a job it is not running; once
+  // active, its own moveToFailed does the rest — the failed set, the event the recorder reads, and
+  // the parent's failure policy (failParentOnFailure…) exactly as for a failed attempt.
+  if (!(await claimWaiting(deps.producer, row.shard, row.queueName, row.jobId, token, 30_000))) return false;
   const job = await Job.fromId(deps.producer.at(row.shard).queue(row.queueName), row.jobId);
   if (!job) return false;
   await job.moveToFailed(new UnrecoverableError(expiredReason(row.expireAfterMs)), token, false);

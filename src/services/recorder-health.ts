@@ -8,6 +8,8 @@ import type { Db } from "../db/client";
 import { isAdvisoryLockHeld, loadStreamCursors } from "../db/queries/status";
 import { eventStreamKey, parseStreamInfo } from "./event-streams";
 import { aimedSlot, cursorName, shardPrefix, type Shard } from "../shards";
+import type { PgQueues } from "../pg-queues";
+import { pgBacklog, pgCursorName } from "./pg-events";
 
 /** The recorder's lease (a Postgres advisory lock key): any constant, the same for every flowd process. */
 export const RECORDER_LEASE = 7244119004;
@@ -45,11 +47,27 @@ export interface RecorderHealth {
 }
 
 /** `alive` only when every shard in `shards` (default: the plain prefix) has its recorder. */
-export async function readRecorderHealth(deps: { db: Db; redis: Redis; prefix: string; queues: readonly string[]; shards?: readonly Shard[] }): Promise<RecorderHealth> {
+export async function readRecorderHealth(deps: {
+  db: Db;
+  /** Null on the Postgres backend, with `pg` set. */
+  redis: Redis | null;
+  pg?: PgQueues | null;
+  prefix: string;
+  queues: readonly string[];
+  shards?: readonly Shard[];
+}): Promise<RecorderHealth> {
   const shards = deps.shards ?? [null];
   const [held, cursors] = await Promise.all([Promise.all(shards.map((s) => isAdvisoryLockHeld(deps.db, recorderLease(s)))), loadStreamCursors(deps.db)]);
+  if (deps.pg || !deps.redis) {
+    // One database, no shards: the events after each queue's cursor in BullMQ's event table.
+    const pg = deps.pg!;
+    const backlog = await pgBacklog(pg.pool, pg.schema, deps.queues.map((queue) => ({ queue, cursor: cursors.get(pgCursorName(pg.schema, queue)) ?? "0" })));
+    const streams = deps.queues.map((queue) => ({ queue, shard: null, length: backlog.get(queue)?.length ?? 0, lagMs: backlog.get(queue)?.lagMs ?? 0 }));
+    return { alive: held.every(Boolean), lagMs: Math.max(0, ...streams.map((s) => s.lagMs)), streams };
+  }
+  const redis = deps.redis;
   // One pipeline per shard: on a cluster, each shard's keys are in one slot, different shards' not.
-  const perShard = await Promise.all(shards.map((shard) => shardBacklog(deps.redis, shardPrefix(deps.prefix, shard), shard, deps.queues, cursors)));
+  const perShard = await Promise.all(shards.map((shard) => shardBacklog(redis, shardPrefix(deps.prefix, shard), shard, deps.queues, cursors)));
   const streams = perShard.flat();
   return { alive: held.every(Boolean), lagMs: Math.max(0, ...streams.map((s) => s.lagMs)), streams };
 }

@@ -19,7 +19,8 @@ import { endJoinWait, findSpawner, unparkJoined, flowKeyRows, insertSpawned, job
 import { freshJobState } from "../db/schema/columns";
 import { AppError, Conflict, InvalidInput, NotFound } from "../errors";
 import type { Logger } from "../log";
-import { bullKey, type Producer } from "../queues";
+import type { Producer } from "../queues";
+import { attemptsOf, lockTokenOf } from "./bull-data";
 import type { GraphJobInput } from "../scheduling/graph-plan";
 import { addLimitReleased, ensureKeysWithin, releaseWithin, ringSweepers, type LimitRelease } from "../scheduling/limit-release";
 import { limitFields } from "../scheduling/limits";
@@ -226,8 +227,7 @@ export const bullJob = (producer: Producer, row: Pick<SpawnerRow, "shard" | "que
 export async function authoriseAttempt(deps: { db: Db; producer: Producer }, userId: string, id: string, lockToken: string): Promise<SpawnerRow> {
   const spawner = await findSpawner(deps.db, id);
   if (!spawner || spawner.userId !== userId) throw new NotFound("flow job", id);
-  const { prefix } = deps.producer.at(spawner.shard);
-  const held = await deps.producer.redis.get(bullKey(prefix, spawner.queueName, spawner.jobId, "lock"));
+  const held = await lockTokenOf(deps.producer, spawner.shard, spawner.queueName, spawner.jobId);
   if (held === null || held !== lockToken) throw new AttemptEnded(held === null ? "no worker holds it now" : "the token is not its running attempt's lock token");
   return spawner;
 }
@@ -262,8 +262,7 @@ export async function spawnForAttempt(deps: SpawnDeps, userId: string, id: strin
   if (!body.waitFor) return { jobs, parked: false };
   const state = await joinState(deps.db, spawner, body.waitFor);
   if (state.done) return { jobs, parked: false, results: state.results, failed: state.failed };
-  const { prefix } = deps.producer.at(spawner.shard);
-  const attempt = Number((await deps.producer.redis.hget(bullKey(prefix, spawner.queueName, spawner.jobId), "atm")) ?? 0);
+  const attempt = await attemptsOf(deps.producer, spawner.shard, spawner.queueName, spawner.jobId);
   const job = bullJob(deps.producer, spawner);
   await parkOnJoin(deps, spawner, state.waitIds, attempt, (until) => job.moveToDelayed(until, body.lockToken), () => job.promote());
   return { jobs, parked: true };

@@ -7,7 +7,7 @@ import { readiness } from "../readiness";
  * Optional liveness/readiness port for worker-only processes, which have no HTTP server otherwise;
  * /metrics serves the process's registry (runtime, job histograms and counters) and `metrics()`.
  */
-export function startHealthServer(deps: { port: number; host: string; sql: Sql; redis: Redis; registry: Metrics; metrics: () => Metric[] }) {
+export function startHealthServer(deps: { port: number; host: string; sql: Sql; redis: Redis | null; registry: Metrics; metrics: () => Metric[] }) {
   const server = Bun.serve({
     port: deps.port,
     hostname: deps.host,

@@ -11,6 +11,9 @@ import { startStatusRecorder } from "./status-recorder";
 import { addReleased } from "../scheduling/release";
 import { createLimitReleaser } from "../scheduling/limit-release";
 import { createProducer, type Producer } from "../queues";
+import type { PgQueues } from "../pg-queues";
+import type { RedisClient } from "../redis";
+import { createPgEventSource } from "./pg-event-source";
 
 const STANDBY_RETRY_MS = 5_000;
 
@@ -39,11 +42,15 @@ export function startRecording(deps: {
   mayTake?: () => boolean;
   /** The process's producer, when it has one (workers): releases of graph jobs go through it. */
   producer?: Producer;
+  /** BullMQ's Postgres backend (FLOWD_QUEUE_BACKEND=postgres): events are read there, and no Redis connection is opened. */
+  pg?: PgQueues | null;
 }) {
   const { config, database, log } = deps;
   const shard = deps.shard ?? null;
   // Its own connection: the recorder blocks on XREAD, which would hold up a connection shared with others.
-  const redis = connectRedis(config, "blocking", shard === null ? "flowd-recorder" : `flowd-recorder-${shard}`, log);
+  const pg = deps.pg ?? null;
+  const redis = pg ? null : connectRedis(config, "blocking", shard === null ? "flowd-recorder" : `flowd-recorder-${shard}`, log);
+  const source = pg ? createPgEventSource({ pg, queues: recordedQueues(config).map((q) => q.name), log }) : undefined;
   // An API process defers to worker processes (they try every second, it every 5 s, first after
   // 5 s), so with workers running one of them records and shows it on its health port; with none,
   // the API takes over within about 5 s.
@@ -51,13 +58,15 @@ export function startRecording(deps: {
   // Without the process's producer (an API on standby), one of its own, opened on the first release:
   // a recorder that never releases a graph job holds no extra connection.
   let producer: Producer | undefined;
-  const releaser = () => deps.producer ?? (producer ??= createProducer(connectRedis(config, "request", "flowd-releaser", log), config));
+  const releaser = () => deps.producer ?? (producer ??= createProducer(pg ?? connectRedis(config, "request", "flowd-releaser", log), config));
   const limitReleaser = createLimitReleaser({ db: database.db, producer: releaser, log });
   const lease = startLease({ sql: database.sql, key: recorderLease(shard), name: shard === null ? "status-recorder" : `status-recorder-${shardLabel(shard)}`, log, mayTake: deps.mayTake, ...timing });
   const recorder = startStatusRecorder({
     lease,
     db: database.db,
-    redis,
+    // Never used with a source.
+    redis: redis as RedisClient,
+    source,
     prefix: shardPrefix(config.prefix, shard),
     shard,
     queues: recordedQueues(config),
@@ -76,10 +85,11 @@ export function startRecording(deps: {
       await recorder.stop();
       await limitReleaser.idle();
       await lease.stop();
-      redis.disconnect();
+      redis?.disconnect();
+      source?.close();
       if (producer) {
         await producer.close();
-        producer.redis.disconnect();
+        if (!pg) producer.redis.disconnect();
       }
     },
   };

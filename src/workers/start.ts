@@ -30,6 +30,7 @@ import { shardLabel, shardPrefix, type Shard } from "../shards";
 import { startShardSet } from "./shard-set";
 import { startRecorderShares } from "./recorder-shares";
 import { withTimeout } from "../timeout";
+import type { PgQueues } from "../pg-queues";
 
 
 /** The status recorder's counters, for the worker's /metrics. */
@@ -60,12 +61,15 @@ export async function startWorkers(deps: {
   modules?: readonly LoadedHandler[];
   /** The API's base as services reach it, for `http` tasks' callback URLs (see Config.publicUrl). */
   publicUrl?: () => string;
+  /** BullMQ's Postgres backend (FLOWD_QUEUE_BACKEND=postgres): then no Redis connection is opened. */
+  pg?: PgQueues | null;
 }) {
   const { config, database } = deps;
   const log = deps.log.child({ role: "worker" });
+  const pg = deps.pg ?? null;
 
-  const producerRedis = connectRedis(config, "request", "flowd-producer", log);
-  const producer = createProducer(producerRedis, config);
+  const producerRedis = pg ? null : connectRedis(config, "request", "flowd-producer", log);
+  const producer = createProducer(pg ?? producerRedis!, config);
   const services = { db: database.db, producer, log };
   const metrics = deps.metrics ?? createMetrics();
 
@@ -96,6 +100,8 @@ export async function startWorkers(deps: {
 
   /** Everything one shard needs in this process: a worker per queue, their probe, and a recorder (with the shard's lease). */
   const serveShard = async (shard: Shard) => {
+    // The Postgres backend has no shards: a row naming one was queued on Redis, and stays there.
+    if (pg && shard !== null) return void log.warn("rows name a Redis shard; the Postgres backend does not serve it", { shard: shardLabel(shard) });
     const prefix = shardPrefix(config.prefix, shard);
     const own = processors(shard).map(([name, processor]) =>
       supervisedWorker(
@@ -108,21 +114,24 @@ export async function startWorkers(deps: {
           lockDuration: config.lockDurationMs,
           stalledInterval: config.stalledIntervalMs,
         },
-        () => connectRedis(config, "blocking", shard === null ? `flowd-worker-${name}` : `flowd-worker-${name}-${shard}`, log),
+        pg ? { pg } : () => connectRedis(config, "blocking", shard === null ? `flowd-worker-${name}` : `flowd-worker-${name}-${shard}`, log),
         log,
       ),
     );
     workers.push(...own);
     await producer.declare(queueNames, [shard]);
-    probes.push(startWorkerProbe({ redis: producerRedis, prefix, workers: own, stuckMs: config.workerStuckMs, log }));
+    // The probe reads Redis's lists for BullMQ's silent stop after a Redis reconnect; on Postgres a
+    // worker's LISTEN connection is rebuilt by BullMQ, and its wait polls on a timeout besides.
+    if (producerRedis) probes.push(startWorkerProbe({ redis: producerRedis, prefix, workers: own, stuckMs: config.workerStuckMs, log }));
     // Each shard has its own recorder lease; the shares spread them over the worker processes.
     let recording: ReturnType<typeof startRecording> | undefined;
-    recording = startRecording({ config, database, log, metrics, shard, producer, mayTake: shares.mayTake(() => recording?.lease) });
+    recording = startRecording({ config, database, log, metrics, shard, producer, pg, mayTake: shares.mayTake(() => recording?.lease) });
     shares.track(recording.lease);
     recordings.push(recording);
   };
   // Read key by key, not through a Queue, whose construction would write a meta hash under a prefix nobody uses.
   const hasDeliveries = async (shard: Shard) => {
+    if (!producerRedis) return false;
     const keys = ["wait", "prioritized", "delayed", "active", "paused"].map((k) => bullKey(shardPrefix(config.prefix, shard), WEBHOOKS_QUEUE, k));
     const found = await withTimeout(Promise.all(keys.map((key) => producerRedis.exists(key))), 2_000, "looking for deliveries");
     return found.some((n) => n > 0);
@@ -133,16 +142,26 @@ export async function startWorkers(deps: {
   await registration.ready;
 
   const limitSweeper = startLimitSweeper(services);
-  const subscriber = connectRedis(config, "blocking", "flowd-cancel", log);
-  await subscriber.subscribe(cancelChannel(config.prefix), limitsChannel(config.prefix));
-  subscriber.on("message", (channel: string, message: string) => {
+  const onSignal = (channel: string, message: string) => {
     if (channel === limitsChannel(config.prefix)) return limitSweeper.wake();
     for (const jobId of message.split(",")) for (const w of workers) w.worker.cancelJob(jobId, "cancelled through the API");
-  });
+  };
+  // Redis pub/sub, or Postgres LISTEN on the Postgres backend (producer.signal rings either).
+  const subscriber = pg ? null : connectRedis(config, "blocking", "flowd-cancel", log);
+  const listens: { unlisten(): Promise<void> }[] = [];
+  if (subscriber) {
+    await subscriber.subscribe(cancelChannel(config.prefix), limitsChannel(config.prefix));
+    subscriber.on("message", onSignal);
+  } else {
+    for (const channel of [cancelChannel(config.prefix), limitsChannel(config.prefix)])
+      listens.push(await database.sql.listen(channel, (message) => onSignal(channel, message)));
+  }
 
   const enqueuer = startEnqueuer(services);
   const keeper = startScheduleKeeper(services);
-  const reconciler = startReconciler({ ...services, sql: database.sql, config });
+  // What the reconciler repairs is what Redis lost; BullMQ's tables on the Postgres backend are
+  // committed with flowd's rows, in the same database, so there it has nothing to repair.
+  const reconciler = pg ? { totals: {}, stop: async () => {} } : startReconciler({ ...services, sql: database.sql, config });
   dispatcher = startWebhookDispatcher({ ...services, sql: database.sql, config });
   const recorderSamples = (pick: (r: ReturnType<typeof startRecording>) => Metric[]) => recordings.flatMap(pick);
 
@@ -201,7 +220,8 @@ export async function startWorkers(deps: {
       await shares.stop();
       await Promise.allSettled(recordings.map((r) => r.stop()));
       await producer.close();
-      for (const r of [subscriber, producerRedis]) r.disconnect();
+      for (const l of listens) await l.unlisten().catch(() => {});
+      for (const r of [subscriber, producerRedis]) r?.disconnect();
     },
   };
 }

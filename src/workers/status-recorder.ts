@@ -36,6 +36,26 @@ interface Gap {
   info: StreamInfo | null;
 }
 
+/**
+ * Where events come from when they are not Redis streams (BullMQ's Postgres backend: see
+ * src/services/pg-events.ts). What is read becomes statuses exactly as stream entries do; only
+ * reading, waiting and the cursors differ. Such a source never loses an event before it is read, so
+ * it reports no gaps.
+ */
+export interface EventSource {
+  /** Where a queue's read position is stored (stream_cursors.queue). */
+  cursorName(queue: string): string;
+  /** Up to `limit` entries after the cursors, XREAD-shaped by stream key, and each key's position past them. */
+  read(
+    cursors: { key: string; queue: string; cursor: string }[],
+    limit: number,
+  ): Promise<{ entries: [string, [string, string[]][]][] | null; cursors: Map<string, string> }>;
+  /** Resolves when new entries may be there, or after `ms`. */
+  wait(ms: number): Promise<void>;
+  /** Per job, what a failure's entry leaves out: [attempts made, stack trace (JSON), name, opts (JSON)]. */
+  failureDetails(jobs: { queue: string; jobId: string }[]): Promise<(string | null)[][]>;
+}
+
 const BATCH = 1000;
 /**
  * Every Postgres and Redis call of the recorder is bounded: a driver call that never settles (seen
@@ -62,7 +82,10 @@ const BUSY_GAP_MS = 10;
  */
 export function startStatusRecorder(deps: {
   db: Db;
+  /** Unused when `source` is given. */
   redis: Redis;
+  /** Events from elsewhere than the Redis streams (the Postgres backend); unset: Redis. */
+  source?: EventSource;
   prefix: string;
   /** `both`: an external queue, where flow jobs and single jobs share one stream. */
   queues: { name: string; table: TrackedTable | "both" }[];
@@ -83,7 +106,7 @@ export function startStatusRecorder(deps: {
   const shard = deps.shard ?? null;
   const log = deps.log.child({ component: "status-recorder", ...(shard === null ? {} : { shard }) });
   // Where each queue's read position is stored: by queue name on the plain prefix, by shard too on a shard.
-  const cursorOf = (queue: string) => cursorName(deps.prefix, shard, queue);
+  const cursorOf = (queue: string) => deps.source?.cursorName(queue) ?? cursorName(deps.prefix, shard, queue);
   const keyOf = (queue: string) => eventStreamKey(deps.prefix, queue);
   const tableOf = new Map(deps.queues.map((q) => [keyOf(q.name), q]));
   const stats: RecorderStats = { batches: 0, events: 0, rowsChanged: 0, lastBatchSize: 0, lastLagMs: 0, gaps: 0, rowsConverged: 0 };
@@ -160,9 +183,9 @@ export function startStatusRecorder(deps: {
       const wait = busySince + BUSY_GAP_MS - performance.now();
       if (wait > 0 && !draining) await Bun.sleep(wait);
       busySince = 0;
-      let read: Awaited<ReturnType<typeof readAfter>>;
+      let read: Awaited<ReturnType<typeof readAfter>> & { cursors?: Map<string, string> };
       try {
-        read = await withTimeout(readAfter(ids), REDIS_TIMEOUT_MS, "read BullMQ events");
+        read = await withTimeout(deps.source ? readSource(deps.source, ids) : readAfter(ids), REDIS_TIMEOUT_MS, "read BullMQ events");
       } catch (err) {
         if (!running) break;
         log.warn("cannot read BullMQ events; retrying", { err: String(err) });
@@ -181,7 +204,7 @@ export function startStatusRecorder(deps: {
         if (unsaved.size > 0 && (await save([])) === undefined) break;
         if (draining) break;
         // Nothing new: wait for the next entry, then read it with the gap check above.
-        const wake = deps.redis.xread("COUNT", 1, "BLOCK", 1000, "STREAMS", ...ids.keys(), ...ids.values());
+        const wake: Promise<unknown> = deps.source ? deps.source.wait(1000) : deps.redis.xread("COUNT", 1, "BLOCK", 1000, "STREAMS", ...ids.keys(), ...ids.values());
         await withTimeout(wake, REDIS_TIMEOUT_MS, "wait for BullMQ events").catch(() => Bun.sleep(500));
         continue;
       }
@@ -191,8 +214,9 @@ export function startStatusRecorder(deps: {
         for (const [id, flat] of entries) events.push({ queue, id, fields: pairs(flat) });
         const last = entries[entries.length - 1];
         if (last) {
-          ids.set(key, last[0]);
-          unsaved.set(cursorOf(queue), last[0]);
+          const next = read.cursors?.get(key) ?? last[0];
+          ids.set(key, next);
+          unsaved.set(cursorOf(queue), next);
         }
       }
       stats.events += events.length;
@@ -248,6 +272,12 @@ export function startStatusRecorder(deps: {
     return { gaps, entries };
   }
 
+  /** A source's read in readAfter's shape: never a gap. */
+  async function readSource(source: EventSource, ids: Map<string, string>) {
+    const read = await source.read([...ids].map(([key, cursor]) => ({ key, queue: tableOf.get(key)!.name, cursor })), BATCH);
+    return { gaps: [] as Gap[], entries: read.entries, cursors: read.cursors };
+  }
+
   async function closeGap(gap: Gap, ids: Map<string, string>): Promise<boolean> {
     const { name: queue, table } = tableOf.get(gap.key)!;
     log.warn("BullMQ events were trimmed before they were recorded; taking job states from Redis", { queue, cursor: gap.cursor, upTo: gap.upTo });
@@ -292,10 +322,15 @@ export function startStatusRecorder(deps: {
       // The stream names the reason only; the attempt count, the stack and the name live on the
       // job's hash (gone if the job was removed meanwhile: then the row keeps what it had). Its opts
       // say how many attempts its run made before Redis lost it, which BullMQ's count leaves out.
-      const details = await redis
-        .pipeline(failures.map((f) => ["hmget", f.key, "atm", "stacktrace", "name", "opts"]))
-        .exec()
-        .catch(() => null);
+      const details = deps.source
+        ? await deps.source
+            .failureDetails(failures.map((f) => ({ queue: f.queue, jobId: f.change.jobId })))
+            .then((rows) => rows.map((row) => [null, row] as const))
+            .catch(() => null)
+        : await redis
+            .pipeline(failures.map((f) => ["hmget", f.key, "atm", "stacktrace", "name", "opts"]))
+            .exec()
+            .catch(() => null);
       failures.forEach((f, i) => {
         const [atm, stacktrace, name, opts] = ((details?.[i]?.[1] as (string | null)[] | undefined) ?? []) as (string | null)[];
         if (f.byChild && name) deps.onFailedByChild?.(f.queue, name);

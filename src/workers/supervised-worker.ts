@@ -4,6 +4,7 @@ import type { Logger } from "../log";
 import { bullKey } from "../queues";
 import { withTimeout } from "../timeout";
 import { startLoop } from "./loop";
+import { pgBackend, type PgQueues } from "../pg-queues";
 
 /**
  * One queue's BullMQ Worker that can be swapped for a fresh one on new connections. It counts the
@@ -13,7 +14,8 @@ export function supervisedWorker(
   name: string,
   processor: Processor,
   options: Omit<WorkerOptions, "connection">,
-  connect: () => Redis,
+  /** A new Redis connection per worker, or BullMQ's Postgres backend (its pool, shared). */
+  connect: (() => Redis) | { pg: PgQueues },
   log: Logger,
 ) {
   let running = 0;
@@ -28,6 +30,11 @@ export function supervisedWorker(
     }
   };
   const create = () => {
+    if (typeof connect !== "function") {
+      const worker = new Worker(name, counted, { ...options, connection: connect.pg.pool }, pgBackend) as unknown as Worker;
+      worker.on("error", (err) => log.warn("worker error", { queue: name, err: String(err) }));
+      return { worker, connection: null };
+    }
     const connection = connect();
     const worker = new Worker(name, counted, { ...options, connection });
     worker.on("error", (err) => log.warn("worker error", { queue: name, err: String(err) }));
@@ -58,11 +65,11 @@ export function supervisedWorker(
       // A stuck close may never settle: then force BullMQ's own connections shut too.
       await withTimeout(old.worker.close(true), 5_000, "closing a stuck worker").catch(() => {});
       await withTimeout(old.worker.disconnect(), 1_000, "disconnecting a stuck worker").catch(() => {});
-      old.connection.disconnect();
+      old.connection?.disconnect();
     },
     async close() {
       await current.worker.close();
-      current.connection.disconnect();
+      current.connection?.disconnect();
     },
   };
 }

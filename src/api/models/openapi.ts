@@ -26,16 +26,17 @@ export const IdempotencyHeaders = t.Object({
 
 export const READINESS_RESPONSES: OpenAPIV3.ResponsesObject = {
   200: {
-    description: "Postgres and Redis reachable; `degraded` lists what falls short",
+    description: "Postgres and Redis reachable (Postgres alone with FLOWD_QUEUE_BACKEND=postgres); `degraded` lists what falls short",
     content: {
       "application/json": {
         schema: {
           type: "object",
-          required: ["status", "postgres", "redis"],
+          required: ["status", "postgres"],
           properties: {
             status: { type: "string", enum: ["ready", "degraded"] },
             postgres: { type: "string", description: "ok, or down: <reason>" },
-            redis: { type: "string", description: "ok, or down: <reason>" },
+            redis: { type: "string", description: "ok, or down: <reason>; absent on the Postgres backend" },
+            queueBackend: { type: "string", enum: ["postgres"], description: "Present when BullMQ runs on its Postgres backend (FLOWD_QUEUE_BACKEND=postgres): no Redis is used" },
             redisMaxmemoryPolicy: { description: "Redis's maxmemory-policy (noeviction is what BullMQ needs); null when unreadable" },
             degraded: { type: "array", items: { type: "string" } },
             shards: {

@@ -4,7 +4,7 @@ import type { Sql } from "postgres";
 import { readiness, type DegradedCheck } from "../../readiness";
 import { READINESS_RESPONSES } from "../models/openapi";
 
-export const healthRoutes = (deps: { sql: Sql; redis: Redis; degraded?: DegradedCheck }) =>
+export const healthRoutes = (deps: { sql: Sql; redis: Redis | null; degraded?: DegradedCheck }) =>
   new Elysia({ name: "health", detail: { tags: ["health"] } })
     .get("/healthz", () => ({ status: "ok" as const }), {
       response: t.Object({ status: t.Literal("ok") }),

@@ -69,7 +69,7 @@ export const metricsRoutes = (deps: {
         },
         {
           name: "flowd_queue_jobs",
-          help: "Jobs in Redis by queue and BullMQ state (in the label status, as for flowd_jobs).",
+          help: "Jobs in BullMQ (Redis, or its Postgres backend) by queue and BullMQ state (in the label status, as for flowd_jobs).",
           type: "gauge",
           samples: depths.flatMap(([queue, counts]) =>
             Object.entries(counts as Record<string, number>).map(([status, n]) => ({ labels: { queue, status }, value: n })),
