@@ -3,14 +3,12 @@
  * listens: plain `flowd`, with DATABASE_URL and REDIS_URL unset, must find nothing at
  * 127.0.0.1:5432 and run as flowd dev. It creates a flow, watches it complete on a socket,
  * restarts, and finds it still there. Prints one JSON line with what it saw.
- *
- * Until the Postgres queue backend is in place, BullMQ still needs a Redis: a redis-server of
- * this namespace's own listens at the default address (set FLOWD_FALLBACK_NO_REDIS=1 to test with none).
+ * Nothing answers at Redis's default address either: flowd dev runs its queues on BullMQ's
+ * Postgres backend, so the whole run needs nothing installed.
  */
 import { spawnFlowd } from "../helpers/process";
 import { httpClient } from "../helpers/http";
 import { connectWs } from "../helpers/ws-client";
-import { startRedisServer } from "../helpers/redis-server";
 import { connect } from "node:net";
 
 const [dataDir, cwd] = process.argv.slice(2);
@@ -24,8 +22,7 @@ const answers = (port: number) =>
     s.once("error", () => resolve(false));
   });
 
-const redis = process.env.FLOWD_FALLBACK_NO_REDIS ? null : await startRedisServer(6379);
-const report: Record<string, unknown> = { postgresAnswered: await answers(5432) };
+const report: Record<string, unknown> = { postgresAnswered: await answers(5432), redisAnswered: await answers(6379) };
 const env = { FLOWD_DATA_DIR: dataDir, FLOWD_EMBEDDED_POSTGRES_PORT: "15432", PORT: "3000", LOG_LEVEL: "info" };
 
 async function start() {
@@ -56,8 +53,6 @@ try {
   report.postgresPortFreeAfter = !(await answers(15432));
 } catch (err) {
   report.error = String((err as Error).stack ?? err);
-} finally {
-  await redis?.dispose();
 }
 process.stdout.write(`${JSON.stringify(report)}\n`);
 process.exit(0);

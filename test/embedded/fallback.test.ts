@@ -1,6 +1,6 @@
 /**
  * Plain `flowd` with DATABASE_URL and REDIS_URL unset, in a network namespace of its own where
- * nothing answers at 127.0.0.1:5432, runs as flowd dev (fallback-driver.ts does the steps inside).
+ * nothing answers at 127.0.0.1:5432, runs as flowd dev with no Redis either (fallback-driver.ts does the steps inside).
  */
 import { afterAll, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
@@ -18,7 +18,7 @@ const canUnshare = Bun.which("ip") !== null && Bun.spawnSync(["unshare", "-n", "
 test.skipIf(!canUnshare)("flowd with nothing at the default address runs as flowd dev: flow watched on a socket, restart, still there", async () => {
   const driver = Bun.spawn(["unshare", "-n", "--", process.execPath, join(import.meta.dir, "fallback-driver.ts"), join(root, "data"), root], {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...(process.env.FLOWD_FALLBACK_NO_REDIS ? { FLOWD_FALLBACK_NO_REDIS: "1" } : {}) },
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -32,6 +32,7 @@ test.skipIf(!canUnshare)("flowd with nothing at the default address runs as flow
   }
   expect(report.error).toBeUndefined();
   expect(report.postgresAnswered).toBe(false);
+  expect(report.redisAnswered).toBe(false);
   expect(report.fallbackLine).toContain(
     `DATABASE_URL is unset and nothing answers at 127.0.0.1:5432: starting an embedded Postgres in ${join(root, "data")} (as flowd dev)`,
   );
