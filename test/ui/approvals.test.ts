@@ -188,6 +188,13 @@ describe("Approvals in the dashboard", () => {
     const done = await flowStatus(id);
     expect(done.status).toBe("failed");
     expect(done.jobs.find((j) => j.key === "ok")!.result).toMatchObject({ approved: false, by: "alice", comment: "not today" });
+    // The events that end the wait do not take the answer away; a fresh page says who decided, from the step's result.
+    expect(await panel.getByText("Rejected.").count()).toBe(1);
+    await page.reload();
+    await page.locator(`[data-job="${stepId}"]`).first().click({ timeout: 10_000 });
+    await panel.getByText("Rejected. By alice").waitFor({ timeout: 10_000 });
+    expect(await panel.locator(".decision-done").textContent()).toContain("“not today”");
+    expect(await panel.getByRole("button", { name: "Reject" }).count()).toBe(0);
     await shot(page, "approval-rejected");
     expect(stack.browser.problems).toEqual([]);
     expect(stack.browser.violations).toEqual([]);

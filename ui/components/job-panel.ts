@@ -1,4 +1,5 @@
 import type { ComponentChildren } from "preact";
+import { useState } from "preact/hooks";
 import { html } from "../lib/html";
 import { duration, when } from "../lib/format";
 import { Json, StatusBadge } from "./common";
@@ -42,11 +43,22 @@ function Log({ log }: { log: JobLog }) {
     ${log.dropped > 0 && html`<p class="hint">${log.dropped} more line${log.dropped === 1 ? "" : "s"} dropped (the log keeps the first 1,000 lines or 64 KiB).</p>`}`;
 }
 
+/** An approval step's decision, from its result (`{ approved, by, at, comment? }`, kept on a rejected step too). */
+function decisionOf(job: JobLike): string | null {
+  const r = job.result as { approved?: unknown; by?: unknown; at?: unknown; comment?: unknown } | null;
+  if (job.name !== "approval" || !r || typeof r !== "object" || typeof r.approved !== "boolean") return null;
+  const by = typeof r.by === "string" ? ` By ${r.by}${typeof r.at === "string" ? `, ${when(r.at)}` : ""}` : "";
+  return `${r.approved ? "Approved." : "Rejected."}${by}${typeof r.comment === "string" && r.comment ? `: “${r.comment}”` : ""}`;
+}
+
 /** Everything flowd knows about one job: data, opts, result, error with stack, attempts, timings, progress and log. */
 export function JobPanel({ job, onClose, heading = "h3", children }: { job: JobLike; onClose?: () => void; heading?: "h2" | "h3"; children?: ComponentChildren }) {
   const H = heading;
   const attempts = (job.opts as { attempts?: number } | null)?.attempts ?? 1;
   const wait = describeWait(job.waitingFor, job.status, new Date(), when);
+  // A decision made here stays said while the step's events end its wait, before its result arrives.
+  const [decidedHere, setDecidedHere] = useState<{ id: string; text: string } | null>(null);
+  const decided = decisionOf(job) ?? (decidedHere?.id === job.id ? decidedHere.text : null);
   return html`<aside class="job-panel" aria-labelledby="job-panel-title" data-job-panel=${job.id}>
     <header>
       <${H} id="job-panel-title">${job.key ?? job.name} <${StatusBadge} status=${job.status} /></${H}>
@@ -63,10 +75,17 @@ export function JobPanel({ job, onClose, heading = "h3", children }: { job: JobL
       <div><dt>Created</dt><dd>${when(job.createdAt)}</dd></div>
       <div><dt>Last change</dt><dd>${when(job.updatedAt)} (${duration(new Date(job.updatedAt).getTime() - new Date(job.createdAt).getTime())} after creation)</dd></div>
     </dl>
-    ${job.waitingFor?.reason === "approval" && job.status === "active" &&
-    html`<h4>Decision</h4>
-      <p class="prompt">${(job.data as { prompt?: string } | null)?.prompt ?? ""}</p>
-      <${Decision} jobId=${job.id} key=${job.jobId} />`}
+    ${decided
+      ? html`<h4>Decision</h4><p class="decision-done" role="status">${decided}</p>`
+      : job.waitingFor?.reason === "approval" &&
+        job.status === "active" &&
+        html`<h4>Decision</h4>
+          <p class="prompt">${(job.data as { prompt?: string } | null)?.prompt ?? ""}</p>
+          <${Decision}
+            jobId=${job.id}
+            key=${job.jobId}
+            onDecided=${(approved: boolean) => setDecidedHere({ id: job.id, text: approved ? "Approved." : "Rejected." })}
+          />`}
     ${children}
     <h4>Data</h4>
     <${Json} value=${job.data} label="Job data" />
