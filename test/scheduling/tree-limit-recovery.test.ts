@@ -7,6 +7,7 @@ import { createLogger } from "../../src/log";
 import { releaseForUsers } from "../../src/scheduling/limit-release";
 import { markFlowUnqueued } from "../../src/db/queries/flows";
 import { HOLD_DELAY_MS } from "../../src/services/flow-redis";
+import { applyStatusBatch } from "../../src/db/queries/status";
 import { startStack, type Stack } from "../helpers/stack";
 import { waitFor } from "../helpers/wait";
 
@@ -72,6 +73,32 @@ describe("a tree's jobs held for their limits", () => {
       await waitFor(async () => (await queue().getJobState(children[1]!.jobId)) === "waiting", 10_000, "the released job promoted");
       // The one still held stays parked.
       expect(await queue().getJobState(children[2]!.jobId)).toBe("delayed");
+      expect(await delayedFor(children[2]!.jobId)).toBeGreaterThan(HOLD_DELAY_MS / 2);
+    } finally {
+      await enqueuer.stop();
+    }
+  });
+
+  test("a pass that let a job go before its tree's add reached Redis: the add's parking is kept pending, and the enqueuer lets it go", async () => {
+    const flow = await createTree("early", false);
+    const children = flow.root.children;
+    await stack.database.db.execute(sql`update flow_jobs set status = 'completed', finished_at = now(), event_pos = 1 where id = ${children[0]!.id}`);
+    // A worker's sweeper let the second go while the create's add was still on its way: its promote found nothing.
+    expect((await releaseForUsers(stack.database.db, [await userId()])).flowJobs).toEqual([children[1]!.id]);
+    // Then the add's event reaches the recorder: the job parked a year off, as BullMQ reports it.
+    const parkedAt = `${Date.now()}-0`;
+    await applyStatusBatch(stack.database.db, [{ table: "flow_jobs", change: { jobId: children[1]!.jobId, status: "delayed", starts: 0, streamId: parkedAt } }], new Map());
+    const rowOf = async (id: string) =>
+      (await stack.database.db.execute<{ status: string; waiting_for: string | null }>(sql`select status, waiting_for from flow_jobs where id = ${id}`))[0];
+    // Let go but still parked: pending, which the enqueuer looks at (written delayed, nothing would, and the key's slot stayed taken).
+    expect(await rowOf(children[1]!.id)).toEqual({ status: "pending", waiting_for: null });
+    // The one still held keeps its hold.
+    await applyStatusBatch(stack.database.db, [{ table: "flow_jobs", change: { jobId: children[2]!.jobId, status: "delayed", starts: 0, streamId: parkedAt } }], new Map());
+    expect(await rowOf(children[2]!.id)).toEqual({ status: "pending", waiting_for: "concurrency" });
+    await stack.database.db.execute(sql`update flow_jobs set updated_at = now() - interval '1 minute' where id = ${children[1]!.id}`);
+    const enqueuer = startEnqueuer({ db: stack.database.db, producer, log: createLogger("silent") }, { intervalMs: 100, graceMs: 0 });
+    try {
+      await waitFor(async () => (await queue().getJobState(children[1]!.jobId)) === "waiting", 10_000, "the released job promoted");
       expect(await delayedFor(children[2]!.jobId)).toBeGreaterThan(HOLD_DELAY_MS / 2);
     } finally {
       await enqueuer.stop();

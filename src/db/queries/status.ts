@@ -36,9 +36,17 @@ export type TableChange = { table: TrackedTable; change: StatusChange };
 /**
  * A tree's job held for its per-key limits sits in BullMQ's delayed set until a release pass
  * promotes it (src/services/flow-redis.ts): BullMQ's `delayed` for it means "held, ready for its
- * turn", written as `pending` with its hold kept, where a pass finds it.
+ * turn", written as `pending` with its hold kept, where a pass finds it. The add that parked it
+ * (its first event, in a tree) means the same when a pass let it go before that add reached Redis
+ * (a worker's sweeper ran between the create's commit and its add, so the promote found nothing):
+ * written `pending` without a hold, where the enqueuer finds it still parked and lets it go
+ * (releaseStillParked). Written `delayed`, nothing would look at it again, and its slot stayed taken.
  */
-const HELD_IN_REDIS = `(j.waiting_for in ('concurrency', 'rateLimit') and v.status = 'delayed')`;
+const heldInRedis = (table: TrackedTable) =>
+  table === "flow_jobs"
+    ? `(v.status = 'delayed' and (j.waiting_for in ('concurrency', 'rateLimit')
+         or (j.event_pos = 0 and j.key is null and (j.concurrency_keys is not null or j.rate_key is not null))))`
+    : `(j.waiting_for in ('concurrency', 'rateLimit') and v.status = 'delayed')`;
 
 /**
  * The guarded update of one table, as a CTE over the batch `v`: a change applies only when it is
@@ -46,7 +54,9 @@ const HELD_IN_REDIS = `(j.waiting_for in ('concurrency', 'rateLimit') and v.stat
  * never overwrites a finished job, and a waiting status the row already holds is not written again
  * — so duplicates and late arrivals are harmless and a fresh job costs no write until it starts.
  */
-const guardedUpdate = (table: TrackedTable, returning = "1") => `
+const guardedUpdate = (table: TrackedTable, returning = "1") => {
+  const HELD_IN_REDIS = heldInRedis(table);
+  return `
     update ${table} as j set
       status = case when ${HELD_IN_REDIS} then 'pending' else v.status end,
       result = case when v.status = 'completed' then v.result else j.result end,
@@ -74,6 +84,7 @@ const guardedUpdate = (table: TrackedTable, returning = "1") => `
       -- the re-run that applies the callback are how flowd waits, not new states of the job.
       and not (j.parked_until is not null and v.status in (${sqlLiterals(PARKED_BULLMQ_STATUSES)}))
     returning ${returning}`;
+};
 
 /**
  * The recorder's one statement per batch ($1: the changes, $2: the cursors, both JSON). Fixed text
