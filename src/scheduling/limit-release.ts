@@ -28,12 +28,16 @@ const MAX_ROUNDS = 50;
 
 export interface LimitRelease {
   jobs: string[];
+  /** The released single jobs' rows, read in the pass's transaction for the add after it (no read after the commit). */
+  jobRows: ReleasedJobRow[];
   flowJobs: string[];
   /** When a rate-limited key with jobs waiting may start its next one (epoch ms, the database's clock). */
   wakeAtMs: number | null;
 }
 
-const none = (): LimitRelease => ({ jobs: [], flowJobs: [], wakeAtMs: null });
+type ReleasedJobRow = Awaited<ReturnType<typeof releasedJobRows>>[number];
+
+const none = (): LimitRelease => ({ jobs: [], jobRows: [], flowJobs: [], wakeAtMs: null });
 
 /**
  * Takes the user's lock and gives the keys the jobs' `opts` name their settings where they have none
@@ -60,8 +64,12 @@ export async function releaseWithin(tx: DbOrTx, userId: string): Promise<LimitRe
     const plan = planRelease(state.keys, state.running, state.held, state.nowMs);
     out.wakeAtMs = plan.wakeAtMs;
     if (plan.release.length === 0 && plan.reasons.length === 0 && plan.keys.length === 0) return out;
-    const written = await writePass(tx, userId, plan);
+    // The released single jobs' rows come back in the same round trip: the read runs after the
+    // write on this connection, in this transaction, so it sees what the write let go.
+    const releasing = plan.release.filter((j) => j.tbl === "jobs").map((j) => j.id);
+    const [written, rows] = await Promise.all([writePass(tx, userId, plan), releasing.length > 0 ? releasedJobRows(tx, releasing) : []]);
     out.jobs.push(...written.jobs);
+    out.jobRows.push(...rows);
     out.flowJobs.push(...written.flowJobs);
     if (!tookAll(state.held, plan.release)) return out;
   }
@@ -88,6 +96,7 @@ export async function releaseForUsers(db: Db, userIds: Iterable<string>): Promis
   for (const userId of new Set(userIds)) {
     const r = await db.transaction((tx) => releaseWithin(tx, userId));
     all.jobs.push(...r.jobs);
+    all.jobRows.push(...r.jobRows);
     all.flowJobs.push(...r.flowJobs);
     if (r.wakeAtMs !== null) all.wakeAtMs = Math.min(all.wakeAtMs ?? Infinity, r.wakeAtMs);
   }
@@ -107,9 +116,12 @@ export async function ringSweepers(deps: { producer: Producer; log: Logger }, pr
 }
 
 /** Adds released rows to Redis after their pass committed; a failed add leaves them to the enqueuer. */
-export async function addLimitReleased(deps: { db: Db; producer: Producer; log: Logger }, released: Pick<LimitRelease, "jobs" | "flowJobs">) {
+export async function addLimitReleased(
+  deps: { db: Db; producer: Producer; log: Logger },
+  released: Pick<LimitRelease, "jobs" | "flowJobs"> & Partial<Pick<LimitRelease, "jobRows">>,
+) {
   if (released.jobs.length > 0) {
-    const rows = await releasedJobRows(deps.db, released.jobs);
+    const rows = released.jobRows ?? (await releasedJobRows(deps.db, released.jobs));
     // Back to `pending` for the enqueuer if Redis refused (the rows were written where the add puts them).
     if (rows.length > 0 && !(await enqueueJobs(deps, rows))) await markJobsUnqueued(deps.db, rows.map((r) => r.id));
   }
@@ -140,20 +152,29 @@ export async function releaseAndAdd(
  * Runs passes for users as they are rung, one pass at a time, folding rings that arrive meanwhile
  * into the next: the status recorder rings it after each batch and goes on recording, so a pass
  * never holds up the events behind it, and a burst of batches costs one pass per user, not one each.
+ * A pass's adds to Redis run beside the next pass (the rows are released in Postgres already; an
+ * add is safe to repeat), so a slot freed meanwhile waits for one pass, not a pass and an add.
  */
 export function createLimitReleaser(deps: { db: Db; producer: () => Producer; log: Logger }) {
   const waiting = new Set<string>();
+  const adding = new Set<Promise<void>>();
   let running: Promise<void> | null = null;
+  const warn = (what: string, count: number) => (err: unknown) =>
+    // The sweeper (or, for a lost add, the enqueuer) repeats what failed here within a second.
+    deps.log.warn(what, { count, err: String(err) });
   const drain = async () => {
     while (waiting.size > 0) {
       const users = [...waiting];
       waiting.clear();
       try {
         const released = await releaseForUsers(deps.db, users);
-        await addLimitReleased({ ...deps, producer: deps.producer() }, released);
+        if (released.jobs.length + released.flowJobs.length === 0) continue;
+        const add: Promise<void> = addLimitReleased({ ...deps, producer: deps.producer() }, released)
+          .catch(warn("released jobs not yet in Redis; the enqueuer will add them", released.jobs.length + released.flowJobs.length))
+          .finally(() => adding.delete(add));
+        adding.add(add);
       } catch (err) {
-        // The sweeper repeats what failed here within a second.
-        deps.log.warn("could not release jobs held for limits; the sweeper will", { count: users.length, err: String(err) });
+        warn("could not release jobs held for limits; the sweeper will", users.length)(err);
       }
     }
     running = null;
@@ -163,9 +184,9 @@ export function createLimitReleaser(deps: { db: Db; producer: () => Producer; lo
       for (const u of userIds) waiting.add(u);
       running ??= drain();
     },
-    /** Resolves once the passes rung so far have run. */
+    /** Resolves once the passes rung so far have run and their adds are done. */
     async idle() {
-      while (running) await running;
+      while (running || adding.size > 0) await Promise.all([running, ...adding]);
     },
   };
 }

@@ -150,7 +150,7 @@ async function storeLimited(deps: ServiceDeps, rows: JobRow[], insert: (db: DbOr
       row.readyAt = row.status === "waiting" ? new Date() : null;
     }
   const own = new Set(rows.map((r) => r.id));
-  const others = { jobs: released.jobs.filter((id) => !own.has(id)), flowJobs: released.flowJobs };
+  const others = { jobs: released.jobs.filter((id) => !own.has(id)), jobRows: released.jobRows.filter((r) => !own.has(r.id)), flowJobs: released.flowJobs };
   if (others.jobs.length + others.flowJobs.length > 0)
     await addLimitReleased(deps, others).catch((err) => deps.log.warn("released jobs not yet in Redis; the enqueuer will add them", { err: String(err) }));
   await ringSweepers(deps, deps.config.prefix, released);

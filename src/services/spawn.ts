@@ -111,13 +111,13 @@ export async function spawnJobs(deps: SpawnDeps, spawner: SpawnerRow, jobs: Grap
           rateKey: limits.rateKey,
         })),
       );
-    const released: LimitRelease = limited ? await releaseWithin(tx, spawner.userId) : { jobs: [], flowJobs: [], wakeAtMs: null };
+    const released: LimitRelease = limited ? await releaseWithin(tx, spawner.userId) : { jobs: [], jobRows: [], flowJobs: [], wakeAtMs: null };
     return { plan, released };
   });
   const ready = plan.added.filter((p) => !p.waitingFor).map((p) => p.id);
   await ringSweepers(deps, deps.config.prefix, released);
   // Its own jobs the pass let go go in with those nothing held (and any other job the pass let go).
-  await addLimitReleased(deps, { jobs: released.jobs, flowJobs: [...ready, ...released.flowJobs] });
+  await addLimitReleased(deps, { ...released, flowJobs: [...ready, ...released.flowJobs] });
   const byKey = new Map<string, SpawnedJob>(plan.added.map((p) => [p.key, { key: p.key, id: p.id, jobId: p.jobId, status: "pending", added: true }]));
   for (const r of plan.again) byKey.set(r.key!, { key: r.key!, id: r.id, jobId: r.jobId, status: r.status, added: false });
   return jobs.map((j) => byKey.get(j.key)!);
