@@ -27,6 +27,15 @@ export function createDb(url: string, opts: { max?: number } = {}): Database {
 }
 
 /**
+ * The postgres.js connection under a drizzle database or transaction, for fixed statements sent
+ * prepared (`unsafe(text, params, { prepare: true })`): drizzle sends each `execute` unprepared, so
+ * Postgres parses and plans it every time — most of a small statement's cost when its text is long.
+ */
+export function clientOf(db: DbOrTx): Sql {
+  return (db as unknown as { session: { client: Sql } }).session.client;
+}
+
+/**
  * Postgres' error code, whether postgres.js threw the error itself or drizzle wrapped it (its
  * DrizzleQueryError keeps the driver's error as `cause`): callers check codes either way.
  */

@@ -5,7 +5,7 @@
  */
 import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { jobs } from "../schema";
-import type { DbOrTx } from "../client";
+import { clientOf, type DbOrTx } from "../client";
 import { LIMIT_RUNNING, TURN_KEY } from "../schema/columns";
 
 /** A limit key's settings and scheduling state, as a release pass reads them (src/scheduling/limit-plan.ts). */
@@ -150,27 +150,36 @@ const textArray = (values: string[]) => sql`array(select jsonb_array_elements_te
 /**
  * What a release pass reads, in one statement (after the user's lock, so it sees every pass before
  * it): the database's clock, the user's keys, running jobs per key, and the first `perKey` held jobs
- * of each turn key in creation order.
+ * of each turn key in creation order. Fixed text, sent prepared ($1: the user): a pass runs after
+ * every recorder batch that frees a slot, and parsing and planning this text each time cost more
+ * than running it.
  */
-export async function readPassState(db: DbOrTx, userId: string, perKey: number) {
-  const running = TABLES.map((t) => sql`select unnest(concurrency_keys) as key from ${sql.raw(t)} where user_id = ${userId} and ${sql.raw(RUNNING)}`);
-  const held = TABLES.map((t) =>
-    sql.raw(`(select '${t}' as tbl, id, concurrency_keys, rate_key, waiting_for, created_at from ${t}
-      where user_id = k.user_id and ${TURN_KEY} = k.key and ${HELD}
-      order by created_at, id limit ${Math.floor(perKey)})`),
-  );
-  const [row] = await db.execute<{ now_ms: number; keys: Record<string, unknown>[]; running: Record<string, number>; held: Record<string, unknown>[] }>(sql`
-    with r as (select key, count(*) as n from (${sql.join(running, sql` union all `)}) x group by key)
+const PASS_STATE = (perKey: number) => `
+    with r as (select key, count(*) as n from (${TABLES.map((t) => `select unnest(concurrency_keys) as key from ${t} where user_id = $1 and ${RUNNING}`).join(" union all ")}) x group by key)
     select (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms,
       (select coalesce(jsonb_agg(k), '[]'::jsonb) from (
-         select key, concurrency, rate_max, rate_per_ms, rate_next_ms, turn, updated_at from limit_keys where user_id = ${userId}) k) as keys,
+         select key, concurrency, rate_max, rate_per_ms, rate_next_ms, turn, updated_at from limit_keys where user_id = $1) k) as keys,
       (select coalesce(jsonb_object_agg(key, n), '{}'::jsonb) from r) as running,
       (select coalesce(jsonb_agg(c order by c.created_at, c.id), '[]'::jsonb) from (
          select c.* from limit_keys k left join r on r.key = k.key
-         cross join lateral (${sql.join(held, sql` union all `)}) c
+         cross join lateral (${TABLES.map(
+           (t) => `(select '${t}' as tbl, id, concurrency_keys, rate_key, waiting_for, created_at from ${t}
+              where user_id = k.user_id and ${TURN_KEY} = k.key and ${HELD}
+              order by created_at, id limit ${Math.floor(perKey)})`,
+         ).join(" union all ")}) c
          -- A full turn key's jobs cannot go (each names it as a concurrency key, unless the key's
          -- rate limit is what holds them): not read, so a pass costs the keys with room, not every key.
-         where k.user_id = ${userId} and (k.concurrency is null or coalesce(r.n, 0) < k.concurrency or k.rate_max is not null)) c) as held`);
+         where k.user_id = $1 and (k.concurrency is null or coalesce(r.n, 0) < k.concurrency or k.rate_max is not null)) c) as held`;
+const passStates = new Map<number, string>();
+
+export async function readPassState(db: DbOrTx, userId: string, perKey: number) {
+  let text = passStates.get(perKey);
+  if (!text) passStates.set(perKey, (text = PASS_STATE(perKey)));
+  const [row] = await clientOf(db).unsafe<{ now_ms: number; keys: Record<string, unknown>[]; running: Record<string, number>; held: Record<string, unknown>[] }[]>(
+    text,
+    [userId],
+    { prepare: true },
+  );
   return {
     nowMs: row!.now_ms,
     keys: row!.keys.map(keyRow),
@@ -187,10 +196,31 @@ export async function readPassState(db: DbOrTx, userId: string, perKey: number) 
   };
 }
 
+const qualified = (d: string) => HELD.replace(/waiting_for|status/g, `${d}.$&`);
+
 /**
  * What a release pass decided, in one statement: held jobs let go (both tables), reasons changed
- * for jobs left waiting, keys' turns and next start times. Answers the row ids let go per table.
+ * for jobs left waiting, keys' turns and next start times. Fixed text, sent prepared ($1, $2: the
+ * ids let go per table; $3: the reasons; $4: the keys; $5: the user, all JSON but the user).
  */
+const WRITE_PASS = `
+    -- A single job let go is written where its add puts it, as a create does (see freshJobState): the
+    -- recorder then has nothing to write for BullMQ's waiting; a failed add puts it back to pending.
+    with rj as (update jobs set waiting_for = null, updated_at = now(),
+                  status = case when coalesce((opts->>'delay')::bigint, 0) > 0 then 'delayed' else 'waiting' end,
+                  ready_at = case when coalesce((opts->>'delay')::bigint, 0) > 0 then null else now() end
+                where id in (select jsonb_array_elements_text($1::jsonb)) and ${HELD} returning id),
+         rf as (update flow_jobs set waiting_for = null, updated_at = now()
+                where id in (select jsonb_array_elements_text($2::jsonb)) and ${HELD} returning id),
+         why as (select * from jsonb_to_recordset($3::jsonb) as r(tbl text, id text, reason text)),
+         wj as (update jobs j set waiting_for = why.reason from why where why.tbl = 'jobs' and j.id = why.id and ${qualified("j")} returning 1),
+         wf as (update flow_jobs j set waiting_for = why.reason from why where why.tbl = 'flow_jobs' and j.id = why.id and ${qualified("j")} returning 1),
+         ks as (update limit_keys as k set turn = r.turn, rate_next_ms = r.rate_next_ms
+                from jsonb_to_recordset($4::jsonb) as r(key text, turn bigint, rate_next_ms double precision)
+                where k.user_id = $5 and k.key = r.key returning 1)
+    select (select coalesce(jsonb_agg(id), '[]'::jsonb) from rj) as jobs, (select coalesce(jsonb_agg(id), '[]'::jsonb) from rf) as flow_jobs,
+           (select count(*) from wj) + (select count(*) from wf) + (select count(*) from ks) as n`;
+
 export async function writePass(
   db: DbOrTx,
   userId: string,
@@ -199,22 +229,8 @@ export async function writePass(
   const ids = (tbl: string) => JSON.stringify(pass.release.filter((j) => j.tbl === tbl).map((j) => j.id));
   const reasons = JSON.stringify(pass.reasons.map((r) => ({ tbl: r.job.tbl, id: r.job.id, reason: r.reason })));
   const keys = JSON.stringify(pass.keys.map((k) => ({ key: k.key, turn: k.turn, rate_next_ms: k.rateNextMs })));
-  const [row] = await db.execute<{ jobs: string[]; flow_jobs: string[] }>(sql`
-    -- A single job let go is written where its add puts it, as a create does (see freshJobState): the
-    -- recorder then has nothing to write for BullMQ's waiting; a failed add puts it back to pending.
-    with rj as (update jobs set waiting_for = null, updated_at = now(),
-                  status = case when coalesce((opts->>'delay')::bigint, 0) > 0 then 'delayed' else 'waiting' end,
-                  ready_at = case when coalesce((opts->>'delay')::bigint, 0) > 0 then null else now() end
-                where id in (select jsonb_array_elements_text(${ids("jobs")}::jsonb)) and ${sql.raw(HELD)} returning id),
-         rf as (update flow_jobs set waiting_for = null, updated_at = now()
-                where id in (select jsonb_array_elements_text(${ids("flow_jobs")}::jsonb)) and ${sql.raw(HELD)} returning id),
-         why as (select * from jsonb_to_recordset(${reasons}::jsonb) as r(tbl text, id text, reason text)),
-         wj as (update jobs j set waiting_for = why.reason from why where why.tbl = 'jobs' and j.id = why.id and ${sql.raw(HELD.replace(/waiting_for|status/g, "j.$&"))} returning 1),
-         wf as (update flow_jobs j set waiting_for = why.reason from why where why.tbl = 'flow_jobs' and j.id = why.id and ${sql.raw(HELD.replace(/waiting_for|status/g, "j.$&"))} returning 1),
-         ks as (update limit_keys as k set turn = r.turn, rate_next_ms = r.rate_next_ms
-                from jsonb_to_recordset(${keys}::jsonb) as r(key text, turn bigint, rate_next_ms double precision)
-                where k.user_id = ${userId} and k.key = r.key returning 1)
-    select (select coalesce(jsonb_agg(id), '[]'::jsonb) from rj) as jobs, (select coalesce(jsonb_agg(id), '[]'::jsonb) from rf) as flow_jobs,
-           (select count(*) from wj) + (select count(*) from wf) + (select count(*) from ks) as n`);
+  const [row] = await clientOf(db).unsafe<{ jobs: string[]; flow_jobs: string[] }[]>(WRITE_PASS, [ids("jobs"), ids("flow_jobs"), reasons, keys, userId], {
+    prepare: true,
+  });
   return { jobs: row!.jobs, flowJobs: row!.flow_jobs };
 }
