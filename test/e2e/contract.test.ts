@@ -38,6 +38,8 @@ process.on("SIGTERM", () => worker.close().then(() => process.exit(0)));
 `;
 
 const FINISHED = ["completed", "failed", "cancelled"];
+// Above bun's 5 s default when run alone: on a loaded machine the waits inside, each with its own deadline, may add up.
+const TEST_MS = 60_000;
 type Seen = { id: string; name: string; raw: string; children?: Record<string, unknown> };
 
 describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s backend", (backend) => {
@@ -108,7 +110,7 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
       expect(r.body).toMatchObject({ postgres: "ok", queueBackend: "postgres" });
       expect(r.body.redis).toBeUndefined();
     } else expect(r.body).toMatchObject({ postgres: "ok", redis: "ok" });
-  });
+  }, TEST_MS);
 
   test("a tree runs children before their parent, which gets their results; a socket sees it through to completed", async () => {
     const socket = await open();
@@ -145,7 +147,7 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
       expect(at(child, ["completed"])).toBeGreaterThanOrEqual(0);
       expect(at(child, ["completed"])).toBeLessThan(at(parent, ["active", "completed"]));
     }
-  });
+  }, TEST_MS);
 
   test("a socket that drops mid-flow resumes with after: exactly the missed events, in order, none twice", async () => {
     // A chain of sleeps, so the flow's events are spread over a second or so.
@@ -170,7 +172,7 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
     expect(after[0]).toBeGreaterThan(last);
     expect([...before, ...after]).toEqual((await flowLog(flowId)).map((e) => e.seq));
     again.close();
-  });
+  }, TEST_MS);
 
   test("a diamond graph: D runs after B and C and gets both results by key", async () => {
     const created = await http("POST", "/v1/flows", {
@@ -190,7 +192,7 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
     expect(byKey.C.result).toEqual({ slept: 100 });
     expect(byKey.B.result).toEqual({ data: { n: 2 }, parents: { A: byKey.A.result } });
     expect(byKey.D.result).toEqual({ data: { n: 4 }, parents: { B: byKey.B.result, C: byKey.C.result } });
-  });
+  }, TEST_MS);
 
   test("a single job completes; an every-schedule creates jobs that run", async () => {
     const job = await http("POST", "/v1/jobs", { name: "echo", data: { single: true } });
@@ -207,7 +209,7 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
     for (const r of runs) expect(r.result).toEqual({ data: { from: "tick" }, children: {} });
     expect((await http("DELETE", `/v1/schedules/${schedule.body.id}`)).status).toBe(204);
     expect((await http("GET", `/v1/schedules/${schedule.body.id}`)).status).toBe(404);
-  });
+  }, TEST_MS);
 
   test("a webhook is delivered for a completed job, signed as Standard Webhooks says", async () => {
     const hook = await http("POST", "/v1/webhooks", { url: hooks.url("/hook"), events: ["*"] });
@@ -228,7 +230,7 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
     }, 10_000, "the delivery on record");
     expect(deliveries.find((d) => d.eventSeq === arrival.body.seq)).toMatchObject({ statusCode: 200, error: null });
     expect((await http("DELETE", `/v1/webhooks/${hook.body.id}`)).status).toBe(204);
-  });
+  }, TEST_MS);
 
   test("a plain node BullMQ worker runs an external queue: data exactly as posted, progress, children's results", async () => {
     // Keys in an order jsonb would not keep, unicode, nesting: the worker must see these bytes.
@@ -260,14 +262,15 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
       return items.some((w) => w.kind === "external" && w.queues[0] === "ext") ? items : null;
     }, 15_000, "the external worker to be listed");
     expect(workers.find((w) => w.kind === "flowd")!.queues).not.toContain("ext");
-  });
+  }, TEST_MS);
 
   test("a running job is cancelled; a failed flow is retried and then completes", async () => {
     const running = await http("POST", "/v1/jobs", { name: "sleep", data: { ms: 60_000 } });
     expect(running.status).toBe(201);
     await waitFor(async () => (await http("GET", `/v1/jobs/${running.body.id}`)).body.status === "active", 20_000, "the sleep to start");
     expect((await http("POST", `/v1/jobs/${running.body.id}/cancel`)).status).toBe(200);
-    expect((await settled(`/v1/jobs/${running.body.id}`, 20_000)).status).toBe("cancelled");
+    const cancelled = await settled(`/v1/jobs/${running.body.id}`, 20_000);
+    expect(cancelled.status).toBe("cancelled");
     expect((await http("POST", `/v1/jobs/${running.body.id}/cancel`)).status).toBe(409);
 
     const created = await http("POST", "/v1/flows", {
@@ -293,7 +296,7 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
     expect(kept2.attemptsMade).toBe(1);
     expect(kept2.result).toEqual(kept.result);
     expect(done.root.result.children).toEqual({ [flaky2.jobId]: { failedTimes: 1 }, [kept2.jobId]: kept.result });
-  });
+  }, TEST_MS);
 
   test("kill -9 of the worker while jobs run: a new worker finishes them, each recorded completed, none lost", async () => {
     const n = 24;
