@@ -241,20 +241,53 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
     expect(job).toMatchObject({ status: "completed", result: { resized: 42 }, progress: { done: 1 } });
     expect(seen.find((l) => l.id === job.jobId)!.raw).toBe(JSON.stringify(posted));
 
+    // A child that fails once fails the flow; after a retry the external parent still gets every child's result.
     const created = await http("POST", "/v1/flows", {
       name: "mixed",
-      root: { name: "combine", queue: "ext", data: { step: "root" }, children: [{ name: "resize", queue: "ext", data: { w: 3 } }, { name: "echo", data: { x: 1 } }] },
+      root: {
+        name: "combine",
+        queue: "ext",
+        data: { step: "root" },
+        children: [{ name: "resize", queue: "ext", data: { w: 3 } }, { name: "echo", data: { x: 1 } }, { name: "fail", data: { times: 1 } }],
+      },
     });
     expect(created.status).toBe(201);
-    const flow = await settled(`/v1/flows/${created.body.id}`);
+    const failed = await settled(`/v1/flows/${created.body.id}`);
+    expect(failed.status).toBe("failed");
+    expect(failed.root.children.map((j: { status: string }) => j.status)).toEqual(["completed", "completed", "failed"]);
+    expect((await http("POST", `/v1/flows/${created.body.id}/retry`)).status).toBe(200);
+    const flow = await waitFor(async () => {
+      const r = (await http("GET", `/v1/flows/${created.body.id}`)).body;
+      return FINISHED.includes(r.status) && r.root.attemptsMade >= 1 ? r : null;
+    }, 30_000, "the retried flow to finish");
     expect(flow.status).toBe("completed");
-    const [resize, echo] = flow.root.children;
-    const rootRun = seen.filter((l) => l.name === "combine" && l.id === flow.root.jobId).pop()!;
-    expect(rootRun.raw).toBe(JSON.stringify({ step: "root" }));
+    const [resize, echo, fail] = flow.root.children;
+    const rootRuns = seen.filter((l) => l.name === "combine" && l.id === flow.root.jobId);
+    expect(rootRuns).toHaveLength(1);
+    expect(rootRuns[0]!.raw).toBe(JSON.stringify({ step: "root" }));
     // BullMQ names children `<prefix>:<queue>:<id>` on Redis and `<queue>:<id>` on Postgres: the id is last.
-    const byJobId = Object.fromEntries(Object.entries(rootRun.children!).map(([k, v]) => [k.split(":").pop(), v]));
-    expect(byJobId).toEqual({ [resize.jobId]: { resized: 6 }, [echo.jobId]: { data: { x: 1 }, children: {} } });
-    expect(flow.root.result).toEqual({ got: 2 });
+    const byJobId = Object.fromEntries(Object.entries(rootRuns[0]!.children!).map(([k, v]) => [k.split(":").pop(), v]));
+    expect(byJobId).toEqual({ [resize.jobId]: { resized: 6 }, [echo.jobId]: { data: { x: 1 }, children: {} }, [fail.jobId]: { failedTimes: 1 } });
+    expect(flow.root.result).toEqual({ got: 3 });
+    // The resize that had completed was not run again.
+    expect(seen.filter((l) => l.id === resize.jobId)).toHaveLength(1);
+
+    // A graph job on the external queue gets its dependency's result the same way.
+    const graph = await http("POST", "/v1/flows", {
+      name: "mixed-graph",
+      jobs: [
+        { key: "first", name: "echo", data: { n: 1 } },
+        { key: "then", name: "combine", queue: "ext", dependsOn: ["first"] },
+      ],
+    });
+    expect(graph.status).toBe(201);
+    const ran = await settled(`/v1/flows/${graph.body.id}`);
+    expect(ran.status).toBe("completed");
+    const byKey = Object.fromEntries(ran.jobs.map((j: { key: string }) => [j.key, j]));
+    const thenRun = seen.find((l) => l.id === byKey.then.jobId)!;
+    const deps = Object.fromEntries(Object.entries(thenRun.children!).map(([k, v]) => [k.split(":").pop(), v]));
+    expect(deps).toEqual({ [byKey.first.jobId]: { data: { n: 1 }, children: {} } });
+    expect(byKey.then.result).toEqual({ got: 1 });
 
     // The node worker is listed as an external one; flowd's own worker does not consume the queue.
     const workers = await waitFor(async () => {
