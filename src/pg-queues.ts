@@ -42,6 +42,7 @@ export async function openPgQueues(config: { databaseUrl: string; queueSchema: s
     const client = await pool.connect();
     try {
       await runMigrations(client, config.queueSchema);
+      await installKeptResults(client, config.queueSchema);
     } finally {
       client.release();
     }
@@ -51,6 +52,42 @@ export async function openPgQueues(config: { databaseUrl: string; queueSchema: s
     throw new ConnectError(`cannot prepare BullMQ's Postgres backend at ${maskUrl(config.databaseUrl)} (${e.code ?? e.message}); check DATABASE_URL`);
   }
   return { pool, schema: config.queueSchema, close: () => pool.end() };
+}
+
+/**
+ * Results of children not run again (a retried tree's completed children, a graph job's
+ * dependencies) ride in the job's opts (`flowd.kept` and `flowd.keptQueues`; `flowd` is META_KEY
+ * in services/job-envelope.ts), since BullMQ's `job_dependency` rows need their parent's row. This
+ * trigger writes those rows in the insert's own transaction, as processed children keyed
+ * `<queue>:<id>` like BullMQ's, so any worker's `getChildrenValues()` (the users' own too) has them
+ * before the job can be fetched: what the `processed` hash written before the add gives on Redis.
+ * Installed under a lock, as processes start together.
+ */
+async function installKeptResults(client: pg.PoolClient, schema: string) {
+  const s = quoted(schema);
+  await client.query("begin");
+  try {
+    await client.query("select pg_advisory_xact_lock(hashtext('flowd:kept-results:' || $1))", [schema]);
+    await client.query(`
+      create or replace function ${s}.flowd_give_kept() returns trigger language plpgsql as $fn$
+      begin
+        insert into ${s}.job_dependency (parent_queue, parent_id, child_queue, child_id, child_key, status, value)
+        select new.queue, new.id, q.value #>> '{}', k.key, (q.value #>> '{}') || ':' || k.key, 'processed', k.value
+        from jsonb_each(new.opts -> 'flowd' -> 'kept') k
+        join jsonb_each(new.opts -> 'flowd' -> 'keptQueues') q on q.key = k.key
+        on conflict do nothing;
+        return null;
+      end
+      $fn$`);
+    await client.query(`drop trigger if exists flowd_give_kept on ${s}.job`);
+    await client.query(
+      `create trigger flowd_give_kept after insert on ${s}.job for each row when (new.opts -> 'flowd' ? 'keptQueues') execute function ${s}.flowd_give_kept()`,
+    );
+    await client.query("commit");
+  } catch (err) {
+    await client.query("rollback").catch(() => {});
+    throw err;
+  }
 }
 
 /** A schema name checked by the config pattern, quoted for SQL text. */

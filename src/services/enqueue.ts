@@ -41,7 +41,8 @@ function keepInOpts(trees: FlowdFlowJob[]) {
   const visit = (node: FlowdFlowJob) => {
     if (node.kept) {
       const kept = Object.fromEntries(Object.entries(node.kept).map(([jobId, k]) => [jobId, k.result ?? null]));
-      node.opts = { ...node.opts, [META_KEY]: { ...node.opts[META_KEY], kept } as JobMeta };
+      const keptQueues = Object.fromEntries(Object.entries(node.kept).map(([jobId, k]) => [jobId, k.queue]));
+      node.opts = { ...node.opts, [META_KEY]: { ...node.opts[META_KEY], kept, keptQueues } as JobMeta };
       delete node.kept;
     }
     for (const child of node.children ?? []) visit(child);
@@ -113,8 +114,8 @@ async function removalPass(deps: { producer: Producer }, rows: Removal[]): Promi
  */
 async function giveKeptResults(producer: Producer, shard: Shard, trees: FlowdFlowJob[]) {
   // BullMQ's Postgres backend keeps children's results in rows tied to the parent, which cannot
-  // exist before it: there the kept results ride in flowd's own bookkeeping on the job (its opts),
-  // where flowd's processor reads them beside getChildrenValues(). Users' own workers see only the latter.
+  // exist before it: there the kept results ride in the job's opts, and a trigger in the queue
+  // schema writes those rows as the job is inserted (see pg-queues.ts).
   if (producer.pg) return keepInOpts(trees);
   const { prefix } = producer.at(shard);
   const writes: [string, Record<string, string>][] = [];

@@ -24,6 +24,12 @@ export interface JobMeta {
   parentKeys?: Record<string, string>;
   /** The flow a flow job belongs to, for the handler's `ctx.job.flowId`. */
   flowId?: string;
+  /**
+   * BullMQ's Postgres backend only: kept children's results (child job id → result) and their
+   * queues, which a trigger writes where `getChildrenValues()` reads them (see pg-queues.ts).
+   */
+  kept?: Record<string, unknown>;
+  keptQueues?: Record<string, string>;
 }
 
 /**

@@ -39,8 +39,9 @@ export function createProcessor(
     // Overdue before its first start (the sweep had not reached it): fail it unrun, as the sweep would.
     const overdue = expiredAtStart(job, meta);
     if (overdue) throw new UnrecoverableError(expiredReason(overdue));
-    // Kept results of children that are not run again are in the same hash (see enqueue.ts).
-    const children: Record<string, unknown> = { ...(meta as { kept?: Record<string, unknown> }).kept };
+    // Kept results of children that are not run again are in the same place (see enqueue.ts); on
+    // the Postgres backend also in the opts, which alone hold them for jobs added before its trigger.
+    const children: Record<string, unknown> = { ...meta.kept };
     if (meta.parent) {
       const values = await job.getChildrenValues();
       for (const [key, value] of Object.entries(values)) children[parseJobKey(key)?.jobId ?? key] = value;

@@ -63,5 +63,4 @@ export async function startPgStack(opts: { env?: Record<string, string>; role?: 
 }
 export type PgStack = Awaited<ReturnType<typeof startPgStack>>;
 
-/** Nothing in the logs says a Redis connection was tried. */
-export const mentionsRedisError = (logs: string) => /Redis connection error|ECONNREFUSED|cannot reach Redis/.test(logs);
+export { mentionsRedisError } from "../helpers/cluster";

@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { waitFor } from "../helpers/wait";
 import { testPort } from "../helpers/ports";
-import { startWebhookReceiver } from "../helpers/webhook-receiver";
 import { startTaskReceiver, type Answer } from "../helpers/task-receiver";
 import { mentionsRedisError, startPgStack, type PgStack } from "./pg-stack";
 
 let s: PgStack;
 const healthPort = testPort();
-const hooks = startWebhookReceiver();
 const answers = new Map<string, (n: number) => Answer>();
 const service = startTaskReceiver((path, n) => answers.get(path)?.(n) ?? { status: 200, body: { ok: true } });
 beforeAll(async () => {
@@ -15,7 +13,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await s?.stop();
-  hooks.stop();
   service.stop();
 });
 
@@ -25,7 +22,8 @@ const settled = (path: string, ms = 30_000) =>
     return ["completed", "failed", "cancelled"].includes(r.body.status) && r.body;
   }, ms, `${path} to finish`);
 
-describe("schedules, webhooks, http tasks, readiness and metrics on the Postgres backend", () => {
+// Webhooks and the schedule's runs are checked on both backends by test/e2e/contract.test.ts.
+describe("schedules, http tasks, readiness and metrics on the Postgres backend", () => {
   test("an every-schedule creates jobs through BullMQ's job scheduler, and they run", async () => {
     const created = await s.http("POST", "/v1/schedules", { name: "tick", every: 500, job: { name: "echo", data: { from: "schedule" } } });
     expect(created.status).toBe(201);
@@ -38,15 +36,6 @@ describe("schedules, webhooks, http tasks, readiness and metrics on the Postgres
     expect(row!.n).toBe(1);
     expect((await s.http("DELETE", `/v1/schedules/${created.body.id}`)).status).toBeLessThan(300);
     await waitFor(async () => (await s.sql`select count(*)::int as n from bullmq.scheduler where queue = 'schedules'`)[0]!.n === 0, 10_000, "the scheduler to go");
-  });
-
-  test("a webhook is delivered, signed, for a completed job", async () => {
-    const hook = await s.http("POST", "/v1/webhooks", { url: hooks.url("/pg"), events: ["job.updated"] });
-    expect(hook.status).toBe(201);
-    hooks.trust("/pg", hook.body.secret);
-    const job = await s.http("POST", "/v1/jobs", { name: "echo", data: { hook: true } });
-    await waitFor(() => hooks.arrivals.find((a) => a.path === "/pg" && JSON.stringify(a.body).includes(job.body.id) && JSON.stringify(a.body).includes("completed")), 30_000, "the delivery");
-    expect(hooks.badSignatures).toEqual([]);
   });
 
   test("an http task parks on 202 and completes by its callback", async () => {

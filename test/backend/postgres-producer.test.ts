@@ -77,6 +77,21 @@ describe("addAfter on the Postgres backend", () => {
   });
 });
 
+describe("kept children's results on the Postgres backend", () => {
+  test("a job added with kept results has them as processed children from its insert on; installing twice at once is fine", async () => {
+    // Two more processes starting together on the same schema install the trigger again.
+    const again = await Promise.all([1, 2].map(() => openPgQueues({ databaseUrl: db.url, queueSchema: "bullmq" }, createLogger("silent"))));
+    await Promise.all(again.map((q) => q.close()));
+    const flowd = { kept: { c1: { rows: 7 }, c2: null }, keptQueues: { c1: "ext", c2: "flows" } };
+    await producer.at(null).queue("jobs").add("echo", {}, { jobId: "k1", flowd } as never);
+    const job = await producer.at(null).queue("jobs").getJob("k1");
+    expect(await job!.getChildrenValues()).toEqual({ "ext:c1": { rows: 7 }, "flows:c2": null });
+    // A job without them gets none.
+    await producer.at(null).queue("jobs").add("echo", {}, { jobId: "k2" });
+    expect(await (await producer.at(null).queue("jobs").getJob("k2"))!.getChildrenValues()).toEqual({});
+  });
+});
+
 describe("signals over NOTIFY", () => {
   test("a long list of ids is cut at commas below Postgres' payload limit, losing none", () => {
     const ids = Array.from({ length: 2_000 }, (_, i) => `job-${i}-${"x".repeat(i % 30)}`);
