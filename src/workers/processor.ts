@@ -78,14 +78,19 @@ export function createProcessor(
         : timeoutMs
           ? await raceAttempt(abort, timeoutMs, builtin)
           : await builtin(abort);
-      // A handler that caught its join's JoinPending and returned still parks.
+      // A handler that caught its join's JoinPending and returned still parks. Its lines go first:
+      // once parked it holds no slot, and a worker killed then would lose lines still buffered.
+      await logSink?.flush(who.id);
       await joins?.settle(false);
       if (config.maxResultBytes !== undefined) checkResultSize(result, config.maxResultBytes);
       return result;
     } catch (err) {
       if (err instanceof DelayedError) throw err;
       // A cancelled job does not park: its attempt ends here.
-      if (!abort.aborted) await joins?.settle(true);
+      if (!abort.aborted) {
+        await logSink?.flush(who.id);
+        await joins?.settle(true);
+      }
       if (abort.aborted) throw new UnrecoverableError(`cancelled: ${(err as Error)?.message ?? String(err)}`);
       if (err instanceof PermanentFailure || (err as { permanent?: unknown })?.permanent === true)
         throw new UnrecoverableError((err as Error).message);

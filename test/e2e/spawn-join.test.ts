@@ -221,10 +221,13 @@ describe("jobs added while a flow runs", () => {
 
   test("kill -9 of the worker while a job is parked on a join loses nothing: a new worker runs the rest and the join completes", async () => {
     const flow = await create([{ key: "fan", name: "fan", data: { n: 6, ms: 700 } }]);
-    await waitFor(async () => {
+    const parked = await waitFor(async () => {
       const res = await http()("GET", `/v1/flows/${flow.id}`);
-      return res.body.jobs.find((j: { key: string }) => j.key === "fan").waitingFor?.reason === "children";
+      const fan = res.body.jobs.find((j: { key: string }) => j.key === "fan");
+      return fan.waitingFor?.reason === "children" ? fan : null;
     }, 30_000, "the fan job to park");
+    // Its run's lines were kept before it parked: a kill from now on cannot lose them.
+    expect(parked.log.lines.map((l: { line: string }) => l.line)).toEqual(["run"]);
     await c.workers[0]!.stop("SIGKILL");
     c.workers.splice(0, 1);
     await c.startWorker({ FLOWD_PUBLIC_URL: c.apis[0]!.url });
