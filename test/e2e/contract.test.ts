@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mentionsRedisError, startCluster, type Cluster, type QueueBackend } from "../helpers/cluster";
-import { REPO } from "../helpers/process";
 import { REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
 import { startWebhookReceiver } from "../helpers/webhook-receiver";
 import { connectWs, eventSeqs, type WsClient } from "../helpers/ws-client";
+import { startNodeWorker } from "../helpers/node-worker";
 
 /**
  * The public contract, end to end, once per queue backend: an API process and a worker process
@@ -70,28 +70,13 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
       tag: `k${backend[0]}`,
       env: { FLOWD_EXTERNAL_QUEUES: "ext", FLOWD_LOCK_DURATION_MS: "2000", FLOWD_STALLED_INTERVAL_MS: "1000", FLOWD_SHUTDOWN_TIMEOUT_MS: "10000" },
     });
-    writeFileSync(join(dir, "worker.cjs"), NODE_WORKER);
-    node = Bun.spawn(["node", join(dir, "worker.cjs")], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? "", NODE_PATH: join(REPO, "node_modules"), BACKEND: backend, QUEUE: "ext", DATABASE_URL: stack.databaseUrl, REDIS_URL, PREFIX: stack.prefix },
-      stdout: "pipe",
-      stderr: "inherit",
+    node = await startNodeWorker({
+      dir,
+      script: NODE_WORKER,
+      env: { BACKEND: backend, QUEUE: "ext", DATABASE_URL: stack.databaseUrl, REDIS_URL, PREFIX: stack.prefix },
+      messages: seen,
+      readyMs: 20_000,
     });
-    let ready = false;
-    (async () => {
-      let buf = "";
-      for await (const chunk of node!.stdout as ReadableStream<Uint8Array>) {
-        buf += new TextDecoder().decode(chunk);
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const msg = JSON.parse(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-          if (msg.ready) ready = true;
-          else seen.push(msg);
-        }
-      }
-    })();
-    await waitFor(() => ready, 20_000, "the node worker to be ready");
   }, 120_000);
 
   afterAll(async () => {

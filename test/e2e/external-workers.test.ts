@@ -1,15 +1,16 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { prepareBinary } from "../helpers/binary";
 import { createTestDatabase } from "../helpers/db";
 import { httpClient } from "../helpers/http";
-import { REPO, runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/process";
+import { runFlowd, spawnFlowd, type FlowdProcess } from "../helpers/process";
 import { deletePrefix, uniquePrefix } from "../helpers/redis";
 import { REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
 import { testPort } from "../helpers/ports";
+import { startNodeWorker } from "../helpers/node-worker";
 
 /**
  * A plain `node` process running its own BullMQ Worker on an external queue, beside the compiled
@@ -47,7 +48,6 @@ process.on("SIGTERM", () => worker.close().then(() => process.exit(0)));
 
 beforeAll(async () => {
   prepareBinary(bin);
-  writeFileSync(join(dir, "worker.cjs"), WORKER);
   db = await createTestDatabase();
   env = {
     DATABASE_URL: db.url,
@@ -68,30 +68,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startNodeWorker() {
-  node = Bun.spawn(["node", join(dir, "worker.cjs")], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? "", NODE_PATH: join(REPO, "node_modules"), QUEUE: "ext", REDIS_URL, PREFIX: prefix },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  let ready = false;
-  (async () => {
-    let buf = "";
-    for await (const chunk of node!.stdout as ReadableStream<Uint8Array>) {
-      buf += new TextDecoder().decode(chunk);
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const msg = JSON.parse(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-        if (msg.ready) ready = true;
-        else seen.push(msg);
-      }
-    }
-  })();
-  await waitFor(() => ready, 15_000, "the node worker to connect");
-}
-
 describe("your own BullMQ worker on an external queue", () => {
   test("a mixed flow, a retry, and recording with only --role=api", async () => {
     const created = await runFlowd(["token", "create", "--user", "ext"], env, { bin, cwd: dir });
@@ -102,7 +78,7 @@ describe("your own BullMQ worker on an external queue", () => {
     procs.push(worker);
     await api.waitForLine(/"flowd ready"/);
     await worker.waitForLine(/"flowd ready"/);
-    await startNodeWorker();
+    node = await startNodeWorker({ dir, script: WORKER, env: { QUEUE: "ext", REDIS_URL, PREFIX: prefix }, messages: seen });
 
     // Keys in an order Postgres's jsonb would not keep, unicode, nesting: the worker must see these bytes.
     const posted = { w: 21, zeta: "é ✓", alpha: { list: [1, 2.5, null], "key with space": true } };

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCluster, type Cluster } from "../helpers/cluster";
-import { REPO } from "../helpers/process";
 import { REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
+import { startNodeWorker } from "../helpers/node-worker";
 
 /**
  * Graph flows (`jobs` with `dependsOn`) with the API and a worker as separate processes (the
@@ -179,25 +179,8 @@ describe("graph flows", () => {
   }, 60_000);
 
   test("your own BullMQ worker runs a graph job with two dependencies and sees both results from getChildrenValues()", async () => {
-    writeFileSync(join(dir, "worker.cjs"), WORKER);
-    const lines: { ready?: boolean; id?: string; values?: Record<string, unknown> }[] = [];
-    node = Bun.spawn(["node", join(dir, "worker.cjs")], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? "", NODE_PATH: join(REPO, "node_modules"), REDIS_URL, PREFIX: c.prefix },
-      stdout: "pipe",
-      stderr: "inherit",
-    });
-    void (async () => {
-      let buf = "";
-      for await (const chunk of node!.stdout as ReadableStream<Uint8Array>) {
-        buf += new TextDecoder().decode(chunk);
-        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-          lines.push(JSON.parse(buf.slice(0, nl)));
-          buf = buf.slice(nl + 1);
-        }
-      }
-    })();
-    await waitFor(() => lines.some((l) => l.ready), 15_000, "the node worker");
+    const lines: { id?: string; values?: Record<string, unknown> }[] = [];
+    node = await startNodeWorker({ dir, script: WORKER, env: { REDIS_URL, PREFIX: c.prefix }, messages: lines });
     const flow = await create([
       { key: "mine", name: "echo", data: { v: 1 } },
       { key: "theirs", name: "double", queue: "ext", data: { n: 21 } },

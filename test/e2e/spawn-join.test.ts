@@ -6,10 +6,10 @@ import { join } from "node:path";
 import { Worker } from "bullmq";
 import IORedis from "ioredis";
 import { startCluster, type Cluster } from "../helpers/cluster";
-import { REPO } from "../helpers/process";
 import { REDIS_URL } from "../helpers/services";
 import { waitFor } from "../helpers/wait";
 import { connectWs } from "../helpers/ws-client";
+import { startNodeWorker } from "../helpers/node-worker";
 
 /**
  * Jobs added while a graph flow runs, and joins on them, with the API and a worker as separate
@@ -265,25 +265,8 @@ describe("jobs added while a flow runs", () => {
   }, 60_000);
 
   test("your own node BullMQ worker (concurrency 1) spawns through the REST route with its lock token, parks, and completes with the parts' results", async () => {
-    writeFileSync(join(dir, "worker.cjs"), WORKER);
-    const lines: { ready?: boolean; id?: string; status?: number; answer?: { parked: boolean; jobs: { added: boolean }[]; results?: Record<string, unknown> } }[] = [];
-    node = Bun.spawn(["node", join(dir, "worker.cjs")], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? "", NODE_PATH: join(REPO, "node_modules"), REDIS_URL, PREFIX: c.prefix, API: c.apis[0]!.url, TOKEN: c.token },
-      stdout: "pipe",
-      stderr: "inherit",
-    });
-    void (async () => {
-      let buf = "";
-      for await (const chunk of node!.stdout as ReadableStream<Uint8Array>) {
-        buf += new TextDecoder().decode(chunk);
-        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-          lines.push(JSON.parse(buf.slice(0, nl)));
-          buf = buf.slice(nl + 1);
-        }
-      }
-    })();
-    await waitFor(() => lines.some((l) => l.ready), 15_000, "the node worker");
+    const lines: { id?: string; status?: number; answer?: { parked: boolean; jobs: { added: boolean }[]; results?: Record<string, unknown> } }[] = [];
+    node = await startNodeWorker({ dir, script: WORKER, env: { REDIS_URL, PREFIX: c.prefix, API: c.apis[0]!.url, TOKEN: c.token }, messages: lines });
     const flow = await create([{ key: "split", name: "split", queue: "ext" }]);
     const done = await finished(flow.id);
     expect(done.status).toBe("completed");
