@@ -37,7 +37,8 @@ export interface LimitRelease {
 
 type ReleasedJobRow = Awaited<ReturnType<typeof releasedJobRows>>[number];
 
-const none = (): LimitRelease => ({ jobs: [], jobRows: [], flowJobs: [], wakeAtMs: null });
+/** A pass that let nothing go. */
+export const noRelease = (): LimitRelease => ({ jobs: [], jobRows: [], flowJobs: [], wakeAtMs: null });
 
 /**
  * Takes the user's lock and gives the keys the jobs' `opts` name their settings where they have none
@@ -51,7 +52,7 @@ export async function ensureKeysWithin(tx: DbOrTx, userId: string, opts: Iterabl
 
 /** One user's pass inside the caller's transaction; the lock it takes is held until that commits. */
 export async function releaseWithin(tx: DbOrTx, userId: string): Promise<LimitRelease> {
-  const out = none();
+  const out = noRelease();
   for (let round = 0; round < MAX_ROUNDS; round++) {
     // Read after the lock (every process measures rate limits by the database's clock), in one
     // statement. The first round sends both at once: Postgres runs a connection's statements in
@@ -92,7 +93,7 @@ const turnKeyOf = (j: HeldJob) => j.concurrencyKeys?.[0] ?? j.rateKey!;
 
 /** A pass per user, each in its own transaction; what they released, merged. */
 export async function releaseForUsers(db: Db, userIds: Iterable<string>): Promise<LimitRelease> {
-  const all = none();
+  const all = noRelease();
   for (const userId of new Set(userIds)) {
     const r = await db.transaction((tx) => releaseWithin(tx, userId));
     all.jobs.push(...r.jobs);

@@ -22,7 +22,7 @@ import type { Logger } from "../log";
 import type { Producer } from "../queues";
 import { attemptsOf, lockTokenOf } from "./bull-data";
 import type { GraphJobInput } from "../scheduling/graph-plan";
-import { addLimitReleased, ensureKeysWithin, releaseWithin, ringSweepers, type LimitRelease } from "../scheduling/limit-release";
+import { addLimitReleased, ensureKeysWithin, noRelease, releaseWithin, ringSweepers, type LimitRelease } from "../scheduling/limit-release";
 import { limitFields } from "../scheduling/limits";
 import { planSpawn } from "../scheduling/spawn-plan";
 import { FINISHED_STATUSES } from "../statuses";
@@ -111,7 +111,7 @@ export async function spawnJobs(deps: SpawnDeps, spawner: SpawnerRow, jobs: Grap
           rateKey: limits.rateKey,
         })),
       );
-    const released: LimitRelease = limited ? await releaseWithin(tx, spawner.userId) : { jobs: [], jobRows: [], flowJobs: [], wakeAtMs: null };
+    const released: LimitRelease = limited ? await releaseWithin(tx, spawner.userId) : noRelease();
     return { plan, released };
   });
   const ready = plan.added.filter((p) => !p.waitingFor).map((p) => p.id);

@@ -4,6 +4,7 @@ import { createTestDatabase } from "../helpers/db";
 import { spawnFlowd, type FlowdProcess } from "../helpers/process";
 import { httpClient } from "../helpers/http";
 import { testPort } from "../helpers/ports";
+import { backendEnv } from "../helpers/cluster";
 
 /**
  * flowd on the Postgres backend (FLOWD_QUEUE_BACKEND=postgres), in processes of its own, on a
@@ -14,11 +15,11 @@ import { testPort } from "../helpers/ports";
 export async function startPgStack(opts: { env?: Record<string, string>; role?: "all" | "split"; workerEnv?: Record<string, string> } = {}) {
   const db = await createTestDatabase();
   const port = testPort();
-  const deadRedisPort = testPort();
+  const backend = backendEnv("postgres");
+  const deadRedisPort = Number(new URL(backend.REDIS_URL!).port);
   const env: Record<string, string> = {
     DATABASE_URL: db.url,
-    REDIS_URL: `redis://127.0.0.1:${deadRedisPort}`,
-    FLOWD_QUEUE_BACKEND: "postgres",
+    ...backend,
     PORT: String(port),
     LOG_LEVEL: "info",
     FLOWD_ALLOW_PRIVATE_URLS: "true",
