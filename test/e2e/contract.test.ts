@@ -296,7 +296,11 @@ describe.each(["redis", "postgres"] as QueueBackend[])("the contract on the %s b
       root: { name: "echo", data: { top: 1 }, children: [{ name: "fail", data: { message: "first time", times: 1 } }, { name: "echo", data: { kept: 1 } }] },
     });
     expect(created.status).toBe(201);
-    const failed = await settled(`/v1/flows/${created.body.id}`);
+    // The flow fails with its failed child; the sibling may still be running then, and ends on its own.
+    const failed = await waitFor(async () => {
+      const r = (await http("GET", `/v1/flows/${created.body.id}`)).body;
+      return r.status === "failed" && r.root.children[1].status !== "active" && r.root.children[1].status !== "waiting" && r;
+    }, 30_000, "the flow to fail and its sibling to end");
     expect(failed.status).toBe("failed");
     const [flaky, kept] = failed.root.children;
     expect(flaky.status).toBe("failed");
